@@ -1,0 +1,1 @@
+"""Pure core of Warden: events, incidents, plans, decisions, approvals. Standard library only."""

@@ -1,0 +1,111 @@
+"""The event envelope (CloudEvents 1.0 compatible) and the names of Warden's events. Pure core.
+
+Every fact Warden knows is an :class:`Event` in the store: what it ingested, what agents
+proposed, what the control plane decided, what the executor intended and observed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+SPEC_VERSION = "1.0"
+WARDEN_SOURCE = "warden://runtime"
+
+# Data plane
+PROBE_FAILED = "warden.probe.failed"
+PROBE_SUCCEEDED = "warden.probe.succeeded"
+# Incident lifecycle
+INCIDENT_OPENED = "warden.incident.opened"
+PLAN_PROPOSED = "warden.plan.proposed"
+DECISION_RECORDED = "warden.decision.recorded"
+APPROVAL_GRANTED = "warden.approval.granted"
+STEP_INTENDED = "warden.step.intended"
+STEP_SUCCEEDED = "warden.step.succeeded"
+STEP_FAILED = "warden.step.failed"
+VERIFICATION_STARTED = "warden.verification.started"
+VERIFICATION_PASSED = "warden.verification.passed"
+VERIFICATION_FAILED = "warden.verification.failed"
+INCIDENT_RESOLVED = "warden.incident.resolved"
+INCIDENT_ESCALATED = "warden.incident.escalated"
+INCIDENT_ROLLED_BACK = "warden.incident.rolled_back"
+# Control
+KILL_SWITCH_ENGAGED = "warden.killswitch.engaged"
+KILL_SWITCH_RELEASED = "warden.killswitch.released"
+
+CONTROL_STREAM = "control"
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, the one spelling of time in events."""
+    if moment.tzinfo is None:
+        raise ValueError("event times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp; naive times are refused."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no timezone offset")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One CloudEvents-compatible fact.
+
+    ``stream`` and ``position`` are assigned by the store: the stream the event belongs to
+    (``incident-<id>``, ``service-<name>``, ``control``) and its global position.
+    """
+
+    id: str
+    source: str
+    type: str
+    time: str
+    data: dict[str, Any]
+    subject: str = ""
+    schema_version: int = 1
+    traceparent: str = ""
+    correlation_id: str = ""
+    stream: str = ""
+    position: int = 0
+    extensions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def moment(self) -> datetime:
+        """The event time as an aware datetime."""
+        return parse_time(self.time)
+
+    def in_stream(self, stream: str) -> Event:
+        """The same event, addressed to ``stream``."""
+        return replace(self, stream=stream)
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """The structured-mode CloudEvents 1.0 JSON object of this event."""
+        out: dict[str, Any] = {
+            "specversion": SPEC_VERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "datacontenttype": "application/json",
+            "data": self.data,
+            "schemaversion": self.schema_version,
+        }
+        if self.subject:
+            out["subject"] = self.subject
+        if self.traceparent:
+            out["traceparent"] = self.traceparent
+        if self.correlation_id:
+            out["correlationid"] = self.correlation_id
+        out.update(self.extensions)
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything the store keeps, as a JSON-compatible dict."""
+        record = self.to_cloudevent()
+        record["stream"] = self.stream
+        record["position"] = self.position
+        return record

@@ -1,0 +1,51 @@
+"""Observed health of services, folded from probe events. Pure core (domain)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from warden.domain import events as ev
+
+EVIDENCE_KEPT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What the probes say about one service."""
+
+    service: str
+    consecutive_failures: int = 0
+    failing_since: str = ""
+    evidence: tuple[str, ...] = ()
+    last_error: str = ""
+    last_success_at: str = ""
+    last_seen_at: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        """True while the latest probe passed (or none failed yet)."""
+        return self.consecutive_failures == 0
+
+
+def observe(health: Health, event: ev.Event) -> Health:
+    """Fold one probe event into a service's health."""
+    if event.type == ev.PROBE_FAILED:
+        return replace(
+            health,
+            consecutive_failures=health.consecutive_failures + 1,
+            failing_since=health.failing_since or event.time,
+            evidence=(*health.evidence, event.id)[-EVIDENCE_KEPT:],
+            last_error=str(event.data.get("error", "")),
+            last_seen_at=event.time,
+        )
+    if event.type == ev.PROBE_SUCCEEDED:
+        return replace(
+            health,
+            consecutive_failures=0,
+            failing_since="",
+            evidence=(),
+            last_error="",
+            last_success_at=event.time,
+            last_seen_at=event.time,
+        )
+    return health

@@ -1,0 +1,21 @@
+"""Deterministic identifiers derived from content, so replay yields the same ids. Pure core."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def derived_id(*parts: str) -> str:
+    """A stable 32-hex-digit id from the parts that make a thing unique."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:32]
+
+
+def incident_stream(incident_id: str) -> str:
+    """The event stream that holds one incident's lifecycle."""
+    return f"incident-{incident_id}"
+
+
+def service_stream(service: str) -> str:
+    """The event stream that holds one service's observations."""
+    return f"service-{service}"

@@ -1,0 +1,298 @@
+"""Incident lifecycle as a pure state machine: an incident is a fold over its events. Pure core.
+
+``open -> planned -> (awaiting_approval) -> executing -> verifying -> resolved``, and
+``escalated`` or ``rolled_back`` from any state that is not yet terminal. Every change of
+state is an event; :func:`apply` refuses an event that does not fit the current state, so a
+stored history can only describe a legal lifecycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from warden.domain import events as ev
+from warden.domain.decisions import Decision, Outcome
+from warden.domain.errors import InvalidTransition
+from warden.domain.plans import Plan, step_hash
+
+
+class State(StrEnum):
+    """Where an incident stands."""
+
+    OPEN = "open"
+    PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
+    EXECUTING = "executing"
+    VERIFYING = "verifying"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    ROLLED_BACK = "rolled_back"
+
+    @property
+    def terminal(self) -> bool:
+        """True when nothing can happen to the incident any more."""
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({State.RESOLVED, State.ESCALATED, State.ROLLED_BACK})
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """The state of one incident, folded from its stream."""
+
+    id: str
+    service: str
+    state: State
+    opened_at: str
+    first_signal_at: str
+    summary: str
+    severity: str = "major"
+    correlation_id: str = ""
+    traceparent: str = ""
+    plan: Plan | None = None
+    step_hashes: tuple[str, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    approvals: tuple[tuple[str, str], ...] = ()  # (step_hash, approver)
+    intended: tuple[int, ...] = ()
+    succeeded: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+    verification_started_at: str = ""
+    verified_at: str = ""
+    closed_at: str = ""
+    close_reason: str = ""
+    version: int = 0
+    history: tuple[tuple[str, str, str], ...] = field(default=())  # (time, type, state)
+
+    def decision_for(self, hash_: str) -> Decision | None:
+        """The latest decision recorded for one step, if any."""
+        found = None
+        for decision in self.decisions:
+            if decision.step_hash == hash_:
+                found = decision
+        return found
+
+    def allowed(self, hash_: str) -> bool:
+        """True when the control plane allowed exactly this step."""
+        decision = self.decision_for(hash_)
+        return decision is not None and decision.outcome is Outcome.ALLOW
+
+    def approvers_of(self, hash_: str) -> tuple[str, ...]:
+        """Who approved this step, in order."""
+        return tuple(who for h, who in self.approvals if h == hash_)
+
+    @property
+    def next_step(self) -> int:
+        """Index of the first step that has not succeeded (== len(steps) when all did)."""
+        return len(self.succeeded)
+
+    @property
+    def in_flight(self) -> int | None:
+        """Index of a step intended but without a result, if any."""
+        for index in self.intended:
+            if index not in self.succeeded and index not in self.failed:
+                return index
+        return None
+
+
+def _require(condition: bool, incident: Incident | None, event: ev.Event, why: str) -> None:
+    if not condition:
+        where = incident.state.value if incident else "no incident"
+        raise InvalidTransition(f"{event.type} cannot apply in state {where}: {why}")
+
+
+def _open(event: ev.Event) -> Incident:
+    data = event.data
+    return Incident(
+        id=str(data["incident_id"]),
+        service=str(data["service"]),
+        state=State.OPEN,
+        opened_at=event.time,
+        first_signal_at=str(data.get("first_signal_at", event.time)),
+        summary=str(data.get("summary", "")),
+        severity=str(data.get("severity", "major")),
+        correlation_id=event.correlation_id,
+        traceparent=event.traceparent,
+    )
+
+
+def apply(incident: Incident | None, event: ev.Event) -> Incident:
+    """Fold one event into an incident, or raise :class:`InvalidTransition`."""
+    if event.type == ev.INCIDENT_OPENED:
+        _require(incident is None, incident, event, "the incident is already open")
+        return _track(_open(event), event)
+    _require(incident is not None, incident, event, "no incident was opened")
+    assert incident is not None
+    _require(not incident.state.terminal, incident, event, "the incident is closed")
+    return _track(_TRANSITIONS.get(event.type, _unknown)(incident, event), event)
+
+
+def _track(incident: Incident, event: ev.Event) -> Incident:
+    return replace(
+        incident,
+        version=incident.version + 1,
+        history=(*incident.history, (event.time, event.type, incident.state.value)),
+    )
+
+
+def _unknown(incident: Incident, event: ev.Event) -> Incident:
+    raise InvalidTransition(f"{event.type} is not an incident event")
+
+
+def _plan(incident: Incident, event: ev.Event) -> Incident:
+    _require(incident.state is State.OPEN, incident, event, "a plan was already proposed")
+    plan = Plan.from_dict(event.data["plan"])
+    hashes = tuple(step_hash(incident.id, i, s) for i, s in enumerate(plan.steps))
+    return replace(incident, state=State.PLANNED, plan=plan, step_hashes=hashes)
+
+
+def _decision(incident: Incident, event: ev.Event) -> Incident:
+    decision = Decision.from_dict(event.data["decision"])
+    _require(
+        incident.state in (State.PLANNED, State.AWAITING_APPROVAL, State.EXECUTING),
+        incident,
+        event,
+        "decisions are made on a plan before or between its steps",
+    )
+    _require(
+        incident.next_step < len(incident.step_hashes)
+        and decision.step_hash == incident.step_hashes[incident.next_step],
+        incident,
+        event,
+        "a decision must be for the next step of the plan",
+    )
+    _require(incident.in_flight is None, incident, event, "a step is in flight")
+    if incident.state is State.AWAITING_APPROVAL and decision.outcome is Outcome.ALLOW:
+        pending = incident.decision_for(decision.step_hash)
+        needed = pending.approvers if pending else 1
+        have = len(incident.approvers_of(decision.step_hash))
+        _require(have >= needed, incident, event, f"{have} of {needed} approvals given")
+    state = {
+        Outcome.ALLOW: State.EXECUTING,
+        Outcome.NEEDS_APPROVAL: State.AWAITING_APPROVAL,
+        Outcome.DENY: incident.state,
+    }[decision.outcome]
+    return replace(incident, state=state, decisions=(*incident.decisions, decision))
+
+
+def _approval(incident: Incident, event: ev.Event) -> Incident:
+    _require(incident.state is State.AWAITING_APPROVAL, incident, event, "nothing awaits approval")
+    hash_ = str(event.data["step_hash"])
+    approver = str(event.data["approver"])
+    _require(
+        hash_ == incident.step_hashes[incident.next_step],
+        incident,
+        event,
+        "the approval names a proposal other than the one awaiting",
+    )
+    _require(
+        incident.plan is not None and approver != incident.plan.agent,
+        incident,
+        event,
+        "the proposer cannot approve its own plan",
+    )
+    _require(
+        approver not in incident.approvers_of(hash_), incident, event, f"{approver} already approved"
+    )
+    return replace(incident, approvals=(*incident.approvals, (hash_, approver)))
+
+
+def _intended(incident: Incident, event: ev.Event) -> Incident:
+    index = int(event.data["index"])
+    hash_ = str(event.data["step_hash"])
+    _require(incident.state is State.EXECUTING, incident, event, "steps run only while executing")
+    _require(incident.in_flight is None, incident, event, "another step is in flight")
+    _require(index == incident.next_step, incident, event, "steps run in plan order")
+    _require(hash_ == incident.step_hashes[index], incident, event, "the step hash does not match")
+    _require(incident.allowed(hash_), incident, event, "no allow was recorded for this exact step")
+    _require(index not in incident.intended, incident, event, "the step was already intended")
+    return replace(incident, intended=(*incident.intended, index))
+
+
+def _result(incident: Incident, event: ev.Event) -> Incident:
+    index = int(event.data["index"])
+    _require(incident.in_flight == index, incident, event, "no such step is in flight")
+    if event.type == ev.STEP_SUCCEEDED:
+        return replace(incident, succeeded=(*incident.succeeded, index))
+    return replace(incident, failed=(*incident.failed, index))
+
+
+def _verification_started(incident: Incident, event: ev.Event) -> Incident:
+    _require(incident.state is State.EXECUTING, incident, event, "verification follows execution")
+    _require(
+        incident.next_step == len(incident.step_hashes) and not incident.failed,
+        incident,
+        event,
+        "every step must have succeeded",
+    )
+    return replace(incident, state=State.VERIFYING, verification_started_at=event.time)
+
+
+def _verification_result(incident: Incident, event: ev.Event) -> Incident:
+    _require(incident.state is State.VERIFYING, incident, event, "no verification is running")
+    if event.type == ev.VERIFICATION_PASSED:
+        return replace(incident, verified_at=event.time)
+    return incident
+
+
+def _resolved(incident: Incident, event: ev.Event) -> Incident:
+    verified = incident.state is State.VERIFYING and bool(incident.verified_at)
+    untouched = incident.state in (State.OPEN, State.PLANNED, State.AWAITING_APPROVAL) and (
+        not incident.intended
+    )
+    _require(
+        verified or untouched,
+        incident,
+        event,
+        "an incident resolves after a passed verification, or before any step ran",
+    )
+    return _close(incident, event, State.RESOLVED)
+
+
+def _escalated(incident: Incident, event: ev.Event) -> Incident:
+    return _close(incident, event, State.ESCALATED)
+
+
+def _rolled_back(incident: Incident, event: ev.Event) -> Incident:
+    _require(
+        incident.state in (State.EXECUTING, State.VERIFYING) and incident.in_flight is None,
+        incident,
+        event,
+        "only executed steps can be rolled back, and none may be in flight",
+    )
+    return _close(incident, event, State.ROLLED_BACK)
+
+
+def _close(incident: Incident, event: ev.Event, state: State) -> Incident:
+    return replace(
+        incident, state=state, closed_at=event.time, close_reason=str(event.data.get("reason", ""))
+    )
+
+
+_TRANSITIONS: dict[str, Any] = {
+    ev.PLAN_PROPOSED: _plan,
+    ev.DECISION_RECORDED: _decision,
+    ev.APPROVAL_GRANTED: _approval,
+    ev.STEP_INTENDED: _intended,
+    ev.STEP_SUCCEEDED: _result,
+    ev.STEP_FAILED: _result,
+    ev.VERIFICATION_STARTED: _verification_started,
+    ev.VERIFICATION_PASSED: _verification_result,
+    ev.VERIFICATION_FAILED: _verification_result,
+    ev.INCIDENT_RESOLVED: _resolved,
+    ev.INCIDENT_ESCALATED: _escalated,
+    ev.INCIDENT_ROLLED_BACK: _rolled_back,
+}
+
+INCIDENT_EVENT_TYPES = frozenset({ev.INCIDENT_OPENED, *_TRANSITIONS})
+
+
+def fold(events: Iterable[ev.Event]) -> Incident | None:
+    """Fold a whole incident stream; raises on the first event that does not apply."""
+    incident: Incident | None = None
+    for event in events:
+        incident = apply(incident, event)
+    return incident

@@ -1,0 +1,1 @@
+"""Event store adapters: SQLite (embedded default)."""

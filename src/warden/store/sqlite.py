@@ -1,0 +1,224 @@
+"""SQLite event store, the embedded default: WAL, synchronous=FULL. Store adapter.
+
+One file holds the event log, the quarantine of refused input and the positions of
+projections. Several processes may share the file (the CLI appends approvals and
+kill-switch events while the runtime runs): SQLite serialises writers, and global
+positions are assigned inside the write transaction, so they commit in order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from warden.domain.errors import ConcurrencyConflict
+from warden.domain.events import Event
+from warden.ports import QuarantinedInput
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    time TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tracking (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+"""
+
+
+def _event_from_row(row: tuple[int, str, str]) -> Event:
+    position, stream, record = row
+    raw = json.loads(record)
+    extensions = raw.get("extensions") or {}
+    return Event(
+        id=raw["id"],
+        source=raw["source"],
+        type=raw["type"],
+        time=raw["time"],
+        data=raw["data"],
+        subject=raw.get("subject", ""),
+        schema_version=int(raw.get("schemaversion", 1)),
+        traceparent=raw.get("traceparent", ""),
+        correlation_id=raw.get("correlationid", ""),
+        stream=stream,
+        position=position,
+        extensions=extensions,
+    )
+
+
+def _record(event: Event) -> str:
+    raw = event.to_cloudevent()
+    for key in event.extensions:
+        raw.pop(key, None)
+    if event.extensions:
+        raw["extensions"] = event.extensions
+    return json.dumps(raw, separators=(",", ":"), sort_keys=True)
+
+
+class SQLiteEventStore:
+    """Event store in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._write():
+            self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def append(
+        self, stream: str, events: Sequence[Event], expected_version: int | None = None
+    ) -> list[Event]:
+        """Append to ``stream``; idempotent on event id; optimistic on ``expected_version``."""
+        if not events:
+            return []
+        with self._write() as db:
+            ids = [e.id for e in events]
+            marks = ",".join("?" * len(ids))
+            known = {
+                row[0]: row
+                for row in db.execute(
+                    f"SELECT id, position, stream FROM events WHERE id IN ({marks})", ids
+                )
+            }
+            fresh = [e for e in events if e.id not in known]
+            (version,) = db.execute(
+                "SELECT COUNT(*) FROM events WHERE stream = ?", (stream,)
+            ).fetchone()
+            if fresh and expected_version is not None and version != expected_version:
+                raise ConcurrencyConflict(stream, expected_version, version)
+            stored: dict[str, Event] = {}
+            for event in fresh:
+                cursor = db.execute(
+                    "INSERT INTO events (id, stream, version, type, time, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (event.id, stream, version, event.type, event.time, _record(event)),
+                )
+                version += 1
+                position = cursor.lastrowid
+                assert position is not None
+                stored[event.id] = replace(event, stream=stream, position=position)
+            rows = db.execute(
+                f"SELECT position, stream, record FROM events WHERE id IN ({marks})", ids
+            ).fetchall()
+        by_id = {e.id: e for e in map(_event_from_row, rows)}
+        return [stored.get(i) or by_id[i] for i in ids]
+
+    def read_stream(self, stream: str, from_version: int = 0) -> list[Event]:
+        """Events of one stream, in order, from a stream version (0-based)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT position, stream, record FROM events WHERE stream = ? AND version >= ?"
+                " ORDER BY version",
+                (stream, from_version),
+            ).fetchall()
+        return [_event_from_row(r) for r in rows]
+
+    def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Event]:
+        """Events of every stream after a global position, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT position, stream, record FROM events WHERE position > ?"
+                " ORDER BY position LIMIT ?",
+                (after_position, -1 if limit is None else limit),
+            ).fetchall()
+        return [_event_from_row(r) for r in rows]
+
+    def stream_version(self, stream: str) -> int:
+        """Number of events in ``stream``."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM events WHERE stream = ?", (stream,)
+            ).fetchone()
+        return int(count)
+
+    def head(self) -> int:
+        """The highest global position stored (0 when empty)."""
+        with self._lock:
+            (top,) = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
+        return int(top)
+
+    def streams(self, prefix: str = "") -> list[str]:
+        """Names of the streams that start with ``prefix``, in order of first event."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT stream, MIN(position) AS first FROM events WHERE stream LIKE ?"
+                " GROUP BY stream ORDER BY first",
+                (prefix.replace("%", r"\%") + "%",),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def quarantine(self, source: str, reason: str, payload: str, received_at: str) -> int:
+        """Keep refused input with its reason; returns its quarantine id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO quarantine (received_at, source, reason, payload) VALUES (?, ?, ?, ?)",
+                (received_at, source, reason, payload),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def quarantined(self) -> list[QuarantinedInput]:
+        """Everything in quarantine, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, received_at, source, reason, payload FROM quarantine ORDER BY id"
+            ).fetchall()
+        return [QuarantinedInput(*r) for r in rows]
+
+    def tracking(self, name: str) -> int:
+        """The position a named projection has processed up to."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT position FROM tracking WHERE name = ?", (name,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_tracking(self, name: str, position: int) -> None:
+        """Record that a named projection processed up to ``position``."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO tracking (name, position) VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+                (name, position),
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
