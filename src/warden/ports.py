@@ -6,12 +6,14 @@ small implementations live in ``testing/``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from warden.domain.events import Event
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from warden.domain.events import Event
 
 
 class Clock(Protocol):
@@ -60,6 +62,10 @@ class EventStore(Protocol):
 
     def stream_version(self, stream: str) -> int:
         """Number of events in ``stream``."""
+        ...
+
+    def streams(self, prefix: str = "") -> list[str]:
+        """Names of the streams that start with ``prefix``, in order of first event."""
         ...
 
     def head(self) -> int:

@@ -13,20 +13,15 @@ def _number(value: float) -> str:
         raise ValueError("canonical JSON cannot hold NaN or Infinity")
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
     # repr gives the shortest round-trip digits; re-spell them the ECMAScript way.
-    mantissa, _, exponent = repr(value).partition("e")
-    if not exponent:
-        return mantissa
-    exp = int(exponent)
-    digits = mantissa.replace(".", "").lstrip("-")
     sign = "-" if value < 0 else ""
-    point = mantissa.lstrip("-").find(".")
-    if point == -1:
-        point = len(mantissa.lstrip("-"))
-    n = point + exp
-    digits = digits.rstrip("0") or "0"
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    n = len(whole) + int(exponent or 0)  # value == 0.digits * 10**n
+    stripped = digits.lstrip("0")
+    n -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0")
     k = len(digits)
     if k <= n <= 21:
         return sign + digits + "0" * (n - k)

@@ -1,4 +1,4 @@
-"""Decisions of the control plane: allow, deny or needs_approval(n), always with reasons. Pure core."""
+"""Control-plane decisions: allow, deny or needs_approval(n), always with reasons. Pure core."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from warden.domain.ids import derived_id
+
 SPEC_VERSION = "1.0"
 WARDEN_SOURCE = "warden://runtime"
 
@@ -109,3 +111,31 @@ class Event:
         record["stream"] = self.stream
         record["position"] = self.position
         return record
+
+
+def derived_event(
+    type_: str,
+    stream_key: str,
+    data: dict[str, Any],
+    time: str,
+    *,
+    key: str = "",
+    subject: str = "",
+    correlation_id: str = "",
+    traceparent: str = "",
+) -> Event:
+    """An event Warden itself derives, with an id that replay reproduces.
+
+    The id is a function of the stream key, the event type and ``key`` (what makes this
+    event unique within its stream), so appending it twice is a no-op.
+    """
+    return Event(
+        id=derived_id(stream_key, type_, key),
+        source=WARDEN_SOURCE,
+        type=type_,
+        time=time,
+        data=data,
+        subject=subject,
+        correlation_id=correlation_id,
+        traceparent=traceparent,
+    )

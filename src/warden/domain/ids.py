@@ -19,3 +19,9 @@ def incident_stream(incident_id: str) -> str:
 def service_stream(service: str) -> str:
     """The event stream that holds one service's observations."""
     return f"service-{service}"
+
+
+def traceparent_for(incident_id: str) -> str:
+    """A W3C traceparent whose trace id is derived from the incident id."""
+    span = derived_id("span", incident_id)[:16]
+    return f"00-{derived_id('trace', incident_id)}-{span}-01"

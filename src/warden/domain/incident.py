@@ -8,15 +8,18 @@ stored history can only describe a legal lifecycle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain.decisions import Decision, Outcome
 from warden.domain.errors import InvalidTransition
 from warden.domain.plans import Plan, step_hash
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
 
 
 class State(StrEnum):
@@ -85,6 +88,13 @@ class Incident:
         return tuple(who for h, who in self.approvals if h == hash_)
 
     @property
+    def recovery_s(self) -> float | None:
+        """Seconds from the first signal to verified recovery; None unless resolved."""
+        if self.state is not State.RESOLVED:
+            return None
+        return (_moment(self.closed_at) - _moment(self.first_signal_at)).total_seconds()
+
+    @property
     def next_step(self) -> int:
         """Index of the first step that has not succeeded (== len(steps) when all did)."""
         return len(self.succeeded)
@@ -96,6 +106,10 @@ class Incident:
             if index not in self.succeeded and index not in self.failed:
                 return index
         return None
+
+
+def _moment(text: str) -> datetime:
+    return ev.parse_time(text)
 
 
 def _require(condition: bool, incident: Incident | None, event: ev.Event, why: str) -> None:
@@ -195,7 +209,10 @@ def _approval(incident: Incident, event: ev.Event) -> Incident:
         "the proposer cannot approve its own plan",
     )
     _require(
-        approver not in incident.approvers_of(hash_), incident, event, f"{approver} already approved"
+        approver not in incident.approvers_of(hash_),
+        incident,
+        event,
+        f"{approver} already approved",
     )
     return replace(incident, approvals=(*incident.approvals, (hash_, approver)))
 
@@ -205,7 +222,12 @@ def _intended(incident: Incident, event: ev.Event) -> Incident:
     hash_ = str(event.data["step_hash"])
     _require(incident.state is State.EXECUTING, incident, event, "steps run only while executing")
     _require(incident.in_flight is None, incident, event, "another step is in flight")
-    _require(index == incident.next_step, incident, event, "steps run in plan order")
+    _require(
+        index == incident.next_step < len(incident.step_hashes),
+        incident,
+        event,
+        "steps run in plan order",
+    )
     _require(hash_ == incident.step_hashes[index], incident, event, "the step hash does not match")
     _require(incident.allowed(hash_), incident, event, "no allow was recorded for this exact step")
     _require(index not in incident.intended, incident, event, "the step was already intended")

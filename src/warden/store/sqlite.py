@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warden.domain.errors import ConcurrencyConflict
 from warden.domain.events import Event
 from warden.ports import QuarantinedInput
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -87,8 +90,7 @@ class SQLiteEventStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        with self._write():
-            self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,1 @@
+"""Decisioning plane: the agent protocol and built-in agents."""

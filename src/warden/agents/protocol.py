@@ -1,0 +1,42 @@
+"""The one protocol every agent follows: detect faults, propose plans. Decisioning plane.
+
+Agents are pure: the same world and incident give the same detections and plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from warden.domain.incident import Incident
+    from warden.domain.plans import Plan
+    from warden.domain.world import World
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A fault an agent sees: enough to open an incident."""
+
+    service: str
+    summary: str
+    first_signal_at: str
+    evidence: tuple[str, ...]
+    severity: str = "major"
+
+
+class Agent(Protocol):
+    """Detects faults in the world and proposes plans for incidents."""
+
+    @property
+    def name(self) -> str:
+        """The agent's identity: the principal its plans are decided for."""
+        ...
+
+    def detect(self, world: World) -> list[Detection]:
+        """Faults visible now, one per affected service."""
+        ...
+
+    def propose(self, incident: Incident, world: World) -> Plan | None:
+        """A plan for the incident, or None when this agent has nothing to offer."""
+        ...

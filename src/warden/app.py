@@ -1,0 +1,147 @@
+"""Assembly: builds a running Warden from a configuration. Runtime (shell).
+
+One place constructs the store, the planes and the loop, so the CLI, the demo and the
+tests all run the same wiring.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from warden.agents.service_down import ServiceDownAgent
+from warden.audit.projector import AuditProjector
+from warden.audit.state import open_audit
+from warden.domain.catalog import Catalog
+from warden.execution.adapters.process import LocalProcessAdapter, ProcessSpec
+from warden.execution.executor import Executor
+from warden.governance.gate import DecisionGate
+from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle
+from warden.ingest.gate import IngestGate
+from warden.ingest.probes import HttpProbe
+from warden.ingest.registry import SchemaRegistry
+from warden.ports import Clock, SystemClock
+from warden.runtime import Runtime, RuntimeSettings
+from warden.store.sqlite import SQLiteEventStore
+from warden.watch import ProbeLoop
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from warden.audit.checkpoint import Signer
+    from warden.audit.log import AuditLog
+    from warden.config import WardenConfig
+
+
+CHECKPOINT_EVERY_S = 10.0
+
+
+def store_path(state_dir: Path) -> Path:
+    """Where the embedded event store lives inside a state directory."""
+    return state_dir / "events.db"
+
+
+@dataclass
+class Warden:
+    """A wired Warden: its store, processes, loop and audit log."""
+
+    config: WardenConfig
+    store: SQLiteEventStore
+    processes: LocalProcessAdapter
+    runtime: Runtime
+    probes: ProbeLoop
+    audit: AuditProjector
+    audit_log: AuditLog
+    signer: Signer
+
+    def start(self) -> None:
+        """Start the managed services and the probes."""
+        self.processes.start_all()
+        self.probes.start()
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        """Run the reconcile loop until ``should_stop``; always cleans up."""
+        try:
+            self.start()
+            self.runtime.run(should_stop)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop probes and processes, catch the audit log up, sign a checkpoint."""
+        self.probes.stop()
+        self.processes.stop_all()
+        self.runtime.tail()
+        self.audit.catch_up()
+        self.audit_log.sign_checkpoint([self.signer])
+        self.store.close()
+
+
+def build(config: WardenConfig, clock: Clock | None = None) -> Warden:
+    """Wire every plane from ``config``."""
+    clock = clock or SystemClock()
+    state = config.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    store = SQLiteEventStore(store_path(state))
+    bundle = (
+        PolicyBundle(config.policy_dir)
+        if config.policy_dir
+        else PolicyBundle(BUILTIN_BUNDLE, name="default")
+    )
+    catalog = Catalog()
+    processes = LocalProcessAdapter(
+        [
+            ProcessSpec(
+                name=s.name,
+                argv=s.argv,
+                cwd=s.cwd,
+                env=dict(s.env),
+                log_path=state / "logs" / f"{s.name}.log",
+            )
+            for s in config.services
+            if s.managed
+        ],
+        state / "logs",
+    )
+    executor = Executor(store, catalog, {name: processes for name in catalog.names()}, clock)
+    probes = {
+        s.name: HttpProbe(
+            s.health_url,
+            timeout_s=config.probe.timeout_s,
+            latency_threshold_ms=config.probe.latency_threshold_ms,
+        )
+        for s in config.services
+    }
+    log, signer = open_audit(state)
+    projector = AuditProjector(store, log)
+    last_signed = [time.monotonic()]
+
+    def audit_after_tick() -> None:
+        # Audit every tick; sign a checkpoint on a schedule so verifiers see progress.
+        projector.catch_up()
+        if time.monotonic() - last_signed[0] >= CHECKPOINT_EVERY_S:
+            log.sign_checkpoint([signer])
+            last_signed[0] = time.monotonic()
+
+    runtime = Runtime(
+        store=store,
+        ingest=IngestGate(store, SchemaRegistry(), clock),
+        agents=[ServiceDownAgent(config.failure_threshold)],
+        gate=DecisionGate(bundle, catalog, config.confidence_floor),
+        executor=executor,
+        probes=probes,
+        clock=clock,
+        settings=RuntimeSettings(
+            environment=config.environment,
+            autonomy=config.autonomy,
+            change_freeze=config.change_freeze,
+            verification_timeout_s=config.verification_timeout_s,
+            approval_timeout_s=config.approval_timeout_s,
+        ),
+        catalog=catalog,
+        after_tick=audit_after_tick,
+    )
+    loop = ProbeLoop(runtime, probes, config.probe.interval_s, config.probe.jitter)
+    return Warden(config, store, processes, runtime, loop, projector, log, signer)

@@ -1,0 +1,1 @@
+"""Command line: ``warden run``, ``warden demo``, ``warden incidents``, ``warden audit``."""

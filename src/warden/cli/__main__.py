@@ -1,0 +1,5 @@
+"""Allows ``python -m warden.cli``."""
+
+from warden.cli.main import main
+
+main()

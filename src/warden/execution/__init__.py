@@ -1,0 +1,1 @@
+"""Action plane: the executor and its adapters."""

@@ -1,0 +1,1 @@
+"""Control plane: Cedar policy as code, guardrails, the decision gate."""

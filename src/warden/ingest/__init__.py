@@ -1,0 +1,1 @@
+"""Data plane: schemas, quality gates and quarantine, probes."""

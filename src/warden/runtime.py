@@ -1,0 +1,405 @@
+"""The reconcile loop that wires the four planes together. Runtime (shell).
+
+Each tick reads the new events from the store and folds them (health, controls,
+incidents), lets agents detect faults and open incidents, then moves every open incident
+one step: plan, decide, execute, verify, close. The runtime's own appends come back
+through the same tail, so live operation and replay fold the very same history.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from warden.domain import control, health, incident
+from warden.domain import events as ev
+from warden.domain.catalog import Catalog
+from warden.domain.decisions import Decision, Outcome, Reason
+from warden.domain.ids import derived_id, incident_stream, service_stream, traceparent_for
+from warden.domain.incident import Incident, State
+from warden.domain.world import World
+from warden.governance.gate import DecisionGate, StepContext
+
+if TYPE_CHECKING:
+    from warden.agents.protocol import Agent, Detection
+    from warden.execution.executor import Executor
+    from warden.ingest.gate import IngestGate
+    from warden.ingest.probes import HttpProbe, ProbeResult
+    from warden.ports import Clock, EventStore
+
+RECENT_WINDOW = timedelta(minutes=10)
+
+EventListener = Callable[[ev.Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """The knobs of the loop that are not the planes' own."""
+
+    environment: str = "development"
+    autonomy: str = "autonomous"
+    change_freeze: bool = False
+    verification_timeout_s: float = 15.0
+    approval_timeout_s: float = 900.0
+    verification_probe_every_s: float = 0.2
+
+
+@dataclass
+class _Folded:
+    health: dict[str, health.Health] = field(default_factory=dict)
+    controls: control.Controls = field(default_factory=control.Controls)
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    actions: deque[tuple[datetime, str]] = field(default_factory=deque)
+    position: int = 0
+
+
+class Runtime:
+    """Drives incidents from detection to a terminal state."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        ingest: IngestGate,
+        agents: Sequence[Agent],
+        gate: DecisionGate,
+        executor: Executor,
+        probes: dict[str, HttpProbe],
+        clock: Clock,
+        settings: RuntimeSettings,
+        *,
+        catalog: Catalog | None = None,
+        after_tick: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.ingest = ingest
+        self.agents = list(agents)
+        self.gate = gate
+        self.executor = executor
+        self.probes = probes
+        self.clock = clock
+        self.settings = settings
+        self.catalog = catalog or Catalog()
+        self.after_tick = after_tick
+        self._state = _Folded()
+        self._listeners: list[EventListener] = []
+        self._last_verification_probe: dict[str, float] = {}
+        self._last_probe_ok: dict[str, bool] = {}
+        self._probe_lock = threading.Lock()
+
+    # -- observation -------------------------------------------------------------------
+
+    def subscribe(self, listener: EventListener) -> None:
+        """Call ``listener`` with every event the runtime folds, in log order."""
+        self._listeners.append(listener)
+
+    @property
+    def incidents(self) -> dict[str, Incident]:
+        """Every incident seen so far, by id."""
+        return dict(self._state.incidents)
+
+    def world(self) -> World:
+        """What agents see now."""
+        return World(now=self.clock.now(), health=dict(self._state.health))
+
+    def record_probe(self, service: str, probe: str, result: ProbeResult, purpose: str) -> None:
+        """Store a probe result through the quality gates.
+
+        Failures are always stored; a success only when it changes what is known (the
+        first after failures) or when it verifies a remediation, so a healthy fleet does
+        not flood the log.
+        """
+        with self._probe_lock:
+            previous = self._last_probe_ok.get(service)
+            self._last_probe_ok[service] = result.ok
+        if result.ok and previous is True and purpose == "watch":
+            return
+        now = self.clock.now()
+        data: dict[str, Any] = {
+            "service": service,
+            "probe": probe,
+            "latency_ms": round(result.latency_ms, 2),
+            "status": result.status,
+            "purpose": purpose,
+        }
+        if not result.ok:
+            data["error"] = result.error
+        type_ = ev.PROBE_SUCCEEDED if result.ok else ev.PROBE_FAILED
+        event_id = uuid.uuid4().hex
+        raw = ev.Event(
+            id=event_id,
+            source=f"warden://probe/{service}",
+            type=type_,
+            time=ev.format_time(now),
+            data=data,
+            subject=service,
+            correlation_id=event_id,
+        ).to_cloudevent()
+        self.ingest.admit(raw, service_stream(service), f"probe:{service}")
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def tail(self) -> list[ev.Event]:
+        """Fold every event appended since the last call; returns them."""
+        fresh = self.store.read_all(self._state.position)
+        for event in fresh:
+            self._fold(event)
+            self._state.position = event.position
+            for listener in self._listeners:
+                listener(event)
+        return fresh
+
+    def _fold(self, event: ev.Event) -> None:
+        state = self._state
+        if event.type in (ev.PROBE_FAILED, ev.PROBE_SUCCEEDED):
+            service = str(event.data.get("service", event.subject))
+            current = state.health.get(service, health.Health(service))
+            state.health[service] = health.observe(current, event)
+        elif event.stream == ev.CONTROL_STREAM:
+            state.controls = control.observe(state.controls, event)
+        elif event.type in incident.INCIDENT_EVENT_TYPES:
+            key = event.stream.removeprefix("incident-")
+            state.incidents[key] = incident.apply(state.incidents.get(key), event)
+            if event.type == ev.STEP_INTENDED:
+                state.actions.append((event.moment, str(event.data.get("target", ""))))
+
+    def tick(self) -> int:
+        """One round: fold, detect, move each open incident one step. Returns events added."""
+        added = len(self.tail())
+        for agent in self.agents:
+            for detection in agent.detect(self.world()):
+                self._open(detection)
+        added += len(self.tail())
+        for incident_id in sorted(self._state.incidents):
+            current = self._state.incidents[incident_id]
+            if not current.state.terminal:
+                self._advance(current)
+                added += len(self.tail())
+        if self.after_tick is not None:
+            self.after_tick()
+        return added
+
+    def run(self, should_stop: Callable[[], bool], period_s: float = 0.1) -> None:
+        """Tick until ``should_stop`` says so."""
+        while not should_stop():
+            started = time.monotonic()
+            self.tick()
+            time.sleep(max(0.0, period_s - (time.monotonic() - started)))
+
+    # -- incident lifecycle ------------------------------------------------------------
+
+    def _append(self, current: Incident | None, incident_id: str, *events: ev.Event) -> None:
+        stream = incident_stream(incident_id)
+        version = current.version if current is not None else 0
+        self.store.append(stream, list(events), expected_version=version)
+
+    def _event(
+        self, current: Incident, type_: str, data: dict[str, Any], key: str = ""
+    ) -> ev.Event:
+        return ev.derived_event(
+            type_,
+            incident_stream(current.id),
+            data,
+            ev.format_time(self.clock.now()),
+            key=key,
+            subject=current.service,
+            correlation_id=current.correlation_id,
+            traceparent=current.traceparent,
+        )
+
+    def _open(self, detection: Detection) -> None:
+        incident_id = derived_id("incident", detection.service, detection.first_signal_at)
+        if incident_id in self._state.incidents:
+            return
+        if any(
+            i.service == detection.service and not i.state.terminal
+            for i in self._state.incidents.values()
+        ):
+            return
+        opened = ev.derived_event(
+            ev.INCIDENT_OPENED,
+            incident_stream(incident_id),
+            {
+                "incident_id": incident_id,
+                "service": detection.service,
+                "summary": detection.summary,
+                "first_signal_at": detection.first_signal_at,
+                "evidence": list(detection.evidence),
+                "severity": detection.severity,
+            },
+            ev.format_time(self.clock.now()),
+            subject=detection.service,
+            correlation_id=incident_id,
+            traceparent=traceparent_for(incident_id),
+        )
+        self._append(None, incident_id, opened)
+
+    def _advance(self, current: Incident) -> None:
+        state = current.state
+        if state is State.OPEN:
+            self._plan(current)
+        elif state in (State.PLANNED, State.EXECUTING):
+            self._decide_or_execute(current)
+        elif state is State.AWAITING_APPROVAL:
+            self._await_approval(current)
+        elif state is State.VERIFYING:
+            self._verify(current)
+
+    def _close(self, current: Incident, type_: str, reason: str, **extra: Any) -> None:
+        self._append(current, current.id, self._event(current, type_, {"reason": reason, **extra}))
+
+    def _plan(self, current: Incident) -> None:
+        world = self.world()
+        observed = world.health.get(current.service)
+        if observed is not None and observed.healthy:
+            self._close(current, ev.INCIDENT_RESOLVED, "recovered before any action was taken")
+            return
+        for agent in self.agents:
+            plan = agent.propose(current, world)
+            if plan is not None:
+                event = self._event(current, ev.PLAN_PROPOSED, {"plan": plan.to_dict()})
+                self._append(current, current.id, event)
+                return
+        self._close(current, ev.INCIDENT_ESCALATED, "no agent proposed a plan")
+
+    def _step_context(self, target: str) -> StepContext:
+        now = self.clock.now()
+        actions = self._state.actions
+        while actions and now - actions[0][0] > RECENT_WINDOW:
+            actions.popleft()
+        return StepContext(
+            environment=self.settings.environment,
+            autonomy=self.settings.autonomy,
+            recent_actions_on_target=sum(1 for _, t in actions if t == target),
+            change_freeze=self.settings.change_freeze,
+        )
+
+    def _decide_or_execute(self, current: Incident) -> None:
+        assert current.plan is not None
+        index = current.next_step
+        if index >= len(current.step_hashes):
+            started = self._event(current, ev.VERIFICATION_STARTED, {"probe": "health"})
+            self._append(current, current.id, started)
+            return
+        decision = current.decision_for(current.step_hashes[index])
+        if decision is None:
+            target = current.plan.steps[index].target
+            decided = self.gate.decide(
+                current, index, self._state.controls, self._step_context(target)
+            )
+            self._record(current, decided)
+            return
+        if decision.outcome is Outcome.DENY:
+            self._close(current, ev.INCIDENT_ESCALATED, f"denied: {decision.describe()}")
+            return
+        run = self.executor.run_next_step(current, self._state.controls)
+        if not run.ok:
+            self.tail()
+            latest = self._state.incidents[current.id]
+            detail = str(run.result.data.get("detail", ""))
+            self._close(latest, ev.INCIDENT_ESCALATED, f"step {index} failed: {detail}")
+
+    def _record(self, current: Incident, decision: Decision) -> None:
+        index = current.next_step
+        event = self._event(
+            current,
+            ev.DECISION_RECORDED,
+            {"decision": decision.to_dict(), "index": index, "describe": decision.describe()},
+            key=f"{index}:{len(current.decisions)}",
+        )
+        self._append(current, current.id, event)
+
+    def _await_approval(self, current: Incident) -> None:
+        hash_ = current.step_hashes[current.next_step]
+        pending = current.decision_for(hash_)
+        assert pending is not None
+        approvers = current.approvers_of(hash_)
+        if len(approvers) >= pending.approvers:
+            granted = Decision(
+                Outcome.ALLOW,
+                hash_,
+                (Reason("approval", f"approved by {', '.join(approvers)}"),),
+                bundle_version=pending.bundle_version,
+            )
+            self._record(current, granted)
+            return
+        decided_at = next(
+            (t for t, type_, _ in reversed(current.history) if type_ == ev.DECISION_RECORDED),
+            current.opened_at,
+        )
+        waited = self.clock.now() - ev.parse_time(decided_at)
+        if waited.total_seconds() > self.settings.approval_timeout_s:
+            self._close(
+                current,
+                ev.INCIDENT_ESCALATED,
+                f"approval expired after {self.settings.approval_timeout_s:g} s",
+            )
+
+    def _verify(self, current: Incident) -> None:
+        observed = self._state.health.get(current.service)
+        started = ev.parse_time(current.verification_started_at)
+        if (
+            observed is not None
+            and observed.last_success_at
+            and ev.parse_time(observed.last_success_at) >= started
+        ):
+            self._pass(current, observed)
+            return
+        now = self.clock.now()
+        if (now - started).total_seconds() > self.settings.verification_timeout_s:
+            failed = self._event(
+                current,
+                ev.VERIFICATION_FAILED,
+                {"reason": f"not healthy {self.settings.verification_timeout_s:g} s after acting"},
+            )
+            self._append(current, current.id, failed)
+            self.tail()
+            self._close(
+                self._state.incidents[current.id], ev.INCIDENT_ESCALATED, "verification failed"
+            )
+            return
+        self._probe_for_verification(current.service)
+
+    def _pass(self, current: Incident, observed: health.Health) -> None:
+        passed = self._event(
+            current, ev.VERIFICATION_PASSED, {"healthy_since": observed.last_success_at}
+        )
+        now = self.clock.now()
+        first_signal = ev.parse_time(current.first_signal_at)
+        resolved = self._event(
+            current,
+            ev.INCIDENT_RESOLVED,
+            {
+                "reason": "verified: the service answers its health probe again",
+                "mttr_s": round((now - first_signal).total_seconds(), 3),
+                "time_to_detect_s": round(
+                    (ev.parse_time(current.opened_at) - first_signal).total_seconds(), 3
+                ),
+            },
+        )
+        self._append(current, current.id, passed, resolved)
+
+    def _probe_for_verification(self, service: str) -> None:
+        probe = self.probes.get(service)
+        if probe is None:
+            return
+        last = self._last_verification_probe.get(service, 0.0)
+        if time.monotonic() - last < self.settings.verification_probe_every_s:
+            return
+        self._last_verification_probe[service] = time.monotonic()
+        self.record_probe(service, probe.url, probe.check(), "verification")
+
+
+def load_incidents(store: EventStore) -> dict[str, Incident]:
+    """Every incident in the store, folded from its stream, by id."""
+    found: dict[str, Incident] = {}
+    for stream in store.streams("incident-"):
+        folded = incident.fold(store.read_stream(stream))
+        if folded is not None:
+            found[folded.id] = folded
+    return found

@@ -1,0 +1,333 @@
+"""Prometheus metrics of a running Warden, fed by the events the runtime folds. Telemetry.
+
+:class:`MetricsListener` counts events, decisions, actions and incidents and exposes the
+resilience KPIs of :mod:`warden.domain.kpis` as gauges; :func:`serve_metrics` serves them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter as Tally
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+
+from warden.domain import events as ev
+from warden.domain.incident import State
+from warden.domain.kpis import INCIDENT_STREAM_PREFIX, IncidentFacts, observe, summarise
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from types import TracebackType
+
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
+    from warden.domain.kpis import ResilienceReport, Summary
+    from warden.ports import QuarantinedInput
+
+ACTION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+DECISION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+MTTR_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0)
+STATS = ("mean", "p50", "p90", "p99", "max")
+SHUTDOWN_POLL_S = 0.1
+
+
+class QuarantineReader(Protocol):
+    """Where refused input is kept (the event store)."""
+
+    def quarantined(self) -> Sequence[QuarantinedInput]:
+        """Everything in quarantine, oldest first."""
+        ...
+
+
+class MetricsListener:
+    """Turns the runtime's events into Prometheus metrics on ``registry``.
+
+    Pass it to ``Runtime.subscribe``. The runtime folds the whole log when it starts, so
+    after a restart the counters are rebuilt from history. Quarantined input never becomes
+    an event; give ``quarantine`` (the store) to count it at scrape time.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, *, quarantine: QuarantineReader | None = None
+    ) -> None:
+        self._lock = threading.Lock()
+        self._facts: dict[str, IncidentFacts] = {}
+        self.events = Counter(
+            "warden_events_ingested",
+            "Events stored and folded by the runtime, by type.",
+            ["type"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "warden_decisions",
+            "Control-plane decisions recorded, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.approvals = Counter("warden_approvals", "Human approvals granted.", registry=registry)
+        self.actions = Counter(
+            "warden_actions",
+            "Steps executed, by action and result (succeeded or failed).",
+            ["action", "result"],
+            registry=registry,
+        )
+        self.action_duration = Histogram(
+            "warden_action_duration_seconds",
+            "Time from a step's intent to its result.",
+            ["action"],
+            buckets=ACTION_BUCKETS,
+            registry=registry,
+        )
+        self.decision_latency = Histogram(
+            "warden_decision_latency_seconds",
+            "Time from a decision being asked for (plan, approval, previous step) to it.",
+            buckets=DECISION_BUCKETS,
+            registry=registry,
+        )
+        self.mttr = Histogram(
+            "warden_incident_mttr_seconds",
+            "First signal to verified recovery, per resolved incident.",
+            buckets=MTTR_BUCKETS,
+            registry=registry,
+        )
+        self.incidents_opened = Counter(
+            "warden_incidents_opened", "Incidents opened.", registry=registry
+        )
+        self.kill_switch = Gauge(
+            "warden_kill_switch_engaged", "1 while the kill switch is engaged.", registry=registry
+        )
+        registry.register(_KpiCollector(self))
+        if quarantine is not None:
+            registry.register(_QuarantineCollector(quarantine))
+
+    def __call__(self, event: ev.Event) -> None:
+        """Count one event the runtime folded."""
+        with self._lock:
+            self.events.labels(event.type).inc()
+            if event.type == ev.KILL_SWITCH_ENGAGED:
+                self.kill_switch.set(1)
+            elif event.type == ev.KILL_SWITCH_RELEASED:
+                self.kill_switch.set(0)
+            if event.stream.startswith(INCIDENT_STREAM_PREFIX):
+                self._incident_event(event)
+
+    def _incident_event(self, event: ev.Event) -> None:
+        before = self._facts.get(event.stream)
+        after = observe(before, event)
+        if after is None or after is before:
+            return
+        self._facts[event.stream] = after
+        kind = event.type
+        if kind == ev.INCIDENT_OPENED:
+            self.incidents_opened.inc()
+        elif kind == ev.DECISION_RECORDED:
+            decision = after.decisions[-1]
+            self.decisions.labels(decision.outcome.value).inc()
+            if decision.latency_s is not None:
+                self.decision_latency.observe(decision.latency_s)
+        elif kind == ev.APPROVAL_GRANTED:
+            self.approvals.inc()
+        elif kind in (ev.STEP_SUCCEEDED, ev.STEP_FAILED):
+            if before is not None and len(after.actions) > len(before.actions):
+                action = after.actions[-1]
+                name = action.action or "unknown"
+                self.actions.labels(name, "succeeded" if action.ok else "failed").inc()
+                self.action_duration.labels(name).observe(action.duration_s)
+        elif kind == ev.INCIDENT_RESOLVED and after.mttr_s is not None:
+            self.mttr.observe(after.mttr_s)
+
+    def report(self) -> ResilienceReport:
+        """The resilience KPIs of every incident seen so far."""
+        with self._lock:
+            facts = list(self._facts.values())
+        return summarise(facts)
+
+
+def _summary_family(name: str, help_: str, summary: Summary) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_, labels=["stat"])
+    for stat in STATS:
+        value = getattr(summary, stat)
+        if value is not None:
+            family.add_metric([stat], value)
+    return family
+
+
+def _gauge(name: str, help_: str, value: float | None) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_)
+    if value is not None:
+        family.add_metric([], value)
+    return family
+
+
+class _KpiCollector:
+    """Incidents by state and the resilience KPIs, computed at scrape time."""
+
+    def __init__(self, listener: MetricsListener) -> None:
+        self.listener = listener
+
+    def describe(self) -> Iterable[Metric]:
+        return list(_kpi_families(summarise(())))
+
+    def collect(self) -> Iterable[Metric]:
+        return list(_kpi_families(self.listener.report()))
+
+
+def _kpi_families(r: ResilienceReport) -> Iterator[Metric]:
+    states = GaugeMetricFamily("warden_incidents", "Incidents by current state.", labels=["state"])
+    counts = Tally(f.state for f in r.facts)
+    for state in State:
+        states.add_metric([state.value], counts[state])
+    yield states
+    for name, help_, summary in (
+        ("mttr", "First signal to verified recovery", r.mttr),
+        ("time_to_detect", "First signal to incident opened", r.time_to_detect),
+        ("time_to_decide", "Incident opened to its first decision", r.time_to_decide),
+        ("action_duration", "Step intent to result", r.action_duration),
+        ("decision_latency", "Decision asked for to decision recorded", r.decision_latency),
+    ):
+        yield _summary_family(
+            f"warden_kpi_{name}_seconds", f"{help_}, over all incidents (KPI).", summary
+        )
+    for name, help_, value in (
+        (
+            "automation_coverage_ratio",
+            "Closed incidents resolved with no human approval or escalation.",
+            r.automation_coverage,
+        ),
+        (
+            "remediation_success_ratio",
+            "Closed incidents that were resolved.",
+            r.remediation_success_rate,
+        ),
+        (
+            "escalations_per_incident",
+            "Escalated incidents per incident.",
+            r.escalations_per_incident,
+        ),
+        (
+            "escalations_per_day",
+            "Escalated incidents per day of history (at least one day).",
+            r.escalations_per_day,
+        ),
+        (
+            "policy_changes",
+            "Times the policy bundle version changed between decisions.",
+            float(r.policy_changes),
+        ),
+        (
+            "policy_changes_per_day",
+            "Policy bundle version changes per day of history (at least one day).",
+            r.policy_changes_per_day,
+        ),
+    ):
+        yield _gauge(f"warden_kpi_{name}", help_, value)
+
+
+class _QuarantineCollector:
+    """Refused input, counted from the quarantine at scrape time."""
+
+    NAME = "warden_quarantined_inputs"
+    HELP = "Input refused by the quality gates and kept in quarantine, by source."
+
+    def __init__(self, reader: QuarantineReader) -> None:
+        self.reader = reader
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["source"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["source"])
+        for source, count in sorted(Tally(q.source for q in self.reader.quarantined()).items()):
+            family.add_metric([source], count)
+        return [family]
+
+
+class MetricsServer:
+    """A running ``/metrics`` endpoint in a daemon thread; :meth:`close` stops it."""
+
+    def __init__(self, server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def host(self) -> str:
+        """The address it listens on."""
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one picked when 0 was asked for)."""
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The URL to scrape."""
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5.0)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _handler(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+    class MetricsHandler(BaseHTTPRequestHandler):
+        server_version = "warden-metrics"
+
+        def do_GET(self) -> None:
+            if urlsplit(self.path).path != "/metrics":
+                self._reply(404, "text/plain; charset=utf-8", b"not found: scrape /metrics\n")
+                return
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            try:
+                body = encoder(registry)
+            except Exception as exc:  # a failing collector is a 500, never a dead thread
+                self._reply(500, "text/plain; charset=utf-8", f"error: {exc}\n".encode())
+                return
+            self._reply(200, content_type, body)
+
+        def _reply(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes are frequent; they are not logged."""
+
+    return MetricsHandler
+
+
+def serve_metrics(
+    registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 9464
+) -> MetricsServer:
+    """Serve ``registry`` at ``http://host:port/metrics``; port 0 picks a free port."""
+    server = ThreadingHTTPServer((host, port), _handler(registry))
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": SHUTDOWN_POLL_S},
+        name=f"warden-metrics-{port}",
+        daemon=True,
+    )
+    thread.start()
+    return MetricsServer(server, thread)

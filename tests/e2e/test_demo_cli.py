@@ -1,0 +1,70 @@
+"""`warden demo` as a user runs it: real processes, the timeline, MTTR, a verifiable audit log."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+WARDEN = [sys.executable, "-m", "warden.cli"]
+
+
+def processes_marked(state_dir: Path) -> list[int]:
+    marker = f"WARDEN_DEMO_STATE={state_dir.resolve()}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def warden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [*WARDEN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+
+
+def test_demo_heals_the_crash_and_leaves_a_verifiable_audit_log(tmp_path: Path) -> None:
+    result = warden("demo", "--duration", "12", "--crash-after", "3", cwd=tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    for expected in (
+        "FAULT", "SIGKILL sent to payments", "DETECT", "restart_service payments",
+        "allow", "autonomous-low-risk", "intent: restart_service payments", "RESOLVED",
+    ):  # fmt: skip
+        assert expected in out, expected
+    mttr = re.search(r"MTTR (\d+\.\d+) s", out)
+    assert mttr is not None
+    assert 0.5 < float(mttr.group(1)) < 10
+    assert processes_marked(tmp_path / ".warden") == []
+
+    listing = warden("incidents", cwd=tmp_path)
+    assert listing.returncode == 0
+    assert "resolved" in listing.stdout
+
+    verified = warden("audit", "verify", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    log = tmp_path / ".warden" / "audit" / "log.jsonl"
+    data = bytearray(log.read_bytes())
+    lines = data.split(b"\n")
+    target = len(lines[0]) + 1 + len(lines[1]) + 1 + 20  # a byte inside entry 2
+    data[target] ^= 0x01
+    log.write_bytes(bytes(data))
+    tampered = warden("audit", "verify", cwd=tmp_path)
+    assert tampered.returncode != 0
+    assert re.search(r"entry 2\b", tampered.stdout + tampered.stderr)
