@@ -1,7 +1,9 @@
-"""Shared fixtures: a manual clock and a temporary SQLite store."""
+"""Shared fixtures: a manual clock, a temporary SQLite store, a PostgreSQL DSN and schema."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -25,3 +27,42 @@ def store(tmp_path: Path) -> Iterator[SQLiteEventStore]:
     s = SQLiteEventStore(tmp_path / "events.db")
     yield s
     s.close()
+
+
+POSTGRES_DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the test PostgreSQL server (``WARDEN_TEST_POSTGRES`` overrides the default).
+
+    Skips the test when the server cannot be reached, except under ``CI=true``: there a
+    missing server fails the run instead of passing it silently.
+    """
+    dsn = os.environ.get("WARDEN_TEST_POSTGRES", POSTGRES_DEFAULT_DSN)
+    try:
+        import psycopg
+
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        reason = (
+            f"PostgreSQL is unreachable ({type(exc).__name__}: {exc!s:.200}); start it or"
+            " point WARDEN_TEST_POSTGRES at a server"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}. CI=true, so this fails instead of skipping", pytrace=False)
+        pytest.skip(reason)
+    return dsn
+
+
+@pytest.fixture
+def postgres_schema(postgres_dsn: str) -> Iterator[str]:
+    """A fresh schema name for one test; the schema is dropped after it."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"warden_test_{uuid.uuid4().hex[:16]}"
+    yield name
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))

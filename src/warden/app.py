@@ -16,18 +16,20 @@ from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
 from warden.execution.adapters.process import LocalProcessAdapter, ProcessSpec
 from warden.execution.executor import Executor
+from warden.governance.bundles import BundleWatcher
+from warden.governance.entities import cedar_entities
 from warden.governance.gate import DecisionGate
-from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle
+from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.gate import IngestGate
-from warden.ingest.probes import HttpProbe
+from warden.ingest.probes import HttpProbe, Probe
 from warden.ingest.registry import SchemaRegistry
-from warden.ports import Clock, SystemClock
+from warden.ports import ActionAdapter, Clock, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
 from warden.store.sqlite import SQLiteEventStore
 from warden.watch import ProbeLoop
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from warden.audit.checkpoint import Signer
@@ -79,17 +81,24 @@ class Warden:
         self.store.close()
 
 
-def build(config: WardenConfig, clock: Clock | None = None) -> Warden:
-    """Wire every plane from ``config``."""
+def build(
+    config: WardenConfig,
+    clock: Clock | None = None,
+    *,
+    adapter: ActionAdapter | None = None,
+    probes: Mapping[str, Probe] | None = None,
+) -> Warden:
+    """Wire every plane from ``config``.
+
+    ``adapter`` and ``probes`` replace the local-process adapter and the HTTP probes,
+    for simulations and tests that drive targets Warden cannot run itself.
+    """
     clock = clock or SystemClock()
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
     store = SQLiteEventStore(store_path(state))
-    bundle = (
-        PolicyBundle(config.policy_dir)
-        if config.policy_dir
-        else PolicyBundle(BUILTIN_BUNDLE, name="default")
-    )
+    policies = BundleWatcher(config.policy_dir or BUILTIN_BUNDLE)
+    topology = config.topology
     catalog = Catalog()
     processes = LocalProcessAdapter(
         [
@@ -105,15 +114,17 @@ def build(config: WardenConfig, clock: Clock | None = None) -> Warden:
         ],
         state / "logs",
     )
-    executor = Executor(store, catalog, {name: processes for name in catalog.names()}, clock)
-    probes = {
-        s.name: HttpProbe(
-            s.health_url,
-            timeout_s=config.probe.timeout_s,
-            latency_threshold_ms=config.probe.latency_threshold_ms,
-        )
-        for s in config.services
-    }
+    runner = adapter or processes
+    executor = Executor(store, catalog, {name: runner for name in catalog.names()}, clock)
+    if probes is None:
+        probes = {
+            s.name: HttpProbe(
+                s.health_url,
+                timeout_s=config.probe.timeout_s,
+                latency_threshold_ms=config.probe.latency_threshold_ms,
+            )
+            for s in config.services
+        }
     log, signer = open_audit(state)
     projector = AuditProjector(store, log)
     last_signed = [time.monotonic()]
@@ -129,18 +140,26 @@ def build(config: WardenConfig, clock: Clock | None = None) -> Warden:
         store=store,
         ingest=IngestGate(store, SchemaRegistry(), clock),
         agents=[ServiceDownAgent(config.failure_threshold)],
-        gate=DecisionGate(bundle, catalog, config.confidence_floor),
+        gate=DecisionGate(
+            policies.current,
+            catalog,
+            config.guardrails,
+            cedar_entities(topology, dict(config.agent_groups)),
+        ),
         executor=executor,
         probes=probes,
         clock=clock,
         settings=RuntimeSettings(
             environment=config.environment,
             autonomy=config.autonomy,
-            change_freeze=config.change_freeze,
             verification_timeout_s=config.verification_timeout_s,
-            approval_timeout_s=config.approval_timeout_s,
+            approvals=config.approvals,
+            freezes=config.freezes,
+            autonomy_rules=config.autonomy_rules,
         ),
         catalog=catalog,
+        topology=topology,
+        policies=policies,
         after_tick=audit_after_tick,
     )
     loop = ProbeLoop(runtime, probes, config.probe.interval_s, config.probe.jitter)

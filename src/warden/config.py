@@ -11,9 +11,13 @@ from typing import Any
 
 import yaml
 
+from warden.domain.control import AUTONOMY_LEVELS, AutonomyRule
 from warden.domain.errors import ConfigError
-
-AUTONOMY_LEVELS = ("observe", "recommend", "supervised", "autonomous")
+from warden.domain.events import parse_time
+from warden.domain.topology import ServiceNode, Topology
+from warden.governance.approvals import FALLBACKS, ApprovalSettings
+from warden.governance.context import FreezeWindow
+from warden.governance.gate import Guardrails, RateLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,8 @@ class ServiceConfig:
     env: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()
     managed: bool = True
+    domain: str = "default"
+    tier: str = "standard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +53,22 @@ class WardenConfig:
     state_dir: Path = Path(".warden")
     environment: str = "development"
     autonomy: str = "autonomous"
+    autonomy_rules: tuple[AutonomyRule, ...] = ()
     policy_dir: Path | None = None
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     failure_threshold: int = 3
-    confidence_floor: float = 0.6
+    guardrails: Guardrails = field(default_factory=Guardrails)
     verification_timeout_s: float = 15.0
-    approval_timeout_s: float = 900.0
-    change_freeze: bool = False
+    approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
+    freezes: tuple[FreezeWindow, ...] = ()
+    agent_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("service-down", ("builtin",)),)
+
+    @property
+    def topology(self) -> Topology:
+        """The services as a topology (domains, tiers, dependencies)."""
+        return Topology.of(
+            ServiceNode(s.name, s.domain, s.tier, s.depends_on) for s in self.services
+        )
 
     def service(self, name: str) -> ServiceConfig:
         """The service called ``name``."""
@@ -84,7 +99,11 @@ def _service(index: int, raw: Any, base: Path) -> ServiceConfig:
     where = f"services[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping with name, health and argv")
-    _check_keys(where, raw, {"name", "health", "argv", "cwd", "env", "depends_on", "managed"})
+    _check_keys(
+        where,
+        raw,
+        {"name", "health", "argv", "cwd", "env", "depends_on", "managed", "domain", "tier"},
+    )
     name = raw.get("name")
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{where}.name: use letters, digits, - and _ (got {name!r})")
@@ -117,7 +136,140 @@ def _service(index: int, raw: Any, base: Path) -> ServiceConfig:
         env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
         depends_on=tuple(str(d) for d in depends),
         managed=bool(managed),
+        domain=str(raw.get("domain", "default")),
+        tier=str(raw.get("tier", "standard")),
     )
+
+
+def _mapping(where: str, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    return raw
+
+
+def _rate_limit(where: str, raw: Any, default: RateLimit | None) -> RateLimit | None:
+    if raw is None:
+        return default
+    if raw is False:
+        return None
+    body = _mapping(where, raw)
+    _check_keys(where, body, {"count", "window_s"})
+    count = body.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError(f"{where}.count: expected a whole number >= 1, got {count!r}")
+    return RateLimit(count, _number(f"{where}.window_s", body.get("window_s", 600), 1))
+
+
+def _guardrails(raw: Any) -> Guardrails:
+    body = _mapping("guardrails", raw)
+    _check_keys("guardrails", body, {"confidence_floor", "max_blast_radius_pct", "rate_limits"})
+    limits = _mapping("guardrails.rate_limits", body.get("rate_limits"))
+    _check_keys("guardrails.rate_limits", limits, {"per_target", "per_action", "total"})
+    base = Guardrails()
+    return Guardrails(
+        confidence_floor=_number(
+            "guardrails.confidence_floor", body.get("confidence_floor", 0.6), 0.0, 1.0
+        ),
+        max_blast_radius_pct=int(
+            _number(
+                "guardrails.max_blast_radius_pct", body.get("max_blast_radius_pct", 100), 1, 100
+            )
+        ),
+        per_target=_rate_limit(
+            "guardrails.rate_limits.per_target", limits.get("per_target"), base.per_target
+        ),
+        per_action=_rate_limit(
+            "guardrails.rate_limits.per_action", limits.get("per_action"), base.per_action
+        ),
+        total=_rate_limit("guardrails.rate_limits.total", limits.get("total"), base.total),
+    )
+
+
+def _autonomy(raw: Any) -> tuple[str, tuple[AutonomyRule, ...]]:
+    if raw is None or isinstance(raw, str):
+        level = raw or "autonomous"
+        if level not in AUTONOMY_LEVELS:
+            raise ConfigError(f"autonomy: {level!r} is not one of {', '.join(AUTONOMY_LEVELS)}")
+        return level, ()
+    body = _mapping("autonomy", raw)
+    _check_keys("autonomy", body, {"default", "rules"})
+    default, _ = _autonomy(body.get("default", "autonomous"))
+    rules = []
+    for i, rule in enumerate(body.get("rules") or []):
+        where = f"autonomy.rules[{i}]"
+        entry = _mapping(where, rule)
+        _check_keys(where, entry, {"environment", "domain", "level"})
+        wanted = entry.get("level")
+        if wanted not in AUTONOMY_LEVELS:
+            raise ConfigError(
+                f"{where}.level: {wanted!r} is not one of {', '.join(AUTONOMY_LEVELS)}"
+            )
+        rules.append(
+            AutonomyRule(
+                str(entry.get("environment", "*")), str(entry.get("domain", "*")), str(wanted)
+            )
+        )
+    return default, tuple(rules)
+
+
+def _approvals(raw: Any) -> ApprovalSettings:
+    body = _mapping("approvals", raw)
+    _check_keys("approvals", body, {"timeout_s", "fallback", "approvers"})
+    fallback = body.get("fallback", "escalate")
+    if fallback not in FALLBACKS:
+        raise ConfigError(f"approvals.fallback: {fallback!r} is not one of {', '.join(FALLBACKS)}")
+    people = _mapping("approvals.approvers", body.get("approvers"))
+    approvers: dict[str, tuple[str, ...]] = {}
+    for name, roles in people.items():
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise ConfigError(f"approvals.approvers.{name}: expected a list of roles, e.g. [sre]")
+        approvers[str(name)] = tuple(roles)
+    return ApprovalSettings(
+        timeout_s=_number("approvals.timeout_s", body.get("timeout_s", 900), 1),
+        fallback=fallback,
+        approvers=approvers,
+    )
+
+
+def _freezes(raw: Any) -> tuple[FreezeWindow, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("change_freezes: expected a list of {start, end, domains, reason}")
+    windows = []
+    for i, item in enumerate(raw):
+        where = f"change_freezes[{i}]"
+        entry = _mapping(where, item)
+        _check_keys(where, entry, {"start", "end", "domains", "reason"})
+        try:
+            start, end = parse_time(str(entry["start"])), parse_time(str(entry["end"]))
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}: start and end must be RFC 3339 times with an offset ({exc})"
+            ) from exc
+        if end <= start:
+            raise ConfigError(f"{where}: end must be after start")
+        domains = entry.get("domains", ["*"])
+        if not isinstance(domains, list):
+            raise ConfigError(f"{where}.domains: expected a list of domains")
+        windows.append(
+            FreezeWindow(start, end, tuple(map(str, domains)), str(entry.get("reason", "")))
+        )
+    return tuple(windows)
+
+
+def _agent_groups(raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    body = _mapping("agents", raw)
+    _check_keys("agents", body, {"groups"})
+    groups = _mapping("agents.groups", body.get("groups"))
+    found: dict[str, tuple[str, ...]] = {"service-down": ("builtin",)}
+    for agent, member_of in groups.items():
+        if not isinstance(member_of, list):
+            raise ConfigError(f"agents.groups.{agent}: expected a list of group names")
+        found[str(agent)] = tuple(map(str, member_of))
+    return tuple(sorted(found.items()))
 
 
 def parse_config(raw: Any, base: Path) -> WardenConfig:
@@ -129,8 +281,8 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         raw,
         {
             "services", "state_dir", "environment", "autonomy", "policy_dir", "probe",
-            "failure_threshold", "confidence_floor", "verification_timeout_s",
-            "approval_timeout_s", "change_freeze",
+            "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
+            "change_freezes", "agents",
         },
     )  # fmt: skip
     services_raw = raw.get("services")
@@ -147,9 +299,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
                     f"services.{service.name}.depends_on: unknown service {dep!r}"
                     f" (known: {', '.join(names)})"
                 )
-    autonomy = raw.get("autonomy", "autonomous")
-    if autonomy not in AUTONOMY_LEVELS:
-        raise ConfigError(f"autonomy: {autonomy!r} is not one of {', '.join(AUTONOMY_LEVELS)}")
+    autonomy, autonomy_rules = _autonomy(raw.get("autonomy"))
     probe_raw = raw.get("probe", {}) or {}
     if not isinstance(probe_raw, dict):
         raise ConfigError("probe: expected a mapping")
@@ -170,15 +320,17 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         state_dir=(base / str(raw.get("state_dir", ".warden"))),
         environment=str(raw.get("environment", "development")),
         autonomy=autonomy,
+        autonomy_rules=autonomy_rules,
         policy_dir=(base / str(policy_dir)) if policy_dir else None,
         probe=probe,
         failure_threshold=threshold,
-        confidence_floor=_number("confidence_floor", raw.get("confidence_floor", 0.6), 0.0, 1.0),
+        guardrails=_guardrails(raw.get("guardrails")),
         verification_timeout_s=_number(
             "verification_timeout_s", raw.get("verification_timeout_s", 15.0), 0.1
         ),
-        approval_timeout_s=_number("approval_timeout_s", raw.get("approval_timeout_s", 900), 1),
-        change_freeze=bool(raw.get("change_freeze", False)),
+        approvals=_approvals(raw.get("approvals")),
+        freezes=_freezes(raw.get("change_freezes")),
+        agent_groups=_agent_groups(raw.get("agents")),
     )
 
 

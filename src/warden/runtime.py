@@ -12,9 +12,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import control, health, incident
@@ -23,17 +23,21 @@ from warden.domain.catalog import Catalog
 from warden.domain.decisions import Decision, Outcome, Reason
 from warden.domain.ids import derived_id, incident_stream, service_stream, traceparent_for
 from warden.domain.incident import Incident, State
+from warden.domain.topology import Topology
 from warden.domain.world import World
-from warden.governance.gate import DecisionGate, StepContext
+from warden.governance.approvals import ApprovalSettings, tally
+from warden.governance.context import ActionRecord, FreezeWindow, Situation
 
 if TYPE_CHECKING:
     from warden.agents.protocol import Agent, Detection
     from warden.execution.executor import Executor
+    from warden.governance.bundles import BundleWatcher
+    from warden.governance.gate import DecisionGate
     from warden.ingest.gate import IngestGate
-    from warden.ingest.probes import HttpProbe, ProbeResult
+    from warden.ingest.probes import Probe, ProbeResult
     from warden.ports import Clock, EventStore
 
-RECENT_WINDOW = timedelta(minutes=10)
+HISTORY_KEPT = timedelta(hours=1)
 
 EventListener = Callable[[ev.Event], None]
 
@@ -44,10 +48,12 @@ class RuntimeSettings:
 
     environment: str = "development"
     autonomy: str = "autonomous"
-    change_freeze: bool = False
     verification_timeout_s: float = 15.0
-    approval_timeout_s: float = 900.0
     verification_probe_every_s: float = 0.2
+    approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
+    freezes: tuple[FreezeWindow, ...] = ()
+    policy_poll_s: float = 1.0
+    autonomy_rules: tuple[control.AutonomyRule, ...] = ()
 
 
 @dataclass
@@ -55,7 +61,7 @@ class _Folded:
     health: dict[str, health.Health] = field(default_factory=dict)
     controls: control.Controls = field(default_factory=control.Controls)
     incidents: dict[str, Incident] = field(default_factory=dict)
-    actions: deque[tuple[datetime, str]] = field(default_factory=deque)
+    actions: deque[ActionRecord] = field(default_factory=deque)
     position: int = 0
 
 
@@ -69,11 +75,13 @@ class Runtime:
         agents: Sequence[Agent],
         gate: DecisionGate,
         executor: Executor,
-        probes: dict[str, HttpProbe],
+        probes: Mapping[str, Probe],
         clock: Clock,
         settings: RuntimeSettings,
         *,
         catalog: Catalog | None = None,
+        topology: Topology | None = None,
+        policies: BundleWatcher | None = None,
         after_tick: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
@@ -81,16 +89,20 @@ class Runtime:
         self.agents = list(agents)
         self.gate = gate
         self.executor = executor
-        self.probes = probes
+        self.probes = dict(probes)
         self.clock = clock
         self.settings = settings
         self.catalog = catalog or Catalog()
+        self.topology = topology or Topology()
+        self.policies = policies
         self.after_tick = after_tick
-        self._state = _Folded()
+        # Configured autonomy rules come first; audited changes in the log override them.
+        self._state = _Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
         self._listeners: list[EventListener] = []
         self._last_verification_probe: dict[str, float] = {}
         self._last_probe_ok: dict[str, bool] = {}
         self._probe_lock = threading.Lock()
+        self._last_policy_poll = 0.0
 
     # -- observation -------------------------------------------------------------------
 
@@ -103,9 +115,15 @@ class Runtime:
         """Every incident seen so far, by id."""
         return dict(self._state.incidents)
 
+    @property
+    def controls(self) -> control.Controls:
+        """The kill switches, autonomy levels and policy version in force."""
+        return self._state.controls
+
     def world(self) -> World:
         """What agents see now."""
-        return World(now=self.clock.now(), health=dict(self._state.health))
+        depends = {n.name: n.depends_on for n in self.topology.services.values()}
+        return World(now=self.clock.now(), health=dict(self._state.health), depends_on=depends)
 
     def record_probe(self, service: str, probe: str, result: ProbeResult, purpose: str) -> None:
         """Store a probe result through the quality gates.
@@ -119,7 +137,7 @@ class Runtime:
             self._last_probe_ok[service] = result.ok
         if result.ok and previous is True and purpose == "watch":
             return
-        now = self.clock.now()
+        now = ev.format_time(self.clock.now())
         data: dict[str, Any] = {
             "service": service,
             "probe": probe,
@@ -129,13 +147,12 @@ class Runtime:
         }
         if not result.ok:
             data["error"] = result.error
-        type_ = ev.PROBE_SUCCEEDED if result.ok else ev.PROBE_FAILED
         event_id = uuid.uuid4().hex
         raw = ev.Event(
             id=event_id,
             source=f"warden://probe/{service}",
-            type=type_,
-            time=ev.format_time(now),
+            type=ev.PROBE_SUCCEEDED if result.ok else ev.PROBE_FAILED,
+            time=now,
             data=data,
             subject=service,
             correlation_id=event_id,
@@ -166,11 +183,16 @@ class Runtime:
             key = event.stream.removeprefix("incident-")
             state.incidents[key] = incident.apply(state.incidents.get(key), event)
             if event.type == ev.STEP_INTENDED:
-                state.actions.append((event.moment, str(event.data.get("target", ""))))
+                state.actions.append(
+                    ActionRecord(event.moment, str(event.data["action"]), str(event.data["target"]))
+                )
+                while state.actions and event.moment - state.actions[0].at > HISTORY_KEPT:
+                    state.actions.popleft()
 
     def tick(self) -> int:
         """One round: fold, detect, move each open incident one step. Returns events added."""
         added = len(self.tail())
+        self._reload_policies()
         for agent in self.agents:
             for detection in agent.detect(self.world()):
                 self._open(detection)
@@ -190,6 +212,42 @@ class Runtime:
             started = time.monotonic()
             self.tick()
             time.sleep(max(0.0, period_s - (time.monotonic() - started)))
+
+    # -- policy bundle -----------------------------------------------------------------
+
+    def _reload_policies(self) -> None:
+        if self.policies is None:
+            return
+        now = time.monotonic()
+        first = self._last_policy_poll == 0.0
+        if not first and now - self._last_policy_poll < self.settings.policy_poll_s:
+            return
+        self._last_policy_poll = now
+        reload = self.policies.poll()
+        when = ev.format_time(self.clock.now())
+        if reload is not None and reload.bundle is None:
+            rejected = ev.derived_event(
+                ev.POLICY_REJECTED,
+                ev.CONTROL_STREAM,
+                {"error": reload.error, "serving": self.gate.bundle.version},
+                when,
+                key=f"{reload.error}:{when}",
+            )
+            self.store.append(ev.CONTROL_STREAM, [rejected])
+            return
+        if reload is not None and reload.bundle is not None:
+            self.gate.bundle = reload.bundle
+        version = self.gate.bundle.version
+        if self._state.controls.policy_version != version:
+            loaded = ev.derived_event(
+                ev.POLICY_LOADED,
+                ev.CONTROL_STREAM,
+                {"version": version, "directory": str(self.gate.bundle.directory)},
+                when,
+                key=f"{version}:{when}",
+            )
+            self.store.append(ev.CONTROL_STREAM, [loaded])
+        self.tail()
 
     # -- incident lifecycle ------------------------------------------------------------
 
@@ -253,6 +311,10 @@ class Runtime:
     def _close(self, current: Incident, type_: str, reason: str, **extra: Any) -> None:
         self._append(current, current.id, self._event(current, type_, {"reason": reason, **extra}))
 
+    def _refreshed(self, incident_id: str) -> Incident:
+        self.tail()
+        return self._state.incidents[incident_id]
+
     def _plan(self, current: Incident) -> None:
         world = self.world()
         observed = world.health.get(current.service)
@@ -267,16 +329,18 @@ class Runtime:
                 return
         self._close(current, ev.INCIDENT_ESCALATED, "no agent proposed a plan")
 
-    def _step_context(self, target: str) -> StepContext:
-        now = self.clock.now()
-        actions = self._state.actions
-        while actions and now - actions[0][0] > RECENT_WINDOW:
-            actions.popleft()
-        return StepContext(
+    def situation(self, approvers: tuple[str, ...] = (), roles: tuple[str, ...] = ()) -> Situation:
+        """Everything around a decision now: controls, topology, history, freezes."""
+        return Situation(
+            now=self.clock.now(),
             environment=self.settings.environment,
-            autonomy=self.settings.autonomy,
-            recent_actions_on_target=sum(1 for _, t in actions if t == target),
-            change_freeze=self.settings.change_freeze,
+            default_autonomy=self.settings.autonomy,
+            controls=self._state.controls,
+            topology=self.topology,
+            history=tuple(self._state.actions),
+            freezes=self.settings.freezes,
+            approvers=approvers,
+            approval_roles=roles,
         )
 
     def _decide_or_execute(self, current: Incident) -> None:
@@ -288,56 +352,103 @@ class Runtime:
             return
         decision = current.decision_for(current.step_hashes[index])
         if decision is None:
-            target = current.plan.steps[index].target
-            decided = self.gate.decide(
-                current, index, self._state.controls, self._step_context(target)
-            )
-            self._record(current, decided)
+            ruling = self.gate.decide(current, index, self.situation())
+            self._record(current, ruling.decision, ruling.context)
             return
         if decision.outcome is Outcome.DENY:
             self._close(current, ev.INCIDENT_ESCALATED, f"denied: {decision.describe()}")
             return
+        blocked = self.gate.blocked(current, index, self.situation())
+        if blocked is not None:
+            reason = f"stopped before acting: {blocked[0]}: {blocked[1]}"
+            self._close(current, ev.INCIDENT_ESCALATED, reason)
+            return
         run = self.executor.run_next_step(current, self._state.controls)
         if not run.ok:
-            self.tail()
-            latest = self._state.incidents[current.id]
+            latest = self._refreshed(current.id)
             detail = str(run.result.data.get("detail", ""))
             self._close(latest, ev.INCIDENT_ESCALATED, f"step {index} failed: {detail}")
 
-    def _record(self, current: Incident, decision: Decision) -> None:
+    def _record(self, current: Incident, decision: Decision, context: Any) -> None:
         index = current.next_step
-        event = self._event(
-            current,
-            ev.DECISION_RECORDED,
-            {"decision": decision.to_dict(), "index": index, "describe": decision.describe()},
-            key=f"{index}:{len(current.decisions)}",
+        data: dict[str, Any] = {
+            "decision": decision.to_dict(),
+            "index": index,
+            "describe": decision.describe(),
+        }
+        if context is not None:
+            data["context"] = context.to_cedar()
+        recorded = self._event(
+            current, ev.DECISION_RECORDED, data, key=f"{index}:{len(current.decisions)}"
         )
-        self._append(current, current.id, event)
+        events = [recorded]
+        if decision.outcome is Outcome.NEEDS_APPROVAL:
+            assert current.plan is not None
+            expires = self.clock.now() + timedelta(seconds=self.settings.approvals.timeout_s)
+            events.append(
+                self._event(
+                    current,
+                    ev.APPROVAL_REQUESTED,
+                    {
+                        "step_hash": decision.step_hash,
+                        "proposal": {
+                            "incident": current.id,
+                            "index": index,
+                            "step": current.plan.steps[index].to_dict(),
+                            "agent": current.plan.agent,
+                            "rationale": current.plan.rationale,
+                            "confidence": current.plan.confidence,
+                        },
+                        "approvers": decision.approvers,
+                        "approver_roles": list(decision.approver_roles),
+                        "expires_at": ev.format_time(expires),
+                        "fallback": self.settings.approvals.fallback,
+                    },
+                    key=decision.step_hash,
+                )
+            )
+        self._append(current, current.id, *events)
 
     def _await_approval(self, current: Incident) -> None:
-        hash_ = current.step_hashes[current.next_step]
+        index = current.next_step
+        hash_ = current.step_hashes[index]
         pending = current.decision_for(hash_)
         assert pending is not None
-        approvers = current.approvers_of(hash_)
-        if len(approvers) >= pending.approvers:
-            granted = Decision(
-                Outcome.ALLOW,
-                hash_,
-                (Reason("approval", f"approved by {', '.join(approvers)}"),),
-                bundle_version=pending.bundle_version,
+        counted = tally(current, pending, self.settings.approvals)
+        if counted.met:
+            # Approvals lift the need for approval, never a guardrail or a forbid.
+            ruling = self.gate.decide(
+                current, index, self.situation(counted.counted, counted.roles)
             )
-            self._record(current, granted)
+            if ruling.decision.outcome is Outcome.DENY:
+                self._record(current, ruling.decision, ruling.context)
+                return
+            reasons = (
+                Reason("approval", f"approved by {', '.join(counted.counted)}"),
+                *ruling.decision.reasons,
+            )
+            granted = Decision(Outcome.ALLOW, hash_, reasons, 0, ruling.decision.bundle_version)
+            self._record(current, granted, ruling.context)
             return
-        decided_at = next(
-            (t for t, type_, _ in reversed(current.history) if type_ == ev.DECISION_RECORDED),
-            current.opened_at,
-        )
-        waited = self.clock.now() - ev.parse_time(decided_at)
-        if waited.total_seconds() > self.settings.approval_timeout_s:
-            self._close(
+        expires_at = next((e for h, e in current.approval_requests if h == hash_), "")
+        if expires_at and self.clock.now() >= ev.parse_time(expires_at):
+            fallback = self.settings.approvals.fallback
+            expired = self._event(
                 current,
+                ev.APPROVAL_EXPIRED,
+                {"step_hash": hash_, "fallback": fallback, "approvals": list(counted.counted)},
+                key=hash_,
+            )
+            self._append(current, current.id, expired)
+            reason = f"approval expired at {expires_at} with {len(counted.counted)} of"
+            reason += f" {counted.needed} approvals"
+            if fallback == "do_nothing":
+                reason += "; fallback do_nothing: no action taken"
+            self._close(
+                self._refreshed(current.id),
                 ev.INCIDENT_ESCALATED,
-                f"approval expired after {self.settings.approval_timeout_s:g} s",
+                reason,
+                notify=fallback == "escalate",
             )
 
     def _verify(self, current: Incident) -> None:
@@ -358,10 +469,7 @@ class Runtime:
                 {"reason": f"not healthy {self.settings.verification_timeout_s:g} s after acting"},
             )
             self._append(current, current.id, failed)
-            self.tail()
-            self._close(
-                self._state.incidents[current.id], ev.INCIDENT_ESCALATED, "verification failed"
-            )
+            self._close(self._refreshed(current.id), ev.INCIDENT_ESCALATED, "verification failed")
             return
         self._probe_for_verification(current.service)
 
@@ -392,7 +500,7 @@ class Runtime:
         if time.monotonic() - last < self.settings.verification_probe_every_s:
             return
         self._last_verification_probe[service] = time.monotonic()
-        self.record_probe(service, probe.url, probe.check(), "verification")
+        self.record_probe(service, repr(probe), probe.check(), "verification")
 
 
 def load_incidents(store: EventStore) -> dict[str, Incident]:
@@ -403,3 +511,6 @@ def load_incidents(store: EventStore) -> dict[str, Incident]:
         if folded is not None:
             found[folded.id] = folded
     return found
+
+
+__all__ = ["EventListener", "Runtime", "RuntimeSettings", "load_incidents"]

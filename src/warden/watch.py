@@ -6,9 +6,11 @@ import random
 import threading
 from typing import TYPE_CHECKING
 
-from warden.ingest.probes import HttpProbe, jittered
+from warden.ingest.probes import Probe, jittered
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from warden.runtime import Runtime
 
 
@@ -16,7 +18,7 @@ class ProbeLoop:
     """One daemon thread per probed service, feeding results into the runtime."""
 
     def __init__(
-        self, runtime: Runtime, probes: dict[str, HttpProbe], interval_s: float, jitter: float
+        self, runtime: Runtime, probes: Mapping[str, Probe], interval_s: float, jitter: float
     ) -> None:
         self.runtime = runtime
         self.probes = probes
@@ -34,10 +36,10 @@ class ProbeLoop:
             thread.start()
             self._threads.append(thread)
 
-    def _watch(self, service: str, probe: HttpProbe) -> None:
+    def _watch(self, service: str, probe: Probe) -> None:
         rng = random.Random()
         while not self._stop.is_set():
-            self.runtime.record_probe(service, probe.url, probe.check(), "watch")
+            self.runtime.record_probe(service, repr(probe), probe.check(), "watch")
             self._stop.wait(jittered(self.interval_s, self.jitter, rng))
 
     def stop(self) -> None:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import random
 import threading
-from typing import TYPE_CHECKING
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warden.domain.errors import ConcurrencyConflict
+from warden.domain.errors import ConcurrencyConflict, TemporaryError
 from warden.domain.events import Event
 from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
     from warden.ports import EventStore
 
@@ -34,7 +36,11 @@ def make(n: int, stream: str = "s") -> Event:
 
 
 class EventStoreContract:
-    """Subclass with a ``store`` fixture to check a backend."""
+    """Subclass with an ``open_store`` fixture (a factory of stores on one location)."""
+
+    @pytest.fixture
+    def store(self, open_store: Callable[..., EventStore]) -> EventStore:
+        return open_store()
 
     def test_append_and_read_back(self, store: EventStore) -> None:
         stored = store.append("s", [make(1), make(2)])
@@ -103,21 +109,101 @@ class EventStoreContract:
         store.set_tracking("audit", 9)
         assert store.tracking("audit") == 9
 
+    def test_read_stream_from_version(self, store: EventStore) -> None:
+        store.append("s", [make(1), make(2), make(3)])
+        assert [e.id for e in store.read_stream("s", 1)] == ["s-2", "s-3"]
+        assert store.read_stream("s", 3) == []
+        assert store.read_stream("missing") == []
+        assert store.stream_version("missing") == 0
+
+    def test_streams_by_prefix_in_order_of_first_event(self, store: EventStore) -> None:
+        store.append("incident-2", [make(1, "incident-2")])
+        store.append("service-a", [make(1, "service-a")])
+        store.append("incident-1", [make(1, "incident-1")])
+        store.append("incident-2", [make(2, "incident-2")])
+        assert store.streams("incident-") == ["incident-2", "incident-1"]
+        assert store.streams("nothing") == []
+
+    def test_an_id_stored_in_another_stream_is_not_added_again(self, store: EventStore) -> None:
+        (first,) = store.append("a", [make(1, "x")])
+        (again,) = store.append("b", [make(1, "x")])
+        assert again == first and again.stream == "a"
+        assert store.stream_version("b") == 0
+
+    def test_quarantine_keeps_any_text(self, store: EventStore) -> None:
+        payload = '{"id": "a\x00b", "emoji": "\U0001f525", "nl": "\n\u2028"}'
+        first = store.quarantine("webhook", "control character", payload, "2026-11-25T12:00:00Z")
+        second = store.quarantine("nats", "too large", "x" * 70_000, "2026-11-25T12:00:01Z")
+        assert first < second
+        assert [q.payload for q in store.quarantined()] == [payload, "x" * 70_000]
+
+    def test_a_failed_commit_leaves_nothing_and_no_hole(
+        self, open_store: Callable[..., Any]
+    ) -> None:
+        def fail() -> None:
+            raise TemporaryError("disk full")
+
+        failing = open_store(before_commit=fail)
+        with pytest.raises(TemporaryError):
+            failing.append("s", [make(1), make(2)])
+        store = open_store()
+        assert store.head() == 0 and store.read_all() == []
+        assert [e.position for e in store.append("s", [make(3)])] == [1]
+
+    def test_survives_reopen(self, open_store: Callable[..., Any]) -> None:
+        first = open_store()
+        first.append("s", [make(1)])
+        first.set_tracking("audit", 1)
+        first.close()
+        second = open_store()
+        assert [e.id for e in second.read_all()] == ["s-1"]
+        assert second.tracking("audit") == 1
+
+    def test_tailing_reader_sees_every_event_once_in_order(
+        self, open_store: Callable[..., Any], tailer: Any
+    ) -> None:
+        # Racing writers hold their transactions open a random while between insert and
+        # commit, so a later position may be ready before an earlier one; a reader that
+        # follows read_all must still get every position once, in order, with no gap.
+        rng = random.Random(7)
+        rng_lock = threading.Lock()
+
+        def linger() -> None:
+            with rng_lock:
+                delay = rng.uniform(0, 0.004)
+            time.sleep(delay)
+
+        writer = open_store(before_commit=linger)
+        reader = tailer(open_store())
+        writers, appends = 4, 15
+
+        def write(w: int) -> list[str]:
+            ids: list[str] = []
+            for i in range(appends):
+                stored = writer.append(f"w{w}", [make(2 * i, f"w{w}"), make(2 * i + 1, f"w{w}")])
+                ids += [e.id for e in stored]
+            return ids
+
+        with ThreadPoolExecutor(writers) as pool:
+            written = [i for ids in pool.map(write, range(writers)) for i in ids]
+        seen = reader.finish()
+        total = writers * appends * 2
+        assert [e.position for e in seen] == list(range(1, total + 1))
+        assert sorted(e.id for e in seen) == sorted(written)
+        assert [e.id for e in seen] == [e.id for e in writer.read_all()]
+
 
 class TestSQLiteEventStore(EventStoreContract):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[EventStore]:
-        s = SQLiteEventStore(tmp_path / "events.db")
-        yield s
-        s.close()
+    def open_store(self, sqlite_factory: Callable[..., Any]) -> Callable[..., Any]:
+        return sqlite_factory
 
-    def test_survives_reopen(self, tmp_path: Path) -> None:
-        first = SQLiteEventStore(tmp_path / "e.db")
-        first.append("s", [make(1)])
-        first.close()
-        second = SQLiteEventStore(tmp_path / "e.db")
-        assert [e.id for e in second.read_all()] == ["s-1"]
-        second.close()
+
+@pytest.mark.postgres
+class TestPostgresEventStore(EventStoreContract):
+    @pytest.fixture
+    def open_store(self, postgres_factory: Callable[..., Any]) -> Callable[..., Any]:
+        return postgres_factory
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,7 +1,8 @@
 """Metrics and traces wired into a real Runtime: a crash is detected, decided, fixed, verified.
 
 The runtime runs on a manual clock with the real ingest gate, agent, Cedar policy and
-executor; only the action adapter is a small in-test implementation.
+executor; only the action adapter is a small in-test implementation, and a human approval
+is given the way `warden approve` gives it when the policy asks for one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from warden.agents.service_down import ServiceDownAgent
 from warden.domain import events as ev
 from warden.domain.catalog import Catalog
-from warden.domain.incident import State
+from warden.domain.ids import incident_stream
+from warden.domain.incident import Incident, State
 from warden.domain.kpis import resilience_report
 from warden.execution.executor import Executor
 from warden.governance.gate import DecisionGate
@@ -47,6 +49,21 @@ class Restarts:
         return ActionResult(True, "restarted", {})
 
 
+def approve(store: SQLiteEventStore, incident: Incident, who: str, clock: ManualClock) -> None:
+    hash_ = incident.step_hashes[incident.next_step]
+    event = ev.derived_event(
+        ev.APPROVAL_GRANTED,
+        incident_stream(incident.id),
+        {"step_hash": hash_, "approver": who},
+        ev.format_time(clock.now()),
+        key=f"{hash_}:{who}",
+        subject=incident.service,
+        correlation_id=incident.correlation_id,
+        traceparent=incident.traceparent,
+    )
+    store.append(incident_stream(incident.id), [event], expected_version=incident.version)
+
+
 def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: ManualClock) -> None:
     catalog = Catalog()
     adapter = Restarts()
@@ -54,7 +71,7 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         store=store,
         ingest=IngestGate(store, SchemaRegistry(), clock),
         agents=[ServiceDownAgent(failure_threshold=3)],
-        gate=DecisionGate(PolicyBundle(BUILTIN_BUNDLE), catalog, confidence_floor=0.6),
+        gate=DecisionGate(PolicyBundle(BUILTIN_BUNDLE), catalog),
         executor=Executor(store, catalog, dict.fromkeys(catalog.names(), adapter), clock),
         probes={},
         clock=clock,
@@ -74,10 +91,12 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         runtime.record_probe("payments", "http://payments/health", down, "watch")
         clock.advance(1)
     store.quarantine("webhook", "not JSON", "{", ev.format_time(clock.now()))
-    for _ in range(6):
+    for _ in range(8):
         runtime.tick()
         clock.advance(1)
         (incident,) = runtime.incidents.values()
+        if incident.state is State.AWAITING_APPROVAL:  # as `warden approve` would
+            approve(store, incident, "alice", clock)
         if incident.state is State.VERIFYING:
             break
     assert adapter.calls == [("restart_service", "payments")]
@@ -101,12 +120,14 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
     )
     assert samples[("warden_incidents", (("state", "resolved"),))] == 1
     assert samples[("warden_quarantined_inputs_total", (("source", "webhook"),))] == 1
-    assert samples[("warden_kpi_automation_coverage_ratio", ())] == 1.0
     # The gauges agree with a report computed afresh from the stored history.
     replayed = resilience_report(store.read_all())
+    assert replayed.resolved == 1
     assert samples[("warden_kpi_mttr_seconds", (("stat", "mean"),))] == pytest.approx(
         replayed.mttr.mean
     )
+    assert samples[("warden_kpi_automation_coverage_ratio", ())] == replayed.automation_coverage
+    assert samples[("warden_approvals_total", ())] == replayed.approvals
 
     spans = exporter.get_finished_spans()
     trace_id = int(incident.traceparent.split("-")[1], 16)
@@ -120,5 +141,7 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         "action restart_service",
         "verify",
     } <= set(names)
+    if replayed.approvals:
+        assert "approval.wait" in names
     tracing.close()
     provider.shutdown()

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
 from warden.agents.service_down import ServiceDownAgent
 from warden.domain.catalog import Catalog
-from warden.domain.control import Controls
+from warden.domain.control import AutonomyRule, Controls
 from warden.domain.decisions import Outcome
 from warden.domain.errors import ConfigError
 from warden.domain.health import Health
 from warden.domain.incident import Incident, State
 from warden.domain.plans import Plan, Step, step_hash
+from warden.domain.topology import ServiceNode, Topology
 from warden.domain.world import World
-from warden.governance.gate import DecisionGate, StepContext
+from warden.governance.context import ActionRecord, FreezeWindow, Situation
+from warden.governance.gate import DecisionGate, Guardrails, RateLimit
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle, PolicyRequest
 
 if TYPE_CHECKING:
@@ -45,29 +48,64 @@ def planned(action: str = "restart_service", confidence: float = 0.95) -> Incide
     )
 
 
-AUTONOMOUS = StepContext(environment="staging", autonomy="autonomous")
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TOPOLOGY = Topology.of(
+    [
+        ServiceNode("payments", "payments"),
+        ServiceNode("orders", "shop", depends_on=("payments",)),
+        ServiceNode("gateway", "edge", depends_on=("orders",)),
+    ]
+)
+
+
+def situation(autonomy: str = "autonomous", **overrides: object) -> Situation:
+    base = Situation(
+        now=NOW,
+        environment="staging",
+        default_autonomy=autonomy,
+        controls=Controls(),
+        topology=TOPOLOGY,
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def gate(bundle: PolicyBundle, **rails: object) -> DecisionGate:
+    return DecisionGate(bundle, Catalog(), Guardrails(**rails))  # type: ignore[arg-type]
 
 
 def test_low_risk_confident_restart_is_allowed_with_reasons(bundle: PolicyBundle) -> None:
-    gate = DecisionGate(bundle, Catalog(), confidence_floor=0.6)
-    decision = gate.decide(planned(), 0, Controls(), AUTONOMOUS)
+    ruling = gate(bundle).decide(planned(), 0, situation())
+    decision = ruling.decision
     assert decision.outcome is Outcome.ALLOW
     assert [r.policy_id for r in decision.reasons] == ["autonomous-low-risk"]
     assert decision.bundle_version == bundle.version
     assert decision.step_hash == planned().step_hashes[0]
+    assert ruling.context is not None
+    assert ruling.context.domain == "payments"
+    assert ruling.context.blast_radius_pct == 34  # 1 of 3 services, rounded up
 
 
 def test_kill_switch_wins_over_policy(bundle: PolicyBundle) -> None:
-    gate = DecisionGate(bundle, Catalog(), confidence_floor=0.6)
-    decision = gate.decide(planned(), 0, Controls(True, "alice", "outage"), AUTONOMOUS)
+    halted = situation(controls=Controls(True, "alice", "outage"))
+    decision = gate(bundle).decide(planned(), 0, halted).decision
     assert decision.outcome is Outcome.DENY
     assert decision.reasons[0].policy_id == "guardrail:kill-switch"
     assert "alice" in decision.reasons[0].message
 
 
+def test_domain_kill_switch_only_stops_its_domain(bundle: PolicyBundle) -> None:
+    controls = Controls(killed_domains=(("payments", "db migration"),))
+    decision = gate(bundle).decide(planned(), 0, situation(controls=controls)).decision
+    assert decision.reasons[0].policy_id == "guardrail:kill-switch"
+    assert "payments" in decision.reasons[0].message
+    other = Controls(killed_domains=(("shop", "x"),))
+    assert gate(bundle).decide(planned(), 0, situation(controls=other)).decision.outcome is (
+        Outcome.ALLOW
+    )
+
+
 def test_action_outside_catalog_is_denied(bundle: PolicyBundle) -> None:
-    gate = DecisionGate(bundle, Catalog(), confidence_floor=0.6)
-    decision = gate.decide(planned("drop_database"), 0, Controls(), AUTONOMOUS)
+    decision = gate(bundle).decide(planned("drop_database"), 0, situation()).decision
     assert decision.outcome is Outcome.DENY
     assert decision.reasons[0].policy_id == "guardrail:catalog"
 
@@ -78,41 +116,90 @@ def test_parameters_outside_schema_are_denied(bundle: PolicyBundle) -> None:
     step = Step("restart_service", "payments", (("force", True),))
     plan = replace(incident.plan, steps=(step,))
     incident = replace(incident, plan=plan, step_hashes=(step_hash("i1", 0, step),))
-    decision = DecisionGate(bundle, Catalog(), 0.6).decide(incident, 0, Controls(), AUTONOMOUS)
+    decision = gate(bundle).decide(incident, 0, situation()).decision
     assert decision.outcome is Outcome.DENY
     assert decision.reasons[0].policy_id == "guardrail:params"
 
 
 def test_confidence_floor_denies(bundle: PolicyBundle) -> None:
-    decision = DecisionGate(bundle, Catalog(), 0.8).decide(
-        planned(confidence=0.7), 0, Controls(), AUTONOMOUS
+    decision = (
+        gate(bundle, confidence_floor=0.8).decide(planned(confidence=0.7), 0, situation()).decision
     )
     assert decision.outcome is Outcome.DENY
     assert decision.reasons[0].policy_id == "guardrail:confidence-floor"
 
 
+def test_rate_limit_guardrail_counts_the_window(bundle: PolicyBundle) -> None:
+    history = (
+        ActionRecord(NOW - timedelta(seconds=30), "restart_service", "payments"),
+        ActionRecord(NOW - timedelta(seconds=700), "restart_service", "payments"),
+    )
+    rails = {"per_target": RateLimit(1, 60)}
+    decision = gate(bundle, **rails).decide(planned(), 0, situation(history=history)).decision
+    assert decision.reasons[0].policy_id == "guardrail:rate-limit"
+    old = history[1:]
+    assert gate(bundle, **rails).decide(planned(), 0, situation(history=old)).decision.outcome is (
+        Outcome.ALLOW
+    )
+
+
+def test_blast_radius_cap(bundle: PolicyBundle) -> None:
+    decision = gate(bundle, max_blast_radius_pct=30).decide(planned(), 0, situation()).decision
+    assert decision.reasons[0].policy_id == "guardrail:blast-radius"
+    assert "34%" in decision.reasons[0].message
+
+
+def test_freeze_window_reaches_policy(bundle: PolicyBundle) -> None:
+    freeze = FreezeWindow(NOW - timedelta(hours=1), NOW + timedelta(hours=1), ("payments",))
+    decision = gate(bundle).decide(planned(), 0, situation(freezes=(freeze,))).decision
+    assert decision.outcome is Outcome.DENY
+    assert "change-freeze" in [r.policy_id for r in decision.reasons]
+    elsewhere = FreezeWindow(NOW - timedelta(hours=1), NOW + timedelta(hours=1), ("shop",))
+    assert gate(bundle).decide(planned(), 0, situation(freezes=(elsewhere,))).decision.outcome is (
+        Outcome.ALLOW
+    )
+
+
+def test_most_specific_autonomy_rule_wins(bundle: PolicyBundle) -> None:
+    controls = Controls(
+        autonomy=(
+            AutonomyRule("*", "payments", "supervised"),
+            AutonomyRule("staging", "*", "recommend"),
+        )
+    )
+    decision = gate(bundle).decide(planned(), 0, situation(controls=controls)).decision
+    assert decision.describe().startswith("needs_approval(1)")
+    recommend_only = Controls(autonomy=(AutonomyRule("staging", "*", "recommend"),))
+    denied = gate(bundle).decide(planned(), 0, situation(controls=recommend_only)).decision
+    assert denied.reasons[0].policy_id == "autonomy:recommend"
+
+
 @pytest.mark.parametrize(
-    ("context", "action", "outcome", "policy", "approvers"),
+    ("autonomy", "action", "outcome", "policy", "approvers"),
     [
-        (StepContext("staging", "supervised"), "restart_service", "needs_approval", "supervised-approval", 1),
-        (AUTONOMOUS, "stop_service", "needs_approval", "high-risk-two-approvers", 2),
-        (StepContext("staging", "autonomous", recent_actions_on_target=3), "restart_service", "deny", "restart-storm", 0),
-        (StepContext("staging", "autonomous", change_freeze=True), "restart_service", "deny", "change-freeze", 0),
-        (StepContext("staging", "recommend"), "restart_service", "deny", "autonomy:recommend", 0),
+        ("supervised", "restart_service", "needs_approval", "supervised-approval", 1),
+        ("autonomous", "stop_service", "needs_approval", "high-risk-two-approvers", 2),
+        ("recommend", "restart_service", "deny", "autonomy:recommend", 0),
+        ("observe", "restart_service", "deny", "autonomy:observe", 0),
     ],
-)  # fmt: skip
+)
 def test_policy_outcomes(
-    bundle: PolicyBundle,
-    context: StepContext,
-    action: str,
-    outcome: str,
-    policy: str,
-    approvers: int,
+    bundle: PolicyBundle, autonomy: str, action: str, outcome: str, policy: str, approvers: int
 ) -> None:
-    decision = DecisionGate(bundle, Catalog(), 0.6).decide(planned(action), 0, Controls(), context)
+    decision = gate(bundle).decide(planned(action), 0, situation(autonomy)).decision
     assert decision.outcome.value == outcome
     assert policy in [r.policy_id for r in decision.reasons]
     assert decision.approvers == approvers
+
+
+def test_forbid_lists_overridden_permits_too(bundle: PolicyBundle) -> None:
+    history = tuple(
+        ActionRecord(NOW - timedelta(seconds=10 * i), "restart_service", "payments")
+        for i in range(1, 4)
+    )
+    decision = gate(bundle).decide(planned(), 0, situation(history=history)).decision
+    assert decision.outcome is Outcome.DENY
+    assert [r.policy_id for r in decision.reasons] == ["restart-storm", "autonomous-low-risk"]
 
 
 def test_evaluation_error_is_a_deny(bundle: PolicyBundle) -> None:

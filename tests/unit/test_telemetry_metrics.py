@@ -203,3 +203,14 @@ def test_the_listener_reports_the_kpis_it_has_seen() -> None:
     feed_history(listener)
     report = listener.report()
     assert (report.incidents, report.resolved, report.escalated, report.open) == (3, 1, 1, 1)
+
+
+def test_a_bad_event_is_counted_as_an_error_not_raised() -> None:
+    registry = CollectorRegistry()
+    listener = MetricsListener(registry)
+    feed = Feed(listener)
+    stream, _ = feed.incident("x", opened=1, first_signal=0)
+    feed.emit(stream, ev.DECISION_RECORDED, 2, {"decision": {"outcome": "maybe"}})
+    samples = scrape(registry)
+    assert value(samples, "warden_metrics_listener_errors_total") == 1
+    assert value(samples, "warden_incidents_opened_total") == 1

@@ -282,3 +282,44 @@ def test_a_missing_otlp_exporter_is_reported_not_fatal() -> None:
 def test_an_unknown_protocol_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown OTLP protocol 'udp'"):
         build_tracer_provider("http://x", protocol="udp")
+
+
+def test_other_incident_events_are_points_on_the_root_span(
+    listener: TracingListener, exporter: InMemorySpanExporter
+) -> None:
+    feed = Feed(listener)
+    opened = {"incident_id": "inc4", "service": "cache", "first_signal_at": ev.format_time(T0)}
+    feed.emit("incident-inc4", ev.INCIDENT_OPENED, 1, opened)
+    feed.emit("incident-inc4", "warden.approval.requested", 2, {"channel": "pager"})
+    feed.emit("incident-inc4", ev.INCIDENT_RESOLVED, 3, {"reason": "recovered"})
+    (root,) = by_name(exporter.get_finished_spans(), "incident cache")
+    assert [(e.name, e.timestamp) for e in root.events] == [
+        ("warden.approval.requested", ns(2)),
+        ("incident resolved", ns(3)),
+    ]
+
+
+def test_a_bad_event_never_reaches_the_runtime(
+    listener: TracingListener, exporter: InMemorySpanExporter
+) -> None:
+    feed = Feed(listener)
+    opened = {"incident_id": "inc5", "service": "db", "first_signal_at": "not a time"}
+    feed.emit("incident-inc5", ev.INCIDENT_OPENED, 1, opened)  # logged, not raised
+    assert exporter.get_finished_spans() == ()
+
+
+def test_spans_that_ended_before_since_are_not_exported_again(
+    exporter: InMemorySpanExporter,
+) -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    approved_incident(Feed(TracingListener(provider, since=T0 + timedelta(seconds=61))))
+    spans = exporter.get_finished_spans()
+    assert sorted((s.name, s.end_time) for s in spans) == [
+        ("action restart_service", ns(64)),
+        ("approval.wait", ns(61)),
+        ("incident payments", ns(70)),
+        ("policy.evaluate", ns(61)),
+        ("verify", ns(70)),
+    ]
+    provider.shutdown()

@@ -8,20 +8,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 
+from warden import commands
 from warden.app import build, store_path
 from warden.cli.audit_cmd import audit_app
+from warden.cli.policy_cmd import policy_app
+from warden.cli.report_cmd import report
 from warden.config import load_config
 from warden.demo.fleet import run_demo
 from warden.demo.timeline import Timeline, describe, incident_table
 from warden.domain import events as ev
-from warden.domain import incident as incident_fold
-from warden.domain.errors import InvalidTransition, WardenError
+from warden.domain.control import AUTONOMY_LEVELS
+from warden.domain.errors import ValidationError, WardenError
 from warden.domain.ids import incident_stream
-from warden.domain.incident import State
 from warden.runtime import load_incidents
 from warden.store.sqlite import SQLiteEventStore
+from warden.telemetry.metrics import MetricsListener, serve_metrics
+from warden.telemetry.tracing import TracingListener, build_tracer_provider
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -37,6 +42,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(policy_app, name="policy")
+app.command()(report)
 console = Console()
 
 StateDir = Annotated[
@@ -64,6 +71,16 @@ def run(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus /metrics on this port (0: off).", min=0)
+    ] = 9464,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+            help="Export one trace per incident by OTLP to this endpoint.",
+        ),
+    ] = None,
 ) -> None:
     """Watch and heal the services declared in a config file until interrupted."""
     try:
@@ -72,6 +89,16 @@ def run(
     except WardenError as exc:
         raise _fail(str(exc)) from exc
     started = datetime.now(UTC)
+    registry = CollectorRegistry()
+    warden.runtime.subscribe(MetricsListener(registry, quarantine=warden.store))
+    server = serve_metrics(registry, "127.0.0.1", metrics_port) if metrics_port else None
+    if server is not None:
+        console.print(f"metrics at {server.url}", highlight=False)
+    tracing_setup = build_tracer_provider(otlp_endpoint)
+    if otlp_endpoint:
+        console.print(tracing_setup.message, highlight=False)
+    tracing = TracingListener(tracing_setup.provider, since=started)
+    warden.runtime.subscribe(tracing)
     warden.runtime.subscribe(Timeline(console, started))
     stop_at = None if duration is None else started.timestamp() + duration
     stopping = False
@@ -84,9 +111,15 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
     names = ", ".join(s.name for s in settings.services)
     console.print(f"Warden watching {names}; state in {settings.state_dir}/. Ctrl-C stops.")
-    warden.run(
-        lambda: stopping or (stop_at is not None and datetime.now(UTC).timestamp() >= stop_at)
-    )
+    try:
+        warden.run(
+            lambda: stopping or (stop_at is not None and datetime.now(UTC).timestamp() >= stop_at)
+        )
+    finally:
+        tracing.close()
+        tracing_setup.provider.shutdown()
+        if server is not None:
+            server.close()
     console.print("stopped; managed services were stopped too.")
 
 
@@ -149,36 +182,15 @@ def approve(
     """Approve the step an incident is waiting on; bound to that step's exact hash."""
     store = _open_store(state_dir)
     try:
-        found = load_incidents(store)
-        matches = [i for i in found.values() if i.id.startswith(incident_id)]
-        if len(matches) != 1:
-            raise _fail(f"{len(matches)} incidents match {incident_id!r}")
-        current = matches[0]
-        if current.state is not State.AWAITING_APPROVAL:
-            raise _fail(
-                f"incident {current.id[:12]} is {current.state.value}, not awaiting approval"
-            )
-        awaiting = current.step_hashes[current.next_step]
-        if step_hash is not None and step_hash != awaiting:
-            raise _fail(f"the incident awaits approval of {awaiting}, not {step_hash}")
-        event = ev.derived_event(
-            ev.APPROVAL_GRANTED,
-            incident_stream(current.id),
-            {"step_hash": awaiting, "approver": approver},
-            ev.format_time(datetime.now(UTC)),
-            key=f"{awaiting}:{approver}",
-            subject=current.service,
-            correlation_id=current.correlation_id,
-            traceparent=current.traceparent,
-        )
-        try:
-            incident_fold.apply(current, event)
-        except InvalidTransition as exc:
-            raise _fail(str(exc)) from exc
-        store.append(incident_stream(current.id), [event], expected_version=current.version)
-        console.print(f"approved step {awaiting[:12]} of incident {current.id[:12]} as {approver}")
+        event = commands.approve(store, incident_id, approver, step_hash)
+    except ValidationError as exc:
+        raise _fail(str(exc)) from exc
     finally:
         store.close()
+    console.print(
+        f"approved proposal {event.data['step_hash'][:12]} of {event.stream} as {approver}",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -186,24 +198,51 @@ def killswitch(
     action: Annotated[str, typer.Argument(help="engage or release")],
     by: Annotated[str, typer.Option("--as", help="Who flips the switch.")],
     reason: Annotated[str, typer.Option(help="Why (shown with every denied step).")] = "",
+    domain: Annotated[
+        str, typer.Option(help="Only this domain (e.g. payments); default: everything.")
+    ] = "",
     state_dir: StateDir = Path(".warden"),
 ) -> None:
-    """Stop all actions at once (engage), or allow them again (release)."""
+    """Stop all actions at once (engage), or allow them again (release).
+
+    The switch holds whatever the policy says, also for steps already allowed.
+    """
     if action not in ("engage", "release"):
         raise _fail("say `engage` or `release`")
+    type_ = ev.KILL_SWITCH_ENGAGED if action == "engage" else ev.KILL_SWITCH_RELEASED
+    _control(state_dir, type_, {"by": by, "reason": reason, "domain": domain})
+
+
+@app.command()
+def autonomy(
+    level: Annotated[str, typer.Argument(help="observe | recommend | supervised | autonomous")],
+    by: Annotated[str, typer.Option("--as", help="Who changes the level.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the audit log.")] = "",
+    environment: Annotated[str, typer.Option(help="Environment, or * for all.")] = "*",
+    domain: Annotated[str, typer.Option(help="Domain, or * for all.")] = "*",
+    state_dir: StateDir = Path(".warden"),
+) -> None:
+    """Change the autonomy level of an environment and domain (an audited event).
+
+    observe: detect and record; recommend: propose, humans act; supervised: act after
+    approval; autonomous: act within guardrails. The most specific rule wins.
+    """
+    if level not in AUTONOMY_LEVELS:
+        raise _fail(f"{level!r} is not one of {', '.join(AUTONOMY_LEVELS)}")
+    data = {"level": level, "environment": environment, "domain": domain, "by": by,
+            "reason": reason}  # fmt: skip
+    _control(state_dir, ev.AUTONOMY_CHANGED, data)
+
+
+def _control(state_dir: Path, type_: str, data: dict[str, str]) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     store = SQLiteEventStore(store_path(state_dir))
     try:
-        now = ev.format_time(datetime.now(UTC))
-        type_ = ev.KILL_SWITCH_ENGAGED if action == "engage" else ev.KILL_SWITCH_RELEASED
-        event = ev.derived_event(
-            type_, ev.CONTROL_STREAM, {"by": by, "reason": reason}, now, key=now
-        )
-        store.append(ev.CONTROL_STREAM, [event])
-        shown = describe(event)
-        console.print(shown[1] if shown else action)
+        event = commands.control(store, type_, data, datetime.now(UTC))
     finally:
         store.close()
+    shown = describe(event)
+    console.print(shown[1] if shown else type_, highlight=False)
 
 
 def main() -> None:

@@ -87,7 +87,25 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
         return "ROLLBACK", str(data.get("reason", ""))
     if kind in (ev.KILL_SWITCH_ENGAGED, ev.KILL_SWITCH_RELEASED):
         state = "engaged" if kind == ev.KILL_SWITCH_ENGAGED else "released"
-        return "CONTROL", f"kill switch {state} by {data.get('by', '?')}"
+        scope = f" for domain {data['domain']}" if data.get("domain") else ""
+        return "CONTROL", f"kill switch {state}{scope} by {data.get('by', '?')}"
+    if kind == ev.AUTONOMY_CHANGED:
+        where = f"{data.get('environment', '*')}/{data.get('domain', '*')}"
+        return "CONTROL", f"autonomy of {where} set to {data['level']} by {data.get('by', '?')}"
+    if kind == ev.POLICY_LOADED:
+        return "CONTROL", f"policy bundle {data['version']} in force"
+    if kind == ev.POLICY_REJECTED:
+        return "CONTROL", f"policy bundle refused, {data['serving']} keeps serving: {data['error']}"
+    if kind == ev.APPROVAL_REQUESTED:
+        roles = data.get("approver_roles") or []
+        who = f" from {'/'.join(roles)}" if roles else ""
+        return (
+            "DECIDE",
+            f"approval requested: {data['approvers']} approver(s){who} for proposal"
+            f" {data['step_hash'][:12]}, expires {data['expires_at']}",
+        )
+    if kind == ev.APPROVAL_EXPIRED:
+        return "ESCALATE", f"approval expired; fallback {data.get('fallback')}"
     return None
 
 

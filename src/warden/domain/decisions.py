@@ -36,6 +36,7 @@ class Decision:
     reasons: tuple[Reason, ...]
     approvers: int = 0
     bundle_version: str = ""
+    approver_roles: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as stored in ``warden.decision.recorded``."""
@@ -44,6 +45,7 @@ class Decision:
             "step_hash": self.step_hash,
             "reasons": [r.to_dict() for r in self.reasons],
             "approvers": self.approvers,
+            "approver_roles": list(self.approver_roles),
             "bundle_version": self.bundle_version,
         }
 
@@ -56,6 +58,7 @@ class Decision:
             reasons=tuple(Reason(str(r["policy_id"]), str(r["message"])) for r in raw["reasons"]),
             approvers=int(raw.get("approvers", 0)),
             bundle_version=str(raw.get("bundle_version", "")),
+            approver_roles=tuple(str(r) for r in raw.get("approver_roles", ())),
         )
 
     def describe(self) -> str:
@@ -63,5 +66,7 @@ class Decision:
         head = self.outcome.value
         if self.outcome is Outcome.NEEDS_APPROVAL:
             head = f"needs_approval({self.approvers})"
+            if self.approver_roles:
+                head += f" from {'/'.join(self.approver_roles)}"
         why = "; ".join(f"{r.policy_id}: {r.message}" for r in self.reasons)
         return f"{head} — {why}" if why else head

@@ -35,6 +35,11 @@ INCIDENT_ROLLED_BACK = "warden.incident.rolled_back"
 # Control
 KILL_SWITCH_ENGAGED = "warden.killswitch.engaged"
 KILL_SWITCH_RELEASED = "warden.killswitch.released"
+AUTONOMY_CHANGED = "warden.autonomy.changed"
+POLICY_LOADED = "warden.policy.loaded"
+POLICY_REJECTED = "warden.policy.rejected"
+APPROVAL_REQUESTED = "warden.approval.requested"
+APPROVAL_EXPIRED = "warden.approval.expired"
 
 CONTROL_STREAM = "control"
 

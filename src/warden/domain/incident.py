@@ -60,6 +60,8 @@ class Incident:
     step_hashes: tuple[str, ...] = ()
     decisions: tuple[Decision, ...] = ()
     approvals: tuple[tuple[str, str], ...] = ()  # (step_hash, approver)
+    approval_requests: tuple[tuple[str, str], ...] = ()  # (step_hash, expires_at)
+    expired: tuple[str, ...] = ()  # step hashes whose approval window closed
     intended: tuple[int, ...] = ()
     succeeded: tuple[int, ...] = ()
     failed: tuple[int, ...] = ()
@@ -184,6 +186,12 @@ def _decision(incident: Incident, event: ev.Event) -> Incident:
         needed = pending.approvers if pending else 1
         have = len(incident.approvers_of(decision.step_hash))
         _require(have >= needed, incident, event, f"{have} of {needed} approvals given")
+        _require(
+            decision.step_hash not in incident.expired,
+            incident,
+            event,
+            "the approval window has closed",
+        )
     state = {
         Outcome.ALLOW: State.EXECUTING,
         Outcome.NEEDS_APPROVAL: State.AWAITING_APPROVAL,
@@ -214,7 +222,24 @@ def _approval(incident: Incident, event: ev.Event) -> Incident:
         event,
         f"{approver} already approved",
     )
+    _require(hash_ not in incident.expired, incident, event, "the approval window has closed")
     return replace(incident, approvals=(*incident.approvals, (hash_, approver)))
+
+
+def _approval_window(incident: Incident, event: ev.Event) -> Incident:
+    _require(incident.state is State.AWAITING_APPROVAL, incident, event, "nothing awaits approval")
+    hash_ = str(event.data["step_hash"])
+    _require(
+        hash_ == incident.step_hashes[incident.next_step],
+        incident,
+        event,
+        "the request names a proposal other than the one awaiting",
+    )
+    if event.type == ev.APPROVAL_REQUESTED:
+        request = (hash_, str(event.data.get("expires_at", "")))
+        return replace(incident, approval_requests=(*incident.approval_requests, request))
+    _require(hash_ not in incident.expired, incident, event, "the approval already expired")
+    return replace(incident, expired=(*incident.expired, hash_))
 
 
 def _intended(incident: Incident, event: ev.Event) -> Incident:
@@ -298,6 +323,8 @@ _TRANSITIONS: dict[str, Any] = {
     ev.PLAN_PROPOSED: _plan,
     ev.DECISION_RECORDED: _decision,
     ev.APPROVAL_GRANTED: _approval,
+    ev.APPROVAL_REQUESTED: _approval_window,
+    ev.APPROVAL_EXPIRED: _approval_window,
     ev.STEP_INTENDED: _intended,
     ev.STEP_SUCCEEDED: _result,
     ev.STEP_FAILED: _result,

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 ONE_DAY = timedelta(days=1)
 INCIDENT_STREAM_PREFIX = "incident-"
+_CLOSING = {
+    ev.INCIDENT_RESOLVED: State.RESOLVED,
+    ev.INCIDENT_ESCALATED: State.ESCALATED,
+    ev.INCIDENT_ROLLED_BACK: State.ROLLED_BACK,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +201,8 @@ def _apply(facts: IncidentFacts, event: ev.Event, at: datetime) -> IncidentFacts
         return _result(facts, event, at)
     if kind == ev.VERIFICATION_STARTED:
         return replace(facts, state=State.VERIFYING)
-    closing = {
-        ev.INCIDENT_RESOLVED: State.RESOLVED,
-        ev.INCIDENT_ESCALATED: State.ESCALATED,
-        ev.INCIDENT_ROLLED_BACK: State.ROLLED_BACK,
-    }
-    if kind in closing:
-        return replace(facts, state=closing[kind], closed_at=at)
+    if kind in _CLOSING:
+        return replace(facts, state=_CLOSING[kind], closed_at=at)
     return facts
 
 

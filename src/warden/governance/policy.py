@@ -1,9 +1,10 @@
-"""Cedar policy bundles: load, validate against the schema, decide. Control plane.
+"""Cedar policy bundles: load, validate against the schema, decide, explain. Control plane.
 
 Cedar answers permit or forbid; Warden's outcome comes from the annotations of the
-policies that matched: ``@outcome("needs_approval")`` with ``@approvers("n")`` asks for
-approval, a matching ``forbid`` denies, nothing permitted denies, and any evaluation error
-denies.
+policies that matched: ``@outcome("needs_approval")`` with ``@approvers("n")`` (and
+optionally ``@approver_roles("sre,lead")``) asks for approval, a matching ``forbid``
+denies, nothing permitted denies, and any evaluation error denies. Every policy that
+matched is listed in the reasons, also the permits that a forbid overrode.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from warden.domain.errors import ConfigError
 
 BUILTIN_BUNDLE = Path(__file__).parent / "bundle"
 SCHEMA_SUFFIX = ".cedarschema"
+_NO_ENTITIES = cedarpy.Entities.from_json_str("[]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,15 @@ class PolicyRequest:
     resource: str
     context: dict[str, Any]
 
+    def to_cedar(self) -> dict[str, Any]:
+        """The request in cedarpy's form (entity ids as type/id pairs, never parsed text)."""
+        return {
+            "principal": {"type": "Agent", "id": self.principal},
+            "action": {"type": "Action", "id": self.action},
+            "resource": {"type": "Service", "id": self.resource},
+            "context": self.context,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -40,15 +51,62 @@ class Verdict:
     outcome: Outcome
     reasons: tuple[Reason, ...]
     approvers: int = 0
+    approver_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class _PolicyMeta:
+class PolicyInfo:
+    """One policy of a bundle, with its Warden annotations and its source."""
+
+    cedar_id: str
     id: str
     effect: str
     outcome: str
     approvers: int
+    approver_roles: tuple[str, ...]
     message: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """For one request: every policy, whether it matched, and the resulting verdict."""
+
+    verdict: Verdict
+    matched: tuple[PolicyInfo, ...]
+    not_matched: tuple[PolicyInfo, ...]
+    errors: tuple[str, ...]
+
+
+def _annotations(cedar_id: str, policy: dict[str, Any], source: str) -> PolicyInfo:
+    notes = policy.get("annotations") or {}
+    policy_id = notes.get("id") or cedar_id
+    effect = policy["effect"]
+    outcome = notes.get("outcome", "allow") if effect == "permit" else "deny"
+    if outcome not in ("allow", "needs_approval", "deny"):
+        raise ConfigError(
+            f"policy {policy_id}: @outcome must be allow or needs_approval, not {outcome!r}"
+        )
+    approvers_text = notes.get("approvers", "1" if outcome == "needs_approval" else "0")
+    if not approvers_text.isdigit():
+        raise ConfigError(f"policy {policy_id}: @approvers must be a whole number")
+    roles = tuple(r.strip() for r in notes.get("approver_roles", "").split(",") if r.strip())
+    return PolicyInfo(
+        cedar_id=cedar_id,
+        id=policy_id,
+        effect=effect,
+        outcome=outcome,
+        approvers=int(approvers_text),
+        approver_roles=roles,
+        message=notes.get("message", ""),
+        source=source,
+    )
+
+
+def _policy_set(policies: dict[str, Any]) -> Any:
+    return cedarpy.PolicySet.from_json_str(
+        json.dumps({"templates": {}, "staticPolicies": policies, "templateLinks": []})
+    )
 
 
 class PolicyBundle:
@@ -56,6 +114,8 @@ class PolicyBundle:
 
     def __init__(self, directory: Path, name: str = "") -> None:
         self.directory = directory
+        if not directory.is_dir():
+            raise ConfigError(f"policy bundle {directory}: not a directory")
         policy_files = sorted(directory.glob("*.cedar"))
         schema_files = sorted(directory.glob(f"*{SCHEMA_SUFFIX}"))
         if not policy_files:
@@ -66,79 +126,100 @@ class PolicyBundle:
                 f" found {len(schema_files)}"
             )
         texts = {p.name: p.read_text(encoding="utf-8") for p in [*policy_files, *schema_files]}
-        digest = hashlib.sha256()
-        for file_name in sorted(texts):
-            digest.update(file_name.encode() + b"\0" + texts[file_name].encode() + b"\0")
-        self.name = name or directory.name
-        self.version = f"{self.name}@{digest.hexdigest()[:16]}"
+        builtin = directory.resolve() == BUILTIN_BUNDLE.resolve()
+        self.name = name or ("default" if builtin else directory.name)
+        self.version = f"{self.name}@{fingerprint(texts)}"
         self.source = "\n".join(texts[p.name] for p in policy_files)
-        schema_text = texts[schema_files[0].name]
+        self.schema_text = texts[schema_files[0].name]
         try:
-            self._schema = cedarpy.Schema.from_str(schema_text)
+            self.schema = cedarpy.Schema.from_str(self.schema_text)
         except ValueError as exc:
             raise ConfigError(f"policy bundle {directory}: schema does not parse: {exc}") from exc
         try:
-            self._policies = cedarpy.PolicySet.from_str(self.source)
+            parsed = json.loads(cedarpy.policies_to_json_str(self.source))
         except ValueError as exc:
             raise ConfigError(f"policy bundle {directory}: policies do not parse: {exc}") from exc
-        result = cedarpy.validate_policies(self.source, self._schema)
+        result = cedarpy.validate_policies(self.source, self.schema)
         if not result.validation_passed:
             errors = "; ".join(str(e) for e in result.errors)
             raise ConfigError(f"policy bundle {directory}: does not validate: {errors}")
-        self._meta = self._read_annotations()
-
-    def _read_annotations(self) -> dict[str, _PolicyMeta]:
-        parsed = json.loads(cedarpy.policies_to_json_str(self.source))
-        meta: dict[str, _PolicyMeta] = {}
+        statics: dict[str, Any] = parsed["staticPolicies"]
+        if parsed.get("templates"):
+            raise ConfigError(f"policy bundle {directory}: templates are not supported")
+        self.policies: dict[str, PolicyInfo] = {}
         seen: set[str] = set()
-        for cedar_id, policy in parsed["staticPolicies"].items():
-            notes = policy.get("annotations") or {}
-            policy_id = notes.get("id") or cedar_id
-            if policy_id in seen:
-                raise ConfigError(f"policy bundle {self.directory}: duplicate @id({policy_id!r})")
-            seen.add(policy_id)
-            outcome = notes.get("outcome", "allow")
-            if policy["effect"] == "permit" and outcome not in ("allow", "needs_approval"):
-                raise ConfigError(
-                    f"policy {policy_id}: @outcome must be allow or needs_approval, not {outcome!r}"
-                )
-            approvers_text = notes.get("approvers", "1" if outcome == "needs_approval" else "0")
-            if not approvers_text.isdigit():
-                raise ConfigError(f"policy {policy_id}: @approvers must be a number")
-            meta[cedar_id] = _PolicyMeta(
-                id=policy_id,
-                effect=policy["effect"],
-                outcome=outcome if policy["effect"] == "permit" else "deny",
-                approvers=int(approvers_text),
-                message=notes.get("message", ""),
+        for cedar_id, policy in statics.items():
+            single = {"templates": {}, "staticPolicies": {cedar_id: policy}, "templateLinks": []}
+            info = _annotations(
+                cedar_id, policy, cedarpy.policies_from_json_str(json.dumps(single))
             )
-        return meta
+            if info.id in seen:
+                raise ConfigError(f"policy bundle {directory}: duplicate @id({info.id!r})")
+            seen.add(info.id)
+            self.policies[cedar_id] = info
+        self._all = _policy_set(statics)
+        self._permits = _policy_set({k: v for k, v in statics.items() if v["effect"] == "permit"})
+        self._singles = {k: _policy_set({k: v}) for k, v in statics.items()}
 
-    def evaluate(self, request: PolicyRequest) -> Verdict:
+    def _authorize(self, policies: Any, request: PolicyRequest, entities: Any, strict: bool) -> Any:
+        # The schema checks the request's types in strict mode (policy tests, explain); at
+        # run time the context builder guarantees them, and skipping it is 5x faster.
+        schema = self.schema if strict else None
+        return cedarpy.is_authorized(request.to_cedar(), policies, entities, schema)
+
+    def evaluate(
+        self, request: PolicyRequest, entities: Any = None, *, strict: bool = False
+    ) -> Verdict:
         """Decide one request; an evaluation error is a deny."""
-        query = {
-            "principal": {"type": "Agent", "id": request.principal},
-            "action": {"type": "Action", "id": request.action},
-            "resource": {"type": "Service", "id": request.resource},
-            "context": request.context,
-        }
+        entities = entities if entities is not None else _NO_ENTITIES
         try:
-            result = cedarpy.is_authorized(query, self._policies, [], self._schema)
+            result = self._authorize(self._all, request, entities, strict)
         except Exception as exc:  # the engine's own failure must still end in a deny
             return Verdict(Outcome.DENY, (Reason("policy-error", f"evaluation failed: {exc}"),))
         errors = list(result.diagnostics.errors)
         if errors:
-            return Verdict(
-                Outcome.DENY,
-                tuple(Reason("policy-error", str(e)) for e in errors),
-            )
-        matched = [self._meta[cid] for cid in result.diagnostics.reasons if cid in self._meta]
-        reasons = tuple(Reason(m.id, m.message) for m in matched)
+            return Verdict(Outcome.DENY, tuple(Reason("policy-error", str(e)) for e in errors))
+        matched = [self.policies[c] for c in result.diagnostics.reasons if c in self.policies]
         if result.decision != cedarpy.Decision.Allow:
-            if not reasons:
-                reasons = (Reason("default-deny", "no policy permits this step"),)
-            return Verdict(Outcome.DENY, reasons)
-        approvals = [m.approvers for m in matched if m.outcome == "needs_approval"]
-        if approvals:
-            return Verdict(Outcome.NEEDS_APPROVAL, reasons, max(approvals))
+            if not matched:
+                return Verdict(
+                    Outcome.DENY, (Reason("default-deny", "no policy permits this step"),)
+                )
+            overridden = self._authorize(self._permits, request, entities, strict)
+            matched += [
+                self.policies[c] for c in overridden.diagnostics.reasons if c in self.policies
+            ]
+            return Verdict(Outcome.DENY, tuple(Reason(m.id, m.message) for m in matched))
+        reasons = tuple(Reason(m.id, m.message) for m in matched)
+        asking = [m for m in matched if m.outcome == "needs_approval"]
+        if asking:
+            roles = sorted({r for m in asking for r in m.approver_roles})
+            return Verdict(
+                Outcome.NEEDS_APPROVAL, reasons, max(m.approvers for m in asking), tuple(roles)
+            )
         return Verdict(Outcome.ALLOW, reasons)
+
+    def explain(self, request: PolicyRequest, entities: Any = None) -> Explanation:
+        """Evaluate every policy on its own to show which matched, then the verdict."""
+        entities = entities if entities is not None else _NO_ENTITIES
+        verdict = self.evaluate(request, entities, strict=True)
+        matched: list[PolicyInfo] = []
+        missed: list[PolicyInfo] = []
+        errors: list[str] = []
+        for cedar_id, info in self.policies.items():
+            try:
+                result = self._authorize(self._singles[cedar_id], request, entities, True)
+            except Exception as exc:
+                errors.append(f"{info.id}: {exc}")
+                continue
+            errors += [f"{info.id}: {e}" for e in result.diagnostics.errors]
+            (matched if cedar_id in result.diagnostics.reasons else missed).append(info)
+        return Explanation(verdict, tuple(matched), tuple(missed), tuple(errors))
+
+
+def fingerprint(texts: dict[str, str]) -> str:
+    """A short content hash of a bundle's files, names included."""
+    digest = hashlib.sha256()
+    for file_name in sorted(texts):
+        digest.update(file_name.encode() + b"\0" + texts[file_name].encode() + b"\0")
+    return digest.hexdigest()[:16]

@@ -1,7 +1,9 @@
 """Schema registry: a JSON Schema per event type and version, loaded from files. Data plane.
 
 Files are named ``<event type>@<version>.json``; ``envelope.json`` checks the CloudEvents
-attributes every event carries.
+attributes every event carries. Registering a version checks that it is backward
+compatible with its neighbours (see :mod:`warden.ingest.compat`) and refuses a breaking
+change with a readable diff: a breaking change needs a new event type.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
 
 from warden.domain.errors import ConfigError, ValidationError
+from warden.ingest.compat import CompatibilityReport, compare_schemas
 
 BUILTIN_DIR = Path(__file__).parent / "schemas"
 
@@ -24,6 +28,48 @@ class SchemaKey:
 
     type: str
     version: int
+
+    def __str__(self) -> str:
+        return f"{self.type}@{self.version}"
+
+
+def parse_schema_name(path: Path) -> SchemaKey:
+    """The (type, version) a schema file's name declares.
+
+    Args:
+        path: A file named ``<event type>@<version>.json``.
+
+    Returns:
+        The key the name declares.
+
+    Raises:
+        ConfigError: When the name does not follow the pattern.
+    """
+    type_, _, version = path.stem.partition("@")
+    if not type_ or not version.isdigit() or int(version) < 1:
+        raise ConfigError(
+            f"schema file {path}: name it <event type>@<version>.json, e.g. {type_ or 'x.y'}@1.json"
+        )
+    return SchemaKey(type_, int(version))
+
+
+def read_schema(path: Path) -> dict[str, Any]:
+    """Read a schema file and check that it is a valid JSON Schema (draft 2020-12).
+
+    Raises:
+        ConfigError: When the file cannot be read, is not JSON or not a valid schema.
+    """
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"schema file {path}: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise ConfigError(f"schema file {path}: a schema must be a JSON object")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ConfigError(f"schema file {path}: not a valid JSON Schema: {exc.message}") from exc
+    return schema
 
 
 def _describe(error: Any) -> str:
@@ -36,32 +82,147 @@ class SchemaRegistry:
 
     def __init__(self, directories: list[Path] | None = None) -> None:
         self._validators: dict[SchemaKey, Draft202012Validator] = {}
+        self._schemas: dict[SchemaKey, dict[str, Any]] = {}
+        self._origins: dict[SchemaKey, str] = {}
         self._envelope: Draft202012Validator | None = None
         for directory in [BUILTIN_DIR, *(directories or [])]:
             self.load(directory)
 
     def load(self, directory: Path) -> None:
-        """Load every schema file of a directory."""
+        """Load every schema file of a directory, oldest version of each type first.
+
+        Raises:
+            ConfigError: When a file is unreadable, misnamed, not a valid schema, or a
+                version is not backward compatible with the one before it.
+        """
+        found: list[tuple[SchemaKey, Path]] = []
         for path in sorted(directory.glob("*.json")):
-            try:
-                schema = json.loads(path.read_text(encoding="utf-8"))
-                Draft202012Validator.check_schema(schema)
-            except (json.JSONDecodeError, Exception) as exc:
-                raise ConfigError(f"schema file {path}: {exc}") from exc
-            validator = Draft202012Validator(schema, format_checker=FormatChecker())
             if path.stem == "envelope":
-                self._envelope = validator
+                schema = read_schema(path)
+                self._envelope = Draft202012Validator(schema, format_checker=FormatChecker())
                 continue
-            type_, _, version = path.stem.partition("@")
-            if not version.isdigit():
-                raise ConfigError(
-                    f"schema file {path}: name it <event type>@<version>.json, e.g. {type_}@1.json"
-                )
-            self._validators[SchemaKey(type_, int(version))] = validator
+            found.append((parse_schema_name(path), path))
+        for key, path in sorted(found, key=lambda item: (item[0].type, item[0].version)):
+            try:
+                self.register(key.type, key.version, read_schema(path), origin=str(path))
+            except ValidationError as exc:
+                raise ConfigError(f"schema file {path}: {exc}") from exc
+
+    def register(
+        self, type_: str, version: int, schema: dict[str, Any], *, origin: str = "(memory)"
+    ) -> CompatibilityReport | None:
+        """Add a schema version after checking it against its neighbours.
+
+        Args:
+            type_: The event type, e.g. ``warden.alert.firing``.
+            version: The schema version, 1 or more.
+            schema: A JSON Schema (draft 2020-12) of the event's ``data``.
+            origin: Where the schema came from, shown by ``warden schema show``.
+
+        Returns:
+            The report against the previous version, or None for a type's first version
+            (or when this exact schema is registered already).
+
+        Raises:
+            ValidationError: When the schema is invalid, differs from the one already
+                registered at this version, or is not backward compatible.
+        """
+        key = SchemaKey(type_, version)
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValidationError(
+                f"not a valid JSON Schema: {exc.message}", field=str(key)
+            ) from exc
+        known = self._schemas.get(key)
+        if known is not None:
+            if _canonical(known) == _canonical(schema):
+                return None
+            raise ValidationError(
+                f"version {version} of {type_} is registered already with another schema",
+                field=str(key),
+                fix=f"never change a published version; register {type_}@{self._next(type_)}",
+            )
+        report = self.check_compatible(type_, version, schema)
+        self._schemas[key] = schema
+        self._origins[key] = origin
+        self._validators[key] = Draft202012Validator(schema, format_checker=FormatChecker())
+        return report
+
+    def check_compatible(
+        self, type_: str, version: int, schema: dict[str, Any]
+    ) -> CompatibilityReport | None:
+        """Check a candidate version without registering it.
+
+        Returns:
+            The report against the closest older version; None when there is none.
+
+        Raises:
+            ValidationError: When the candidate breaks compatibility with the closest
+                older version, or the closest newer one breaks compatibility with it.
+        """
+        older = [v for v in self.versions(type_) if v < version]
+        newer = [v for v in self.versions(type_) if v > version]
+        report = None
+        if older:
+            previous = SchemaKey(type_, older[-1])
+            report = compare_schemas(
+                self._schemas[previous],
+                schema,
+                old_name=str(previous),
+                new_name=f"{type_}@{version}",
+            )
+            _refuse_breaking(report, type_)
+        if newer:
+            following = SchemaKey(type_, newer[0])
+            _refuse_breaking(
+                compare_schemas(
+                    schema,
+                    self._schemas[following],
+                    old_name=f"{type_}@{version}",
+                    new_name=str(following),
+                ),
+                type_,
+            )
+        return report
+
+    def _next(self, type_: str) -> int:
+        versions = self.versions(type_)
+        return versions[-1] + 1 if versions else 1
 
     def keys(self) -> list[SchemaKey]:
         """Every registered (type, version), sorted."""
         return sorted(self._validators, key=lambda k: (k.type, k.version))
+
+    def types(self) -> list[str]:
+        """Every registered event type, sorted."""
+        return sorted({k.type for k in self._validators})
+
+    def versions(self, type_: str) -> list[int]:
+        """The registered versions of ``type_``, ascending (empty when unknown)."""
+        return sorted(k.version for k in self._validators if k.type == type_)
+
+    def schema(self, type_: str, version: int | None = None) -> dict[str, Any]:
+        """The schema of ``type_`` at ``version`` (default: the latest).
+
+        Raises:
+            ValidationError: When no such schema is registered.
+        """
+        versions = self.versions(type_)
+        chosen = versions[-1] if version is None and versions else version
+        found = self._schemas.get(SchemaKey(type_, chosen or 0))
+        if found is None:
+            known = ", ".join(f"{type_}@{v}" for v in versions) or ", ".join(self.types())
+            raise ValidationError(
+                f"no schema registered for {type_}" + (f"@{version}" if version else ""),
+                field="type",
+                fix=f"known: {known}" if known else "register a schema",
+            )
+        return found
+
+    def origin(self, type_: str, version: int) -> str:
+        """Where the schema of (type, version) was loaded from."""
+        return self._origins.get(SchemaKey(type_, version), "")
 
     def check_envelope(self, raw: dict[str, Any]) -> None:
         """Raise :class:`ValidationError` unless ``raw`` is a valid envelope."""
@@ -91,3 +252,18 @@ class SchemaRegistry:
                 field="data",
                 fix=f"make the data match the schema of {type_}@{version}",
             )
+
+
+def _canonical(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+def _refuse_breaking(report: CompatibilityReport, type_: str) -> None:
+    if report.compatible:
+        return
+    raise ValidationError(
+        "breaking change refused\n" + report.describe(),
+        field=report.new,
+        fix=f"keep the change backward compatible, or publish it as a new event type"
+        f" (e.g. {type_}.v2)",
+    )

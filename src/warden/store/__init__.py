@@ -1,1 +1,4 @@
-"""Event store adapters: SQLite (embedded default)."""
+"""Event store adapters: SQLite (embedded default), PostgreSQL (shared). Store adapters.
+
+Both pass one contract suite; ``snapshots`` and ``group_commit`` work on either.
+"""

@@ -1,27 +1,30 @@
 """SQLite event store, the embedded default: WAL, synchronous=FULL. Store adapter.
 
-One file holds the event log, the quarantine of refused input and the positions of
-projections. Several processes may share the file (the CLI appends approvals and
-kill-switch events while the runtime runs): SQLite serialises writers, and global
-positions are assigned inside the write transaction, so they commit in order.
+One file holds the event log, the quarantine of refused input, the positions of
+projections and the snapshots of long streams; ``append_batch`` commits many appends at
+once for high-volume ingest. Several processes may share the file (the CLI appends
+approvals and kill-switch events while the runtime runs): SQLite serialises writers, and
+global positions are assigned inside the write transaction, so they commit in order.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ConcurrencyConflict
-from warden.domain.events import Event
 from warden.ports import QuarantinedInput
+from warden.store.records import decode_record, encode_record
+from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+
+    from warden.domain.events import Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -45,43 +48,38 @@ CREATE TABLE IF NOT EXISTS tracking (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (stream, version)
+);
 """
 
 
 def _event_from_row(row: tuple[int, str, str]) -> Event:
-    position, stream, record = row
-    raw = json.loads(record)
-    extensions = raw.get("extensions") or {}
-    return Event(
-        id=raw["id"],
-        source=raw["source"],
-        type=raw["type"],
-        time=raw["time"],
-        data=raw["data"],
-        subject=raw.get("subject", ""),
-        schema_version=int(raw.get("schemaversion", 1)),
-        traceparent=raw.get("traceparent", ""),
-        correlation_id=raw.get("correlationid", ""),
-        stream=stream,
-        position=position,
-        extensions=extensions,
-    )
+    return decode_record(*row)
 
 
-def _record(event: Event) -> str:
-    raw = event.to_cloudevent()
-    for key in event.extensions:
-        raw.pop(key, None)
-    if event.extensions:
-        raw["extensions"] = event.extensions
-    return json.dumps(raw, separators=(",", ":"), sort_keys=True)
+_record = encode_record
+_CHUNK = 500  # ids per IN (...) query, well below SQLite's limit on parameters
 
 
 class SQLiteEventStore:
     """Event store in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, before_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Open (and create) the store file.
+
+        Args:
+            path: the database file; its directory is created when missing.
+            before_commit: called inside every write transaction just before COMMIT
+                (fault and delay injection for tests); an exception rolls it back.
+        """
         self.path = Path(path)
+        self._before_commit = before_commit
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
@@ -98,6 +96,8 @@ class SQLiteEventStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                if self._before_commit is not None:
+                    self._before_commit()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -219,6 +219,100 @@ class SQLiteEventStore:
                 " ON CONFLICT(name) DO UPDATE SET position = excluded.position",
                 (name, position),
             )
+
+    def append_batch(self, items: Sequence[tuple[str, Sequence[Event]]]) -> list[list[Event]]:
+        """Append every ``(stream, events)`` item in one transaction: all or nothing.
+
+        Idempotent on event id as :meth:`append` is, within the batch too: an event
+        stored before, or earlier in the batch, is returned as stored and not added
+        again. Positions follow the items, and the events of each, in order. There is
+        no version check; use :meth:`append` with ``expected_version`` for that.
+
+        Returns:
+            For each item, its events as stored.
+        """
+        records: dict[str, str] = {}
+        for _, events in items:
+            for event in events:
+                if event.id not in records:
+                    records[event.id] = _record(event)
+        if not records:
+            return [[] for _ in items]
+        with self._write() as db:
+            ids = list(records)
+            known = {
+                row[3]: _event_from_row(row[:3])
+                for start in range(0, len(ids), _CHUNK)
+                for row in db.execute(
+                    "SELECT position, stream, record, id FROM events WHERE id IN"
+                    f" ({','.join('?' * len(ids[start : start + _CHUNK]))})",
+                    ids[start : start + _CHUNK],
+                )
+            }
+            (position,) = db.execute(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+                " COALESCE((SELECT MAX(position) FROM events), 0))"
+            ).fetchone()
+            versions: dict[str, int] = {}
+            rows: list[tuple[int, str, str, int, str, str, str]] = []
+            for stream, events in items:
+                for event in events:
+                    if event.id in known:
+                        continue
+                    if stream not in versions:
+                        versions[stream] = self._next_version(db, stream)
+                    position += 1
+                    rows.append(
+                        (position, event.id, stream, versions[stream], event.type, event.time,
+                         records[event.id])
+                    )  # fmt: skip
+                    versions[stream] += 1
+                    known[event.id] = replace(event, stream=stream, position=position)
+            db.executemany(
+                "INSERT INTO events (position, id, stream, version, type, time, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return [[known[e.id] for e in events] for _, events in items]
+
+    @staticmethod
+    def _next_version(db: sqlite3.Connection, stream: str) -> int:
+        (version,) = db.execute(
+            "SELECT COALESCE(MAX(version) + 1, 0) FROM events WHERE stream = ?", (stream,)
+        ).fetchone()
+        return int(version)
+
+    def save_snapshot(self, stream: str, version: int, state: Any) -> None:
+        """Keep ``state`` as the fold of the first ``version`` events of ``stream``.
+
+        Only the newest snapshot of a stream is kept; saving an older one is a no-op.
+
+        Raises:
+            ValidationError: ``state`` is not JSON, or the stream has fewer events.
+        """
+        text = encode_state(stream, version, state)
+        with self._write() as db:
+            check_version(stream, version, self._next_version(db, stream))
+            db.execute(
+                "INSERT INTO snapshots (stream, version, state) VALUES (?, ?, ?)"
+                " ON CONFLICT (stream, version) DO UPDATE SET state = excluded.state",
+                (stream, version, text),
+            )
+            db.execute(
+                "DELETE FROM snapshots WHERE stream = ?"
+                " AND version < (SELECT MAX(version) FROM snapshots WHERE stream = ?)",
+                (stream, stream),
+            )
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        """The newest snapshot of ``stream``, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version, state FROM snapshots WHERE stream = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (stream,),
+            ).fetchone()
+        return None if row is None else Snapshot(stream, int(row[0]), decode_state(row[1]))
 
     def close(self) -> None:
         """Close the connection."""

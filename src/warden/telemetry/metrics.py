@@ -6,6 +6,7 @@ resilience KPIs of :mod:`warden.domain.kpis` as gauges; :func:`serve_metrics` se
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter as Tally
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
     from warden.domain.kpis import ResilienceReport, Summary
     from warden.ports import QuarantinedInput
+
+log = logging.getLogger(__name__)
 
 ACTION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 DECISION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -102,20 +105,31 @@ class MetricsListener:
         self.kill_switch = Gauge(
             "warden_kill_switch_engaged", "1 while the kill switch is engaged.", registry=registry
         )
+        self.errors = Counter(
+            "warden_metrics_listener_errors",
+            "Events the metrics listener could not count (see the log).",
+            registry=registry,
+        )
         registry.register(_KpiCollector(self))
         if quarantine is not None:
             registry.register(_QuarantineCollector(quarantine))
 
     def __call__(self, event: ev.Event) -> None:
-        """Count one event the runtime folded."""
-        with self._lock:
-            self.events.labels(event.type).inc()
-            if event.type == ev.KILL_SWITCH_ENGAGED:
-                self.kill_switch.set(1)
-            elif event.type == ev.KILL_SWITCH_RELEASED:
-                self.kill_switch.set(0)
-            if event.stream.startswith(INCIDENT_STREAM_PREFIX):
-                self._incident_event(event)
+        """Count one event the runtime folded; a failure here never reaches the runtime."""
+        try:
+            with self._lock:
+                self.events.labels(event.type).inc()
+                if event.type == ev.KILL_SWITCH_ENGAGED:
+                    self.kill_switch.set(1)
+                elif event.type == ev.KILL_SWITCH_RELEASED:
+                    self.kill_switch.set(0)
+                if event.stream.startswith(INCIDENT_STREAM_PREFIX):
+                    self._incident_event(event)
+        except Exception:  # telemetry must not stop remediation
+            self.errors.inc()
+            log.warning(
+                "metrics could not count event %s (%s)", event.id, event.type, exc_info=True
+            )
 
     def _incident_event(self, event: ev.Event) -> None:
         before = self._facts.get(event.stream)

@@ -93,27 +93,39 @@ class TracingListener:
 
     Pass it to ``Runtime.subscribe``. A span can only be exported once it ends, so the
     incident's root span is exported when the incident closes; :meth:`close` ends the
-    spans of incidents still open (marked ``warden.incident.unfinished``).
+    spans of incidents still open (marked ``warden.incident.unfinished``). The runtime
+    refolds the whole log when it starts: pass its start time as ``since`` and spans that
+    ended before it (exported by an earlier run) are not exported again.
     """
 
     def __init__(
-        self, tracer_provider: TracerProvider, *, signals_kept: int = SIGNALS_KEPT
+        self,
+        tracer_provider: TracerProvider,
+        *,
+        since: datetime | None = None,
+        signals_kept: int = SIGNALS_KEPT,
     ) -> None:
         self._tracer: Tracer = tracer_provider.get_tracer("warden")
+        self._since = nanos(since) if since is not None else None
         self._signals: OrderedDict[str, ev.Event] = OrderedDict()
         self._signals_kept = signals_kept
         self._incidents: dict[str, _IncidentTrace] = {}
         self._lock = threading.Lock()
 
     def __call__(self, event: ev.Event) -> None:
-        """Trace one event the runtime folded."""
-        with self._lock:
-            if event.stream.startswith(INCIDENT_STREAM_PREFIX):
-                self._incident_event(event)
-            elif event.stream != ev.CONTROL_STREAM and event.type != ev.PROBE_SUCCEEDED:
-                self._signals[event.id] = event
-                while len(self._signals) > self._signals_kept:
-                    self._signals.popitem(last=False)
+        """Trace one event the runtime folded; a failure here never reaches the runtime."""
+        try:
+            with self._lock:
+                if event.stream.startswith(INCIDENT_STREAM_PREFIX):
+                    self._incident_event(event)
+                elif event.stream != ev.CONTROL_STREAM and event.type != ev.PROBE_SUCCEEDED:
+                    self._signals[event.id] = event
+                    while len(self._signals) > self._signals_kept:
+                        self._signals.popitem(last=False)
+        except Exception:  # telemetry must not stop remediation
+            log.warning(
+                "tracing could not follow event %s (%s)", event.id, event.type, exc_info=True
+            )
 
     def close(self) -> None:
         """End the spans of incidents that are still open, at their last event's time."""
@@ -121,10 +133,15 @@ class TracingListener:
             for current in self._incidents.values():
                 for span in current.open_spans():
                     span.set_attribute("warden.unfinished", True)
-                    span.end(end_time=current.previous_ns)
+                    self._end(span, current.previous_ns)
                 current.root.set_attribute("warden.incident.unfinished", True)
-                current.root.end(end_time=current.previous_ns)
+                self._end(current.root, current.previous_ns)
             self._incidents.clear()
+
+    def _end(self, span: Span, at: int) -> None:
+        """End (and so export) ``span``, unless it ended before ``since``."""
+        if self._since is None or at >= self._since:
+            span.end(end_time=at)
 
     # -- one event at a time ---------------------------------------------------------------
 
@@ -141,6 +158,8 @@ class TracingListener:
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(self, current, event, at)
+        elif event.type not in _CLOSING:  # any other incident event: a point on the root span
+            current.root.add_event(event.type, {"warden.event.id": event.id}, timestamp=at)
         current.previous_ns = at
         if event.type in _CLOSING:
             self._close(current, event, at)
@@ -159,7 +178,7 @@ class TracingListener:
     ) -> Span:
         return self._tracer.start_span(
             name,
-            context=context or current.context,
+            context=context if context is not None else current.context,
             kind=kind,
             attributes=attributes,
             links=links or [],
@@ -201,7 +220,7 @@ class TracingListener:
             signal = self._signals.get(event_id)
             if signal is not None:
                 self._ingest(current, signal, detect_context)
-        detect.end(end_time=at)
+        self._end(detect, at)
 
     def _ingest(self, current: _IncidentTrace, signal: ev.Event, context: Context) -> None:
         end = nanos(signal.moment)
@@ -227,7 +246,7 @@ class TracingListener:
         )
         if signal.type == ev.PROBE_FAILED:
             span.set_status(Status(StatusCode.ERROR, str(signal.data.get("error", ""))))
-        span.end(end_time=end)
+        self._end(span, end)
 
     def _planned(self, current: _IncidentTrace, event: ev.Event, at: int) -> None:
         plan: dict[str, Any] = event.data.get("plan") or {}
@@ -245,7 +264,7 @@ class TracingListener:
                 "warden.plan.evidence.count": len(plan.get("evidence", [])),
             },
         )
-        span.end(end_time=at)
+        self._end(span, at)
         current.asked_ns = at
 
     def _decided(self, current: _IncidentTrace, event: ev.Event, at: int) -> None:
@@ -267,10 +286,10 @@ class TracingListener:
                 "warden.step.hash": str(decision.get("step_hash", "")),
             },
         )
-        span.end(end_time=at)
+        self._end(span, at)
         if current.approval is not None and outcome != "needs_approval":
             current.approval.set_attribute("warden.approval.outcome", outcome)
-            current.approval.end(end_time=at)
+            self._end(current.approval, at)
             current.approval = None
         if outcome == "needs_approval" and current.approval is None:
             current.approval = self._span(
@@ -324,7 +343,7 @@ class TracingListener:
             span.set_status(Status(StatusCode.ERROR, detail or "step failed"))
         else:
             current.asked_ns = at
-        span.end(end_time=at)
+        self._end(span, at)
 
     def _verifying(self, current: _IncidentTrace, event: ev.Event, at: int) -> None:
         current.verification = self._span(
@@ -337,12 +356,12 @@ class TracingListener:
             return
         if event.type == ev.VERIFICATION_FAILED:
             span.set_status(Status(StatusCode.ERROR, str(event.data.get("reason", ""))))
-        span.end(end_time=at)
+        self._end(span, at)
 
     def _close(self, current: _IncidentTrace, event: ev.Event, at: int) -> None:
         for span in current.open_spans():
             span.set_attribute("warden.unfinished", True)
-            span.end(end_time=at)
+            self._end(span, at)
         state = _CLOSING[event.type]
         reason = str(event.data.get("reason", ""))
         root = current.root
@@ -351,7 +370,7 @@ class TracingListener:
         root.add_event(f"incident {state}", {"warden.reason": reason}, timestamp=at)
         if event.type != ev.INCIDENT_RESOLVED:
             root.set_status(Status(StatusCode.ERROR, reason or state))
-        root.end(end_time=at)
+        self._end(root, at)
 
 
 _HANDLERS = {

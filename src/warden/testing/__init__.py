@@ -1,8 +1,18 @@
-"""Test support shipped with Warden so users can test their agents and policies."""
+"""Test support shipped with Warden so users can test their agents and policies.
+
+Fakes here are real, small implementations of the ports that stand for systems outside
+Warden (the services it heals); Warden's own store, gate and policy engine are always
+the real ones.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
+
+from warden.ingest.probes import ProbeResult
+from warden.ports import ActionResult
 
 
 class ManualClock:
@@ -24,4 +34,39 @@ class ManualClock:
         self._now += timedelta(seconds=seconds)
 
 
-__all__ = ["ManualClock"]
+@dataclass
+class ScriptedProbe:
+    """A probe whose answer the test sets: healthy, or failing with ``error``."""
+
+    healthy: bool = True
+    error: str = "connection refused"
+
+    def check(self) -> ProbeResult:
+        """The scripted answer."""
+        if self.healthy:
+            return ProbeResult(True, 1.0, 200, "")
+        return ProbeResult(False, 1.0, None, self.error)
+
+
+@dataclass
+class RecordingAdapter:
+    """Pretends to act on services; records every call and heals the matching probe."""
+
+    probes: dict[str, ScriptedProbe] = field(default_factory=dict)
+    fail: bool = False
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        """Record the call; a start or restart makes the target's probe healthy."""
+        self.calls.append((action, target, dict(params)))
+        if self.fail:
+            return ActionResult(False, f"{action} {target} failed (scripted)", {})
+        probe = self.probes.get(target)
+        if probe is not None and action in ("start_service", "restart_service"):
+            probe.healthy = True
+        if probe is not None and action == "stop_service":
+            probe.healthy = False
+        return ActionResult(True, f"{action} {target} done", {})
+
+
+__all__ = ["ManualClock", "RecordingAdapter", "ScriptedProbe"]

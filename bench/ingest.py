@@ -1,0 +1,262 @@
+"""Ingest benchmark: durable events/s on SQLite and PostgreSQL, and submit-to-stored latency.
+
+Run with ``python bench/ingest.py [--events N] [--duration S] [--rate R] [--postgres DSN]``;
+prints one table. There is no webhook server yet, so latency is measured from the moment
+an open-loop generator is due to submit an event to the moment the GroupCommitter reports
+it durably stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from warden.domain.events import Event
+from warden.store.group_commit import GroupCommitter
+from warden.store.sqlite import SQLiteEventStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from concurrent.futures import Future
+
+DEFAULT_DSN = os.environ.get("WARDEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+TARGET_SQLITE_BATCHED = 50_000  # durable events/s on SQLite with batching
+TARGET_P99_MS = 20.0  # at 1,000 events/s offered
+
+
+def events(tag: str, count: int) -> list[tuple[str, Event]]:
+    """Webhook-like probe events spread over 50 service streams, built before timing."""
+    out = []
+    for i in range(count):
+        service = f"svc-{i % 50}"
+        out.append(
+            (
+                f"service-{service}",
+                Event(
+                    id=f"{tag}-{i:010d}",
+                    source="https://alerts.example/webhook",
+                    type="warden.probe.failed",
+                    time="2026-11-25T12:00:00.000000Z",
+                    data={
+                        "service": service,
+                        "url": f"http://{service}.internal:8080/healthz",
+                        "status": 503,
+                        "latency_ms": 1234.5,
+                        "detail": "connection refused",
+                    },
+                    subject=service,
+                    correlation_id=f"corr-{i // 10}",
+                ),
+            )
+        )
+    return out
+
+
+def one_per_commit(store: Any, items: list[tuple[str, Event]]) -> float:
+    start = time.perf_counter()
+    for stream, event in items:
+        store.append(stream, [event])
+    return time.perf_counter() - start
+
+
+def batched(store: Any, items: list[tuple[str, Event]], size: int) -> float:
+    start = time.perf_counter()
+    for at in range(0, len(items), size):
+        store.append_batch([(stream, [event]) for stream, event in items[at : at + size]])
+    return time.perf_counter() - start
+
+
+def group_committed(store: Any, items: list[tuple[str, Event]], threads: int) -> tuple[float, int]:
+    """Closed loop: ``threads`` producers each append one event at a time and wait."""
+    with GroupCommitter(store) as committer:
+        start = time.perf_counter()
+
+        def produce(k: int) -> None:
+            for stream, event in items[k::threads]:
+                committer.append(stream, [event])
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(produce, range(threads)))
+        seconds = time.perf_counter() - start
+    return seconds, committer.statistics().commits
+
+
+def open_loop(store: Any, items: list[tuple[str, Event]], rate: float) -> dict[str, float]:
+    """Submit at a fixed rate whatever the store does; latency from when each was due."""
+    due = [0.0] * len(items)
+    stored = [0.0] * len(items)
+    remaining = threading.Semaphore(0)
+
+    def on_stored(i: int) -> Callable[[Future[list[Event]]], None]:
+        def record(future: Future[list[Event]]) -> None:
+            stored[i] = time.perf_counter()
+            future.result()
+            remaining.release()
+
+        return record
+
+    with GroupCommitter(store) as committer:
+        start = time.perf_counter() + 0.05
+        for i, (stream, event) in enumerate(items):
+            due[i] = start + i / rate
+            pause = due[i] - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            committer.submit(stream, [event]).add_done_callback(on_stored(i))
+        for _ in items:
+            remaining.acquire()
+        commits = committer.statistics().commits
+    latencies = sorted((s - d) * 1000 for s, d in zip(stored, due, strict=True))
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "p50": cuts[49],
+        "p99": cuts[98],
+        "max": latencies[-1],
+        "offered": len(items) / (due[-1] - due[0]) if len(items) > 1 else rate,
+        "per_commit": len(items) / max(commits, 1),
+    }
+
+
+def measure(
+    name: str, open_store: Callable[[str], Any], args: argparse.Namespace
+) -> Iterator[list[str]]:
+    n = args.events
+    single = min(n, args.single)
+    store = open_store("single")
+    seconds = one_per_commit(store, events("single", single))
+    store.close()
+    yield [name, "append, 1 event per commit", f"{single:,}", f"{single / seconds:,.0f}", "", ""]
+
+    store = open_store("batch")
+    seconds = batched(store, events("batch", n), args.batch)
+    store.close()
+    rate = n / seconds
+    target, met = "", ""
+    if name.startswith("SQLite"):
+        target = f">= {TARGET_SQLITE_BATCHED:,}/s"
+        met = "yes" if rate >= TARGET_SQLITE_BATCHED else "NO"
+    yield [name, f"append_batch, {args.batch:,} per commit", f"{n:,}", f"{rate:,.0f}", target, met]
+
+    count = min(n, args.grouped)
+    store = open_store("group")
+    seconds, commits = group_committed(store, events("group", count), args.threads)
+    store.close()
+    yield [
+        name,
+        f"GroupCommitter, {args.threads} threads x 1 event, closed loop"
+        f" ({count / commits:,.1f} events/commit)",
+        f"{count:,}",
+        f"{count / seconds:,.0f}",
+        "",
+        "",
+    ]
+
+    count = int(args.rate * args.duration)
+    store = open_store("latency")
+    found = open_loop(store, events("latency", count), args.rate)
+    store.close()
+    met = "yes" if found["p99"] < TARGET_P99_MS else "NO"
+    yield [
+        name,
+        f"submit -> durably stored, open loop at {found['offered']:,.0f}/s"
+        f" ({found['per_commit']:,.1f} events/commit): p50 {found['p50']:.2f} ms,"
+        f" p99 {found['p99']:.2f} ms, max {found['max']:.2f} ms",
+        f"{count:,}",
+        "",
+        f"p99 < {TARGET_P99_MS:.0f} ms",
+        met,
+    ]
+
+
+def sqlite_backend(tmp: Path) -> tuple[str, Callable[[str], Any]]:
+    probe = SQLiteEventStore(tmp / "probe.db")
+    mode = probe._db.execute("PRAGMA journal_mode").fetchone()[0]
+    sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[
+        probe._db.execute("PRAGMA synchronous").fetchone()[0]
+    ]
+    probe.close()
+    return f"SQLite ({mode}, synchronous={sync})", lambda tag: SQLiteEventStore(tmp / f"{tag}.db")
+
+
+def postgres_backend(dsn: str) -> tuple[str, Callable[[str], Any], Callable[[], None]] | None:
+    try:
+        import psycopg
+        from psycopg import sql
+
+        from warden.store.postgres import PostgresEventStore
+
+        with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
+            settings = {
+                name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+                for name in ("synchronous_commit", "fsync", "server_version")
+            }
+    except Exception as exc:
+        Console(stderr=True).print(f"PostgreSQL skipped: {exc!s:.200}")
+        return None
+    schemas: list[str] = []
+
+    def open_store(tag: str) -> Any:
+        schema = f"warden_bench_{os.getpid()}_{tag}"
+        schemas.append(schema)
+        return PostgresEventStore(dsn, schema=schema, pool_size=8)
+
+    def cleanup() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+
+    version, sync, fsync = (
+        (settings[k] or ("?",))[0] for k in ("server_version", "synchronous_commit", "fsync")
+    )
+    name = f"PostgreSQL {version} (synchronous_commit={sync}, fsync={fsync})"
+    return name, open_store, cleanup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000, help="events per batched run")
+    parser.add_argument("--batch", type=int, default=1000, help="events per append_batch")
+    parser.add_argument("--single", type=int, default=2000, help="events for 1-per-commit")
+    parser.add_argument("--grouped", type=int, default=20_000, help="events via GroupCommitter")
+    parser.add_argument("--threads", type=int, default=16, help="GroupCommitter producers")
+    parser.add_argument("--duration", type=float, default=5.0, help="open-loop seconds")
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop events/s")
+    parser.add_argument("--postgres", default=DEFAULT_DSN, help="DSN, or 'none' to skip")
+    args = parser.parse_args()
+
+    table = Table(title="ingest: durable events per second, and latency at a fixed offered rate")
+    for column in ("backend", "measurement", "events", "events/s", "target", "met"):
+        table.add_column(column, justify="right" if column in ("events", "events/s") else "left")
+    with tempfile.TemporaryDirectory() as tmp:
+        name, open_store = sqlite_backend(Path(tmp))
+        for row in measure(name, open_store, args):
+            table.add_row(*row)
+    backend = None if args.postgres == "none" else postgres_backend(args.postgres)
+    if backend is not None:
+        name, open_pg, cleanup = backend
+        try:
+            for row in measure(name, open_pg, args):
+                table.add_row(*row)
+        finally:
+            cleanup()
+    table.caption = (
+        "No webhook server exists yet: latency is submit -> durably stored through the"
+        " GroupCommitter, measured from each event's scheduled send time (open loop)."
+    )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

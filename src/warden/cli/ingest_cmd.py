@@ -1,0 +1,166 @@
+"""`warden ingest ...`: replay JSON-lines captures, or serve the webhook alone. CLI edge.
+
+Both store into the state directory's event store through the quality gates; refused
+input lands in quarantine (see `warden quarantine`).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from warden.app import store_path
+from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
+from warden.domain.errors import ConfigError
+from warden.ingest.cloudevents import GenericRoute
+from warden.ingest.gate import IngestGate
+from warden.ingest.jsonl import ingest_jsonl
+from warden.ingest.pipeline import Pipeline
+from warden.ingest.webhook import WebhookSource
+from warden.ports import SystemClock
+from warden.store.sqlite import SQLiteEventStore
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from warden.ingest.pipeline import Tally
+    from warden.ingest.webhook import WebhookServer
+
+ingest_app = typer.Typer(
+    help="Feed events in: replay a JSON-lines capture, or run the webhook server alone.",
+    no_args_is_help=True,
+)
+
+StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="The Warden state directory.")]
+DEFAULT_STATE = Path(".warden")
+TOKEN_ENV = "WARDEN_WEBHOOK_TOKEN"
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _summary(tally: Tally) -> str:
+    return (
+        f"{tally.accepted} accepted, {tally.duplicate} duplicate, {tally.quarantined} quarantined"
+    )
+
+
+def _pipeline(state_dir: Path, schemas: list[Path] | None) -> tuple[SQLiteEventStore, Pipeline]:
+    registry = load_registry(schemas)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = SQLiteEventStore(store_path(state_dir))
+    return store, Pipeline(IngestGate(store, registry, SystemClock()))
+
+
+def parse_route(text: str) -> tuple[str, GenericRoute]:
+    """Parse ``NAME=TYPE[@VERSION][:SUBJECT_KEY]``, e.g. ``deploys=acme.deploy.done@2:service``.
+
+    Raises:
+        ConfigError: When the text does not follow the pattern.
+    """
+    name, sep, spec = text.partition("=")
+    spec, _, subject_key = spec.partition(":")
+    type_, _, version = spec.partition("@")
+    if not sep or not name or not type_ or (version and not version.isdigit()):
+        raise ConfigError(
+            f"--route {text!r}: write NAME=TYPE[@VERSION][:SUBJECT_KEY],"
+            " e.g. deploys=acme.deploy.finished@1:service"
+        )
+    return name, GenericRoute(type_, int(version or 1), subject_key)
+
+
+@ingest_app.command()
+def jsonl(
+    file: Annotated[
+        str, typer.Argument(metavar="FILE|-", help="A JSON-lines file, or - for stdin.")
+    ],
+    state_dir: StateDir = DEFAULT_STATE,
+    schemas: SchemaDirs = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar for files.")] = True,
+) -> None:
+    """Replay CloudEvents JSON lines (one event per line) through the gates."""
+    if file != "-" and not Path(file).is_file():
+        raise fail(f"no such file: {file}")
+    store, pipeline = _pipeline(state_dir, schemas)
+    try:
+        tally = ingest_jsonl(file, pipeline, console=_err() if progress else None)
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc}") from None
+    finally:
+        store.close()
+    typer.echo(f"{file}: {_summary(tally)}")
+    if tally.quarantined:
+        _err().print(f"see the reasons with `warden quarantine list --state-dir {state_dir}`")
+
+
+@ingest_app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port to listen on.", min=0, max=65535)] = 8088,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    state_dir: StateDir = DEFAULT_STATE,
+    schemas: SchemaDirs = None,
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar=TOKEN_ENV,
+            help=f"Require this bearer token on every POST (better: set {TOKEN_ENV}).",
+            show_default=False,
+        ),
+    ] = "",
+    route: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A generic JSON route NAME=TYPE[@VERSION][:SUBJECT_KEY] (repeatable);"
+            " default: default=warden.webhook.received."
+        ),
+    ] = None,
+    queue_size: Annotated[
+        int, typer.Option(help="Requests that may wait for the store before 429.", min=1)
+    ] = 64,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+) -> None:
+    """Serve the webhook endpoints alone, storing into the state directory.
+
+    POST /v1/events (CloudEvents), /v1/alertmanager (Alertmanager v4),
+    /v1/json/<route> (generic JSON); GET /healthz.
+    """
+    try:
+        routes = dict(parse_route(r) for r in route) if route else None
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    store, pipeline = _pipeline(state_dir, schemas)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_ready(server: WebhookServer) -> None:
+        auth = "bearer token required" if token else "no authentication"
+        _err().print(f"webhook on {server.url} ({auth}); storing into {state_dir}/. Ctrl-C stops.")
+        if duration is not None:
+            timer = threading.Timer(duration, stop.set)
+            timer.daemon = True
+            timer.start()
+
+    previous = [signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)]
+    source = WebhookSource(
+        host, port, token=token, routes=routes, capacity=queue_size, on_ready=on_ready
+    )
+    try:
+        tally = source.run(pipeline, stop)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+        store.close()
+    _err().print(f"stopped: {escape(_summary(tally))}")

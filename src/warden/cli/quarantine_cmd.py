@@ -1,0 +1,133 @@
+"""`warden quarantine ...`: list and show refused input, replay it through the gates. CLI edge.
+
+Replay re-runs the quality gates (e.g. after a schema fix) and removes an item from
+quarantine only when its events were accepted. Exit status: 0 on success, 1 when a
+replay left items refused, 2 when an argument is unusable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from warden.app import store_path
+from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
+from warden.ingest.gate import IngestGate
+from warden.ingest.quarantine import ReplayVerdict, replay_quarantined
+from warden.ports import SystemClock
+from warden.store.sqlite import SQLiteEventStore
+
+if TYPE_CHECKING:
+    from warden.ports import QuarantinedInput
+
+quarantine_app = typer.Typer(
+    help="Input the quality gates refused, kept with the reason: list, show, replay.",
+    no_args_is_help=True,
+)
+
+StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="The Warden state directory.")]
+DEFAULT_STATE = Path(".warden")
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _open(state_dir: Path) -> SQLiteEventStore:
+    path = store_path(state_dir)
+    if not path.exists():
+        raise fail(f"no Warden state in {state_dir}/ (nothing was ingested there yet)")
+    return SQLiteEventStore(path)
+
+
+def _find(items: list[QuarantinedInput], item_id: int) -> QuarantinedInput:
+    for item in items:
+        if item.id == item_id:
+            return item
+    raise fail(f"no quarantined item {item_id} (see `warden quarantine list`)")
+
+
+@quarantine_app.command("list")
+def list_(
+    state_dir: StateDir = DEFAULT_STATE,
+    limit: Annotated[int, typer.Option(help="Show at most this many, newest last.")] = 50,
+) -> None:
+    """List quarantined input: id, when, from where, and why."""
+    store = _open(state_dir)
+    try:
+        items = store.quarantined()
+    finally:
+        store.close()
+    out = _out()
+    if not items:
+        out.print(f"quarantine in {state_dir}/ is empty")
+        return
+    table = Table(title=f"Quarantine in {state_dir}/ ({len(items)} items)", title_justify="left")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("received", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for item in items[-limit:]:
+        table.add_row(str(item.id), item.received_at, escape(item.source), escape(item.reason))
+    out.print(table)
+
+
+@quarantine_app.command()
+def show(
+    item_id: Annotated[int, typer.Argument(metavar="ID", help="The quarantine id.")],
+    state_dir: StateDir = DEFAULT_STATE,
+) -> None:
+    """Show one quarantined item: its reason and the input exactly as received."""
+    store = _open(state_dir)
+    try:
+        item = _find(store.quarantined(), item_id)
+    finally:
+        store.close()
+    out = _out()
+    out.print(f"[bold]id[/]        {item.id}")
+    out.print(f"[bold]received[/]  {item.received_at}")
+    out.print(f"[bold]source[/]    {escape(item.source)}")
+    out.print(f"[bold]reason[/]    {escape(item.reason)}")
+    out.print("[bold]payload[/]")
+    typer.echo(item.payload)
+
+
+@quarantine_app.command()
+def replay(
+    item_id: Annotated[
+        int | None, typer.Argument(metavar="[ID]", help="The item to replay.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every quarantined item.")] = False,
+    state_dir: StateDir = DEFAULT_STATE,
+    schemas: SchemaDirs = None,
+) -> None:
+    """Run quarantined input through the gates again; release what is now accepted."""
+    if (item_id is None) == (not all_):
+        raise fail("give one quarantine ID, or --all")
+    registry = load_registry(schemas)
+    store = _open(state_dir)
+    try:
+        items = store.quarantined()
+        chosen = items if all_ else [_find(items, item_id or 0)]
+        gate = IngestGate(store, registry, SystemClock())
+        results = replay_quarantined(store, gate, chosen)
+    finally:
+        store.close()
+    out = _out()
+    for result in results:
+        if result.verdict is ReplayVerdict.STILL_REFUSED:
+            out.print(f"{result.quarantine_id}: still refused: {escape(result.reason)}")
+        else:
+            ids = ", ".join(i[:12] for i in result.event_ids)
+            out.print(f"{result.quarantine_id}: {result.verdict.value} ({ids}); released")
+    refused = sum(r.verdict is ReplayVerdict.STILL_REFUSED for r in results)
+    out.print(
+        f"replayed {len(results)}: {len(results) - refused} released, {refused} still refused"
+    )
+    if refused:
+        raise typer.Exit(1)

@@ -1,0 +1,121 @@
+"""`warden report`: resilience KPIs from the event history, as a table and an HTML page. CLI edge.
+
+Register with ``app.command()(report)``. Exits 0 on success, 2 with a one-line reason when
+the state directory or a time bound is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from warden.domain.kpis import resilience_report
+from warden.store.sqlite import SQLiteEventStore
+from warden.telemetry.report import describe_range, kpi_rows, render_html
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from warden.domain.events import Event
+
+STORE_FILE = "events.db"
+PAGE = 5000
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+TIME_FORMS = "a date (2026-11-25), an RFC 3339 time (2026-11-25T12:00:00Z) or an age (30m, 24h, 7d)"
+
+
+def parse_bound(text: str, now: datetime) -> datetime:
+    """A range bound: a date, an RFC 3339 time (UTC when no offset), or an age before ``now``."""
+    value = text.strip()
+    age = _AGE.match(value)
+    if age:
+        try:
+            return now - timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches too far back") from None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"cannot read {text!r}; use {TIME_FORMS}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _events(store: SQLiteEventStore) -> Iterator[Event]:
+    position = 0
+    while True:
+        page = store.read_all(position, limit=PAGE)
+        yield from page
+        if len(page) < PAGE:
+            return
+        position = page[-1].position
+
+
+def _fail(console: Console, message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+    return typer.Exit(2)
+
+
+def report(
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
+    ] = Path(".warden"),
+    since: Annotated[
+        str | None,
+        typer.Option(help=f"Count incidents opened at or after this: {TIME_FORMS}."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Count incidents opened before this (same forms).")
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write a self-contained HTML report to this file."),
+    ] = None,
+) -> None:
+    """Resilience KPIs (MTTR, automation coverage, ...) computed from the event history."""
+    console = Console()
+    now = datetime.now(UTC)
+    try:
+        start = parse_bound(since, now) if since else None
+        end = parse_bound(until, now) if until else None
+    except ValueError as exc:
+        raise _fail(console, f"time range: {exc}") from None
+    if start is not None and end is not None and end <= start:
+        raise _fail(
+            console, f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})"
+        )
+    path = state_dir / STORE_FILE
+    if not path.exists():
+        raise _fail(
+            console, f"no Warden state in {state_dir}/ (run `warden demo` or `warden run` first)"
+        )
+    store = SQLiteEventStore(path)
+    try:
+        kpis = resilience_report(_events(store), start, end)
+    finally:
+        store.close()
+
+    table = Table(title=f"Resilience KPIs: {describe_range(kpis)}", title_justify="left")
+    table.add_column("KPI", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("detail")
+    for name, value, detail in kpi_rows(kpis):
+        table.add_row(escape(name), escape(value), escape(detail))
+    console.print(table)
+    if html is not None:
+        page = render_html(kpis, generated_at=now, source=str(path))
+        try:
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise _fail(console, f"cannot write {html}: {exc.strerror or exc}") from None
+        console.print(f"wrote the HTML report to {escape(str(html))}", highlight=False)

@@ -1,0 +1,180 @@
+"""Group commit for high-volume ingest: many threads' appends, one transaction. Store adapter.
+
+Each durable commit costs a disk flush; under load, a :class:`GroupCommitter` gathers the
+appends that arrive while one commit is in flight and writes them all with the next
+``append_batch``. Callers block (or hold a future) until their events are durable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from warden.domain.errors import PermanentError, ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+
+    from warden.domain.events import Event
+
+
+class BatchAppender(Protocol):
+    """A store that appends to many streams in one transaction (both built-in backends)."""
+
+    def append_batch(self, items: Sequence[tuple[str, Sequence[Event]]]) -> list[list[Event]]:
+        """Append every ``(stream, events)`` item in one transaction; idempotent on id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCommitStatistics:
+    """What a group committer has done so far."""
+
+    commits: int
+    appends: int
+    events: int
+    largest_commit: int
+    failed_commits: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    stream: str
+    events: tuple[Event, ...]
+    future: Future[list[Event]]
+
+
+_STOP = object()
+
+
+class GroupCommitter:
+    """Gathers appends from many threads and commits them together.
+
+    One background thread takes every request queued while the previous commit ran (up
+    to ``max_events`` events) and appends them with one ``append_batch``. A failing
+    group is retried request by request, so a bad request fails only its own caller.
+    Appends through a committer are idempotent on event id, without ``expected_version``;
+    use the store's ``append`` for optimistic writes.
+    """
+
+    def __init__(
+        self, store: BatchAppender, *, max_events: int = 5000, name: str = "warden-group-commit"
+    ) -> None:
+        if max_events < 1:
+            raise ValidationError(
+                f"is {max_events}", field="max_events", fix="commit at least 1 event at a time"
+            )
+        self._store = store
+        self._max_events = max_events
+        self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._commits = self._appends = self._events = self._largest = self._failed = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, stream: str, events: Sequence[Event]) -> Future[list[Event]]:
+        """Queue an append; the future holds the stored events once they are durable.
+
+        Raises:
+            PermanentError: the committer is closed.
+        """
+        future: Future[list[Event]] = Future()
+        with self._lock:
+            if self._closed:
+                raise PermanentError("the group committer is closed; open a new one")
+            if not events:
+                future.set_result([])
+                return future
+            self._queue.put(_Request(stream, tuple(events), future))
+        return future
+
+    def append(
+        self, stream: str, events: Sequence[Event], timeout: float | None = None
+    ) -> list[Event]:
+        """Append and wait until the events are durable; returns them as stored.
+
+        Raises:
+            PermanentError: the committer is closed.
+            TimeoutError: ``timeout`` seconds passed first (the append may still commit).
+        """
+        return self.submit(stream, events).result(timeout)
+
+    def statistics(self) -> GroupCommitStatistics:
+        """Counts of commits, appends and events so far."""
+        with self._lock:
+            return GroupCommitStatistics(
+                self._commits, self._appends, self._events, self._largest, self._failed
+            )
+
+    def close(self) -> None:
+        """Commit everything submitted so far, then stop the background thread."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        self._thread.join()
+
+    def __enter__(self) -> GroupCommitter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            group: list[_Request] = []
+            size = 0
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Request)
+                if item.future.set_running_or_notify_cancel():
+                    group.append(item)
+                    size += len(item.events)
+                if size >= self._max_events:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if group:
+                self._commit(group)
+
+    def _commit(self, group: list[_Request]) -> None:
+        try:
+            stored = self._store.append_batch([(r.stream, r.events) for r in group])
+        except Exception as exc:
+            self._count(group, ok=False)
+            if len(group) == 1:
+                group[0].future.set_exception(exc)
+                return
+            for request in group:
+                self._commit([request])
+            return
+        self._count(group, ok=True)
+        for request, events in zip(group, stored, strict=True):
+            request.future.set_result(events)
+
+    def _count(self, group: list[_Request], *, ok: bool) -> None:
+        with self._lock:
+            if not ok:
+                self._failed += 1
+                return
+            size = sum(len(r.events) for r in group)
+            self._commits += 1
+            self._appends += len(group)
+            self._events += size
+            self._largest = max(self._largest, size)

@@ -1,0 +1,98 @@
+"""A Warden on a manual clock with scripted targets: real store, gate, Cedar and audit."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from warden.app import Warden, build
+from warden.commands import approve, control
+from warden.config import ServiceConfig, WardenConfig
+from warden.governance.policy import BUILTIN_BUNDLE
+from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from warden.domain import events as ev
+    from warden.domain.incident import Incident
+
+SERVICES = (
+    ServiceConfig("payments", "http://127.0.0.1:9/health", managed=False, domain="payments"),
+    ServiceConfig(
+        "orders", "http://127.0.0.1:9/health", managed=False, domain="shop",
+        depends_on=("payments",),
+    ),
+    ServiceConfig(
+        "gateway", "http://127.0.0.1:9/health", managed=False, domain="edge",
+        depends_on=("orders",),
+    ),
+)  # fmt: skip
+
+
+@dataclass
+class Harness:
+    warden: Warden
+    clock: ManualClock
+    probes: dict[str, ScriptedProbe]
+    adapter: RecordingAdapter
+
+    def observe(self, service: str) -> None:
+        probe = self.probes[service]
+        self.warden.runtime.record_probe(service, "scripted", probe.check(), "watch")
+
+    def fail(self, service: str, times: int = 3) -> None:
+        self.probes[service].healthy = False
+        for _ in range(times):
+            self.clock.advance(1)
+            self.observe(service)
+
+    def tick(self, rounds: int = 1) -> None:
+        for _ in range(rounds):
+            self.warden.runtime.tick()
+
+    def settle(self, rounds: int = 12) -> None:
+        for _ in range(rounds):
+            self.clock.advance(0.5)
+            self.tick()
+
+    def incidents(self, service: str | None = None) -> list[Incident]:
+        found = self.warden.runtime.incidents.values()
+        return [i for i in found if service is None or i.service == service]
+
+    def approve(self, incident: Incident, who: str) -> ev.Event:
+        return approve(self.warden.store, incident.id, who)
+
+    def control(self, type_: str, **data: str) -> None:
+        control(self.warden.store, type_, data, self.clock.now())
+
+    def events(self, type_: str) -> list[ev.Event]:
+        return [e for e in self.warden.store.read_all() if e.type == type_]
+
+    def close(self) -> None:
+        self.warden.close()
+
+
+def make_harness(tmp_path: Path, **overrides: Any) -> Harness:
+    clock = ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    policy_dir = tmp_path / "policies"
+    if not policy_dir.exists():
+        shutil.copytree(BUILTIN_BUNDLE, policy_dir)
+    config = WardenConfig(
+        services=SERVICES,
+        state_dir=tmp_path / "state",
+        environment="staging",
+        policy_dir=policy_dir,
+        verification_timeout_s=5,
+    )
+    config = replace(config, **overrides)
+    probes = {s.name: ScriptedProbe() for s in SERVICES}
+    adapter = RecordingAdapter(probes)
+    warden = build(config, clock, adapter=adapter, probes=probes)
+    harness = Harness(warden, clock, probes, adapter)
+    for name in probes:
+        harness.observe(name)
+    harness.tick()
+    return harness

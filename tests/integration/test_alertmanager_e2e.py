@@ -1,0 +1,226 @@
+"""A real Alertmanager 0.25 posting to the real webhook: firing, re-sends, resolved.
+
+Skips when the `prometheus-alertmanager` binary (Debian package) is missing. Set
+WARDEN_CAPTURE_ALERTMANAGER=1 to refresh the captured payloads in tests/fixtures/alertmanager/.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from warden.demo import free_port
+from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_for
+from warden.ingest.gate import IngestGate
+from warden.ingest.pipeline import Pipeline
+from warden.ingest.registry import SchemaRegistry
+from warden.ingest.webhook import Request, Response, WebhookApp, WebhookServer, WebhookSettings
+from warden.ingest.writer import IngestWriter
+from warden.ports import SystemClock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from warden.domain.events import Event
+    from warden.store.sqlite import SQLiteEventStore
+
+BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager"
+TOKEN = "s3cret-token"
+
+pytestmark = pytest.mark.skipif(
+    BINARY is None,
+    reason="Alertmanager binary not found: `apt-get install -y prometheus-alertmanager`",
+)
+
+CONFIG = """
+route:
+  receiver: warden
+  group_by: ['alertname']
+  group_wait: 100ms
+  group_interval: 400ms
+  repeat_interval: 800ms
+receivers:
+  - name: warden
+    webhook_configs:
+      - url: {url}/v1/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials: {token}
+"""
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class RecordingApp(WebhookApp):
+    """The real app, keeping every Alertmanager body it answered (to capture fixtures)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bodies: list[tuple[int, bytes]] = []
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        if request.path == "/v1/alertmanager":
+            self.bodies.append((response.status, request.body))
+        return response
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def post_alerts(port: int, alerts: list[dict[str, Any]]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(
+            "POST", "/api/v2/alerts", json.dumps(alerts), {"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        response.read()
+    finally:
+        conn.close()
+
+
+def ready(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/-/ready")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def webhook(store: SQLiteEventStore) -> Iterator[tuple[RecordingApp, WebhookServer]]:
+    writer = IngestWriter(Pipeline(IngestGate(store, SchemaRegistry(), SystemClock())))
+    writer.start()
+    app = RecordingApp(writer, SystemClock(), WebhookSettings(token=TOKEN))
+    server = WebhookServer(app)
+    server.start()
+    yield app, server
+    server.stop()
+    writer.close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, webhook: tuple[RecordingApp, WebhookServer]) -> Iterator[int]:
+    assert BINARY is not None
+    port = free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(CONFIG.format(url=webhook[1].url, token=TOKEN), encoding="utf-8")
+    log = (tmp_path / "alertmanager.log").open("wb")
+    process = subprocess.Popen(
+        [
+            BINARY,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: ready(port) or process.poll() is not None, "Alertmanager to be ready")
+        assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def of_type(store: SQLiteEventStore, type_: str) -> list[Event]:
+    return [e for e in store.read_all() if e.type == type_]
+
+
+def test_real_alertmanager_firing_resends_and_resolved(
+    alertmanager: int, webhook: tuple[RecordingApp, WebhookServer], store: SQLiteEventStore
+) -> None:
+    app, _ = webhook
+    started = now_text()
+    payments = {
+        "labels": {"alertname": "ServiceDown", "service": "payments", "severity": "critical"},
+        "annotations": {"summary": "payments is down"},
+        "startsAt": started,
+        "generatorURL": "http://prometheus.example/graph?g0.expr=up%3D%3D0",
+    }
+    orders = {
+        "labels": {"alertname": "ServiceDown", "job": "orders", "instance": "orders:8080"},
+        "annotations": {"summary": "orders is down"},
+        "startsAt": started,
+    }
+    post_alerts(alertmanager, [payments, orders])
+
+    # Firing: two events, then Alertmanager re-sends the group every repeat_interval.
+    wait_for(lambda: len(of_type(store, ALERT_FIRING)) == 2, "two firing events")
+    wait_for(lambda: len(app.bodies) >= 3, "two re-sends of the firing notification")
+    assert all(status == 202 for status, _ in app.bodies), app.bodies
+    firing = {e.subject: e for e in of_type(store, ALERT_FIRING)}
+    assert sorted(firing) == ["orders", "payments"]
+    assert firing["payments"].stream == "service-payments"
+    assert firing["orders"].data["labels"]["instance"] == "orders:8080"
+    assert len(of_type(store, ALERT_FIRING)) == 2, "re-sends must not add events"
+    first_capture = app.bodies[0][1]
+
+    # Resolved: one event for payments, tied to its firing event.
+    post_alerts(alertmanager, [{**payments, "endsAt": now_text()}])
+    wait_for(lambda: len(of_type(store, ALERT_RESOLVED)) == 1, "the resolved event")
+    wait_for(lambda: len(app.bodies) >= 5, "a re-send after the resolution")
+    (resolved,) = of_type(store, ALERT_RESOLVED)
+    resolution = resolution_for(resolved)
+    assert resolution is not None
+    assert resolution.service == "payments"
+    assert resolution.firing_event_id == firing["payments"].id
+    assert resolved.correlation_id == firing["payments"].correlation_id
+    assert len(of_type(store, ALERT_FIRING)) == 2
+    assert len(of_type(store, ALERT_RESOLVED)) == 1
+    assert store.quarantined() == []
+    assert app.statistics().get("alertmanager 401", 0) == 0
+
+    if os.environ.get("WARDEN_CAPTURE_ALERTMANAGER"):
+        resolved_capture = next(body for _, body in app.bodies if b'"status":"resolved"' in body)
+        FIXTURES.mkdir(parents=True, exist_ok=True)
+        for name, body in [("firing.json", first_capture), ("resolved.json", resolved_capture)]:
+            parsed = json.loads(body)
+            (FIXTURES / name).write_text(json.dumps(parsed, indent=2) + "\n", encoding="utf-8")
+
+
+def test_real_alertmanager_without_the_token_is_refused(
+    tmp_path: Path, alertmanager: int, webhook: tuple[RecordingApp, WebhookServer]
+) -> None:
+    app, _ = webhook
+    app.settings = WebhookSettings(token="another-token")
+    post_alerts(
+        alertmanager,
+        [{"labels": {"alertname": "Down", "service": "x"}, "startsAt": now_text()}],
+    )
+    wait_for(lambda: app.statistics().get("alertmanager 401", 0) >= 1, "a 401 answer")
+    assert app.writer.pipeline.statistics().total == 0
