@@ -62,6 +62,7 @@ class WardenConfig:
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
     freezes: tuple[FreezeWindow, ...] = ()
     agent_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("service-down", ("builtin",)),)
+    agent_caps: tuple[tuple[str, str], ...] = ()
 
     @property
     def topology(self) -> Topology:
@@ -260,9 +261,19 @@ def _freezes(raw: Any) -> tuple[FreezeWindow, ...]:
     return tuple(windows)
 
 
+def _agent_caps(raw: Any) -> tuple[tuple[str, str], ...]:
+    caps = _mapping("agents.max_autonomy", _mapping("agents", raw).get("max_autonomy"))
+    for agent, level in caps.items():
+        if level not in AUTONOMY_LEVELS:
+            raise ConfigError(
+                f"agents.max_autonomy.{agent}: {level!r} is not one of {', '.join(AUTONOMY_LEVELS)}"
+            )
+    return tuple(sorted((str(a), str(v)) for a, v in caps.items()))
+
+
 def _agent_groups(raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     body = _mapping("agents", raw)
-    _check_keys("agents", body, {"groups"})
+    _check_keys("agents", body, {"groups", "max_autonomy"})
     groups = _mapping("agents.groups", body.get("groups"))
     found: dict[str, tuple[str, ...]] = {"service-down": ("builtin",)}
     for agent, member_of in groups.items():
@@ -331,6 +342,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         approvals=_approvals(raw.get("approvals")),
         freezes=_freezes(raw.get("change_freezes")),
         agent_groups=_agent_groups(raw.get("agents")),
+        agent_caps=_agent_caps(raw.get("agents")),
     )
 
 

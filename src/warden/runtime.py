@@ -54,6 +54,7 @@ class RuntimeSettings:
     freezes: tuple[FreezeWindow, ...] = ()
     policy_poll_s: float = 1.0
     autonomy_rules: tuple[control.AutonomyRule, ...] = ()
+    agent_caps: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -341,6 +342,7 @@ class Runtime:
             freezes=self.settings.freezes,
             approvers=approvers,
             approval_roles=roles,
+            agent_caps=dict(self.settings.agent_caps),
         )
 
     def _decide_or_execute(self, current: Incident) -> None:

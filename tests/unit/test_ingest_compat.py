@@ -162,9 +162,7 @@ def test_builtin_schemas_include_alerts_and_generic_json() -> None:
         registry.types()
     )
     assert registry.versions("warden.alert.firing") == [1]
-    assert registry.schema("warden.alert.resolved")["properties"]["status"] == {
-        "const": "resolved"
-    }
+    assert registry.schema("warden.alert.resolved")["properties"]["status"] == {"const": "resolved"}
     assert registry.origin("warden.alert.firing", 1).endswith("warden.alert.firing@1.json")
 
 
@@ -218,7 +216,9 @@ def test_loading_a_directory_with_a_breaking_change_names_the_file(tmp_path: Pat
     write(tmp_path, "acme.deploy@2.json", changed(severity={"enum": ["low", "high"]}))
     assert SchemaRegistry([tmp_path]).versions("acme.deploy") == [1, 2, 10]
     write(tmp_path, "acme.deploy@11.json", changed(severity={"enum": ["low"]}))
-    with pytest.raises(ConfigError, match=r"(?s)acme.deploy@11.json: .*allowed value \"mid\" was removed"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)acme.deploy@11.json: .*allowed value \"mid\" was removed"
+    ):
         SchemaRegistry([tmp_path])
 
 

@@ -253,3 +253,16 @@ def test_agent_is_pure(clock: ManualClock) -> None:
     assert agent.propose(planned(), world) == agent.propose(planned(), world)
     plan = agent.propose(planned(), world)
     assert plan is not None and plan.confidence == 0.77
+
+
+def test_agent_cap_limits_autonomy(bundle: PolicyBundle) -> None:
+    capped = situation(agent_caps={"service-down": "recommend"})
+    decision = gate(bundle).decide(planned(), 0, capped).decision
+    assert decision.reasons[0].policy_id == "autonomy:recommend"
+    supervised = situation(agent_caps={"service-down": "supervised"})
+    assert (
+        gate(bundle)
+        .decide(planned(), 0, supervised)
+        .decision.describe()
+        .startswith("needs_approval(1)")
+    )

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.topology import Topology
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from warden.domain.catalog import ActionSpec
     from warden.domain.control import Controls
@@ -60,6 +61,7 @@ class Situation:
     freezes: Sequence[FreezeWindow] = ()
     approvers: tuple[str, ...] = ()
     approval_roles: tuple[str, ...] = ()
+    agent_caps: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +133,15 @@ def build_context(
     step = plan.steps[index]
     domain = situation.topology.domain_of(step.target)
     _, blast = situation.topology.blast_radius(s.target for s in plan.steps)
+    level = situation.controls.autonomy_for(
+        situation.environment, domain, situation.default_autonomy
+    )
+    cap = situation.agent_caps.get(plan.agent, AUTONOMY_LEVELS[-1])
     return StepContext(
         environment=situation.environment,
         domain=domain,
-        autonomy=situation.controls.autonomy_for(
-            situation.environment, domain, situation.default_autonomy
-        ),
+        # An agent never acts above its own cap, whatever the domain allows.
+        autonomy=min(level, cap, key=AUTONOMY_LEVELS.index),
         risk=spec.risk.value,
         idempotent=spec.idempotent,
         # Rounded down so a policy threshold is never met by rounding.

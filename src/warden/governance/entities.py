@@ -13,8 +13,13 @@ if TYPE_CHECKING:
     from warden.domain.topology import Topology
 
 
-def cedar_entities(topology: Topology, agent_groups: Mapping[str, tuple[str, ...]]) -> Any:
+def cedar_entities(
+    topology: Topology,
+    agent_groups: Mapping[str, tuple[str, ...]],
+    agent_caps: Mapping[str, str] | None = None,
+) -> Any:
     """A pre-parsed Cedar entity set: services in their domains, agents in their groups."""
+    caps = agent_caps or {}
     entities: list[dict[str, Any]] = []
     for domain in sorted({n.domain for n in topology.services.values()}):
         entities.append({"uid": {"type": "Domain", "id": domain}, "attrs": {}, "parents": []})
@@ -29,11 +34,12 @@ def cedar_entities(topology: Topology, agent_groups: Mapping[str, tuple[str, ...
     groups = sorted({g for gs in agent_groups.values() for g in gs})
     for group in groups:
         entities.append({"uid": {"type": "AgentGroup", "id": group}, "attrs": {}, "parents": []})
-    for agent, member_of in sorted(agent_groups.items()):
+    for agent in sorted({*agent_groups, *caps}):
+        member_of = agent_groups.get(agent, ())
         entities.append(
             {
                 "uid": {"type": "Agent", "id": agent},
-                "attrs": {},
+                "attrs": {"max_autonomy": caps.get(agent, "autonomous")},
                 "parents": [{"type": "AgentGroup", "id": g} for g in member_of],
             }
         )

@@ -96,7 +96,7 @@ def _notification(payload: Any) -> tuple[_Notification, list[Any]]:
     version = payload.get("version")
     if version != "4":
         raise ValidationError(
-            f"unsupported webhook version {version!r}",
+            f"unsupported webhook version {version!r:.50}",
             field="version",
             fix="Warden reads the Alertmanager webhook version 4 (Alertmanager 0.x)",
         )
@@ -135,8 +135,8 @@ def _alert_event(
     if not isinstance(alert, dict):
         raise ValidationError("an alert must be a JSON object", field=where)
     status = alert.get("status")
-    if status not in _TYPES:
-        raise ValidationError(f"status {status!r} is neither firing nor resolved", field=where)
+    if not isinstance(status, str) or status not in _TYPES:
+        raise ValidationError(f"status {status!r:.50} is neither firing nor resolved", field=where)
     labels = _labels(alert.get("labels"), f"{where}/labels")
     annotations = _labels(alert.get("annotations"), f"{where}/annotations")
     fingerprint = _string(alert, "fingerprint", f"{where}/fingerprint")

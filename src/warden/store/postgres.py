@@ -240,13 +240,11 @@ class PostgresEventStore:
         """A pipelined write transaction: only fetching a result waits for the server."""
         with (
             self._connection() as conn,
-            conn.pipeline() as pipeline,
             conn.transaction(),
             conn.cursor() as cur,
         ):
             yield cur
             if self._before_commit is not None:
-                pipeline.sync()
                 self._before_commit()
 
     def _fetch(self, name: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
