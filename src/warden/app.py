@@ -29,9 +29,10 @@ from warden.store.sqlite import SQLiteEventStore
 from warden.watch import ProbeLoop
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
+    from warden.agents.protocol import Agent
     from warden.audit.checkpoint import Signer
     from warden.audit.log import AuditLog
     from warden.config import WardenConfig
@@ -81,12 +82,18 @@ class Warden:
         self.store.close()
 
 
+def default_agents(config: WardenConfig) -> list[Agent]:
+    """The built-in agents, configured."""
+    return [ServiceDownAgent(config.failure_threshold)]
+
+
 def build(
     config: WardenConfig,
     clock: Clock | None = None,
     *,
     adapter: ActionAdapter | None = None,
     probes: Mapping[str, Probe] | None = None,
+    agents: Sequence[Agent] | None = None,
 ) -> Warden:
     """Wire every plane from ``config``.
 
@@ -139,7 +146,7 @@ def build(
     runtime = Runtime(
         store=store,
         ingest=IngestGate(store, SchemaRegistry(), clock),
-        agents=[ServiceDownAgent(config.failure_threshold)],
+        agents=list(agents) if agents is not None else default_agents(config),
         gate=DecisionGate(
             policies.current,
             catalog,
@@ -157,6 +164,8 @@ def build(
             freezes=config.freezes,
             autonomy_rules=config.autonomy_rules,
             agent_caps=config.agent_caps,
+            desired={s.name: dict(s.desired) for s in config.services if s.desired},
+            limits={s.name: dict(s.limits) for s in config.services if s.limits},
         ),
         catalog=catalog,
         topology=topology,

@@ -33,6 +33,8 @@ class ServiceConfig:
     managed: bool = True
     domain: str = "default"
     tier: str = "standard"
+    desired: tuple[tuple[str, str], ...] = ()
+    limits: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,19 @@ def _service(index: int, raw: Any, base: Path) -> ServiceConfig:
     _check_keys(
         where,
         raw,
-        {"name", "health", "argv", "cwd", "env", "depends_on", "managed", "domain", "tier"},
+        {
+            "name",
+            "health",
+            "argv",
+            "cwd",
+            "env",
+            "depends_on",
+            "managed",
+            "domain",
+            "tier",
+            "desired",
+            "limits",
+        },
     )
     name = raw.get("name")
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
@@ -139,7 +153,19 @@ def _service(index: int, raw: Any, base: Path) -> ServiceConfig:
         managed=bool(managed),
         domain=str(raw.get("domain", "default")),
         tier=str(raw.get("tier", "standard")),
+        desired=_scalars(f"{where}.desired", raw.get("desired")),
+        limits=_scalars(f"{where}.limits", raw.get("limits")),
     )
+
+
+def _scalars(where: str, raw: Any) -> tuple[tuple[str, str], ...]:
+    body = _mapping(where, raw)
+    out = []
+    for key, value in body.items():
+        if isinstance(value, dict | list) or value is None:
+            raise ConfigError(f"{where}.{key}: expected a single value (text, number or bool)")
+        out.append((str(key), str(value).lower() if isinstance(value, bool) else str(value)))
+    return tuple(sorted(out))
 
 
 def _mapping(where: str, raw: Any) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import control, health, incident
+from warden.domain import control, drift, health, incident
 from warden.domain import events as ev
+from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
 from warden.domain.decisions import Decision, Outcome, Reason
 from warden.domain.ids import derived_id, incident_stream, service_stream, traceparent_for
@@ -55,6 +56,8 @@ class RuntimeSettings:
     policy_poll_s: float = 1.0
     autonomy_rules: tuple[control.AutonomyRule, ...] = ()
     agent_caps: tuple[tuple[str, str], ...] = ()
+    desired: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    limits: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +66,9 @@ class _Folded:
     controls: control.Controls = field(default_factory=control.Controls)
     incidents: dict[str, Incident] = field(default_factory=dict)
     actions: deque[ActionRecord] = field(default_factory=deque)
+    signals: dict[str, sig.Signals] = field(default_factory=dict)
+    reported: dict[str, dict[str, str]] = field(default_factory=dict)
+    open_drift: dict[tuple[str, str], str] = field(default_factory=dict)
     position: int = 0
 
 
@@ -104,6 +110,12 @@ class Runtime:
         self._last_probe_ok: dict[str, bool] = {}
         self._probe_lock = threading.Lock()
         self._last_policy_poll = 0.0
+        # What agents may read of the configuration: limits, and desired state as desired.*.
+        limits: dict[str, dict[str, str]] = {s: dict(v) for s, v in settings.limits.items()}
+        for service, fields in settings.desired.items():
+            for name, value in fields.items():
+                limits.setdefault(service, {})[f"desired.{name}"] = value
+        self._limits = {s: tuple(sorted(v.items())) for s, v in limits.items()}
 
     # -- observation -------------------------------------------------------------------
 
@@ -124,7 +136,36 @@ class Runtime:
     def world(self) -> World:
         """What agents see now."""
         depends = {n.name: n.depends_on for n in self.topology.services.values()}
-        return World(now=self.clock.now(), health=dict(self._state.health), depends_on=depends)
+        return World(
+            now=self.clock.now(),
+            health=dict(self._state.health),
+            depends_on=depends,
+            signals=dict(self._state.signals),
+            limits=self._limits,
+        )
+
+    def detect_drift(self) -> None:
+        """Compare desired with observed state; record drifts that appeared or went away."""
+        if not self.settings.desired:
+            return
+        observed = drift.observed_state(self._state.health, self._state.reported)
+        when = ev.format_time(self.clock.now())
+        for change in drift.changes(self.settings.desired, observed, self._state.open_drift):
+            type_ = ev.DRIFT_DETECTED if change.appeared else ev.DRIFT_RESOLVED
+            event = ev.derived_event(
+                type_,
+                service_stream(change.service),
+                {
+                    "service": change.service,
+                    "field": change.field,
+                    "desired": change.desired,
+                    "observed": change.observed,
+                },
+                when,
+                key=f"{change.field}:{change.observed}:{when}",
+                subject=change.service,
+            )
+            self.store.append(service_stream(change.service), [event])
 
     def record_probe(self, service: str, probe: str, result: ProbeResult, purpose: str) -> None:
         """Store a probe result through the quality gates.
@@ -180,6 +221,17 @@ class Runtime:
             state.health[service] = health.observe(current, event)
         elif event.stream == ev.CONTROL_STREAM:
             state.controls = control.observe(state.controls, event)
+        elif event.type in sig.SIGNAL_TYPES:
+            service = sig.service_of(event)
+            current_signals = state.signals.get(service, sig.Signals(service))
+            state.signals[service] = sig.observe(current_signals, event)
+            if event.type == ev.DRIFT_DETECTED:
+                drifted = (service, str(event.data["field"]))
+                state.open_drift[drifted] = str(event.data["observed"])
+            elif event.type == ev.DRIFT_RESOLVED:
+                state.open_drift.pop((service, str(event.data["field"])), None)
+        elif event.type == ev.STATE_OBSERVED:
+            drift.observe_report(state.reported, event)
         elif event.type in incident.INCIDENT_EVENT_TYPES:
             key = event.stream.removeprefix("incident-")
             state.incidents[key] = incident.apply(state.incidents.get(key), event)
@@ -194,6 +246,8 @@ class Runtime:
         """One round: fold, detect, move each open incident one step. Returns events added."""
         added = len(self.tail())
         self._reload_policies()
+        self.detect_drift()
+        added += len(self.tail())
         for agent in self.agents:
             for detection in agent.detect(self.world()):
                 self._open(detection)
@@ -272,7 +326,9 @@ class Runtime:
         )
 
     def _open(self, detection: Detection) -> None:
-        incident_id = derived_id("incident", detection.service, detection.first_signal_at)
+        incident_id = derived_id(
+            "incident", detection.kind, detection.service, detection.first_signal_at
+        )
         if incident_id in self._state.incidents:
             return
         if any(
@@ -290,6 +346,7 @@ class Runtime:
                 "first_signal_at": detection.first_signal_at,
                 "evidence": list(detection.evidence),
                 "severity": detection.severity,
+                "kind": detection.kind,
             },
             ev.format_time(self.clock.now()),
             subject=detection.service,
@@ -319,16 +376,51 @@ class Runtime:
     def _plan(self, current: Incident) -> None:
         world = self.world()
         observed = world.health.get(current.service)
-        if observed is not None and observed.healthy:
+        if current.kind == "service_down" and observed is not None and observed.healthy:
             self._close(current, ev.INCIDENT_RESOLVED, "recovered before any action was taken")
             return
+        candidates = [
+            (agent, plan)
+            for agent in self.agents
+            if current.kind in agent.handles or "*" in agent.handles
+            for plan in [agent.propose(current, world)]
+            if plan is not None
+        ]
+        if not candidates:
+            summary = self._escalation_summary(current, world)
+            self._close(current, ev.INCIDENT_ESCALATED, summary)
+            return
+        # The documented rule: higher agent priority wins, then higher confidence, then
+        # the agent name, so the choice is deterministic; losers are recorded, not dropped.
+        ranked = sorted(candidates, key=lambda c: (-c[0].priority, -c[1].confidence, c[0].name))
+        winner_agent, winner = ranked[0]
+        events = [
+            self._event(
+                current,
+                ev.PLAN_REJECTED,
+                {
+                    "plan": plan.to_dict(),
+                    "reason": (
+                        f"{winner_agent.name} (priority {winner_agent.priority}, confidence"
+                        f" {winner.confidence:.2f}) won over {agent.name} (priority"
+                        f" {agent.priority}, confidence {plan.confidence:.2f})"
+                    ),
+                },
+                key=agent.name,
+            )
+            for agent, plan in ranked[1:]
+        ]
+        events.append(self._event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}))
+        self._append(current, current.id, *events)
+
+    def _escalation_summary(self, current: Incident, world: World) -> str:
         for agent in self.agents:
-            plan = agent.propose(current, world)
-            if plan is not None:
-                event = self._event(current, ev.PLAN_PROPOSED, {"plan": plan.to_dict()})
-                self._append(current, current.id, event)
-                return
-        self._close(current, ev.INCIDENT_ESCALATED, "no agent proposed a plan")
+            summarize = getattr(agent, "summarize", None)
+            if summarize is not None and (current.kind in agent.handles or "*" in agent.handles):
+                return str(summarize(current, world))
+        return (
+            f"no agent proposed a plan for {current.kind} on {current.service}: {current.summary}"
+        )
 
     def situation(self, approvers: tuple[str, ...] = (), roles: tuple[str, ...] = ()) -> Situation:
         """Everything around a decision now: controls, topology, history, freezes."""

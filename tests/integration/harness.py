@@ -68,6 +68,20 @@ class Harness:
     def control(self, type_: str, **data: str) -> None:
         control(self.warden.store, type_, data, self.clock.now())
 
+    def ingest(self, type_: str, service: str, **data: Any) -> ev.Event:
+        """Send one signal through the quality gates, as a connector would."""
+        raw = ev.Event(
+            id=f"{type_}-{service}-{len(self.warden.store.read_all())}",
+            source="test://connector",
+            type=type_,
+            time=ev.format_time(self.clock.now()),
+            data={"service": service, **data},
+            subject=service,
+        ).to_cloudevent()
+        admission = self.warden.runtime.ingest.admit(raw, f"service-{service}", "test")
+        assert admission.event is not None, admission.reason
+        return admission.event
+
     def events(self, type_: str) -> list[ev.Event]:
         return [e for e in self.warden.store.read_all() if e.type == type_]
 
@@ -75,22 +89,24 @@ class Harness:
         self.warden.close()
 
 
-def make_harness(tmp_path: Path, **overrides: Any) -> Harness:
+def make_harness(
+    tmp_path: Path, *, agents: list[Any] | None = None, services: Any = None, **overrides: Any
+) -> Harness:
     clock = ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     policy_dir = tmp_path / "policies"
     if not policy_dir.exists():
         shutil.copytree(BUILTIN_BUNDLE, policy_dir)
     config = WardenConfig(
-        services=SERVICES,
+        services=services or SERVICES,
         state_dir=tmp_path / "state",
         environment="staging",
         policy_dir=policy_dir,
         verification_timeout_s=5,
     )
     config = replace(config, **overrides)
-    probes = {s.name: ScriptedProbe() for s in SERVICES}
+    probes = {s.name: ScriptedProbe() for s in config.services}
     adapter = RecordingAdapter(probes)
-    warden = build(config, clock, adapter=adapter, probes=probes)
+    warden = build(config, clock, adapter=adapter, probes=probes, agents=agents)
     harness = Harness(warden, clock, probes, adapter)
     for name in probes:
         harness.observe(name)

@@ -23,6 +23,7 @@ class Detection:
     first_signal_at: str
     evidence: tuple[str, ...]
     severity: str = "major"
+    kind: str = "service_down"
 
 
 class Agent(Protocol):
@@ -31,6 +32,16 @@ class Agent(Protocol):
     @property
     def name(self) -> str:
         """The agent's identity: the principal its plans are decided for."""
+        ...
+
+    @property
+    def handles(self) -> frozenset[str]:
+        """The incident kinds this agent proposes plans for ("*" for any)."""
+        ...
+
+    @property
+    def priority(self) -> int:
+        """Higher wins when two agents propose for one incident (then confidence)."""
         ...
 
     def detect(self, world: World) -> list[Detection]:

@@ -30,6 +30,8 @@ class ServiceDownAgent:
 
     failure_threshold: int = 3
     name: str = "service-down"
+    handles: frozenset[str] = frozenset({"service_down"})
+    priority: int = 50
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:

@@ -30,9 +30,23 @@ class ActionSpec:
     params_schema: dict[str, Any]
     verification: str = "health_probe"
     compensation: str | None = None
+    max_attempts: int = 3
 
 
 _NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
+
+
+def _params(required: tuple[str, ...], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(required),
+        "properties": properties,
+    }
+
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+_BATCH = _params(("pipeline", "batch"), pipeline=_TEXT, batch=_TEXT)
 
 BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
@@ -60,6 +74,106 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         timeout_s=15.0,
         params_schema=_NO_PARAMS,
         compensation="start_service",
+    ),
+    ActionSpec(
+        name="rollback_deploy",
+        description="Deploy the last good version of a service again.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=120.0,
+        params_schema=_params(("version",), version=_TEXT),
+        verification="error_rate",
+        compensation="deploy_version",
+    ),
+    ActionSpec(
+        name="deploy_version",
+        description="Deploy a given version of a service (rolls a rollback forward).",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=120.0,
+        params_schema=_params(("version",), version=_TEXT),
+    ),
+    ActionSpec(
+        name="open_circuit",
+        description="Stop callers from sending traffic to a failing dependency.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=10.0,
+        params_schema=_NO_PARAMS,
+        compensation="close_circuit",
+    ),
+    ActionSpec(
+        name="close_circuit",
+        description="Let callers reach the dependency again.",
+        risk=Risk.LOW,
+        idempotent=True,
+        timeout_s=10.0,
+        params_schema=_NO_PARAMS,
+    ),
+    ActionSpec(
+        name="drain_service",
+        description="Take a service out of rotation, letting in-flight work finish.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=60.0,
+        params_schema=_NO_PARAMS,
+        compensation="restore_service",
+    ),
+    ActionSpec(
+        name="restore_service",
+        description="Put a drained service back into rotation.",
+        risk=Risk.LOW,
+        idempotent=True,
+        timeout_s=30.0,
+        params_schema=_NO_PARAMS,
+    ),
+    ActionSpec(
+        name="quarantine_batch",
+        description="Move a corrupt batch or partition aside so nothing consumes it.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=60.0,
+        params_schema=_BATCH,
+        verification="batch",
+        compensation="release_batch",
+    ),
+    ActionSpec(
+        name="release_batch",
+        description="Return a quarantined batch to its pipeline.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=60.0,
+        params_schema=_BATCH,
+    ),
+    ActionSpec(
+        name="replay_from_checkpoint",
+        description="Reprocess a pipeline from its last good checkpoint.",
+        risk=Risk.MEDIUM,
+        idempotent=False,
+        timeout_s=600.0,
+        params_schema=_params(("pipeline", "checkpoint"), pipeline=_TEXT, checkpoint=_TEXT),
+        verification="batch",
+    ),
+    ActionSpec(
+        name="scale_consumers",
+        description="Set the number of consumers of a queue, within the service's limits.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=120.0,
+        params_schema=_params(
+            ("replicas",), replicas={"type": "integer", "minimum": 1, "maximum": 1000}
+        ),
+        verification="backlog",
+        compensation="scale_consumers",
+    ),
+    ActionSpec(
+        name="reconcile_state",
+        description="Bring one observed field of a service back to its desired value.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=120.0,
+        params_schema=_params(("field", "desired"), field=_TEXT, desired=_TEXT),
+        verification="drift",
     ),
 )
 

@@ -54,6 +54,7 @@ class Incident:
     first_signal_at: str
     summary: str
     severity: str = "major"
+    kind: str = "service_down"
     correlation_id: str = ""
     traceparent: str = ""
     plan: Plan | None = None
@@ -130,6 +131,7 @@ def _open(event: ev.Event) -> Incident:
         first_signal_at=str(data.get("first_signal_at", event.time)),
         summary=str(data.get("summary", "")),
         severity=str(data.get("severity", "major")),
+        kind=str(data.get("kind", "service_down")),
         correlation_id=event.correlation_id,
         traceparent=event.traceparent,
     )
@@ -163,6 +165,11 @@ def _plan(incident: Incident, event: ev.Event) -> Incident:
     plan = Plan.from_dict(event.data["plan"])
     hashes = tuple(step_hash(incident.id, i, s) for i, s in enumerate(plan.steps))
     return replace(incident, state=State.PLANNED, plan=plan, step_hashes=hashes)
+
+
+def _plan_rejected(incident: Incident, event: ev.Event) -> Incident:
+    _require(incident.state is State.OPEN, incident, event, "plans compete before one is chosen")
+    return incident
 
 
 def _decision(incident: Incident, event: ev.Event) -> Incident:
@@ -321,6 +328,7 @@ def _close(incident: Incident, event: ev.Event, state: State) -> Incident:
 
 _TRANSITIONS: dict[str, Any] = {
     ev.PLAN_PROPOSED: _plan,
+    ev.PLAN_REJECTED: _plan_rejected,
     ev.DECISION_RECORDED: _decision,
     ev.APPROVAL_GRANTED: _approval,
     ev.APPROVAL_REQUESTED: _approval_window,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from warden.domain.signals import Signals
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
@@ -14,8 +16,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class World:
-    """Health of every service, the declared topology, and the time of observation."""
+    """Health and signals of every service, the declared topology, the time of observation."""
 
     now: datetime
     health: Mapping[str, Health] = field(default_factory=dict)
     depends_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    signals: Mapping[str, Signals] = field(default_factory=dict)
+    limits: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    def signals_of(self, service: str) -> Signals:
+        """The signals of one service (empty when none arrived)."""
+        return self.signals.get(service) or Signals(service)
+
+    def limit(self, service: str, name: str) -> str | None:
+        """A declared limit or desired value of a service (e.g. max_consumers), if any."""
+        return dict(self.limits.get(service, ())).get(name)

@@ -48,7 +48,7 @@ class TraceContext:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> TraceContext:
         """Read ``traceparent`` and ``x-correlation-id``; unusable values are ignored."""
-        parent = headers.get("traceparent", "").strip().lower()
+        parent = headers.get("traceparent", "").strip()
         correlation = headers.get("x-correlation-id", "").strip()
         return cls(
             traceparent=parent if TRACEPARENT.match(parent) else "",

@@ -38,3 +38,21 @@ def decode_record(position: int, stream: str, record: str) -> Event:
         position=position,
         extensions=extensions,
     )
+
+
+def placed_event(event: Event, stream: str, position: int) -> Event:
+    """``event`` as the store placed it: in ``stream`` at global ``position``."""
+    return Event(
+        id=event.id,
+        source=event.source,
+        type=event.type,
+        time=event.time,
+        data=event.data,
+        subject=event.subject,
+        schema_version=event.schema_version,
+        traceparent=event.traceparent,
+        correlation_id=event.correlation_id,
+        stream=stream,
+        position=position,
+        extensions=event.extensions,
+    )

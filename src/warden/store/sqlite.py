@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ConcurrencyConflict
 from warden.ports import QuarantinedInput
-from warden.store.records import decode_record, encode_record
+from warden.store.records import decode_record, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
 
 if TYPE_CHECKING:
@@ -238,10 +238,12 @@ class SQLiteEventStore:
                     records[event.id] = _record(event)
         if not records:
             return [[] for _ in items]
+        # Only the reads and writes hold the lock; encoding and decoding happen outside it.
+        placed: dict[str, tuple[str, int]] = {}
         with self._write() as db:
             ids = list(records)
             known = {
-                row[3]: _event_from_row(row[:3])
+                row[3]: row[:3]
                 for start in range(0, len(ids), _CHUNK)
                 for row in db.execute(
                     "SELECT position, stream, record, id FROM events WHERE id IN"
@@ -257,7 +259,7 @@ class SQLiteEventStore:
             rows: list[tuple[int, str, str, int, str, str, str]] = []
             for stream, events in items:
                 for event in events:
-                    if event.id in known:
+                    if event.id in known or event.id in placed:
                         continue
                     if stream not in versions:
                         versions[stream] = self._next_version(db, stream)
@@ -267,13 +269,20 @@ class SQLiteEventStore:
                          records[event.id])
                     )  # fmt: skip
                     versions[stream] += 1
-                    known[event.id] = replace(event, stream=stream, position=position)
+                    placed[event.id] = (stream, position)
             db.executemany(
                 "INSERT INTO events (position, id, stream, version, type, time, record)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        return [[known[e.id] for e in events] for _, events in items]
+        stored = {i: _event_from_row(row) for i, row in known.items()}
+        out: list[list[Event]] = []
+        for _, events in items:
+            for event in events:
+                if event.id not in stored:
+                    stored[event.id] = placed_event(event, *placed[event.id])
+            out.append([stored[e.id] for e in events])
+        return out
 
     @staticmethod
     def _next_version(db: sqlite3.Connection, stream: str) -> int:

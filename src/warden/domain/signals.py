@@ -1,0 +1,135 @@
+"""Signals beyond health that agents reason about, folded from ingested events. Pure core.
+
+Deploys (which version runs, which ran before), sampled metrics (error rate, backlog,
+consumers, latency), failed pipeline batches with their last good checkpoint, and drift
+between desired and observed state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from warden.domain import events as ev
+
+KEPT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    """One version going live."""
+
+    time: str
+    version: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One metric value at one time."""
+
+    time: str
+    value: float
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedBatch:
+    """A pipeline batch that failed validation or processing."""
+
+    time: str
+    pipeline: str
+    batch: str
+    reason: str
+    last_good_checkpoint: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A field whose observed value differs from the desired one."""
+
+    field: str
+    desired: str
+    observed: str
+    since: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Everything known about one service besides its health probe."""
+
+    service: str
+    deploys: tuple[Deploy, ...] = ()
+    metrics: tuple[tuple[str, tuple[Sample, ...]], ...] = ()
+    failed_batches: tuple[FailedBatch, ...] = ()
+    drift: tuple[Drift, ...] = ()
+
+    def series(self, metric: str) -> tuple[Sample, ...]:
+        """The kept samples of one metric, oldest first."""
+        for name, samples in self.metrics:
+            if name == metric:
+                return samples
+        return ()
+
+    def latest(self, metric: str) -> float | None:
+        """The latest value of a metric, if any."""
+        samples = self.series(metric)
+        return samples[-1].value if samples else None
+
+    @property
+    def version(self) -> str:
+        """The version running now ("" when no deploy was seen)."""
+        return self.deploys[-1].version if self.deploys else ""
+
+    @property
+    def previous_version(self) -> str:
+        """The version that ran before the current one ("" when unknown)."""
+        return self.deploys[-2].version if len(self.deploys) > 1 else ""
+
+
+SIGNAL_TYPES = frozenset(
+    {ev.DEPLOY_COMPLETED, ev.METRIC_SAMPLED, ev.BATCH_FAILED, ev.BATCH_RECOVERED,
+     ev.DRIFT_DETECTED, ev.DRIFT_RESOLVED}
+)  # fmt: skip
+
+
+def service_of(event: ev.Event) -> str:
+    """The service a signal event is about."""
+    return str(event.data.get("service") or event.subject)
+
+
+def observe(signals: Signals, event: ev.Event) -> Signals:
+    """Fold one signal event into a service's signals."""
+    data = event.data
+    if event.type == ev.DEPLOY_COMPLETED:
+        deploy = Deploy(event.time, str(data["version"]), event.id)
+        return replace(signals, deploys=(*signals.deploys, deploy)[-KEPT:])
+    if event.type == ev.METRIC_SAMPLED:
+        name = str(data["metric"])
+        sample = Sample(event.time, float(data["value"]), event.id)
+        others = tuple((n, s) for n, s in signals.metrics if n != name)
+        series = (*signals.series(name), sample)[-KEPT:]
+        return replace(signals, metrics=tuple(sorted((*others, (name, series)))))
+    if event.type == ev.BATCH_FAILED:
+        batch = FailedBatch(
+            event.time,
+            str(data["pipeline"]),
+            str(data["batch"]),
+            str(data.get("reason", "")),
+            str(data.get("last_good_checkpoint", "")),
+            event.id,
+        )
+        return replace(signals, failed_batches=(*signals.failed_batches, batch)[-KEPT:])
+    if event.type == ev.BATCH_RECOVERED:
+        kept = tuple(b for b in signals.failed_batches if b.batch != str(data["batch"]))
+        return replace(signals, failed_batches=kept)
+    if event.type == ev.DRIFT_DETECTED:
+        field = str(data["field"])
+        drift = Drift(field, str(data["desired"]), str(data["observed"]), event.time, event.id)
+        kept_drift = tuple(d for d in signals.drift if d.field != field)
+        return replace(signals, drift=(*kept_drift, drift))
+    if event.type == ev.DRIFT_RESOLVED:
+        field = str(data["field"])
+        return replace(signals, drift=tuple(d for d in signals.drift if d.field != field))
+    return signals

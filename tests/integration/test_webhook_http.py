@@ -1,0 +1,406 @@
+"""The webhook over real HTTP: endpoints, errors, auth, backpressure, and fuzzing."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from warden.ingest.cloudevents import GenericRoute
+from warden.ingest.gate import IngestGate
+from warden.ingest.pipeline import Pipeline
+from warden.ingest.registry import SchemaRegistry
+from warden.ingest.webhook import (
+    QUARANTINE_PREFIX_BYTES,
+    Request,
+    WebhookApp,
+    WebhookServer,
+    WebhookSettings,
+)
+from warden.ingest.writer import IngestWriter
+from warden.store.sqlite import SQLiteEventStore
+from warden.testing import ManualClock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager"
+TOKEN = "t0ken"
+TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def probe(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "warden://probe/payments",
+        "type": "warden.probe.failed",
+        "time": "2026-11-25T12:00:00Z",
+        "subject": "payments",
+        "data": {"service": "payments", "probe": "http://x/health", "error": "refused"},
+    }
+    event.update(overrides)
+    return event
+
+
+class Served:
+    def __init__(self, store: SQLiteEventStore, clock: ManualClock, **settings: Any) -> None:
+        self.store = store
+        self.writer = IngestWriter(
+            Pipeline(IngestGate(store, SchemaRegistry(), clock)),
+            capacity=settings.pop("capacity", 8),
+        )
+        routes = {"default": GenericRoute(), "deploys": GenericRoute(subject_key="service")}
+        self.app = WebhookApp(
+            self.writer, clock, WebhookSettings(token=TOKEN, routes=routes, **settings)
+        )
+        self.server = WebhookServer(self.app)
+
+    def post(
+        self, path: str, body: bytes | str | dict[str, Any] | list[Any], **headers: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if isinstance(body, dict | list):
+            body = json.dumps(body)
+        sent = {**AUTH, "Content-Type": "application/cloudevents+json"}
+        sent.update({k.replace("_", "-"): v for k, v in headers.items()})
+        sent = {k: v for k, v in sent.items() if v}
+        return request(self.server.port, "POST", path, body, sent)
+
+
+def request(
+    port: int, method: str, path: str, body: bytes | str | None, headers: dict[str, str]
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body, headers)
+        response = conn.getresponse()
+        payload = json.loads(response.read() or b"{}")
+        return response.status, payload, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def served(store: SQLiteEventStore, clock: ManualClock) -> Iterator[Callable[..., Served]]:
+    running: list[Served] = []
+
+    def start(start_writer: bool = True, **settings: Any) -> Served:
+        s = Served(store, clock, **settings)
+        if start_writer:
+            s.writer.start()
+        s.server.start()
+        running.append(s)
+        return s
+
+    yield start
+    for s in running:
+        s.server.stop()
+        s.writer.close()
+
+
+@pytest.fixture
+def web(served: Callable[..., Served]) -> Served:
+    return served()
+
+
+def test_structured_event_is_stored_with_trace_context(web: Served) -> None:
+    status, body, _ = web.post(
+        "/v1/events", probe(), traceparent=TRACEPARENT, X_Correlation_Id="req-1"
+    )
+    assert status == 202, body
+    assert body["accepted"] == 1
+    assert body["events"] == [{"verdict": "accepted", "id": "e1", "stream": "service-payments"}]
+    (event,) = web.store.read_stream("service-payments")
+    assert (event.traceparent, event.correlation_id) == (TRACEPARENT, "req-1")
+    status, body, _ = web.post("/v1/events", probe())
+    assert (status, body["duplicate"]) == (202, 1)
+
+
+def test_binary_and_batch_modes(web: Served) -> None:
+    data = probe()["data"]
+    status, body, _ = web.post(
+        "/v1/events",
+        data,
+        Content_Type="application/json",
+        ce_specversion="1.0",
+        ce_id="b1",
+        ce_source="warden://x",
+        ce_type="warden.probe.failed",
+        ce_time="2026-11-25T11:59:00Z",
+        ce_subject="orders",
+        traceparent=TRACEPARENT,
+    )
+    assert status == 202, body
+    (event,) = web.store.read_stream("service-orders")
+    assert event.traceparent == TRACEPARENT
+    assert event.correlation_id == "b1"
+    batch = [probe(id="x1"), probe(id="x2")]
+    status, body, _ = web.post(
+        "/v1/events", batch, Content_Type="application/cloudevents-batch+json"
+    )
+    assert (status, body["accepted"]) == (202, 2)
+
+
+def test_generic_json_route_and_idempotency_key(web: Served) -> None:
+    status, body, _ = web.post(
+        "/v1/json/deploys",
+        {"service": "orders", "version": "1.2"},
+        Content_Type="application/json",
+        Idempotency_Key="deploy-77",
+    )
+    assert status == 202, body
+    (event,) = web.store.read_stream("service-orders")
+    assert event.type == "warden.webhook.received"
+    assert event.data == {"service": "orders", "version": "1.2"}
+    again = web.post(
+        "/v1/json/deploys",
+        {"service": "orders", "version": "1.2"},
+        Idempotency_Key="deploy-77",
+    )
+    assert again[1]["duplicate"] == 1
+    status, body, _ = web.post("/v1/json/nope", {})
+    assert status == 404
+    assert "/v1/json/default" in body["known"]
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "headers", "status", "reason"),
+    [
+        ("/v1/events", "{not json", {}, 400, "not JSON"),
+        ("/v1/events", probe(type="acme.unknown"), {}, 400, "no schema registered"),
+        ("/v1/events", probe(data={"service": "x"}), {}, 400, "'probe' is a required property"),
+        ("/v1/events", probe(time="2026-11-25T13:00:00Z"), {}, 400, "in the future"),
+        ("/v1/events", probe(traceparent="bad"), {}, 400, "traceparent"),
+        ("/v1/events", "hi", {"Content_Type": "text/plain", "ce_specversion": "1.0"}, 415, "must be JSON"),
+        ("/v1/json/default", "[1, 2]", {}, 400, "must be a JSON object"),
+        ("/v1/alertmanager", '{"version": "3"}', {}, 400, "unsupported webhook version"),
+    ],
+)
+def test_bad_input_gets_a_readable_error_and_lands_in_quarantine(
+    web: Served, path: str, payload: Any, headers: dict[str, str], status: int, reason: str
+) -> None:
+    got, body, _ = web.post(path, payload, **headers)
+    assert got == status, body
+    assert reason in body["error"]
+    assert body["quarantined"] == 1
+    (item,) = web.store.quarantined()
+    assert reason in item.reason
+    assert item.id == body["events"][0]["quarantine_id"]
+    assert item.source == "webhook:" + path.removeprefix("/v1/").replace("events", "cloudevents")
+    assert web.store.read_all() == []
+
+
+@pytest.mark.parametrize("auth", ["", "Bearer wrong", "Basic dDBrZW4=", f"bearer {TOKEN}x"])
+def test_requests_without_the_token_get_401_and_are_not_kept(web: Served, auth: str) -> None:
+    status, body, headers = web.post("/v1/events", probe(), Authorization=auth)
+    assert status == 401
+    assert "bearer token" in body["error"]
+    assert headers["www-authenticate"].startswith("Bearer")
+    assert web.store.quarantined() == []
+    assert web.store.read_all() == []
+
+
+def test_token_scheme_is_case_insensitive(web: Served) -> None:
+    assert web.post("/v1/events", probe(), Authorization=f"bearer {TOKEN}")[0] == 202
+
+
+def test_unknown_paths_and_methods(web: Served) -> None:
+    assert request(web.server.port, "GET", "/nope", None, {})[0] == 404
+    assert request(web.server.port, "GET", "/v1/events", None, AUTH)[0] == 405
+    status, body, _ = request(web.server.port, "GET", "/healthz", None, {})
+    assert (status, body) == (200, {"status": "ok", "queued": 0, "capacity": 8})
+    assert request(web.server.port, "POST", "/healthz", b"", {})[0] == 405
+
+
+def test_an_oversized_body_gets_413_and_its_start_is_quarantined(
+    served: Callable[..., Served],
+) -> None:
+    web = served(max_body_bytes=1000)
+    status, body, _ = web.post("/v1/events", "x" * (QUARANTINE_PREFIX_BYTES + 5000))
+    assert status == 413
+    assert f"body is {QUARANTINE_PREFIX_BYTES + 5000} bytes, the limit is 1000" in body["error"]
+    (item,) = web.store.quarantined()
+    assert len(item.payload) == QUARANTINE_PREFIX_BYTES
+
+
+def test_a_chunked_body_gets_411_and_is_recorded(web: Served) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", web.server.port, timeout=5)
+    try:
+        conn.request("POST", "/v1/events", body=iter([b"{}"]), headers=AUTH, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 411
+        assert "Content-Length" in json.loads(response.read())["error"]
+    finally:
+        conn.close()
+    (item,) = web.store.quarantined()
+    assert "Content-Length" in item.reason
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(web: Served) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", web.server.port, timeout=5)
+    try:
+        for n in range(3):
+            conn.request(
+                "POST", "/v1/events", json.dumps(probe(id=f"k{n}")), AUTH
+            )
+            response = conn.getresponse()
+            assert response.status == 202
+            response.read()
+    finally:
+        conn.close()
+    assert len(web.store.read_all()) == 3
+
+
+def test_garbage_on_the_socket_does_not_take_the_server_down(web: Served) -> None:
+    with socket.create_connection(("127.0.0.1", web.server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/events HTTP/1.1\r\nAuthorization: Bearer t0ken\r\n"
+            b"Content-Length: -5\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 411")
+    with socket.create_connection(("127.0.0.1", web.server.port), timeout=5) as sock:
+        sock.sendall(b"\x00\xff garbage \r\n\r\n")
+        assert sock.recv(100)
+    assert web.post("/v1/events", probe())[0] == 202
+
+
+def test_alertmanager_endpoint_with_a_captured_payload(
+    store: SQLiteEventStore, served: Callable[..., Served]
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 13, tzinfo=UTC))
+    web = Served(store, clock)
+    web.writer.start()
+    web.server.start()
+    try:
+        firing = (FIXTURES / "firing.json").read_bytes()
+        status, body, _ = web.post("/v1/alertmanager", firing, Content_Type="application/json")
+        assert (status, body["accepted"]) == (202, 2), body
+        status, body, _ = web.post("/v1/alertmanager", firing, Content_Type="application/json")
+        assert (status, body["duplicate"]) == (202, 2)
+        resolved = (FIXTURES / "resolved.json").read_bytes()
+        status, body, _ = web.post("/v1/alertmanager", resolved)
+        assert (status, body["accepted"], body["duplicate"]) == (202, 1, 1)
+    finally:
+        web.server.stop()
+        web.writer.close()
+
+
+def test_backpressure_answers_429_with_retry_after_and_loses_nothing(
+    served: Callable[..., Served],
+) -> None:
+    web = served(start_writer=False, capacity=1)
+    answers: list[int] = []
+    first = threading.Thread(
+        target=lambda: answers.append(web.post("/v1/events", probe(id="q1"))[0])
+    )
+    first.start()
+    deadline = datetime.now(UTC).timestamp() + 5
+    while web.writer.statistics().queued < 1:
+        assert datetime.now(UTC).timestamp() < deadline, "the first request never queued"
+        threading.Event().wait(0.01)
+    status, body, headers = web.post("/v1/events", probe(id="q2"))
+    assert status == 429
+    assert headers["retry-after"] == "1"
+    assert "queue is full" in body["error"]
+    status, _, headers = web.post(
+        "/v1/alertmanager", (FIXTURES / "firing.json").read_bytes()
+    )
+    assert (status, headers["retry-after"]) == (503, "1")  # Alertmanager retries 5xx only
+    web.writer.start()
+    first.join(5)
+    assert answers == [202]
+    assert [e.id for e in web.store.read_all()] == ["q1"]
+    assert web.store.quarantined() == []
+
+
+def test_a_store_that_does_not_confirm_in_time_gets_503(served: Callable[..., Served]) -> None:
+    web = served(start_writer=False, wait_timeout_s=0.1)
+    status, body, headers = web.post("/v1/events", probe(id="late"))
+    assert status == 503
+    assert "did not confirm" in body["error"]
+    assert headers["retry-after"] == "1"
+    web.writer.start()
+    web.writer.close()
+    assert [e.id for e in web.store.read_all()] == ["late"], "queued work is still written"
+
+
+# -- fuzzing the app (no sockets, so hundreds of cases stay fast) -----------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookApp]:
+    store = SQLiteEventStore(tmp_path_factory.mktemp("fuzz") / "events.db")
+    writer = IngestWriter(
+        Pipeline(
+            IngestGate(store, SchemaRegistry(), ManualClock(datetime(2026, 11, 25, 13, tzinfo=UTC)))
+        )
+    )
+    writer.start()
+    yield WebhookApp(writer, writer.pipeline.gate.clock, WebhookSettings(max_body_bytes=2000))
+    writer.close()
+    store.close()
+
+
+HEADER_NAMES = st.sampled_from(
+    [
+        "content-type", "ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time",
+        "ce-subject", "ce-schemaversion", "ce-traceparent", "traceparent",
+        "x-correlation-id", "idempotency-key", "authorization", "ce-",
+    ]
+)  # fmt: skip
+HEADER_VALUES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "application/cloudevents+json", "application/cloudevents-batch+json",
+            "application/json", "text/plain", "1.0", "2026-11-25T12:00:00Z", TRACEPARENT,
+            "warden.probe.failed", "%ff%00", "99999999999999999999999",
+        ]
+    ),
+)  # fmt: skip
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    JSON.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(st.sampled_from(list(probe())), JSON, max_size=7).map(
+        lambda d: json.dumps({**probe(), **d}).encode()
+    ),
+    st.binary(min_size=2001, max_size=2100),
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from(["/v1/events", "/v1/alertmanager", "/v1/json/default"]),
+    st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=8),
+    BODIES,
+)
+def test_fuzzed_requests_never_crash_and_every_refusal_is_quarantined(
+    fuzz_app: WebhookApp, path: str, headers: dict[str, str], body: bytes
+) -> None:
+    store = fuzz_app.writer.pipeline.gate.store
+    before = len(store.quarantined())
+    response = fuzz_app.handle(Request("POST", path, headers, body, len(body)))
+    added = len(store.quarantined()) - before
+    assert response.status in (202, 400, 413, 415), response
+    if response.status == 202:
+        assert added == 0
+    else:
+        assert added == response.body["quarantined"] >= 1
+        assert isinstance(response.body["error"], str)
+        assert response.body["error"]
