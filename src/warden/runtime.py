@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import control, drift, health, incident
+from warden.domain import control, drift, health, incident, verification
 from warden.domain import events as ev
 from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
@@ -365,6 +365,8 @@ class Runtime:
             self._await_approval(current)
         elif state is State.VERIFYING:
             self._verify(current)
+        elif state is State.COMPENSATING:
+            self._compensate(current)
 
     def _close(self, current: Incident, type_: str, reason: str, **extra: Any) -> None:
         self._append(current, current.id, self._event(current, type_, {"reason": reason, **extra}))
@@ -439,10 +441,18 @@ class Runtime:
 
     def _decide_or_execute(self, current: Incident) -> None:
         assert current.plan is not None
+        if current.in_flight is not None:
+            self._recover(current)
+            return
         index = current.next_step
         if index >= len(current.step_hashes):
-            started = self._event(current, ev.VERIFICATION_STARTED, {"probe": "health"})
+            kinds = self._verifications(current)
+            started = self._event(current, ev.VERIFICATION_STARTED, {"checks": kinds})
             self._append(current, current.id, started)
+            return
+        failure = current.last_failure(index)
+        if failure is not None:
+            self._after_failure(current, index, failure)
             return
         decision = current.decision_for(current.step_hashes[index])
         if decision is None:
@@ -450,18 +460,98 @@ class Runtime:
             self._record(current, ruling.decision, ruling.context)
             return
         if decision.outcome is Outcome.DENY:
-            self._close(current, ev.INCIDENT_ESCALATED, f"denied: {decision.describe()}")
+            self._fail_plan(current, f"denied: {decision.describe()}")
             return
+        self._run_step(current, index)
+
+    def _run_step(self, current: Incident, index: int) -> None:
         blocked = self.gate.blocked(current, index, self.situation())
         if blocked is not None:
-            reason = f"stopped before acting: {blocked[0]}: {blocked[1]}"
-            self._close(current, ev.INCIDENT_ESCALATED, reason)
+            self._fail_plan(current, f"stopped before acting: {blocked[0]}: {blocked[1]}")
             return
-        run = self.executor.run_next_step(current, self._state.controls)
-        if not run.ok:
-            latest = self._refreshed(current.id)
-            detail = str(run.result.data.get("detail", ""))
-            self._close(latest, ev.INCIDENT_ESCALATED, f"step {index} failed: {detail}")
+        self.executor.run_next_step(current, self._state.controls)
+
+    def _after_failure(self, current: Incident, index: int, failure: tuple[int, int, bool]) -> None:
+        assert current.plan is not None
+        _, attempt, retryable = failure
+        spec = self.catalog.get(current.plan.steps[index].action)
+        max_attempts = spec.max_attempts if spec else 1
+        due = current.retry_due(index)
+        if due is not None:
+            if self.clock.now() >= ev.parse_time(due):
+                self._run_step(current, index)
+            return
+        if retryable and attempt < max_attempts:
+            delay = backoff_s(current.id, index, attempt)
+            due_at = ev.format_time(self.clock.now() + timedelta(seconds=delay))
+            retry = self._event(
+                current,
+                ev.STEP_RETRY_SCHEDULED,
+                {"index": index, "attempt": attempt + 1, "due_at": due_at, "delay_s": delay},
+                key=f"{index}:{attempt + 1}",
+            )
+            self._append(current, current.id, retry)
+            return
+        why = "not retryable" if not retryable else f"{attempt} of {max_attempts} attempts used"
+        self._fail_plan(current, f"step {index} failed ({why})")
+
+    def _fail_plan(self, current: Incident, reason: str) -> None:
+        """Undo completed steps in reverse when any can be undone; else escalate."""
+        if self._compensable(current):
+            started = self._event(current, ev.COMPENSATION_STARTED, {"reason": reason})
+            self._append(current, current.id, started)
+            return
+        self._close(current, ev.INCIDENT_ESCALATED, reason)
+
+    def _compensable(self, current: Incident) -> list[int]:
+        """Completed steps with a runnable compensation, last first."""
+        assert current.plan is not None
+        found = []
+        for index in sorted(current.succeeded, reverse=True):
+            spec = self.catalog.get(current.plan.steps[index].action)
+            if spec is not None and spec.compensation and self.executor.can_run(spec.compensation):
+                found.append(index)
+        return found
+
+    def _compensate(self, current: Incident) -> None:
+        if current.compensation_in_flight is not None:
+            self._recover(current)
+            return
+        if current.compensation_failed:
+            failed = ", ".join(map(str, current.compensation_failed))
+            self._close(current, ev.INCIDENT_ESCALATED, f"compensation of step {failed} failed")
+            return
+        done = set(current.compensating)
+        floor = min(done) if done else len(current.step_hashes)
+        pending = [i for i in self._compensable(current) if i < floor]
+        if pending:
+            self.executor.run_compensation(current, pending[0])
+            return
+        if current.compensated:
+            undone = ", ".join(str(i) for i in current.compensated)
+            self._close(
+                current, ev.INCIDENT_ROLLED_BACK, f"steps {undone} undone; a human follows up"
+            )
+        else:
+            self._close(current, ev.INCIDENT_ESCALATED, "nothing could be undone")
+
+    def _recover(self, current: Incident) -> None:
+        """An intent without a result: Warden stopped mid-step. Settle it, never guess."""
+        outcome = self.executor.reconcile(current)
+        if not outcome.settled:
+            self._close(
+                current, ev.INCIDENT_ESCALATED, f"outcome unknown after restart: {outcome.how}"
+            )
+
+    def _verifications(self, current: Incident) -> list[str]:
+        assert current.plan is not None
+        kinds = []
+        for step in current.plan.steps:
+            spec = self.catalog.get(step.action)
+            kind = spec.verification if spec else "health_probe"
+            if kind not in kinds:
+                kinds.append(kind)
+        return kinds
 
     def _record(self, current: Incident, decision: Decision, context: Any) -> None:
         index = current.next_step
@@ -546,30 +636,33 @@ class Runtime:
             )
 
     def _verify(self, current: Incident) -> None:
-        observed = self._state.health.get(current.service)
         started = ev.parse_time(current.verification_started_at)
-        if (
-            observed is not None
-            and observed.last_success_at
-            and ev.parse_time(observed.last_success_at) >= started
-        ):
-            self._pass(current, observed)
+        world = self.world()
+        checks = [
+            verification.check(kind, current.service, world, started)
+            for kind in self._verifications(current)
+        ]
+        if all(c.passed for c in checks):
+            self._pass(current, checks)
             return
         now = self.clock.now()
         if (now - started).total_seconds() > self.settings.verification_timeout_s:
-            failed = self._event(
-                current,
-                ev.VERIFICATION_FAILED,
-                {"reason": f"not healthy {self.settings.verification_timeout_s:g} s after acting"},
+            waiting = "; ".join(c.detail for c in checks if not c.passed)
+            reason = (
+                f"not verified {self.settings.verification_timeout_s:g} s after acting: {waiting}"
             )
+            failed = self._event(current, ev.VERIFICATION_FAILED, {"reason": reason})
             self._append(current, current.id, failed)
-            self._close(self._refreshed(current.id), ev.INCIDENT_ESCALATED, "verification failed")
+            self._fail_plan(self._refreshed(current.id), reason)
             return
-        self._probe_for_verification(current.service)
+        if any(c.kind == "health_probe" and not c.passed for c in checks):
+            self._probe_for_verification(current.service)
 
-    def _pass(self, current: Incident, observed: health.Health) -> None:
+    def _pass(self, current: Incident, checks: list[verification.Check]) -> None:
         passed = self._event(
-            current, ev.VERIFICATION_PASSED, {"healthy_since": observed.last_success_at}
+            current,
+            ev.VERIFICATION_PASSED,
+            {"checks": [{"kind": c.kind, "detail": c.detail} for c in checks]},
         )
         now = self.clock.now()
         first_signal = ev.parse_time(current.first_signal_at)
@@ -577,7 +670,7 @@ class Runtime:
             current,
             ev.INCIDENT_RESOLVED,
             {
-                "reason": "verified: the service answers its health probe again",
+                "reason": "verified: " + "; ".join(c.detail for c in checks),
                 "mttr_s": round((now - first_signal).total_seconds(), 3),
                 "time_to_detect_s": round(
                     (ev.parse_time(current.opened_at) - first_signal).total_seconds(), 3
@@ -595,6 +688,17 @@ class Runtime:
             return
         self._last_verification_probe[service] = time.monotonic()
         self.record_probe(service, repr(probe), probe.check(), "verification")
+
+
+def backoff_s(incident_id: str, index: int, attempt: int) -> float:
+    """Exponential backoff with jitter for the retry after ``attempt``: 1 s, 2 s, 4 s, ...
+
+    capped at 60 s, times a jitter factor in [0.5, 1.5) derived from the step, so replay
+    schedules the same retry at the same time.
+    """
+    base = min(60.0, 2.0 ** (attempt - 1))
+    jitter = 0.5 + int(derived_id("jitter", incident_id, str(index), str(attempt))[:8], 16) / 2**32
+    return round(base * jitter, 3)
 
 
 def load_incidents(store: EventStore) -> dict[str, Incident]:

@@ -89,6 +89,17 @@ class Harness:
         self.warden.close()
 
 
+def permissive_bundle(tmp_path: Path) -> None:
+    """A bundle that allows every catalog action, for tests about the executor."""
+    policies = tmp_path / "policies"
+    policies.mkdir(exist_ok=True)
+    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
+    (policies / "allow.cedar").write_text(
+        '@id("test-allow-all") @message("tests of the executor allow everything")\n'
+        "permit (principal, action, resource);\n"
+    )
+
+
 def make_harness(
     tmp_path: Path, *, agents: list[Any] | None = None, services: Any = None, **overrides: Any
 ) -> Harness:

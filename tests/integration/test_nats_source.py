@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -22,6 +28,7 @@ from warden.ingest.nats_source import (
 )
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
+from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -29,7 +36,6 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from warden.ingest.pipeline import Outcome
-    from warden.store.sqlite import SQLiteEventStore
     from warden.testing import ManualClock
 
 pytestmark = pytest.mark.nats
@@ -192,6 +198,67 @@ def test_a_consumer_killed_between_store_and_ack_redelivers_without_duplicate(
     assert (tally.accepted, tally.duplicate, tally.quarantined) == (0, 1, 0)
     assert restarted.redelivered == 1
     assert [e.id for e in store.read_all()] == [event.id], "no duplicate in the store"
+    assert run(pending(nats_url, names)) == (0, 0)
+
+
+CONSUMER = """
+import asyncio, sys
+from pathlib import Path
+from datetime import UTC, datetime
+from warden.ingest.gate import IngestGate
+from warden.ingest.nats_source import NatsSource
+from warden.ingest.pipeline import Pipeline
+from warden.ingest.registry import SchemaRegistry
+from warden.store.sqlite import SQLiteEventStore
+from warden.testing import ManualClock
+
+url, stream, subject, durable, db, marker = sys.argv[1:]
+
+async def hang(message, outcome):
+    Path(marker).write_text(outcome.event_id)  # stored; now die before the ack
+    await asyncio.sleep(60)
+
+store = SQLiteEventStore(db)
+pipeline = Pipeline(IngestGate(store, SchemaRegistry(), ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC))))
+source = NatsSource(url, stream=stream, subject=subject, durable=durable, fetch_timeout_s=0.2,
+                    ack_wait_s=1.0, before_ack=hang)
+asyncio.run(source.consume(pipeline, lambda: False))
+"""
+
+
+def test_a_consumer_process_killed_between_store_and_ack_loses_and_duplicates_nothing(
+    nats_url: str, names: Names, tmp_path: Path, clock: ManualClock
+) -> None:
+    event = probe_event(7)
+    publish_events(nats_url, f"{names.subject}.probes", [event])
+    db, marker = tmp_path / "events.db", tmp_path / "stored"
+    process = subprocess.Popen(
+        [sys.executable, "-c", CONSUMER, nats_url, names.stream, f"{names.subject}.>",
+         names.durable, str(db), str(marker)],
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while not marker.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the consumer never stored the event"
+            time.sleep(0.02)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate()
+    assert marker.read_text() == event.id
+
+    store = SQLiteEventStore(db)
+    try:
+        assert [e.id for e in store.read_all()] == [event.id]
+        pipeline = Pipeline(IngestGate(store, SchemaRegistry(), clock))
+        restarted = source(names, nats_url)
+        tally = run(restarted.consume(pipeline, until(pipeline, 1)))
+        assert (tally.accepted, tally.duplicate) == (0, 1)
+        assert restarted.redelivered == 1
+        assert [e.id for e in store.read_all()] == [event.id]
+    finally:
+        store.close()
     assert run(pending(nats_url, names)) == (0, 0)
 
 

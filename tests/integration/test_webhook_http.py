@@ -180,7 +180,13 @@ def test_generic_json_route_and_idempotency_key(web: Served) -> None:
         ("/v1/events", probe(data={"service": "x"}), {}, 400, "'probe' is a required property"),
         ("/v1/events", probe(time="2026-11-25T13:00:00Z"), {}, 400, "in the future"),
         ("/v1/events", probe(traceparent="bad"), {}, 400, "traceparent"),
-        ("/v1/events", "hi", {"Content_Type": "text/plain", "ce_specversion": "1.0"}, 415, "must be JSON"),
+        (
+            "/v1/events",
+            "hi",
+            {"Content_Type": "text/plain", "ce_specversion": "1.0"},
+            415,
+            "must be JSON",
+        ),
         ("/v1/json/default", "[1, 2]", {}, 400, "must be a JSON object"),
         ("/v1/alertmanager", '{"version": "3"}', {}, 400, "unsupported webhook version"),
     ],
@@ -249,9 +255,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(web: Served) -> No
     conn = http.client.HTTPConnection("127.0.0.1", web.server.port, timeout=5)
     try:
         for n in range(3):
-            conn.request(
-                "POST", "/v1/events", json.dumps(probe(id=f"k{n}")), AUTH
-            )
+            conn.request("POST", "/v1/events", json.dumps(probe(id=f"k{n}")), AUTH)
             response = conn.getresponse()
             assert response.status == 202
             response.read()
@@ -263,8 +267,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(web: Served) -> No
 def test_garbage_on_the_socket_does_not_take_the_server_down(web: Served) -> None:
     with socket.create_connection(("127.0.0.1", web.server.port), timeout=5) as sock:
         sock.sendall(
-            b"POST /v1/events HTTP/1.1\r\nAuthorization: Bearer t0ken\r\n"
-            b"Content-Length: -5\r\n\r\n"
+            b"POST /v1/events HTTP/1.1\r\nAuthorization: Bearer t0ken\r\nContent-Length: -5\r\n\r\n"
         )
         assert sock.recv(100).startswith(b"HTTP/1.1 411")
     with socket.create_connection(("127.0.0.1", web.server.port), timeout=5) as sock:
@@ -311,9 +314,7 @@ def test_backpressure_answers_429_with_retry_after_and_loses_nothing(
     assert status == 429
     assert headers["retry-after"] == "1"
     assert "queue is full" in body["error"]
-    status, _, headers = web.post(
-        "/v1/alertmanager", (FIXTURES / "firing.json").read_bytes()
-    )
+    status, _, headers = web.post("/v1/alertmanager", (FIXTURES / "firing.json").read_bytes())
     assert (status, headers["retry-after"]) == (503, "1")  # Alertmanager retries 5xx only
     web.writer.start()
     first.join(5)
@@ -369,7 +370,9 @@ HEADER_VALUES = st.one_of(
 )  # fmt: skip
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 BODIES = st.one_of(

@@ -89,7 +89,10 @@ def test_schema_check_refuses_a_breaking_change_with_a_diff(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("bad-name.json", "{}", "name it <event type>@<version>.json"), ("a.b@1.json", "{", "schema file")],
+    [
+        ("bad-name.json", "{}", "name it <event type>@<version>.json"),
+        ("a.b@1.json", "{", "schema file"),
+    ],
 )
 def test_schema_check_reports_unusable_files(
     tmp_path: Path, name: str, content: str, message: str
@@ -163,12 +166,14 @@ def test_cli_argument_errors(tmp_path: Path) -> None:
     run(ingest_app, "jsonl", "-", "--state-dir", str(state), stdin="")
     result = run(quarantine_app, "list", "--state-dir", str(state))
     assert "is empty" in result.output
-    assert "give one quarantine ID, or --all" in run(
-        quarantine_app, "replay", "--state-dir", str(state)
-    ).output
-    assert "no quarantined item 9" in run(
-        quarantine_app, "show", "9", "--state-dir", str(state)
-    ).output
+    assert (
+        "give one quarantine ID, or --all"
+        in run(quarantine_app, "replay", "--state-dir", str(state)).output
+    )
+    assert (
+        "no quarantined item 9"
+        in run(quarantine_app, "show", "9", "--state-dir", str(state)).output
+    )
 
 
 def test_parse_route() -> None:

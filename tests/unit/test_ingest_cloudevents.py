@@ -71,7 +71,10 @@ def test_structured_mode_keeps_the_raw_bytes_when_nothing_is_added() -> None:
 
 def test_structured_mode_adds_header_context_and_a_default_correlation() -> None:
     body = json.dumps(cloudevent()).encode()
-    headers = {"content-type": "application/cloudevents+json; charset=utf-8", "traceparent": TRACEPARENT}
+    headers = {
+        "content-type": "application/cloudevents+json; charset=utf-8",
+        "traceparent": TRACEPARENT,
+    }
     (job,) = parse_cloudevents(headers, body)
     assert isinstance(job, Admit)
     assert isinstance(job.payload, dict)
@@ -80,7 +83,9 @@ def test_structured_mode_adds_header_context_and_a_default_correlation() -> None
 
 
 def test_plain_json_with_specversion_is_taken_as_structured() -> None:
-    (job,) = parse_cloudevents({"content-type": "application/json"}, json.dumps(cloudevent()).encode())
+    (job,) = parse_cloudevents(
+        {"content-type": "application/json"}, json.dumps(cloudevent()).encode()
+    )
     assert isinstance(job, Admit)
     assert isinstance(job.payload, dict)
     assert job.payload["id"] == "e1"
@@ -175,7 +180,9 @@ def test_generic_json_is_wrapped_with_the_route_type() -> None:
     )
 
 
-@pytest.mark.parametrize(("body", "reason"), [(b"[1]", "must be a JSON object"), (b"{", "not JSON")])
+@pytest.mark.parametrize(
+    ("body", "reason"), [(b"[1]", "must be a JSON object"), (b"{", "not JSON")]
+)
 def test_generic_json_refuses_what_is_not_an_object(body: bytes, reason: str) -> None:
     job = wrap_json(
         body, GenericRoute(), event_id="g", received_at=NOW, context=TraceContext(), source="s"

@@ -30,6 +30,7 @@ class State(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     EXECUTING = "executing"
     VERIFYING = "verifying"
+    COMPENSATING = "compensating"
     RESOLVED = "resolved"
     ESCALATED = "escalated"
     ROLLED_BACK = "rolled_back"
@@ -63,9 +64,14 @@ class Incident:
     approvals: tuple[tuple[str, str], ...] = ()  # (step_hash, approver)
     approval_requests: tuple[tuple[str, str], ...] = ()  # (step_hash, expires_at)
     expired: tuple[str, ...] = ()  # step hashes whose approval window closed
-    intended: tuple[int, ...] = ()
+    intended: tuple[tuple[int, int], ...] = ()  # (index, attempt)
     succeeded: tuple[int, ...] = ()
-    failed: tuple[int, ...] = ()
+    failed: tuple[tuple[int, int, bool], ...] = ()  # (index, attempt, retryable)
+    retries: tuple[tuple[int, int, str], ...] = ()  # (index, attempt, due_at)
+    outputs: tuple[tuple[int, tuple[tuple[str, Any], ...]], ...] = ()  # (index, output)
+    compensating: tuple[int, ...] = ()  # step indexes whose compensation was intended
+    compensated: tuple[int, ...] = ()
+    compensation_failed: tuple[int, ...] = ()
     verification_started_at: str = ""
     verified_at: str = ""
     closed_at: str = ""
@@ -102,11 +108,48 @@ class Incident:
         """Index of the first step that has not succeeded (== len(steps) when all did)."""
         return len(self.succeeded)
 
+    def attempts(self, index: int) -> int:
+        """How many times step ``index`` was intended."""
+        return sum(1 for i, _ in self.intended if i == index)
+
+    def last_failure(self, index: int) -> tuple[int, int, bool] | None:
+        """The latest failed attempt of step ``index``, if its latest attempt failed."""
+        tries = self.attempts(index)
+        for failure in self.failed:
+            if failure[0] == index and failure[1] == tries:
+                return failure
+        return None
+
+    def retry_due(self, index: int) -> str | None:
+        """When the scheduled next attempt of step ``index`` is due, if one is scheduled."""
+        for i, attempt, due in self.retries:
+            if i == index and attempt == self.attempts(index) + 1:
+                return due
+        return None
+
+    def output_of(self, index: int) -> dict[str, Any]:
+        """What the adapter reported when step ``index`` succeeded."""
+        for i, output in self.outputs:
+            if i == index:
+                return dict(output)
+        return {}
+
     @property
-    def in_flight(self) -> int | None:
-        """Index of a step intended but without a result, if any."""
-        for index in self.intended:
-            if index not in self.succeeded and index not in self.failed:
+    def in_flight(self) -> tuple[int, int] | None:
+        """The (index, attempt) of a step intended but without a result, if any."""
+        for index, attempt in self.intended:
+            done = index in self.succeeded or any(
+                f[0] == index and f[1] == attempt for f in self.failed
+            )
+            if not done:
+                return index, attempt
+        return None
+
+    @property
+    def compensation_in_flight(self) -> int | None:
+        """The step whose compensation was intended but has no result, if any."""
+        for index in self.compensating:
+            if index not in self.compensated and index not in self.compensation_failed:
                 return index
         return None
 
@@ -251,6 +294,7 @@ def _approval_window(incident: Incident, event: ev.Event) -> Incident:
 
 def _intended(incident: Incident, event: ev.Event) -> Incident:
     index = int(event.data["index"])
+    attempt = int(event.data.get("attempt", 1))
     hash_ = str(event.data["step_hash"])
     _require(incident.state is State.EXECUTING, incident, event, "steps run only while executing")
     _require(incident.in_flight is None, incident, event, "another step is in flight")
@@ -262,22 +306,94 @@ def _intended(incident: Incident, event: ev.Event) -> Incident:
     )
     _require(hash_ == incident.step_hashes[index], incident, event, "the step hash does not match")
     _require(incident.allowed(hash_), incident, event, "no allow was recorded for this exact step")
-    _require(index not in incident.intended, incident, event, "the step was already intended")
-    return replace(incident, intended=(*incident.intended, index))
+    _require(
+        attempt == incident.attempts(index) + 1, incident, event, "attempts are numbered in order"
+    )
+    _require(
+        attempt == 1 or incident.retry_due(index) is not None,
+        incident,
+        event,
+        "a step runs again only after a retry was scheduled",
+    )
+    return replace(incident, intended=(*incident.intended, (index, attempt)))
 
 
 def _result(incident: Incident, event: ev.Event) -> Incident:
     index = int(event.data["index"])
-    _require(incident.in_flight == index, incident, event, "no such step is in flight")
+    attempt = int(event.data.get("attempt", 1))
+    _require(incident.in_flight == (index, attempt), incident, event, "no such step is in flight")
     if event.type == ev.STEP_SUCCEEDED:
-        return replace(incident, succeeded=(*incident.succeeded, index))
-    return replace(incident, failed=(*incident.failed, index))
+        output = event.data.get("output") or {}
+        kept = (
+            tuple(sorted((str(k), v) for k, v in output.items()))
+            if isinstance(output, dict)
+            else ()
+        )
+        return replace(
+            incident,
+            succeeded=(*incident.succeeded, index),
+            outputs=(*incident.outputs, (index, kept)),
+        )
+    retryable = bool(event.data.get("retryable", False))
+    return replace(incident, failed=(*incident.failed, (index, attempt, retryable)))
+
+
+def _retry(incident: Incident, event: ev.Event) -> Incident:
+    index = int(event.data["index"])
+    attempt = int(event.data["attempt"])
+    _require(incident.state is State.EXECUTING, incident, event, "retries happen while executing")
+    failure = incident.last_failure(index)
+    _require(
+        failure is not None and failure[2], incident, event, "only a retryable failure is retried"
+    )
+    _require(
+        attempt == incident.attempts(index) + 1 and incident.retry_due(index) is None,
+        incident,
+        event,
+        "one retry is scheduled per failed attempt",
+    )
+    retry = (index, attempt, str(event.data["due_at"]))
+    return replace(incident, retries=(*incident.retries, retry))
+
+
+def _compensation_started(incident: Incident, event: ev.Event) -> Incident:
+    _require(
+        incident.state in (State.EXECUTING, State.VERIFYING) and incident.in_flight is None,
+        incident,
+        event,
+        "compensation starts after a failure, with no step in flight",
+    )
+    _require(bool(incident.succeeded), incident, event, "there is nothing to compensate")
+    return replace(incident, state=State.COMPENSATING)
+
+
+def _compensation(incident: Incident, event: ev.Event) -> Incident:
+    index = int(event.data["index"])
+    _require(incident.state is State.COMPENSATING, incident, event, "not compensating")
+    if event.type == ev.COMPENSATION_INTENDED:
+        _require(index in incident.succeeded, incident, event, "only completed steps are undone")
+        _require(
+            incident.compensation_in_flight is None, incident, event, "a compensation is in flight"
+        )
+        _require(
+            all(index < done for done in incident.compensating),
+            incident,
+            event,
+            "compensations run in reverse order, once each",
+        )
+        return replace(incident, compensating=(*incident.compensating, index))
+    _require(
+        incident.compensation_in_flight == index, incident, event, "no such compensation in flight"
+    )
+    if event.type == ev.COMPENSATION_SUCCEEDED:
+        return replace(incident, compensated=(*incident.compensated, index))
+    return replace(incident, compensation_failed=(*incident.compensation_failed, index))
 
 
 def _verification_started(incident: Incident, event: ev.Event) -> Incident:
     _require(incident.state is State.EXECUTING, incident, event, "verification follows execution")
     _require(
-        incident.next_step == len(incident.step_hashes) and not incident.failed,
+        incident.next_step == len(incident.step_hashes) and incident.in_flight is None,
         incident,
         event,
         "every step must have succeeded",
@@ -312,10 +428,13 @@ def _escalated(incident: Incident, event: ev.Event) -> Incident:
 
 def _rolled_back(incident: Incident, event: ev.Event) -> Incident:
     _require(
-        incident.state in (State.EXECUTING, State.VERIFYING) and incident.in_flight is None,
+        incident.state is State.COMPENSATING
+        and incident.compensation_in_flight is None
+        and not incident.compensation_failed
+        and bool(incident.compensated),
         incident,
         event,
-        "only executed steps can be rolled back, and none may be in flight",
+        "an incident is rolled back once its compensations succeeded",
     )
     return _close(incident, event, State.ROLLED_BACK)
 
@@ -336,6 +455,11 @@ _TRANSITIONS: dict[str, Any] = {
     ev.STEP_INTENDED: _intended,
     ev.STEP_SUCCEEDED: _result,
     ev.STEP_FAILED: _result,
+    ev.STEP_RETRY_SCHEDULED: _retry,
+    ev.COMPENSATION_STARTED: _compensation_started,
+    ev.COMPENSATION_INTENDED: _compensation,
+    ev.COMPENSATION_SUCCEEDED: _compensation,
+    ev.COMPENSATION_FAILED: _compensation,
     ev.VERIFICATION_STARTED: _verification_started,
     ev.VERIFICATION_PASSED: _verification_result,
     ev.VERIFICATION_FAILED: _verification_result,

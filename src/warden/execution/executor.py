@@ -1,8 +1,11 @@
-"""The executor: runs one allowed step with an intent before and a result after. Action plane.
+"""The executor: runs allowed steps and compensations, intent before, result after. Action plane.
 
 It refuses any step that the control plane did not allow for its exact hash, writes the
-intent (with the step's idempotency key) before touching anything, runs the adapter under
-the action's timeout, and records the outcome.
+intent (with the step's idempotency key and attempt number) before touching anything,
+runs the adapter under the action's timeout, and records the outcome, saying whether a
+failure is worth retrying. After a crash, :meth:`Executor.reconcile` settles an intent
+that has no result through the adapter's check, and never repeats a non-idempotent step
+whose outcome cannot be established.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
-from warden.domain.errors import PolicyDenied
+from warden.domain.errors import PermanentError, PolicyDenied, TemporaryError
 from warden.domain.ids import derived_id, incident_stream
-from warden.ports import ActionAdapter, ActionResult, Clock, EventStore
+from warden.ports import ActionResult
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from warden.domain.catalog import Catalog
     from warden.domain.control import Controls
     from warden.domain.incident import Incident
+    from warden.ports import ActionAdapter, Clock, EventStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +38,23 @@ class StepRun:
     ok: bool
 
 
-def _run_with_timeout(
-    adapter: ActionAdapter, action: str, target: str, params: dict[str, object], timeout: float
-) -> ActionResult:
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """How an intent without a result was settled after a restart."""
+
+    events: tuple[ev.Event, ...]
+    settled: bool  # False: the outcome is unknown and the step must not be repeated
+    how: str
+
+
+def _call(
+    adapter: ActionAdapter, action: str, target: str, params: dict[str, Any], timeout: float
+) -> tuple[ActionResult, bool | None]:
+    """Run the adapter under a timeout.
+
+    Returns the result and whether a failure may be retried (None: it is unknown
+    whether the action had an effect).
+    """
     box: list[ActionResult] = []
     failure: list[BaseException] = []
 
@@ -50,14 +68,23 @@ def _run_with_timeout(
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        return ActionResult(False, f"timed out after {timeout:g} s", {})
+        return ActionResult(False, f"timed out after {timeout:g} s", {}), None
     if failure:
-        return ActionResult(False, f"adapter error: {failure[0]}", {})
-    return box[0]
+        exc = failure[0]
+        if isinstance(exc, TemporaryError):
+            return ActionResult(False, str(exc), {"retry_after_s": exc.delay}), True
+        if isinstance(exc, PermanentError):
+            return ActionResult(False, str(exc), {}), False
+        return ActionResult(False, f"adapter error: {exc}", {}), None
+    result = box[0]
+    if result.ok:
+        return result, False
+    retryable = result.output.get("retryable")
+    return result, bool(retryable) if retryable is not None else None
 
 
 class Executor:
-    """Runs allowed steps through the adapter registered for each action."""
+    """Runs allowed steps and compensations through the adapter registered for each action."""
 
     def __init__(
         self,
@@ -70,6 +97,24 @@ class Executor:
         self.catalog = catalog
         self.adapters = adapters
         self.clock = clock
+
+    def can_run(self, action: str) -> bool:
+        """True when the action is in the catalog and an adapter runs it."""
+        return self.catalog.get(action) is not None and action in self.adapters
+
+    def _event(
+        self, incident: Incident, type_: str, data: dict[str, Any], key: str, target: str
+    ) -> ev.Event:
+        return ev.derived_event(
+            type_,
+            incident_stream(incident.id),
+            data,
+            ev.format_time(self.clock.now()),
+            key=key,
+            subject=target,
+            correlation_id=incident.correlation_id,
+            traceparent=incident.traceparent,
+        )
 
     def run_next_step(self, incident: Incident, controls: Controls) -> StepRun:
         """Run the incident's next step; raises :class:`PolicyDenied` if it is not allowed."""
@@ -86,49 +131,157 @@ class Executor:
         adapter = self.adapters.get(step.action)
         if spec is None or adapter is None:
             raise PolicyDenied(f"no adapter runs {step.action!r}")
-        stream = incident_stream(incident.id)
+        attempt = incident.attempts(index) + 1
         key = derived_id("idempotency", incident.id, hash_)
-        common = {
-            "subject": step.target,
-            "correlation_id": incident.correlation_id,
-            "traceparent": incident.traceparent,
-        }
-        intent = ev.derived_event(
+        stream = incident_stream(incident.id)
+        intent = self._event(
+            incident,
             ev.STEP_INTENDED,
-            stream,
             {
                 "index": index,
+                "attempt": attempt,
                 "step_hash": hash_,
                 "idempotency_key": key,
                 "action": step.action,
                 "target": step.target,
                 "params": dict(step.params),
+                "idempotent": spec.idempotent,
                 "timeout_s": spec.timeout_s,
             },
-            ev.format_time(self.clock.now()),
-            key=str(index),
-            **common,
+            f"{index}:{attempt}",
+            step.target,
         )
         (intent,) = self.store.append(stream, [intent], expected_version=incident.version)
         started = time.monotonic()
-        result = _run_with_timeout(
-            adapter, step.action, step.target, dict(step.params), spec.timeout_s
-        )
-        duration_ms = round((time.monotonic() - started) * 1000, 1)
-        outcome = ev.derived_event(
+        params = {**dict(step.params), "idempotency_key": key}
+        result, retryable = _call(adapter, step.action, step.target, params, spec.timeout_s)
+        if retryable is None:
+            # Unknown effect: only an idempotent action may safely run again.
+            retryable = spec.idempotent
+        outcome = self._event(
+            incident,
             ev.STEP_SUCCEEDED if result.ok else ev.STEP_FAILED,
-            stream,
             {
                 "index": index,
+                "attempt": attempt,
                 "step_hash": hash_,
                 "idempotency_key": key,
                 "detail": result.detail,
                 "output": result.output,
-                "duration_ms": duration_ms,
+                "retryable": retryable and not result.ok,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
             },
-            ev.format_time(self.clock.now()),
-            key=str(index),
-            **common,
+            f"{index}:{attempt}",
+            step.target,
         )
         (outcome,) = self.store.append(stream, [outcome], expected_version=incident.version + 1)
         return StepRun(intent, outcome, result.ok)
+
+    def run_compensation(self, incident: Incident, index: int) -> StepRun:
+        """Undo completed step ``index`` with its catalog compensation."""
+        assert incident.plan is not None
+        step = incident.plan.steps[index]
+        spec = self.catalog.get(step.action)
+        undo = self.catalog.get(spec.compensation) if spec and spec.compensation else None
+        adapter = self.adapters.get(undo.name) if undo else None
+        if undo is None or adapter is None:
+            raise PolicyDenied(f"step {index} ({step.action}) has no runnable compensation")
+        # The step's own output may say how to undo it (e.g. the replica count before).
+        params = dict(step.params)
+        params.update(incident.output_of(index).get("undo_params") or {})
+        key = derived_id("compensation", incident.id, incident.step_hashes[index])
+        stream = incident_stream(incident.id)
+        intent = self._event(
+            incident,
+            ev.COMPENSATION_INTENDED,
+            {
+                "index": index,
+                "action": undo.name,
+                "target": step.target,
+                "params": params,
+                "idempotency_key": key,
+                "idempotent": undo.idempotent,
+            },
+            str(index),
+            step.target,
+        )
+        (intent,) = self.store.append(stream, [intent], expected_version=incident.version)
+        started = time.monotonic()
+        result, _ = _call(
+            adapter, undo.name, step.target, {**params, "idempotency_key": key}, undo.timeout_s
+        )
+        outcome = self._event(
+            incident,
+            ev.COMPENSATION_SUCCEEDED if result.ok else ev.COMPENSATION_FAILED,
+            {
+                "index": index,
+                "action": undo.name,
+                "detail": result.detail,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            },
+            str(index),
+            step.target,
+        )
+        (outcome,) = self.store.append(stream, [outcome], expected_version=incident.version + 1)
+        return StepRun(intent, outcome, result.ok)
+
+    def reconcile(self, incident: Incident) -> Reconciled:
+        """Settle a step or compensation intended before a crash, through the adapter's check.
+
+        A confirmed effect becomes a success, a confirmed absence a (retryable when
+        idempotent) failure; when the check cannot tell, an idempotent action is marked
+        failed and retryable, and a non-idempotent one is left unsettled so the caller
+        escalates instead of repeating it.
+        """
+        assert incident.plan is not None
+        flight = incident.in_flight
+        compensation = incident.compensation_in_flight
+        if flight is not None:
+            index, attempt = flight
+            step = incident.plan.steps[index]
+            action, target = step.action, step.target
+        elif compensation is not None:
+            index, attempt = compensation, 0
+            step = incident.plan.steps[index]
+            spec = self.catalog.get(step.action)
+            action, target = (spec.compensation or "") if spec else "", step.target
+        else:
+            return Reconciled((), True, "nothing in flight")
+        spec = self.catalog.get(action)
+        adapter = self.adapters.get(action)
+        check = getattr(adapter, "check", None)
+        verdict: bool | None = None
+        if check is not None:
+            try:
+                verdict = check(action, target)
+            except Exception:  # a failing check tells nothing
+                verdict = None
+        idempotent = spec.idempotent if spec else False
+        if verdict is None:
+            how = "check could not tell"
+        else:
+            how = "check confirmed the effect" if verdict else "check found no effect"
+        if verdict is None and not idempotent:
+            return Reconciled((), False, f"{action} on {target}: {how}; not repeated")
+        ok = bool(verdict)
+        stream = incident_stream(incident.id)
+        if compensation is not None:
+            type_ = ev.COMPENSATION_SUCCEEDED if ok else ev.COMPENSATION_FAILED
+            data: dict[str, Any] = {"index": index, "action": action, "detail": how}
+            key = str(index)
+        else:
+            type_ = ev.STEP_SUCCEEDED if ok else ev.STEP_FAILED
+            data = {
+                "index": index,
+                "attempt": attempt,
+                "step_hash": incident.step_hashes[index],
+                "detail": f"reconciled after restart: {how}",
+                "output": {},
+                "retryable": not ok and idempotent,
+                "reconciled": True,
+                "duration_ms": 0.0,
+            }
+            key = f"{index}:{attempt}"
+        event = self._event(incident, type_, data, key, target)
+        (stored,) = self.store.append(stream, [event], expected_version=incident.version)
+        return Reconciled((stored,), True, how)

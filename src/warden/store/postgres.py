@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -24,7 +23,7 @@ from warden.domain.errors import (
     ValidationError,
 )
 from warden.ports import QuarantinedInput
-from warden.store.records import decode_record, encode_record
+from warden.store.records import decode_record, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
 
 if TYPE_CHECKING:
@@ -69,15 +68,16 @@ _QUERIES = {
     "lock": "SELECT pg_advisory_xact_lock(%s)",
     # Under the lock: the events already stored, the next version of each stream, the head.
     "state": (
-        "SELECT 0, position, stream, record, id FROM {s}.events WHERE id = ANY(%s)"
+        "SELECT 0, position, stream, record, id FROM {s}.events WHERE id = ANY(%b)"
         " UNION ALL SELECT 1, (SELECT COALESCE(MAX(version) + 1, 0) FROM {s}.events"
-        " WHERE stream = name), name, NULL, NULL FROM unnest(%s::text[]) AS name"
+        " WHERE stream = name), name, NULL, NULL FROM unnest(%b::text[]) AS name"
         " UNION ALL SELECT 2, COALESCE(MAX(position), 0), NULL, NULL, NULL FROM {s}.events"
     ),
+    # Arrays go in binary (%b): psycopg's text-format array dumping is far slower.
     "insert": (
         "INSERT INTO {s}.events (position, id, stream, version, type, time, record)"
-        " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::integer[],"
-        " %s::text[], %s::text[], %s::text[])"
+        " SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::integer[],"
+        " %b::text[], %b::text[], %b::text[])"
     ),
     "head": "SELECT COALESCE(MAX(position), 0) FROM {s}.events",
     "read_stream": (
@@ -237,12 +237,8 @@ class PostgresEventStore:
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Cursor[TupleRow]]:
-        """A pipelined write transaction: only fetching a result waits for the server."""
-        with (
-            self._connection() as conn,
-            conn.transaction(),
-            conn.cursor() as cur,
-        ):
+        """A write transaction; ``before_commit`` runs last inside it."""
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
             if self._before_commit is not None:
                 self._before_commit()
@@ -294,23 +290,24 @@ class PostgresEventStore:
             # snapshot taken when it starts, so the reads must start after the lock is held.
             cur.execute(self._q["lock"], (self._log_key,))
             cur.execute(self._q["state"], (list(records), streams))
-            known: dict[str, Event] = {}
+            stored: dict[str, tuple[int, str, str]] = {}
             versions: dict[str, int] = {}
             position = 0
             for kind, number, stream, record, event_id in cur.fetchall():
                 if kind == 0:
-                    known[event_id] = decode_record(number, stream, record)
+                    stored[event_id] = (number, stream, record)
                 elif kind == 1:
                     versions[stream] = number
                 else:
                     position = number
+            placed: dict[str, tuple[str, int]] = {}
             columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
             for stream, events, expected in items:
-                new = [e for e in events if e.id not in known]
+                new = [e for e in events if e.id not in stored]
                 if new and expected is not None and versions[stream] != expected:
                     raise ConcurrencyConflict(stream, expected, versions[stream])
                 for event in new:
-                    if event.id in known:
+                    if event.id in placed:
                         continue
                     position += 1
                     row = (position, event.id, stream, versions[stream], event.type, event.time,
@@ -318,9 +315,14 @@ class PostgresEventStore:
                     for column, value in zip(columns, row, strict=True):
                         column.append(value)
                     versions[stream] += 1
-                    known[event.id] = replace(event, stream=stream, position=position)
+                    placed[event.id] = (stream, position)
             if columns[0]:
                 cur.execute(self._q["insert"], columns)
+        known = {i: decode_record(*row) for i, row in stored.items()}
+        for _, events, _ in items:
+            for event in events:
+                if event.id not in known:
+                    known[event.id] = placed_event(event, *placed[event.id])
         return [[known[e.id] for e in events] for _, events, _ in items]
 
     def read_stream(self, stream: str, from_version: int = 0) -> list[Event]:

@@ -9,6 +9,9 @@ import json
 
 from warden.domain.events import Event
 
+# One encoder, built once: json.dumps with keyword arguments builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
 
 def encode_record(event: Event) -> str:
     """The JSON text a store keeps for ``event`` (its stream and position live in columns)."""
@@ -17,7 +20,7 @@ def encode_record(event: Event) -> str:
         raw.pop(key, None)
     if event.extensions:
         raw["extensions"] = event.extensions
-    return json.dumps(raw, separators=(",", ":"), sort_keys=True)
+    return _ENCODER.encode(raw)
 
 
 def decode_record(position: int, stream: str, record: str) -> Event:

@@ -50,17 +50,36 @@ class ScriptedProbe:
 
 @dataclass
 class RecordingAdapter:
-    """Pretends to act on services; records every call and heals the matching probe."""
+    """Pretends to act on services; records every call and heals the matching probe.
+
+    ``script`` scripts outcomes per action, consumed in order: ``"ok"``, ``"retry"`` (a
+    retryable failure), ``"fail"`` (a permanent one); ``checks`` answers crash
+    reconciliation (``check``) per action: True, False or None (cannot tell).
+    """
 
     probes: dict[str, ScriptedProbe] = field(default_factory=dict)
     fail: bool = False
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    script: dict[str, list[str]] = field(default_factory=dict)
+    checks: dict[str, bool | None] = field(default_factory=dict)
+
+    def check(self, action: str, target: str) -> bool | None:
+        """Whether the effect of ``action`` holds, as scripted."""
+        return self.checks.get(action)
 
     def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
         """Record the call; a start or restart makes the target's probe healthy."""
-        self.calls.append((action, target, dict(params)))
-        if self.fail:
-            return ActionResult(False, f"{action} {target} failed (scripted)", {})
+        params = dict(params)
+        self.keys.append(str(params.pop("idempotency_key", "")))
+        self.calls.append((action, target, params))
+        planned = self.script.get(action)
+        outcome = planned.pop(0) if planned else ("fail" if self.fail else "ok")
+        if outcome != "ok":
+            retryable = outcome == "retry"
+            return ActionResult(
+                False, f"{action} {target} failed (scripted)", {"retryable": retryable}
+            )
         probe = self.probes.get(target)
         if probe is not None and action in ("start_service", "restart_service"):
             probe.healthy = True

@@ -222,7 +222,8 @@ class LocalProcessAdapter:
         Args:
             action: ``start_service``, ``stop_service`` or ``restart_service``.
             target: The name of a configured process.
-            params: Must be empty: these actions take no parameters.
+            params: Must be empty: these actions take no parameters (the executor's
+                ``idempotency_key`` is accepted and ignored: a restart is checked, not keyed).
 
         Returns:
             The result; ``ok=False`` with the reason for an unknown action, an unknown
@@ -240,6 +241,7 @@ class LocalProcessAdapter:
                 detail=f"unknown service {target!r} (known: {', '.join(self.names())})",
                 output={},
             )
+        params = {k: v for k, v in params.items() if k != "idempotency_key"}
         if params:
             return ActionResult(
                 ok=False,

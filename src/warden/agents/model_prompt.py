@@ -1,0 +1,120 @@
+"""What the model adapter tells a model: system prompt, tools, incident context. Decisioning.
+
+Pure: the same catalog, incident and world give the same prompt, tools and context. The
+context is raw here; :mod:`warden.agents.model` redacts it before it leaves the process.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from warden.domain.errors import ConfigError
+from warden.domain.events import format_time
+
+if TYPE_CHECKING:
+    from warden.domain.catalog import Catalog
+    from warden.domain.incident import Incident
+    from warden.domain.world import World
+
+SYSTEM_PROMPT = """\
+You are the remediation advisor of Warden, a governed remediation runtime. The user message \
+is a JSON object describing one open incident and the observed health of the services \
+around it. Propose a remediation plan.
+
+Rules:
+1. Use only the provided tools. Each tool is an action from Warden's catalog; call one tool \
+per step, in the order the steps should run, at most {max_steps} steps.
+2. Every call names its target: one of the service names under "services", spelled exactly.
+3. Give only the parameters each tool declares.
+4. In the message content, answer with one JSON object: {{"rationale": "why this plan \
+resolves the incident, citing the observations", "confidence": a number from 0 to 1 that \
+the plan resolves the incident, "expected_outcome": "what should be observed afterwards"}}.
+5. If you cannot call tools, put the steps in that object instead: "steps": [{{"action": \
+"<tool name>", "target": "<service>", "params": {{}}}}].
+6. If no catalog action would help, call no tool and answer with "steps": [] and your \
+rationale; a human will take over.
+7. Values shown as [REDACTED:kind] were withheld on purpose; never guess them.
+
+Every plan is checked against the catalog and Warden's policies, and may need human \
+approval; a plan that breaks these rules is discarded."""
+
+
+def known_targets(world: World) -> frozenset[str]:
+    """The services a step may act on: every service observed or in the topology."""
+    names = set(world.health)
+    for service, deps in world.depends_on.items():
+        names.add(service)
+        names.update(deps)
+    return frozenset(names)
+
+
+def catalog_tools(catalog: Catalog) -> list[dict[str, Any]]:
+    """One OpenAI ``function`` tool per catalog action: its params schema plus ``target``.
+
+    Raises:
+        ConfigError: An action declares a parameter named ``target``, which is reserved.
+    """
+    tools = []
+    for name in catalog.names():
+        spec = catalog.get(name)
+        assert spec is not None
+        schema = json.loads(json.dumps(spec.params_schema))  # a deep copy, JSON types only
+        properties = dict(schema.get("properties") or {})
+        if "target" in properties:
+            raise ConfigError(
+                f"catalog action {name!r} has a parameter named 'target', which the model"
+                " adapter reserves for the service a step acts on; rename the parameter"
+            )
+        properties["target"] = {
+            "type": "string",
+            "description": "The service this step acts on, as named under 'services'.",
+        }
+        required = ["target", *[r for r in schema.get("required") or [] if r != "target"]]
+        schema.update({"type": "object", "properties": properties, "required": required})
+        undo = spec.compensation or "none"
+        description = (
+            f"{spec.description} Risk: {spec.risk.value}. Idempotent:"
+            f" {'yes' if spec.idempotent else 'no'}. Undone by: {undo}."
+        )
+        tools.append(
+            {
+                "type": "function",
+                "function": {"name": name, "description": description, "parameters": schema},
+            }
+        )
+    return tools
+
+
+def incident_context(incident: Incident, world: World) -> dict[str, Any]:
+    """What the model is told about an incident, before redaction."""
+    services: dict[str, Any] = {}
+    for name in sorted(known_targets(world)):
+        health = world.health.get(name)
+        entry: dict[str, Any] = {"depends_on": sorted(world.depends_on.get(name, ()))}
+        if health is None:
+            entry["observed"] = False
+        else:
+            entry.update(
+                observed=True,
+                healthy=health.healthy,
+                consecutive_failures=health.consecutive_failures,
+                failing_since=health.failing_since,
+                last_error=health.last_error,
+                last_success_at=health.last_success_at,
+            )
+        services[name] = entry
+    return {
+        "incident": {
+            "service": incident.service,
+            "severity": incident.severity,
+            "state": incident.state.value,
+            "summary": incident.summary,
+            "first_signal_at": incident.first_signal_at,
+        },
+        "observed_at": format_time(world.now),
+        "services": services,
+    }
+
+
+__all__ = ["SYSTEM_PROMPT", "catalog_tools", "incident_context", "known_targets"]

@@ -1,0 +1,69 @@
+"""Verification of a remediation's expected outcome, per kind of check. Pure core (domain).
+
+Each catalog action names how its effect is verified; an incident is verified when every
+check of its plan passes on signals that arrived after verification started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from warden.domain.events import parse_time
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from warden.domain.world import World
+
+DEFAULT_ERROR_RATE_SLO = 0.05
+QUIET_PERIOD_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The state of one verification."""
+
+    kind: str
+    passed: bool
+    detail: str
+
+
+def _after(time: str, started: datetime) -> bool:
+    return bool(time) and parse_time(time) >= started
+
+
+def check(kind: str, service: str, world: World, started: datetime) -> Check:
+    """Whether the ``kind`` check of ``service`` passes on signals since ``started``."""
+    signals = world.signals_of(service)
+    if kind == "health_probe":
+        seen = world.health.get(service)
+        ok = seen is not None and seen.healthy and _after(seen.last_success_at, started)
+        return Check(kind, ok, f"{service} answers its health probe" if ok else "not healthy yet")
+    if kind == "error_rate":
+        slo = float(world.limit(service, "error_rate_slo") or DEFAULT_ERROR_RATE_SLO)
+        fresh = [s for s in signals.series("error_rate") if _after(s.time, started)]
+        if not fresh:
+            return Check(kind, False, "no error-rate sample since acting")
+        ok = fresh[-1].value <= slo
+        return Check(kind, ok, f"error rate {fresh[-1].value:.1%} against SLO {slo:.1%}")
+    if kind == "backlog":
+        fresh = [s for s in signals.series("backlog") if _after(s.time, started)]
+        if len(fresh) < 2:
+            return Check(kind, False, "waiting for two backlog samples since acting")
+        ok = fresh[-1].value <= fresh[-2].value
+        return Check(kind, ok, f"backlog {fresh[-2].value:g} -> {fresh[-1].value:g}")
+    if kind == "batch":
+        newer = [b for b in signals.failed_batches if _after(b.time, started)]
+        quiet = (world.now - started).total_seconds() >= QUIET_PERIOD_S
+        ok = not newer and quiet
+        detail = (
+            f"{len(newer)} batches failed since acting"
+            if newer
+            else f"no failed batch for {QUIET_PERIOD_S:g} s"
+        )
+        return Check(kind, ok, detail)
+    if kind == "drift":
+        ok = not signals.drift
+        return Check(kind, ok, "observed state matches desired" if ok else "drift remains")
+    return Check(kind, False, f"unknown verification {kind!r}")

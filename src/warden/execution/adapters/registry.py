@@ -1,0 +1,465 @@
+"""Action adapters built from configuration, and the result convention they share. Action plane.
+
+Configuration (a mapping, usually the ``actions:`` section of ``warden.yaml``)::
+
+    nats:                                  # only needed by `adapter: nats` actions
+      servers: [nats://127.0.0.1:4222]     # a URL or a list; this is the default
+      connect_timeout_s: 2
+    actions:
+      rollback_deploy:
+        adapter: http
+        method: POST                       # GET, POST, PUT, PATCH or DELETE; POST by default
+        url: https://deploy.internal/api/services/{target}/rollback?to={version}
+        headers: {Authorization: "Bearer ${DEPLOY_TOKEN}"}   # ${ENV} read at call time
+        body: {service: "{target}", version: "{version}"}    # JSON template; optional
+        timeout_s: 10
+        expect_status: [200, 202]          # optional; any 2xx by default
+        check:                             # optional GET telling whether the effect holds
+          url: https://deploy.internal/api/services/{target}
+          expect: {version: "{version}"}   # optional subset of the JSON response
+          statuses: [200]                  # the effect may hold (then `expect` decides)
+          absent_statuses: [404, 410]      # the effect does not hold
+      notify:
+        adapter: nats
+        subject: warden.notify.{target}    # JetStream subject template
+        stream: NOTIFY                     # optional; required for check()
+        body: {text: "{message}"}          # optional; default: action, target, params, key
+        timeout_s: 5
+      my_action:
+        adapter: python
+        entry_point: mypkg.actions:scale   # module:function, or an entry point name in
+                                           # the group `warden.actions`
+        check: mypkg.actions:scaled        # optional module:function
+
+``{name}`` placeholders take the step's target (``{target}``), action (``{action}``) and
+params (``{idempotency_key}`` too when the executor passes it); ``{{`` and ``}}`` are
+literal braces. In URLs and subjects values are quoted; in a JSON body a string that is
+exactly one placeholder keeps the value's JSON type. ``${ENV_NAME}`` references to
+secrets are allowed in HTTP header values only; they are resolved at call time and never
+appear in a result, an error, a log line or a repr.
+
+Result convention (every adapter in this package): ``run()`` never raises for a failure
+of the target, the network or the plugin; it returns ``ActionResult(ok=False, ...)`` whose
+``output`` always holds ``retryable`` (bool) and ``retry_after_s`` (seconds, or None when
+the target gave no hint). Results, unlike exceptions, survive the executor (it turns a
+raised error into a bare "adapter error"), so the retry hint is recorded in the step's
+``StepFailed`` event and drives the durable backoff. ``retryable`` maps to
+`TemporaryError(delay=retry_after_s)` and its absence to `PermanentError`; use
+`retry_hint` to read it. Configuration mistakes raise `ConfigError` when adapters are built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from warden.domain.errors import ConfigError, PermanentError, TemporaryError, WardenError
+from warden.ports import ActionAdapter, ActionResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from warden.ports import Clock
+
+__all__ = [
+    "ADAPTER_KINDS",
+    "ActionAdapters",
+    "RunStatistics",
+    "RunTally",
+    "build_adapters",
+    "failed",
+    "json_template_names",
+    "render_json",
+    "render_text",
+    "retry_hint",
+    "template_names",
+]
+
+ADAPTER_KINDS = ("http", "nats", "python")
+"""The values ``adapter:`` takes in an action's configuration."""
+
+# -- the result convention -----------------------------------------------------------------
+
+
+def failed(
+    detail: str,
+    *,
+    retryable: bool,
+    retry_after_s: float | None = None,
+    output: Mapping[str, Any] | None = None,
+) -> ActionResult:
+    """A failed result that follows the package convention.
+
+    Args:
+        detail: What happened, for a human; must hold no secret.
+        retryable: Whether running the action again later may succeed.
+        retry_after_s: How long the target asked to wait, or None.
+        output: More facts for the step's output (status, body, ...).
+    """
+    return ActionResult(
+        ok=False,
+        detail=detail,
+        output={**(output or {}), "retryable": retryable, "retry_after_s": retry_after_s},
+    )
+
+
+def retry_hint(result: ActionResult) -> TemporaryError | PermanentError | None:
+    """The error a failed result stands for, or None for a success.
+
+    Returns:
+        `TemporaryError` with the target's delay (1 s when it gave none) for a retryable
+        failure; `PermanentError` for any other failure, including results from adapters
+        that do not follow the convention.
+    """
+    if result.ok:
+        return None
+    if result.output.get("retryable") is True:
+        delay = result.output.get("retry_after_s")
+        if isinstance(delay, int | float) and not isinstance(delay, bool):
+            return TemporaryError(result.detail, delay=float(delay))
+        return TemporaryError(result.detail)
+    return PermanentError(result.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatistics:
+    """What one adapter has done since it was built.
+
+    Attributes:
+        runs: Calls to ``run()``.
+        succeeded: Runs that returned ``ok=True``.
+        retryable_failures: Failed runs marked retryable.
+        permanent_failures: Failed runs not worth retrying.
+        checks: Calls to ``check()``.
+    """
+
+    runs: int = 0
+    succeeded: int = 0
+    retryable_failures: int = 0
+    permanent_failures: int = 0
+    checks: int = 0
+
+
+class RunTally:
+    """Thread-safe counters behind an adapter's ``statistics()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = {name: 0 for name in RunStatistics.__dataclass_fields__}
+
+    def ran(self, result: ActionResult) -> ActionResult:
+        """Count one run by its result; returns the result unchanged."""
+        if result.ok:
+            kind = "succeeded"
+        elif result.output.get("retryable") is True:
+            kind = "retryable_failures"
+        else:
+            kind = "permanent_failures"
+        with self._lock:
+            self._counts["runs"] += 1
+            self._counts[kind] += 1
+        return result
+
+    def checked(self) -> None:
+        """Count one call to ``check()``."""
+        with self._lock:
+            self._counts["checks"] += 1
+
+    def snapshot(self) -> RunStatistics:
+        """The counts now."""
+        with self._lock:
+            return RunStatistics(**self._counts)
+
+
+# -- templates -----------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_STRAY_BRACE = re.compile(r"[{}]")
+
+
+def template_names(text: str) -> frozenset[str]:
+    """The placeholder names in a text template.
+
+    Raises:
+        ConfigError: When a brace is neither a placeholder nor doubled (``{{``, ``}}``).
+    """
+    names = {m.group(1) for m in _TOKEN.finditer(text) if m.group(1)}
+    if _STRAY_BRACE.search(_TOKEN.sub("", text)):
+        raise ConfigError(
+            f"template {text!r} has a stray brace; write {{name}} for a value"
+            " (a name is letters, digits and _) or {{{{ and }}}} for a literal brace"
+        )
+    return frozenset(names)
+
+
+def json_template_names(template: Any) -> frozenset[str]:
+    """The placeholder names in every string of a JSON template (keys included)."""
+    if isinstance(template, str):
+        return template_names(template)
+    if isinstance(template, Mapping):
+        found: set[str] = set()
+        for key, value in template.items():
+            found |= template_names(str(key)) | json_template_names(value)
+        return frozenset(found)
+    if isinstance(template, list | tuple):
+        return frozenset().union(*(json_template_names(v) for v in template))
+    return frozenset()
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def render_text(
+    template: str, values: Mapping[str, Any], quote: Callable[[str], str] | None = None
+) -> str:
+    """Fill ``{name}`` placeholders from ``values``, each passed through ``quote``.
+
+    Raises:
+        KeyError: With the first placeholder name that ``values`` lacks.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not name:
+            return match.group(0)[0]
+        text = _as_text(values[name])
+        return quote(text) if quote else text
+
+    return _TOKEN.sub(fill, template)
+
+
+def render_json(template: Any, values: Mapping[str, Any]) -> Any:
+    """Fill a JSON template; a string that is exactly ``{name}`` keeps the value's type.
+
+    Raises:
+        KeyError: With the first placeholder name that ``values`` lacks.
+    """
+    if isinstance(template, str):
+        whole = _TOKEN.fullmatch(template)
+        if whole and whole.group(1):
+            return values[whole.group(1)]
+        return render_text(template, values)
+    if isinstance(template, Mapping):
+        return {render_text(str(k), values): render_json(v, values) for k, v in template.items()}
+    if isinstance(template, list | tuple):
+        return [render_json(v, values) for v in template]
+    return template
+
+
+# -- building adapters from configuration --------------------------------------------------
+
+
+class ActionAdapters(Mapping[str, ActionAdapter]):
+    """Action name -> the adapter that runs it; closes what it built.
+
+    Use it as a context manager, or call `close` when done, so NATS connections and their
+    event loop thread end cleanly.
+    """
+
+    def __init__(self, by_action: Mapping[str, ActionAdapter]) -> None:
+        self._by_action = dict(by_action)
+
+    def __getitem__(self, action: str) -> ActionAdapter:
+        return self._by_action[action]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_action)
+
+    def __len__(self) -> int:
+        return len(self._by_action)
+
+    def __repr__(self) -> str:
+        kinds = {a: type(ad).__name__ for a, ad in self._by_action.items()}
+        return f"ActionAdapters({kinds!r})"
+
+    def adapters(self) -> list[ActionAdapter]:
+        """Each distinct adapter once, in order of first use."""
+        seen: dict[int, ActionAdapter] = {}
+        for adapter in self._by_action.values():
+            seen.setdefault(id(adapter), adapter)
+        return list(seen.values())
+
+    def check(
+        self, action: str, target: str, params: Mapping[str, Any] | None = None
+    ) -> bool | None:
+        """Whether an action's effect holds, through its adapter's ``check``; None if unknown."""
+        adapter = self._by_action.get(action)
+        check = getattr(adapter, "check", None)
+        if check is None:
+            return None
+        result = check(action, target, params)
+        return result if isinstance(result, bool) else None
+
+    def close(self) -> None:
+        """Close every adapter that holds a connection; safe to call twice."""
+        for adapter in self.adapters():
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> ActionAdapters:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_COMMON_KEYS = {"adapter"}
+_HTTP_KEYS = {"method", "url", "headers", "body", "timeout_s", "expect_status", "check"}
+_CHECK_KEYS = {"url", "headers", "timeout_s", "statuses", "absent_statuses", "expect"}
+_NATS_KEYS = {"subject", "stream", "body", "headers", "timeout_s"}
+_PYTHON_KEYS = {"entry_point", "check"}
+_NATS_SECTION_KEYS = {"servers", "connect_timeout_s"}
+DEFAULT_NATS_SERVERS = ("nats://127.0.0.1:4222",)
+
+
+def build_adapters(
+    config: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+) -> ActionAdapters:
+    """Build one adapter per kind and map each configured action to it.
+
+    Only the ``actions`` and ``nats`` keys are read; other sections are left alone. Only
+    the configured actions are reachable: entry points in ``warden.actions`` that the
+    configuration does not name are never loaded.
+
+    Args:
+        config: The configuration mapping (format in this module's docstring).
+        env: Where ``${ENV}`` secrets are read at call time; ``os.environ`` by default.
+        clock: For HTTP ``Retry-After`` dates; the system clock by default.
+
+    Raises:
+        ConfigError: Naming the key at fault and the fix.
+    """
+    from warden.execution.adapters.http import HttpActionAdapter, HttpCheck, HttpRoute
+    from warden.execution.adapters.nats_publish import NatsPublishAdapter, NatsRoute
+    from warden.execution.adapters.plugin import PluginActionAdapter
+
+    actions = config.get("actions") if isinstance(config, Mapping) else None
+    if not isinstance(actions, Mapping) or not actions:
+        raise ConfigError(
+            "config error: actions: missing or empty; give a mapping of action names to"
+            " their adapter, e.g. actions: {notify: {adapter: nats, subject: alerts.{target}}}"
+        )
+    http_routes: dict[str, HttpRoute] = {}
+    nats_routes: dict[str, NatsRoute] = {}
+    plugins = PluginActionAdapter()
+    for name, raw in actions.items():
+        where = f"actions.{name}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"config error: {where}: expected a mapping with `adapter:` and its keys"
+            )
+        kind = raw.get("adapter")
+        if kind not in ADAPTER_KINDS:
+            raise ConfigError(
+                f"config error: {where}.adapter: {kind!r} is not an adapter kind;"
+                f" use one of {', '.join(ADAPTER_KINDS)}"
+            )
+        try:
+            if kind == "http":
+                _check_keys(where, raw, _HTTP_KEYS | _COMMON_KEYS, required=("url",))
+                fields = {k: v for k, v in raw.items() if k in _HTTP_KEYS - {"check"}}
+                check = raw.get("check")
+                if check is not None:
+                    if not isinstance(check, Mapping):
+                        raise ConfigError(
+                            "check: expected a mapping with url: and optionally"
+                            " expect:, statuses:, absent_statuses:, headers:, timeout_s:"
+                        )
+                    _check_keys(f"{where}.check", check, _CHECK_KEYS, required=("url",))
+                    fields["check"] = _build(f"{where}.check", HttpCheck, check)
+                http_routes[name] = _build(where, HttpRoute, fields)
+            elif kind == "nats":
+                _check_keys(where, raw, _NATS_KEYS | _COMMON_KEYS, required=("subject",))
+                nats_routes[name] = _build(
+                    where, NatsRoute, {k: v for k, v in raw.items() if k in _NATS_KEYS}
+                )
+            else:
+                _check_keys(where, raw, _PYTHON_KEYS | _COMMON_KEYS, required=("entry_point",))
+                plugins.load(name, raw["entry_point"], raw.get("check"))
+        except ConfigError as exc:
+            raise _placed(where, exc) from exc
+    by_action: dict[str, ActionAdapter] = {}
+    if http_routes:
+        http = HttpActionAdapter(http_routes, env=env, clock=clock)
+        by_action.update(dict.fromkeys(http_routes, http))
+    if nats_routes:
+        servers, connect_timeout_s = _nats_section(config.get("nats"))
+        nats = NatsPublishAdapter(servers, nats_routes, connect_timeout_s=connect_timeout_s)
+        by_action.update(dict.fromkeys(nats_routes, nats))
+    if plugins.actions():
+        by_action.update(dict.fromkeys(plugins.actions(), plugins))
+    return ActionAdapters({name: by_action[name] for name in actions})
+
+
+def _check_keys(
+    where: str, raw: Mapping[str, Any], allowed: set[str], required: tuple[str, ...]
+) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(
+                f"config error: {where}.{key}: unknown key; known: {', '.join(sorted(allowed))}"
+            )
+    for key in required:
+        if raw.get(key) in (None, ""):
+            raise ConfigError(f"config error: {where}.{key}: required; add it")
+
+
+def _build(where: str, cls: Callable[..., Any], fields: Mapping[str, Any]) -> Any:
+    try:
+        return cls(**fields)
+    except ConfigError as exc:
+        raise _placed(where, exc) from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config error: {where}: {exc}") from exc
+
+
+def _placed(where: str, exc: WardenError) -> ConfigError:
+    """An adapter's ``config error: field: ...`` re-said with the key path in front."""
+    text = str(exc).removeprefix("config error: ")
+    if text.startswith(where):
+        return ConfigError(f"config error: {text}")
+    return ConfigError(f"config error: {where}.{text}")
+
+
+def _nats_section(raw: Any) -> tuple[tuple[str, ...], float]:
+    if raw is None:
+        return DEFAULT_NATS_SERVERS, 2.0
+    if not isinstance(raw, Mapping):
+        raise ConfigError("config error: nats: expected a mapping with servers: [nats://host:4222]")
+    _check_keys("nats", raw, _NATS_SECTION_KEYS, required=())
+    servers = raw.get("servers", DEFAULT_NATS_SERVERS)
+    if isinstance(servers, str):
+        servers = (servers,)
+    if (
+        not isinstance(servers, list | tuple)
+        or not servers
+        or not all(isinstance(s, str) and "://" in s for s in servers)
+    ):
+        raise ConfigError(
+            "config error: nats.servers: expected a URL or a list of URLs like nats://host:4222"
+        )
+    timeout = raw.get("connect_timeout_s", 2.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(
+            f"config error: nats.connect_timeout_s: {timeout!r} is not a positive number of seconds"
+        )
+    return tuple(servers), float(timeout)

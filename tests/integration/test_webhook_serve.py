@@ -1,0 +1,78 @@
+"""`warden ingest serve` as a process: serves, stores into the state dir, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from warden.demo import free_port
+from warden.store.sqlite import SQLiteEventStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LAUNCH = "from warden.cli.ingest_cmd import ingest_app; ingest_app(prog_name='warden ingest')"
+
+
+def call(port: int, method: str, path: str, body: str | None = None, **headers: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body, headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def wait_until_serving(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        assert process.poll() is None, process.communicate()
+        try:
+            if call(port, "GET", "/healthz") == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the server did not come up"
+        time.sleep(0.05)
+
+
+def test_serve_stores_events_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / ".warden"
+    env = {**os.environ, "WARDEN_WEBHOOK_TOKEN": "tok"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "serve", "--port", str(port), "--state-dir", str(state),
+         "--route", "deploys=warden.webhook.received:service"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_until_serving(port, process)
+        body = json.dumps({"service": "orders", "version": "2"})
+        assert call(port, "POST", "/v1/json/deploys", body) == 401
+        assert call(port, "POST", "/v1/json/deploys", body, Authorization="Bearer tok") == 202
+        assert call(port, "POST", "/v1/events", "{", Authorization="Bearer tok") == 400
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    text = err.decode()
+    assert f"webhook on http://127.0.0.1:{port} (bearer token required)" in text
+    assert "tok" not in text.replace("token", "")
+    assert "stopped: 1 accepted, 0 duplicate, 1 quarantined" in text
+    store = SQLiteEventStore(state / "events.db")
+    try:
+        (event,) = store.read_stream("service-orders")
+        assert event.data == {"service": "orders", "version": "2"}
+        assert len(store.quarantined()) == 1
+    finally:
+        store.close()
