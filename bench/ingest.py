@@ -196,8 +196,8 @@ def postgres_backend(dsn: str) -> tuple[str, Callable[[str], Any], Callable[[], 
         from warden.store.postgres import PostgresEventStore
 
         with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
-            settings = {
-                name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+            shown = {
+                name: str(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchall())
                 for name in ("synchronous_commit", "fsync", "server_version")
             }
     except Exception as exc:

@@ -141,6 +141,27 @@ class BatchContract:
             assert [f.result(10)[0].id for f in [*good, later]] == ["s-1", "s-2", "t-4"]
         assert committer.statistics().failed_commits >= 1
 
+    def test_a_store_failure_fails_the_whole_group_without_retries(
+        self, open_store: Callable[..., Any]
+    ) -> None:
+        held = FirstCommitHeld()
+
+        def hold_then_fail() -> None:
+            if held.entered.is_set():
+                raise TemporaryError("disk full")
+            held()
+
+        with GroupCommitter(open_store(before_commit=hold_then_fail)) as committer:
+            first = committer.submit("s", [make(0)])
+            assert held.entered.wait(10)
+            queued = [committer.submit("s", [make(n)]) for n in range(1, 6)]
+            held.release.set()
+            assert first.result(10)[0].position == 1
+            for future in queued:
+                with pytest.raises(TemporaryError):
+                    future.result(10)
+        assert committer.statistics().failed_commits == 1
+
     def test_same_event_from_two_callers_is_stored_once(self, store: Any) -> None:
         with GroupCommitter(store) as committer:
             futures = [committer.submit("s", [make(1)]) for _ in range(5)]

@@ -104,11 +104,15 @@ class SnapshotContract:
         def step(state: tuple[int, ...], event: Event) -> tuple[int, ...]:
             return (*state, event.data["n"])
 
-        args = {"to_json": list, "from_json": tuple, "snapshot_every": 1}
-        assert fold_stream(store, "s", (), step, **args) == ((0, 1, 2, 3), 4)
+        def fold() -> tuple[tuple[int, ...], int]:
+            empty: tuple[int, ...] = ()
+            return fold_stream(store, "s", empty, step, to_json=list, from_json=tuple,
+                               snapshot_every=1)  # fmt: skip
+
+        assert fold() == ((0, 1, 2, 3), 4)
         assert store.load_snapshot("s") == Snapshot("s", 4, [0, 1, 2, 3])
         fill(store, "s", 4, 5)
-        assert fold_stream(store, "s", (), step, **args) == ((0, 1, 2, 3, 4), 5)
+        assert fold() == ((0, 1, 2, 3, 4), 5)
 
     def test_snapshots_survive_reopen(self, open_store: Callable[..., Any]) -> None:
         first = open_store()

@@ -16,9 +16,17 @@ async def _jetstream_problem(url: str) -> str:
     import nats
     from nats.errors import Error as NatsError
 
+    async def quiet(exc: Exception) -> None:
+        pass
+
     try:
         nc = await nats.connect(
-            url, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False
+            url,
+            connect_timeout=1,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
+            allow_reconnect=False,
+            error_cb=quiet,
         )
     except (OSError, NatsError, TimeoutError) as exc:
         return f"cannot connect: {exc or type(exc).__name__}"

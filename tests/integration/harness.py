@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from warden.app import Warden, build
 from warden.commands import approve, control
 from warden.config import ServiceConfig, WardenConfig
+from warden.domain import events as ev
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from warden.domain import events as ev
     from warden.domain.incident import Incident
 
 SERVICES = (

@@ -70,7 +70,7 @@ class Peer:
                     peer.requests.append(seen)
                     queued = peer.script[path]
                     reply = queued.pop(0) if queued else Reply()
-                    key = self.headers.get("Idempotency-Key")
+                    key = self.headers.get("Idempotency-Key") or ""
                     replayed = bool(key) and peer.applied[key] > 0
                     if key and reply.status < 300:
                         peer.applied[key] += 0 if replayed else 1
@@ -102,7 +102,9 @@ class Peer:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def reply(self, path: str, *replies: Reply) -> None:
         with self.lock:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -32,6 +31,7 @@ from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
+    from pathlib import Path
 
     from nats.aio.msg import Msg
 

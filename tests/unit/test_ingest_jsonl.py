@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from rich.console import Console
@@ -13,8 +14,10 @@ from warden.ingest.gate import IngestGate
 from warden.ingest.jsonl import JsonlSource, ingest_jsonl, read_lines
 from warden.ingest.pipeline import Pipeline, Tally
 from warden.ingest.registry import SchemaRegistry
-from warden.store.sqlite import SQLiteEventStore
-from warden.testing import ManualClock
+
+if TYPE_CHECKING:
+    from warden.store.sqlite import SQLiteEventStore
+    from warden.testing import ManualClock
 
 CAPTURE = Path(__file__).parents[1] / "fixtures" / "jsonl" / "capture.jsonl"
 
@@ -73,5 +76,5 @@ def test_stop_ends_the_replay_between_lines(pipeline: Pipeline) -> None:
 
 
 def test_a_missing_file_raises(pipeline: Pipeline, tmp_path: Path) -> None:
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError, match=r"missing\.jsonl"):
         ingest_jsonl(tmp_path / "missing.jsonl", pipeline)

@@ -158,7 +158,7 @@ def test_wait_processed_times_out_but_the_jobs_are_still_written(
     pipeline: Pipeline, store: SQLiteEventStore
 ) -> None:
     writer = IngestWriter(pipeline, capacity=4)
-    with pytest.raises(TemporaryError, match="did not confirm within 0.05 s"):
+    with pytest.raises(TemporaryError, match=r"did not confirm within 0\.05 s"):
         writer.wait_processed([Admit(probe(id="slow"), "t")], 0.05)
     writer.start()
     writer.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -16,8 +16,10 @@ from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Admit, Pipeline
 from warden.ingest.quarantine import ReplayVerdict, release_quarantined, replay_quarantined
 from warden.ingest.registry import SchemaRegistry
-from warden.store.sqlite import SQLiteEventStore
 from warden.testing import ManualClock
+
+if TYPE_CHECKING:
+    from warden.store.sqlite import SQLiteEventStore
 
 FIRING = (Path(__file__).parents[1] / "fixtures" / "alertmanager" / "firing.json").read_text()
 SCHEMA = {
@@ -120,7 +122,7 @@ def test_unreadable_items_stay(
 
 def test_release_uses_a_store_method_when_there_is_one() -> None:
     class Releasing:
-        released: list[int] = []
+        released: ClassVar[list[int]] = []
 
         def release_quarantined(self, ids: list[int]) -> int:
             self.released.extend(ids)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 import types
 from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from warden.ingest.sources import (
 from warden.ingest.webhook import WebhookSource
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Iterator
 
 

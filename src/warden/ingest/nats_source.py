@@ -91,13 +91,23 @@ async def publish_event(
     return await js.publish(subject, payload, timeout=timeout_s, headers=headers)
 
 
+async def _log_error(exc: Exception) -> None:
+    log.warning("nats: %s", exc or type(exc).__name__)
+
+
 def publish_events(
     servers: str | list[str], subject: str, events: Sequence[Event | dict[str, Any]]
 ) -> list[PubAck]:
     """Connect, publish each event with :func:`publish_event`, disconnect (blocking)."""
 
     async def main() -> list[PubAck]:
-        nc = await nats.connect(servers, connect_timeout=2, max_reconnect_attempts=2)
+        nc = await nats.connect(
+            servers,
+            connect_timeout=2,
+            max_reconnect_attempts=2,
+            reconnect_time_wait=0.5,
+            error_cb=_log_error,
+        )
         try:
             js = nc.jetstream()
             return [await publish_event(js, subject, e) for e in events]
@@ -206,7 +216,7 @@ class NatsSource:
     async def consume(self, pipeline: Pipeline, should_stop: Callable[[], bool]) -> Tally:
         """Pull, store, ack, until ``should_stop()``; returns what this run ingested."""
         before = pipeline.statistics()
-        nc = await nats.connect(list(self.settings.servers), connect_timeout=2)
+        nc = await nats.connect(list(self.settings.servers), connect_timeout=2, error_cb=_log_error)
         try:
             subscription = await self._subscribe(nc)
             while not should_stop():

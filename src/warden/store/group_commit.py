@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from warden.domain.errors import PermanentError, ValidationError
 
+# Errors that belong to one request's events (not JSON, not storable): a group that
+# raises one is retried request by request, so only the bad request fails.
+_REQUEST_ERRORS = (ValidationError, TypeError, ValueError)
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
@@ -32,7 +36,15 @@ class BatchAppender(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class GroupCommitStatistics:
-    """What a group committer has done so far."""
+    """What a group committer has done so far.
+
+    Attributes:
+        commits: transactions that committed.
+        appends: requests those transactions held.
+        events: events in those requests (stored or already there).
+        largest_commit: most events in one transaction.
+        failed_commits: transactions that raised (and rolled back).
+    """
 
     commits: int
     appends: int
@@ -55,8 +67,9 @@ class GroupCommitter:
     """Gathers appends from many threads and commits them together.
 
     One background thread takes every request queued while the previous commit ran (up
-    to ``max_events`` events) and appends them with one ``append_batch``. A failing
-    group is retried request by request, so a bad request fails only its own caller.
+    to ``max_events`` events) and appends them with one ``append_batch``. A group that
+    fails on bad input is retried request by request, so a bad request fails only its
+    own caller; any other failure (the store is down) fails every caller of the group.
     Appends through a committer are idempotent on event id, without ``expected_version``;
     use the store's ``append`` for optimistic writes.
     """
@@ -158,11 +171,12 @@ class GroupCommitter:
             stored = self._store.append_batch([(r.stream, r.events) for r in group])
         except Exception as exc:
             self._count(group, ok=False)
-            if len(group) == 1:
-                group[0].future.set_exception(exc)
+            if len(group) > 1 and isinstance(exc, _REQUEST_ERRORS):
+                for request in group:
+                    self._commit([request])
                 return
             for request in group:
-                self._commit([request])
+                request.future.set_exception(exc)
             return
         self._count(group, ok=True)
         for request, events in zip(group, stored, strict=True):

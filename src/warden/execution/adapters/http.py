@@ -50,6 +50,7 @@ REDACTED = "[REDACTED]"
 _SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _USER_AGENT = "warden-action-adapter"
+_UNSENDABLE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
 
 
 def _request_problem(url: str, headers: Mapping[str, str], timeout_s: float) -> str:
@@ -231,7 +232,11 @@ class _Redactor:
     """Replaces the secret values resolved for one call wherever text leaves the adapter."""
 
     def __init__(self, secrets: list[str]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = set(secrets)
+        for secret in secrets:  # as repr() shows them inside error messages
+            forms.add(repr(secret)[1:-1])
+            forms.add(repr(secret.encode("utf-8", "backslashreplace"))[2:-1])
+        self._secrets = sorted((f for f in forms if f), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -326,8 +331,8 @@ class HttpActionAdapter:
             expect = render_json(check.expect, values)
         except KeyError:
             return None
-        headers, missing, redact = self._headers(check.headers, values)
-        if missing:
+        headers, unusable, redact = self._headers(check.headers, values)
+        if unusable:
             return None
         try:
             response = self._send("GET", url, headers, None, check.timeout_s)
@@ -366,13 +371,9 @@ class HttpActionAdapter:
                 " does not give",
                 retryable=False,
             )
-        headers, missing, redact = self._headers(route.headers, values)
-        if missing:
-            return failed(
-                f"{action}: secret ${{{missing}}} is not set in the environment;"
-                f" export {missing} for the Warden process",
-                retryable=False,
-            )
+        headers, unusable, redact = self._headers(route.headers, values)
+        if unusable:
+            return failed(f"{action}: {unusable}", retryable=False)
         key = params.get("idempotency_key")
         if isinstance(key, str) and key and IDEMPOTENCY_HEADER.lower() not in _lower(headers):
             headers[IDEMPOTENCY_HEADER] = key
@@ -403,22 +404,33 @@ class HttpActionAdapter:
     def _headers(
         self, templates: Mapping[str, str], values: Mapping[str, Any]
     ) -> tuple[dict[str, str], str, _Redactor]:
-        """Headers with secrets resolved; the first missing variable name, or ""."""
+        """Headers with secrets resolved, why they cannot be sent ("" if they can), a redactor.
+
+        The reason names the variable, never its value.
+        """
         resolved: list[str] = []
-        missing: list[str] = []
+        problems: list[str] = []
 
         def secret(match: re.Match[str]) -> str:
-            value = self._env.get(match.group(1))
+            name = match.group(1)
+            value = self._env.get(name)
             if value is None:
-                missing.append(match.group(1))
+                problems.append(
+                    f"secret ${{{name}}} is not set; export {name} for the Warden process"
+                )
                 return ""
             resolved.append(value)
+            if _UNSENDABLE.search(value):
+                problems.append(
+                    f"secret ${{{name}}} holds a line break or a non-Latin-1 character;"
+                    f" fix the value of {name}"
+                )
             return value
 
         headers = {"User-Agent": _USER_AGENT}
         for name, template in templates.items():
             headers[name] = _SECRET.sub(secret, template)
-        return headers, (missing[0] if missing else ""), _Redactor(resolved)
+        return headers, (problems[0] if problems else ""), _Redactor(resolved)
 
     def _send(
         self,

@@ -102,10 +102,13 @@ def _route_problem(route: NatsRoute) -> str:
         return f"subject: {subject!r} has an empty token"
     try:
         template_names(subject)
-        json_template_names(route.body)
-        json.dumps(route.body)
     except ConfigError as exc:
-        return f"subject or body: {exc}"
+        return f"subject: {exc}"
+    try:
+        json.dumps(route.body)
+        json_template_names(route.body)
+    except ConfigError as exc:
+        return f"body: {exc}"
     except (TypeError, ValueError) as exc:
         return f"body: not a JSON template ({exc})"
     headers: object = route.headers
@@ -190,8 +193,10 @@ class NatsPublishAdapter:
         self._connecting: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
-        servers = ", ".join(_display_server(s) for s in self._servers)
-        return f"NatsPublishAdapter(servers=[{servers}], actions={self.actions()!r})"
+        return f"NatsPublishAdapter(servers=[{self._shown_servers()}], actions={self.actions()!r})"
+
+    def _shown_servers(self) -> str:
+        return ", ".join(_display_server(s) for s in self._servers)
 
     def actions(self) -> list[str]:
         """The action names this adapter runs."""
@@ -236,7 +241,14 @@ class NatsPublishAdapter:
             found: bool | None = self._call(
                 self._last_msg_id(route.stream, subject, msg_id), route.timeout_s
             )
-        except (_Closed, NatsError, OSError, TimeoutError, concurrent.futures.CancelledError):
+        except (
+            _Closed,
+            _NotConnected,
+            NatsError,
+            OSError,
+            TimeoutError,
+            concurrent.futures.CancelledError,
+        ):
             return None
         return found
 
@@ -291,6 +303,13 @@ class NatsPublishAdapter:
             )
         except _Closed:
             return failed("the NATS action adapter is closed", retryable=False, output=facts)
+        except _NotConnected as exc:
+            return failed(
+                f"cannot connect to NATS at {self._shown_servers()} within"
+                f" {self._connect_timeout_s:g} s ({exc})",
+                retryable=True,
+                output=facts,
+            )
         except (NoStreamResponseError, NoRespondersError):
             return failed(
                 f"no JetStream stream answered on {subject!r}; create a stream that captures"
@@ -318,8 +337,7 @@ class NatsPublishAdapter:
             )
         except (NatsError, OSError) as exc:
             return failed(
-                f"cannot reach NATS at {', '.join(map(_display_server, self._servers))}:"
-                f" {type(exc).__name__} {exc}".rstrip(),
+                f"lost NATS at {self._shown_servers()}: {type(exc).__name__} {exc}".rstrip(),
                 retryable=True,
                 output=facts,
             )
@@ -367,7 +385,10 @@ class NatsPublishAdapter:
                 return self._nc
             nc = Client()
 
+            errors: list[Exception] = []
+
             async def on_error(exc: Exception) -> None:
+                errors.append(exc)
                 log.warning("NATS action adapter: %s: %s", type(exc).__name__, exc)
 
             try:
@@ -382,6 +403,10 @@ class NatsPublishAdapter:
                     ),
                     self._connect_timeout_s,
                 )
+            except TimeoutError:
+                await nc.close()
+                last = f"{type(errors[-1]).__name__}: {errors[-1]}" if errors else "no answer"
+                raise _NotConnected(last) from None
             except BaseException:
                 await nc.close()
                 raise
@@ -421,6 +446,10 @@ class NatsPublishAdapter:
 
 class _Closed(Exception):
     """Raised inside the adapter when a run comes after `close`."""
+
+
+class _NotConnected(Exception):
+    """No connection within the connect timeout; carries the last connection error."""
 
 
 def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:

@@ -1,0 +1,148 @@
+"""A Warden process for the crash test: file-backed targets, killed at random points.
+
+Run as ``python crash_child.py STATE_DIR``. Services are "down" or "ok" according to
+``STATE_DIR/health/<service>``; every side effect is appended (fsync'd) to
+``STATE_DIR/ledger.jsonl``; every event the ingest gate accepted is appended to
+``STATE_DIR/accepted.log`` after the store confirmed it. Exits 0 once every incident is
+closed and every service is healthy (or 3 after ``--timeout`` seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warden.app import build
+from warden.config import ServiceConfig, WardenConfig
+from warden.domain.plans import Plan, Step
+from warden.ingest.probes import ProbeResult
+from warden.ports import ActionResult
+
+SERVICES = ("payments", "orders")
+
+
+def append_durably(path: Path, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class FileProbe:
+    path: Path
+
+    def check(self) -> ProbeResult:
+        healthy = self.path.exists() and self.path.read_text().strip() == "ok"
+        if healthy:
+            return ProbeResult(True, 1.0, 200, "")
+        return ProbeResult(False, 1.0, None, "connection refused")
+
+
+@dataclass
+class LedgerAdapter:
+    """The outside world: side effects land in a ledger; restarts heal the service."""
+
+    state: Path
+
+    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        # Real actions take time; a kill lands before, during or after the side effect.
+        time.sleep(0.1)
+        entry = {"action": action, "target": target, "key": params.get("idempotency_key")}
+        append_durably(self.state / "ledger.jsonl", json.dumps(entry, sort_keys=True))
+        if action in ("restart_service", "start_service"):
+            (self.state / "health" / target).write_text("ok")
+        time.sleep(0.1)
+        return ActionResult(True, f"{action} {target}", {})
+
+    def check(self, action: str, target: str) -> bool | None:
+        # The ledger has no incident in it, so a restart cannot be attributed: unknown.
+        return None
+
+
+@dataclass(frozen=True)
+class DrainRestartRestore:
+    name: str = "drain-restart"
+    handles: frozenset[str] = frozenset({"service_down"})
+    priority: int = 100
+
+    def detect(self, world: Any) -> list[Any]:
+        from warden.agents.service_down import ServiceDownAgent
+
+        return ServiceDownAgent(failure_threshold=2).detect(world)
+
+    def propose(self, incident: Any, world: Any) -> Plan | None:
+        health = world.health.get(incident.service)
+        if health is None or health.healthy:
+            return None
+        steps = (
+            Step("drain_service", incident.service),
+            Step("restart_service", incident.service),
+            Step("restore_service", incident.service),
+        )
+        return Plan(self.name, steps, "drain, restart, restore", health.evidence, 0.9)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("state", type=Path)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args()
+    state: Path = args.state
+    policies = state / "policies"
+    config = WardenConfig(
+        services=tuple(
+            ServiceConfig(name, "http://127.0.0.1:9/health", managed=False, domain=name)
+            for name in SERVICES
+        ),
+        state_dir=state / "warden",
+        environment="test",
+        policy_dir=policies,
+        verification_timeout_s=5.0,
+    )
+    probes = {name: FileProbe(state / "health" / name) for name in SERVICES}
+    warden = build(
+        config, adapter=LedgerAdapter(state), probes=probes, agents=[DrainRestartRestore()]
+    )
+    runtime = warden.runtime
+    original_admit = runtime.ingest.admit
+
+    def admit(payload: Any, stream: str, source: str) -> Any:
+        admission = original_admit(payload, stream, source)
+        if admission.event is not None:
+            append_durably(state / "accepted.log", admission.event.id)
+        return admission
+
+    runtime.ingest.admit = admit  # type: ignore[method-assign]
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        for name, probe in probes.items():
+            runtime.record_probe(name, "file", probe.check(), "watch")
+        runtime.tick()
+        incidents = list(runtime.incidents.values())
+        health = runtime.world().health
+        # Settled: every incident closed, and every failing service has had its incident
+        # (an escalated one stays down until a human acts).
+        handled = all(
+            h.healthy
+            or any(i.service == s and i.first_signal_at == h.failing_since for i in incidents)
+            for s, h in health.items()
+        )
+        if handled and all(i.state.terminal for i in incidents):
+            warden.close()
+            return 0
+        time.sleep(0.02)
+    warden.close()
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
