@@ -178,7 +178,7 @@ def measure(
 
 
 def sqlite_backend(tmp: Path) -> tuple[str, Callable[[str], Any]]:
-    probe = SQLiteEventStore(tmp / "probe.db")
+    probe = SQLiteEventStore(tmp / "probe.db")  # read the pragmas the store really set
     mode = probe._db.execute("PRAGMA journal_mode").fetchone()[0]
     sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[
         probe._db.execute("PRAGMA synchronous").fetchone()[0]
@@ -196,10 +196,10 @@ def postgres_backend(dsn: str) -> tuple[str, Callable[[str], Any], Callable[[], 
         from warden.store.postgres import PostgresEventStore
 
         with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
-            shown = {
-                name: str(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchall())
-                for name in ("synchronous_commit", "fsync", "server_version")
-            }
+            shown = {}
+            for name in ("server_version", "synchronous_commit", "fsync"):
+                row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+                shown[name] = str(row[0]) if row else "?"
     except Exception as exc:
         Console(stderr=True).print(f"PostgreSQL skipped: {exc!s:.200}")
         return None
@@ -217,10 +217,10 @@ def postgres_backend(dsn: str) -> tuple[str, Callable[[str], Any], Callable[[], 
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
                 )
 
-    version, sync, fsync = (
-        (settings[k] or ("?",))[0] for k in ("server_version", "synchronous_commit", "fsync")
+    settings = (
+        f"PostgreSQL {shown['server_version'].split()[0]}:"
+        f" synchronous_commit={shown['synchronous_commit']}, fsync={shown['fsync']}"
     )
-    settings = f"PostgreSQL {version.split()[0]}: synchronous_commit={sync}, fsync={fsync}"
     return settings, open_store, cleanup
 
 

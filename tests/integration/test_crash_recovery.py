@@ -1,6 +1,8 @@
-"""SIGKILL at random points of multi-step remediations; after every restart nothing is lost,
-no non-idempotent step ran twice, and in the end every incident is closed and the audit log
-verifies."""
+"""SIGKILL at random points of multi-step remediations, 200 times.
+
+After every restart nothing accepted is lost and no non-idempotent step ran twice; in the
+end every incident is closed and the audit log verifies.
+"""
 
 from __future__ import annotations
 
