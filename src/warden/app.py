@@ -25,6 +25,7 @@ from warden.ingest.probes import HttpProbe, Probe
 from warden.ingest.registry import SchemaRegistry
 from warden.ports import ActionAdapter, Clock, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
+from warden.store.leases import SQLiteLeases
 from warden.store.sqlite import SQLiteEventStore
 from warden.watch import ProbeLoop
 
@@ -79,6 +80,8 @@ class Warden:
         self.runtime.tail()
         self.audit.catch_up()
         self.audit_log.sign_checkpoint([self.signer])
+        if self.runtime.leases is not None:
+            self.runtime.leases.close()
         self.store.close()
 
 
@@ -104,6 +107,7 @@ def build(
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
     store = SQLiteEventStore(store_path(state))
+    leases = SQLiteLeases(store_path(state))
     policies = BundleWatcher(config.policy_dir or BUILTIN_BUNDLE)
     topology = config.topology
     catalog = Catalog()
@@ -166,10 +170,12 @@ def build(
             agent_caps=config.agent_caps,
             desired={s.name: dict(s.desired) for s in config.services if s.desired},
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
+            lease_ttl_s=config.lease_ttl_s,
         ),
         catalog=catalog,
         topology=topology,
         policies=policies,
+        leases=leases,
         after_tick=audit_after_tick,
     )
     loop = ProbeLoop(runtime, probes, config.probe.interval_s, config.probe.jitter)

@@ -65,6 +65,7 @@ class WardenConfig:
     freezes: tuple[FreezeWindow, ...] = ()
     agent_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("service-down", ("builtin",)),)
     agent_caps: tuple[tuple[str, str], ...] = ()
+    lease_ttl_s: float = 30.0
 
     @property
     def topology(self) -> Topology:
@@ -319,7 +320,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         {
             "services", "state_dir", "environment", "autonomy", "policy_dir", "probe",
             "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
-            "change_freezes", "agents",
+            "change_freezes", "agents", "lease_ttl_s",
         },
     )  # fmt: skip
     services_raw = raw.get("services")
@@ -369,6 +370,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         freezes=_freezes(raw.get("change_freezes")),
         agent_groups=_agent_groups(raw.get("agents")),
         agent_caps=_agent_caps(raw.get("agents")),
+        lease_ttl_s=_number("lease_ttl_s", raw.get("lease_ttl_s", 30), 0.5),
     )
 
 

@@ -108,3 +108,33 @@ class ActionAdapter(Protocol):
     def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
         """Run one action; must be safe to call again with the same arguments."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to act on one resource until ``expires_at`` (seconds, the store's clock)."""
+
+    resource: str
+    holder: str
+    token: int
+    expires_at: float
+
+
+class Leases(Protocol):
+    """One holder per resource at a time, with expiry and fencing tokens."""
+
+    def acquire(self, resource: str, holder: str, ttl_s: float, now: float) -> Lease | None:
+        """Take or renew the lease; None while another holder has it."""
+        ...
+
+    def release(self, resource: str, holder: str) -> None:
+        """Give the lease back if ``holder`` has it."""
+        ...
+
+    def holder(self, resource: str, now: float) -> Lease | None:
+        """Who holds the resource now."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -22,6 +22,7 @@ from warden.domain import events as ev
 from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
 from warden.domain.decisions import Decision, Outcome, Reason
+from warden.domain.errors import ConcurrencyConflict
 from warden.domain.ids import derived_id, incident_stream, service_stream, traceparent_for
 from warden.domain.incident import Incident, State
 from warden.domain.topology import Topology
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from warden.governance.gate import DecisionGate
     from warden.ingest.gate import IngestGate
     from warden.ingest.probes import Probe, ProbeResult
-    from warden.ports import Clock, EventStore
+    from warden.ports import Clock, EventStore, Leases
 
 HISTORY_KEPT = timedelta(hours=1)
 
@@ -58,6 +59,8 @@ class RuntimeSettings:
     agent_caps: tuple[tuple[str, str], ...] = ()
     desired: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     limits: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    lease_ttl_s: float = 30.0
+    lease_wait_s: float = 120.0
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Runtime:
         catalog: Catalog | None = None,
         topology: Topology | None = None,
         policies: BundleWatcher | None = None,
+        leases: Leases | None = None,
         after_tick: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
@@ -102,7 +106,9 @@ class Runtime:
         self.catalog = catalog or Catalog()
         self.topology = topology or Topology()
         self.policies = policies
+        self.leases = leases
         self.after_tick = after_tick
+        self._lease_wait: dict[str, float] = {}
         # Configured autonomy rules come first; audited changes in the log override them.
         self._state = _Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
         self._listeners: list[EventListener] = []
@@ -234,7 +240,11 @@ class Runtime:
             drift.observe_report(state.reported, event)
         elif event.type in incident.INCIDENT_EVENT_TYPES:
             key = event.stream.removeprefix("incident-")
-            state.incidents[key] = incident.apply(state.incidents.get(key), event)
+            folded = incident.apply(state.incidents.get(key), event)
+            state.incidents[key] = folded
+            if folded.state.terminal and self.leases is not None and folded.plan is not None:
+                for target in {s.target for s in folded.plan.steps}:
+                    self.leases.release(target, f"{self.executor.worker}:{folded.id}")
             if event.type == ev.STEP_INTENDED:
                 state.actions.append(
                     ActionRecord(event.moment, str(event.data["action"]), str(event.data["target"]))
@@ -255,7 +265,10 @@ class Runtime:
         for incident_id in sorted(self._state.incidents):
             current = self._state.incidents[incident_id]
             if not current.state.terminal:
-                self._advance(current)
+                try:
+                    self._advance(current)
+                except ConcurrencyConflict:
+                    pass  # another worker moved this incident first; the tail shows how
                 added += len(self.tail())
         if self.after_tick is not None:
             self.after_tick()
@@ -469,7 +482,36 @@ class Runtime:
         if blocked is not None:
             self._fail_plan(current, f"stopped before acting: {blocked[0]}: {blocked[1]}")
             return
+        if not self._hold_leases(current):
+            return
         self.executor.run_next_step(current, self._state.controls)
+
+    def _hold_leases(self, current: Incident) -> bool:
+        """Take (or renew) the lease on every target of the plan; False while one is busy.
+
+        Leases are held from the first step until the incident closes, so no other agent,
+        incident or worker acts on those resources in between.
+        """
+        if self.leases is None:
+            return True
+        assert current.plan is not None
+        now = self.clock.now().timestamp()
+        targets = sorted({s.target for s in current.plan.steps})
+        for target in targets:
+            holder = f"{self.executor.worker}:{current.id}"
+            lease = self.leases.acquire(target, holder, self.settings.lease_ttl_s, now)
+            if lease is None:
+                busy = self.leases.holder(target, now)
+                waited_since = self._lease_wait.setdefault(current.id, now)
+                if now - waited_since > self.settings.lease_wait_s:
+                    who = busy.holder if busy else "?"
+                    self._fail_plan(
+                        current,
+                        f"{target} stayed busy ({who}) for {self.settings.lease_wait_s:g} s",
+                    )
+                return False
+        self._lease_wait.pop(current.id, None)
+        return True
 
     def _after_failure(self, current: Incident, index: int, failure: tuple[int, int, bool]) -> None:
         assert current.plan is not None
@@ -525,7 +567,8 @@ class Runtime:
         floor = min(done) if done else len(current.step_hashes)
         pending = [i for i in self._compensable(current) if i < floor]
         if pending:
-            self.executor.run_compensation(current, pending[0])
+            if self._hold_leases(current):
+                self.executor.run_compensation(current, pending[0])
             return
         if current.compensated:
             undone = ", ".join(str(i) for i in current.compensated)
@@ -636,6 +679,7 @@ class Runtime:
             )
 
     def _verify(self, current: Incident) -> None:
+        self._hold_leases(current)  # renew: the targets stay ours until the incident closes
         started = ev.parse_time(current.verification_started_at)
         world = self.world()
         checks = [

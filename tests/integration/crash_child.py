@@ -107,6 +107,7 @@ def main() -> int:
         environment="test",
         policy_dir=policies,
         verification_timeout_s=5.0,
+        lease_ttl_s=1.0,  # a killed worker's leases lapse quickly
     )
     probes = {name: FileProbe(state / "health" / name) for name in SERVICES}
     warden = build(

@@ -29,6 +29,10 @@ class ExplainsDecline(Protocol):
         ...
 
 
+def _count(n: int, what: str, plural: str = "s") -> str:
+    return f"{n} {what}{plural if n != 1 else ''}"
+
+
 def _health(service: str, seen: Health | None) -> str:
     if seen is None or not seen.last_seen_at:
         return f"{service} was never probed"
@@ -47,10 +51,11 @@ def _signals(signals: Signals) -> list[str]:
         before = f" (before: {signals.previous_version})" if signals.previous_version else ""
         parts.append(f"version {signals.version}{before}")
     for metric, samples in signals.metrics:
-        parts.append(f"{metric} {samples[-1].value:g} ({len(samples)} samples)")
+        parts.append(f"{metric} {samples[-1].value:g} ({_count(len(samples), 'sample')})")
     if signals.failed_batches:
         pipelines = ", ".join(sorted({b.pipeline for b in signals.failed_batches}))
-        parts.append(f"{len(signals.failed_batches)} failed batches ({pipelines})")
+        failed = _count(len(signals.failed_batches), "failed batch", "es")
+        parts.append(f"{failed} ({pipelines})")
     for drift in signals.drift:
         parts.append(f"drift: {drift.field} is {drift.observed}, desired {drift.desired}")
     return parts
@@ -64,7 +69,7 @@ def _evidence(seen: Health | None, signals: Signals) -> str:
         (len(signals.failed_batches), "failed batch report"),
         (len(signals.drift), "drift report"),
     )
-    shown = [f"{n} {what}{'s' if n != 1 else ''}" for n, what in counts if n]
+    shown = [_count(n, what, "es" if what.endswith("batch") else "s") for n, what in counts if n]
     return ", ".join(shown) or "no events about the service"
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
-from warden.domain.errors import PermanentError, PolicyDenied, TemporaryError
+from warden.domain.errors import ConcurrencyConflict, PermanentError, PolicyDenied, TemporaryError
 from warden.domain.ids import derived_id, incident_stream
 from warden.ports import ActionResult
 
@@ -92,11 +93,13 @@ class Executor:
         catalog: Catalog,
         adapters: Mapping[str, ActionAdapter],
         clock: Clock,
+        worker: str = "",
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.adapters = adapters
         self.clock = clock
+        self.worker = worker or uuid.uuid4().hex[:12]
 
     def can_run(self, action: str) -> bool:
         """True when the action is in the catalog and an adapter runs it."""
@@ -115,6 +118,17 @@ class Executor:
             correlation_id=incident.correlation_id,
             traceparent=incident.traceparent,
         )
+
+    def _claim(self, stream: str, intent: ev.Event, version: int) -> ev.Event:
+        """Store the intent; only the worker whose intent was stored may act on it.
+
+        Intent ids are derived, so a second worker's append of the same intent is an
+        idempotent no-op that returns the first worker's event: then it must not act.
+        """
+        (stored,) = self.store.append(stream, [intent], expected_version=version)
+        if stored.data.get("worker") != self.worker:
+            raise ConcurrencyConflict(stream, version, version + 1)
+        return stored
 
     def run_next_step(self, incident: Incident, controls: Controls) -> StepRun:
         """Run the incident's next step; raises :class:`PolicyDenied` if it is not allowed."""
@@ -147,11 +161,12 @@ class Executor:
                 "params": dict(step.params),
                 "idempotent": spec.idempotent,
                 "timeout_s": spec.timeout_s,
+                "worker": self.worker,
             },
             f"{index}:{attempt}",
             step.target,
         )
-        (intent,) = self.store.append(stream, [intent], expected_version=incident.version)
+        intent = self._claim(stream, intent, incident.version)
         started = time.monotonic()
         params = {**dict(step.params), "idempotency_key": key}
         result, retryable = _call(adapter, step.action, step.target, params, spec.timeout_s)
@@ -201,11 +216,12 @@ class Executor:
                 "params": params,
                 "idempotency_key": key,
                 "idempotent": undo.idempotent,
+                "worker": self.worker,
             },
             str(index),
             step.target,
         )
-        (intent,) = self.store.append(stream, [intent], expected_version=incident.version)
+        intent = self._claim(stream, intent, incident.version)
         started = time.monotonic()
         result, _ = _call(
             adapter, undo.name, step.target, {**params, "idempotency_key": key}, undo.timeout_s

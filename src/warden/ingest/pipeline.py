@@ -159,12 +159,14 @@ def _text_of(payload: str | bytes | dict[str, Any]) -> str:
 
 
 class Pipeline:
-    """Runs jobs through an :class:`IngestGate` and its store, one job at a time.
+    """Runs jobs through an :class:`IngestGate` and its store.
 
     The checks and reasons are the gate's own (size, JSON object, envelope, clock skew,
     schema); on top, the pipeline tells a duplicate from a new event and turns any
-    unexpected failure of validation into quarantine instead of an exception. Failures
-    of the store itself propagate: the caller must not report the input as taken.
+    unexpected failure of validation into quarantine instead of an exception. The events
+    of one :meth:`process` call that pass are appended in one transaction when the store
+    has ``append_batch`` (group commit), else one by one. Failures of the store itself
+    propagate: the caller must not report the input as taken.
     """
 
     def __init__(self, gate: IngestGate) -> None:
@@ -173,16 +175,28 @@ class Pipeline:
         self._tally = Tally()
 
     def process(self, jobs: Sequence[Job]) -> list[Outcome]:
-        """Run ``jobs`` in order; when this returns, each is stored or quarantined.
+        """Run ``jobs``; when this returns, each is stored or quarantined.
 
         Raises:
-            Exception: Whatever the store raises when it cannot write; jobs before the
-                failing one are done (appends are idempotent, so a retry is safe).
+            Exception: Whatever the store raises when it cannot write; quarantined jobs
+                may be recorded already (appends are idempotent, so a retry is safe).
         """
         with self._lock:
-            outcomes = [self._run(job) for job in jobs]
-            self._tally = self._tally.add(outcomes)
-        return outcomes
+            outcomes: list[Outcome | None] = []
+            passed: list[tuple[int, str, Event]] = []
+            for job in jobs:
+                checked = self._triage(job)
+                if isinstance(checked, Outcome):
+                    outcomes.append(checked)
+                else:
+                    passed.append((len(outcomes), *checked))
+                    outcomes.append(None)
+            for index, outcome in self._store(passed):
+                outcomes[index] = outcome
+            done = [o for o in outcomes if o is not None]
+            assert len(done) == len(jobs)
+            self._tally = self._tally.add(done)
+        return done
 
     def statistics(self) -> Tally:
         """Everything this pipeline has processed so far."""
@@ -196,7 +210,8 @@ class Pipeline:
         qid = self.gate.store.quarantine(source, reason, text, self._now())
         return Outcome(Verdict.QUARANTINED, quarantine_id=qid, reason=reason, status=status)
 
-    def _run(self, job: Job) -> Outcome:
+    def _triage(self, job: Job) -> Outcome | tuple[str, Event]:
+        """Quarantine what fails a gate; return ``(stream, event)`` for what passes."""
         if isinstance(job, Refuse):
             return self._quarantine(job.source, job.reason, job.payload, job.status)
         text = _text_of(job.payload)
@@ -204,11 +219,27 @@ class Pipeline:
             raw, event = self._check(job.payload, text)
         except ValidationError as exc:
             return self._quarantine(job.source, str(exc), text)
+        return job.stream or stream_for(raw), event
+
+    def _store(self, passed: list[tuple[int, str, Event]]) -> list[tuple[int, Outcome]]:
+        if not passed:
+            return []
         store = self.gate.store
         before = store.head()
-        (stored,) = store.append(job.stream or stream_for(raw), [event])
-        verdict = Verdict.DUPLICATE if 0 < stored.position <= before else Verdict.ACCEPTED
-        return Outcome(verdict, event_id=stored.id, stream=stored.stream, status=202)
+        batch = getattr(store, "append_batch", None)
+        if callable(batch):
+            results: list[list[Event]] = batch([(stream, [event]) for _, stream, event in passed])
+            stored = [found for (found,) in results]
+        else:
+            stored = [store.append(stream, [event])[0] for _, stream, event in passed]
+        seen: set[str] = set()
+        out: list[tuple[int, Outcome]] = []
+        for (index, _, _), event in zip(passed, stored, strict=True):
+            old = 0 < event.position <= before or event.id in seen
+            seen.add(event.id)
+            verdict = Verdict.DUPLICATE if old else Verdict.ACCEPTED
+            out.append((index, Outcome(verdict, event.id, event.stream, status=202)))
+        return out
 
     def _check(self, payload: str | bytes | dict[str, Any], text: str) -> tuple[Any, Event]:
         size = len(text.encode("utf-8"))

@@ -8,6 +8,7 @@ change with a readable diff: a breaking change needs a new event type.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +66,20 @@ def read_schema(path: Path) -> dict[str, Any]:
         raise ConfigError(f"schema file {path}: {exc}") from exc
     if not isinstance(schema, dict):
         raise ConfigError(f"schema file {path}: a schema must be a JSON object")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise ConfigError(f"schema file {path}: not a valid JSON Schema: {exc.message}") from exc
+    problem = _schema_problem(_canonical(schema))
+    if problem:
+        raise ConfigError(f"schema file {path}: not a valid JSON Schema: {problem}")
     return schema
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problem(canonical: str) -> str:
+    """Why a schema (canonical JSON) is not valid draft 2020-12, or "" (cached: slow)."""
+    try:
+        Draft202012Validator.check_schema(json.loads(canonical))
+    except SchemaError as exc:
+        return str(exc.message)
+    return ""
 
 
 def _describe(error: Any) -> str:
@@ -128,12 +138,9 @@ class SchemaRegistry:
                 registered at this version, or is not backward compatible.
         """
         key = SchemaKey(type_, version)
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            raise ValidationError(
-                f"not a valid JSON Schema: {exc.message}", field=str(key)
-            ) from exc
+        problem = _schema_problem(_canonical(schema))
+        if problem:
+            raise ValidationError(f"not a valid JSON Schema: {problem}", field=str(key))
         known = self._schemas.get(key)
         if known is not None:
             if _canonical(known) == _canonical(schema):

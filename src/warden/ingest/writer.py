@@ -1,7 +1,8 @@
 """A bounded queue between request handlers and the one thread that writes. Data plane (shell).
 
 Handlers hand a request's jobs to :meth:`IngestWriter.submit_nowait` and wait for the
-outcome; a single writer thread runs them through the :class:`Pipeline`. When the queue
+outcome; a single writer thread runs them through the :class:`Pipeline`, taking whatever
+queued up meanwhile in one call (group commit). When the queue
 is full the handler is refused at once (:class:`TemporaryError` with a retry delay)
 instead of memory growing, and an outcome only exists once the jobs are durably stored
 or quarantined, so a sender told "accepted" never loses its event.
@@ -48,7 +49,12 @@ class IngestWriter:
     """Owns the store's write path for concurrent producers, with a bounded queue."""
 
     def __init__(
-        self, pipeline: Pipeline, *, capacity: int = 64, retry_after_s: float = 1.0
+        self,
+        pipeline: Pipeline,
+        *,
+        capacity: int = 64,
+        retry_after_s: float = 1.0,
+        max_group: int = 32,
     ) -> None:
         """Create a writer; call :meth:`start` to begin writing.
 
@@ -56,12 +62,15 @@ class IngestWriter:
             pipeline: Where jobs go.
             capacity: How many submissions may wait; more are refused.
             retry_after_s: The delay suggested to refused senders.
+            max_group: The most submissions written in one pipeline call (one
+                transaction when the store batches).
         """
         if capacity < 1:
             raise ValueError("the queue capacity must be at least 1")
         self.pipeline = pipeline
         self.capacity = capacity
         self.retry_after_s = retry_after_s
+        self.max_group = max(1, max_group)
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=capacity)
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -158,17 +167,36 @@ class IngestWriter:
             item = self._queue.get()
             if item is None:
                 return
-            jobs, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                outcomes = self.pipeline.process(jobs)
-            except Exception as exc:  # the store failed: tell the waiting sender
-                log.warning("ingest write failed: %s", exc)
-                with self._lock:
-                    self._failed += 1
-                future.set_exception(exc)
-                continue
+            group = [item]
+            closing = False
+            # Group commit: whatever queued up while the last write ran goes in one.
+            while len(group) < self.max_group:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                    break
+                group.append(more)
+            self._write(group)
+            if closing:
+                return
+
+    def _write(self, group: list[_Item]) -> None:
+        live = [(jobs, future) for jobs, future in group if future.set_running_or_notify_cancel()]
+        try:
+            outcomes = self.pipeline.process([job for jobs, _ in live for job in jobs])
+        except Exception as exc:  # the store failed: tell every waiting sender
+            log.warning("ingest write failed: %s", exc)
             with self._lock:
-                self._processed += 1
-            future.set_result(outcomes)
+                self._failed += len(live)
+            for _, future in live:
+                future.set_exception(exc)
+            return
+        start = 0
+        for jobs, future in live:
+            future.set_result(outcomes[start : start + len(jobs)])
+            start += len(jobs)
+        with self._lock:
+            self._processed += len(live)

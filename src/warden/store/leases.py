@@ -1,0 +1,90 @@
+"""Resource leases in SQLite: one holder per resource, with expiry and a fencing token. Store.
+
+Two agents, incidents or workers never act on one resource at once: the executor holds a
+lease on every target of a plan from its first step until the incident closes, renewing
+it as it goes; a crashed holder's lease expires. Each grant to a new holder increases the
+resource's fencing token, so a stale holder can tell it lost the lease.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import TYPE_CHECKING
+
+from warden.ports import Lease
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    resource TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+class SQLiteLeases:
+    """Leases in the same SQLite file as the event store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+
+    def acquire(self, resource: str, holder: str, ttl_s: float, now: float) -> Lease | None:
+        """Take or renew the lease on ``resource``; None while another holder has it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT holder, token, expires_at FROM leases WHERE resource = ?",
+                    (resource,),
+                ).fetchone()
+                if row is not None and row[0] != holder and row[2] > now:
+                    self._db.execute("ROLLBACK")
+                    return None
+                token = (
+                    row[1] if row is not None and row[0] == holder else (row[1] + 1 if row else 1)
+                )
+                self._db.execute(
+                    "INSERT INTO leases (resource, holder, token, expires_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(resource) DO UPDATE SET holder = excluded.holder,"
+                    " token = excluded.token, expires_at = excluded.expires_at",
+                    (resource, holder, token, now + ttl_s),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return Lease(resource, holder, token, now + ttl_s)
+
+    def release(self, resource: str, holder: str) -> None:
+        """Give the lease back, if ``holder`` still has it."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM leases WHERE resource = ? AND holder = ?", (resource, holder)
+            )
+
+    def holder(self, resource: str, now: float) -> Lease | None:
+        """Who holds ``resource`` now, if anyone."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT holder, token, expires_at FROM leases WHERE resource = ?", (resource,)
+            ).fetchone()
+        if row is None or row[2] <= now:
+            return None
+        return Lease(resource, row[0], row[1], row[2])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
