@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,9 @@ from warden.domain.plans import Step
 from warden.domain.signals import Sample, Signals
 from warden.domain.world import World
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -22,9 +26,7 @@ def at(seconds: float) -> str:
     return format_time(T0 + timedelta(seconds=seconds))
 
 
-def world(
-    backlog: list[float], consumers: float | None = 2, **limits: str
-) -> World:
+def world(backlog: Sequence[float], consumers: float | None = 2, **limits: str) -> World:
     metrics = [("backlog", tuple(Sample(at(10 * i), v, f"b-{i}") for i, v in enumerate(backlog)))]
     if consumers is not None:
         metrics.append(("consumers", (Sample(at(0), consumers, "c-0"),)))
@@ -125,7 +127,7 @@ def test_unknown_consumers_no_plan_unless_declared() -> None:
         [],
     ],
 )
-def test_no_growth_nothing_to_do(backlog: list[float]) -> None:
+def test_no_growth_nothing_to_do(backlog: Sequence[float]) -> None:
     w = world(backlog)
     assert BacklogAgent().detect(w) == []
     assert BacklogAgent().propose(incident(), w) is None
@@ -162,7 +164,7 @@ def test_bad_settings_are_refused(options: dict[str, float]) -> None:
     cap=st.integers(1, 40),
 )
 def test_replicas_always_above_current_and_within_cap(
-    backlog: list[float], consumers: int, cap: int
+    backlog: Sequence[float], consumers: int, cap: int
 ) -> None:
     w = world(backlog, consumers=consumers, max_consumers=str(cap))
     plan = BacklogAgent().propose(incident(), w)

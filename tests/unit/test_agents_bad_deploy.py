@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,9 @@ from warden.domain.plans import Step
 from warden.domain.signals import Deploy, Sample, Signals
 from warden.domain.world import World
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -23,7 +27,7 @@ def at(seconds: float) -> str:
 
 
 def world(
-    deploys: list[tuple[float, str]], rates: list[tuple[float, float]], now: float = 300
+    deploys: Sequence[tuple[float, str]], rates: Sequence[tuple[float, float]], now: float = 300
 ) -> World:
     signals = Signals(
         "payments",
@@ -105,6 +109,21 @@ def test_without_baseline_only_the_threshold_counts_and_confidence_is_lower() ->
     assert "no pre-deploy baseline was sampled" in plan.rationale
     assert "never sampled" in plan.rationale  # v1's error rate was never seen
     assert plan.confidence == 0.73
+
+
+def test_a_declared_error_rate_slo_is_the_threshold() -> None:
+    # Verification checks the error_rate_slo limit, so detection uses the same level.
+    rates = [*BASELINE, (110, 0.08), (120, 0.08), (130, 0.08)]
+    plain = world([(0, "v1"), (100, "v2")], rates)
+    assert BadDeployAgent().detect(plain) != []
+    lenient = World(
+        now=plain.now, signals=plain.signals, limits={"payments": (("error_rate_slo", "0.1"),)}
+    )
+    assert BadDeployAgent().detect(lenient) == []
+    garbled = World(
+        now=plain.now, signals=plain.signals, limits={"payments": (("error_rate_slo", "lots"),)}
+    )
+    assert BadDeployAgent().detect(garbled) != []
 
 
 def test_errors_that_went_away_are_not_rolled_back() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +13,9 @@ from warden.domain.health import Health
 from warden.domain.incident import Incident, State
 from warden.domain.plans import Step
 from warden.domain.world import World
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOPOLOGY = {"orders": ("payments",), "gateway": ("orders",), "payments": ()}
@@ -25,7 +29,9 @@ def up(service: str, last_success: float = 0) -> Health:
     return Health(service, last_success_at=at(last_success), last_seen_at=at(last_success))
 
 
-def down(service: str, failures: int = 4, since: float = 10, error: str = "connection refused") -> Health:
+def down(
+    service: str, failures: int = 4, since: float = 10, error: str = "connection refused"
+) -> Health:
     return Health(
         service,
         consecutive_failures=failures,
@@ -36,11 +42,13 @@ def down(service: str, failures: int = 4, since: float = 10, error: str = "conne
     )
 
 
-def world(*health: Health, depends_on: dict[str, tuple[str, ...]] | None = None) -> World:
+def world(*health: Health, depends_on: Mapping[str, Sequence[str]] | None = None) -> World:
     return World(
         now=T0 + timedelta(seconds=60),
         health={h.service: h for h in health},
-        depends_on=TOPOLOGY if depends_on is None else depends_on,
+        depends_on={
+            k: tuple(v) for k, v in (TOPOLOGY if depends_on is None else depends_on).items()
+        },
     )
 
 

@@ -102,7 +102,9 @@ def test_summary_says_what_is_known_and_why_no_agent_acted() -> None:
     assert "consumers 8 (1 sample)" in text
     assert "1 failed batch (etl)" in text
     assert "drift: replicas is 2, desired 3" in text
-    assert "evidence now: 2 deploys, 5 metric samples, 1 failed batch report, 1 drift report" in text
+    assert (
+        "evidence now: 2 deploys, 5 metric samples, 1 failed batch report, 1 drift report" in text
+    )
     # Only the agents handling the kind are asked; one explains, one does not.
     assert "at or above its max_consumers of 8" in text
     assert "silent proposed nothing" in text

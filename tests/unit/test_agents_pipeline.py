@@ -21,13 +21,19 @@ def at(seconds: float) -> str:
 
 
 def failed(
-    t: float, batch: str, checkpoint: str = "cp-41", pipeline: str = "orders-etl", reason: str = "checksum mismatch"
+    t: float,
+    batch: str,
+    checkpoint: str = "cp-41",
+    pipeline: str = "orders-etl",
+    reason: str = "checksum mismatch",
 ) -> FailedBatch:
     return FailedBatch(at(t), pipeline, batch, reason, checkpoint, f"ev-{pipeline}-{batch}-{t:g}")
 
 
 def world(*batches: FailedBatch) -> World:
-    return World(now=T0 + timedelta(seconds=60), signals={"etl": Signals("etl", failed_batches=batches)})
+    return World(
+        now=T0 + timedelta(seconds=60), signals={"etl": Signals("etl", failed_batches=batches)}
+    )
 
 
 def incident() -> Incident:
@@ -62,7 +68,9 @@ def test_plan_quarantines_then_replays_from_the_checkpoint_before_the_first_fail
     assert plan.steps == (
         Step("quarantine_batch", "etl", (("batch", "b-42"), ("pipeline", "orders-etl"))),
         Step("quarantine_batch", "etl", (("batch", "b-43"), ("pipeline", "orders-etl"))),
-        Step("replay_from_checkpoint", "etl", (("checkpoint", "cp-41"), ("pipeline", "orders-etl"))),
+        Step(
+            "replay_from_checkpoint", "etl", (("checkpoint", "cp-41"), ("pipeline", "orders-etl"))
+        ),
     )
     assert plan.evidence == ("ev-orders-etl-b-42-10", "ev-orders-etl-b-43-20")
     for fact in ("b-42, b-43", "checksum mismatch", "cp-41", "Quarantining"):
@@ -72,7 +80,9 @@ def test_plan_quarantines_then_replays_from_the_checkpoint_before_the_first_fail
 
 
 def test_a_batch_reported_twice_is_quarantined_once() -> None:
-    plan = PipelineCorruptionAgent().propose(incident(), world(failed(10, "b-42"), failed(15, "b-42")))
+    plan = PipelineCorruptionAgent().propose(
+        incident(), world(failed(10, "b-42"), failed(15, "b-42"))
+    )
     assert plan is not None
     assert [s.action for s in plan.steps] == ["quarantine_batch", "replay_from_checkpoint"]
     assert plan.evidence == ("ev-orders-etl-b-42-10", "ev-orders-etl-b-42-15")
@@ -88,7 +98,10 @@ def test_without_a_checkpoint_only_quarantine() -> None:
 
 
 def test_two_pipelines_quarantine_everything_before_any_replay() -> None:
-    w = world(failed(10, "b-1", pipeline="a", checkpoint="a-0"), failed(12, "b-9", pipeline="b", checkpoint="b-8"))
+    w = world(
+        failed(10, "b-1", pipeline="a", checkpoint="a-0"),
+        failed(12, "b-9", pipeline="b", checkpoint="b-8"),
+    )
     plan = PipelineCorruptionAgent().propose(incident(), w)
     assert plan is not None
     assert [(s.action, dict(s.params)["pipeline"]) for s in plan.steps] == [

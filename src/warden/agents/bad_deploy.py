@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from warden.domain.signals import Deploy, Sample, Signals
     from warden.domain.world import World
 
+SLO_LIMIT = "error_rate_slo"
+
 
 @dataclass(frozen=True, slots=True)
 class _Regression:
@@ -27,6 +29,7 @@ class _Regression:
 
     deploy: Deploy
     previous: str
+    threshold: float
     baseline: float | None
     limit: float
     bad: tuple[Sample, ...]
@@ -42,9 +45,10 @@ def _pct(value: float) -> str:
 class BadDeployAgent:
     """Rolls a service back to its last good version when a deploy raised its error rate.
 
-    Error rates are fractions (0.05 is 5%). The limit is ``error_rate_threshold``, raised to
-    ``baseline_factor`` times the pre-deploy baseline (the median of the last
-    ``baseline_samples`` samples before the deploy) when that is higher.
+    Error rates are fractions (0.05 is 5%). The threshold is the service's declared
+    ``error_rate_slo`` limit (the level verification checks), else ``error_rate_threshold``;
+    the limit is that threshold, raised to ``baseline_factor`` times the pre-deploy baseline
+    (the median of the last ``baseline_samples`` samples before the deploy) when higher.
     """
 
     error_rate_threshold: float = 0.05
@@ -73,7 +77,7 @@ class BadDeployAgent:
         """Services whose error rate rose past the limit after their latest deploy."""
         found = []
         for service in sorted(world.signals):
-            regression = self._assess(world.signals_of(service))
+            regression = self._assess(world, service)
             if regression is None:
                 continue
             latest = regression.bad[-1].value
@@ -94,7 +98,7 @@ class BadDeployAgent:
 
     def propose(self, incident: Incident, world: World) -> Plan | None:
         """Roll back to the last good version while the error rate is still too high."""
-        regression = self._assess(world.signals_of(incident.service))
+        regression = self._assess(world, incident.service)
         if regression is None or not regression.last_good:
             return None
         service = incident.service
@@ -118,7 +122,7 @@ class BadDeployAgent:
                 f" {self.window_s:g} s its {self.metric} rose to"
                 f" {_pct(regression.bad[-1].value)} over {len(regression.bad)} samples since"
                 f" {regression.bad[0].time}, above the limit of {_pct(regression.limit)}"
-                f" ({_pct(self.error_rate_threshold)}; {baseline}); the error rate is still"
+                f" ({_pct(regression.threshold)}; {baseline}); the error rate is still"
                 f" high, so the deploy is the likely cause and {regression.last_good}, the"
                 f" last version before it {checked}, is deployed again"
             ),
@@ -138,7 +142,7 @@ class BadDeployAgent:
     def why_no_plan(self, incident: Incident, world: World) -> str:
         """Why :meth:`propose` offers nothing for the incident ("" when it would propose)."""
         signals = world.signals_of(incident.service)
-        regression = self._assess(signals)
+        regression = self._assess(world, incident.service)
         if regression is None:
             return (
                 f"{self.name}: the {self.metric} of {incident.service} is not above the limit"
@@ -153,7 +157,17 @@ class BadDeployAgent:
 
     # -- the rule ----------------------------------------------------------------------
 
-    def _assess(self, signals: Signals) -> _Regression | None:
+    def _threshold(self, world: World, service: str) -> float:
+        """The service's declared ``error_rate_slo`` (what verification checks), else ours."""
+        declared = world.limit(service, SLO_LIMIT)
+        try:
+            slo = float(declared) if declared is not None else None
+        except ValueError:
+            slo = None
+        return slo if slo is not None and 0.0 < slo <= 1.0 else self.error_rate_threshold
+
+    def _assess(self, world: World, service: str) -> _Regression | None:
+        signals = world.signals_of(service)
         if not signals.deploys:
             return None
         deploy = signals.deploys[-1]
@@ -165,7 +179,8 @@ class BadDeployAgent:
             return None
         kept = before[-self.baseline_samples :]
         baseline = median(s.value for s in kept) if kept else None
-        limit = self.error_rate_threshold
+        threshold = self._threshold(world, service)
+        limit = threshold
         if baseline is not None:
             limit = max(limit, self.baseline_factor * baseline)
         bad = tuple(s for s in after if s.value > limit)
@@ -176,11 +191,11 @@ class BadDeployAgent:
             or parse_time(bad[0].time) > window_end  # too late to blame the deploy
         ):
             return None
-        last_good, checked = self._last_good(signals, deploy.version)
+        last_good, checked = self._last_good(signals, deploy.version, threshold)
         previous = signals.deploys[-2].version if len(signals.deploys) > 1 else ""
-        return _Regression(deploy, previous, baseline, limit, bad, last_good, checked)
+        return _Regression(deploy, previous, threshold, baseline, limit, bad, last_good, checked)
 
-    def _last_good(self, signals: Signals, current: str) -> tuple[str, bool]:
+    def _last_good(self, signals: Signals, current: str, threshold: float) -> tuple[str, bool]:
         """The latest earlier version that did not run above the threshold.
 
         Returns the version and whether samples showed it healthy ("" when none is known).
@@ -196,7 +211,7 @@ class BadDeployAgent:
             ran = [s.value for s in series if start <= parse_time(s.time) < end]
             if not ran:
                 return candidate.version, False
-            if median(ran) <= self.error_rate_threshold:
+            if median(ran) <= threshold:
                 return candidate.version, True
         return "", False
 

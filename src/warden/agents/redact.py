@@ -192,7 +192,7 @@ class _Redactor:
 
     def _bearer(self, match: re.Match[str]) -> str:
         credential = match.group(3)
-        looks_like_credential = len(credential) >= 8 and (
+        looks_like_credential = len(credential) >= 6 and (
             re.search(r"[\d\-._~+/=]", credential) is not None
             or re.search(r"[A-Z]", credential[1:]) is not None
         )

@@ -1,1 +1,1 @@
-"""Data plane: schemas, quality gates and quarantine, probes."""
+"""Data plane: sources (webhook, Alertmanager, JSON lines, NATS), schemas, gates, quarantine."""

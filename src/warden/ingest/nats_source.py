@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import nats
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -224,7 +223,7 @@ class NatsSource:
                     messages = await subscription.fetch(
                         self.settings.batch, timeout=self.settings.fetch_timeout_s
                     )
-                except NatsTimeout:
+                except TimeoutError:  # nothing to fetch (nats' own TimeoutError included)
                     continue
                 for message in messages:
                     await self._handle(pipeline, message)
