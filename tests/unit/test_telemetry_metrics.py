@@ -152,7 +152,7 @@ def test_incidents_by_state(samples: Samples) -> None:
         if name == "warden_incidents"
     }
     assert states == {
-        "open": 0, "planned": 1, "awaiting_approval": 0, "executing": 0, "verifying": 0,
+        "open": 0, "planned": 1, "awaiting_approval": 0, "executing": 0, "verifying": 0, "compensating": 0,
         "resolved": 1, "escalated": 1, "rolled_back": 0,
     }  # fmt: skip
     assert value(samples, "warden_incident_mttr_seconds_count") == 1
