@@ -14,7 +14,9 @@ from warden.agents.service_down import ServiceDownAgent
 from warden.audit.projector import AuditProjector
 from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
+from warden.domain.errors import ConfigError
 from warden.execution.adapters.process import LocalProcessAdapter, ProcessSpec
+from warden.execution.adapters.registry import build_adapters
 from warden.execution.executor import Executor
 from warden.governance.bundles import BundleWatcher
 from warden.governance.entities import cedar_entities
@@ -85,6 +87,31 @@ class Warden:
         self.store.close()
 
 
+PROCESS_ACTIONS = ("restart_service", "start_service", "stop_service")
+
+
+def _adapters(
+    config: WardenConfig,
+    catalog: Catalog,
+    processes: LocalProcessAdapter,
+    override: ActionAdapter | None,
+) -> dict[str, ActionAdapter]:
+    """Which adapter runs each catalog action: one override for all, or processes plus config."""
+    if override is not None:
+        return dict.fromkeys(catalog.names(), override)
+    runners: dict[str, ActionAdapter] = dict.fromkeys(PROCESS_ACTIONS, processes)
+    if config.adapters.get("actions"):
+        configured = build_adapters(config.adapters)
+        unknown = sorted(set(configured) - set(catalog.names()))
+        if unknown:
+            raise ConfigError(
+                f"config error: actions: {', '.join(unknown)} not in the catalog"
+                f" (known: {', '.join(catalog.names())})"
+            )
+        runners.update(dict(configured))
+    return runners
+
+
 def default_agents(config: WardenConfig) -> list[Agent]:
     """The built-in agents, configured."""
     return [ServiceDownAgent(config.failure_threshold)]
@@ -106,11 +133,8 @@ def build(
     clock = clock or SystemClock()
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    store = SQLiteEventStore(store_path(state))
-    leases = SQLiteLeases(store_path(state))
-    policies = BundleWatcher(config.policy_dir or BUILTIN_BUNDLE)
-    topology = config.topology
     catalog = Catalog()
+    policies = BundleWatcher(config.policy_dir or BUILTIN_BUNDLE)
     processes = LocalProcessAdapter(
         [
             ProcessSpec(
@@ -125,8 +149,12 @@ def build(
         ],
         state / "logs",
     )
-    runner = adapter or processes
-    executor = Executor(store, catalog, {name: runner for name in catalog.names()}, clock)
+    # Adapters first: a configuration mistake must fail before any file is opened.
+    runners = _adapters(config, catalog, processes, adapter)
+    store = SQLiteEventStore(store_path(state))
+    leases = SQLiteLeases(store_path(state))
+    topology = config.topology
+    executor = Executor(store, catalog, runners, clock)
     if probes is None:
         probes = {
             s.name: HttpProbe(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -18,6 +18,9 @@ from warden.domain.topology import ServiceNode, Topology
 from warden.governance.approvals import FALLBACKS, ApprovalSettings
 from warden.governance.context import FreezeWindow
 from warden.governance.gate import Guardrails, RateLimit
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class WardenConfig:
     agent_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("service-down", ("builtin",)),)
     agent_caps: tuple[tuple[str, str], ...] = ()
     lease_ttl_s: float = 30.0
+    # Adapters for actions beyond local processes (format: execution/adapters/registry.py).
+    adapters: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def topology(self) -> Topology:
@@ -320,7 +325,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         {
             "services", "state_dir", "environment", "autonomy", "policy_dir", "probe",
             "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
-            "change_freezes", "agents", "lease_ttl_s",
+            "change_freezes", "agents", "lease_ttl_s", "actions", "nats",
         },
     )  # fmt: skip
     services_raw = raw.get("services")
@@ -371,6 +376,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         agent_groups=_agent_groups(raw.get("agents")),
         agent_caps=_agent_caps(raw.get("agents")),
         lease_ttl_s=_number("lease_ttl_s", raw.get("lease_ttl_s", 30), 0.5),
+        adapters={k: raw[k] for k in ("actions", "nats") if raw.get(k) is not None},
     )
 
 

@@ -302,7 +302,8 @@ class Remediation:
                 self._run_step(current, index)
             return
         if retryable and attempt < max_attempts:
-            delay = backoff_s(current.id, index, attempt)
+            # The target's own Retry-After wins when it asks for longer than the backoff.
+            delay = max(backoff_s(current.id, index, attempt), current.retry_hint(index, attempt))
             due_at = ev.format_time(self.clock.now() + timedelta(seconds=delay))
             retry = self._event(
                 current,

@@ -63,7 +63,7 @@ class LedgerAdapter:
         time.sleep(0.1)
         return ActionResult(True, f"{action} {target}", {})
 
-    def check(self, action: str, target: str) -> bool | None:
+    def check(self, action: str, target: str, params: dict[str, Any] | None = None) -> bool | None:
         # The ledger has no incident in it, so a restart cannot be attributed: unknown.
         return None
 

@@ -192,6 +192,9 @@ def test_failing_dependency_is_isolated_and_never_restored(harness: Any) -> None
     h = harness(FailingDependencyAgent())
     h.fail("payments")
     h.settle()
+    assert h.incidents() == []  # a short outage is left to a restart
+    h.clock.advance(30)
+    h.settle()
 
     assert h.incidents("payments") == []  # without service-down, nobody restarts it
     assert h.incidents("gateway") == []  # its dependency, orders, is up
@@ -223,6 +226,7 @@ def test_cascade_isolates_the_root_and_restarts_the_peer(harness: Any) -> None:
     h = harness(FailingDependencyAgent())
     h.fail("payments")
     h.fail("orders")
+    h.clock.advance(30)
     h.settle()
 
     incident = only(h, "gateway")
@@ -340,6 +344,27 @@ def test_backlog_at_the_cap_escalates_without_acting(harness: Any) -> None:
     assert h.adapter.calls == []
 
 
+def test_scale_up_without_backlog_samples_is_compensated(harness: Any) -> None:
+    h = harness(BacklogAgent())
+    sample(h, "queue", "consumers", 2)
+    for v in (800, 1000, 1300, 1700):
+        sample(h, "queue", "backlog", v)
+    h.settle()
+    approve_and_settle(h, only(h, "queue").id, settle=16)  # no backlog sample arrives
+
+    done = only(h, "queue")
+    (failed,) = h.events(ev.VERIFICATION_FAILED)
+    assert "waiting for two backlog samples since acting" in failed.data["reason"]
+    assert done.state is State.ROLLED_BACK
+    # The compensation of scale_consumers is scale_consumers with the step's own params
+    # unless the adapter reports undo_params (the count before); the recording adapter
+    # reports none, so the "undo" sets 4 replicas again instead of 2.
+    assert h.adapter.calls == [
+        ("scale_consumers", "queue", {"replicas": 4}),
+        ("scale_consumers", "queue", {"replicas": 4}),
+    ]
+
+
 # -- drift --------------------------------------------------------------------------------
 
 
@@ -386,6 +411,22 @@ def test_drifted_field_is_reconciled(harness: Any) -> None:
     assert done.close_reason == "verified: observed state matches desired"
 
 
+def test_reconcile_that_never_shows_in_observed_state_escalates(harness: Any) -> None:
+    h = harness(DriftAgent(grace_s=0))
+    h.ingest(ev.STATE_OBSERVED, "inventory", fields={"replicas": 2})
+    h.settle()
+    approve_and_settle(h, only(h, "inventory").id, settle=16)
+
+    done = only(h, "inventory")
+    (failed,) = h.events(ev.VERIFICATION_FAILED)
+    assert "drift remains" in failed.data["reason"]
+    # reconcile_state has no compensation in the catalog: nothing to undo, a human follows.
+    assert done.state is State.ESCALATED
+    assert h.adapter.calls == [
+        ("reconcile_state", "inventory", {"field": "replicas", "desired": "3"})
+    ]
+
+
 def test_service_that_should_run_is_started_autonomously(harness: Any) -> None:
     h = harness(DriftAgent())
     h.fail("inventory", times=1)
@@ -411,6 +452,41 @@ def test_service_that_should_run_is_started_autonomously(harness: Any) -> None:
 
 
 # -- all built-ins together ---------------------------------------------------------------
+
+
+def test_builtins_restart_a_dependency_before_isolating_it(harness: Any) -> None:
+    h = harness()
+    h.fail("payments")
+    h.settle()
+    h.clock.advance(30)
+    h.settle()
+    # service-down restarted payments within seconds; the outage never lasted long
+    # enough for failing-dependency to isolate it.
+    (incident,) = h.incidents()
+    assert (incident.service, incident.kind, incident.state) == (
+        "payments",
+        "service_down",
+        State.RESOLVED,
+    )
+    assert h.adapter.calls == [("restart_service", "payments", {})]
+
+
+def test_builtins_isolate_a_dependency_a_restart_does_not_heal(harness: Any) -> None:
+    h = harness()
+    h.fail("payments")
+    h.adapter.script["restart_service"] = ["fail"]  # the restart does not help
+    h.settle()
+    restart = only(h, "payments")
+    assert restart.state is State.ESCALATED
+    h.fail("payments", times=2)
+    h.clock.advance(30)
+    h.settle()
+
+    isolate = only(h, "orders")
+    assert isolate.kind == "failing_dependency"
+    assert isolate.plan is not None
+    assert isolate.plan.steps == (Step("open_circuit", "payments"),)
+    assert policies(isolate) == [("needs_approval", MEDIUM_RISK)]
 
 
 def test_builtins_route_each_fault_to_its_agent(harness: Any) -> None:

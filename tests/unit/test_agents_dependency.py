@@ -95,6 +95,13 @@ def test_caller_seen_healthy_during_the_outage_adds_confidence() -> None:
     assert plan.confidence == 0.77
 
 
+def test_short_outages_are_left_to_a_restart() -> None:
+    recent = world(up("orders"), down("payments", since=45))
+    assert FailingDependencyAgent().detect(recent) == []
+    assert "for 30 s" in FailingDependencyAgent().why_no_plan(incident(), recent)
+    assert FailingDependencyAgent(min_outage_s=10).detect(recent) != []
+
+
 def test_drain_isolation() -> None:
     plan = FailingDependencyAgent(isolation="drain").propose(incident(), FAULT)
     assert plan is not None
@@ -143,6 +150,7 @@ def test_dependency_cycles_terminate() -> None:
     [
         (up("orders"), up("payments")),  # all healthy
         (up("orders"), down("payments", failures=2)),  # not yet past the threshold
+        (up("orders"), down("payments", since=45)),  # down for 15 s: a restart may do
         (down("orders", failures=1), down("payments")),  # the caller is down itself
         (down("payments"),),  # the caller was never probed
     ],
@@ -162,7 +170,9 @@ def test_same_inputs_same_plans() -> None:
     assert agent.why_no_plan(incident(), FAULT) == ""
 
 
-@pytest.mark.parametrize("options", [{"failure_threshold": 0}, {"isolation": "reboot"}])
+@pytest.mark.parametrize(
+    "options", [{"failure_threshold": 0}, {"min_outage_s": -1}, {"isolation": "reboot"}]
+)
 def test_bad_settings_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must"):
         FailingDependencyAgent(**options)  # type: ignore[arg-type]

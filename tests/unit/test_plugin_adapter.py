@@ -248,6 +248,10 @@ def test_registry_loads_python_actions(plugin_package: str) -> None:
         ({"actions": []}, r"^config error: actions: missing or empty"),
         ({"actions": {"a": "http"}}, r"^config error: actions\.a: expected a mapping"),
         (
+            {"actions": {"bad name": {}}},
+            r"^config error: actions\.bad name: 'bad name' is not an action name",
+        ),
+        (
             {"actions": {"a": {}}},
             r"actions\.a\.adapter: None is not an adapter kind; use one of http, nats, python",
         ),

@@ -190,7 +190,7 @@ SECRET = st.one_of(
     ),
     st.integers().map(lambda n: hashlib.sha256(str(n).encode()).hexdigest()).map(lambda h: (h, h)),
     st.integers().map(lambda n: base64.b64encode(_seeded(n)).decode()).map(lambda b: (b, b)),
-    st.integers(0, 10**9).map(lambda n: (f"Bearer tok{n}Zq9", f"tok{n}Zq9")),
+    st.integers(0, 10**9).map(lambda n: (f"Bearer tok{n:06d}Zq9", f"tok{n:06d}Zq9")),
     st.tuples(WORD, st.integers(0, 10**6)).map(
         lambda t: (f"https://{t[0]}:Pw{t[1]}x@db.example.com/x", f"Pw{t[1]}x")
     ),

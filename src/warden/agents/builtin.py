@@ -105,6 +105,7 @@ _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
         FailingDependencyAgent,
         {
             "failure_threshold": _AT_LEAST_ONE,
+            "min_outage_s": _Option("number", low=0),
             "isolation": _Option("choice", choices=("circuit", "drain")),
             "restart_in_cascade": _Option("flag"),
         },

@@ -40,8 +40,9 @@ class _Finding:
 class FailingDependencyAgent:
     """Isolates a failing dependency so that its healthy callers fail fast and keep serving.
 
-    A dependency fails when its probe failed ``failure_threshold`` times in a row; a caller
-    is up when its latest probe passed. ``isolation`` is ``"circuit"`` (``open_circuit``,
+    A dependency fails when its probe failed ``failure_threshold`` times in a row for at
+    least ``min_outage_s`` seconds (a short outage is left to a restart); a caller is up
+    when its latest probe passed. ``isolation`` is ``"circuit"`` (``open_circuit``,
     undone by ``close_circuit``) or ``"drain"`` (``drain_service``, undone by
     ``restore_service``). In a cascade (the dependency fails because a dependency of its own
     fails) the plan isolates the root cause and then, with ``restart_in_cascade``, restarts
@@ -49,6 +50,7 @@ class FailingDependencyAgent:
     """
 
     failure_threshold: int = 3
+    min_outage_s: float = 30.0
     isolation: str = "circuit"
     restart_in_cascade: bool = True
     name: str = "failing-dependency"
@@ -58,6 +60,8 @@ class FailingDependencyAgent:
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")
+        if self.min_outage_s < 0:
+            raise ValueError("min_outage_s must not be negative")
         if self.isolation not in _RESTORE:
             raise ValueError(f"isolation must be one of {', '.join(sorted(_RESTORE))}")
 
@@ -142,15 +146,22 @@ class FailingDependencyAgent:
                 " its dependencies would not help it"
             )
         return (
-            f"{self.name}: no dependency of {incident.service} fails"
-            f" {self.failure_threshold} probes in a row any more"
+            f"{self.name}: no dependency of {incident.service} has failed"
+            f" {self.failure_threshold} probes in a row for {self.min_outage_s:g} s"
         )
 
     # -- the rule ----------------------------------------------------------------------
 
-    def _failing(self, service: str, world: World) -> bool:
+    def _down(self, service: str, world: World) -> bool:
         seen = world.health.get(service)
         return seen is not None and seen.consecutive_failures >= self.failure_threshold
+
+    def _failing(self, service: str, world: World) -> bool:
+        """Down for long enough that isolating it is worth more than waiting for a restart."""
+        if not self._down(service, world):
+            return False
+        since = parse_time(world.health[service].failing_since)
+        return (world.now - since).total_seconds() >= self.min_outage_s
 
     def _root(self, dependency: str, world: World) -> tuple[str, ...]:
         """The path from a failing dependency down to the deepest failing service."""
@@ -159,7 +170,7 @@ class FailingDependencyAgent:
             below = [
                 d
                 for d in sorted(world.depends_on.get(path[-1], ()))
-                if d not in path and self._failing(d, world)
+                if d not in path and self._down(d, world)
             ]
             if not below:
                 return tuple(path)

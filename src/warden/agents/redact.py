@@ -95,7 +95,7 @@ _KEY_WORD = (
 )
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{1,64}-----[\s\S]*?(?:-----END [A-Z0-9 ]{1,64}-----|\Z)")
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s:/@\[\]]*:[^\s]*)@")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9\-._~+/]+=*)")
+_BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+(?=([A-Za-z0-9\-._~+/]+=*))")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _TOKEN = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}"
@@ -146,6 +146,12 @@ def shannon_entropy(text: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
 
 
+def _looks_like_credential(word: str) -> bool:
+    """The word after "Bearer" or "Basic": a credential unless it reads like prose."""
+    has_mark = re.search(r"[\d\-._~+/=]", word) is not None
+    return len(word) >= 6 and (has_mark or re.search(r"[A-Z]", word[1:]) is not None)
+
+
 def _looks_random(token: str, settings: RedactionSettings) -> bool:
     if len(token) < settings.min_secret_length:
         return False
@@ -190,15 +196,17 @@ class _Redactor:
             return match.group(0)
         return f"{scheme}{self._hit('url_credentials')}@"
 
-    def _bearer(self, match: re.Match[str]) -> str:
-        credential = match.group(3)
-        looks_like_credential = len(credential) >= 6 and (
-            re.search(r"[\d\-._~+/=]", credential) is not None
-            or re.search(r"[A-Z]", credential[1:]) is not None
-        )
-        if not looks_like_credential:
-            return match.group(0)
-        return f"{match.group(1)}{match.group(2)}{self._hit('bearer_token')}"
+    def _bearers(self, text: str) -> str:
+        # The credential is matched by a lookahead, so "Bearer Bearer abc123" finds both.
+        out: list[str] = []
+        done = 0
+        for match in _BEARER.finditer(text):
+            credential = match.group(1)
+            if match.start() < done or not _looks_like_credential(credential):
+                continue
+            out += [text[done : match.end()], self._hit("bearer_token")]
+            done = match.end() + len(credential)
+        return "".join(out) + text[done:]
 
     def _pair(self, match: re.Match[str]) -> str:
         raw = match.group(3)
@@ -235,7 +243,7 @@ class _Redactor:
         text = _PEM.sub(self._whole("private_key"), text)
         text = _URL_CREDENTIALS.sub(self._url, text)
         text = _HEADER.sub(self._pair, text)
-        text = _BEARER.sub(self._bearer, text)
+        text = self._bearers(text)
         text = _JWT.sub(self._whole("jwt"), text)
         text = _TOKEN.sub(self._whole("token"), text)
         text = _AWS_KEY.sub(self._whole("aws_key"), text)

@@ -68,6 +68,7 @@ class Incident:
     succeeded: tuple[int, ...] = ()
     failed: tuple[tuple[int, int, bool], ...] = ()  # (index, attempt, retryable)
     retries: tuple[tuple[int, int, str], ...] = ()  # (index, attempt, due_at)
+    retry_after: tuple[tuple[int, int, float], ...] = ()  # (index, attempt, seconds) hints
     outputs: tuple[tuple[int, tuple[tuple[str, Any], ...]], ...] = ()  # (index, output)
     compensating: tuple[int, ...] = ()  # step indexes whose compensation was intended
     compensated: tuple[int, ...] = ()
@@ -126,6 +127,10 @@ class Incident:
             if i == index and attempt == self.attempts(index) + 1:
                 return due
         return None
+
+    def retry_hint(self, index: int, attempt: int) -> float:
+        """How long the target asked to wait before retrying (0 when it did not say)."""
+        return max((s for i, a, s in self.retry_after if (i, a) == (index, attempt)), default=0.0)
 
     def output_of(self, index: int) -> dict[str, Any]:
         """What the adapter reported when step ``index`` succeeded."""
@@ -335,7 +340,13 @@ def _result(incident: Incident, event: ev.Event) -> Incident:
             outputs=(*incident.outputs, (index, kept)),
         )
     retryable = bool(event.data.get("retryable", False))
-    return replace(incident, failed=(*incident.failed, (index, attempt, retryable)))
+    hints = incident.retry_after
+    output = event.data.get("output") or {}
+    if isinstance(output, dict) and isinstance(output.get("retry_after_s"), int | float):
+        hints = (*hints, (index, attempt, float(output["retry_after_s"])))
+    return replace(
+        incident, failed=(*incident.failed, (index, attempt, retryable)), retry_after=hints
+    )
 
 
 def _retry(incident: Incident, event: ev.Event) -> Incident:

@@ -268,8 +268,13 @@ class Executor:
         check = getattr(adapter, "check", None)
         verdict: bool | None = None
         if check is not None:
+            key_kind = "compensation" if compensation is not None else "idempotency"
+            params = {
+                **dict(step.params),
+                "idempotency_key": derived_id(key_kind, incident.id, incident.step_hashes[index]),
+            }
             try:
-                verdict = check(action, target)
+                verdict = check(action, target, params)
             except Exception:  # a failing check tells nothing
                 verdict = None
         idempotent = spec.idempotent if spec else False

@@ -64,7 +64,7 @@ class RecordingAdapter:
     script: dict[str, list[str]] = field(default_factory=dict)
     checks: dict[str, bool | None] = field(default_factory=dict)
 
-    def check(self, action: str, target: str) -> bool | None:
+    def check(self, action: str, target: str, params: dict[str, Any] | None = None) -> bool | None:
         """Whether the effect of ``action`` holds, as scripted."""
         return self.checks.get(action)
 

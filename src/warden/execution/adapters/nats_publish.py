@@ -265,7 +265,12 @@ class NatsPublishAdapter:
             return
         try:
             asyncio.run_coroutine_threadsafe(self._disconnect(), loop).result(_CLOSE_TIMEOUT_S)
-        except (concurrent.futures.TimeoutError, NatsError, OSError) as exc:
+        except (
+            concurrent.futures.TimeoutError,
+            concurrent.futures.CancelledError,
+            NatsError,
+            OSError,
+        ) as exc:
             log.warning("NATS action adapter: closing the connection failed: %s", exc)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(_CLOSE_TIMEOUT_S)

@@ -254,7 +254,7 @@ class LocalProcessAdapter:
             return self.stop(target)
         return self.restart(target)
 
-    def check(self, action: str, target: str) -> bool | None:
+    def check(self, action: str, target: str, params: dict[str, Any] | None = None) -> bool | None:
         """Whether the effect of an action on a service holds now.
 
         ``start_service`` holds while the process runs, ``stop_service`` while it does not,
@@ -264,6 +264,7 @@ class LocalProcessAdapter:
         Args:
             action: A catalog action name.
             target: A service name.
+            params: The step's parameters; unused, processes are checked by pid.
 
         Returns:
             True or False when it can be established; None for an unknown action or

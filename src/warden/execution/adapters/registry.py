@@ -319,6 +319,7 @@ class ActionAdapters(Mapping[str, ActionAdapter]):
         self.close()
 
 
+_ACTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _COMMON_KEYS = {"adapter"}
 _HTTP_KEYS = {"method", "url", "headers", "body", "timeout_s", "expect_status", "check"}
 _CHECK_KEYS = {"url", "headers", "timeout_s", "statuses", "absent_statuses", "expect"}
@@ -363,6 +364,11 @@ def build_adapters(
     plugins = PluginActionAdapter()
     for name, raw in actions.items():
         where = f"actions.{name}"
+        if not isinstance(name, str) or not _ACTION_NAME.fullmatch(name):
+            raise ConfigError(
+                f"config error: {where}: {name!r} is not an action name; use letters, digits,"
+                " '.', '_' or '-', starting with a letter or digit"
+            )
         if not isinstance(raw, Mapping):
             raise ConfigError(
                 f"config error: {where}: expected a mapping with `adapter:` and its keys"
