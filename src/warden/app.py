@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from warden.agents.service_down import ServiceDownAgent
+from warden.agents.builtin import builtin_agents
 from warden.audit.projector import AuditProjector
 from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
@@ -113,8 +113,11 @@ def _adapters(
 
 
 def default_agents(config: WardenConfig) -> list[Agent]:
-    """The built-in agents, configured."""
-    return [ServiceDownAgent(config.failure_threshold)]
+    """The built-in agents and installed third-party ones, configured."""
+    settings: dict[str, Any] = {k: dict(v) for k, v in config.agent_settings.items()}
+    service_down = settings.setdefault("service-down", {})
+    service_down.setdefault("failure_threshold", config.failure_threshold)
+    return builtin_agents(settings)
 
 
 def build(
@@ -175,15 +178,18 @@ def build(
             log.sign_checkpoint([signer])
             last_signed[0] = time.monotonic()
 
+    chosen = list(agents) if agents is not None else default_agents(config)
+    # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
+    groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
     runtime = Runtime(
         store=store,
         ingest=IngestGate(store, SchemaRegistry(), clock),
-        agents=list(agents) if agents is not None else default_agents(config),
+        agents=chosen,
         gate=DecisionGate(
             policies.current,
             catalog,
             config.guardrails,
-            cedar_entities(topology, dict(config.agent_groups), dict(config.agent_caps)),
+            cedar_entities(topology, groups, dict(config.agent_caps)),
         ),
         executor=executor,
         probes=probes,

@@ -69,6 +69,8 @@ class WardenConfig:
     agent_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("service-down", ("builtin",)),)
     agent_caps: tuple[tuple[str, str], ...] = ()
     lease_ttl_s: float = 30.0
+    # Settings per built-in or third-party agent (format: agents/builtin.py).
+    agent_settings: Mapping[str, Any] = field(default_factory=dict)
     # Adapters for actions beyond local processes (format: execution/adapters/registry.py).
     adapters: Mapping[str, Any] = field(default_factory=dict)
 
@@ -305,7 +307,7 @@ def _agent_caps(raw: Any) -> tuple[tuple[str, str], ...]:
 
 def _agent_groups(raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     body = _mapping("agents", raw)
-    _check_keys("agents", body, {"groups", "max_autonomy"})
+    _check_keys("agents", body, {"groups", "max_autonomy", "settings"})
     groups = _mapping("agents.groups", body.get("groups"))
     found: dict[str, tuple[str, ...]] = {"service-down": ("builtin",)}
     for agent, member_of in groups.items():
@@ -375,6 +377,9 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         freezes=_freezes(raw.get("change_freezes")),
         agent_groups=_agent_groups(raw.get("agents")),
         agent_caps=_agent_caps(raw.get("agents")),
+        agent_settings=_mapping(
+            "agents.settings", _mapping("agents", raw.get("agents")).get("settings")
+        ),
         lease_ttl_s=_number("lease_ttl_s", raw.get("lease_ttl_s", 30), 0.5),
         adapters={k: raw[k] for k in ("actions", "nats") if raw.get(k) is not None},
     )

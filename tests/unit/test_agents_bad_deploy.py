@@ -131,6 +131,18 @@ def test_errors_that_went_away_are_not_rolled_back() -> None:
     assert BadDeployAgent().detect(recovered) == []
 
 
+def test_errors_coming_back_after_a_recovery_are_a_new_fault() -> None:
+    again = [*BASELINE, *BAD, (140, 0.01), (150, 0.3), (160, 0.3)]
+    (found,) = BadDeployAgent().detect(world([(0, "v1"), (100, "v2")], again))
+    # A new first signal gives a new incident once the first one is closed.
+    assert found.first_signal_at == at(150)
+    assert found.evidence == ("deploy-v2-100", "rate-150", "rate-160")
+    # Still the deploy's fault: its errors began within the window, if they recur after it.
+    later = [*BASELINE, *BAD, (2000, 0.01), (2010, 0.3), (2020, 0.3)]
+    (found,) = BadDeployAgent(window_s=900).detect(world([(0, "v1"), (100, "v2")], later, 2100))
+    assert found.first_signal_at == at(2010)
+
+
 def test_a_single_bad_sample_is_a_blip() -> None:
     blip = world([(0, "v1"), (100, "v2")], [*BASELINE, (110, 0.3)])
     assert BadDeployAgent().detect(blip) == []

@@ -1,7 +1,8 @@
 """Rule agent: a deploy followed by a jump in error rate is rolled back. Decisioning plane.
 
 A deploy is bad when, within a window after the version change, the error rate rises above
-an absolute threshold and a multiple of the pre-deploy baseline, and stays there.
+an absolute threshold and a multiple of the pre-deploy baseline, and stays there: the
+latest ``min_samples`` samples or more are all above that limit.
 """
 
 from __future__ import annotations
@@ -183,12 +184,18 @@ class BadDeployAgent:
         limit = threshold
         if baseline is not None:
             limit = max(limit, self.baseline_factor * baseline)
-        bad = tuple(s for s in after if s.value > limit)
+        # The current run of samples above the limit: a dip below it ends a run, so
+        # errors that come back after a recovery are a new fault, with a new first signal.
+        start = len(after)
+        while start > 0 and after[start - 1].value > limit:
+            start -= 1
+        bad = tuple(after[start:])
+        onset = next((s for s in after if s.value > limit), None)
         window_end = deployed_at + timedelta(seconds=self.window_s)
         if (
-            len(bad) < self.min_samples
-            or after[-1].value <= limit  # the errors went away: nothing to roll back
-            or parse_time(bad[0].time) > window_end  # too late to blame the deploy
+            len(bad) < self.min_samples  # also: the errors went away, nothing to roll back
+            or onset is None
+            or parse_time(onset.time) > window_end  # errors began too late to blame the deploy
         ):
             return None
         last_good, checked = self._last_good(signals, deploy.version, threshold)

@@ -95,7 +95,7 @@ _KEY_WORD = (
 )
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{1,64}-----[\s\S]*?(?:-----END [A-Z0-9 ]{1,64}-----|\Z)")
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s:/@\[\]]*:[^\s]*)@")
-_BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+(?=([A-Za-z0-9\-._~+/]+=*))")
+_BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+(?=([A-Za-z0-9\-._~+/=]+))")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _TOKEN = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}"

@@ -73,6 +73,7 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         idempotent=True,
         timeout_s=15.0,
         params_schema=_NO_PARAMS,
+        verification="stopped",
         compensation="start_service",
     ),
     ActionSpec(

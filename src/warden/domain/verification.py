@@ -40,6 +40,10 @@ def check(kind: str, service: str, world: World, started: datetime) -> Check:
         seen = world.health.get(service)
         ok = seen is not None and seen.healthy and _after(seen.last_success_at, started)
         return Check(kind, ok, f"{service} answers its health probe" if ok else "not healthy yet")
+    if kind == "stopped":
+        seen = world.health.get(service)
+        ok = seen is not None and not seen.healthy and _after(seen.last_seen_at, started)
+        return Check(kind, ok, f"{service} no longer answers" if ok else "still answering")
     if kind == "error_rate":
         slo = float(world.limit(service, "error_rate_slo") or DEFAULT_ERROR_RATE_SLO)
         fresh = [s for s in signals.series("error_rate") if _after(s.time, started)]
