@@ -1,0 +1,63 @@
+"""warden.yaml: the example stays valid, and every mistake is named with its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from warden.config import load_config, parse_config
+from warden.domain.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "warden.yaml"
+
+
+def test_the_example_configuration_is_valid() -> None:
+    config = load_config(EXAMPLE)
+    assert [s.name for s in config.services] == ["gateway", "orders", "payments"]
+    assert config.autonomy == "supervised"
+    assert config.autonomy_rules[0].domain == "edge"
+    assert config.guardrails.per_target is not None
+    assert config.guardrails.per_target.count == 3
+    assert dict(config.approvals.approvers)["bob"] == ("sre", "lead")
+    assert config.service("orders").desired == (("running", "true"), ("version", "1.4.2"))
+    assert dict(config.agent_caps) == {"drift": "recommend"}
+    assert config.adapters["actions"]["rollback_deploy"]["adapter"] == "http"
+    assert config.topology.domain_of("orders") == "shop"
+
+
+def base(**extra: Any) -> dict[str, Any]:
+    return {"services": [{"name": "a", "health": "http://x/health", "argv": ["run"]}], **extra}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({}, "services: list at least one service"),
+        (base(autonomy="yolo"), "'yolo' is not one of observe, recommend"),
+        ({"services": [{"name": "a", "health": "http://x", "argv": "python -m x"}]}, "not a shell string"),
+        ({"services": [{"name": "a", "health": "ftp://x"}]}, "an http(s) URL"),
+        (base(servics=[]), "unknown key 'servics'"),
+        (base(guardrails={"rate_limits": {"per_target": {"count": 0}}}), "expected a whole number >= 1"),
+        (base(approvals={"fallback": "panic"}), "'panic' is not one of escalate, do_nothing"),
+        (base(change_freezes=[{"start": "tomorrow", "end": "later"}]), "RFC 3339"),
+        ({"services": [{"name": "a", "health": "http://x", "managed": False, "depends_on": ["b"]}]}, "unknown service 'b'"),
+        (base(agents={"max_autonomy": {"x": "god"}}), "'god' is not one of"),
+    ],
+)  # fmt: skip
+def test_mistakes_are_named(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, Path("."))
+    assert message in str(caught.value)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("services: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    assert yaml.safe_load(EXAMPLE.read_text())["environment"] == "production"
