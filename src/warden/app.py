@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from warden.agents.alerts import AlertAgent
 from warden.agents.builtin import builtin_agents
 from warden.audit.projector import AuditProjector
 from warden.audit.state import open_audit
@@ -117,7 +118,7 @@ def default_agents(config: WardenConfig) -> list[Agent]:
     settings: dict[str, Any] = {k: dict(v) for k, v in config.agent_settings.items()}
     service_down = settings.setdefault("service-down", {})
     service_down.setdefault("failure_threshold", config.failure_threshold)
-    return builtin_agents(settings)
+    return [AlertAgent(), *builtin_agents(settings)]
 
 
 def build(

@@ -22,6 +22,7 @@ from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConcurrencyConflict
 from warden.domain.ids import service_stream
+from warden.domain.incident import State
 from warden.domain.topology import Topology
 from warden.domain.world import World
 from warden.governance.context import ActionRecord
@@ -76,6 +77,7 @@ class Runtime(Remediation):
         self.leases = leases
         self.after_tick = after_tick
         self._lease_wait: dict[str, float] = {}
+        self._resolutions: list[ev.Event] = []
         # Configured autonomy rules come first; audited changes in the log override them.
         self._state = Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
         self._listeners: list[EventListener] = []
@@ -195,6 +197,8 @@ class Runtime(Remediation):
         elif event.stream == ev.CONTROL_STREAM:
             state.controls = control.observe(state.controls, event)
         elif event.type in sig.SIGNAL_TYPES:
+            if event.type == ev.ALERT_RESOLVED:
+                self._resolutions.append(event)
             service = sig.service_of(event)
             current_signals = state.signals.get(service, sig.Signals(service))
             state.signals[service] = sig.observe(current_signals, event)
@@ -222,6 +226,7 @@ class Runtime(Remediation):
     def tick(self) -> int:
         """One round: fold, detect, move each open incident one step. Returns events added."""
         added = len(self.tail())
+        self._apply_resolutions()
         self._reload_policies()
         self.detect_drift()
         added += len(self.tail())
@@ -239,6 +244,32 @@ class Runtime(Remediation):
         if self.after_tick is not None:
             self.after_tick()
         return added
+
+    def _apply_resolutions(self) -> None:
+        """A resolved alert closes its incident if nothing was done yet, else annotates it."""
+        pending, self._resolutions = self._resolutions, []
+        for event in pending:
+            service = sig.service_of(event)
+            firing = str(event.data.get("firing_event_id", ""))
+            mine = [i for i in self._state.incidents.values() if i.service == service]
+            ranked = sorted(
+                mine,
+                key=lambda i: (firing not in i.evidence_ids, i.state.terminal, i.opened_at),
+            )
+            if not ranked:
+                continue
+            target = ranked[0]
+            note = f"alert {event.data.get('alertname', '')} resolved at the source at {event.time}"
+            quiet = target.state in (State.OPEN, State.PLANNED, State.AWAITING_APPROVAL)
+            if quiet and not target.intended:
+                self._close(target, ev.INCIDENT_RESOLVED, f"{note}; no action was needed")
+            else:
+                self._append(
+                    target,
+                    target.id,
+                    self._event(target, ev.INCIDENT_ANNOTATED, {"note": note}, key=event.id),
+                )
+            self.tail()
 
     def run(self, should_stop: Callable[[], bool], period_s: float = 0.1) -> None:
         """Tick until ``should_stop`` says so."""

@@ -111,9 +111,7 @@ def test_ip_addresses_and_phones_are_optional() -> None:
     text = "host 10.0.0.7 and 2001:db8::1, phone +44 20 7946 0958"
     off = RedactionSettings(ip_addresses=False, phone_numbers=False)
     assert redact_text(text, off) == text
-    assert redact_text(text) == (
-        "host [REDACTED:ipv4] and [REDACTED:ipv6], phone [REDACTED:phone]"
-    )
+    assert redact_text(text) == ("host [REDACTED:ipv4] and [REDACTED:ipv6], phone [REDACTED:phone]")
 
 
 def test_card_numbers_need_a_valid_luhn_checksum() -> None:
@@ -177,12 +175,20 @@ SECRET = st.one_of(
     ),
     st.integers().map(
         lambda n: (
-            "eyJ" + base64.urlsafe_b64encode(_seeded(n)).decode().rstrip("=")
-            + ".eyJ" + base64.urlsafe_b64encode(_seeded(n + 1)).decode().rstrip("=")
-            + "." + base64.urlsafe_b64encode(_seeded(n + 2)).decode().rstrip("="),
-        ) * 2
+            (
+                "eyJ"
+                + base64.urlsafe_b64encode(_seeded(n)).decode().rstrip("=")
+                + ".eyJ"
+                + base64.urlsafe_b64encode(_seeded(n + 1)).decode().rstrip("=")
+                + "."
+                + base64.urlsafe_b64encode(_seeded(n + 2)).decode().rstrip("="),
+            )
+            * 2
+        )
     ),
-    st.integers().map(lambda n: base64.b64encode(_seeded(n)).decode()).map(
+    st.integers()
+    .map(lambda n: base64.b64encode(_seeded(n)).decode())
+    .map(
         lambda body: (
             f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----",
             body,
@@ -246,7 +252,7 @@ def _strings(value: Any) -> list[str]:
     return [str(value)]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     tree=_tree(st.one_of(SAFE_LEAF, st.just(SLOT))),
     secret=SECRET,
@@ -274,7 +280,7 @@ def test_a_planted_secret_never_survives(
     assert fragment not in json.dumps(result.value)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     tree=_tree(st.one_of(SAFE_LEAF, st.text(), SECRET.map(lambda s: s[0]))),
     ip=st.booleans(),
@@ -287,7 +293,7 @@ def test_redaction_is_idempotent(tree: Any, ip: bool) -> None:
     assert twice.total == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(tree=_tree(SAFE_LEAF))
 def test_non_secret_text_is_kept(tree: Any) -> None:
     result = redact(tree)

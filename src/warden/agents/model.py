@@ -92,7 +92,6 @@ class ModelAgent:
         self._catalog = catalog
         self._api_key_env = api_key_env
         self._name = name
-        self._max_steps = max_steps
         self._redaction = redaction
         self._checker = AnswerChecker(catalog, max_steps)
         self._tools = catalog_tools(catalog)
@@ -212,9 +211,11 @@ class ModelAgent:
         self, incident: Incident, reason: str, *, failed: bool, api_key: str | None = None
     ) -> None:
         key = api_key or os.environ.get(self._api_key_env)
-        if key:
+        if key and len(key) >= 4:
             reason = reason.replace(key, _KEY_PLACEHOLDER)
-        reason = redact_text(reason, self._redaction, keep=self._catalog.names())[:500]
+        if not failed:  # the reason quotes the model's answer: outside text, redact it
+            reason = redact_text(reason, self._redaction, keep=self._catalog.names())
+        reason = reason[:500]
         stats = self._stats
         self._stats = replace(
             stats,

@@ -116,14 +116,15 @@ class AnswerChecker:
         if not isinstance(message, dict):
             raise ValidationError("no message in the first choice", field="choices[0].message")
         where = "choices[0].message"
+        content = f"{where}.content"
         calls = message.get("tool_calls")
         if calls is not None and not isinstance(calls, list):
             raise ValidationError("expected a list", field=f"{where}.tool_calls")
         if calls:
             steps = [self._tool_call(i, call, targets) for i, call in enumerate(calls)]
-            meta = _json_object(_content_text(message.get("content"), f"{where}.content"), where)
+            meta = _json_object(_content_text(message.get("content"), content), content)
         else:
-            meta = _json_object(_content_text(message.get("content"), f"{where}.content"), where)
+            meta = _json_object(_content_text(message.get("content"), content), content)
             raw_steps = meta.get("steps")
             if not isinstance(raw_steps, list):
                 raise ValidationError(
@@ -182,8 +183,9 @@ class AnswerChecker:
             )
         if not isinstance(target, str) or target not in targets:
             known = ", ".join(sorted(targets))
+            what = "no target" if target is None else f"unknown target {_shown(target)}"
             raise ValidationError(
-                f"unknown target {_shown(target)} for {action}",
+                f"{what} for {action}",
                 field=where,
                 fix=f"target one of the known services: {known}",
             )

@@ -196,7 +196,7 @@ def _error_code(raw: bytes) -> str:
 def _answer(status: int, raw: bytes) -> Any:
     if 300 <= status < 400:
         raise PermanentError(
-            f"the model endpoint answered HTTP {status}; redirects are not followed"
+            f"the model endpoint answered HTTP {status} (redirects are not followed)"
         )
     if status in (408, 429) or status >= 500:
         raise TemporaryError(f"the model endpoint answered HTTP {status}{_error_code(raw)}")

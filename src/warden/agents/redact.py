@@ -23,11 +23,12 @@ import ipaddress
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable
 
 PLACEHOLDER_PREFIX = "[REDACTED:"
 
@@ -270,18 +271,18 @@ class _Redactor:
             if 13 <= len(digits) <= 19 and luhn_valid(digits):
                 return self._hit("credit_card")
             return value
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             return self._mapping(value)
         if isinstance(value, list | tuple):
             items = [self.value(item) for item in value]
             return items if isinstance(value, list) else tuple(items)
         return self.text(str(value))
 
-    def _mapping(self, value: dict[Any, Any]) -> dict[Any, Any]:
+    def _mapping(self, value: Mapping[Any, Any]) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
             item = value[key]
-            new_key = self.text(key) if isinstance(key, str) else key
+            new_key = self.value(key)  # keys are redacted like values, and stay hashable
             if isinstance(new_key, str) and is_secret_key(new_key):
                 kept = item is None or (isinstance(item, str) and _is_placeholder(item))
                 redacted = item if kept else self._hit("secret")
@@ -304,13 +305,14 @@ def redact(
     """Return a redacted copy of ``value`` and the number of replacements per kind.
 
     Args:
-        value: Any JSON-like value (dicts, lists, tuples, strings, numbers, booleans, None);
-            other objects are redacted as their ``str()``.
+        value: Any JSON-like value (mappings, lists, tuples, strings, numbers, booleans,
+            None); other objects are redacted as their ``str()``.
         settings: Which optional rules apply.
         keep: Strings never taken for random secrets (service names, action names).
 
     Returns:
-        The redacted copy (same shape; dict keys are redacted too) and the counts.
+        The redacted copy (same shape, mappings as dicts with sorted keys, which are redacted
+        too) and the counts.
     """
     redactor = _Redactor(settings, frozenset(keep))
     redacted = redactor.value(value)

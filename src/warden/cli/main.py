@@ -14,8 +14,11 @@ from rich.console import Console
 from warden import commands
 from warden.app import build, store_path
 from warden.cli.audit_cmd import audit_app
+from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
+from warden.cli.quarantine_cmd import quarantine_app
 from warden.cli.report_cmd import report
+from warden.cli.schema_cmd import schema_app
 from warden.config import load_config
 from warden.demo.fleet import run_demo
 from warden.demo.timeline import Timeline, describe, incident_table
@@ -43,6 +46,9 @@ app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.add_typer(schema_app, name="schema")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(ingest_app, name="ingest")
 app.command()(report)
 console = Console()
 

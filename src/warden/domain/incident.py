@@ -56,6 +56,7 @@ class Incident:
     summary: str
     severity: str = "major"
     kind: str = "service_down"
+    evidence_ids: tuple[str, ...] = ()
     correlation_id: str = ""
     traceparent: str = ""
     plan: Plan | None = None
@@ -79,6 +80,7 @@ class Incident:
     close_reason: str = ""
     version: int = 0
     history: tuple[tuple[str, str, str], ...] = field(default=())  # (time, type, state)
+    notes: tuple[str, ...] = ()
 
     def decision_for(self, hash_: str) -> Decision | None:
         """The latest decision recorded for one step, if any."""
@@ -180,6 +182,7 @@ def _open(event: ev.Event) -> Incident:
         summary=str(data.get("summary", "")),
         severity=str(data.get("severity", "major")),
         kind=str(data.get("kind", "service_down")),
+        evidence_ids=tuple(str(e) for e in data.get("evidence", ())),
         correlation_id=event.correlation_id,
         traceparent=event.traceparent,
     )
@@ -192,6 +195,9 @@ def apply(incident: Incident | None, event: ev.Event) -> Incident:
         return _track(_open(event), event)
     _require(incident is not None, incident, event, "no incident was opened")
     assert incident is not None
+    if event.type == ev.INCIDENT_ANNOTATED:
+        # A note never changes the state, so it may follow a closed incident too.
+        return _track(replace(incident, notes=(*incident.notes, str(event.data["note"]))), event)
     _require(not incident.state.terminal, incident, event, "the incident is closed")
     return _track(_TRANSITIONS.get(event.type, _unknown)(incident, event), event)
 
@@ -479,7 +485,7 @@ _TRANSITIONS: dict[str, Any] = {
     ev.INCIDENT_ROLLED_BACK: _rolled_back,
 }
 
-INCIDENT_EVENT_TYPES = frozenset({ev.INCIDENT_OPENED, *_TRANSITIONS})
+INCIDENT_EVENT_TYPES = frozenset({ev.INCIDENT_OPENED, ev.INCIDENT_ANNOTATED, *_TRANSITIONS})
 
 
 def fold(events: Iterable[ev.Event]) -> Incident | None:

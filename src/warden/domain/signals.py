@@ -56,6 +56,18 @@ class Drift:
 
 
 @dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert firing at its source (e.g. Prometheus Alertmanager)."""
+
+    fingerprint: str
+    alertname: str
+    severity: str
+    summary: str
+    started_at: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Signals:
     """Everything known about one service besides its health probe."""
 
@@ -64,6 +76,7 @@ class Signals:
     metrics: tuple[tuple[str, tuple[Sample, ...]], ...] = ()
     failed_batches: tuple[FailedBatch, ...] = ()
     drift: tuple[Drift, ...] = ()
+    alerts: tuple[Alert, ...] = ()
 
     def series(self, metric: str) -> tuple[Sample, ...]:
         """The kept samples of one metric, oldest first."""
@@ -90,7 +103,7 @@ class Signals:
 
 SIGNAL_TYPES = frozenset(
     {ev.DEPLOY_COMPLETED, ev.METRIC_SAMPLED, ev.BATCH_FAILED, ev.BATCH_RECOVERED,
-     ev.DRIFT_DETECTED, ev.DRIFT_RESOLVED}
+     ev.DRIFT_DETECTED, ev.DRIFT_RESOLVED, ev.ALERT_FIRING, ev.ALERT_RESOLVED}
 )  # fmt: skip
 
 
@@ -129,6 +142,22 @@ def observe(signals: Signals, event: ev.Event) -> Signals:
         drift = Drift(field, str(data["desired"]), str(data["observed"]), event.time, event.id)
         kept_drift = tuple(d for d in signals.drift if d.field != field)
         return replace(signals, drift=(*kept_drift, drift))
+    if event.type == ev.ALERT_FIRING:
+        notes = data.get("annotations") or {}
+        labels = data.get("labels") or {}
+        alert = Alert(
+            str(data["fingerprint"]),
+            str(data["alertname"]),
+            str(labels.get("severity", "")),
+            str(notes.get("summary") or notes.get("description") or ""),
+            str(data.get("starts_at", event.time)),
+            event.id,
+        )
+        kept_alerts = tuple(a for a in signals.alerts if a.fingerprint != alert.fingerprint)
+        return replace(signals, alerts=(*kept_alerts, alert))
+    if event.type == ev.ALERT_RESOLVED:
+        gone = str(data["fingerprint"])
+        return replace(signals, alerts=tuple(a for a in signals.alerts if a.fingerprint != gone))
     if event.type == ev.DRIFT_RESOLVED:
         field = str(data["field"])
         return replace(signals, drift=tuple(d for d in signals.drift if d.field != field))

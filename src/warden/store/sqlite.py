@@ -323,6 +323,15 @@ class SQLiteEventStore:
             ).fetchone()
         return None if row is None else Snapshot(stream, int(row[0]), decode_state(row[1]))
 
+    def release_quarantined(self, ids: Sequence[int]) -> int:
+        """Remove quarantined items whose replay was accepted; returns how many went."""
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        with self._write() as db:
+            cursor = db.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", list(ids))
+        return cursor.rowcount
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:

@@ -51,7 +51,9 @@ class ChatReply:
         """An answer that calls tools ``(name, arguments)``; a mapping's JSON is the content."""
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": json.dumps(content) if isinstance(content, dict) else content,
+            "content": content
+            if content is None or isinstance(content, str)
+            else json.dumps(dict(content)),
             "tool_calls": [
                 {
                     "id": f"call_{i}",

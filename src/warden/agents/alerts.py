@@ -1,0 +1,57 @@
+"""Alert agent: an alert firing at its source opens an incident for its service. Decisioning.
+
+It proposes nothing itself; agents that know the alert's cause may, and otherwise the
+escalation agent pages a human with a summary. A resolved alert closes the incident if
+nothing was done yet, or annotates it (see ``Runtime``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from warden.agents.protocol import Detection
+
+if TYPE_CHECKING:
+    from warden.domain.incident import Incident
+    from warden.domain.plans import Plan
+    from warden.domain.world import World
+
+_SEVERITY = {"critical": "critical", "page": "critical", "warning": "minor", "info": "minor"}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAgent:
+    """Opens one incident per service with firing alerts."""
+
+    name: str = "alerts"
+    handles: frozenset[str] = frozenset()
+    priority: int = 0
+
+    def detect(self, world: World) -> list[Detection]:
+        """Services with alerts firing, the earliest alert first."""
+        found = []
+        for service, signals in sorted(world.signals.items()):
+            if not signals.alerts:
+                continue
+            alerts = sorted(signals.alerts, key=lambda a: a.started_at)
+            first = alerts[0]
+            names = ", ".join(sorted({a.alertname for a in alerts}))
+            summary = f"{service}: alert {names} firing" + (
+                f" ({first.summary})" if first.summary else ""
+            )
+            found.append(
+                Detection(
+                    service=service,
+                    summary=summary,
+                    first_signal_at=first.started_at,
+                    evidence=tuple(a.event_id for a in alerts),
+                    severity=_SEVERITY.get(first.severity, "major"),
+                    kind="alert",
+                )
+            )
+        return found
+
+    def propose(self, incident: Incident, world: World) -> Plan | None:
+        """Nothing: the alert says something is wrong, not what to do."""
+        return None
