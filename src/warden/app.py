@@ -6,12 +6,15 @@ tests all run the same wiring.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from warden.agents.alerts import AlertAgent
 from warden.agents.builtin import builtin_agents
+from warden.agents.model import model_agent_from_config
 from warden.audit.projector import AuditProjector
 from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
@@ -24,8 +27,10 @@ from warden.governance.entities import cedar_entities
 from warden.governance.gate import DecisionGate
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.gate import IngestGate
+from warden.ingest.pipeline import Pipeline
 from warden.ingest.probes import HttpProbe, Probe
 from warden.ingest.registry import SchemaRegistry
+from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
 from warden.store.leases import SQLiteLeases
@@ -62,11 +67,24 @@ class Warden:
     audit: AuditProjector
     audit_log: AuditLog
     signer: Signer
+    sources: list[Source] = field(default_factory=list)
+    _stop_sources: threading.Event = field(default_factory=threading.Event)
+    _source_threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        """Start the managed services and the probes."""
+        """Start the managed services, the probes and the connectors."""
         self.processes.start_all()
         self.probes.start()
+        pipeline = Pipeline(self.runtime.ingest)
+        for source in self.sources:
+            thread = threading.Thread(
+                target=source.run,
+                args=(pipeline, self._stop_sources),
+                name=f"source-{source.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._source_threads.append(thread)
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         """Run the reconcile loop until ``should_stop``; always cleans up."""
@@ -77,7 +95,10 @@ class Warden:
             self.close()
 
     def close(self) -> None:
-        """Stop probes and processes, catch the audit log up, sign a checkpoint."""
+        """Stop connectors, probes and processes, catch the audit log up, sign a checkpoint."""
+        self._stop_sources.set()
+        for thread in self._source_threads:
+            thread.join(timeout=10)
         self.probes.stop()
         self.processes.stop_all()
         self.runtime.tail()
@@ -86,6 +107,24 @@ class Warden:
         if self.runtime.leases is not None:
             self.runtime.leases.close()
         self.store.close()
+
+
+def _sources(config: WardenConfig) -> list[Source]:
+    """The connectors named in the configuration; a secret comes from ``token_env``."""
+    made = []
+    for name, options in sorted(config.sources.items()):
+        kwargs = dict(options)
+        env_name = kwargs.pop("token_env", None)
+        if env_name is not None:
+            token = os.environ.get(str(env_name), "")
+            if not token:
+                raise ConfigError(
+                    f"config error: sources.{name}.token_env: ${env_name} is not set;"
+                    " export the token, or remove token_env to accept unauthenticated input"
+                )
+            kwargs["token"] = token
+        made.append(create_source(name, kwargs))
+    return made
 
 
 PROCESS_ACTIONS = ("restart_service", "start_service", "stop_service")
@@ -118,7 +157,12 @@ def default_agents(config: WardenConfig) -> list[Agent]:
     settings: dict[str, Any] = {k: dict(v) for k, v in config.agent_settings.items()}
     service_down = settings.setdefault("service-down", {})
     service_down.setdefault("failure_threshold", config.failure_threshold)
-    return [AlertAgent(), *builtin_agents(settings)]
+    agents: list[Agent] = [AlertAgent(), *builtin_agents(settings)]
+    model = model_agent_from_config(config.model or None, Catalog()) if config.model else None
+    if model is not None:
+        # After the rule agents (it may take seconds), before the escalation agent (last).
+        agents.insert(len(agents) - 1, model)
+    return agents
 
 
 def build(
@@ -155,6 +199,7 @@ def build(
     )
     # Adapters first: a configuration mistake must fail before any file is opened.
     runners = _adapters(config, catalog, processes, adapter)
+    sources = _sources(config)
     store = SQLiteEventStore(store_path(state))
     leases = SQLiteLeases(store_path(state))
     topology = config.topology
@@ -214,4 +259,4 @@ def build(
         after_tick=audit_after_tick,
     )
     loop = ProbeLoop(runtime, probes, config.probe.interval_s, config.probe.jitter)
-    return Warden(config, store, processes, runtime, loop, projector, log, signer)
+    return Warden(config, store, processes, runtime, loop, projector, log, signer, sources)

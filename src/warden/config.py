@@ -69,6 +69,10 @@ class WardenConfig:
     agent_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("service-down", ("builtin",)),)
     agent_caps: tuple[tuple[str, str], ...] = ()
     lease_ttl_s: float = 30.0
+    # Connectors feeding events in (format: ingest/sources.py; e.g. webhook, nats, jsonl).
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The optional model adapter agent (format: agents/model.py); empty means off.
+    model: Mapping[str, Any] = field(default_factory=dict)
     # Settings per built-in or third-party agent (format: agents/builtin.py).
     agent_settings: Mapping[str, Any] = field(default_factory=dict)
     # Adapters for actions beyond local processes (format: execution/adapters/registry.py).
@@ -327,7 +331,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         {
             "services", "state_dir", "environment", "autonomy", "policy_dir", "probe",
             "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
-            "change_freezes", "agents", "lease_ttl_s", "actions", "nats",
+            "change_freezes", "agents", "lease_ttl_s", "actions", "nats", "sources", "model",
         },
     )  # fmt: skip
     services_raw = raw.get("services")
@@ -382,6 +386,11 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         ),
         lease_ttl_s=_number("lease_ttl_s", raw.get("lease_ttl_s", 30), 0.5),
         adapters={k: raw[k] for k in ("actions", "nats") if raw.get(k) is not None},
+        model=_mapping("model", raw.get("model")) if raw.get("model") is not None else {},
+        sources={
+            str(name): _mapping(f"sources.{name}", options)
+            for name, options in _mapping("sources", raw.get("sources")).items()
+        },
     )
 
 

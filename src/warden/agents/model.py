@@ -130,6 +130,16 @@ class ModelAgent:
         """Why the latest request that gave no plan gave none ("" when none failed)."""
         return self._stats.last_rejection
 
+    @property
+    def handles(self) -> frozenset[str]:
+        """Any incident kind: the model is asked whenever it is configured."""
+        return frozenset({"*"})
+
+    @property
+    def priority(self) -> int:
+        """Below every rule agent: a rule that knows the fault wins over the model."""
+        return 10
+
     def detect(self, world: World) -> list[Detection]:
         """Nothing: the model only proposes plans for incidents other agents opened."""
         return []

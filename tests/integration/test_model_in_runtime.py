@@ -1,0 +1,67 @@
+"""The model agent inside the runtime: its plan is validated and governed like any other."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from warden.agents.alerts import AlertAgent
+from warden.agents.escalation import EscalationAgent
+from warden.agents.model import ModelAgent
+from warden.domain import events as ev
+from warden.domain.catalog import Catalog
+from warden.domain.incident import State
+from warden.ingest.alertmanager import parse_webhook
+from warden.ingest.cloudevents import TraceContext
+from warden.ingest.pipeline import Pipeline
+from warden.testing.chat_double import ChatDouble, ChatReply
+
+from .harness import make_harness
+
+if TYPE_CHECKING:
+    import pytest
+
+FIRING = Path(__file__).parents[1] / "fixtures" / "alertmanager" / "firing.json"
+
+
+def test_model_plan_for_an_alert_is_decided_and_executed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARDEN_MODEL_API_KEY", "sk-test-key-never-sent-anywhere-else")
+    with ChatDouble() as double:
+        double.script(
+            ChatReply.tool_calls(
+                [("restart_service", {"target": "payments"})],
+                content=json.dumps(
+                    {"rationale": "ServiceDown fired for payments: restart it", "confidence": 0.8}
+                ),
+            )
+        )
+        model = ModelAgent(double.url, "test-model", Catalog())
+        h = make_harness(tmp_path, agents=[AlertAgent(), model, EscalationAgent()])
+        try:
+            body = json.loads(FIRING.read_text())
+            body["alerts"] = [a for a in body["alerts"] if a["labels"].get("service") == "payments"]
+            body["alerts"][0]["startsAt"] = "2026-11-25T11:59:30Z"
+            jobs = parse_webhook(
+                json.dumps(body), received_at=h.clock.now(), context=TraceContext()
+            )
+            Pipeline(h.warden.runtime.ingest).process(jobs)
+            h.probes["payments"].healthy = False
+            h.observe("payments")
+            h.settle(6)
+            (incident,) = h.incidents("payments")
+            assert incident.kind == "alert"
+            assert incident.plan is not None
+            assert incident.plan.agent == "model-advisor"
+            assert incident.decisions[0].outcome.value == "allow"
+            assert h.adapter.calls == [("restart_service", "payments", {})]
+            assert incident.state in (State.VERIFYING, State.RESOLVED)
+            sent = double.requests[0].json()
+            assert "sk-test-key" not in json.dumps(sent)
+            assert {t["function"]["name"] for t in sent["tools"]} >= {"restart_service"}
+            proposed = h.events(ev.PLAN_PROPOSED)[0].data["plan"]
+            assert proposed["confidence"] == 0.8
+        finally:
+            h.close()
