@@ -25,7 +25,9 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
+	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/audit.py
+	@if [ -f bench/ingest.py ]; then $(BIN)/python bench/ingest.py; fi
 
 # Regenerate the lock from pyproject.toml (needs network access to the package index).
 lock:
