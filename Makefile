@@ -27,7 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/audit.py
-	@if [ -f bench/ingest.py ]; then $(BIN)/python bench/ingest.py; fi
+	$(BIN)/python bench/ingest.py
 
 # Regenerate the lock from pyproject.toml (needs network access to the package index).
 lock:

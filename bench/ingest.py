@@ -341,7 +341,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=2000, help="events for 1-per-commit")
     parser.add_argument("--grouped", type=int, default=10_000, help="events via GroupCommitter")
     parser.add_argument("--threads", type=int, default=16, help="GroupCommitter producers")
-    parser.add_argument("--duration", type=float, default=4.0, help="open-loop seconds")
+    parser.add_argument("--duration", type=float, default=3.0, help="open-loop seconds")
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop events/s")
     parser.add_argument("--postgres", default=DEFAULT_DSN, help="DSN, or 'none' to skip")
     args = parser.parse_args()

@@ -420,7 +420,9 @@ class Remediation:
         hash_ = current.step_hashes[index]
         pending = current.decision_for(hash_)
         assert pending is not None
-        counted = tally(current, pending, self.settings.approvals)
+        counted = tally(
+            current, pending, self.settings.approvals, frozenset(a.name for a in self.agents)
+        )
         if counted.met:
             # Approvals lift the need for approval, never a guardrail or a forbid.
             ruling = self.gate.decide(

@@ -137,6 +137,14 @@ class EventStoreContract:
         assert first < second
         assert [q.payload for q in store.quarantined()] == [payload, "x" * 70_000]
 
+    def test_released_quarantine_items_are_gone(self, store: Any) -> None:
+        ids = [
+            store.quarantine("webhook", "bad", f"{{{n}", "2026-11-25T12:00:00Z") for n in range(3)
+        ]
+        assert store.release_quarantined([ids[0], ids[2], 999]) == 2
+        assert store.release_quarantined([]) == 0
+        assert [q.id for q in store.quarantined()] == [ids[1]]
+
     def test_a_failed_commit_leaves_nothing_and_no_hole(
         self, open_store: Callable[..., Any]
     ) -> None:

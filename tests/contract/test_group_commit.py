@@ -57,7 +57,8 @@ class BatchContract:
         assert [e.id for e in store.read_all()] == ["a-1", "a-2", "b-1", "a-3"]
         assert store.read_stream("a") == [*out[0], *out[2]]
         assert store.stream_version("a") == 3 and store.stream_version("b") == 1
-        store.append("a", [make(4, "a")], expected_version=3)
+        (after,) = store.append("a", [make(4, "a")], expected_version=3)
+        assert after.position == 5
 
     def test_append_batch_is_idempotent_inside_and_across_batches(self, store: Any) -> None:
         (old,) = store.append("a", [make(1, "a")])

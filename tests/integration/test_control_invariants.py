@@ -73,17 +73,26 @@ def check_invariants(h: Any) -> None:
     controls = Controls()
     allowed: dict[str, set[str]] = {}
     approvals: set[tuple[str, str]] = set()
+    proposers: dict[str, str] = {}
+    agents = {a.name for a in h.warden.runtime.agents}
     intents = []
     for item in history:
         if item.stream == ev.CONTROL_STREAM:
             controls = observe(controls, item)
+        elif item.type == ev.PLAN_PROPOSED:
+            proposers[item.stream] = item.data["plan"]["agent"]
         elif item.type == ev.DECISION_RECORDED:
-            if item.data["decision"]["outcome"] == "allow":
-                allowed.setdefault(item.stream, set()).add(item.data["decision"]["step_hash"])
+            decision = item.data["decision"]
+            if decision["outcome"] == "allow":
+                allowed.setdefault(item.stream, set()).add(decision["step_hash"])
+                for reason in decision["reasons"]:
+                    if reason["policy_id"] == "approval":
+                        approvers = set(reason["message"].removeprefix("approved by ").split(", "))
+                        assert not approvers & agents, "an agent's approval was counted"
         elif item.type == ev.APPROVAL_GRANTED:
             key = (item.data["step_hash"], item.data["approver"])
             assert key not in approvals, "an approval was counted twice"
-            assert item.data["approver"] != "service-down", "the proposer approved itself"
+            assert item.data["approver"] != proposers[item.stream], "the proposer approved itself"
             approvals.add(key)
         elif item.type == ev.STEP_INTENDED:
             # 1. No step runs without an allow for its exact hash.

@@ -48,12 +48,20 @@ class Tally:
         return len(self.counted) >= self.needed
 
 
-def tally(incident: Incident, pending: Decision, settings: ApprovalSettings) -> Tally:
-    """Count the approvals given for the pending step."""
+def tally(
+    incident: Incident,
+    pending: Decision,
+    settings: ApprovalSettings,
+    agents: frozenset[str] = frozenset(),
+) -> Tally:
+    """Count the approvals given for the pending step; agents' approvals never count."""
     counted: list[str] = []
     ignored: list[tuple[str, str]] = []
     roles: set[str] = set()
     for approver in incident.approvers_of(pending.step_hash):
+        if approver in agents:
+            ignored.append((approver, "an agent, not a person"))
+            continue
         if settings.approvers and approver not in settings.approvers:
             ignored.append((approver, "not a configured approver"))
             continue

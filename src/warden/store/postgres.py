@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from warden.domain.events import Event
 
+_TABLES = ("events", "quarantine", "tracking", "snapshots")
 _DDL = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
     """CREATE TABLE IF NOT EXISTS {s}.events (
@@ -99,6 +100,7 @@ _QUERIES = {
     "quarantined": (
         "SELECT id, received_at, source, reason, payload FROM {s}.quarantine ORDER BY id"
     ),
+    "release_quarantined": "DELETE FROM {s}.quarantine WHERE id = ANY(%s)",
     "tracking": "SELECT position FROM {s}.tracking WHERE name = %s",
     "set_tracking": (
         "INSERT INTO {s}.tracking (name, position) VALUES (%s, %s)"
@@ -161,7 +163,11 @@ class PostgresEventStore:
     can never return position 7 while position 6 is still to commit. The price is that
     appends on one schema commit one at a time; high-volume ingest batches them
     (:meth:`append_batch`, :class:`~warden.store.group_commit.GroupCommitter`) so one
-    lock hold and one WAL flush cover thousands of events.
+    lock hold and one WAL flush cover thousands of events. (The other sound design,
+    sequence positions plus readers that stop below the oldest in-flight transaction's
+    ``xmin``, lets writers overlap but leaves holes and makes every reader reason about
+    transaction ids.) A client that hangs inside an append holds the lock; the server's
+    ``idle_in_transaction_session_timeout`` bounds that, a dead connection frees it at once.
 
     Args:
         dsn: libpq connection string or URI.
@@ -222,7 +228,15 @@ class PostgresEventStore:
             raise
 
     def _migrate(self, ident: sql.Identifier) -> None:
+        """Create what is missing; an account without DDL rights works once it all exists."""
         with self._pool.connection() as conn, conn.transaction():
+            names = [sql.Identifier(self.schema, table).as_string() for table in _TABLES]
+            row = conn.execute(
+                "SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) AS name",
+                (names,),
+            ).fetchone()
+            if row is not None and row[0]:
+                return
             conn.execute(self._q["lock"], (_lock_key(self.schema, "migrate"),))
             for statement in _DDL:
                 conn.execute(sql.SQL(statement).format(s=ident))
@@ -377,6 +391,14 @@ class PostgresEventStore:
             )
             for qid, received_at, source, reason, payload in self._fetch("quarantined")
         ]
+
+    def release_quarantined(self, ids: Sequence[int]) -> int:
+        """Remove quarantined items whose replay was accepted; returns how many went."""
+        if not ids:
+            return 0
+        with self._write() as cur:
+            cur.execute(self._q["release_quarantined"], (list(ids),))
+            return cur.rowcount
 
     def tracking(self, name: str) -> int:
         """The position a named projection has processed up to."""
