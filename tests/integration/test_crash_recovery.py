@@ -26,7 +26,8 @@ from warden.governance.policy import BUILTIN_BUNDLE
 from warden.runtime import load_incidents
 from warden.store.sqlite import SQLiteEventStore
 
-pytestmark = pytest.mark.slow
+# 200 kills at about a second each, plus a settling run per scenario.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 CHILD = Path(__file__).with_name("crash_child.py")
 KILLS = int(os.environ.get("WARDEN_CRASH_KILLS", "200"))
@@ -63,7 +64,12 @@ def check_after_restart(state: Path) -> None:
 
 def settle(state: Path) -> Counter[str]:
     child = spawn(state, timeout=40.0, errors=True)
-    _, err = child.communicate(timeout=90)
+    try:
+        _, err = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
     assert child.returncode == 0, err.decode()[-2000:]
     check_after_restart(state)
     store = SQLiteEventStore(store_path(state / "warden"))
@@ -105,9 +111,11 @@ def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(tmp_path: Pa
             (state / "health" / "payments").write_text("down")
         for _ in range(KILLS_PER_SCENARIO):
             child = spawn(state)
-            time.sleep(rng.uniform(0.3, 1.2))  # imports take ~0.3 s; then any point of the work
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
+            try:
+                time.sleep(rng.uniform(0.3, 1.2))  # imports take ~0.3 s; then any point of work
+            finally:
+                child.send_signal(signal.SIGKILL)
+                child.wait(timeout=30)
             kills += 1
             check_after_restart(state)
             if rng.random() < 0.3:  # a new fault arrives while Warden is down

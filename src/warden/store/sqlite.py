@@ -255,21 +255,21 @@ class SQLiteEventStore:
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
                 " COALESCE((SELECT MAX(position) FROM events), 0))"
             ).fetchone()
-            versions: dict[str, int] = {}
+            versions = self._next_versions(db, {stream for stream, _ in items})
             rows: list[tuple[int, str, str, int, str, str, str]] = []
             for stream, events in items:
                 for event in events:
-                    if event.id in known or event.id in placed:
+                    event_id = event.id
+                    if event_id in known or event_id in placed:
                         continue
-                    if stream not in versions:
-                        versions[stream] = self._next_version(db, stream)
                     position += 1
+                    version = versions[stream]
+                    versions[stream] = version + 1
                     rows.append(
-                        (position, event.id, stream, versions[stream], event.type, event.time,
-                         records[event.id])
+                        (position, event_id, stream, version, event.type, event.time,
+                         records[event_id])
                     )  # fmt: skip
-                    versions[stream] += 1
-                    placed[event.id] = (stream, position)
+                    placed[event_id] = (stream, position)
             db.executemany(
                 "INSERT INTO events (position, id, stream, version, type, time, record)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -283,6 +283,24 @@ class SQLiteEventStore:
                     stored[event.id] = placed_event(event, *placed[event.id])
             out.append([stored[e.id] for e in events])
         return out
+
+    @staticmethod
+    def _next_versions(db: sqlite3.Connection, streams: set[str]) -> dict[str, int]:
+        """The next version of each of ``streams``: one query per chunk, not per stream."""
+        found: dict[str, int] = {}
+        names = list(streams)
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            # A correlated MAX per stream reads one index entry; GROUP BY would scan them all.
+            found.update(
+                db.execute(
+                    f"WITH s(name) AS (VALUES {','.join(['(?)'] * len(chunk))})"
+                    " SELECT name, (SELECT COALESCE(MAX(version) + 1, 0) FROM events"
+                    " WHERE stream = name) FROM s",
+                    chunk,
+                )
+            )
+        return found
 
     @staticmethod
     def _next_version(db: sqlite3.Connection, stream: str) -> int:
