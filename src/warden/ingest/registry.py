@@ -12,15 +12,37 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
 from warden.domain.errors import ConfigError, ValidationError
 from warden.ingest.compat import CompatibilityReport, compare_schemas
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 BUILTIN_DIR = Path(__file__).parent / "schemas"
+
+# Keywords whose meaning fastjsonschema shares with draft 2020-12 and never checks more
+# loosely; a schema using any other (prefixItems, $ref, $defs, unevaluated*, multipleOf,
+# ...) is checked by jsonschema alone. Not "default": fastjsonschema writes defaults into
+# the instance, and the event must be stored as sent.
+_COMPILABLE = frozenset(
+    {
+        "$schema", "$id", "$comment", "title", "description", "examples",
+        "deprecated", "readOnly", "writeOnly", "type", "enum", "const", "properties",
+        "patternProperties", "additionalProperties", "required", "minProperties",
+        "maxProperties", "items", "minItems", "maxItems", "uniqueItems", "minLength",
+        "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "allOf", "anyOf", "oneOf", "not",
+    }
+)  # fmt: skip
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties"})
+_SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not"})
+_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +104,75 @@ def _schema_problem(canonical: str) -> str:
     return ""
 
 
+def _compilable(schema: Any) -> bool:
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict) or not schema.keys() <= _COMPILABLE:
+        return False
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS:
+            subschemas = list(value.values()) if isinstance(value, dict) else [None]
+        elif key in _SCHEMA_VALUES:
+            subschemas = [value]
+        elif key in _SCHEMA_LISTS:
+            subschemas = value if isinstance(value, list) else [None]
+        else:
+            continue
+        if not all(_compilable(sub) for sub in subschemas):
+            return False
+    return True
+
+
+def _format_check(checker: FormatChecker, name: str) -> Callable[[Any], bool]:
+    return lambda value: checker.conforms(value, name)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(canonical: str) -> Callable[[Any], Any] | None:
+    """A fastjsonschema validator of a schema (canonical JSON), or None (cached: slow).
+
+    The formats jsonschema checks are checked by jsonschema's own functions, so the
+    compiled validator is never looser; where it is stricter (its ``date-time``, say),
+    the caller asks jsonschema, whose verdict stands.
+    """
+    schema = json.loads(canonical)
+    if not isinstance(schema, dict) or not _compilable(schema):
+        return None
+    checker = FormatChecker()
+    formats = {name: _format_check(checker, name) for name in checker.checkers}
+    try:
+        return fastjsonschema.compile(schema, formats=formats)
+    except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError):
+        return None
+
+
+class _Check:
+    """One schema's validator: compiled when it can be, jsonschema for every verdict of no.
+
+    Input the compiled validator accepts is valid; anything it refuses goes to jsonschema,
+    which decides and words the errors, so answers and messages are jsonschema's.
+    """
+
+    __slots__ = ("_compiled", "validator")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.validator = Draft202012Validator(schema, format_checker=FormatChecker())
+        # Compiled now (and cached per schema text), not on the first event it checks.
+        self._compiled = _compiled(_canonical(schema))
+
+    def errors(self, instance: Any) -> list[Any]:
+        """The errors jsonschema finds in ``instance``, sorted by path (empty when valid)."""
+        compiled = self._compiled
+        if compiled is not None:
+            try:
+                compiled(instance)
+            except fastjsonschema.JsonSchemaValueException:
+                pass
+            else:
+                return []
+        return sorted(self.validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+
+
 def _describe(error: Any) -> str:
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     return f"{where}: {error.message}"
@@ -91,10 +182,10 @@ class SchemaRegistry:
     """Validators for the envelope and for each registered (type, version)."""
 
     def __init__(self, directories: list[Path] | None = None) -> None:
-        self._validators: dict[SchemaKey, Draft202012Validator] = {}
+        self._validators: dict[SchemaKey, _Check] = {}
         self._schemas: dict[SchemaKey, dict[str, Any]] = {}
         self._origins: dict[SchemaKey, str] = {}
-        self._envelope: Draft202012Validator | None = None
+        self._envelope: _Check | None = None
         for directory in [BUILTIN_DIR, *(directories or [])]:
             self.load(directory)
 
@@ -109,7 +200,7 @@ class SchemaRegistry:
         for path in sorted(directory.glob("*.json")):
             if path.stem == "envelope":
                 schema = read_schema(path)
-                self._envelope = Draft202012Validator(schema, format_checker=FormatChecker())
+                self._envelope = _Check(schema)
                 continue
             found.append((parse_schema_name(path), path))
         for key, path in sorted(found, key=lambda item: (item[0].type, item[0].version)):
@@ -153,7 +244,7 @@ class SchemaRegistry:
         report = self.check_compatible(type_, version, schema)
         self._schemas[key] = schema
         self._origins[key] = origin
-        self._validators[key] = Draft202012Validator(schema, format_checker=FormatChecker())
+        self._validators[key] = _Check(schema)
         return report
 
     def check_compatible(
@@ -234,7 +325,7 @@ class SchemaRegistry:
     def check_envelope(self, raw: dict[str, Any]) -> None:
         """Raise :class:`ValidationError` unless ``raw`` is a valid envelope."""
         assert self._envelope is not None, "the built-in envelope schema is missing"
-        errors = sorted(self._envelope.iter_errors(raw), key=lambda e: list(e.absolute_path))
+        errors = self._envelope.errors(raw)
         if errors:
             raise ValidationError(
                 "; ".join(_describe(e) for e in errors[:5]),
@@ -252,7 +343,7 @@ class SchemaRegistry:
                 field="type",
                 fix=f"registered versions: {', '.join(known)}" if known else "register a schema",
             )
-        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        errors = validator.errors(data)
         if errors:
             raise ValidationError(
                 "; ".join(_describe(e) for e in errors[:5]),

@@ -23,6 +23,8 @@ _ORJSON_OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
+
+
 # Where orjson's text may differ from json's: floats below 1e-4 ("0.00001" for "1e-05",
 # "2.5e-7" for "2.5e-07"), NaN and infinities (orjson writes null), and DEL, which json
 # escapes; non-ASCII text is caught by ``isascii`` (json escapes it as \uXXXX). The markers

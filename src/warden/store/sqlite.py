@@ -291,12 +291,13 @@ class SQLiteEventStore:
         names = list(streams)
         for start in range(0, len(names), _CHUNK):
             chunk = names[start : start + _CHUNK]
-            # A correlated MAX per stream reads one index entry; GROUP BY would scan them all.
+            # ORDER BY ... LIMIT 1 reads one index entry per stream; MAX inside COALESCE
+            # or GROUP BY would scan every version of the stream.
             found.update(
                 db.execute(
                     f"WITH s(name) AS (VALUES {','.join(['(?)'] * len(chunk))})"
-                    " SELECT name, (SELECT COALESCE(MAX(version) + 1, 0) FROM events"
-                    " WHERE stream = name) FROM s",
+                    " SELECT name, COALESCE((SELECT version + 1 FROM events WHERE stream = name"
+                    " ORDER BY version DESC LIMIT 1), 0) FROM s",
                     chunk,
                 )
             )
