@@ -71,9 +71,20 @@ class Warden:
     _stop_sources: threading.Event = field(default_factory=threading.Event)
     _source_threads: list[threading.Thread] = field(default_factory=list)
 
-    def start(self) -> None:
-        """Start the managed services, the probes and the connectors."""
+    def start(self, startup_grace_s: float = 10.0) -> None:
+        """Start the managed services, the probes and the connectors.
+
+        Probing waits until the managed services answer (at most ``startup_grace_s``), so
+        a service that is merely starting is not mistaken for a failed one.
+        """
         self.processes.start_all()
+        managed = [s.name for s in self.config.services if s.managed]
+        deadline = time.monotonic() + startup_grace_s
+        while managed and time.monotonic() < deadline:
+            probes = self.runtime.probes
+            managed = [n for n in managed if n in probes and not probes[n].check().ok]
+            if managed:
+                time.sleep(0.1)
         self.probes.start()
         pipeline = Pipeline(self.runtime.ingest)
         for source in self.sources:

@@ -105,6 +105,8 @@ def run(
         console.print(tracing_setup.message, highlight=False)
     tracing = TracingListener(tracing_setup.provider, since=started)
     warden.runtime.subscribe(tracing)
+    # Metrics and traces see the whole history; the timeline shows only what happens now.
+    warden.runtime.tail()
     warden.runtime.subscribe(Timeline(console, started))
     stop_at = None if duration is None else started.timestamp() + duration
     stopping = False
