@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from warden.domain.decisions import outcome_label
 from warden.domain.errors import ConfigError
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle, PolicyRequest
 from warden.governance.policy_tests import (
@@ -77,9 +78,7 @@ def run_tests(directory: BundleDir = BUILTIN_BUNDLE) -> None:
             result = run_case(bundle, case)
             failed += not result.passed
             verdict = result.verdict
-            decided = verdict.outcome.value
-            if decided == "needs_approval":
-                decided += f"({verdict.approvers})"
+            decided = outcome_label(verdict.outcome.value, verdict.approvers)
             mark = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
             detail = decided if result.passed else f"{decided}\n[red]{result.why}[/]"
             policies = ", ".join(r.policy_id for r in verdict.reasons)
@@ -134,7 +133,7 @@ def explain(
     for column in ("matched", "policy", "effect", "outcome", "message"):
         table.add_column(column)
     for info in explanation.matched:
-        outcome = info.outcome + (f"({info.approvers})" if info.outcome == "needs_approval" else "")
+        outcome = outcome_label(info.outcome, info.approvers)
         table.add_row("[green]yes[/]", info.id, info.effect, outcome, info.message)
     for info in explanation.not_matched:
         table.add_row("[dim]no[/]", info.id, info.effect, info.outcome, f"[dim]{info.message}")
@@ -142,9 +141,7 @@ def explain(
     for error in explanation.errors:
         console.print(f"[red]error:[/] {error}", highlight=False)
     verdict = explanation.verdict
-    decided = verdict.outcome.value
-    if decided == "needs_approval":
-        decided += f"({verdict.approvers})"
+    decided = outcome_label(verdict.outcome.value, verdict.approvers)
     why = "; ".join(f"{r.policy_id}: {r.message}" for r in verdict.reasons)
     console.print(f"decision: [bold]{decided}[/] — {why}", highlight=False)
     if source:

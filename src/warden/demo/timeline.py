@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from warden.domain import events as ev
+from warden.domain.decisions import outcome_label
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -57,9 +58,7 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
         reasons = "\n".join(
             f"         - {r['policy_id']}: {r['message']}" for r in decision["reasons"]
         )
-        head = decision["outcome"]
-        if head == "needs_approval":
-            head = f"needs_approval({decision['approvers']})"
+        head = outcome_label(decision["outcome"], decision["approvers"])
         return "DECIDE", f"{head} (policy {decision['bundle_version']})\n{reasons}"
     if kind == ev.APPROVAL_GRANTED:
         return "DECIDE", f"approved by {data['approver']}"

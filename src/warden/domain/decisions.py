@@ -15,6 +15,11 @@ class Outcome(StrEnum):
     NEEDS_APPROVAL = "needs_approval"
 
 
+def outcome_label(outcome: str, approvers: int = 0) -> str:
+    """The one spelling of an outcome for people: ``allow``, ``deny``, ``needs_approval(n)``."""
+    return f"{outcome}({approvers})" if outcome == Outcome.NEEDS_APPROVAL.value else outcome
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """Why: the policy (or guardrail) that decided, and its message."""
@@ -63,10 +68,8 @@ class Decision:
 
     def describe(self) -> str:
         """One line for people: the outcome and the policies that decided."""
-        head = self.outcome.value
-        if self.outcome is Outcome.NEEDS_APPROVAL:
-            head = f"needs_approval({self.approvers})"
-            if self.approver_roles:
-                head += f" from {'/'.join(self.approver_roles)}"
+        head = outcome_label(self.outcome.value, self.approvers)
+        if self.outcome is Outcome.NEEDS_APPROVAL and self.approver_roles:
+            head += f" from {'/'.join(self.approver_roles)}"
         why = "; ".join(f"{r.policy_id}: {r.message}" for r in self.reasons)
         return f"{head} — {why}" if why else head

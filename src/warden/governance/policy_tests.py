@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from warden.domain.decisions import outcome_label
 from warden.domain.errors import ConfigError
 from warden.governance.policy import PolicyBundle, PolicyRequest, Verdict
 
@@ -71,13 +72,6 @@ class CaseResult:
     verdict: Verdict
     passed: bool
     why: str
-
-
-def _describe(verdict: Verdict) -> str:
-    head = verdict.outcome.value
-    if head == "needs_approval":
-        head += f"({verdict.approvers})"
-    return head
 
 
 def load_cases(path: Path) -> list[PolicyCase]:
@@ -136,7 +130,9 @@ def run_case(bundle: PolicyBundle, case: PolicyCase, entities: Any = None) -> Ca
     verdict = bundle.evaluate(case.request, entities, strict=True)
     problems = []
     if verdict.outcome.value != case.outcome:
-        problems.append(f"expected {case.outcome}, got {_describe(verdict)}")
+        problems.append(
+            f"expected {case.outcome}, got {outcome_label(verdict.outcome.value, verdict.approvers)}"
+        )
     elif case.approvers is not None and verdict.approvers != case.approvers:
         problems.append(f"expected {case.approvers} approvers, got {verdict.approvers}")
     matched = tuple(r.policy_id for r in verdict.reasons)
