@@ -130,9 +130,8 @@ def run_case(bundle: PolicyBundle, case: PolicyCase, entities: Any = None) -> Ca
     verdict = bundle.evaluate(case.request, entities, strict=True)
     problems = []
     if verdict.outcome.value != case.outcome:
-        problems.append(
-            f"expected {case.outcome}, got {outcome_label(verdict.outcome.value, verdict.approvers)}"
-        )
+        got = outcome_label(verdict.outcome.value, verdict.approvers)
+        problems.append(f"expected {case.outcome}, got {got}")
     elif case.approvers is not None and verdict.approvers != case.approvers:
         problems.append(f"expected {case.approvers} approvers, got {verdict.approvers}")
     matched = tuple(r.policy_id for r in verdict.reasons)
