@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import probe_cloudevent as probe
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
@@ -36,20 +37,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager"
 TOKEN = "t0ken"
 TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def probe(**overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": "e1",
-        "source": "warden://probe/payments",
-        "type": "warden.probe.failed",
-        "time": "2026-11-25T12:00:00Z",
-        "subject": "payments",
-        "data": {"service": "payments", "probe": "http://x/health", "error": "refused"},
-    }
-    event.update(overrides)
-    return event
 
 
 class Served:

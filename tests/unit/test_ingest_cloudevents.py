@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
+from tests.builders import probe_cloudevent as cloudevent
 from warden.ingest.cloudevents import (
     BATCH_CONTENT_TYPE,
     STRUCTURED_CONTENT_TYPE,
@@ -20,20 +20,6 @@ from warden.ingest.pipeline import Admit, Refuse
 
 TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def cloudevent(**overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": "e1",
-        "source": "warden://probe/payments",
-        "type": "warden.probe.failed",
-        "time": "2026-11-25T12:00:00Z",
-        "subject": "payments",
-        "data": {"service": "payments", "probe": "http://x/health", "error": "refused"},
-    }
-    event.update(overrides)
-    return event
 
 
 @pytest.mark.parametrize(

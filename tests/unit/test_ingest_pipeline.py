@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.builders import probe_cloudevent as probe
 from warden.domain.errors import TemporaryError
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import (
@@ -29,20 +30,6 @@ if TYPE_CHECKING:
     from warden.ingest.pipeline import Job
     from warden.store.sqlite import SQLiteEventStore
     from warden.testing import ManualClock
-
-
-def probe(**overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": "e1",
-        "source": "warden://probe/payments",
-        "type": "warden.probe.failed",
-        "time": "2026-11-25T12:00:00Z",
-        "subject": "payments",
-        "data": {"service": "payments", "probe": "http://x/health", "error": "refused"},
-    }
-    event.update(overrides)
-    return event
 
 
 @pytest.fixture
