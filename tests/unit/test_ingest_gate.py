@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,14 +76,9 @@ def test_bad_input_is_quarantined_with_reason(
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1"))))
 def test_fuzzed_input_never_crashes_and_is_never_lost(payload: str) -> None:
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteEventStore(Path(tmp) / "e.db")
-        clock = ManualClock(
-            __import__("datetime").datetime(2026, 11, 25, tzinfo=__import__("datetime").UTC)
-        )
+        clock = ManualClock(datetime(2026, 11, 25, tzinfo=UTC))
         admission = IngestGate(store, SchemaRegistry(), clock).admit(payload, "s", "fuzz")
         kept = len(store.read_all()) + len(store.quarantined())
         store.close()

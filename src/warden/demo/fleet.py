@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from warden.app import Warden, build
+from warden.app import Warden, build, store_path
 from warden.audit.log import AuditLog
 from warden.audit.state import AuditPaths, trusted_verifiers
 from warden.config import ProbeConfig, ServiceConfig, WardenConfig
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from warden.domain.incident import Incident
 
 from warden.domain.errors import WardenError
+from warden.runtime import load_incidents
+from warden.store.sqlite import SQLiteEventStore
 
 CHAIN = ("gateway", "orders", "payments")
 
@@ -176,10 +178,6 @@ def run_demo(
 def _report(
     console: Console, state_dir: Path, start_position: int, traffic: Traffic, crashed: bool
 ) -> int:
-    from warden.app import store_path
-    from warden.runtime import load_incidents
-    from warden.store.sqlite import SQLiteEventStore
-
     store = SQLiteEventStore(store_path(state_dir))
     try:
         mine = {e.stream for e in store.read_all(start_position)}
