@@ -23,7 +23,8 @@ from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
-from warden.ingest.webhook import Request, Response, WebhookApp, WebhookServer, WebhookSettings
+from warden.ingest.webhook import Request, Response, WebhookApp, WebhookSettings
+from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter
 from warden.ports import SystemClock
 
@@ -75,8 +76,8 @@ class RecordingApp(WebhookApp):
         super().__init__(*args, **kwargs)
         self.bodies: list[tuple[int, bytes]] = []
 
-    def handle(self, request: Request) -> Response:
-        response = super().handle(request)
+    async def handle_async(self, request: Request) -> Response:
+        response = await super().handle_async(request)
         if request.path == "/v1/alertmanager":
             self.bodies.append((response.status, request.body))
         return response

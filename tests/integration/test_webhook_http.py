@@ -19,13 +19,8 @@ from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
-from warden.ingest.webhook import (
-    QUARANTINE_PREFIX_BYTES,
-    Request,
-    WebhookApp,
-    WebhookServer,
-    WebhookSettings,
-)
+from warden.ingest.webhook import QUARANTINE_PREFIX_BYTES, Request, WebhookApp, WebhookSettings
+from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter
 from warden.store.sqlite import SQLiteEventStore
 from warden.testing import ManualClock
@@ -47,10 +42,11 @@ class Served:
             capacity=settings.pop("capacity", 8),
         )
         routes = {"default": GenericRoute(), "deploys": GenericRoute(subject_key="service")}
+        max_in_flight = settings.pop("max_in_flight", 256)
         self.app = WebhookApp(
             self.writer, clock, WebhookSettings(token=TOKEN, routes=routes, **settings)
         )
-        self.server = WebhookServer(self.app)
+        self.server = WebhookServer(self.app, max_in_flight=max_in_flight)
 
     def post(
         self, path: str, body: bytes | str | dict[str, Any] | list[Any], **headers: str
@@ -225,17 +221,36 @@ def test_an_oversized_body_gets_413_and_its_start_is_quarantined(
     assert len(item.payload) == QUARANTINE_PREFIX_BYTES
 
 
-def test_a_chunked_body_gets_411_and_is_recorded(web: Served) -> None:
+def test_a_chunked_body_is_accepted(web: Served) -> None:
+    body = json.dumps(probe(id="chunked")).encode()
     conn = http.client.HTTPConnection("127.0.0.1", web.server.port, timeout=5)
     try:
-        conn.request("POST", "/v1/events", body=iter([b"{}"]), headers=AUTH, encode_chunked=True)
+        pieces = iter([body[:10], body[10:]])
+        conn.request("POST", "/v1/events", body=pieces, headers=AUTH, encode_chunked=True)
         response = conn.getresponse()
-        assert response.status == 411
-        assert "Content-Length" in json.loads(response.read())["error"]
+        assert response.status == 202, response.read()
+    finally:
+        conn.close()
+    assert [e.id for e in web.store.read_all()] == ["chunked"]
+
+
+def test_a_chunked_body_over_the_limit_gets_413_and_its_start_is_quarantined(
+    served: Callable[..., Served],
+) -> None:
+    web = served(max_body_bytes=1000)
+    conn = http.client.HTTPConnection("127.0.0.1", web.server.port, timeout=5)
+    try:
+        pieces = iter([b"y" * 700] * 3)
+        conn.request("POST", "/v1/events", body=pieces, headers=AUTH, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413
+        assert response.getheader("connection") == "close"  # the rest was not read
+        assert "body is over the limit of 1000 bytes" in json.loads(response.read())["error"]
     finally:
         conn.close()
     (item,) = web.store.quarantined()
-    assert "Content-Length" in item.reason
+    assert item.payload.startswith("y" * 1000)
+    assert web.post("/v1/events", probe())[0] == 202
 
 
 def test_keep_alive_serves_several_requests_on_one_connection(web: Served) -> None:
@@ -256,7 +271,7 @@ def test_garbage_on_the_socket_does_not_take_the_server_down(web: Served) -> Non
         sock.sendall(
             b"POST /v1/events HTTP/1.1\r\nAuthorization: Bearer t0ken\r\nContent-Length: -5\r\n\r\n"
         )
-        assert sock.recv(100).startswith(b"HTTP/1.1 411")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
     with socket.create_connection(("127.0.0.1", web.server.port), timeout=5) as sock:
         sock.sendall(b"\x00\xff garbage \r\n\r\n")
         assert sock.recv(100)
@@ -308,6 +323,33 @@ def test_backpressure_answers_429_with_retry_after_and_loses_nothing(
     assert answers == [202]
     assert [e.id for e in web.store.read_all()] == ["q1"]
     assert web.store.quarantined() == []
+
+
+def test_past_max_in_flight_a_request_gets_503_before_its_body_is_read(
+    served: Callable[..., Served],
+) -> None:
+    web = served(start_writer=False, capacity=16, max_in_flight=2)
+    answers: list[int] = []
+    waiting = [
+        threading.Thread(target=lambda n=n: answers.append(web.post("/v1/events", probe(id=n))[0]))
+        for n in ("w1", "w2")
+    ]
+    for thread in waiting:
+        thread.start()
+    deadline = datetime.now(UTC).timestamp() + 5
+    while web.writer.statistics().queued < 2:
+        assert datetime.now(UTC).timestamp() < deadline, "the first requests never queued"
+        threading.Event().wait(0.01)
+    status, body, headers = web.post("/v1/events", probe(id="w3"))
+    assert (status, headers["retry-after"], headers["connection"]) == (503, "1", "close")
+    assert "busy (2 requests are being served)" in body["error"]
+    web.writer.start()
+    for thread in waiting:
+        thread.join(5)
+    assert answers == [202, 202]
+    assert sorted(e.id for e in web.store.read_all()) == ["w1", "w2"]
+    assert web.app.statistics()["busy 503"] == 1
+    assert web.post("/v1/events", probe(id="w3"))[0] == 202
 
 
 def test_a_store_that_does_not_confirm_in_time_gets_503(served: Callable[..., Served]) -> None:

@@ -20,7 +20,7 @@ from warden.ingest.sources import (
     create_source,
     discover_sources,
 )
-from warden.ingest.webhook import WebhookSource
+from warden.ingest.webhook_server import WebhookSource
 
 if TYPE_CHECKING:
     import threading

@@ -22,7 +22,7 @@ from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.jsonl import ingest_jsonl
 from warden.ingest.pipeline import Pipeline
-from warden.ingest.webhook import WebhookSource
+from warden.ingest.webhook_server import WebhookSource
 from warden.ports import SystemClock
 from warden.store.sqlite import SQLiteEventStore
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from warden.ingest.pipeline import Tally
-    from warden.ingest.webhook import WebhookServer
+    from warden.ingest.webhook_server import WebhookServer
 
 ingest_app = typer.Typer(
     help="Feed events in: replay a JSON-lines capture, or run the webhook server alone.",

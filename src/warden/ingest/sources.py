@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "warden.sources"
 BUILTIN_SOURCES: dict[str, str] = {
-    "webhook": "warden.ingest.webhook:WebhookSource",
+    "webhook": "warden.ingest.webhook_server:WebhookSource",
     "jsonl": "warden.ingest.jsonl:JsonlSource",
     "nats": "warden.ingest.nats_source:NatsSource",
 }

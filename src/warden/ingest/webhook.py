@@ -1,6 +1,7 @@
-"""HTTP webhook source: CloudEvents, Alertmanager and generic JSON endpoints. Data plane (shell).
+"""The webhook app: CloudEvents, Alertmanager and generic JSON endpoints. Data plane (shell).
 
-Routes (all ``POST``, answering JSON):
+Socket-free: :mod:`warden.ingest.webhook_server` puts it on HTTP. Routes (all ``POST``,
+answering JSON):
 
 - ``/v1/events`` — CloudEvents 1.0: structured, binary (``ce-*`` headers) or batch mode.
 - ``/v1/alertmanager`` — Prometheus Alertmanager webhook version 4, one event per alert.
@@ -15,15 +16,15 @@ with ``Retry-After``; unauthenticated requests get ``401`` and are not kept.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
 import math
 import threading
 import uuid
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import TemporaryError
@@ -31,22 +32,15 @@ from warden.domain.ids import derived_id
 from warden.ingest.alertmanager import parse_webhook
 from warden.ingest.cloudevents import GenericRoute, TraceContext, parse_cloudevents, wrap_json
 from warden.ingest.pipeline import Refuse, Tally, Verdict
-from warden.ingest.writer import IngestWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
-    from warden.ingest.pipeline import Job, Outcome, Pipeline
+    from warden.ingest.pipeline import Job, Outcome
+    from warden.ingest.writer import IngestWriter
     from warden.ports import Clock
 
-__all__ = [
-    "Request",
-    "Response",
-    "WebhookApp",
-    "WebhookServer",
-    "WebhookSettings",
-    "WebhookSource",
-]
+__all__ = ["QUARANTINE_PREFIX_BYTES", "Request", "Response", "WebhookApp", "WebhookSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +56,9 @@ class Request:
         path: The path without the query string.
         headers: Header names in lower case.
         body: The body (only a prefix when ``declared_length`` is over the limit).
-        declared_length: The Content-Length sent, or -1 when none was.
+        declared_length: The Content-Length sent; for a chunked body, the bytes received
+            (reading stops once they pass the limit); -1 when the length is unknown.
+        chunked: The body came with ``Transfer-Encoding: chunked``.
     """
 
     method: str
@@ -70,6 +66,7 @@ class Request:
     headers: Mapping[str, str]
     body: bytes = b""
     declared_length: int = 0
+    chunked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +117,44 @@ class WebhookApp:
             return dict(self._requests)
 
     def handle(self, request: Request) -> Response:
-        """Answer one request; never raises for anything a client can send."""
-        route, response = self._route(request)
+        """Answer one request, blocking until its events are stored; never raises."""
+        route, reply = self._route(request)
+        if isinstance(reply, Future):
+            futures.wait([reply], timeout=self.settings.wait_timeout_s)
+            reply = self._settle(route, reply)
+        return self._count(route, reply)
+
+    async def handle_async(self, request: Request) -> Response:
+        """Answer one request from an event loop, which stays free while the store works."""
+        route, reply = self._route(request)
+        if isinstance(reply, Future):
+            # asyncio.wait never cancels what it waits for: on a timeout the events stay
+            # queued and are still written, as with the blocking path.
+            await asyncio.wait([asyncio.wrap_future(reply)], timeout=self.settings.wait_timeout_s)
+            reply = self._settle(route, reply)
+        return self._count(route, reply)
+
+    def _count(self, route: str, response: Response) -> Response:
         with self._lock:
             key = f"{route} {response.status}"
             self._requests[key] = self._requests.get(key, 0) + 1
         return response
 
-    def _route(self, request: Request) -> tuple[str, Response]:
+    def _settle(self, route: str, future: Future[list[Outcome]]) -> Response:
+        """The answer to a request whose events went to the writer."""
+        if not future.done():
+            return self._retry_later(
+                503,
+                f"the event store did not confirm within {self.settings.wait_timeout_s:g} s",
+                self.writer.retry_after_s,
+            )
+        failure = future.exception()
+        if failure is not None:  # the store failed; the sender should retry
+            log.warning("webhook %s: store failed: %s", route, failure)
+            return self._retry_later(503, "the event store failed; retry later", 1.0)
+        return _answer(future.result())
+
+    def _route(self, request: Request) -> tuple[str, Response | Future[list[Outcome]]]:
         path = request.path.rstrip("/") or "/"
         if path == "/healthz":
             if request.method not in ("GET", "HEAD"):
@@ -179,15 +206,15 @@ class WebhookApp:
         source = f"webhook:{name}"
         limit = self.settings.max_body_bytes
         if request.declared_length < 0:
-            return [
-                Refuse("", source, "a Content-Length header is required (no chunked bodies)", 411)
-            ]
+            return [Refuse("", source, "a Content-Length header is required", 411)]
         if request.declared_length > limit:
             kept = request.body[:QUARANTINE_PREFIX_BYTES].decode("utf-8", errors="replace")
-            reason = (
-                f"body is {request.declared_length} bytes, the limit is {limit}"
-                f" (quarantine keeps the first {len(kept)} characters)"
+            size = (
+                f"over the limit of {limit} bytes"
+                if request.chunked
+                else f"{request.declared_length} bytes, the limit is {limit}"
             )
+            reason = f"body is {size} (quarantine keeps the first {len(kept)} characters)"
             return [Refuse(kept, source, reason, 413)]
         context = TraceContext.from_headers(request.headers)
         if name == "cloudevents":
@@ -211,25 +238,18 @@ class WebhookApp:
             )
         ]
 
-    def _ingest(self, name: str, request: Request) -> Response:
+    def _ingest(self, name: str, request: Request) -> Response | Future[list[Outcome]]:
         jobs = self._jobs(name, request)
         try:
-            future = self.writer.submit_nowait(jobs)
+            return self.writer.submit_nowait(jobs)
         except TemporaryError as exc:
             # Alertmanager retries 5xx answers only; other senders understand 429.
             return self._retry_later(503 if name == "alertmanager" else 429, str(exc), exc.delay)
-        try:
-            outcomes = future.result(timeout=self.settings.wait_timeout_s)
-        except FutureTimeout:
-            return self._retry_later(
-                503,
-                f"the event store did not confirm within {self.settings.wait_timeout_s:g} s",
-                self.writer.retry_after_s,
-            )
-        except Exception as exc:  # the store failed; the sender should retry
-            log.warning("webhook %s: store failed: %s", name, exc)
-            return self._retry_later(503, "the event store failed; retry later", 1.0)
-        return _answer(outcomes)
+
+    def refuse_busy(self, why: str) -> Response:
+        """The answer to a request turned away before it was read: 503, retry later."""
+        busy = self._retry_later(503, f"the webhook is busy ({why})", self.writer.retry_after_s)
+        return self._count("busy", busy)
 
     def _retry_later(self, status: int, error: str, delay: float) -> Response:
         seconds = str(max(1, math.ceil(delay)))
@@ -253,152 +273,3 @@ def _answer(outcomes: list[Outcome]) -> Response:
     body["error"] = first.reason
     status = first.status if 400 <= first.status < 500 else 400
     return Response(status, body)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30.0
-    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
-    # delayed ACK of the headers (~40 ms on Linux) on every keep-alive request.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def _serve(self) -> None:
-        try:
-            request = self._read()
-            response = self.server.app.handle(request)
-        except Exception:
-            log.exception("webhook: unexpected failure")
-            response = _json_error(500, "internal error; the input was not taken")
-        self._write(response)
-
-    def _read(self) -> Request:
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        raw_length = headers.get("content-length")
-        length = -1
-        if raw_length is not None:
-            length = int(raw_length) if raw_length.strip().isdigit() else -1
-        elif "transfer-encoding" not in headers:
-            length = 0
-        body = b""
-        limit = self.server.app.settings.max_body_bytes
-        if 0 < length <= limit:
-            body = self.rfile.read(length)
-        elif length > limit:
-            body = self.rfile.read(min(length, QUARANTINE_PREFIX_BYTES))
-        if length < 0 or length > limit:
-            self.close_connection = True  # the rest of the body was not read
-        return Request(self.command, self.path.split("?", 1)[0], headers, body, length)
-
-    def _write(self, response: Response) -> None:
-        payload = json.dumps(response.body, default=str).encode("utf-8")
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("webhook %s - %s", self.address_string(), format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 overflows under a burst of new connections; the
-    # kernel then drops SYNs and senders wait out a 1 s retransmission before being heard.
-    request_queue_size = 1024
-
-    def __init__(self, address: tuple[str, int], app: WebhookApp) -> None:
-        self.app = app
-        super().__init__(address, _Handler)
-
-
-class WebhookServer:
-    """The webhook app on a real socket, served from a background thread."""
-
-    def __init__(self, app: WebhookApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app
-        self._server = _Server((host, port), app)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """The port listened on (useful with port 0)."""
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:8080``."""
-        host = self._server.server_address[0]
-        return f"http://{host if isinstance(host, str) else host.decode()}:{self.port}"
-
-    def start(self) -> None:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="webhook",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, wait for the serving thread, close the socket."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-
-class WebhookSource:
-    """The webhook as a :class:`~warden.ingest.sources.Source`: serves until stopped."""
-
-    name = "webhook"
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 8088,
-        *,
-        token: str = "",
-        routes: Mapping[str, GenericRoute] | None = None,
-        capacity: int = 64,
-        max_body_bytes: int = 1024 * 1024,
-        clock: Clock | None = None,
-        on_ready: Callable[[WebhookServer], None] | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.capacity = capacity
-        self.clock = clock
-        self.on_ready = on_ready
-        self.settings = WebhookSettings(
-            token=token,
-            routes=dict(routes) if routes is not None else {"default": GenericRoute()},
-            max_body_bytes=max_body_bytes,
-        )
-
-    def run(self, pipeline: Pipeline, stop: threading.Event) -> Tally:
-        """Serve until ``stop`` is set; then drain the queue. Returns what it ingested."""
-        before = pipeline.statistics()
-        writer = IngestWriter(pipeline, capacity=self.capacity)
-        writer.start()
-        clock = self.clock or pipeline.gate.clock
-        server = WebhookServer(WebhookApp(writer, clock, self.settings), self.host, self.port)
-        server.start()
-        try:
-            if self.on_ready is not None:
-                self.on_ready(server)
-            stop.wait()
-        finally:
-            server.stop()
-            writer.close()
-        return pipeline.statistics().since(before)
