@@ -124,6 +124,15 @@ class EventStoreContract:
         assert store.streams("incident-") == ["incident-2", "incident-1"]
         assert store.streams("nothing") == []
 
+    def test_a_stream_prefix_is_matched_exactly(self, store: EventStore) -> None:
+        names = ["a_b-1", "axb-1", "A_B-2", "a%c-1", "abc-1", "a\\b-1", "ab-1"]
+        for name in names:
+            store.append(name, [make(1, name)])
+        assert store.streams("a_b-") == ["a_b-1"]  # "_" is no wildcard, case counts
+        assert store.streams("a%") == ["a%c-1"]
+        assert store.streams("a\\") == ["a\\b-1"]
+        assert store.streams("") == names
+
     def test_an_id_stored_in_another_stream_is_not_added_again(self, store: EventStore) -> None:
         (first,) = store.append("a", [make(1, "x")])
         (again,) = store.append("b", [make(1, "x")])
