@@ -436,3 +436,65 @@ def test_fuzzed_requests_never_crash_and_every_refusal_is_quarantined(
         assert added == response.body["quarantined"] >= 1
         assert isinstance(response.body["error"], str)
         assert response.body["error"]
+
+
+# -- fuzzing the socket: raw bytes against the real HTTP server --------------------------------
+
+VALID_REQUEST = (
+    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\n"
+    b"Content-Type: application/cloudevents+json\r\nContent-Length: %d\r\n\r\n%s"
+)
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` and then a request asking to close; read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        received = b""
+        try:
+            sock.sendall(data + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (ConnectionError, TimeoutError):
+            pass  # a mangled Content-Length may leave the server waiting for more body
+        return received
+
+
+def mutated(data: bytes, cuts: list[tuple[int, bytes]]) -> bytes:
+    for at, insert in cuts:
+        at %= len(data) + 1
+        data = data[:at] + insert + data[at + len(insert) :]
+    return data
+
+
+@pytest.fixture(scope="module")
+def socket_fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    store = SQLiteEventStore(tmp_path_factory.mktemp("socket-fuzz") / "events.db")
+    web = Served(store, ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC)), max_body_bytes=2000)
+    web.writer.start()
+    web.server.start()
+    yield web
+    web.server.stop()
+    web.writer.close()
+    store.close()
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.integers(min_value=0, max_value=2),
+    st.lists(st.tuples(st.integers(0, 400), st.binary(min_size=1, max_size=12)), max_size=3),
+    st.binary(max_size=64),
+)
+def test_raw_bytes_on_the_socket_never_take_the_server_down(
+    socket_fuzz: Served, copies: int, cuts: list[tuple[int, bytes]], tail: bytes
+) -> None:
+    body = json.dumps(probe(id="fuzz")).encode()
+    data = mutated((VALID_REQUEST % (len(body), body)) * copies, cuts) + tail
+    answer = raw_exchange(socket_fuzz.server.port, data)
+    statuses = [int(line[9:12]) for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    assert all(status in (200, 202, 400, 401, 404, 405, 413, 415) for status in statuses)
+    if 202 in statuses:
+        assert [e.id for e in socket_fuzz.store.read_all() if e.id == "fuzz"] == ["fuzz"]
+    status, _, _ = request(socket_fuzz.server.port, "GET", "/healthz", None, {})
+    assert status == 200
