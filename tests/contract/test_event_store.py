@@ -133,6 +133,60 @@ class EventStoreContract:
         assert store.streams("a\\") == ["a\\b-1"]
         assert store.streams("") == names
 
+    def test_append_batch_reports_which_events_it_stored(self, store: Any) -> None:
+        store.append("a", [make(1, "a")])
+        new_ids: set[str] = set()
+        stored = store.append_batch(
+            [("a", [make(1, "a"), make(2, "a")]), ("b", [make(2, "a"), make(1, "b")])],
+            new_ids=new_ids,
+        )
+        assert new_ids == {"a-2", "b-1"}
+        assert [[e.id for e in events] for events in stored] == [["a-1", "a-2"], ["a-2", "b-1"]]
+        again: set[str] = set()
+        store.append_batch([("a", [make(2, "a")])], new_ids=again)
+        assert again == set()
+
+    def test_racing_batches_store_each_event_once_and_say_so_once(
+        self, open_store: Callable[..., Any]
+    ) -> None:
+        stores = [open_store() for _ in range(4)]
+        ids = [make(n, "race") for n in range(60)]
+        reports: list[set[str]] = [set() for _ in stores]
+
+        def write(k: int) -> None:
+            for at in range(0, len(ids), 6):  # overlapping batches, in a different order each
+                chunk = ids[at : at + 6][:: 1 if k % 2 else -1]
+                stores[k].append_batch([("race", chunk)], new_ids=reports[k])
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            list(pool.map(write, range(len(stores))))
+        assert sum(len(r) for r in reports) == len(ids)
+        assert set().union(*reports) == {e.id for e in ids}
+        assert sorted(e.id for e in stores[0].read_stream("race")) == sorted(e.id for e in ids)
+
+    def test_a_writer_stuck_holding_the_log_makes_others_fail_soon_not_hang(
+        self, open_store: Callable[..., Any]
+    ) -> None:
+        holding, release = threading.Event(), threading.Event()
+
+        def stuck() -> None:
+            holding.set()
+            assert release.wait(10)
+
+        slow = open_store(before_commit=stuck)
+        other = open_store(lock_timeout_s=0.2)
+        first = threading.Thread(target=slow.append, args=("a", [make(1, "a")]))
+        first.start()
+        assert holding.wait(5)
+        try:
+            with pytest.raises(TemporaryError, match=r"locked by another writer for 0\.2 s"):
+                other.append("b", [make(1, "b")])
+        finally:
+            release.set()
+            first.join(5)
+        other.append("b", [make(1, "b")])
+        assert [e.id for e in other.read_all()] == ["a-1", "b-1"]
+
     def test_an_id_stored_in_another_stream_is_not_added_again(self, store: EventStore) -> None:
         (first,) = store.append("a", [make(1, "x")])
         (again,) = store.append("b", [make(1, "x")])

@@ -202,3 +202,31 @@ def test_many_producers_one_writer(pipeline: Pipeline, store: SQLiteEventStore) 
     assert not writer.statistics().running
     with pytest.raises(ValueError, match="at least 1"):
         IngestWriter(pipeline, capacity=0)
+
+
+def test_racing_pipelines_accept_each_event_once(
+    store: SQLiteEventStore, clock: ManualClock
+) -> None:
+    from warden.store.sqlite import SQLiteEventStore
+
+    others = [SQLiteEventStore(store.path) for _ in range(3)]
+    pipelines = [Pipeline(IngestGate(s, SchemaRegistry(), clock)) for s in [store, *others]]
+    jobs = [Admit(probe(id=f"r{n}"), "t") for n in range(40)]
+    verdicts: list[list[Verdict]] = [[] for _ in pipelines]
+
+    def run(k: int) -> None:
+        for at in range(0, len(jobs), 5):
+            chunk = jobs[at : at + 5][:: 1 if k % 2 else -1]
+            verdicts[k] += [o.verdict for o in pipelines[k].process(chunk)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(pipelines))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for other in others:
+        other.close()
+    every = [v for found in verdicts for v in found]
+    assert every.count(Verdict.ACCEPTED) == len(jobs)
+    assert every.count(Verdict.DUPLICATE) == len(jobs) * (len(pipelines) - 1)
+    assert len(store.read_all()) == len(jobs)

@@ -225,17 +225,21 @@ class Pipeline:
         if not passed:
             return []
         store = self.gate.store
-        before = store.head()
         batch = getattr(store, "append_batch", None)
         if callable(batch):
-            results: list[list[Event]] = batch([(stream, [event]) for _, stream, event in passed])
+            new_ids: set[str] = set()
+            results: list[list[Event]] = batch(
+                [(stream, [event]) for _, stream, event in passed], new_ids=new_ids
+            )
             stored = [found for (found,) in results]
-        else:
+        else:  # a store without batches: one append each, new if placed after the head
+            before = store.head()
             stored = [store.append(stream, [event])[0] for _, stream, event in passed]
+            new_ids = {event.id for event in stored if event.position > before}
         seen: set[str] = set()
         out: list[tuple[int, Outcome]] = []
         for (index, _, _), event in zip(passed, stored, strict=True):
-            old = 0 < event.position <= before or event.id in seen
+            old = event.id not in new_ids or event.id in seen
             seen.add(event.id)
             verdict = Verdict.DUPLICATE if old else Verdict.ACCEPTED
             out.append((index, Outcome(verdict, event.id, event.stream, status=202)))

@@ -175,6 +175,8 @@ class PostgresEventStore:
         pool_size: most connections the pool opens.
         connect_timeout: seconds to wait for the server at start and for a pooled
             connection later.
+        lock_timeout_s: how long a statement waits for a lock (another writer's hold
+            on the log) before it fails with :class:`TemporaryError`.
         before_commit: called inside every write transaction just before COMMIT
             (fault and delay injection for tests); an exception rolls it back.
 
@@ -190,6 +192,7 @@ class PostgresEventStore:
         pool_size: int = 4,
         *,
         connect_timeout: float = 10.0,
+        lock_timeout_s: float = 30.0,
         before_commit: Callable[[], None] | None = None,
     ) -> None:
         try:
@@ -202,6 +205,9 @@ class PostgresEventStore:
         self.schema = schema
         self._before_commit = before_commit
         self._log_key = _lock_key(schema, "log")
+        self._lock_timeout_s = lock_timeout_s
+        lock_timeout_ms = max(1, round(lock_timeout_s * 1000))
+        options = str(conninfo_to_dict(dsn).get("options", ""))  # kept, not replaced
         ident = sql.Identifier(schema)
         self._q = {
             name: sql.SQL(text).format(s=ident).as_string() for name, text in _QUERIES.items()
@@ -210,7 +216,8 @@ class PostgresEventStore:
             dsn,
             min_size=1,
             max_size=max(1, pool_size),
-            kwargs={"autocommit": True},
+            # Any lock wait (the log lock of a stuck writer) ends in an error, not a hang.
+            kwargs={"autocommit": True, "options": f"{options} -c lock_timeout={lock_timeout_ms}"},
             open=False,
             timeout=connect_timeout,
             name=f"warden-{schema}",
@@ -246,6 +253,11 @@ class PostgresEventStore:
         try:
             with self._pool.connection() as conn:
                 yield conn
+        except psycopg.errors.LockNotAvailable as exc:
+            raise TemporaryError(
+                f"the event log at {self._where} stayed locked by another writer for"
+                f" {self._lock_timeout_s:g} s; retry, or look for a stuck worker"
+            ) from exc
         except psycopg.OperationalError as exc:
             raise TemporaryError(f"PostgreSQL at {self._where} failed: {exc}") from exc
 
@@ -272,7 +284,9 @@ class PostgresEventStore:
         """
         return self._append([(stream, events, expected_version)])[0]
 
-    def append_batch(self, items: Sequence[tuple[str, Sequence[Event]]]) -> list[list[Event]]:
+    def append_batch(
+        self, items: Sequence[tuple[str, Sequence[Event]]], *, new_ids: set[str] | None = None
+    ) -> list[list[Event]]:
         """Append every ``(stream, events)`` item in one transaction: all or nothing.
 
         Idempotent on event id as :meth:`append` is, within the batch too: an event
@@ -280,13 +294,21 @@ class PostgresEventStore:
         again. Positions follow the items, and the events of each, in order. There is
         no version check; use :meth:`append` with ``expected_version`` for that.
 
+        Args:
+            items: ``(stream, events)`` pairs.
+            new_ids: When given, the ids this call stored are added to it; the others
+                were in the store already (told apart under the log lock, so a
+                concurrent writer cannot blur it).
+
         Returns:
             For each item, its events as stored.
         """
-        return self._append([(stream, events, None) for stream, events in items])
+        return self._append([(stream, events, None) for stream, events in items], new_ids)
 
     def _append(
-        self, items: Sequence[tuple[str, Sequence[Event], int | None]]
+        self,
+        items: Sequence[tuple[str, Sequence[Event], int | None]],
+        new_ids: set[str] | None = None,
     ) -> list[list[Event]]:
         records: dict[str, str] = {}
         for stream, events, _ in items:
@@ -332,6 +354,8 @@ class PostgresEventStore:
                     placed[event.id] = (stream, position)
             if columns[0]:
                 cur.execute(self._q["insert"], columns)
+        if new_ids is not None:
+            new_ids.update(placed)
         known = {i: decode_record(*row) for i, row in stored.items()}
         for _, events, _ in items:
             for event in events:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warden.domain.errors import ConcurrencyConflict
+from warden.domain.errors import ConcurrencyConflict, TemporaryError
 from warden.ports import QuarantinedInput
 from warden.store.records import decode_record, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
@@ -68,31 +68,47 @@ class SQLiteEventStore:
     """Event store in one SQLite file."""
 
     def __init__(
-        self, path: str | Path, *, before_commit: Callable[[], None] | None = None
+        self,
+        path: str | Path,
+        *,
+        lock_timeout_s: float = 30.0,
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
         """Open (and create) the store file.
 
         Args:
             path: the database file; its directory is created when missing.
+            lock_timeout_s: how long a write waits for another writer (another process
+                or handle on the file) before it fails with :class:`TemporaryError`.
             before_commit: called inside every write transaction just before COMMIT
                 (fault and delay injection for tests); an exception rolls it back.
         """
         self.path = Path(path)
         self._before_commit = before_commit
+        self._lock_timeout_s = lock_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
-            str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
+            str(self.path), timeout=lock_timeout_s, isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute(f"PRAGMA busy_timeout={round(lock_timeout_s * 1000)}")
         self._db.executescript(SCHEMA)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                raise TemporaryError(
+                    f"the event log {self.path} stayed locked by another writer for"
+                    f" {self._lock_timeout_s:g} s; retry, or look for a stuck process",
+                    delay=1.0,
+                ) from exc
             try:
                 yield self._db
                 if self._before_commit is not None:
@@ -220,13 +236,21 @@ class SQLiteEventStore:
                 (name, position),
             )
 
-    def append_batch(self, items: Sequence[tuple[str, Sequence[Event]]]) -> list[list[Event]]:
+    def append_batch(
+        self, items: Sequence[tuple[str, Sequence[Event]]], *, new_ids: set[str] | None = None
+    ) -> list[list[Event]]:
         """Append every ``(stream, events)`` item in one transaction: all or nothing.
 
         Idempotent on event id as :meth:`append` is, within the batch too: an event
         stored before, or earlier in the batch, is returned as stored and not added
         again. Positions follow the items, and the events of each, in order. There is
         no version check; use :meth:`append` with ``expected_version`` for that.
+
+        Args:
+            items: ``(stream, events)`` pairs.
+            new_ids: When given, the ids this call stored are added to it; the others
+                were in the store already (told apart inside the transaction, so a
+                concurrent writer cannot blur it).
 
         Returns:
             For each item, its events as stored.
@@ -282,6 +306,8 @@ class SQLiteEventStore:
             if row is None:
                 position += 1
                 stored[event_id] = placed_event(event, stream, position)
+                if new_ids is not None:
+                    new_ids.add(event_id)
             else:
                 stored[event_id] = _event_from_row(row)
         return [[stored[event.id] for event in events] for _, events in items]
