@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,13 @@ def request(
         return response.status, payload, {k.lower(): v for k, v in response.getheaders()}
     finally:
         conn.close()
+
+
+def wait_queued(web: Served, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while web.writer.statistics().queued < count:
+        assert time.monotonic() < deadline, f"{count} requests never queued"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -308,10 +316,7 @@ def test_backpressure_answers_429_with_retry_after_and_loses_nothing(
         target=lambda: answers.append(web.post("/v1/events", probe(id="q1"))[0])
     )
     first.start()
-    deadline = datetime.now(UTC).timestamp() + 5
-    while web.writer.statistics().queued < 1:
-        assert datetime.now(UTC).timestamp() < deadline, "the first request never queued"
-        threading.Event().wait(0.01)
+    wait_queued(web, 1)
     status, body, headers = web.post("/v1/events", probe(id="q2"))
     assert status == 429
     assert headers["retry-after"] == "1"
@@ -336,10 +341,7 @@ def test_past_max_in_flight_a_request_gets_503_before_its_body_is_read(
     ]
     for thread in waiting:
         thread.start()
-    deadline = datetime.now(UTC).timestamp() + 5
-    while web.writer.statistics().queued < 2:
-        assert datetime.now(UTC).timestamp() < deadline, "the first requests never queued"
-        threading.Event().wait(0.01)
+    wait_queued(web, 2)
     status, body, headers = web.post("/v1/events", probe(id="w3"))
     assert (status, headers["retry-after"], headers["connection"]) == (503, "1", "close")
     assert "busy (2 requests are being served)" in body["error"]

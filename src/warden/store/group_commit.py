@@ -29,8 +29,25 @@ if TYPE_CHECKING:
 class BatchAppender(Protocol):
     """A store that appends to many streams in one transaction (both built-in backends)."""
 
-    def append_batch(self, items: Sequence[tuple[str, Sequence[Event]]]) -> list[list[Event]]:
-        """Append every ``(stream, events)`` item in one transaction; idempotent on id."""
+    def append_batch(
+        self, items: Sequence[tuple[str, Sequence[Event]]], *, new_ids: set[str] | None = None
+    ) -> list[list[Event]]:
+        """Append every ``(stream, events)`` item in one transaction: all or nothing.
+
+        Idempotent on event id as ``append`` is, within the batch too: an event stored
+        before, or earlier in the batch, is returned as stored and not added again.
+        Positions follow the items, and the events of each, in order. There is no
+        version check; ``append`` with ``expected_version`` does that.
+
+        Args:
+            items: ``(stream, events)`` pairs.
+            new_ids: When given, the ids this call stored are added to it; the others
+                were in the store already. The store tells them apart while it holds
+                the write lock, so a concurrent writer cannot blur the difference.
+
+        Returns:
+            For each item, its events as stored.
+        """
         ...
 
 

@@ -239,21 +239,10 @@ class SQLiteEventStore:
     def append_batch(
         self, items: Sequence[tuple[str, Sequence[Event]]], *, new_ids: set[str] | None = None
     ) -> list[list[Event]]:
-        """Append every ``(stream, events)`` item in one transaction: all or nothing.
+        """Append many ``(stream, events)`` items in one transaction, all or nothing.
 
-        Idempotent on event id as :meth:`append` is, within the batch too: an event
-        stored before, or earlier in the batch, is returned as stored and not added
-        again. Positions follow the items, and the events of each, in order. There is
-        no version check; use :meth:`append` with ``expected_version`` for that.
-
-        Args:
-            items: ``(stream, events)`` pairs.
-            new_ids: When given, the ids this call stored are added to it; the others
-                were in the store already (told apart inside the transaction, so a
-                concurrent writer cannot blur it).
-
-        Returns:
-            For each item, its events as stored.
+        The contract, ``new_ids`` included, is
+        :meth:`BatchAppender.append_batch <warden.store.group_commit.BatchAppender.append_batch>`.
         """
         # The first event of each id in batch order (later ones repeat it), and its stream.
         # Two flat collections, not a tuple per event: fewer objects for the cyclic GC.
