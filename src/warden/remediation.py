@@ -116,7 +116,7 @@ class Remediation:
             traceparent=current.traceparent,
         )
 
-    def _open(self, detection: Detection) -> None:
+    def _open(self, detection: Detection, detected_by: str) -> None:
         incident_id = derived_id(
             "incident", detection.kind, detection.service, detection.first_signal_at
         )
@@ -138,6 +138,7 @@ class Remediation:
                 "evidence": list(detection.evidence),
                 "severity": detection.severity,
                 "kind": detection.kind,
+                "detected_by": detected_by,
             },
             ev.format_time(self.clock.now()),
             subject=detection.service,
@@ -180,6 +181,10 @@ class Remediation:
             if plan is not None
         ]
         if not candidates:
+            cleared = self._cleared(current, world)
+            if cleared:
+                self._close(current, ev.INCIDENT_RESOLVED, cleared)
+                return
             summary = self._escalation_summary(current, world)
             self._close(current, ev.INCIDENT_ESCALATED, summary)
             return
@@ -205,6 +210,25 @@ class Remediation:
         ]
         events.append(self._event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}))
         self._append(current, current.id, *events)
+
+    def _cleared(self, current: Incident, world: World) -> str:
+        """Why an incident nobody can act on needs no human: its fault is gone ("" if not).
+
+        Planning usually follows detection in the same round; it comes later after a
+        restart or when another worker opened the incident, and the fault may have
+        cleared meanwhile. Only the agent that detected it can tell.
+        """
+        detector = next((a for a in self.agents if a.name == current.detected_by), None)
+        if detector is None:
+            return ""
+        if any(
+            d.service == current.service and d.kind == current.kind for d in detector.detect(world)
+        ):
+            return ""
+        return (
+            f"recovered before any action was taken: {detector.name} no longer detects"
+            f" {current.kind} on {current.service}"
+        )
 
     def _escalation_summary(self, current: Incident, world: World) -> str:
         for agent in self.agents:

@@ -232,7 +232,7 @@ class Runtime(Remediation):
         added += len(self.tail())
         for agent in self.agents:
             for detection in agent.detect(self.world()):
-                self._open(detection)
+                self._open(detection, agent.name)
         added += len(self.tail())
         for incident_id in sorted(self._state.incidents):
             current = self._state.incidents[incident_id]

@@ -185,6 +185,57 @@ def test_bad_deploy_without_earlier_version_escalates_with_a_summary(harness: An
     assert h.adapter.calls == []
 
 
+def crashes_while_planning() -> BadDeployAgent:
+    """The bad-deploy agent, in a worker that dies the first time it plans."""
+    crashed: list[bool] = []
+
+    class CrashesWhilePlanning(BadDeployAgent):
+        def propose(self, incident: Incident, world: Any) -> Any:
+            if not crashed:
+                crashed.append(True)
+                raise RuntimeError("the worker died while planning")
+            return super().propose(incident, world)
+
+    return CrashesWhilePlanning()
+
+
+def test_a_fault_that_cleared_before_planning_resolves_instead_of_escalating(
+    harness: Any,
+) -> None:
+    h = harness(crashes_while_planning())
+    h.clock.advance(10)
+    h.ingest(ev.DEPLOY_COMPLETED, "payments", version="v1")
+    for rate in (0.3, 0.3, 0.3):
+        sample(h, "payments", "error_rate", rate)
+    with pytest.raises(RuntimeError, match="died while planning"):
+        h.tick()
+    assert only(h, "payments").state is State.OPEN
+    for rate in (0.01, 0.01, 0.01):  # the errors go away while nobody plans
+        sample(h, "payments", "error_rate", rate)
+    h.settle()
+
+    incident = only(h, "payments")
+    assert (incident.kind, incident.detected_by) == ("bad_deploy", "bad-deploy")
+    assert incident.state is State.RESOLVED
+    assert incident.close_reason == (
+        "recovered before any action was taken: bad-deploy no longer detects bad_deploy on payments"
+    )
+    assert h.adapter.calls == []
+
+
+def test_a_fault_still_there_when_planning_resumes_escalates(harness: Any) -> None:
+    h = harness(crashes_while_planning())
+    h.clock.advance(10)
+    h.ingest(ev.DEPLOY_COMPLETED, "payments", version="v1")
+    for rate in (0.3, 0.3, 0.3):
+        sample(h, "payments", "error_rate", rate)
+    with pytest.raises(RuntimeError, match="died while planning"):
+        h.tick()
+    sample(h, "payments", "error_rate", 0.3)
+    h.settle()
+    assert only(h, "payments").state is State.ESCALATED
+
+
 # -- failing dependency -------------------------------------------------------------------
 
 

@@ -56,6 +56,7 @@ class Incident:
     summary: str
     severity: str = "major"
     kind: str = "service_down"
+    detected_by: str = ""  # the agent whose detection opened it ("" in older logs)
     evidence_ids: tuple[str, ...] = ()
     correlation_id: str = ""
     traceparent: str = ""
@@ -182,6 +183,7 @@ def _open(event: ev.Event) -> Incident:
         summary=str(data.get("summary", "")),
         severity=str(data.get("severity", "major")),
         kind=str(data.get("kind", "service_down")),
+        detected_by=str(data.get("detected_by", "")),
         evidence_ids=tuple(str(e) for e in data.get("evidence", ())),
         correlation_id=event.correlation_id,
         traceparent=event.traceparent,
