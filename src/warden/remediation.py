@@ -17,7 +17,7 @@ from warden.domain import events as ev
 from warden.domain import health as health_fold
 from warden.domain import signals as sig
 from warden.domain.decisions import Decision, Outcome, Reason
-from warden.domain.ids import derived_id, incident_stream, traceparent_for
+from warden.domain.ids import derived_id, incident_stream, service_stream, traceparent_for
 from warden.domain.incident import Incident, State
 from warden.governance.approvals import ApprovalSettings, tally
 from warden.governance.context import ActionRecord, FreezeWindow, Situation
@@ -508,6 +508,11 @@ class Remediation:
             self._probe_for_verification(current.service)
 
     def _pass(self, current: Incident, checks: list[verification.Check]) -> None:
+        recovered = self._recovered_batches(current)
+        if recovered:
+            # Before the resolution: after a crash between the two, verification passes
+            # again and these are appended again, as no-ops (derived ids).
+            self.store.append(service_stream(current.service), recovered)
         passed = self._event(
             current,
             ev.VERIFICATION_PASSED,
@@ -527,6 +532,33 @@ class Remediation:
             },
         )
         self._append(current, current.id, passed, resolved)
+
+    def _recovered_batches(self, current: Incident) -> list[ev.Event]:
+        """Batches this incident quarantined, and verified quiet after, are failures no more.
+
+        The pipeline would report them recovered only if it reprocessed them itself; the
+        quarantine took them out of its way, so without these they would stay open
+        failures and shadow every later failure of the service.
+        """
+        assert current.plan is not None
+        return [
+            ev.derived_event(
+                ev.BATCH_RECOVERED,
+                incident_stream(current.id),
+                {"service": current.service, "pipeline": params["pipeline"], "batch": batch},
+                ev.format_time(self.clock.now()),
+                key=f"{params['pipeline']}/{batch}",
+                subject=current.service,
+                correlation_id=current.correlation_id,
+                traceparent=current.traceparent,
+            )
+            for index, step in enumerate(current.plan.steps)
+            if step.action == "quarantine_batch"
+            and index in current.succeeded
+            and index not in current.compensated
+            for params in [dict(step.params)]
+            for batch in [str(params["batch"])]
+        ]
 
     def _probe_for_verification(self, service: str) -> None:
         probe = self.probes.get(service)

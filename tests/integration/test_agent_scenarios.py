@@ -345,8 +345,28 @@ def test_corrupt_batch_is_quarantined_then_replayed(harness: Any) -> None:
     # Both steps verify by "batch": no new failed batch for 5 s after acting.
     assert done.state is State.RESOLVED
     assert done.close_reason == "verified: no failed batch for 5 s"
-    # The old failure stays open in the signals: no batch_recovered is awaited.
-    assert h.warden.runtime.world().signals_of("etl").failed_batches != ()
+    # The quarantined batch is a failure no more, said in the service's own stream.
+    (recovered,) = h.events(ev.BATCH_RECOVERED)
+    assert recovered.stream == "service-etl"
+    assert recovered.data == {"service": "etl", "pipeline": "orders-etl", "batch": "b-0042"}
+    assert recovered.correlation_id == done.correlation_id
+    assert h.warden.runtime.world().signals_of("etl").failed_batches == ()
+
+    # So a later failure is a new incident, not shadowed by the first one.
+    h.clock.advance(60)
+    h.ingest(
+        ev.BATCH_FAILED,
+        "etl",
+        pipeline="orders-etl",
+        batch="b-0050",
+        reason="schema violation",
+        last_good_checkpoint="cp-0049",
+    )
+    h.settle()
+    later = [i for i in h.incidents("etl") if i.id != incident.id]
+    assert [i.state for i in later] == [State.AWAITING_APPROVAL]
+    assert later[0].plan is not None
+    assert later[0].plan.steps[0].params == (("batch", "b-0050"), ("pipeline", "orders-etl"))
 
 
 # -- backlog growth -----------------------------------------------------------------------

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from warden.agents.pipeline import PipelineCorruptionAgent
+from warden.domain import events as ev
 from warden.domain.events import format_time
 from warden.domain.incident import Incident, State
 from warden.domain.plans import Step
-from warden.domain.signals import FailedBatch, Signals
+from warden.domain.signals import FailedBatch, Signals, observe
 from warden.domain.world import World
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -137,3 +138,18 @@ def test_same_inputs_same_plans() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="max_batches"):
         PipelineCorruptionAgent(max_batches=0)
+
+
+def test_a_recovered_batch_closes_only_its_own_pipeline_s_failure() -> None:
+    signals = Signals(
+        "etl", failed_batches=(failed(10, "b-1"), failed(11, "b-1", pipeline="billing-etl"))
+    )
+    recovered = ev.Event(
+        id="r1",
+        source="test",
+        type=ev.BATCH_RECOVERED,
+        time=at(40),
+        data={"service": "etl", "pipeline": "orders-etl", "batch": "b-1"},
+    )
+    after = observe(signals, recovered)
+    assert [(b.pipeline, b.batch) for b in after.failed_batches] == [("billing-etl", "b-1")]

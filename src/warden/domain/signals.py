@@ -135,7 +135,8 @@ def observe(signals: Signals, event: ev.Event) -> Signals:
         )
         return replace(signals, failed_batches=(*signals.failed_batches, batch)[-KEPT:])
     if event.type == ev.BATCH_RECOVERED:
-        kept = tuple(b for b in signals.failed_batches if b.batch != str(data["batch"]))
+        done = (str(data["pipeline"]), str(data["batch"]))
+        kept = tuple(b for b in signals.failed_batches if (b.pipeline, b.batch) != done)
         return replace(signals, failed_batches=kept)
     if event.type == ev.DRIFT_DETECTED:
         field = str(data["field"])
