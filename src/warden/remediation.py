@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import control, verification
+from warden.domain import control, isolation, verification
 from warden.domain import events as ev
 from warden.domain import health as health_fold
 from warden.domain import signals as sig
@@ -65,6 +65,7 @@ class Folded:
     signals: dict[str, sig.Signals] = field(default_factory=dict)
     reported: dict[str, dict[str, str]] = field(default_factory=dict)
     open_drift: dict[tuple[str, str], str] = field(default_factory=dict)
+    isolated: dict[str, isolation.Isolation] = field(default_factory=dict)
     position: int = 0
 
 

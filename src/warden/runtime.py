@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import control, drift, health, incident
+from warden.domain import control, drift, health, incident, isolation
 from warden.domain import events as ev
 from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
@@ -117,6 +117,7 @@ class Runtime(Remediation):
             depends_on=depends,
             signals=dict(self._state.signals),
             limits=self._limits,
+            isolated=dict(self._state.isolated),
         )
 
     def detect_drift(self) -> None:
@@ -216,6 +217,16 @@ class Runtime(Remediation):
             if folded.state.terminal and self.leases is not None and folded.plan is not None:
                 for target in {s.target for s in folded.plan.steps}:
                     self.leases.release(target, f"{self.executor.worker}:{folded.id}")
+            if folded.plan is not None and event.type in (
+                ev.STEP_SUCCEEDED,
+                ev.COMPENSATION_SUCCEEDED,
+            ):
+                step = folded.plan.steps[int(event.data["index"])]
+                state.isolated = (
+                    isolation.after_step(state.isolated, step, event.time, folded.id)
+                    if event.type == ev.STEP_SUCCEEDED
+                    else isolation.after_undo(state.isolated, step)
+                )
             if event.type == ev.STEP_INTENDED:
                 state.actions.append(
                     ActionRecord(event.moment, str(event.data["action"]), str(event.data["target"]))

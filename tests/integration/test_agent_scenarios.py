@@ -239,7 +239,9 @@ def test_a_fault_still_there_when_planning_resumes_escalates(harness: Any) -> No
 # -- failing dependency -------------------------------------------------------------------
 
 
-def test_failing_dependency_is_isolated_and_never_restored(harness: Any) -> None:
+def test_failing_dependency_is_isolated_then_let_back_in_once_it_recovers(
+    harness: Any,
+) -> None:
     h = harness(FailingDependencyAgent())
     h.fail("payments")
     h.settle()
@@ -265,12 +267,53 @@ def test_failing_dependency_is_isolated_and_never_restored(harness: Any) -> None
     assert done.state is State.RESOLVED
     assert done.close_reason == "verified: orders answers its health probe"
 
-    # payments recovers; nothing closes the circuit yet (compensation on recovery is
-    # the executor's job, not wired today).
+    assert set(h.warden.runtime.world().isolated) == {"payments"}
+
+    # payments recovers: the circuit stays open until it has answered for 30 s.
     h.probes["payments"].healthy = True
     h.observe("payments")
+    recovered_at = h.clock.now()
     h.settle()
     assert h.adapter.calls == [("open_circuit", "payments", {})]
+    for _ in range(6):
+        h.clock.advance(5)
+        h.observe("payments")
+    h.settle()
+
+    lifted = only(h, "payments")
+    assert (lifted.kind, lifted.detected_by) == ("dependency_recovered", "failing-dependency")
+    assert lifted.first_signal_at == ev.format_time(recovered_at)
+    assert lifted.plan is not None
+    assert lifted.plan.steps == (Step("close_circuit", "payments"),)
+    assert f"incident {incident.id}" in lifted.plan.rationale
+    successes = [e.id for e in h.events(ev.PROBE_SUCCEEDED) if e.subject == "payments"]
+    assert set(lifted.plan.evidence) <= set(successes) and lifted.plan.evidence
+    assert policies(lifted) == [("allow", LOW_RISK)]
+    assert lifted.state is State.RESOLVED
+    assert h.adapter.calls == [("open_circuit", "payments", {}), ("close_circuit", "payments", {})]
+    assert h.warden.runtime.world().isolated == {}
+    h.settle()
+    assert len(h.incidents("payments")) == 1  # nothing more to lift
+
+
+def test_an_isolated_dependency_that_fails_again_stays_isolated(harness: Any) -> None:
+    h = harness(FailingDependencyAgent())
+    h.fail("payments")
+    h.clock.advance(30)
+    h.settle()
+    approve_and_settle(h, only(h, "orders").id)
+    h.probes["payments"].healthy = True
+    for _ in range(4):
+        h.clock.advance(5)
+        h.observe("payments")
+    h.fail("payments", times=1)  # flaps before it was up for 30 s
+    h.probes["payments"].healthy = True
+    for _ in range(4):
+        h.clock.advance(5)
+        h.observe("payments")
+    h.settle()
+    assert h.incidents("payments") == []  # the run of successes restarted: 20 s so far
+    assert set(h.warden.runtime.world().isolated) == {"payments"}
 
 
 def test_cascade_isolates_the_root_and_restarts_the_peer(harness: Any) -> None:

@@ -90,7 +90,7 @@ def test_each_agent_handles_its_own_kind() -> None:
         "bad-deploy": {"bad_deploy"},
         "pipeline-corruption": {"pipeline_corruption"},
         "backlog": {"backlog_growth"},
-        "failing-dependency": {"failing_dependency"},
+        "failing-dependency": {"failing_dependency", "dependency_recovered"},
         "drift": {"drift"},
         "service-down": {"service_down"},
         "escalation": {"*"},

@@ -2,6 +2,7 @@
 
 Decisioning plane. Isolation is a circuit opened on the dependency (or the dependency
 drained); in a cascade the root cause is isolated first and the failed peer restarted.
+Once an isolated service has answered its probe for a while, the isolation is lifted.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Detection
 from warden.domain.events import parse_time
+from warden.domain.isolation import LIFTED_BY
 from warden.domain.plans import Plan, Step
 
 if TYPE_CHECKING:
     from warden.domain.health import Health
     from warden.domain.incident import Incident
+    from warden.domain.isolation import Isolation
     from warden.domain.world import World
 
-_RESTORE = {"circuit": "close_circuit", "drain": "restore_service"}
+_ISOLATE = {"circuit": "open_circuit", "drain": "drain_service"}
+FAILING = "failing_dependency"
+RECOVERED = "dependency_recovered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +52,19 @@ class FailingDependencyAgent:
     ``restore_service``). In a cascade (the dependency fails because a dependency of its own
     fails) the plan isolates the root cause and then, with ``restart_in_cascade``, restarts
     the dependency that went down with it.
+
+    An isolated service that has answered every probe for ``recovered_for_s`` seconds is
+    let back in (a ``dependency_recovered`` incident: ``close_circuit`` or
+    ``restore_service``, whichever undoes how it was isolated).
     """
 
     failure_threshold: int = 3
     min_outage_s: float = 30.0
     isolation: str = "circuit"
     restart_in_cascade: bool = True
+    recovered_for_s: float = 30.0
     name: str = "failing-dependency"
-    handles: frozenset[str] = frozenset({"failing_dependency"})
+    handles: frozenset[str] = frozenset({FAILING, RECOVERED})
     priority: int = 40
 
     def __post_init__(self) -> None:
@@ -62,8 +72,10 @@ class FailingDependencyAgent:
             raise ValueError("failure_threshold must be at least 1")
         if self.min_outage_s < 0:
             raise ValueError("min_outage_s must not be negative")
-        if self.isolation not in _RESTORE:
-            raise ValueError(f"isolation must be one of {', '.join(sorted(_RESTORE))}")
+        if self.recovered_for_s < 0:
+            raise ValueError("recovered_for_s must not be negative")
+        if self.isolation not in _ISOLATE:
+            raise ValueError(f"isolation must be one of {', '.join(sorted(_ISOLATE))}")
 
     def detect(self, world: World) -> list[Detection]:
         """Healthy callers with at least one failing dependency, one detection per caller."""
@@ -79,18 +91,38 @@ class FailingDependencyAgent:
                     summary=f"{caller} is up but depends on failing services: {described}",
                     first_signal_at=self._first_signal(finding, world),
                     evidence=self._evidence(finding, world),
-                    kind="failing_dependency",
+                    kind=FAILING,
                 )
             )
+        for service in sorted(world.isolated):
+            isolated = self._recovered(service, world)
+            if isolated is not None:
+                seen = world.health[service]
+                found.append(
+                    Detection(
+                        service=service,
+                        summary=(
+                            f"{service} answers its probe again since {seen.healthy_since}"
+                            f" but is still isolated ({isolated.action} at {isolated.since},"
+                            f" incident {isolated.incident_id})"
+                        ),
+                        first_signal_at=seen.healthy_since,
+                        evidence=seen.successes,
+                        severity="minor",
+                        kind=RECOVERED,
+                    )
+                )
         return found
 
     def propose(self, incident: Incident, world: World) -> Plan | None:
-        """Isolate each failing dependency (its root cause in a cascade) of the caller."""
+        """Isolate each failing dependency of the caller, or lift a recovered one's isolation."""
+        if incident.kind == RECOVERED:
+            return self._lift(incident, world)
         finding = self._assess(incident.service, world)
         if finding is None:
             return None
-        isolate = "open_circuit" if self.isolation == "circuit" else "drain_service"
-        restore = _RESTORE[self.isolation]
+        isolate = _ISOLATE[self.isolation]
+        restore = LIFTED_BY[isolate]
         steps: list[Step] = []
         restarts: list[Step] = []
         reasons: list[str] = []
@@ -137,6 +169,15 @@ class FailingDependencyAgent:
 
     def why_no_plan(self, incident: Incident, world: World) -> str:
         """Why :meth:`propose` offers nothing for the incident ("" when it would propose)."""
+        if incident.kind == RECOVERED:
+            if self._recovered(incident.service, world) is not None:
+                return ""
+            if incident.service not in world.isolated:
+                return f"{self.name}: {incident.service} is not isolated any more"
+            return (
+                f"{self.name}: {incident.service} has not answered its probe for"
+                f" {self.recovered_for_s:g} s in a row"
+            )
         if self._assess(incident.service, world) is not None:
             return ""
         caller = world.health.get(incident.service)
@@ -150,7 +191,40 @@ class FailingDependencyAgent:
             f" {self.failure_threshold} probes in a row for {self.min_outage_s:g} s"
         )
 
+    def _lift(self, incident: Incident, world: World) -> Plan | None:
+        isolated = self._recovered(incident.service, world)
+        if isolated is None:
+            return None
+        service = incident.service
+        seen = world.health[service]
+        return Plan(
+            agent=self.name,
+            steps=(Step(isolated.lifted_by, service),),
+            rationale=(
+                f"{service} was isolated with {isolated.action} at {isolated.since} (incident"
+                f" {isolated.incident_id}) while it failed; it has answered every probe since"
+                f" {seen.healthy_since}, at least {self.recovered_for_s:g} s, so its callers"
+                f" can reach it again"
+            ),
+            evidence=seen.successes,
+            confidence=0.9,
+            expected_outcome=f"callers reach {service} again and it keeps answering its probe",
+        )
+
     # -- the rule ----------------------------------------------------------------------
+
+    def _recovered(self, service: str, world: World) -> Isolation | None:
+        """The isolation of ``service`` if it has answered its probe long enough since."""
+        isolated = world.isolated.get(service)
+        seen = world.health.get(service)
+        if isolated is None or seen is None or not seen.healthy or not seen.healthy_since:
+            return None
+        since = parse_time(seen.healthy_since)
+        if since < parse_time(isolated.since):
+            return None  # healthy already when isolated: not a recovery from that outage
+        if (world.now - since).total_seconds() < self.recovered_for_s:
+            return None
+        return isolated
 
     def _down(self, service: str, world: World) -> bool:
         seen = world.health.get(service)

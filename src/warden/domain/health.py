@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from warden.domain import events as ev
 
 EVIDENCE_KEPT = 20
+SUCCESSES_KEPT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,8 @@ class Health:
     last_error: str = ""
     last_success_at: str = ""
     last_seen_at: str = ""
+    healthy_since: str = ""  # the first success of the current run of successes
+    successes: tuple[str, ...] = ()  # ids of the latest successes of that run
 
     @property
     def healthy(self) -> bool:
@@ -37,6 +40,8 @@ def observe(health: Health, event: ev.Event) -> Health:
             evidence=(*health.evidence, event.id)[-EVIDENCE_KEPT:],
             last_error=str(event.data.get("error", "")),
             last_seen_at=event.time,
+            healthy_since="",
+            successes=(),
         )
     if event.type == ev.PROBE_SUCCEEDED:
         return replace(
@@ -47,5 +52,11 @@ def observe(health: Health, event: ev.Event) -> Health:
             last_error="",
             last_success_at=event.time,
             last_seen_at=event.time,
+            healthy_since=(
+                health.healthy_since
+                if health.healthy_since and health.consecutive_failures == 0
+                else event.time
+            ),
+            successes=(*health.successes, event.id)[-SUCCESSES_KEPT:],
         )
     return health

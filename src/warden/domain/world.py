@@ -12,17 +12,23 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from warden.domain.health import Health
+    from warden.domain.isolation import Isolation
 
 
 @dataclass(frozen=True, slots=True)
 class World:
-    """Health and signals of every service, the declared topology, the time of observation."""
+    """Health and signals of every service, the declared topology, the time of observation.
+
+    ``isolated`` holds the services Warden isolated (circuit opened, drained) and has not
+    let back in yet.
+    """
 
     now: datetime
     health: Mapping[str, Health] = field(default_factory=dict)
     depends_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     signals: Mapping[str, Signals] = field(default_factory=dict)
     limits: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    isolated: Mapping[str, Isolation] = field(default_factory=dict)
 
     def signals_of(self, service: str) -> Signals:
         """The signals of one service (empty when none arrived)."""
