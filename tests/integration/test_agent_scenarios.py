@@ -144,8 +144,9 @@ def test_bad_deploy_is_rolled_back_after_approval(harness: Any) -> None:
     assert done.close_reason == "verified: error rate 1.2% against SLO 5.0%"
 
 
-def test_bad_deploy_rollback_that_does_not_help_is_compensated(harness: Any) -> None:
+def test_bad_deploy_rollback_that_does_not_help_is_rolled_forward_again(harness: Any) -> None:
     h = harness(BadDeployAgent())
+    h.adapter.undo["rollback_deploy"] = {"version": "v2"}  # the version it replaced
     bad_deploy(h)
     h.settle()
     incident = approve_and_settle(h, only(h, "payments").id, settle=3)
@@ -156,12 +157,9 @@ def test_bad_deploy_rollback_that_does_not_help_is_compensated(harness: Any) -> 
     (failed,) = h.events(ev.VERIFICATION_FAILED)
     assert "error rate 25.0% against SLO 5.0%" in failed.data["reason"]
     assert done.state is State.ROLLED_BACK
-    # The compensation of rollback_deploy is deploy_version with the step's own params
-    # unless the adapter reports undo_params (the version it replaced); the recording
-    # adapter reports none, so "undo" deploys v1 again, not v2.
     assert h.adapter.calls == [
         ("rollback_deploy", "payments", {"version": "v1"}),
-        ("deploy_version", "payments", {"version": "v1"}),
+        ("deploy_version", "payments", {"version": "v2"}),
     ]
 
 
@@ -458,25 +456,42 @@ def test_backlog_at_the_cap_escalates_without_acting(harness: Any) -> None:
     assert h.adapter.calls == []
 
 
-def test_scale_up_without_backlog_samples_is_compensated(harness: Any) -> None:
-    h = harness(BacklogAgent())
+def scale_up_that_is_not_verified(h: Harness) -> Incident:
     sample(h, "queue", "consumers", 2)
     for v in (800, 1000, 1300, 1700):
         sample(h, "queue", "backlog", v)
     h.settle()
     approve_and_settle(h, only(h, "queue").id, settle=16)  # no backlog sample arrives
-
-    done = only(h, "queue")
     (failed,) = h.events(ev.VERIFICATION_FAILED)
     assert "waiting for two backlog samples since acting" in failed.data["reason"]
+    return only(h, "queue")
+
+
+def test_scale_up_without_backlog_samples_is_scaled_back(harness: Any) -> None:
+    h = harness(BacklogAgent())
+    h.adapter.undo["scale_consumers"] = {"replicas": 2}  # the count it replaced
+    done = scale_up_that_is_not_verified(h)
     assert done.state is State.ROLLED_BACK
-    # The compensation of scale_consumers is scale_consumers with the step's own params
-    # unless the adapter reports undo_params (the count before); the recording adapter
-    # reports none, so the "undo" sets 4 replicas again instead of 2.
+    assert done.close_reason == "steps 0 undone; a human follows up"
     assert h.adapter.calls == [
         ("scale_consumers", "queue", {"replicas": 4}),
-        ("scale_consumers", "queue", {"replicas": 4}),
+        ("scale_consumers", "queue", {"replicas": 2}),
     ]
+
+
+def test_a_scale_up_whose_count_before_is_unknown_is_not_undone_but_escalated(
+    harness: Any,
+) -> None:
+    h = harness(BacklogAgent())
+    done = scale_up_that_is_not_verified(h)
+    # scale_consumers with its own parameters would set 4 replicas again: not an undo.
+    assert done.state is State.ESCALATED
+    assert done.close_reason == (
+        "not verified 5 s after acting: waiting for two backlog samples since acting; left as"
+        " is: step 0 (scale_consumers) cannot be undone: its result did not report undo_params"
+        " replicas, and scale_consumers with the step's own parameters would only repeat it"
+    )
+    assert h.adapter.calls == [("scale_consumers", "queue", {"replicas": 4})]
 
 
 # -- drift --------------------------------------------------------------------------------

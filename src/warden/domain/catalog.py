@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Risk(StrEnum):
@@ -31,6 +34,15 @@ class ActionSpec:
     verification: str = "health_probe"
     compensation: str | None = None
     max_attempts: int = 3
+    # What the step's result must report under ``undo_params`` for its compensation to
+    # undo it (the version it replaced, the count before): the step's own parameters
+    # would only do it again.
+    undo_needs: tuple[str, ...] = ()
+
+    def missing_undo(self, output: Mapping[str, Any]) -> tuple[str, ...]:
+        """The undo parameters a step's ``output`` lacks for its compensation."""
+        reported = output.get("undo_params") or {}
+        return tuple(n for n in self.undo_needs if n not in reported)
 
 
 _NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
@@ -85,6 +97,7 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         params_schema=_params(("version",), version=_TEXT),
         verification="error_rate",
         compensation="deploy_version",
+        undo_needs=("version",),
     ),
     ActionSpec(
         name="deploy_version",
@@ -166,6 +179,7 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         ),
         verification="backlog",
         compensation="scale_consumers",
+        undo_needs=("replicas",),
     ),
     ActionSpec(
         name="reconcile_state",

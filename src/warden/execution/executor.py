@@ -201,6 +201,12 @@ class Executor:
         adapter = self.adapters.get(undo.name) if undo else None
         if undo is None or adapter is None:
             raise PolicyDenied(f"step {index} ({step.action}) has no runnable compensation")
+        missing = spec.missing_undo(incident.output_of(index)) if spec else ()
+        if missing:
+            raise PolicyDenied(
+                f"step {index} ({step.action}) cannot be undone: its result did not report"
+                f" undo_params {', '.join(missing)}"
+            )
         # The step's own output may say how to undo it (e.g. the replica count before).
         params = dict(step.params)
         params.update(incident.output_of(index).get("undo_params") or {})

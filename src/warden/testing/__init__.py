@@ -54,7 +54,8 @@ class RecordingAdapter:
 
     ``script`` scripts outcomes per action, consumed in order: ``"ok"``, ``"retry"`` (a
     retryable failure), ``"fail"`` (a permanent one); ``checks`` answers crash
-    reconciliation (``check``) per action: True, False or None (cannot tell).
+    reconciliation (``check``) per action: True, False or None (cannot tell); ``undo``
+    gives the ``undo_params`` a successful run of an action reports (what it replaced).
     """
 
     probes: dict[str, ScriptedProbe] = field(default_factory=dict)
@@ -63,6 +64,7 @@ class RecordingAdapter:
     keys: list[str] = field(default_factory=list)
     script: dict[str, list[str]] = field(default_factory=dict)
     checks: dict[str, bool | None] = field(default_factory=dict)
+    undo: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def check(self, action: str, target: str, params: dict[str, Any] | None = None) -> bool | None:
         """Whether the effect of ``action`` holds, as scripted."""
@@ -85,7 +87,8 @@ class RecordingAdapter:
             probe.healthy = True
         if probe is not None and action == "stop_service":
             probe.healthy = False
-        return ActionResult(True, f"{action} {target} done", {})
+        output = {"undo_params": dict(self.undo[action])} if action in self.undo else {}
+        return ActionResult(True, f"{action} {target} done", output)
 
 
 __all__ = ["ManualClock", "RecordingAdapter", "ScriptedProbe"]
