@@ -21,6 +21,7 @@ from warden.agents.pipeline import PipelineCorruptionAgent
 from warden.config import ServiceConfig
 from warden.domain import events as ev
 from warden.domain.decisions import Outcome
+from warden.domain.errors import PolicyDenied
 from warden.domain.incident import Incident, State
 from warden.domain.plans import Step
 
@@ -492,6 +493,9 @@ def test_a_scale_up_whose_count_before_is_unknown_is_not_undone_but_escalated(
         " replicas, and scale_consumers with the step's own parameters would only repeat it"
     )
     assert h.adapter.calls == [("scale_consumers", "queue", {"replicas": 4})]
+    with pytest.raises(PolicyDenied, match="did not report undo_params replicas"):
+        h.warden.runtime.executor.run_compensation(done, 0)  # the executor refuses too
+    assert len(h.adapter.calls) == 1
 
 
 # -- drift --------------------------------------------------------------------------------
