@@ -110,6 +110,7 @@ class Warden:
         self._stop_sources.set()
         for thread in self._source_threads:
             thread.join(timeout=10)
+        self.runtime.close_agents()
         self.probes.stop()
         self.processes.stop_all()
         self.runtime.tail()

@@ -6,8 +6,10 @@ appending the events that say so; the loop in ``runtime.py`` folds those events 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,12 +29,15 @@ if TYPE_CHECKING:
 
     from warden.agents.protocol import Agent, Detection
     from warden.domain.catalog import Catalog
+    from warden.domain.plans import Plan
     from warden.domain.topology import Topology
     from warden.domain.world import World
     from warden.execution.executor import Executor
     from warden.governance.gate import DecisionGate
     from warden.ingest.probes import Probe
     from warden.ports import Clock, EventStore, Leases
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,13 @@ class Folded:
     position: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a slow agent answered: a plan, or None for nothing to offer."""
+
+    plan: Plan | None
+
+
 class Remediation:
     """Incident lifecycle steps; mixed into :class:`warden.runtime.Runtime`."""
 
@@ -85,6 +97,8 @@ class Remediation:
     _state: Folded
     _lease_wait: dict[str, float]
     _last_verification_probe: dict[str, float]
+    _asking: dict[tuple[str, str], Future[Plan | None]]
+    _slow_pool: ThreadPoolExecutor | None
 
     def tail(self) -> list[ev.Event]:
         """Fold new events (provided by the runtime)."""
@@ -174,13 +188,23 @@ class Remediation:
         if current.kind == "service_down" and observed is not None and observed.healthy:
             self._close(current, ev.INCIDENT_RESOLVED, "recovered before any action was taken")
             return
+        handling = [a for a in self.agents if current.kind in a.handles or "*" in a.handles]
         candidates = [
             (agent, plan)
-            for agent in self.agents
-            if current.kind in agent.handles or "*" in agent.handles
+            for agent in handling
+            if not getattr(agent, "slow", False)
             for plan in [agent.propose(current, world)]
             if plan is not None
         ]
+        top = max((agent.priority for agent, _ in candidates), default=None)
+        for agent in handling:
+            if not getattr(agent, "slow", False) or (top is not None and top > agent.priority):
+                continue  # a plan from a higher priority is in hand: no need to ask
+            asked = self._ask_slow(agent, current, world)
+            if asked is None:
+                return  # still thinking; the incident is planned on a later round
+            if asked.plan is not None:
+                candidates.append((agent, asked.plan))
         if not candidates:
             cleared = self._cleared(current, world)
             if cleared:
@@ -211,6 +235,40 @@ class Remediation:
         ]
         events.append(self._event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}))
         self._append(current, current.id, *events)
+
+    def _ask_slow(self, agent: Agent, current: Incident, world: World) -> _Answer | None:
+        """A slow agent's proposal, asked off the loop's thread; None while it thinks.
+
+        A model behind an HTTP endpoint can take seconds to answer; meanwhile the loop goes
+        on moving other incidents, probing and verifying.
+        """
+        key = (current.id, agent.name)
+        future = self._asking.get(key)
+        if future is None:
+            if self._slow_pool is None:
+                self._slow_pool = ThreadPoolExecutor(2, thread_name_prefix="warden-propose")
+            self._asking[key] = self._slow_pool.submit(agent.propose, current, world)
+            return None
+        if not future.done():
+            return None
+        del self._asking[key]
+        try:
+            return _Answer(future.result())
+        except Exception:  # an agent that raises proposes nothing; the loop goes on
+            log.exception("agent %s failed while proposing for %s", agent.name, current.id)
+            return _Answer(None)
+
+    def _forget_closed(self) -> None:
+        """Drop questions to slow agents about incidents that closed meanwhile."""
+        for key in [k for k in self._asking if self._state.incidents[k[0]].state.terminal]:
+            self._asking.pop(key).cancel()
+
+    def close_agents(self) -> None:
+        """Stop asking slow agents; answers still on their way are dropped."""
+        if self._slow_pool is not None:
+            self._slow_pool.shutdown(wait=False, cancel_futures=True)
+            self._slow_pool = None
+        self._asking.clear()
 
     def _cleared(self, current: Incident, world: World) -> str:
         """Why an incident nobody can act on needs no human: its fault is gone ("" if not).

@@ -82,6 +82,8 @@ class Runtime(Remediation):
         self._state = Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
         self._listeners: list[EventListener] = []
         self._last_verification_probe: dict[str, float] = {}
+        self._asking = {}
+        self._slow_pool = None
         self._last_probe_ok: dict[str, bool] = {}
         self._probe_lock = threading.Lock()
         self._last_policy_poll = 0.0
@@ -252,6 +254,7 @@ class Runtime(Remediation):
                 with contextlib.suppress(ConcurrencyConflict):
                     self._advance(current)
                 added += len(self.tail())
+        self._forget_closed()
         if self.after_tick is not None:
             self.after_tick()
         return added

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from warden.governance.policy import BUILTIN_BUNDLE
 from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from warden.domain.incident import Incident
@@ -57,6 +59,15 @@ class Harness:
         for _ in range(rounds):
             self.clock.advance(0.5)
             self.tick()
+
+    def settle_until(self, done: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+        """Tick, in real time too, until ``done``: for answers from other threads."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            assert time.monotonic() < deadline, f"timed out after {timeout_s} s: {what}"
+            self.clock.advance(0.05)
+            self.tick()
+            time.sleep(0.01)
 
     def incidents(self, service: str | None = None) -> list[Incident]:
         found = self.warden.runtime.incidents.values()

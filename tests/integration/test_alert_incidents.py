@@ -76,7 +76,7 @@ def test_resolution_before_any_action_closes_the_incident(harness: Harness) -> N
     runtime.tail()
     for agent in runtime.agents:
         for detection in agent.detect(runtime.world()):
-            runtime._open(detection)
+            runtime._open(detection, agent.name)
     runtime.tail()
     deliver(harness, "resolved.json")
     runtime.tick()

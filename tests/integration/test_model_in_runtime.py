@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from warden.agents.alerts import AlertAgent
 from warden.agents.escalation import EscalationAgent
 from warden.agents.model import ModelAgent
+from warden.agents.service_down import ServiceDownAgent
 from warden.domain import events as ev
 from warden.domain.catalog import Catalog
 from warden.domain.incident import State
@@ -17,7 +18,7 @@ from warden.ingest.cloudevents import TraceContext
 from warden.ingest.pipeline import Pipeline
 from warden.testing.chat_double import ChatDouble, ChatReply
 
-from .harness import make_harness
+from .harness import Harness, make_harness
 
 if TYPE_CHECKING:
     import pytest
@@ -50,6 +51,7 @@ def test_model_plan_for_an_alert_is_decided_and_executed(
             Pipeline(h.warden.runtime.ingest).process(jobs)
             h.probes["payments"].healthy = False
             h.observe("payments")
+            h.settle_until(lambda: bool(h.adapter.calls), "the model's plan to run")
             h.settle(6)
             (incident,) = h.incidents("payments")
             assert incident.kind == "alert"
@@ -63,5 +65,69 @@ def test_model_plan_for_an_alert_is_decided_and_executed(
             assert {t["function"]["name"] for t in sent["tools"]} >= {"restart_service"}
             proposed = h.events(ev.PLAN_PROPOSED)[0].data["plan"]
             assert proposed["confidence"] == 0.8
+        finally:
+            h.close()
+
+
+def alert_for_payments(h: Harness) -> None:
+    body = json.loads(FIRING.read_text())
+    body["alerts"] = [a for a in body["alerts"] if a["labels"].get("service") == "payments"]
+    body["alerts"][0]["startsAt"] = "2026-11-25T11:59:30Z"
+    jobs = parse_webhook(json.dumps(body), received_at=h.clock.now(), context=TraceContext())
+    Pipeline(h.warden.runtime.ingest).process(jobs)
+    h.probes["payments"].healthy = False
+    h.observe("payments")
+
+
+def test_a_slow_model_does_not_hold_up_other_incidents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARDEN_MODEL_API_KEY", "sk-test")
+    restart = ChatReply.tool_calls(
+        [("restart_service", {"target": "payments"})],
+        content=json.dumps({"rationale": "restart payments", "confidence": 0.8}),
+    )
+    with ChatDouble() as double:
+        double.script(restart.slowed(2.0))
+        model = ModelAgent(double.url, "test-model", Catalog(), timeout_s=5)
+        agents = [AlertAgent(), ServiceDownAgent(), model, EscalationAgent()]
+        h = make_harness(tmp_path, agents=agents)
+        try:
+            alert_for_payments(h)
+            h.fail("orders")
+            h.settle_until(
+                lambda: [i.state for i in h.incidents("orders")] == [State.RESOLVED],
+                "the orders restart to be verified",
+            )
+            (waiting,) = h.incidents("payments")
+            assert waiting.state is State.OPEN  # the model is still thinking
+            assert h.adapter.calls == [("restart_service", "orders", {})]
+            assert len(double.requests) == 1  # asked once, not once per round
+
+            h.settle_until(lambda: len(h.adapter.calls) == 2, "the model's plan to run")
+            (incident,) = h.incidents("payments")
+            assert incident.plan is not None and incident.plan.agent == "model-advisor"
+            assert h.adapter.calls[1] == ("restart_service", "payments", {})
+            assert len(double.requests) == 1
+        finally:
+            h.close()
+
+
+def test_the_model_is_not_asked_when_a_rule_agent_has_a_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARDEN_MODEL_API_KEY", "sk-test")
+    with ChatDouble() as double:
+        model = ModelAgent(double.url, "test-model", Catalog())
+        h = make_harness(tmp_path, agents=[ServiceDownAgent(), model, EscalationAgent()])
+        try:
+            h.fail("orders")
+            h.settle_until(
+                lambda: [i.state for i in h.incidents("orders")] == [State.RESOLVED],
+                "the orders restart to be verified",
+            )
+            (incident,) = h.incidents("orders")
+            assert incident.plan is not None and incident.plan.agent == "service-down"
+            assert double.requests == []
         finally:
             h.close()

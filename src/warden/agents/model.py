@@ -140,6 +140,11 @@ class ModelAgent:
         """Below every rule agent: a rule that knows the fault wins over the model."""
         return 10
 
+    @property
+    def slow(self) -> bool:
+        """Asked off the runtime loop's thread: an answer can take up to ``timeout_s``."""
+        return True
+
     def detect(self, world: World) -> list[Detection]:
         """Nothing: the model only proposes plans for incidents other agents opened."""
         return []

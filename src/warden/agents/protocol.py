@@ -27,7 +27,13 @@ class Detection:
 
 
 class Agent(Protocol):
-    """Detects faults in the world and proposes plans for incidents."""
+    """Detects faults in the world and proposes plans for incidents.
+
+    An agent whose :meth:`propose` waits on something outside (a model endpoint) sets a
+    ``slow`` attribute to True: the runtime then asks it from a worker thread and plans
+    the incident once it answers, and does not ask it at all when an agent of higher
+    priority already proposed a plan.
+    """
 
     @property
     def name(self) -> str:
