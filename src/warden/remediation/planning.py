@@ -1,0 +1,182 @@
+"""Opening incidents and choosing a plan among the agents' proposals. Runtime.
+
+Slow agents (a model endpoint) are asked off the loop's thread, and an incident nobody
+can act on is resolved when its detector no longer sees the fault, else escalated.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from warden.domain import events as ev
+from warden.domain.ids import derived_id, incident_stream, traceparent_for
+from warden.remediation.lifecycle import Lifecycle
+
+if TYPE_CHECKING:
+    from warden.agents.protocol import Agent, Detection
+    from warden.domain.incident import Incident
+    from warden.domain.plans import Plan
+    from warden.domain.world import World
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a slow agent answered: a plan, or None for nothing to offer."""
+
+    plan: Plan | None
+
+
+class Planning(Lifecycle):
+    """Opens incidents from detections and plans them."""
+
+    def _open(self, detection: Detection, detected_by: str) -> None:
+        incident_id = derived_id(
+            "incident", detection.kind, detection.service, detection.first_signal_at
+        )
+        if incident_id in self._state.incidents:
+            return
+        if any(
+            i.service == detection.service and not i.state.terminal
+            for i in self._state.incidents.values()
+        ):
+            return
+        opened = ev.derived_event(
+            ev.INCIDENT_OPENED,
+            incident_stream(incident_id),
+            {
+                "incident_id": incident_id,
+                "service": detection.service,
+                "summary": detection.summary,
+                "first_signal_at": detection.first_signal_at,
+                "evidence": list(detection.evidence),
+                "severity": detection.severity,
+                "kind": detection.kind,
+                "detected_by": detected_by,
+            },
+            ev.format_time(self.clock.now()),
+            subject=detection.service,
+            correlation_id=incident_id,
+            traceparent=traceparent_for(incident_id),
+        )
+        self._append(None, incident_id, opened)
+
+    def _plan(self, current: Incident) -> None:
+        world = self.world()
+        observed = world.health.get(current.service)
+        if current.kind == "service_down" and observed is not None and observed.healthy:
+            self._close(current, ev.INCIDENT_RESOLVED, "recovered before any action was taken")
+            return
+        handling = [a for a in self.agents if current.kind in a.handles or "*" in a.handles]
+        candidates = [
+            (agent, plan)
+            for agent in handling
+            if not getattr(agent, "slow", False)
+            for plan in [agent.propose(current, world)]
+            if plan is not None
+        ]
+        top = max((agent.priority for agent, _ in candidates), default=None)
+        for agent in handling:
+            if not getattr(agent, "slow", False) or (top is not None and top > agent.priority):
+                continue  # a plan from a higher priority is in hand: no need to ask
+            asked = self._ask_slow(agent, current, world)
+            if asked is None:
+                return  # still thinking; the incident is planned on a later round
+            if asked.plan is not None:
+                candidates.append((agent, asked.plan))
+        if not candidates:
+            cleared = self._cleared(current, world)
+            if cleared:
+                self._close(current, ev.INCIDENT_RESOLVED, cleared)
+                return
+            summary = self._escalation_summary(current, world)
+            self._close(current, ev.INCIDENT_ESCALATED, summary)
+            return
+        # The documented rule: higher agent priority wins, then higher confidence, then
+        # the agent name, so the choice is deterministic; losers are recorded, not dropped.
+        ranked = sorted(candidates, key=lambda c: (-c[0].priority, -c[1].confidence, c[0].name))
+        winner_agent, winner = ranked[0]
+        events = [
+            self._event(
+                current,
+                ev.PLAN_REJECTED,
+                {
+                    "plan": plan.to_dict(),
+                    "reason": (
+                        f"{winner_agent.name} (priority {winner_agent.priority}, confidence"
+                        f" {winner.confidence:.2f}) won over {agent.name} (priority"
+                        f" {agent.priority}, confidence {plan.confidence:.2f})"
+                    ),
+                },
+                key=agent.name,
+            )
+            for agent, plan in ranked[1:]
+        ]
+        events.append(self._event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}))
+        self._append(current, current.id, *events)
+
+    def _ask_slow(self, agent: Agent, current: Incident, world: World) -> _Answer | None:
+        """A slow agent's proposal, asked off the loop's thread; None while it thinks.
+
+        A model behind an HTTP endpoint can take seconds to answer; meanwhile the loop goes
+        on moving other incidents, probing and verifying.
+        """
+        key = (current.id, agent.name)
+        future = self._asking.get(key)
+        if future is None:
+            if self._slow_pool is None:
+                self._slow_pool = ThreadPoolExecutor(2, thread_name_prefix="warden-propose")
+            self._asking[key] = self._slow_pool.submit(agent.propose, current, world)
+            return None
+        if not future.done():
+            return None
+        del self._asking[key]
+        try:
+            return _Answer(future.result())
+        except Exception:  # an agent that raises proposes nothing; the loop goes on
+            log.exception("agent %s failed while proposing for %s", agent.name, current.id)
+            return _Answer(None)
+
+    def _forget_closed(self) -> None:
+        """Drop questions to slow agents about incidents that closed meanwhile."""
+        for key in [k for k in self._asking if self._state.incidents[k[0]].state.terminal]:
+            self._asking.pop(key).cancel()
+
+    def close_agents(self) -> None:
+        """Stop asking slow agents; answers still on their way are dropped."""
+        if self._slow_pool is not None:
+            self._slow_pool.shutdown(wait=False, cancel_futures=True)
+            self._slow_pool = None
+        self._asking.clear()
+
+    def _cleared(self, current: Incident, world: World) -> str:
+        """Why an incident nobody can act on needs no human: its fault is gone ("" if not).
+
+        Planning usually follows detection in the same round; it comes later after a
+        restart or when another worker opened the incident, and the fault may have
+        cleared meanwhile. Only the agent that detected it can tell.
+        """
+        detector = next((a for a in self.agents if a.name == current.detected_by), None)
+        if detector is None:
+            return ""
+        if any(
+            d.service == current.service and d.kind == current.kind for d in detector.detect(world)
+        ):
+            return ""
+        return (
+            f"recovered before any action was taken: {detector.name} no longer detects"
+            f" {current.kind} on {current.service}"
+        )
+
+    def _escalation_summary(self, current: Incident, world: World) -> str:
+        for agent in self.agents:
+            summarize = getattr(agent, "summarize", None)
+            if summarize is not None and (current.kind in agent.handles or "*" in agent.handles):
+                return str(summarize(current, world))
+        return (
+            f"no agent proposed a plan for {current.kind} on {current.service}: {current.summary}"
+        )
