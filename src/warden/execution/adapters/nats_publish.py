@@ -1,23 +1,15 @@
 """NATS adapter: runs actions by publishing a JSON message to JetStream. Action plane.
 
-``Nats-Msg-Id`` is the step's idempotency key, so a re-publish inside the stream's
-duplicate window is stored once. The asyncio client lives on a private event loop thread
-behind a synchronous ``run()``. Results follow `warden.execution.adapters.registry`.
+The asyncio client lives on a private event loop thread behind a synchronous ``run()``;
+what a run publishes is in `warden.execution.adapters.nats_routes`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
-import json
 import logging
-import re
 import threading
-import urllib.parse
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import Client
@@ -35,119 +27,38 @@ from nats.js.errors import (
 )
 
 from warden.domain.errors import ConfigError
-from warden.execution.adapters.registry import (
-    RunStatistics,
-    RunTally,
+from warden.execution.adapters.base import (
+    ClosingContext,
+    RoutedAdapter,
     failed,
-    json_template_names,
-    render_json,
-    render_text,
-    template_names,
+    without_userinfo,
+)
+from warden.execution.adapters.nats_routes import (
+    MSG_ID_HEADER,
+    NatsRoute,
+    derived_key,
+    render_message,
 )
 from warden.ports import ActionResult
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Sequence
-    from types import TracebackType
+    from collections.abc import Coroutine, Mapping, Sequence
 
 __all__ = ["MSG_ID_HEADER", "NatsPublishAdapter", "NatsRoute", "derived_key"]
 
 log = logging.getLogger(__name__)
 
-MSG_ID_HEADER = "Nats-Msg-Id"
-_SUBJECT_TEMPLATE = re.compile(r"[^\s*>]+")
-_TOKEN_VALUE = re.compile(r"[A-Za-z0-9_-]+")
-_STREAM_NAME = re.compile(r"[^\s.*>/\\]+")
 _CLOSE_TIMEOUT_S = 5.0
 _NO_MESSAGE_FOUND = 10037  # JetStream's error code for "no message found"
 
 
-@dataclass(frozen=True, slots=True)
-class NatsRoute:
-    """How one action is run as a JetStream publish.
-
-    Attributes:
-        subject: Subject template; ``{target}`` and ``{param}`` values must be single
-            subject tokens (letters, digits, ``_`` and ``-``).
-        body: JSON template of the message; None sends ``{"action", "target", "params",
-            "idempotency_key"}``.
-        headers: Extra static headers.
-        stream: The stream expected to store the message (``Nats-Expected-Stream``); also
-            what `NatsPublishAdapter.check` reads. None accepts whichever stream answers.
-        timeout_s: How long to wait for the JetStream ack.
-    """
-
-    subject: str
-    body: Any = field(default=None, hash=False)
-    headers: Mapping[str, str] = field(default_factory=dict, hash=False)
-    stream: str | None = None
-    timeout_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        problem = _route_problem(self)
-        if problem:
-            raise ConfigError(f"config error: {problem}")
-        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
-        object.__setattr__(self, "body", json.loads(json.dumps(self.body)))
-
-
-def _route_problem(route: NatsRoute) -> str:
-    subject: object = route.subject
-    if not isinstance(subject, str) or not _SUBJECT_TEMPLATE.fullmatch(subject):
-        return (
-            f"subject: {subject!r} is not a subject to publish to; write dot-separated"
-            " tokens without spaces or wildcards, e.g. warden.notify.{target}"
-        )
-    if "" in subject.split("."):
-        return f"subject: {subject!r} has an empty token"
-    try:
-        template_names(subject)
-    except ConfigError as exc:
-        return f"subject: {exc}"
-    try:
-        json.dumps(route.body)
-        json_template_names(route.body)
-    except ConfigError as exc:
-        return f"body: {exc}"
-    except (TypeError, ValueError) as exc:
-        return f"body: not a JSON template ({exc})"
-    headers: object = route.headers
-    if not isinstance(headers, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) and "\n" not in v and "\r" not in v
-        for k, v in headers.items()
-    ):
-        return "headers: expected a mapping of header names to one-line strings"
-    if any(k.lower() == MSG_ID_HEADER.lower() for k in headers):
-        return f"headers: {MSG_ID_HEADER} is set from the step's idempotency key; remove it"
-    stream: object = route.stream
-    if stream is not None and (not isinstance(stream, str) or not _STREAM_NAME.fullmatch(stream)):
-        return f"stream: {stream!r} is not a stream name (no spaces, '.', '*', '>' or slashes)"
-    timeout: object = route.timeout_s
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        return f"timeout_s: {timeout!r} is not a positive number of seconds"
-    return ""
-
-
-def derived_key(action: str, target: str, params: Mapping[str, Any]) -> str:
-    """The idempotency key used when the step gives none: a digest of the arguments.
-
-    Equal arguments give equal keys, so a repeated call inside the stream's duplicate
-    window is stored once, as the port requires.
-    """
-    canonical = json.dumps(
-        [action, target, {k: v for k, v in params.items() if k != "idempotency_key"}],
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return "warden-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
-class NatsPublishAdapter:
+class NatsPublishAdapter(RoutedAdapter[NatsRoute], ClosingContext):
     """Publishes one JetStream message per action run; safe to call again.
 
-    Success means JetStream acked the message (``output["duplicate"]`` says whether the
-    stream already held it). Ack timeouts, no responders (no stream on the subject, or
+    ``Nats-Msg-Id`` is the step's idempotency key, so a re-publish inside the stream's
+    duplicate window is stored once. Success means JetStream acked the message; its output
+    holds ``stream``, ``seq``, ``duplicate`` (whether the stream already held it),
+    ``subject`` and ``msg_id``. Ack timeouts, no responders (no stream on the subject, or
     JetStream down), connection failures and JetStream 503s are retryable; other JetStream
     errors, bad subjects and oversized messages are permanent.
 
@@ -175,16 +86,12 @@ class NatsPublishAdapter:
                 (retryably).
             name: Client name shown by the server.
         """
-        for action, route in routes.items():
-            if not isinstance(route, NatsRoute):
-                raise ConfigError(f"config error: {action}: expected a NatsRoute")
+        super().__init__(routes, NatsRoute, "a NatsRoute")
         self._servers = [servers] if isinstance(servers, str) else list(servers)
         if not self._servers:
             raise ConfigError("config error: servers: give at least one nats:// URL")
-        self._routes = dict(routes)
         self._connect_timeout_s = connect_timeout_s
         self._name = name
-        self._tally = RunTally()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -196,26 +103,9 @@ class NatsPublishAdapter:
         return f"NatsPublishAdapter(servers=[{self._shown_servers()}], actions={self.actions()!r})"
 
     def _shown_servers(self) -> str:
-        return ", ".join(_display_server(s) for s in self._servers)
+        return ", ".join(without_userinfo(s) for s in self._servers)
 
-    def actions(self) -> list[str]:
-        """The action names this adapter runs."""
-        return list(self._routes)
-
-    def statistics(self) -> RunStatistics:
-        """Counts of runs by outcome, and of checks."""
-        return self._tally.snapshot()
-
-    # -- the ActionAdapter port ------------------------------------------------------
-
-    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
-        """Publish the action's message and wait for the JetStream ack.
-
-        Returns:
-            ``ok=True`` with ``stream``, ``seq``, ``duplicate``, ``subject`` and
-            ``msg_id``; otherwise a failed result with ``retryable`` and ``retry_after_s``.
-        """
-        return self._tally.ran(self._run(action, target, params))
+    # -- the ActionAdapter port (`run` is TalliedAdapter's: it counts `_run`) ----------
 
     def check(
         self, action: str, target: str, params: Mapping[str, Any] | None = None
@@ -233,7 +123,7 @@ class NatsPublishAdapter:
         route = self._routes.get(action)
         if route is None or route.stream is None:
             return None
-        prepared = _prepare(route, action, target, dict(params or {}))
+        prepared = render_message(route, action, target, dict(params or {}))
         if isinstance(prepared, ActionResult):
             return None
         subject, _payload, msg_id = prepared
@@ -275,27 +165,14 @@ class NatsPublishAdapter:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(_CLOSE_TIMEOUT_S)
 
-    def __enter__(self) -> NatsPublishAdapter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- internals -------------------------------------------------------------------
 
     def _run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        """Publish the action's message and wait for the JetStream ack."""
         route = self._routes.get(action)
         if route is None:
-            return failed(
-                f"unknown action {action!r} (known: {', '.join(self._routes) or 'none'})",
-                retryable=False,
-            )
-        prepared = _prepare(route, action, target, params)
+            return self._unknown_action(action)
+        prepared = render_message(route, action, target, params)
         if isinstance(prepared, ActionResult):
             return prepared
         subject, payload, msg_id = prepared
@@ -470,58 +347,3 @@ def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-def _prepare(
-    route: NatsRoute, action: str, target: str, params: dict[str, Any]
-) -> tuple[str, bytes, str] | ActionResult:
-    """The subject, payload and message id of a run, or the failed result saying why not."""
-    given = params.get("idempotency_key")
-    msg_id = given if isinstance(given, str) and given else derived_key(action, target, params)
-    values = {**params, "target": target, "action": action, "idempotency_key": msg_id}
-
-    def token(text: str) -> str:
-        if not _TOKEN_VALUE.fullmatch(text):
-            raise _BadToken(text)
-        return text
-
-    try:
-        subject = render_text(route.subject, values, token)
-        if route.body is None:
-            rest = {k: v for k, v in params.items() if k != "idempotency_key"}
-            message: Any = {
-                "action": action,
-                "target": target,
-                "params": rest,
-                "idempotency_key": msg_id,
-            }
-        else:
-            message = render_json(route.body, values)
-        payload = json.dumps(message, sort_keys=True, separators=(",", ":")).encode()
-    except KeyError as exc:
-        return failed(
-            f"{action}: the subject or body template needs param {exc.args[0]!r}, which the"
-            " step does not give",
-            retryable=False,
-        )
-    except _BadToken as exc:
-        return failed(
-            f"{action}: {exc.args[0]!r} cannot be a subject token; use letters, digits,"
-            " '_' and '-' only",
-            retryable=False,
-        )
-    except (TypeError, ValueError) as exc:
-        return failed(f"{action}: params are not JSON ({exc})", retryable=False)
-    return subject, payload, msg_id
-
-
-class _BadToken(ValueError):
-    """A template value that would change the subject's shape."""
-
-
-def _display_server(url: str) -> str:
-    """A server URL without user info, which may hold a password or token."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

@@ -1,7 +1,7 @@
 """Python plugin adapter: actions implemented by user functions. Action plane.
 
 Plugins come from the entry-point group ``warden.actions`` (the entry point's name is the
-action) or are registered explicitly. Results follow `warden.execution.adapters.registry`.
+action) or are registered explicitly. Results follow `warden.execution.adapters.base`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any, TypeAlias
 
 from warden.domain.errors import ConfigError, PermanentError, TemporaryError
-from warden.execution.adapters.registry import RunStatistics, RunTally, failed
+from warden.execution.adapters.base import TalliedAdapter, failed
 from warden.ports import ActionResult
 
 __all__ = ["ENTRY_POINT_GROUP", "CheckFn", "Plugin", "PluginActionAdapter", "RunFn"]
@@ -48,7 +48,7 @@ class Plugin:
     origin: str = "registered"
 
 
-class PluginActionAdapter:
+class PluginActionAdapter(TalliedAdapter):
     """Runs actions by calling Python functions; exceptions become failed results.
 
     `TemporaryError` gives a retryable failure with its delay, `PermanentError` and
@@ -63,14 +63,11 @@ class PluginActionAdapter:
         Raises:
             ConfigError: When two plugins claim one action.
         """
+        super().__init__()
         self._lock = threading.Lock()
         self._plugins: dict[str, Plugin] = {}
-        self._tally = RunTally()
         for plugin in plugins:
             self._add(plugin, replace=False)
-
-    def __repr__(self) -> str:
-        return f"PluginActionAdapter(actions={self.actions()!r})"
 
     def actions(self) -> list[str]:
         """The action names this adapter runs, in registration order."""
@@ -81,10 +78,6 @@ class PluginActionAdapter:
         """The plugin registered for an action, if any."""
         with self._lock:
             return self._plugins.get(action)
-
-    def statistics(self) -> RunStatistics:
-        """Counts of runs by outcome, and of checks."""
-        return self._tally.snapshot()
 
     # -- registration ----------------------------------------------------------------
 
@@ -181,16 +174,7 @@ class PluginActionAdapter:
             loaded.append(name)
         return loaded
 
-    # -- the ActionAdapter port ------------------------------------------------------
-
-    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
-        """Call the action's function with a copy of the params.
-
-        Returns:
-            Its result (a dict becomes a success's output); a failed result with
-            ``retryable`` and ``retry_after_s`` when it raised or returned a failure.
-        """
-        return self._tally.ran(self._run(action, target, params))
+    # -- the ActionAdapter port (`run` is TalliedAdapter's: it counts `_run`) ----------
 
     def check(
         self, action: str, target: str, params: Mapping[str, Any] | None = None
@@ -230,12 +214,15 @@ class PluginActionAdapter:
             self._plugins[plugin.action] = plugin
 
     def _run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        """Call the action's function with a copy of the params.
+
+        Returns:
+            Its result (a dict becomes a success's output); a failed result with
+            ``retryable`` and ``retry_after_s`` when it raised or returned a failure.
+        """
         plugin = self.plugin(action)
         if plugin is None:
-            return failed(
-                f"unknown action {action!r} (known: {', '.join(self.actions()) or 'none'})",
-                retryable=False,
-            )
+            return self._unknown_action(action)
         try:
             answer = plugin.run(target, dict(params))
         except TemporaryError as exc:

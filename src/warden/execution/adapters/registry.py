@@ -1,4 +1,4 @@
-"""Action adapters built from configuration, and the result convention they share. Action plane.
+"""Action adapters built from configuration, and the configuration format. Action plane.
 
 Configuration (a mapping, usually the ``actions:`` section of ``warden.yaml``)::
 
@@ -38,31 +38,34 @@ exactly one placeholder keeps the value's JSON type. ``${ENV_NAME}`` references 
 secrets are allowed in HTTP header values only; they are resolved at call time and never
 appear in a result, an error, a log line or a repr.
 
-Result convention (every adapter in this package): ``run()`` never raises for a failure
-of the target, the network or the plugin; it returns ``ActionResult(ok=False, ...)`` whose
-``output`` always holds ``retryable`` (bool) and ``retry_after_s`` (seconds, or None when
-the target gave no hint). Results, unlike exceptions, survive the executor (it turns a
-raised error into a bare "adapter error"), so the retry hint is recorded in the step's
-``StepFailed`` event and drives the durable backoff. ``retryable`` maps to
-`TemporaryError(delay=retry_after_s)` and its absence to `PermanentError`; use
-`retry_hint` to read it. Configuration mistakes raise `ConfigError` when adapters are built.
+Failed runs follow the result convention in `warden.execution.adapters.base` (see
+`failed`). That module's names and the template functions are re-exported from here.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from warden.domain.errors import ConfigError, PermanentError, TemporaryError, WardenError
-from warden.ports import ActionAdapter, ActionResult
+from warden.domain.errors import ConfigError, WardenError
+from warden.execution.adapters.base import (
+    ClosingContext,
+    RunStatistics,
+    RunTally,
+    failed,
+    retry_hint,
+)
+from warden.execution.adapters.templates import (
+    json_template_names,
+    render_json,
+    render_text,
+    template_names,
+)
+from warden.ports import ActionAdapter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
     from warden.ports import Clock
 
@@ -83,183 +86,8 @@ __all__ = [
 ADAPTER_KINDS = ("http", "nats", "python")
 """The values ``adapter:`` takes in an action's configuration."""
 
-# -- the result convention -----------------------------------------------------------------
 
-
-def failed(
-    detail: str,
-    *,
-    retryable: bool,
-    retry_after_s: float | None = None,
-    output: Mapping[str, Any] | None = None,
-) -> ActionResult:
-    """A failed result that follows the package convention.
-
-    Args:
-        detail: What happened, for a human; must hold no secret.
-        retryable: Whether running the action again later may succeed.
-        retry_after_s: How long the target asked to wait, or None.
-        output: More facts for the step's output (status, body, ...).
-    """
-    return ActionResult(
-        ok=False,
-        detail=detail,
-        output={**(output or {}), "retryable": retryable, "retry_after_s": retry_after_s},
-    )
-
-
-def retry_hint(result: ActionResult) -> TemporaryError | PermanentError | None:
-    """The error a failed result stands for, or None for a success.
-
-    Returns:
-        `TemporaryError` with the target's delay (1 s when it gave none) for a retryable
-        failure; `PermanentError` for any other failure, including results from adapters
-        that do not follow the convention.
-    """
-    if result.ok:
-        return None
-    if result.output.get("retryable") is True:
-        delay = result.output.get("retry_after_s")
-        if isinstance(delay, int | float) and not isinstance(delay, bool):
-            return TemporaryError(result.detail, delay=float(delay))
-        return TemporaryError(result.detail)
-    return PermanentError(result.detail)
-
-
-@dataclass(frozen=True, slots=True)
-class RunStatistics:
-    """What one adapter has done since it was built.
-
-    Attributes:
-        runs: Calls to ``run()``.
-        succeeded: Runs that returned ``ok=True``.
-        retryable_failures: Failed runs marked retryable.
-        permanent_failures: Failed runs not worth retrying.
-        checks: Calls to ``check()``.
-    """
-
-    runs: int = 0
-    succeeded: int = 0
-    retryable_failures: int = 0
-    permanent_failures: int = 0
-    checks: int = 0
-
-
-class RunTally:
-    """Thread-safe counters behind an adapter's ``statistics()``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = {name: 0 for name in RunStatistics.__dataclass_fields__}
-
-    def ran(self, result: ActionResult) -> ActionResult:
-        """Count one run by its result; returns the result unchanged."""
-        if result.ok:
-            kind = "succeeded"
-        elif result.output.get("retryable") is True:
-            kind = "retryable_failures"
-        else:
-            kind = "permanent_failures"
-        with self._lock:
-            self._counts["runs"] += 1
-            self._counts[kind] += 1
-        return result
-
-    def checked(self) -> None:
-        """Count one call to ``check()``."""
-        with self._lock:
-            self._counts["checks"] += 1
-
-    def snapshot(self) -> RunStatistics:
-        """The counts now."""
-        with self._lock:
-            return RunStatistics(**self._counts)
-
-
-# -- templates -----------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_STRAY_BRACE = re.compile(r"[{}]")
-
-
-def template_names(text: str) -> frozenset[str]:
-    """The placeholder names in a text template.
-
-    Raises:
-        ConfigError: When a brace is neither a placeholder nor doubled (``{{``, ``}}``).
-    """
-    names = {m.group(1) for m in _TOKEN.finditer(text) if m.group(1)}
-    if _STRAY_BRACE.search(_TOKEN.sub("", text)):
-        raise ConfigError(
-            f"template {text!r} has a stray brace; write {{name}} for a value"
-            " (a name is letters, digits and _) or {{{{ and }}}} for a literal brace"
-        )
-    return frozenset(names)
-
-
-def json_template_names(template: Any) -> frozenset[str]:
-    """The placeholder names in every string of a JSON template (keys included)."""
-    if isinstance(template, str):
-        return template_names(template)
-    if isinstance(template, Mapping):
-        found: set[str] = set()
-        for key, value in template.items():
-            found |= template_names(str(key)) | json_template_names(value)
-        return frozenset(found)
-    if isinstance(template, list | tuple):
-        return frozenset().union(*(json_template_names(v) for v in template))
-    return frozenset()
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or isinstance(value, bool | Mapping | list | tuple):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return str(value)
-
-
-def render_text(
-    template: str, values: Mapping[str, Any], quote: Callable[[str], str] | None = None
-) -> str:
-    """Fill ``{name}`` placeholders from ``values``, each passed through ``quote``.
-
-    Raises:
-        KeyError: With the first placeholder name that ``values`` lacks.
-    """
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if not name:
-            return match.group(0)[0]
-        text = _as_text(values[name])
-        return quote(text) if quote else text
-
-    return _TOKEN.sub(fill, template)
-
-
-def render_json(template: Any, values: Mapping[str, Any]) -> Any:
-    """Fill a JSON template; a string that is exactly ``{name}`` keeps the value's type.
-
-    Raises:
-        KeyError: With the first placeholder name that ``values`` lacks.
-    """
-    if isinstance(template, str):
-        whole = _TOKEN.fullmatch(template)
-        if whole and whole.group(1):
-            return values[whole.group(1)]
-        return render_text(template, values)
-    if isinstance(template, Mapping):
-        return {render_text(str(k), values): render_json(v, values) for k, v in template.items()}
-    if isinstance(template, list | tuple):
-        return [render_json(v, values) for v in template]
-    return template
-
-
-# -- building adapters from configuration --------------------------------------------------
-
-
-class ActionAdapters(Mapping[str, ActionAdapter]):
+class ActionAdapters(Mapping[str, ActionAdapter], ClosingContext):
     """Action name -> the adapter that runs it; closes what it built.
 
     Use it as a context manager, or call `close` when done, so NATS connections and their
@@ -307,17 +135,6 @@ class ActionAdapters(Mapping[str, ActionAdapter]):
             if close is not None:
                 close()
 
-    def __enter__(self) -> ActionAdapters:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 _ACTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _COMMON_KEYS = {"adapter"}
@@ -349,6 +166,7 @@ def build_adapters(
     Raises:
         ConfigError: Naming the key at fault and the fix.
     """
+    # Imported here, so that importing this module does not load the NATS client.
     from warden.execution.adapters.http import HttpActionAdapter, HttpCheck, HttpRoute
     from warden.execution.adapters.nats_publish import NatsPublishAdapter, NatsRoute
     from warden.execution.adapters.plugin import PluginActionAdapter
