@@ -183,6 +183,23 @@ def test_post_fills_templates_and_sends_key_and_secret(peer: Peer, env: dict[str
     assert_no_secret(result, adapter, adapter._routes)
 
 
+def test_undo_params_in_the_answer_are_passed_to_compensation(
+    peer: Peer, env: dict[str, str]
+) -> None:
+    peer.reply(
+        "/services/payments/rollback",
+        Reply(body={"deployed": "v1", "undo_params": {"version": "v2"}}),
+        Reply(body={"deployed": "v1", "undo_params": "v2"}),  # not an object: ignored
+    )
+    adapter = adapter_for(peer, env)
+    result = adapter.run("rollback_deploy", "payments", {"version": "v1"})
+    assert result.ok
+    assert result.output["undo_params"] == {"version": "v2"}
+    again = adapter.run("rollback_deploy", "payments", {"version": "v1"})
+    assert again.ok
+    assert "undo_params" not in again.output
+
+
 def test_same_key_twice_is_applied_once(peer: Peer, env: dict[str, str]) -> None:
     adapter = adapter_for(peer, env)
     params = {"idempotency_key": "step-7"}

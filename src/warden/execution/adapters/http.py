@@ -109,7 +109,10 @@ class HttpActionAdapter(RoutedAdapter[HttpRoute]):
     is success; 408, 425, 429, 5xx, timeouts and connection errors are retryable (with
     the ``Retry-After`` delay when given); other statuses, including redirects, which
     are never followed, are permanent. A success's output holds ``status``, ``body``
-    (and ``json`` when the body parses).
+    (and ``json`` when the body parses). An endpoint that answers a JSON object with an
+    ``undo_params`` object (``{"undo_params": {"version": "v2"}}`` for a rollback) tells
+    compensation how to undo the step: rollback_deploy and scale_consumers are undone only
+    with what they replaced.
     """
 
     def __init__(
@@ -296,6 +299,10 @@ class HttpActionAdapter(RoutedAdapter[HttpRoute]):
         said = f"{shown} -> {status} {response.reason}".rstrip()
         ok = status in route.expect_status if route.expect_status else 200 <= status < 300
         if ok:
+            undo = output.get("json")
+            undo = undo.get("undo_params") if isinstance(undo, dict) else None
+            if isinstance(undo, dict):
+                output["undo_params"] = undo  # what compensation needs: the value it replaced
             return ActionResult(ok=True, detail=said, output=output)
         if status in RETRYABLE_STATUSES or 500 <= status < 600:
             header = response.headers.get("Retry-After") if response.headers else None
