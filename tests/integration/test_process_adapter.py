@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -447,3 +448,77 @@ def test_bad_env_and_timeout_are_refused() -> None:
 def test_duplicate_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="declared twice"):
         LocalProcessAdapter([python_spec("a", SLEEPER), python_spec("a", SLEEPER)], tmp_path)
+
+
+# -- taking over the processes of a Warden that stopped without stopping them --------------
+
+LEFT_BEHIND = """
+import os, sys
+from warden.execution.adapters import LocalProcessAdapter, ProcessSpec
+spec = ProcessSpec(name=sys.argv[2], argv=tuple(sys.argv[3:]))
+adapter = LocalProcessAdapter([spec], sys.argv[1])
+print(adapter.start(spec.name).output["pid"], flush=True)
+os._exit(0)  # Warden dies: nothing is stopped
+"""
+
+
+def start_and_die(log_dir: Path, spec: ProcessSpec) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", LEFT_BEHIND, str(log_dir), spec.name, *spec.argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return int(done.stdout.strip())
+
+
+def test_a_new_adapter_takes_over_what_a_dead_one_left_running(tmp_path: Path) -> None:
+    spec = python_spec("worker", SLEEPER)
+    orphan = start_and_die(tmp_path / "logs", spec)
+    assert not gone(orphan)
+    adapter = LocalProcessAdapter([spec], tmp_path / "logs")
+    try:
+        stats = adapter.statistics().service("worker")
+        assert (stats.running, stats.pid, stats.adopted) == (True, orphan, True)
+        again = adapter.start("worker")
+        assert again.output == {"pid": orphan, "started": False}  # no second copy
+        assert adapter.check("start_service", "worker") is True
+
+        restarted = adapter.restart("worker")
+        assert restarted.ok and restarted.output["previous_pid"] == orphan
+        wait_for(lambda: gone(orphan), "the taken-over process to end")
+        assert adapter.check("restart_service", "worker") is True
+        assert adapter.statistics().service("worker").adopted is False
+    finally:
+        adapter.stop_all()
+    assert all(gone(pid) for pid in every_pid(adapter))
+    assert not (tmp_path / "logs" / "worker.pid").exists()
+
+
+def test_a_recorded_pid_that_is_another_process_now_is_not_taken_over(tmp_path: Path) -> None:
+    spec = python_spec("worker", SLEEPER)
+    (tmp_path / "logs").mkdir()
+    # pid 1 runs, but not with this start time or argv: a stale record, not our process.
+    record = {"pid": 1, "start_ticks": "1", "argv": list(spec.argv)}
+    (tmp_path / "logs" / "worker.pid").write_text(json.dumps(record))
+    adapter = LocalProcessAdapter([spec], tmp_path / "logs")
+    try:
+        assert adapter.statistics().service("worker").running is False
+        assert not (tmp_path / "logs" / "worker.pid").exists()
+        started = adapter.start("worker")
+        assert started.output["started"] is True
+        assert started.output["pid"] != 1
+    finally:
+        adapter.stop_all()
+
+
+def test_an_adopted_process_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
+    spec = python_spec("stubborn", IGNORES_SIGTERM, stop_timeout_s=0.3)
+    orphan = start_and_die(tmp_path / "logs", spec)
+    adapter = LocalProcessAdapter([spec], tmp_path / "logs")
+    log = adapter.log_path("stubborn")
+    wait_for(lambda: log.exists() and "ready" in log.read_text(), "stubborn to ignore SIGTERM")
+    stopped = adapter.stop("stubborn")
+    assert stopped.ok and stopped.output == {"pid": orphan, "exit_code": None, "graceful": False}
+    wait_for(lambda: gone(orphan), "the stubborn process to be killed")

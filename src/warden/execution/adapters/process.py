@@ -69,8 +69,10 @@ class LocalProcessAdapter(ClosingContext):
     before reaping it (the unreaped leader keeps the group id from being reused), so a
     dead service never leaves orphans holding its port.
 
-    Only processes this adapter started are managed: a new adapter does not adopt
-    processes left running by another one.
+    Every start is recorded beside the logs (``<log_dir>/<name>.pid``: pid, start time,
+    argv). A new adapter on the same directory takes over a recorded process that still
+    runs (same start time and argv), so a Warden that stopped without stopping its
+    services neither starts a second copy nor loses the way to stop the first.
 
     Use it as a context manager to be sure nothing is left running::
 
@@ -108,7 +110,11 @@ class LocalProcessAdapter(ClosingContext):
                 if spec.log_path is not None
                 else self._log_dir / f"{spec.name}.log"
             )
-            self._services[spec.name] = SupervisedProcess(spec=spec, log_path=log_path)
+            managed = SupervisedProcess(
+                spec=spec, log_path=log_path, pid_path=self._log_dir / f"{spec.name}.pid"
+            )
+            managed.adopt()
+            self._services[spec.name] = managed
 
     # -- the ActionAdapter port ------------------------------------------------------
 
@@ -179,8 +185,7 @@ class LocalProcessAdapter(ClosingContext):
                 return False
             if not managed.restarted:
                 return None
-            assert managed.proc is not None
-            return managed.proc.pid != managed.pid_before_restart
+            return managed.pid != managed.pid_before_restart
 
     # -- direct control --------------------------------------------------------------
 
@@ -197,11 +202,10 @@ class LocalProcessAdapter(ClosingContext):
         with self._lock:
             managed = self._get(name)
             if managed.alive():
-                assert managed.proc is not None
                 return ActionResult(
                     ok=True,
-                    detail=f"{name} already running (pid {managed.proc.pid})",
-                    output={"pid": managed.proc.pid, "started": False},
+                    detail=f"{name} already running (pid {managed.pid})",
+                    output={"pid": managed.pid, "started": False},
                 )
             return managed.spawn(self._clock)
 
@@ -223,7 +227,7 @@ class LocalProcessAdapter(ClosingContext):
         with self._lock:
             managed = self._get(name)
             was_running = managed.alive()
-            previous = managed.proc.pid if managed.proc is not None else None
+            previous = managed.pid
             stopped = managed.stop()
             if not stopped.ok:
                 return stopped
@@ -267,9 +271,7 @@ class LocalProcessAdapter(ClosingContext):
         """
         with self._lock:
             managed = self._get(name)
-            if managed.alive() and managed.proc is not None:
-                return managed.proc.pid
-            return None
+            return managed.pid if managed.alive() else None
 
     def running(self, name: str) -> bool:
         """Whether the service's process is alive now (it is polled, so crashes show).
@@ -298,9 +300,10 @@ class LocalProcessAdapter(ClosingContext):
         """
         with self._lock:
             managed = self._get(name)
-            if not managed.alive() or managed.proc is None:
+            pid = managed.pid
+            if not managed.alive() or pid is None:
                 return False
-            return signal_group(managed.proc.pid, sig)
+            return signal_group(pid, sig)
 
     def log_path(self, name: str) -> Path:
         """The file the service's output is appended to.

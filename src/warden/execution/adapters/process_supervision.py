@@ -5,6 +5,8 @@ POSIX only; used by `warden.execution.adapters.process`. Action plane.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import signal
@@ -16,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from warden.domain.errors import ConfigError
+from warden.execution.adapters.procfs import cmdline, group_of, runs, start_ticks
 from warden.ports import ActionResult
 
 if TYPE_CHECKING:
@@ -24,7 +27,9 @@ if TYPE_CHECKING:
 
     from warden.ports import Clock
 
-__all__ = ["ProcessSpec", "ProcessStatistics", "SupervisedProcess", "signal_group"]
+__all__ = ["Adopted", "ProcessSpec", "ProcessStatistics", "SupervisedProcess", "signal_group"]
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _POLL_INTERVAL_S = 0.02
@@ -105,6 +110,7 @@ class ProcessStatistics:
         last_exit_code: The exit status of the last process that ended (negative: the
             signal that killed it), or None.
         pids: Every pid ever started for it, oldest first.
+        adopted: The running process was left by an earlier Warden and taken over.
     """
 
     name: str
@@ -115,6 +121,19 @@ class ProcessStatistics:
     restarts: int
     last_exit_code: int | None
     pids: tuple[int, ...]
+    adopted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """A process an earlier adapter started, found still running: not our child.
+
+    ``start_ticks`` (its start time in /proc) tells it from a later process that got the
+    same pid once it ended.
+    """
+
+    pid: int
+    start_ticks: str
 
 
 @dataclass(slots=True)
@@ -125,10 +144,16 @@ class SupervisedProcess:
     group; a leader found dead has what is left of its group killed before it is reaped
     (the unreaped leader keeps the group id from being reused), so it leaves no orphans.
     The caller (`LocalProcessAdapter`) guards each instance with its lock.
+
+    With a ``pid_path``, every start is recorded there (pid, start time, argv), so that
+    after Warden itself stopped without stopping its services, the next adapter takes
+    the running process over (:meth:`adopt`) instead of starting a second copy.
     """
 
     spec: ProcessSpec
     log_path: Path
+    pid_path: Path | None = None
+    adopted: Adopted | None = None
     proc: subprocess.Popen[bytes] | None = None
     started_at: datetime | None = None
     starts: int = 0
@@ -138,19 +163,56 @@ class SupervisedProcess:
     restarted: bool = False
     pid_before_restart: int | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The pid of the current (or last) process, started or adopted."""
+        if self.proc is not None:
+            return self.proc.pid
+        return self.adopted.pid if self.adopted is not None else None
+
     def statistics(self) -> ProcessStatistics:
         """A snapshot; polls the process first, so a crash shows."""
         alive = self.alive()
         return ProcessStatistics(
             name=self.spec.name,
             running=alive,
-            pid=self.proc.pid if self.proc is not None else None,
+            pid=self.pid,
             started_at=self.started_at,
             starts=self.starts,
             restarts=self.restarts,
             last_exit_code=self.last_exit_code,
             pids=tuple(self.pids),
+            adopted=alive and self.adopted is not None,
         )
+
+    def adopt(self) -> bool:
+        """Take over the process an earlier adapter recorded, if that very process runs.
+
+        It must still run with the recorded start time (not a later process given the
+        same pid) and the spec's argv, and lead its own process group. A record that
+        fails any of these is removed.
+        """
+        if self.pid_path is None or not self.pid_path.exists():
+            return False
+        try:
+            record = json.loads(self.pid_path.read_text())
+            pid, ticks = int(record["pid"]), str(record["start_ticks"])
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("ignoring unreadable pid record %s", self.pid_path)
+            self._forget_pid()
+            return False
+        if (
+            start_ticks(pid) != ticks
+            or cmdline(pid) != self.spec.argv
+            or group_of(pid) != pid
+            or not runs(pid, ticks)
+        ):
+            self._forget_pid()
+            return False
+        self.adopted = Adopted(pid, ticks)
+        self.pids.append(pid)
+        log.info("%s: took over pid %d, started by an earlier Warden", self.spec.name, pid)
+        return True
 
     def spawn(self, clock: Clock) -> ActionResult:
         """Start a new process (the caller knows none runs); its start time from ``clock``."""
@@ -176,9 +238,11 @@ class SupervisedProcess:
                 output={},
             )
         self.proc = proc
+        self.adopted = None
         self.started_at = clock.now()
         self.starts += 1
         self.pids.append(proc.pid)
+        self._record_pid(proc.pid)
         return ActionResult(
             ok=True,
             detail=f"{spec.name} started (pid {proc.pid})",
@@ -188,9 +252,12 @@ class SupervisedProcess:
     def stop(self) -> ActionResult:
         """SIGTERM to the group, SIGKILL after the stop timeout; reap the leader."""
         name = self.spec.name
-        proc = self.proc
-        if proc is None or not self.alive():
+        if not self.alive():
             return ActionResult(ok=True, detail=f"{name} already stopped", output={"pid": None})
+        if self.adopted is not None:
+            return self._stop_adopted(self.adopted)
+        proc = self.proc
+        assert proc is not None
         pid = proc.pid
         signal_group(pid, signal.SIGTERM)
         state = _wait_exited(pid, self.spec.stop_timeout_s)
@@ -200,6 +267,7 @@ class SupervisedProcess:
             signal_group(pid, signal.SIGKILL)
         code = proc.wait()
         self.last_exit_code = code
+        self._forget_pid()
         graceful = state != _RUNNING
         how = "stopped" if graceful else f"killed after {self.spec.stop_timeout_s:g} s"
         return ActionResult(
@@ -210,6 +278,15 @@ class SupervisedProcess:
 
     def alive(self) -> bool:
         """Poll the leader; when it has died, clear out its group and reap it."""
+        if self.adopted is not None:
+            if runs(self.adopted.pid, self.adopted.start_ticks):
+                return True
+            # Not our child: its exit status went to its parent, and its group id may be
+            # reused already, so nothing is signalled.
+            self.adopted = None
+            self.last_exit_code = None
+            self._forget_pid()
+            return False
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return False
@@ -219,7 +296,48 @@ class SupervisedProcess:
         if state == _ZOMBIE:
             signal_group(proc.pid, signal.SIGKILL)
         self.last_exit_code = proc.wait()
+        self._forget_pid()
         return False
+
+    def _stop_adopted(self, adopted: Adopted) -> ActionResult:
+        """Stop a process this adapter did not start: signal its group, watch /proc."""
+        name, pid = self.spec.name, adopted.pid
+        signal_group(pid, signal.SIGTERM)
+        graceful = _wait_gone(adopted, self.spec.stop_timeout_s)
+        if not graceful:
+            if runs(pid, adopted.start_ticks):
+                signal_group(pid, signal.SIGKILL)
+            _wait_gone(adopted, max(1.0, self.spec.stop_timeout_s))
+        self.adopted = None
+        self.last_exit_code = None
+        self._forget_pid()
+        how = "stopped" if graceful else f"killed after {self.spec.stop_timeout_s:g} s"
+        return ActionResult(
+            ok=True,
+            detail=f"{name} {how} (pid {pid}, taken over from an earlier Warden)",
+            output={"pid": pid, "exit_code": None, "graceful": graceful},
+        )
+
+    def _record_pid(self, pid: int) -> None:
+        if self.pid_path is None:
+            return
+        ticks = start_ticks(pid)
+        if ticks is None:
+            return  # it died already; alive() will find out
+        record = {"pid": pid, "start_ticks": ticks, "argv": list(self.spec.argv)}
+        try:
+            self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.pid_path.with_suffix(".pid.tmp")
+            temp.write_text(json.dumps(record))
+            temp.replace(self.pid_path)
+        except OSError as exc:
+            log.warning(
+                "%s: cannot record pid %d in %s: %s", self.spec.name, pid, self.pid_path, exc
+            )
+
+    def _forget_pid(self) -> None:
+        if self.pid_path is not None:
+            self.pid_path.unlink(missing_ok=True)
 
 
 _RUNNING, _ZOMBIE, _GONE = "running", "zombie", "gone"
@@ -246,6 +364,16 @@ def _wait_exited(pid: int, timeout_s: float) -> str:
             break
         time.sleep(min(_POLL_INTERVAL_S, remaining))
     return state
+
+
+def _wait_gone(adopted: Adopted, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for an adopted process to end; True when it did."""
+    deadline = time.monotonic() + timeout_s
+    while runs(adopted.pid, adopted.start_ticks):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_INTERVAL_S)
+    return True
 
 
 def signal_group(pgid: int, sig: int) -> bool:
