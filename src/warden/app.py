@@ -164,13 +164,17 @@ def _adapters(
     return runners
 
 
-def default_agents(config: WardenConfig) -> list[Agent]:
-    """The built-in agents and installed third-party ones, configured."""
+def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list[Agent]:
+    """The built-in agents and installed third-party ones, configured.
+
+    ``catalog`` is what the model agent may propose from (the built-in one by default).
+    """
     settings: dict[str, Any] = {k: dict(v) for k, v in config.agent_settings.items()}
     service_down = settings.setdefault("service-down", {})
     service_down.setdefault("failure_threshold", config.failure_threshold)
     agents: list[Agent] = [AlertAgent(), *builtin_agents(settings)]
-    model = model_agent_from_config(config.model or None, Catalog()) if config.model else None
+    catalog = catalog or Catalog()
+    model = model_agent_from_config(config.model or None, catalog) if config.model else None
     if model is not None:
         # After the rule agents (it may take seconds), before the escalation agent (last).
         agents.insert(len(agents) - 1, model)
@@ -236,7 +240,7 @@ def build(
             log.sign_checkpoint([signer])
             last_signed[0] = time.monotonic()
 
-    chosen = list(agents) if agents is not None else default_agents(config)
+    chosen = list(agents) if agents is not None else default_agents(config, catalog)
     # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
     groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
     runtime = Runtime(

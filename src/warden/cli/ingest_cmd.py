@@ -124,6 +124,12 @@ def serve(
     queue_size: Annotated[
         int, typer.Option(help="Requests that may wait for the store before 429.", min=1)
     ] = 64,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            help="Requests served at once (their bodies are in memory); more get 503.", min=1
+        ),
+    ] = 256,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
@@ -153,7 +159,13 @@ def serve(
 
     previous = [signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)]
     source = WebhookSource(
-        host, port, token=token, routes=routes, capacity=queue_size, on_ready=on_ready
+        host,
+        port,
+        token=token,
+        routes=routes,
+        capacity=queue_size,
+        max_in_flight=max_in_flight,
+        on_ready=on_ready,
     )
     try:
         tally = source.run(pipeline, stop)

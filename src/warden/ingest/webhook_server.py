@@ -214,12 +214,14 @@ class WebhookSource:
         routes: Mapping[str, GenericRoute] | None = None,
         capacity: int = 64,
         max_body_bytes: int = 1024 * 1024,
+        max_in_flight: int = 256,
         clock: Clock | None = None,
         on_ready: Callable[[WebhookServer], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.capacity = capacity
+        self.max_in_flight = max_in_flight
         self.clock = clock
         self.on_ready = on_ready
         self.settings = WebhookSettings(
@@ -234,7 +236,8 @@ class WebhookSource:
         writer = IngestWriter(pipeline, capacity=self.capacity)
         writer.start()
         clock = self.clock or pipeline.gate.clock
-        server = WebhookServer(WebhookApp(writer, clock, self.settings), self.host, self.port)
+        app = WebhookApp(writer, clock, self.settings)
+        server = WebhookServer(app, self.host, self.port, max_in_flight=self.max_in_flight)
         try:
             server.start()
             if self.on_ready is not None:
