@@ -22,9 +22,15 @@ if TYPE_CHECKING:
 
 
 def approve(
-    store: EventStore, incident_prefix: str, approver: str, step_hash: str | None = None
+    store: EventStore,
+    incident_prefix: str,
+    approver: str,
+    step_hash: str | None = None,
+    when: datetime | None = None,
 ) -> ev.Event:
     """Record ``approver``'s approval of the step an incident awaits; returns the event.
+
+    ``when`` is the time of the approval (now by default).
 
     Raises :class:`ValidationError` (with the reason) when the approval does not fit.
     """
@@ -51,7 +57,7 @@ def approve(
         ev.APPROVAL_GRANTED,
         incident_stream(current.id),
         {"step_hash": awaiting, "approver": approver},
-        ev.format_time(datetime.now(UTC)),
+        ev.format_time(when or datetime.now(UTC)),
         key=f"{awaiting}:{approver}",
         subject=current.service,
         correlation_id=current.correlation_id,

@@ -74,7 +74,7 @@ class Harness:
         return [i for i in found if service is None or i.service == service]
 
     def approve(self, incident: Incident, who: str) -> ev.Event:
-        return approve(self.warden.store, incident.id, who)
+        return approve(self.warden.store, incident.id, who, when=self.clock.now())
 
     def control(self, type_: str, **data: str) -> None:
         control(self.warden.store, type_, data, self.clock.now())

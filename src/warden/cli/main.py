@@ -17,6 +17,7 @@ from warden.cli.audit_cmd import audit_app
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
+from warden.cli.replay_cmd import replay
 from warden.cli.report_cmd import report
 from warden.cli.schema_cmd import schema_app
 from warden.config import load_config
@@ -50,6 +51,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(ingest_app, name="ingest")
 app.command()(report)
+app.command()(replay)
 console = Console()
 
 StateDir = Annotated[

@@ -1,0 +1,300 @@
+"""Replay: a recorded history through today's agents and policies, with a decision diff.
+
+What came from outside (probe results, signals, alerts, approvals, kill switches,
+autonomy changes) is fed again, in order and at its recorded time, to a fresh runtime on
+a clock of its own; what actions did is answered from the record, so nothing runs. The
+incidents, plans and decisions of the replay are then compared with the recorded ones.
+With the configuration and policies that made the history, they are the same (DESIGN.md
+invariant 7); with a candidate bundle or agent, the differences are what it would change.
+App layer.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict, deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warden.app import build
+from warden.domain import events as ev
+from warden.domain import incident as incident_fold
+from warden.domain.decisions import outcome_label
+from warden.domain.errors import InvalidTransition
+from warden.domain.ids import incident_stream
+from warden.ports import ActionResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from warden.agents.protocol import Agent
+    from warden.config import WardenConfig
+    from warden.domain.incident import Incident
+    from warden.runtime import Runtime
+
+__all__ = ["Difference", "IncidentView", "RecordedOutcomes", "ReplayReport", "is_input", "replay"]
+
+# Decided by people (or their tools) though written with Warden's own source.
+HUMAN_INPUTS = frozenset(
+    {ev.APPROVAL_GRANTED, ev.KILL_SWITCH_ENGAGED, ev.KILL_SWITCH_RELEASED, ev.AUTONOMY_CHANGED}
+)
+_STEP = 0.1  # seconds between rounds while something happens, as the live loop ticks
+_IDLE_STEP = 1.0  # ... and once the runtime has been quiet for a few rounds
+_QUIET_ROUNDS = 5
+
+
+def is_input(event: ev.Event) -> bool:
+    """Whether the runtime received ``event`` rather than derived it."""
+    return event.source != ev.WARDEN_SOURCE or event.type in HUMAN_INPUTS
+
+
+class _Clock:
+    """The replay's time: set by the replay, read by the runtime."""
+
+    def __init__(self, start: datetime) -> None:
+        self.moment = start
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+class RecordedOutcomes:
+    """An action adapter that answers every step and compensation as the record says.
+
+    Results are found by idempotency key, attempts in order. A step the history never
+    ran fails, permanently, and is listed in :attr:`unrecorded`.
+    """
+
+    def __init__(self, history: Iterable[ev.Event]) -> None:
+        self._results: dict[str, deque[ActionResult]] = defaultdict(deque)
+        self._keys: dict[tuple[str, int], str] = {}
+        self.unrecorded: list[str] = []
+        for event in history:
+            data = event.data
+            if event.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED):
+                self._keys[(event.stream, int(data["index"]))] = str(data["idempotency_key"])
+            elif event.type in (
+                ev.STEP_SUCCEEDED,
+                ev.STEP_FAILED,
+                ev.COMPENSATION_SUCCEEDED,
+                ev.COMPENSATION_FAILED,
+            ):
+                key = self._keys.get((event.stream, int(data["index"])))
+                if key is None:
+                    continue
+                ok = event.type in (ev.STEP_SUCCEEDED, ev.COMPENSATION_SUCCEEDED)
+                output = dict(data.get("output") or {})
+                if not ok:
+                    output["retryable"] = bool(data.get("retryable", False))
+                self._results[key].append(ActionResult(ok, str(data.get("detail", "")), output))
+
+    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        """The recorded result of this step's next attempt."""
+        results = self._results.get(str(params.get("idempotency_key", "")))
+        if results:
+            return results.popleft()
+        self.unrecorded.append(f"{action} on {target}")
+        return ActionResult(
+            False,
+            f"replay: {action} on {target} never ran in the recorded history",
+            {"retryable": False},
+        )
+
+    def check(self, action: str, target: str, params: dict[str, Any] | None = None) -> None:
+        """Nothing can be checked in a replay."""
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """What is compared of one incident: its plan, the decisions on it, where it ended."""
+
+    incident_id: str
+    service: str
+    kind: str
+    agent: str
+    steps: tuple[str, ...]
+    decisions: tuple[str, ...]
+    state: str
+
+    @property
+    def plan(self) -> str:
+        """The plan in one line: its agent and steps ("" when there was none)."""
+        return f"{self.agent}: {', '.join(self.steps)}" if self.agent else ""
+
+    @classmethod
+    def of(cls, incident: Incident) -> IncidentView:
+        """The view of a folded incident."""
+        plan = incident.plan
+        index = {h: i for i, h in enumerate(incident.step_hashes)}
+        return cls(
+            incident.id,
+            incident.service,
+            incident.kind,
+            plan.agent if plan is not None else "",
+            tuple(_step(s.action, s.target, dict(s.params)) for s in plan.steps) if plan else (),
+            tuple(
+                f"step {index.get(d.step_hash, '?')}: {outcome_label(d.outcome.value, d.approvers)}"
+                f" ({d.reasons[0].policy_id if d.reasons else 'no policy'})"
+                for d in incident.decisions
+            ),
+            incident.state.value,
+        )
+
+
+def _step(action: str, target: str, params: Mapping[str, Any]) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{action}({target}{': ' + shown if shown else ''})"
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One way the replay decided otherwise than the record."""
+
+    incident_id: str
+    service: str
+    what: str
+    recorded: str
+    replayed: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """The outcome of a replay: what was fed, and every difference found."""
+
+    inputs: int
+    recorded: tuple[IncidentView, ...]
+    replayed: tuple[IncidentView, ...]
+    differences: tuple[Difference, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def identical(self) -> bool:
+        """True when the replay decided exactly as recorded."""
+        return not self.differences
+
+
+def fold_incidents(history: Iterable[ev.Event]) -> dict[str, Incident]:
+    """The incidents of a history, folded from their streams."""
+    found: dict[str, Incident] = {}
+    for event in history:
+        if event.type in incident_fold.INCIDENT_EVENT_TYPES:
+            key = event.stream.removeprefix("incident-")
+            found[key] = incident_fold.apply(found.get(key), event)
+    return {i.id: i for i in found.values()}
+
+
+def compare(recorded: Iterable[IncidentView], replayed: Iterable[IncidentView]) -> list[Difference]:
+    """Every difference between two sets of incidents, by incident."""
+    before = {v.incident_id: v for v in recorded}
+    after = {v.incident_id: v for v in replayed}
+    out: list[Difference] = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if old is None or new is None:
+            seen = old or new
+            assert seen is not None
+            summary = f"{seen.kind} on {seen.service}, {seen.state}"
+            out.append(
+                Difference(
+                    key,
+                    seen.service,
+                    "incident",
+                    summary if old is not None else "not opened",
+                    summary if new is not None else "not opened",
+                )
+            )
+            continue
+        for what, a, b in (
+            ("plan", old.plan, new.plan),
+            ("decisions", "; ".join(old.decisions), "; ".join(new.decisions)),
+            ("final state", old.state, new.state),
+        ):
+            if a != b:
+                out.append(Difference(key, old.service, what, a or "none", b or "none"))
+    return out
+
+
+def replay(
+    history: Sequence[ev.Event],
+    config: WardenConfig,
+    *,
+    agents: Sequence[Agent] | None = None,
+    settle_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayReport:
+    """Feed the inputs of ``history`` to a fresh runtime built from ``config``; compare.
+
+    Args:
+        history: Every event of a store, in log order.
+        config: The configuration to replay with (``policy_dir`` chooses the bundle);
+            its state directory is not touched: the replay keeps its own, temporary.
+        agents: Agents to use instead of the configured ones (a candidate agent).
+        settle_s: How long to let the replay run on after the last input, for timers
+            (verification, retries, approval expiry); by default the verification timeout
+            and then some.
+        progress: Called with (inputs fed, inputs in all) as the replay goes.
+    """
+    inputs = [e for e in history if is_input(e)]
+    recorded = tuple(IncidentView.of(i) for i in fold_incidents(history).values())
+    if not inputs:
+        return ReplayReport(0, recorded, (), tuple(compare(recorded, ())))
+    clock = _Clock(inputs[0].moment)
+    outcomes = RecordedOutcomes(history)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="warden-replay-") as state:
+        # No connectors, and no model endpoint: a model is not asked again (its answer
+        # would differ anyway); its recorded plans show as differences.
+        quiet = replace(config, state_dir=Path(state), sources={}, model={})
+        warden = build(quiet, clock, adapter=outcomes, probes={}, agents=agents)
+        try:
+            runtime = warden.runtime
+            runtime.tick()
+            for done, event in enumerate(inputs, start=1):
+                _run_until(runtime, clock, event.moment)
+                note = _feed(runtime, event)
+                if note:
+                    notes.append(note)
+                runtime.tick()
+                if progress is not None:
+                    progress(done, len(inputs))
+            after = config.verification_timeout_s + 5.0 if settle_s is None else settle_s
+            _run_until(runtime, clock, clock.moment + timedelta(seconds=after))
+            replayed = tuple(IncidentView.of(i) for i in runtime.incidents.values())
+        finally:
+            warden.close()
+    notes += [f"a step the history never ran was decided: {s}" for s in outcomes.unrecorded]
+    return ReplayReport(
+        len(inputs), recorded, replayed, tuple(compare(recorded, replayed)), tuple(notes)
+    )
+
+
+def _run_until(runtime: Runtime, clock: _Clock, until: datetime) -> None:
+    """Tick on the replay clock up to ``until``: finely while things happen."""
+    quiet = 0
+    while clock.moment < until:
+        step = _STEP if quiet < _QUIET_ROUNDS else _IDLE_STEP
+        clock.moment = min(until, clock.moment + timedelta(seconds=step))
+        quiet = 0 if runtime.tick() else quiet + 1
+
+
+def _feed(runtime: Runtime, event: ev.Event) -> str:
+    """Append one recorded input; an approval that no longer fits is skipped, with why."""
+    store = runtime.store
+    if event.type != ev.APPROVAL_GRANTED:
+        store.append(event.stream, [replace(event, stream="", position=0)])
+        return ""
+    current = runtime.incidents.get(event.stream.removeprefix("incident-"))
+    try:
+        if current is None:
+            raise InvalidTransition(f"no incident {event.stream.removeprefix('incident-')}")
+        incident_fold.apply(current, event)
+    except InvalidTransition as exc:
+        who = event.data.get("approver", "?")
+        return f"the approval by {who} at {event.time} did not apply in the replay: {exc}"
+    store.append(
+        incident_stream(current.id), [replace(event, stream="", position=0)], current.version
+    )
+    return ""

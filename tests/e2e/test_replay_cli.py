@@ -1,0 +1,109 @@
+"""`warden replay` as a user types it: same decisions, a candidate's differences, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from typer.testing import CliRunner
+
+from warden.app import build
+from warden.cli.main import app
+from warden.config import load_config
+from warden.governance.policy import BUILTIN_BUNDLE
+from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+runner = CliRunner()
+
+CONFIG = """
+environment: staging
+state_dir: {state}
+verification_timeout_s: 5
+services:
+  - {{name: payments, domain: payments, health: "http://127.0.0.1:9/health", managed: false}}
+  - {{name: orders, domain: shop, health: "http://127.0.0.1:9/health", managed: false,
+     depends_on: [payments]}}
+"""
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def recorded_outage(tmp_path: Path) -> Path:
+    """A config file, and a history in its state directory: payments down, restarted."""
+    config = tmp_path / "warden.yaml"
+    config.write_text(CONFIG.format(state=tmp_path / "state"))
+    clock = ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC))
+    probes = {"payments": ScriptedProbe(), "orders": ScriptedProbe()}
+    warden = build(load_config(config), clock, adapter=RecordingAdapter(probes), probes=probes)
+    try:
+        runtime = warden.runtime
+        for name, probe in probes.items():
+            runtime.record_probe(name, "scripted", probe.check(), "watch")
+        probes["payments"].healthy = False
+        for _ in range(3):
+            clock.advance(1)
+            runtime.record_probe("payments", "scripted", probes["payments"].check(), "watch")
+            runtime.tick()
+        for _ in range(20):
+            clock.advance(0.1)
+            runtime.tick()
+        (incident,) = runtime.incidents.values()
+        assert incident.state.value == "resolved", incident.close_reason
+    finally:
+        warden.close()
+    return config
+
+
+def test_the_history_replays_to_the_same_decisions(tmp_path: Path) -> None:
+    config = recorded_outage(tmp_path)
+    code, out = invoke("replay", "-s", str(tmp_path / "state"), "-c", str(config))
+    assert code == 0, out
+    assert "1 incidents recorded, 1 in the replay" in out
+    assert "same decisions as recorded" in out
+
+
+def test_a_candidate_bundle_lists_its_differences_and_exits_1(tmp_path: Path) -> None:
+    config = recorded_outage(tmp_path)
+    candidate = tmp_path / "next"
+    shutil.copytree(BUILTIN_BUNDLE, candidate)
+    (candidate / "supervised.cedar").write_text(
+        '@id("humans-restart") @outcome("needs_approval") @approvers("1")\n'
+        '@message("every restart waits for a human")\n'
+        'permit (principal, action == Action::"restart_service", resource);\n'
+        '@id("no-autonomous-restarts") @message("not on its own")\n'
+        'forbid (principal, action == Action::"restart_service", resource)'
+        " when { context.approvals == 0 };\n"
+    )
+    args = ("replay", "-s", str(tmp_path / "state"), "-c", str(config), "--policy-dir")
+    code, out = invoke(*args, str(candidate))
+    assert code == 1, out
+    assert "differences" in out
+    assert "no-autonomous-restarts" in out
+    code, out = invoke(*args, str(candidate), "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["identical"] is False
+    assert {d["what"] for d in report["differences"]} >= {"decisions", "final state"}
+
+
+def test_bad_input_gets_a_readable_error(tmp_path: Path) -> None:
+    code, out = invoke("replay", "-s", str(tmp_path / "nothing"), "-c", str(tmp_path / "no.yaml"))
+    assert code == 2
+    assert "no " in out and "give --config" in out
+    config = recorded_outage(tmp_path)
+    code, out = invoke("replay", "-s", str(tmp_path / "empty"), "-c", str(config))
+    assert code == 2
+    assert "no Warden state in" in out
+    code, out = invoke(
+        "replay", "-s", str(tmp_path / "state"), "-c", str(config), "--policy-dir", "missing"
+    )
+    assert code == 2
+    assert "no policy bundle at missing/" in out
