@@ -186,3 +186,53 @@ def test_idempotent_step_with_unknown_outcome_is_retried(harness: Harness) -> No
     reconciled = [e for e in harness.events(ev.STEP_FAILED) if e.data.get("reconciled")]
     assert len(reconciled) == 1
     assert reconciled[0].data["retryable"] is True
+
+
+# -- an allow given before a retry's backoff is checked again before the retry ---------------
+
+
+@pytest.fixture
+def builtin(tmp_path: Path) -> Iterator[Harness]:
+    from warden.agents.service_down import ServiceDownAgent
+
+    h = make_harness(tmp_path / "builtin", agents=[ServiceDownAgent()])
+    yield h
+    h.close()
+
+
+def first_attempt_fails(h: Harness) -> Incident:
+    h.adapter.script["restart_service"] = ["retry", "ok"]
+    h.fail("payments")
+    h.tick(6)  # open, plan, decide, act (fails), schedule the retry: all at once
+    (incident,) = h.incidents()
+    assert [e.data["attempt"] for e in h.events(ev.STEP_RETRY_SCHEDULED)] == [2]
+    assert len(incident.decisions) == 1 and incident.decisions[0].outcome.value == "allow"
+    return incident
+
+
+def test_a_retry_still_allowed_runs_without_a_new_decision(builtin: Harness) -> None:
+    first_attempt_fails(builtin)
+    builtin.settle(8)
+    (incident,) = builtin.incidents()
+    assert incident.state is State.RESOLVED
+    assert len(incident.decisions) == 1
+    assert [c[0] for c in builtin.adapter.calls] == ["restart_service", "restart_service"]
+
+
+def test_autonomy_lowered_during_the_backoff_stops_the_retry(builtin: Harness) -> None:
+    first_attempt_fails(builtin)
+    builtin.control(
+        ev.AUTONOMY_CHANGED,
+        level="recommend",
+        environment="*",
+        domain="*",
+        by="alice",
+        reason="investigating",
+    )
+    builtin.settle(8)
+    (incident,) = builtin.incidents()
+    assert [d.outcome.value for d in incident.decisions] == ["allow", "deny"]
+    assert incident.decisions[-1].reasons[0].policy_id == "autonomy:recommend"
+    assert incident.state is State.ESCALATED
+    assert "autonomy:recommend" in incident.close_reason
+    assert [c[0] for c in builtin.adapter.calls] == ["restart_service"]  # not retried

@@ -82,9 +82,40 @@ class Remediation(Planning, Undoing, Verifying):
         if blocked is not None:
             self._fail_plan(current, f"stopped before acting: {blocked[0]}: {blocked[1]}")
             return
+        latest = current.decision_for(current.step_hashes[index])
+        if latest is not None and latest.outcome is Outcome.DENY:
+            self._fail_plan(current, f"denied: {latest.describe()}")
+            return
+        if not self._still_allowed(current, index):
+            return
         if not self._hold_leases(current):
             return
         self.executor.run_next_step(current, self._state.controls)
+
+    def _still_allowed(self, current: Incident, index: int) -> bool:
+        """Whether the bundle and autonomy in force now would allow the step again.
+
+        An allow can be old by the time the step runs: a retry waits out its backoff, a
+        lease is busy. When the bundle or the autonomy level changed meanwhile and now
+        says otherwise, the fresh decision is recorded instead of acting (approvals
+        already given for the step still count).
+        """
+        hash_ = current.step_hashes[index]
+        agents = frozenset(a.name for a in self.agents)
+        given = current.decision_for(hash_)
+        assert given is not None
+        counted = tally(current, given, self.settings.approvals, agents)
+        ruling = self.gate.decide(current, index, self.situation(counted.counted, counted.roles))
+        fresh = ruling.decision
+        if fresh.outcome is Outcome.ALLOW:
+            return True
+        if (
+            fresh.outcome is Outcome.NEEDS_APPROVAL
+            and tally(current, fresh, self.settings.approvals, agents).met
+        ):
+            return True
+        self._record(current, fresh, ruling.context)
+        return False
 
     def _hold_leases(self, current: Incident) -> bool:
         """Take (or renew) the lease on every target of the plan; False while one is busy.
