@@ -25,7 +25,7 @@ from warden.execution.executor import Executor
 from warden.governance.bundles import BundleWatcher
 from warden.governance.entities import cedar_entities
 from warden.governance.gate import DecisionGate
-from warden.governance.policy import BUILTIN_BUNDLE
+from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.probes import HttpProbe, Probe
@@ -243,6 +243,12 @@ def build(
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
     # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
     groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
+    entities = cedar_entities(topology, groups, dict(config.agent_caps))
+    shadow = (
+        DecisionGate(PolicyBundle(config.shadow_policy_dir), catalog, config.guardrails, entities)
+        if config.shadow_policy_dir is not None
+        else None
+    )
     runtime = Runtime(
         store=store,
         ingest=IngestGate(store, SchemaRegistry(), clock),
@@ -251,7 +257,7 @@ def build(
             policies.current,
             catalog,
             config.guardrails,
-            cedar_entities(topology, groups, dict(config.agent_caps)),
+            entities,
         ),
         executor=executor,
         probes=probes,
@@ -273,6 +279,7 @@ def build(
         policies=policies,
         leases=leases,
         after_tick=audit_after_tick,
+        shadow=shadow,
     )
     loop = ProbeLoop(runtime, probes, config.probe.interval_s, config.probe.jitter)
     return Warden(config, store, processes, runtime, loop, projector, log, signer, sources)

@@ -60,6 +60,8 @@ class WardenConfig:
     autonomy: str = "autonomous"
     autonomy_rules: tuple[AutonomyRule, ...] = ()
     policy_dir: Path | None = None
+    # A candidate bundle decided alongside the live one; recorded, never acted on.
+    shadow_policy_dir: Path | None = None
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     failure_threshold: int = 3
     guardrails: Guardrails = field(default_factory=Guardrails)
@@ -329,7 +331,8 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         "config",
         raw,
         {
-            "services", "state_dir", "environment", "autonomy", "policy_dir", "probe",
+            "services", "state_dir", "environment", "autonomy", "policy_dir",
+            "shadow_policy_dir", "probe",
             "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
             "change_freezes", "agents", "lease_ttl_s", "actions", "nats", "sources", "model",
         },
@@ -364,6 +367,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
     if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
         raise ConfigError(f"failure_threshold: expected a whole number >= 1, got {threshold!r}")
     policy_dir = raw.get("policy_dir")
+    shadow = raw.get("shadow_policy_dir")
     return WardenConfig(
         services=services,
         state_dir=(base / str(raw.get("state_dir", ".warden"))),
@@ -371,6 +375,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         autonomy=autonomy,
         autonomy_rules=autonomy_rules,
         policy_dir=(base / str(policy_dir)) if policy_dir else None,
+        shadow_policy_dir=(base / str(shadow)) if shadow else None,
         probe=probe,
         failure_threshold=threshold,
         guardrails=_guardrails(raw.get("guardrails")),

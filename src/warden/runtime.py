@@ -62,11 +62,13 @@ class Runtime(Remediation):
         policies: BundleWatcher | None = None,
         leases: Leases | None = None,
         after_tick: Callable[[], None] | None = None,
+        shadow: DecisionGate | None = None,
     ) -> None:
         self.store = store
         self.ingest = ingest
         self.agents = list(agents)
         self.gate = gate
+        self.shadow = shadow
         self.executor = executor
         self.probes = dict(probes)
         self.clock = clock

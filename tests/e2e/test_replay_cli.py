@@ -36,10 +36,10 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def recorded_outage(tmp_path: Path) -> Path:
+def recorded_outage(tmp_path: Path, extra: str = "") -> Path:
     """A config file, and a history in its state directory: payments down, restarted."""
     config = tmp_path / "warden.yaml"
-    config.write_text(CONFIG.format(state=tmp_path / "state"))
+    config.write_text(CONFIG.format(state=tmp_path / "state") + extra)
     clock = ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC))
     probes = {"payments": ScriptedProbe(), "orders": ScriptedProbe()}
     warden = build(load_config(config), clock, adapter=RecordingAdapter(probes), probes=probes)
@@ -107,3 +107,32 @@ def test_bad_input_gets_a_readable_error(tmp_path: Path) -> None:
     )
     assert code == 2
     assert "no policy bundle at missing/" in out
+
+
+def test_warden_shadow_lists_where_the_candidate_decided_otherwise(tmp_path: Path) -> None:
+    candidate = tmp_path / "next"
+    shutil.copytree(BUILTIN_BUNDLE, candidate)
+    (candidate / "no-restarts.cedar").write_text(
+        '@id("no-restarts") @message("restarts are frozen")\n'
+        'forbid (principal, action == Action::"restart_service", resource);\n'
+    )
+    recorded_outage(tmp_path, "shadow_policy_dir: next\n")
+    code, out = invoke("shadow", "-s", str(tmp_path / "state"))
+    assert code == 0, out
+    assert "1 steps decided by both" in out and "agreed on 0 (0%)" in out
+    assert "allow (autonomous-low-risk)" in out
+    assert "deny (no-restarts)" in out
+    code, out = invoke("shadow", "-s", str(tmp_path / "state"), "--json")
+    report = json.loads(out)
+    assert (report["compared"], report["agree"]) == (1, 0)
+    assert report["differences"][0]["shadow"]["policy"] == "no-restarts"
+
+
+def test_warden_shadow_without_a_shadow_bundle_says_how_to_set_one(tmp_path: Path) -> None:
+    recorded_outage(tmp_path)
+    code, out = invoke("shadow", "-s", str(tmp_path / "state"))
+    assert code == 0
+    assert "set shadow_policy_dir in warden.yaml" in out
+    code, out = invoke("shadow", "-s", str(tmp_path / "none"))
+    assert code == 2
+    assert "no Warden state in" in out

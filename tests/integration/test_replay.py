@@ -201,3 +201,36 @@ def test_any_history_replays_to_the_same_decisions(
     assert report.notes == ()
     event(f"{len(report.replayed)} incidents")
     event("approved" if any("approval" in d for v in report.replayed for d in v.decisions) else "-")
+
+
+# -- a candidate bundle in shadow, beside the live one ---------------------------------------
+
+
+def test_a_shadow_bundle_is_decided_and_recorded_but_never_acted_on(tmp_path: Path) -> None:
+    candidate = tmp_path / "candidate"
+    shutil.copytree(BUILTIN_BUNDLE, candidate)
+    (candidate / "no-restarts.cedar").write_text(
+        '@id("no-restarts") @message("restarts are frozen")\n'
+        'forbid (principal, action == Action::"restart_service", resource);\n'
+    )
+    h = make_harness(
+        tmp_path / "live",
+        agents=builtin_agents(entry_points=()),
+        shadow_policy_dir=candidate,
+    )
+    try:
+        h.fail("payments")
+        h.settle()
+        (incident,) = h.incidents()
+        assert incident.state is State.RESOLVED  # the live bundle allowed the restart
+        assert h.adapter.calls == [("restart_service", "payments", {})]
+        (compared,) = h.warden.store.read_stream(ev.SHADOW_STREAM)
+    finally:
+        h.close()
+    data = compared.data
+    assert data["incident_id"] == incident.id
+    assert (data["action"], data["target"], data["agree"]) == ("restart_service", "payments", False)
+    assert data["live"]["outcome"] == "allow"
+    assert data["live"]["policy"] == "autonomous-low-risk"
+    assert (data["shadow"]["outcome"], data["shadow"]["policy"]) == ("deny", "no-restarts")
+    assert data["shadow"]["bundle"] != data["live"]["bundle"]

@@ -61,3 +61,15 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
     assert yaml.safe_load(EXAMPLE.read_text())["environment"] == "production"
+
+
+def test_a_shadow_bundle_is_resolved_beside_the_config() -> None:
+    raw = {
+        "services": [{"name": "a", "health": "http://127.0.0.1:1/h", "managed": False}],
+        "policy_dir": "policies",
+        "shadow_policy_dir": "policies-next",
+    }
+    config = parse_config(raw, Path("/etc/warden"))
+    assert config.policy_dir == Path("/etc/warden/policies")
+    assert config.shadow_policy_dir == Path("/etc/warden/policies-next")
+    assert parse_config({**raw, "shadow_policy_dir": None}, Path(".")).shadow_policy_dir is None

@@ -20,6 +20,7 @@ from warden.cli.quarantine_cmd import quarantine_app
 from warden.cli.replay_cmd import replay
 from warden.cli.report_cmd import report
 from warden.cli.schema_cmd import schema_app
+from warden.cli.shadow_cmd import shadow
 from warden.config import load_config
 from warden.demo.fleet import run_demo
 from warden.demo.timeline import Timeline, describe, incident_table
@@ -52,6 +53,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(ingest_app, name="ingest")
 app.command()(report)
 app.command()(replay)
+app.command()(shadow)
 console = Console()
 
 StateDir = Annotated[

@@ -56,6 +56,9 @@ POLICY_LOADED = "warden.policy.loaded"
 POLICY_REJECTED = "warden.policy.rejected"
 APPROVAL_REQUESTED = "warden.approval.requested"
 APPROVAL_EXPIRED = "warden.approval.expired"
+SHADOW_DECIDED = "warden.shadow.decided"
+
+SHADOW_STREAM = "shadow"
 
 CONTROL_STREAM = "control"
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from warden.domain import events as ev
-from warden.domain.decisions import Decision, Outcome, Reason
+from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
 from warden.domain.ids import derived_id
 from warden.domain.incident import Incident, State
 from warden.governance.approvals import tally
@@ -69,13 +69,48 @@ class Remediation(Planning, Undoing, Verifying):
             return
         decision = current.decision_for(current.step_hashes[index])
         if decision is None:
-            ruling = self.gate.decide(current, index, self.situation())
+            situation = self.situation()
+            ruling = self.gate.decide(current, index, situation)
             self._record(current, ruling.decision, ruling.context)
+            self._decide_in_shadow(current, index, ruling.decision, situation)
             return
         if decision.outcome is Outcome.DENY:
             self._fail_plan(current, f"denied: {decision.describe()}")
             return
         self._run_step(current, index)
+
+    def _decide_in_shadow(
+        self, current: Incident, index: int, live: Decision, situation: Situation
+    ) -> None:
+        """What the shadow bundle would decide, beside the live decision; nothing acts on it."""
+        if self.shadow is None:
+            return
+        shadowed = self.shadow.decide(current, index, situation).decision
+        assert current.plan is not None
+        step = current.plan.steps[index]
+        data = {
+            "incident_id": current.id,
+            "service": current.service,
+            "index": index,
+            "step_hash": live.step_hash,
+            "action": step.action,
+            "target": step.target,
+            "agent": current.plan.agent,
+            "live": _verdict(live),
+            "shadow": _verdict(shadowed),
+            "agree": _verdict(live, bundle=False) == _verdict(shadowed, bundle=False),
+        }
+        event = ev.derived_event(
+            ev.SHADOW_DECIDED,
+            ev.SHADOW_STREAM,
+            data,
+            ev.format_time(self.clock.now()),
+            key=f"{current.id}:{live.step_hash}:{shadowed.bundle_version}",
+            subject=current.service,
+            correlation_id=current.correlation_id,
+            traceparent=current.traceparent,
+        )
+        self.store.append(ev.SHADOW_STREAM, [event])
 
     def _run_step(self, current: Incident, index: int) -> None:
         blocked = self.gate.blocked(current, index, self.situation())
@@ -260,6 +295,17 @@ class Remediation(Planning, Undoing, Verifying):
                 reason,
                 notify=fallback == "escalate",
             )
+
+
+def _verdict(decision: Decision, *, bundle: bool = True) -> dict[str, Any]:
+    """A decision as a shadow comparison shows it: outcome, deciding policy, bundle."""
+    out: dict[str, Any] = {
+        "outcome": outcome_label(decision.outcome.value, decision.approvers),
+        "policy": decision.reasons[0].policy_id if decision.reasons else "",
+    }
+    if bundle:
+        out["bundle"] = decision.bundle_version
+    return out
 
 
 def backoff_s(incident_id: str, index: int, attempt: int) -> float:

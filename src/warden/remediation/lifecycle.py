@@ -75,6 +75,7 @@ class Lifecycle:
     store: EventStore
     agents: list[Agent]
     gate: DecisionGate
+    shadow: DecisionGate | None  # a candidate bundle, decided alongside and never acted on
     executor: Executor
     probes: dict[str, Probe]
     clock: Clock
