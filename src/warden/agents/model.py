@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -98,6 +99,8 @@ class ModelAgent:
         self._prompt = SYSTEM_PROMPT.format(max_steps=max_steps)
         self._stats = ModelAgentStatistics()
         self._redacted: Counter[str] = Counter()
+        # The runtime asks from worker threads (it is slow); counters change under the lock.
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -187,9 +190,8 @@ class ModelAgent:
             self._refuse(incident, "no known services to act on", failed=False)
             return None
         request, counts = self._request(incident, world)
-        self._redacted.update(counts)
         api_key = os.environ.get(self._api_key_env) or None
-        self._count(requests=1)
+        self._count(requests=1, redacted=counts)
         try:
             response = self._endpoint.post_json(_encode(request), api_key)
         except WardenError as exc:
@@ -213,14 +215,19 @@ class ModelAgent:
         self._count(plans=1)
         return plan
 
-    def _count(self, *, requests: int = 0, plans: int = 0) -> None:
-        stats = self._stats
-        self._stats = replace(
-            stats,
-            requests=stats.requests + requests,
-            plans=stats.plans + plans,
-            redactions=dict(sorted(self._redacted.items())),
-        )
+    def _count(
+        self, *, requests: int = 0, plans: int = 0, redacted: Mapping[str, int] | None = None
+    ) -> None:
+        with self._lock:
+            if redacted:
+                self._redacted.update(redacted)
+            stats = self._stats
+            self._stats = replace(
+                stats,
+                requests=stats.requests + requests,
+                plans=stats.plans + plans,
+                redactions=dict(sorted(self._redacted.items())),
+            )
 
     def _refuse(
         self, incident: Incident, reason: str, *, failed: bool, api_key: str | None = None
@@ -231,13 +238,14 @@ class ModelAgent:
         if not failed:  # the reason quotes the model's answer: outside text, redact it
             reason = redact_text(reason, self._redaction, keep=self._catalog.names())
         reason = reason[:500]
-        stats = self._stats
-        self._stats = replace(
-            stats,
-            failures=stats.failures + int(failed),
-            rejections=stats.rejections + int(not failed),
-            last_rejection=reason,
-        )
+        with self._lock:
+            stats = self._stats
+            self._stats = replace(
+                stats,
+                failures=stats.failures + int(failed),
+                rejections=stats.rejections + int(not failed),
+                last_rejection=reason,
+            )
         log.warning("%s proposed no plan for incident %s: %s", self._name, incident.id, reason)
 
 
