@@ -198,16 +198,22 @@ def crashes_while_planning() -> BadDeployAgent:
     return CrashesWhilePlanning()
 
 
-def test_a_fault_that_cleared_before_planning_resolves_instead_of_escalating(
-    harness: Any,
-) -> None:
-    h = harness(crashes_while_planning())
+def deploy_fails_and_planning_crashes(harness: Any) -> Harness:
+    """A bad deploy of payments is detected; the worker dies before it plans."""
+    h: Harness = harness(crashes_while_planning())
     h.clock.advance(10)
     h.ingest(ev.DEPLOY_COMPLETED, "payments", version="v1")
     for rate in (0.3, 0.3, 0.3):
         sample(h, "payments", "error_rate", rate)
     with pytest.raises(RuntimeError, match="died while planning"):
         h.tick()
+    return h
+
+
+def test_a_fault_that_cleared_before_planning_resolves_instead_of_escalating(
+    harness: Any,
+) -> None:
+    h = deploy_fails_and_planning_crashes(harness)
     assert only(h, "payments").state is State.OPEN
     for rate in (0.01, 0.01, 0.01):  # the errors go away while nobody plans
         sample(h, "payments", "error_rate", rate)
@@ -223,13 +229,7 @@ def test_a_fault_that_cleared_before_planning_resolves_instead_of_escalating(
 
 
 def test_a_fault_still_there_when_planning_resumes_escalates(harness: Any) -> None:
-    h = harness(crashes_while_planning())
-    h.clock.advance(10)
-    h.ingest(ev.DEPLOY_COMPLETED, "payments", version="v1")
-    for rate in (0.3, 0.3, 0.3):
-        sample(h, "payments", "error_rate", rate)
-    with pytest.raises(RuntimeError, match="died while planning"):
-        h.tick()
+    h = deploy_fails_and_planning_crashes(harness)
     sample(h, "payments", "error_rate", 0.3)
     h.settle()
     assert only(h, "payments").state is State.ESCALATED
