@@ -31,15 +31,13 @@ from warden.ingest.pipeline import Pipeline
 from warden.ingest.probes import HttpProbe, Probe
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
-from warden.ports import ActionAdapter, Clock, SystemClock
+from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
-from warden.store.leases import SQLiteLeases
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import open_event_store, open_leases, remember, sqlite_path
 from warden.watch import ProbeLoop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from pathlib import Path
 
     from warden.agents.protocol import Agent
     from warden.audit.checkpoint import Signer
@@ -50,9 +48,7 @@ if TYPE_CHECKING:
 CHECKPOINT_EVERY_S = 10.0
 
 
-def store_path(state_dir: Path) -> Path:
-    """Where the embedded event store lives inside a state directory."""
-    return state_dir / "events.db"
+store_path = sqlite_path  # where the embedded event store lives inside a state directory
 
 
 @dataclass
@@ -60,7 +56,7 @@ class Warden:
     """A wired Warden: its store, processes, loop and audit log."""
 
     config: WardenConfig
-    store: SQLiteEventStore
+    store: EventStore
     processes: LocalProcessAdapter
     runtime: Runtime
     probes: ProbeLoop
@@ -216,8 +212,10 @@ def build(
     # Adapters first: a configuration mistake must fail before any file is opened.
     runners = _adapters(config, catalog, processes, adapter)
     sources = _sources(config)
-    store = SQLiteEventStore(store_path(state))
-    leases = SQLiteLeases(store_path(state))
+    # Commands given --state-dir find a shared log through the pointer this leaves.
+    remember(state, config.store_dsn, config.store_schema)
+    store = open_event_store(state, dsn=config.store_dsn, schema=config.store_schema)
+    leases = open_leases(state, dsn=config.store_dsn, schema=config.store_schema)
     topology = config.topology
     executor = Executor(store, catalog, runners, clock)
     if probes is None:

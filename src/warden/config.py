@@ -5,6 +5,7 @@ Every mistake is reported with its place in the file and what to write instead.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,9 @@ class WardenConfig:
     policy_dir: Path | None = None
     # A candidate bundle decided alongside the live one; recorded, never acted on.
     shadow_policy_dir: Path | None = None
+    # The shared event log: a PostgreSQL DSN ("" keeps the embedded SQLite file).
+    store_dsn: str = ""
+    store_schema: str = "warden"
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     failure_threshold: int = 3
     guardrails: Guardrails = field(default_factory=Guardrails)
@@ -323,6 +327,29 @@ def _agent_groups(raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(sorted(found.items()))
 
 
+def _store(raw: Any) -> tuple[str, str]:
+    """The ``store`` section: ``{postgres: DSN, schema: NAME}``; absent means embedded."""
+    if raw is None:
+        return "", "warden"
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "store: expected a mapping like {postgres: 'postgresql://warden@db:5432/warden'}"
+        )
+    _check_keys("store", raw, {"postgres", "schema"})
+    dsn = raw.get("postgres")
+    if not isinstance(dsn, str) or not dsn.strip():
+        raise ConfigError(
+            "store.postgres: give the PostgreSQL DSN, e.g. 'postgresql://warden@db:5432/warden'"
+            " (the password from PGPASSWORD or ~/.pgpass)"
+        )
+    schema = raw.get("schema", "warden")
+    if not isinstance(schema, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ConfigError(
+            f"store.schema: {schema!r} is not a plain lower-case name (letters, digits, _)"
+        )
+    return dsn.strip(), schema
+
+
 def parse_config(raw: Any, base: Path) -> WardenConfig:
     """Build the configuration from parsed YAML; ``base`` resolves relative paths."""
     if not isinstance(raw, dict):
@@ -332,7 +359,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         raw,
         {
             "services", "state_dir", "environment", "autonomy", "policy_dir",
-            "shadow_policy_dir", "probe",
+            "shadow_policy_dir", "store", "probe",
             "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
             "change_freezes", "agents", "lease_ttl_s", "actions", "nats", "sources", "model",
         },
@@ -368,6 +395,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         raise ConfigError(f"failure_threshold: expected a whole number >= 1, got {threshold!r}")
     policy_dir = raw.get("policy_dir")
     shadow = raw.get("shadow_policy_dir")
+    dsn, schema = _store(raw.get("store"))
     return WardenConfig(
         services=services,
         state_dir=(base / str(raw.get("state_dir", ".warden"))),
@@ -376,6 +404,8 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         autonomy_rules=autonomy_rules,
         policy_dir=(base / str(policy_dir)) if policy_dir else None,
         shadow_policy_dir=(base / str(shadow)) if shadow else None,
+        store_dsn=dsn,
+        store_schema=schema,
         probe=probe,
         failure_threshold=threshold,
         guardrails=_guardrails(raw.get("guardrails")),

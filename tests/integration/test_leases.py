@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.plans import Plan, Step
 from warden.ports import ActionResult
-from warden.store.leases import SQLiteLeases
 
 from .harness import make_harness, permissive_bundle
 
@@ -17,28 +16,6 @@ if TYPE_CHECKING:
 
     from warden.domain.incident import Incident
     from warden.domain.world import World
-
-
-def test_lease_is_exclusive_expires_and_fences(tmp_path: Path) -> None:
-    leases = SQLiteLeases(tmp_path / "l.db")
-    first = leases.acquire("payments", "incident-a", 10, now=100.0)
-    assert first is not None
-    assert first.token == 1
-    assert leases.acquire("payments", "incident-b", 10, now=105.0) is None
-    renewed = leases.acquire("payments", "incident-a", 10, now=105.0)
-    assert renewed is not None
-    assert renewed.token == 1
-    assert renewed.expires_at == 115.0
-    taken = leases.acquire("payments", "incident-b", 10, now=116.0)  # a's lease expired
-    assert taken is not None
-    assert taken.token == 2  # a stale holder can tell it lost the lease
-    leases.release("payments", "incident-a")  # not the holder any more: no effect
-    holder = leases.holder("payments", now=117.0)
-    assert holder is not None
-    assert holder.holder == "incident-b"
-    leases.release("payments", "incident-b")
-    assert leases.holder("payments", now=117.0) is None
-    leases.close()
 
 
 @dataclass

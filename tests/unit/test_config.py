@@ -73,3 +73,20 @@ def test_a_shadow_bundle_is_resolved_beside_the_config() -> None:
     assert config.policy_dir == Path("/etc/warden/policies")
     assert config.shadow_policy_dir == Path("/etc/warden/policies-next")
     assert parse_config({**raw, "shadow_policy_dir": None}, Path(".")).shadow_policy_dir is None
+
+
+def test_the_store_section() -> None:
+    base = {"services": [{"name": "a", "health": "http://127.0.0.1:1/h", "managed": False}]}
+    assert parse_config(base, Path(".")).store_dsn == ""
+    shared = parse_config(
+        {**base, "store": {"postgres": "postgresql://w@db/warden", "schema": "prod"}}, Path(".")
+    )
+    assert (shared.store_dsn, shared.store_schema) == ("postgresql://w@db/warden", "prod")
+    for bad, message in (
+        ("postgresql://db", "expected a mapping"),
+        ({"postgres": ""}, "give the PostgreSQL DSN"),
+        ({"postgres": "postgresql://db", "schema": "Bad-Name"}, "not a plain lower-case name"),
+        ({"postgres": "postgresql://db", "pool": 3}, "pool"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse_config({**base, "store": bad}, Path("."))

@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from warden.app import store_path
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
 from warden.domain.errors import ConfigError
 from warden.ingest.cloudevents import GenericRoute
@@ -24,13 +23,14 @@ from warden.ingest.jsonl import ingest_jsonl
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.webhook_server import WebhookSource
 from warden.ports import SystemClock
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import open_event_store
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from warden.ingest.pipeline import Tally
     from warden.ingest.webhook_server import WebhookServer
+    from warden.ports import EventStore
 
 ingest_app = typer.Typer(
     help="Feed events in: replay a JSON-lines capture, or run the webhook server alone.",
@@ -52,10 +52,9 @@ def _summary(tally: Tally) -> str:
     )
 
 
-def _pipeline(state_dir: Path, schemas: list[Path] | None) -> tuple[SQLiteEventStore, Pipeline]:
+def _pipeline(state_dir: Path, schemas: list[Path] | None) -> tuple[EventStore, Pipeline]:
     registry = load_registry(schemas)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLiteEventStore(store_path(state_dir))
+    store = open_event_store(state_dir)
     return store, Pipeline(IngestGate(store, registry, SystemClock()))
 
 

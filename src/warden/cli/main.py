@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from warden import commands
-from warden.app import build, store_path
+from warden.app import build
 from warden.cli.audit_cmd import audit_app
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
@@ -29,12 +29,14 @@ from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.errors import ValidationError, WardenError
 from warden.domain.ids import incident_stream
 from warden.runtime import load_incidents
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import has_log, open_event_store
 from warden.telemetry.metrics import MetricsListener, serve_metrics
 from warden.telemetry.tracing import TracingListener, build_tracer_provider
 
 if TYPE_CHECKING:
     from types import FrameType
+
+    from warden.ports import EventStore
 
 app = typer.Typer(
     help=(
@@ -66,11 +68,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open_store(state_dir: Path) -> SQLiteEventStore:
-    path = store_path(state_dir)
-    if not path.exists():
+def _open_store(state_dir: Path) -> EventStore:
+    if not has_log(state_dir):
         raise _fail(f"no Warden state in {state_dir}/ (run `warden demo` or `warden run` first)")
-    return SQLiteEventStore(path)
+    return open_event_store(state_dir)
 
 
 @app.command()
@@ -247,8 +248,7 @@ def autonomy(
 
 
 def _control(state_dir: Path, type_: str, data: dict[str, str]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLiteEventStore(store_path(state_dir))
+    store = open_event_store(state_dir)
     try:
         event = commands.control(store, type_, data, datetime.now(UTC))
     finally:

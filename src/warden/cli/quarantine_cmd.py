@@ -15,15 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warden.app import store_path
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
 from warden.ingest.gate import IngestGate
 from warden.ingest.quarantine import ReplayVerdict, replay_quarantined
 from warden.ports import SystemClock
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import has_log, open_event_store
 
 if TYPE_CHECKING:
-    from warden.ports import QuarantinedInput
+    from warden.ports import EventStore, QuarantinedInput
 
 quarantine_app = typer.Typer(
     help="Input the quality gates refused, kept with the reason: list, show, replay.",
@@ -38,11 +37,10 @@ def _out() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
-def _open(state_dir: Path) -> SQLiteEventStore:
-    path = store_path(state_dir)
-    if not path.exists():
+def _open(state_dir: Path) -> EventStore:
+    if not has_log(state_dir):
         raise fail(f"no Warden state in {state_dir}/ (nothing was ingested there yet)")
-    return SQLiteEventStore(path)
+    return open_event_store(state_dir)
 
 
 def _find(items: list[QuarantinedInput], item_id: int) -> QuarantinedInput:

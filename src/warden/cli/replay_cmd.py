@@ -17,12 +17,11 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from warden.app import store_path
 from warden.config import WardenConfig, load_config
 from warden.domain.errors import WardenError
 from warden.replay import ReplayReport
 from warden.replay import replay as replay_history
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import has_log, open_event_store
 
 
 def replay(
@@ -66,10 +65,9 @@ def replay(
                     f"no policy bundle at {policy_dir}/ (a directory of .cedar files)"
                 )
             settings = replace(settings, policy_dir=policy_dir)
-        path = store_path(state_dir)
-        if not path.exists():
+        if not has_log(state_dir):
             raise WardenError(f"no Warden state in {state_dir}/ (nothing was recorded there)")
-        store = SQLiteEventStore(path)
+        store = open_event_store(state_dir)
         try:
             history = store.read_all()
         finally:

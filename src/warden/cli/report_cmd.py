@@ -17,15 +17,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from warden.domain.kpis import resilience_report
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import has_log, open_event_store
 from warden.telemetry.report import describe_range, kpi_rows, render_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from warden.domain.events import Event
+    from warden.ports import EventStore
 
-STORE_FILE = "events.db"
 PAGE = 5000
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -50,7 +50,7 @@ def parse_bound(text: str, now: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _events(store: SQLiteEventStore) -> Iterator[Event]:
+def _events(store: EventStore) -> Iterator[Event]:
     position = 0
     while True:
         page = store.read_all(position, limit=PAGE)
@@ -93,12 +93,11 @@ def report(
         raise _fail(
             console, f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})"
         )
-    path = state_dir / STORE_FILE
-    if not path.exists():
+    if not has_log(state_dir):
         raise _fail(
             console, f"no Warden state in {state_dir}/ (run `warden demo` or `warden run` first)"
         )
-    store = SQLiteEventStore(path)
+    store = open_event_store(state_dir)
     try:
         kpis = resilience_report(_events(store), start, end)
     finally:
@@ -112,7 +111,7 @@ def report(
         table.add_row(escape(name), escape(value), escape(detail))
     console.print(table)
     if html is not None:
-        page = render_html(kpis, generated_at=now, source=str(path))
+        page = render_html(kpis, generated_at=now, source=str(state_dir))
         try:
             html.parent.mkdir(parents=True, exist_ok=True)
             html.write_text(page, encoding="utf-8")

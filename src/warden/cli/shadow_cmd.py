@@ -16,9 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warden.app import store_path
 from warden.domain import events as ev
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import has_log, open_event_store
 
 
 def shadow(
@@ -34,11 +33,10 @@ def shadow(
     often they agree and every step where they did not.
     """
     err = Console(stderr=True)
-    path = store_path(state_dir)
-    if not path.exists():
+    if not has_log(state_dir):
         err.print(f"[bold red]error:[/bold red] no Warden state in {escape(str(state_dir))}/")
         raise typer.Exit(2)
-    store = SQLiteEventStore(path)
+    store = open_event_store(state_dir)
     try:
         compared = [e.data for e in store.read_stream(ev.SHADOW_STREAM)]
     finally:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from warden.app import Warden, build, store_path
+from warden.app import Warden, build
 from warden.audit.log import AuditLog
 from warden.audit.state import AuditPaths, trusted_verifiers
 from warden.config import ProbeConfig, ServiceConfig, WardenConfig
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 from warden.domain.errors import WardenError
 from warden.runtime import load_incidents
-from warden.store.sqlite import SQLiteEventStore
+from warden.store.location import open_event_store
 
 CHAIN = ("gateway", "orders", "payments")
 
@@ -178,7 +178,7 @@ def run_demo(
 def _report(
     console: Console, state_dir: Path, start_position: int, traffic: Traffic, crashed: bool
 ) -> int:
-    store = SQLiteEventStore(store_path(state_dir))
+    store = open_event_store(state_dir)
     try:
         mine = {e.stream for e in store.read_all(start_position)}
         incidents = [i for i in load_incidents(store).values() if f"incident-{i.id}" in mine]
