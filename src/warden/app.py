@@ -279,5 +279,14 @@ def build(
         after_tick=audit_after_tick,
         shadow=shadow,
     )
-    loop = ProbeLoop(runtime, probes, config.probe.interval_s, config.probe.jitter)
+    loop = ProbeLoop(
+        runtime,
+        probes,
+        config.probe.interval_s,
+        config.probe.jitter,
+        # Only a shared log has other workers to share probing with; the embedded one is
+        # spared a write per probe.
+        leases=leases if config.store_dsn else None,
+        holder=executor.worker,
+    )
     return Warden(config, store, processes, runtime, loop, projector, log, signer, sources)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from warden.agents.service_down import ServiceDownAgent
 from warden.cli.main import app
+from warden.config import ProbeConfig
 from warden.domain import events as ev
 from warden.domain.incident import State
 from warden.store.location import pointed
@@ -16,7 +18,7 @@ from warden.store.location import pointed
 from .harness import Harness, make_harness
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.postgres
@@ -30,6 +32,7 @@ def workers(tmp_path: Path, postgres_dsn: str, postgres_schema: str) -> Iterator
             agents=[ServiceDownAgent()],
             store_dsn=postgres_dsn,
             store_schema=postgres_schema,
+            probe=ProbeConfig(interval_s=0.05, jitter=0.0),
         )
         for n in (1, 2)
     ]
@@ -74,3 +77,32 @@ def test_commands_given_the_state_dir_open_the_shared_log(
     result = CliRunner().invoke(app, ["incidents", "-s", str(state)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "payments" in result.output and "resolved" in result.output
+
+
+def checks(h: Harness) -> dict[str, int]:
+    return {name: probe.checks for name, probe in h.probes.items()}
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s: {what}"
+        time.sleep(0.02)
+
+
+def test_each_service_is_probed_by_one_worker_at_a_time(workers: list[Harness]) -> None:
+    before = [checks(h) for h in workers]
+    for h in workers:
+        h.warden.probes.start()
+    time.sleep(0.6)
+    during = [checks(h) for h in workers]
+    for service in workers[0].probes:
+        probed = [during[k][service] - before[k][service] for k in (0, 1)]
+        assert sorted(p > 0 for p in probed) == [False, True], (service, probed)
+    # The owner stops (its leases are released): the other worker takes over at once.
+    owner = 0 if during[0]["payments"] > before[0]["payments"] else 1
+    workers[owner].warden.probes.stop()
+    other = workers[1 - owner]
+    handed = checks(other)["payments"]
+    wait_until(lambda: checks(other)["payments"] > handed + 3, "the other worker to probe")
+    other.warden.probes.stop()

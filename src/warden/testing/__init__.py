@@ -40,9 +40,11 @@ class ScriptedProbe:
 
     healthy: bool = True
     error: str = "connection refused"
+    checks: int = 0  # how many times it was asked
 
     def check(self) -> ProbeResult:
         """The scripted answer."""
+        self.checks += 1
         if self.healthy:
             return ProbeResult(True, 1.0, 200, "")
         return ProbeResult(False, 1.0, None, self.error)
