@@ -25,7 +25,7 @@ from warden.execution.executor import Executor
 from warden.governance.bundles import BundleWatcher
 from warden.governance.entities import cedar_entities
 from warden.governance.gate import DecisionGate
-from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle
+from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.probes import HttpProbe, Probe
@@ -242,9 +242,12 @@ def build(
     # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
     groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
     entities = cedar_entities(topology, groups, dict(config.agent_caps))
+    shadow_policies = (
+        BundleWatcher(config.shadow_policy_dir) if config.shadow_policy_dir is not None else None
+    )
     shadow = (
-        DecisionGate(PolicyBundle(config.shadow_policy_dir), catalog, config.guardrails, entities)
-        if config.shadow_policy_dir is not None
+        DecisionGate(shadow_policies.current, catalog, config.guardrails, entities)
+        if shadow_policies is not None
         else None
     )
     runtime = Runtime(
@@ -278,6 +281,7 @@ def build(
         leases=leases,
         after_tick=audit_after_tick,
         shadow=shadow,
+        shadow_policies=shadow_policies,
     )
     loop = ProbeLoop(
         runtime,

@@ -9,6 +9,7 @@ through the same tail, so live operation and replay fold the very same history.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from warden.ports import Clock, EventStore, Leases
 
 HISTORY_KEPT = timedelta(hours=1)
+log = logging.getLogger(__name__)
 
 EventListener = Callable[[ev.Event], None]
 
@@ -63,12 +65,14 @@ class Runtime(Remediation):
         leases: Leases | None = None,
         after_tick: Callable[[], None] | None = None,
         shadow: DecisionGate | None = None,
+        shadow_policies: BundleWatcher | None = None,
     ) -> None:
         self.store = store
         self.ingest = ingest
         self.agents = list(agents)
         self.gate = gate
         self.shadow = shadow
+        self.shadow_policies = shadow_policies
         self.executor = executor
         self.probes = dict(probes)
         self.clock = clock
@@ -304,6 +308,7 @@ class Runtime(Remediation):
         if not first and now - self._last_policy_poll < self.settings.policy_poll_s:
             return
         self._last_policy_poll = now
+        self._reload_shadow()
         reload = self.policies.poll()
         when = ev.format_time(self.clock.now())
         if reload is not None and reload.bundle is None:
@@ -329,6 +334,18 @@ class Runtime(Remediation):
             )
             self.store.append(ev.CONTROL_STREAM, [loaded])
         self.tail()
+
+    def _reload_shadow(self) -> None:
+        """A changed shadow bundle decides from now on; a broken one leaves the old in place."""
+        if self.shadow_policies is None or self.shadow is None:
+            return
+        reload = self.shadow_policies.poll()
+        if reload is None:
+            return
+        if reload.bundle is None:
+            log.warning("shadow bundle refused, the previous one keeps deciding: %s", reload.error)
+            return
+        self.shadow.bundle = reload.bundle
 
 
 def load_incidents(store: EventStore) -> dict[str, Incident]:

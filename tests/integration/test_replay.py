@@ -234,3 +234,29 @@ def test_a_shadow_bundle_is_decided_and_recorded_but_never_acted_on(tmp_path: Pa
     assert data["live"]["policy"] == "autonomous-low-risk"
     assert (data["shadow"]["outcome"], data["shadow"]["policy"]) == ("deny", "no-restarts")
     assert data["shadow"]["bundle"] != data["live"]["bundle"]
+
+
+def test_a_changed_shadow_bundle_decides_from_then_on(tmp_path: Path) -> None:
+    candidate = tmp_path / "candidate"
+    shutil.copytree(BUILTIN_BUNDLE, candidate)
+    frozen = candidate / "no-restarts.cedar"
+    frozen.write_text(
+        '@id("no-restarts") @message("restarts are frozen")\n'
+        'forbid (principal, action == Action::"restart_service", resource);\n'
+    )
+    h = make_harness(
+        tmp_path / "live", agents=builtin_agents(entry_points=()), shadow_policy_dir=candidate
+    )
+    runtime = h.warden.runtime
+    runtime.settings = replace(runtime.settings, policy_poll_s=0.0)  # look at every round
+    try:
+        h.fail("payments")
+        h.settle()
+        frozen.unlink()  # the candidate thaws restarts
+        h.fail("orders")
+        h.settle()
+        compared = [e.data for e in h.warden.store.read_stream(ev.SHADOW_STREAM)]
+    finally:
+        h.close()
+    assert [(c["target"], c["agree"]) for c in compared] == [("payments", False), ("orders", True)]
+    assert compared[0]["shadow"]["bundle"] != compared[1]["shadow"]["bundle"]

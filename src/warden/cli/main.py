@@ -53,9 +53,6 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(schema_app, name="schema")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(ingest_app, name="ingest")
-app.command()(report)
-app.command()(replay)
-app.command()(shadow)
 console = Console()
 
 StateDir = Annotated[
@@ -255,6 +252,12 @@ def _control(state_dir: Path, type_: str, data: dict[str, str]) -> None:
         store.close()
     shown = describe(event)
     console.print(shown[1] if shown else type_, highlight=False)
+
+
+# After the commands defined here, so `warden --help` lists run and demo first.
+app.command()(report)
+app.command()(replay)
+app.command()(shadow)
 
 
 def main() -> None:
