@@ -40,9 +40,10 @@ __all__ = ["Difference", "IncidentView", "RecordedOutcomes", "ReplayReport", "is
 HUMAN_INPUTS = frozenset(
     {ev.APPROVAL_GRANTED, ev.KILL_SWITCH_ENGAGED, ev.KILL_SWITCH_RELEASED, ev.AUTONOMY_CHANGED}
 )
-_STEP = 0.1  # seconds between rounds while something happens, as the live loop ticks
-_IDLE_STEP = 1.0  # ... and once the runtime has been quiet for a few rounds
-_QUIET_ROUNDS = 5
+# Seconds between rounds, as the live loop ticks. Coarser steps in quiet times would let a
+# timer (a retry, a verification window) fire later than it did live, and a step run later
+# would not count the probe results recorded right after the live one.
+_STEP = 0.1
 
 
 def is_input(event: ev.Event) -> bool:
@@ -222,7 +223,7 @@ def replay(
     config: WardenConfig,
     *,
     agents: Sequence[Agent] | None = None,
-    settle_s: float | None = None,
+    settle_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
     """Feed the inputs of ``history`` to a fresh runtime built from ``config``; compare.
@@ -232,9 +233,8 @@ def replay(
         config: The configuration to replay with (``policy_dir`` chooses the bundle);
             its state directory is not touched: the replay keeps its own, temporary.
         agents: Agents to use instead of the configured ones (a candidate agent).
-        settle_s: How long to let the replay run on after the last input, for timers
-            (verification, retries, approval expiry); by default the verification timeout
-            and then some.
+        settle_s: How long to run on after the last recorded event (none by default:
+            the record does not say what the live runtime did later).
         progress: Called with (inputs fed, inputs in all) as the replay goes.
     """
     inputs = [e for e in history if is_input(e)]
@@ -260,8 +260,10 @@ def replay(
                 runtime.tick()
                 if progress is not None:
                     progress(done, len(inputs))
-            after = config.verification_timeout_s + 5.0 if settle_s is None else settle_s
-            _run_until(runtime, clock, clock.moment + timedelta(seconds=after))
+            # On to the last recorded event, whatever wrote it: the live runtime ran at
+            # least that long after its last input (timers, detections that take time).
+            horizon = max(e.moment for e in history) + timedelta(seconds=settle_s)
+            _run_until(runtime, clock, horizon)
             replayed = tuple(IncidentView.of(i) for i in runtime.incidents.values())
         finally:
             warden.close()
@@ -272,12 +274,11 @@ def replay(
 
 
 def _run_until(runtime: Runtime, clock: _Clock, until: datetime) -> None:
-    """Tick on the replay clock up to ``until``: finely while things happen."""
-    quiet = 0
+    """Tick on the replay clock up to ``until``, a round every 0.1 s as the live loop."""
+    step = timedelta(seconds=_STEP)
     while clock.moment < until:
-        step = _STEP if quiet < _QUIET_ROUNDS else _IDLE_STEP
-        clock.moment = min(until, clock.moment + timedelta(seconds=step))
-        quiet = 0 if runtime.tick() else quiet + 1
+        clock.moment = min(until, clock.moment + step)
+        runtime.tick()
 
 
 def _feed(runtime: Runtime, event: ev.Event) -> str:

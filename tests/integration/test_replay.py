@@ -185,7 +185,7 @@ def live(h: Harness, moves: list[tuple[Any, ...]]) -> None:
     run(10.0)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(MOVES, min_size=1, max_size=14))
 def test_any_history_replays_to_the_same_decisions(
     tmp_path_factory: pytest.TempPathFactory, moves: list[tuple[Any, ...]]
