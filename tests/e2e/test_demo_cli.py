@@ -59,6 +59,12 @@ def test_demo_heals_the_crash_and_leaves_a_verifiable_audit_log(tmp_path: Path) 
     verified = warden("audit", "verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
+    # The recorded inputs of real processes, replayed, give the same decisions.
+    replayed = warden("replay", cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "1 incidents recorded, 1 in the replay" in replayed.stdout
+    assert "same decisions as recorded" in replayed.stdout
+
     log = tmp_path / ".warden" / "audit" / "log.jsonl"
     data = bytearray(log.read_bytes())
     lines = data.split(b"\n")

@@ -35,7 +35,7 @@ def replay(
             "--config",
             "-c",
             help="The warden.yaml the history ran with (services, autonomy, guardrails);"
-            " default: ./warden.yaml.",
+            " default: ./warden.yaml, else the one `warden demo` keeps in the state dir.",
         ),
     ] = None,
     policy_dir: Annotated[
@@ -90,13 +90,18 @@ def replay(
 
 
 def _settings(config: Path | None, state_dir: Path) -> WardenConfig:
-    chosen = config or Path("warden.yaml")
-    if not chosen.exists():
-        raise WardenError(
-            f"no {chosen}: give --config, the warden.yaml the history in {state_dir}/ ran with"
-            " (its services, autonomy and guardrails shape every decision)"
-        )
-    return load_config(chosen)
+    """The configuration named, else ./warden.yaml, else the one kept in the state dir."""
+    candidates = (
+        [config] if config is not None else [Path("warden.yaml"), state_dir / "warden.yaml"]
+    )
+    for chosen in candidates:
+        if chosen.exists():
+            return load_config(chosen)
+    tried = " or ".join(str(c) for c in candidates)
+    raise WardenError(
+        f"no {tried}: give --config, the warden.yaml the history in {state_dir}/ ran with"
+        " (its services, autonomy and guardrails shape every decision)"
+    )
 
 
 def _as_dict(report: ReplayReport) -> dict[str, object]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import yaml
+
 from warden.app import Warden, build
 from warden.audit.log import AuditLog
 from warden.audit.state import AuditPaths, trusted_verifiers
@@ -64,6 +66,9 @@ class Traffic:
     def stop(self) -> None:
         """Stop sending."""
         self._stop.set()
+
+
+CONFIG_FILE = "warden.yaml"
 
 
 def demo_config(state_dir: Path) -> WardenConfig:
@@ -117,6 +122,35 @@ def _summary(console: Console, incidents: list[Incident], traffic: Traffic) -> N
     )
 
 
+def write_config(config: WardenConfig, path: Path) -> None:
+    """Keep the demo's configuration beside its state, so `warden replay` finds it."""
+    raw = {
+        "environment": config.environment,
+        "autonomy": config.autonomy,
+        "state_dir": str(config.state_dir.resolve()),
+        "failure_threshold": config.failure_threshold,
+        "verification_timeout_s": config.verification_timeout_s,
+        "probe": {
+            "interval_s": config.probe.interval_s,
+            "timeout_s": config.probe.timeout_s,
+            "jitter": config.probe.jitter,
+        },
+        "services": [
+            {
+                "name": s.name,
+                "health": s.health_url,
+                "argv": list(s.argv),
+                "env": dict(s.env),
+                "depends_on": list(s.depends_on),
+            }
+            for s in config.services
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "# The configuration of the latest `warden demo`, kept for `warden replay`.\n"
+    path.write_text(header + yaml.safe_dump(raw, sort_keys=False))
+
+
 def run_demo(
     console: Console, state_dir: Path, duration_s: float, crash_after_s: float, victim: str
 ) -> int:
@@ -124,6 +158,7 @@ def run_demo(
     if victim not in CHAIN:
         raise ValueError(f"--victim must be one of {', '.join(CHAIN)}")
     config = demo_config(state_dir)
+    write_config(config, state_dir / CONFIG_FILE)
     warden = build(config)
     start_position = warden.store.head()
     start = datetime.now(UTC)
@@ -196,7 +231,9 @@ def _report(
     except WardenError as exc:
         console.print(f"[red]audit log does not verify: {exc}")
         return 1
-    console.print(f"state left in {state_dir}/ — try: warden incidents, warden audit verify")
+    console.print(
+        f"state left in {state_dir}/ — try: warden incidents, warden audit verify, warden replay"
+    )
     healed = bool(incidents) and all(i.state.value == "resolved" for i in incidents)
     if crashed and not healed:
         console.print("[red]the injected fault was not healed")
