@@ -1,8 +1,16 @@
-"""Input builders shared by the ingest tests: one valid event to vary per test."""
+"""Builders shared by tests: one valid event to vary, one candidate policy bundle."""
 
 from __future__ import annotations
 
-from typing import Any
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from warden.governance.policy import BUILTIN_BUNDLE
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FROZEN_RESTARTS = "no-restarts.cedar"
 
 
 def probe_cloudevent(**overrides: Any) -> dict[str, Any]:
@@ -18,3 +26,13 @@ def probe_cloudevent(**overrides: Any) -> dict[str, Any]:
     }
     event.update(overrides)
     return event
+
+
+def frozen_restarts_bundle(directory: Path) -> Path:
+    """The built-in bundle plus a forbid on restart_service (policy ``no-restarts``)."""
+    shutil.copytree(BUILTIN_BUNDLE, directory)
+    (directory / FROZEN_RESTARTS).write_text(
+        '@id("no-restarts") @message("restarts are frozen")\n'
+        'forbid (principal, action == Action::"restart_service", resource);\n'
+    )
+    return directory

@@ -33,7 +33,7 @@ from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
-from warden.store.location import open_event_store, open_leases, remember, sqlite_path
+from warden.store.location import open_event_store, open_leases, remember
 from warden.watch import ProbeLoop
 
 if TYPE_CHECKING:
@@ -46,9 +46,6 @@ if TYPE_CHECKING:
 
 
 CHECKPOINT_EVERY_S = 10.0
-
-
-store_path = sqlite_path  # where the embedded event store lives inside a state directory
 
 
 @dataclass

@@ -177,16 +177,6 @@ class ReplayReport:
         return not self.differences
 
 
-def fold_incidents(history: Iterable[ev.Event]) -> dict[str, Incident]:
-    """The incidents of a history, folded from their streams."""
-    found: dict[str, Incident] = {}
-    for event in history:
-        if event.type in incident_fold.INCIDENT_EVENT_TYPES:
-            key = event.stream.removeprefix("incident-")
-            found[key] = incident_fold.apply(found.get(key), event)
-    return {i.id: i for i in found.values()}
-
-
 def compare(recorded: Iterable[IncidentView], replayed: Iterable[IncidentView]) -> list[Difference]:
     """Every difference between two sets of incidents, by incident."""
     before = {v.incident_id: v for v in recorded}
@@ -238,7 +228,7 @@ def replay(
         progress: Called with (inputs fed, inputs in all) as the replay goes.
     """
     inputs = [e for e in history if is_input(e)]
-    recorded = tuple(IncidentView.of(i) for i in fold_incidents(history).values())
+    recorded = tuple(IncidentView.of(i) for i in incident_fold.fold_all(history).values())
     if not inputs:
         return ReplayReport(0, recorded, (), tuple(compare(recorded, ())))
     clock = _Clock(inputs[0].moment)

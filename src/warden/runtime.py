@@ -350,12 +350,7 @@ class Runtime(Remediation):
 
 def load_incidents(store: EventStore) -> dict[str, Incident]:
     """Every incident in the store, folded from its stream, by id."""
-    found: dict[str, Incident] = {}
-    for stream in store.streams("incident-"):
-        folded = incident.fold(store.read_stream(stream))
-        if folded is not None:
-            found[folded.id] = folded
-    return found
+    return incident.fold_all(e for s in store.streams("incident-") for e in store.read_stream(s))
 
 
 __all__ = ["EventListener", "Runtime", "RuntimeSettings", "backoff_s", "load_incidents"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from typer.testing import CliRunner
 
+from tests.builders import frozen_restarts_bundle
 from warden.app import build
 from warden.cli.main import app
 from warden.config import load_config
@@ -110,12 +111,7 @@ def test_bad_input_gets_a_readable_error(tmp_path: Path) -> None:
 
 
 def test_warden_shadow_lists_where_the_candidate_decided_otherwise(tmp_path: Path) -> None:
-    candidate = tmp_path / "next"
-    shutil.copytree(BUILTIN_BUNDLE, candidate)
-    (candidate / "no-restarts.cedar").write_text(
-        '@id("no-restarts") @message("restarts are frozen")\n'
-        'forbid (principal, action == Action::"restart_service", resource);\n'
-    )
+    frozen_restarts_bundle(tmp_path / "next")
     recorded_outage(tmp_path, "shadow_policy_dir: next\n")
     code, out = invoke("shadow", "-s", str(tmp_path / "state"))
     assert code == 0, out

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from warden.app import store_path
 from warden.audit.log import AuditLog
 from warden.audit.state import AuditPaths, trusted_verifiers
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.runtime import load_incidents
+from warden.store.location import sqlite_path
 from warden.store.sqlite import SQLiteEventStore
 
 # 200 kills at about a second each, plus a settling run per scenario.
@@ -54,7 +54,7 @@ def check_after_restart(state: Path) -> None:
     assert not repeated, f"a non-idempotent step ran twice: {repeated}"
     accepted_log = state / "accepted.log"
     accepted = set(accepted_log.read_text().split()) if accepted_log.exists() else set()
-    store = SQLiteEventStore(store_path(state / "warden"))
+    store = SQLiteEventStore(sqlite_path(state / "warden"))
     try:
         stored = {e.id for e in store.read_all()}
     finally:
@@ -72,7 +72,7 @@ def settle(state: Path) -> Counter[str]:
             child.communicate()
     assert child.returncode == 0, err.decode()[-2000:]
     check_after_restart(state)
-    store = SQLiteEventStore(store_path(state / "warden"))
+    store = SQLiteEventStore(sqlite_path(state / "warden"))
     try:
         incidents = load_incidents(store)
         history = store.read_all()

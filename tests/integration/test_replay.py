@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import FROZEN_RESTARTS, frozen_restarts_bundle
 from warden.agents.bad_deploy import BadDeployAgent
 from warden.agents.builtin import builtin_agents
 from warden.domain import events as ev
 from warden.domain.incident import State
-from warden.governance.policy import BUILTIN_BUNDLE
 from warden.replay import RecordedOutcomes, is_input, replay
 
 from .harness import Harness, make_harness
@@ -68,12 +67,7 @@ def test_the_same_history_replayed_gives_the_same_decisions(tmp_path: Path) -> N
 
 def test_a_candidate_bundle_shows_what_it_would_change(tmp_path: Path) -> None:
     h = outage_and_bad_deploy(tmp_path / "live")
-    candidate = tmp_path / "candidate"
-    shutil.copytree(BUILTIN_BUNDLE, candidate)
-    (candidate / "no-restarts.cedar").write_text(
-        '@id("no-restarts") @message("restarts are frozen")\n'
-        'forbid (principal, action == Action::"restart_service", resource);\n'
-    )
+    candidate = frozen_restarts_bundle(tmp_path / "candidate")
     try:
         history = h.warden.store.read_all()
         config = replace(h.warden.config, policy_dir=candidate)
@@ -207,12 +201,7 @@ def test_any_history_replays_to_the_same_decisions(
 
 
 def test_a_shadow_bundle_is_decided_and_recorded_but_never_acted_on(tmp_path: Path) -> None:
-    candidate = tmp_path / "candidate"
-    shutil.copytree(BUILTIN_BUNDLE, candidate)
-    (candidate / "no-restarts.cedar").write_text(
-        '@id("no-restarts") @message("restarts are frozen")\n'
-        'forbid (principal, action == Action::"restart_service", resource);\n'
-    )
+    candidate = frozen_restarts_bundle(tmp_path / "candidate")
     h = make_harness(
         tmp_path / "live",
         agents=builtin_agents(entry_points=()),
@@ -237,13 +226,8 @@ def test_a_shadow_bundle_is_decided_and_recorded_but_never_acted_on(tmp_path: Pa
 
 
 def test_a_changed_shadow_bundle_decides_from_then_on(tmp_path: Path) -> None:
-    candidate = tmp_path / "candidate"
-    shutil.copytree(BUILTIN_BUNDLE, candidate)
-    frozen = candidate / "no-restarts.cedar"
-    frozen.write_text(
-        '@id("no-restarts") @message("restarts are frozen")\n'
-        'forbid (principal, action == Action::"restart_service", resource);\n'
-    )
+    candidate = frozen_restarts_bundle(tmp_path / "candidate")
+    frozen = candidate / FROZEN_RESTARTS
     h = make_harness(
         tmp_path / "live", agents=builtin_agents(entry_points=()), shadow_policy_dir=candidate
     )

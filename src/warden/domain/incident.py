@@ -496,3 +496,13 @@ def fold(events: Iterable[ev.Event]) -> Incident | None:
     for event in events:
         incident = apply(incident, event)
     return incident
+
+
+def fold_all(events: Iterable[ev.Event]) -> dict[str, Incident]:
+    """Every incident among ``events`` (any streams, log order), folded, by id."""
+    found: dict[str, Incident] = {}
+    for event in events:
+        if event.type in INCIDENT_EVENT_TYPES:
+            key = event.stream.removeprefix("incident-")
+            found[key] = apply(found.get(key), event)
+    return {i.id: i for i in found.values()}
