@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench reliability lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/ingest.py
+
+# The full reliability campaign (about an hour on two cores): kills, fuzzing, overload,
+# slow clients, a full and a read-only disk, tampering. `make test` runs its short form.
+reliability: $(STAMP)
+	$(BIN)/python -m tests.reliability
 
 # Regenerate the lock from pyproject.toml (needs network access to the package index).
 lock:

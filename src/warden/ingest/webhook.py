@@ -130,7 +130,10 @@ class WebhookApp:
         if isinstance(reply, Future):
             # asyncio.wait never cancels what it waits for: on a timeout the events stay
             # queued and are still written, as with the blocking path.
-            await asyncio.wait([asyncio.wrap_future(reply)], timeout=self.settings.wait_timeout_s)
+            waiting = asyncio.wrap_future(reply)
+            await asyncio.wait([waiting], timeout=self.settings.wait_timeout_s)
+            if waiting.done() and not waiting.cancelled():
+                waiting.exception()  # read here, or asyncio logs it as never retrieved
             reply = self._settle(route, reply)
         return self._count(route, reply)
 

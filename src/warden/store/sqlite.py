@@ -116,7 +116,19 @@ class SQLiteEventStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                # A full disk or a read-only file can fail the COMMIT itself; SQLite may
+                # or may not have rolled back, and a transaction left open would refuse
+                # every later write.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise TemporaryError(
+                    f"the event log {self.path} cannot be written: {exc}; free space or"
+                    " make the state directory writable, then retry",
+                    delay=1.0,
+                ) from exc
 
     def append(
         self, stream: str, events: Sequence[Event], expected_version: int | None = None
