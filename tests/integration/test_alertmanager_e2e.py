@@ -21,6 +21,7 @@ import pytest
 from warden.demo import free_port
 from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_for
 from warden.ingest.gate import IngestGate
+from warden.ingest.auth import SenderAuth
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.webhook import Request, Response, WebhookApp, WebhookSettings
@@ -117,7 +118,7 @@ def ready(port: int) -> bool:
 def webhook(store: SQLiteEventStore) -> Iterator[tuple[RecordingApp, WebhookServer]]:
     writer = IngestWriter(Pipeline(IngestGate(store, SchemaRegistry(), SystemClock())))
     writer.start()
-    app = RecordingApp(writer, SystemClock(), WebhookSettings(token=TOKEN))
+    app = RecordingApp(writer, SystemClock(), WebhookSettings(auth=SenderAuth.bearer(TOKEN)))
     server = WebhookServer(app)
     server.start()
     yield app, server
@@ -218,7 +219,7 @@ def test_real_alertmanager_without_the_token_is_refused(
     tmp_path: Path, alertmanager: int, webhook: tuple[RecordingApp, WebhookServer]
 ) -> None:
     app, _ = webhook
-    app.settings = WebhookSettings(token="another-token")
+    app.settings = WebhookSettings(auth=SenderAuth.bearer("another-token"))
     post_alerts(
         alertmanager,
         [{"labels": {"alertname": "Down", "service": "x"}, "startsAt": now_text()}],
