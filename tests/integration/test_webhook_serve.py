@@ -66,7 +66,7 @@ def test_serve_stores_events_and_stops_cleanly(tmp_path: Path) -> None:
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     text = err.decode()
-    assert f"webhook on http://127.0.0.1:{port} (bearer token required)" in text
+    assert f"webhook on http://127.0.0.1:{port} (senders: token (bearer))" in text
     assert "tok" not in text.replace("token", "")
     assert "stopped: 1 accepted, 0 duplicate, 1 quarantined" in text
     store = SQLiteEventStore(state / "events.db")

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
 from warden.domain.errors import ConfigError
-from warden.ingest.auth import Sender, SenderAuth
+from warden.ingest.auth import Sender, SenderAuth, hmac_key
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.jsonl import ingest_jsonl
@@ -101,15 +101,13 @@ def jsonl(
         _err().print(f"see the reasons with `warden quarantine list --state-dir {state_dir}`")
 
 
-def _auth(
-    senders: dict[str, dict[str, object]], token: str, granted: list[str], *, insecure: bool
-) -> SenderAuth:
+def _auth(secret: str, token: str, granted: frozenset[str], *, insecure: bool) -> SenderAuth:
     """The senders of ``warden ingest serve``: an hmac secret, a bearer token, or anyone."""
-    found = senders_from_options("ingest serve", senders)
+    found = []
+    if secret:
+        found.append(Sender("hmac", "hmac", hmac_key(secret, "--secret"), allow_types=granted))
     if token:
-        found.append(
-            Sender("token", "bearer", token.encode("utf-8"), allow_types=frozenset(granted))
-        )
+        found.append(Sender("token", "bearer", token.encode("utf-8"), allow_types=granted))
     if not found and not insecure:
         raise ConfigError(
             f"ingest serve: nobody could send; set {TOKEN_ENV} (a bearer token) or"
