@@ -20,8 +20,8 @@ import pytest
 
 from warden.demo import free_port
 from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_for
-from warden.ingest.gate import IngestGate
 from warden.ingest.auth import SenderAuth
+from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.webhook import Request, Response, WebhookApp, WebhookSettings
