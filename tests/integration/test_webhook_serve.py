@@ -76,3 +76,18 @@ def test_serve_stores_events_and_stops_cleanly(tmp_path: Path) -> None:
         assert len(store.quarantined()) == 1
     finally:
         store.close()
+
+
+def test_serve_without_credentials_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_WEBHOOK_")}
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH, "serve", "--port", "0", "--state-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode != 0
+    err = done.stderr.decode()
+    assert "nobody could send; set WARDEN_WEBHOOK_TOKEN" in err
+    assert "Traceback" not in err

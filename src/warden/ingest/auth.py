@@ -195,9 +195,7 @@ def sender_from_options(name: str, options: Mapping[str, Any], where: str = "") 
         raise ConfigError(f"{where}.username: only scheme basic has a user name")
     text = read_secret(where, options)
     if not text:
-        raise ConfigError(
-            f"{where}: the secret is missing; add secret_env: VAR or secret_file: PATH"
-        )
+        raise ConfigError(f"{where}: no secret; add secret_env: VAR or secret_file: PATH")
     if scheme == "hmac":
         secret = hmac_key(text, where)
     elif len(text) < 16:
