@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -11,7 +12,9 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from tests.builders import probe_cloudevent
 from warden.demo import free_port
+from warden.ingest.auth import sign
 from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
@@ -91,3 +94,37 @@ def test_serve_without_credentials_refuses_to_start(tmp_path: Path) -> None:
     err = done.stderr.decode()
     assert "nobody could send; set WARDEN_WEBHOOK_TOKEN" in err
     assert "Traceback" not in err
+
+
+def test_serve_takes_standard_webhooks_signatures_and_granted_types(tmp_path: Path) -> None:
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    port = free_port()
+    env = {**os.environ, "WARDEN_WEBHOOK_SECRET": secret}
+    env.pop("WARDEN_WEBHOOK_TOKEN", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "serve", "--port", str(port), "--state-dir",
+         str(tmp_path / ".warden"), "--allow-type", "warden.probe.failed"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_until_serving(port, process)
+        body = json.dumps(probe_cloudevent(time=time.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        stamp = int(time.time())
+        signature = sign(secret, "msg-1", stamp, body.encode())
+        headers = {"webhook-id": "msg-1", "webhook-timestamp": str(stamp)}
+        assert (
+            call(port, "POST", "/v1/events", body, **headers, **{"webhook-signature": signature})
+            == 202
+        )
+        assert (
+            call(port, "POST", "/v1/events", body, **headers, **{"webhook-signature": signature})
+            == 401
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert "senders: hmac (hmac)" in err.decode()
+    assert secret[6:] not in err.decode()
