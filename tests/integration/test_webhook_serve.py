@@ -47,16 +47,22 @@ def wait_until_serving(port: int, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
+def serve(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "serve", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def test_serve_stores_events_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     state = tmp_path / ".warden"
     env = {**os.environ, "WARDEN_WEBHOOK_TOKEN": "tok"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "serve", "--port", str(port), "--state-dir", str(state),
-         "--route", "deploys=warden.webhook.received:service"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    process = serve(
+        env, "--port", str(port), "--state-dir", str(state),
+        "--route", "deploys=warden.webhook.received:service",
     )  # fmt: skip
     try:
         wait_until_serving(port, process)
@@ -101,12 +107,9 @@ def test_serve_takes_standard_webhooks_signatures_and_granted_types(tmp_path: Pa
     port = free_port()
     env = {**os.environ, "WARDEN_WEBHOOK_SECRET": secret}
     env.pop("WARDEN_WEBHOOK_TOKEN", None)
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "serve", "--port", str(port), "--state-dir",
-         str(tmp_path / ".warden"), "--allow-type", "warden.probe.failed"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    process = serve(
+        env, "--port", str(port), "--state-dir", str(tmp_path / ".warden"),
+        "--allow-type", "warden.probe.failed",
     )  # fmt: skip
     try:
         wait_until_serving(port, process)
