@@ -20,10 +20,11 @@ import pytest
 
 from warden.demo import free_port
 from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_for
-from warden.ingest.auth import Sender, SenderAuth, sender_from_options
+from warden.ingest.auth import SenderAuth
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
+from warden.ingest.senders import Sender, sender_from_options
 from warden.ingest.webhook import Request, Response, WebhookApp, WebhookSettings
 from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter

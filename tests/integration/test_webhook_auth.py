@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from warden.domain.events import PROBE_FAILED
-from warden.ingest.auth import Sender, SenderAuth, hmac_key, sign
+from warden.ingest.auth import SenderAuth, sign
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
+from warden.ingest.senders import Sender, hmac_key
 from warden.ingest.webhook import WebhookApp, WebhookSettings
 from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter

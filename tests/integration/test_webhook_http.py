@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from tests.builders import probe_cloudevent as probe
 from warden.domain.events import PROBE_FAILED
-from warden.ingest.auth import Sender, SenderAuth
+from warden.ingest.auth import SenderAuth
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
+from warden.ingest.senders import Sender
 from warden.ingest.webhook import QUARANTINE_PREFIX_BYTES, Request, WebhookApp, WebhookSettings
 from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from warden.domain.errors import ConfigError
-from warden.ingest.auth import Denied, Pending, Sender, SenderAuth, sender_from_options, sign
+from warden.ingest.auth import Denied, Pending, SenderAuth, sign
 from warden.ingest.pipeline import is_reserved
+from warden.ingest.senders import Sender, sender_from_options
 
 if TYPE_CHECKING:
     from pathlib import Path

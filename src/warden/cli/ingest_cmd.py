@@ -17,11 +17,12 @@ from rich.markup import escape
 
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
 from warden.domain.errors import ConfigError
-from warden.ingest.auth import Sender, SenderAuth, hmac_key
+from warden.ingest.auth import SenderAuth
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.jsonl import ingest_jsonl
 from warden.ingest.pipeline import Pipeline
+from warden.ingest.senders import Sender, hmac_key
 from warden.ingest.webhook_server import WebhookSource
 from warden.ports import SystemClock
 from warden.store.location import open_event_store

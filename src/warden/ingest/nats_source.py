@@ -25,8 +25,8 @@ from nats.js.errors import NotFoundError
 
 from warden.domain.errors import ConfigError
 from warden.domain.events import Event
-from warden.ingest.auth import read_secret, type_list
 from warden.ingest.pipeline import Admit, Origin, Refuse, Tally
+from warden.ingest.senders import read_secret, type_list
 
 if TYPE_CHECKING:
     import threading

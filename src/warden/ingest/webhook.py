@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import TemporaryError
 from warden.domain.ids import derived_id
 from warden.ingest.alertmanager import parse_webhook
-from warden.ingest.auth import ANONYMOUS, Denied, Pending, Sender, SenderAuth
+from warden.ingest.auth import ANONYMOUS, Denied, Pending, SenderAuth
 from warden.ingest.cloudevents import GenericRoute, TraceContext, parse_cloudevents, wrap_json
 from warden.ingest.pipeline import Admit, Origin, Refuse, Tally, Verdict
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from warden.ingest.pipeline import Job, Outcome
+    from warden.ingest.senders import Sender
     from warden.ingest.writer import IngestWriter
     from warden.ports import Clock
 

@@ -21,18 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from warden.domain.errors import ConfigError
-from warden.ingest.auth import (
-    DEFAULT_TOLERANCE_S,
-    Denied,
-    Pending,
-    Sender,
-    SenderAuth,
-    senders_from_options,
-)
+from warden.ingest.auth import DEFAULT_TOLERANCE_S, Denied, Pending, SenderAuth
 from warden.ingest.cloudevents import GenericRoute
+from warden.ingest.head_timeout import protocol_with_head_timeout
+from warden.ingest.senders import Sender, senders_from_options
 from warden.ingest.webhook import (
     QUARANTINE_PREFIX_BYTES,
     Request,
@@ -58,64 +52,6 @@ __all__ = ["WebhookServer", "WebhookSource"]
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 10.0
-
-
-class _HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol, cutting a client whose request head is not in on time.
-
-    The clock starts when the connection opens and when a request's first byte arrives;
-    it stops when the head (request line and headers) is complete. A slowloris client
-    holds a socket for ``header_timeout_s`` at most and never reaches the app.
-    """
-
-    header_timeout_s = 10.0
-    _head_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._arm_head_timer()
-
-    def on_headers_complete(self) -> None:
-        self._disarm_head_timer()
-        super().on_headers_complete()
-
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing():
-            return
-        if self.cycle is None or self.cycle.response_complete:  # nothing owed: say why
-            self.transport.write(_TIMEOUT_RESPONSE)
-        self.transport.close()
-
-
-_TIMEOUT_BODY = b'{"error":"the request head did not arrive in time"}'
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\nconnection: close\r\n\r\n"
-) + _TIMEOUT_BODY
-
-
-def _protocol(header_timeout_s: float) -> type[_HeaderTimeoutProtocol]:
-    return type(
-        "HeaderTimeoutProtocol", (_HeaderTimeoutProtocol,), {"header_timeout_s": header_timeout_s}
-    )
 
 
 class _Asgi:
@@ -306,7 +242,7 @@ class WebhookServer:
         config = uvicorn.Config(
             self.asgi,
             loop="uvloop",
-            http=_protocol(header_timeout_s),
+            http=protocol_with_head_timeout(header_timeout_s),
             lifespan="off",
             log_config=None,
             access_log=False,
