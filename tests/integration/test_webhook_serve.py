@@ -59,9 +59,9 @@ def serve(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
 def test_serve_stores_events_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     state = tmp_path / ".warden"
-    env = {**os.environ, "WARDEN_WEBHOOK_TOKEN": "tok"}
+    env = {**os.environ, "WARDEN_WEBHOOK_TOKEN": "tok", "WARDEN_WEBHOOK_PASSWORD": "pw"}
     process = serve(
-        env, "--port", str(port), "--state-dir", str(state),
+        env, "--port", str(port), "--state-dir", str(state), "--basic-user", "ci",
         "--route", "deploys=warden.webhook.received:service",
     )  # fmt: skip
     try:
@@ -69,19 +69,24 @@ def test_serve_stores_events_and_stops_cleanly(tmp_path: Path) -> None:
         body = json.dumps({"service": "orders", "version": "2"})
         assert call(port, "POST", "/v1/json/deploys", body) == 401
         assert call(port, "POST", "/v1/json/deploys", body, Authorization="Bearer tok") == 202
+        basic = "Basic " + base64.b64encode(b"ci:pw").decode()
+        assert call(port, "POST", "/v1/json/deploys", body, Authorization=basic) == 202
+        wrong = "Basic " + base64.b64encode(b"ci:tok").decode()
+        assert call(port, "POST", "/v1/json/deploys", body, Authorization=wrong) == 401
         assert call(port, "POST", "/v1/events", "{", Authorization="Bearer tok") == 400
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     text = err.decode()
-    assert f"webhook on http://127.0.0.1:{port} (senders: token (bearer))" in text
+    assert f"webhook on http://127.0.0.1:{port} (senders: ci (basic), token (bearer))" in text
     assert "tok" not in text.replace("token", "")
-    assert "stopped: 1 accepted, 0 duplicate, 1 quarantined" in text
+    assert "stopped: 2 accepted, 0 duplicate, 1 quarantined" in text
     store = SQLiteEventStore(state / "events.db")
     try:
-        (event,) = store.read_stream("service-orders")
-        assert event.data == {"service": "orders", "version": "2"}
+        events = store.read_stream("service-orders")
+        assert [e.data for e in events] == [{"service": "orders", "version": "2"}] * 2
+        assert [e.extensions["wardensource"] for e in events] == ["webhook/token", "webhook/ci"]
         assert len(store.quarantined()) == 1
     finally:
         store.close()

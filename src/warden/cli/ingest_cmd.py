@@ -6,6 +6,7 @@ input lands in quarantine (see `warden quarantine`).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -43,6 +44,7 @@ StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="The Warden st
 DEFAULT_STATE = Path(".warden")
 TOKEN_ENV = "WARDEN_WEBHOOK_TOKEN"
 SECRET_ENV = "WARDEN_WEBHOOK_SECRET"
+PASSWORD_ENV = "WARDEN_WEBHOOK_PASSWORD"
 
 
 def _err() -> Console:
@@ -102,9 +104,21 @@ def jsonl(
         _err().print(f"see the reasons with `warden quarantine list --state-dir {state_dir}`")
 
 
-def _auth(secret: str, token: str, granted: frozenset[str], *, insecure: bool) -> SenderAuth:
-    """The senders of ``warden ingest serve``: an hmac secret, a bearer token, or anyone."""
+def _auth(
+    secret: str, token: str, basic_user: str, granted: frozenset[str], *, insecure: bool
+) -> SenderAuth:
+    """The senders of ``warden ingest serve``: an hmac secret, a token, a user, or anyone."""
     found = []
+    if basic_user:
+        password = os.environ.get(PASSWORD_ENV, "")
+        if not password or ":" in basic_user:
+            raise ConfigError(
+                f"ingest serve: --basic-user needs a user name without ':' and its password"
+                f" in {PASSWORD_ENV}"
+            )
+        found.append(
+            Sender(basic_user, "basic", password.encode(), basic_user, allow_types=granted)
+        )
     if secret:
         found.append(Sender("hmac", "hmac", hmac_key(secret, "--secret"), allow_types=granted))
     if token:
@@ -139,6 +153,10 @@ def serve(
             f" (better: set {SECRET_ENV}).",
             show_default=False,
         ),
+    ] = "",
+    basic_user: Annotated[
+        str,
+        typer.Option(help=f"Require basic auth as this user; the password is in {PASSWORD_ENV}."),
     ] = "",
     allow_type: Annotated[
         list[str] | None,
@@ -189,7 +207,7 @@ def serve(
     granted = frozenset(allow_type or [])
     try:
         routes = dict(parse_route(r) for r in route) if route else None
-        auth = _auth(secret, token, granted, insecure=insecure)
+        auth = _auth(secret, token, basic_user, granted, insecure=insecure)
     except ConfigError as exc:
         raise fail(str(exc).replace("sources.webhook", "ingest serve")) from None
     store, pipeline = _pipeline(state_dir, schemas)
