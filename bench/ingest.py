@@ -209,6 +209,7 @@ def _post_open_loop(port: int, bodies: list[bytes], rate: float, out: Connection
 
 def webhook_open_loop(store: Any, bodies: list[bytes], rate: float) -> dict[str, float]:
     """Serve the webhook on ``store``; a client process posts at ``rate``; time to ``202``."""
+    from warden.ingest.auth import SenderAuth
     from warden.ingest.gate import IngestGate
     from warden.ingest.pipeline import Pipeline
     from warden.ingest.registry import SchemaRegistry
@@ -220,7 +221,9 @@ def webhook_open_loop(store: Any, bodies: list[bytes], rate: float) -> dict[str,
     clock = SystemClock()
     writer = IngestWriter(Pipeline(IngestGate(store, SchemaRegistry(), clock)), capacity=1024)
     writer.start()
-    server = WebhookServer(WebhookApp(writer, clock, WebhookSettings()))
+    # The client posts probe events without credentials: an open webhook granted that type.
+    auth = SenderAuth(insecure=True, anonymous_allow_types=["warden.probe.failed"])
+    server = WebhookServer(WebhookApp(writer, clock, WebhookSettings(auth=auth)))
     server.start()
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)

@@ -125,7 +125,7 @@ def _sources(config: WardenConfig) -> list[Source]:
             if not token:
                 raise ConfigError(
                     f"config error: sources.{name}.token_env: ${env_name} is not set;"
-                    " export the token, or remove token_env to accept unauthenticated input"
+                    " export the token (or name senders: see examples/warden.yaml)"
                 )
             kwargs["token"] = token
         made.append(create_source(name, kwargs))

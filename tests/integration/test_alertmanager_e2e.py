@@ -20,9 +20,11 @@ import pytest
 
 from warden.demo import free_port
 from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_for
+from warden.ingest.auth import SenderAuth
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
+from warden.ingest.senders import Sender, sender_from_options
 from warden.ingest.webhook import Request, Response, WebhookApp, WebhookSettings
 from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager"
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789"
 
 pytestmark = pytest.mark.skipif(
     BINARY is None,
@@ -56,9 +58,13 @@ receivers:
       - url: {url}/v1/alertmanager
         send_resolved: true
         http_config:
-          authorization:
-            credentials: {token}
+{http_config}
 """
+# Alertmanager's own receiver credentials, one per scheme Warden takes from it.
+HTTP_CONFIGS = {
+    "bearer": "          authorization: {{type: Bearer, credentials: {token}}}",
+    "basic": "          basic_auth: {{username: alertmanager, password: {token}}}",
+}
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
@@ -76,8 +82,8 @@ class RecordingApp(WebhookApp):
         super().__init__(*args, **kwargs)
         self.bodies: list[tuple[int, bytes]] = []
 
-    async def handle_async(self, request: Request) -> Response:
-        response = await super().handle_async(request)
+    async def handle_async(self, request: Request, sender: Sender | None = None) -> Response:
+        response = await super().handle_async(request, sender)
         if request.path == "/v1/alertmanager":
             self.bodies.append((response.status, request.body))
         return response
@@ -113,11 +119,22 @@ def ready(port: int) -> bool:
         conn.close()
 
 
+@pytest.fixture(params=sorted(HTTP_CONFIGS))
+def scheme(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def webhook(store: SQLiteEventStore) -> Iterator[tuple[RecordingApp, WebhookServer]]:
+def webhook(store: SQLiteEventStore, scheme: str) -> Iterator[tuple[RecordingApp, WebhookServer]]:
     writer = IngestWriter(Pipeline(IngestGate(store, SchemaRegistry(), SystemClock())))
     writer.start()
-    app = RecordingApp(writer, SystemClock(), WebhookSettings(token=TOKEN))
+    options = {"scheme": scheme, "secret_env": "AM_SECRET"}
+    if scheme == "basic":
+        options["username"] = "alertmanager"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AM_SECRET", TOKEN)
+        auth = SenderAuth([sender_from_options("alertmanager", options)])
+    app = RecordingApp(writer, SystemClock(), WebhookSettings(auth=auth))
     server = WebhookServer(app)
     server.start()
     yield app, server
@@ -126,11 +143,14 @@ def webhook(store: SQLiteEventStore) -> Iterator[tuple[RecordingApp, WebhookServ
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path, webhook: tuple[RecordingApp, WebhookServer]) -> Iterator[int]:
+def alertmanager(
+    tmp_path: Path, webhook: tuple[RecordingApp, WebhookServer], scheme: str
+) -> Iterator[int]:
     assert BINARY is not None
     port = free_port()
     config = tmp_path / "alertmanager.yml"
-    config.write_text(CONFIG.format(url=webhook[1].url, token=TOKEN), encoding="utf-8")
+    http_config = HTTP_CONFIGS[scheme].format(token=TOKEN)
+    config.write_text(CONFIG.format(url=webhook[1].url, http_config=http_config), encoding="utf-8")
     log = (tmp_path / "alertmanager.log").open("wb")
     process = subprocess.Popen(
         [
@@ -188,6 +208,7 @@ def test_real_alertmanager_firing_resends_and_resolved(
     assert sorted(firing) == ["orders", "payments"]
     assert firing["payments"].stream == "service-payments"
     assert firing["orders"].data["labels"]["instance"] == "orders:8080"
+    assert firing["orders"].extensions["wardensource"] == "webhook/alertmanager"
     assert len(of_type(store, ALERT_FIRING)) == 2, "re-sends must not add events"
     first_capture = app.bodies[0][1]
 
@@ -204,7 +225,7 @@ def test_real_alertmanager_firing_resends_and_resolved(
     assert len(of_type(store, ALERT_FIRING)) == 2
     assert len(of_type(store, ALERT_RESOLVED)) == 1
     assert store.quarantined() == []
-    assert app.statistics().get("alertmanager 401", 0) == 0
+    assert app.statistics().get("refused 401", 0) == 0
 
     if os.environ.get("WARDEN_CAPTURE_ALERTMANAGER"):
         resolved_capture = next(body for _, body in app.bodies if b'"status":"resolved"' in body)
@@ -218,10 +239,10 @@ def test_real_alertmanager_without_the_token_is_refused(
     tmp_path: Path, alertmanager: int, webhook: tuple[RecordingApp, WebhookServer]
 ) -> None:
     app, _ = webhook
-    app.settings = WebhookSettings(token="another-token")
+    app.auth = SenderAuth.bearer("another-token-0123456789")
     post_alerts(
         alertmanager,
         [{"labels": {"alertname": "Down", "service": "x"}, "startsAt": now_text()}],
     )
-    wait_for(lambda: app.statistics().get("alertmanager 401", 0) >= 1, "a 401 answer")
+    wait_for(lambda: app.statistics().get("refused 401", 0) >= 1, "a 401 answer")
     assert app.writer.pipeline.statistics().total == 0

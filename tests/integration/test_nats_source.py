@@ -16,6 +16,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from warden.domain.errors import ConfigError
 from warden.domain.events import Event
 from warden.ingest.gate import IngestGate
 from warden.ingest.nats_source import (
@@ -100,7 +101,7 @@ def source(names: Names, url: str, **kwargs: Any) -> NatsSource:
         durable=names.durable,
         fetch_timeout_s=0.2,
         ack_wait_s=1.0,
-        **kwargs,
+        **{"allow_types": ["warden.probe.failed"], **kwargs},
     )
 
 
@@ -221,6 +222,7 @@ async def hang(message, outcome):
 store = SQLiteEventStore(db)
 pipeline = Pipeline(IngestGate(store, SchemaRegistry(), ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC))))
 source = NatsSource(url, stream=stream, subject=subject, durable=durable, fetch_timeout_s=0.2,
+                    allow_types=["warden.probe.failed"],
                     ack_wait_s=1.0, before_ack=hang)
 asyncio.run(source.consume(pipeline, lambda: False))
 """
@@ -302,3 +304,44 @@ def test_consumer_config_is_a_durable_explicit_ack_pull_consumer(
     assert found.durable_name == names.durable
     assert found.ack_policy == AckPolicy.EXPLICIT
     assert found.ack_wait == 1.0
+
+
+def test_warden_types_need_a_grant_and_events_record_the_connection(
+    nats_url: str, names: Names, store: SQLiteEventStore, clock: ManualClock
+) -> None:
+    pipeline = Pipeline(IngestGate(store, SchemaRegistry(), clock))
+    forged = probe_event(1)
+    publish_events(nats_url, f"{names.subject}.probes", [forged])
+    ungranted = source(names, nats_url, allow_types=[])
+    asyncio.run(ungranted.consume(pipeline, until(pipeline, 1)))
+    assert store.read_all() == []
+    (refused,) = store.quarantined()
+    assert "warden.probe.failed is reserved" in refused.reason
+    assert "sources.nats.allow_types" in refused.reason
+
+    publish_events(nats_url, f"{names.subject}.probes", [probe_event(2)])
+    granted = source(names, nats_url)
+    asyncio.run(granted.consume(pipeline, until(pipeline, 2)))
+    (stored,) = store.read_all()
+    assert stored.extensions["wardensource"] == "nats/connection"
+
+
+def test_connection_credentials_come_from_the_environment_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NATS_PW", "pw-from-env")
+    by_user = NatsSource(user="ingest", password_env="NATS_PW")
+    assert by_user._credentials() == {"user": "ingest", "password": "pw-from-env"}
+    assert by_user.origin.name == "nats/ingest"
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-from-file\n")
+    assert NatsSource(token_file=str(token_file))._credentials() == {"token": "tok-from-file"}
+    creds = tmp_path / "ingest.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\n")
+    assert NatsSource(creds=str(creds))._credentials() == {"user_credentials": str(creds)}
+    with pytest.raises(ConfigError, match="user and password go together"):
+        NatsSource(user="ingest")
+    with pytest.raises(ConfigError, match="one way"):
+        NatsSource(user="ingest", password_env="NATS_PW", creds=str(creds))
+    with pytest.raises(ConfigError, match=r"\$NOPE_UNSET is not set"):
+        NatsSource(token_env="NOPE_UNSET")

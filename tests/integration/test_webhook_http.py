@@ -16,10 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.builders import probe_cloudevent as probe
+from warden.domain.events import PROBE_FAILED
+from warden.ingest.auth import SenderAuth
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.registry import SchemaRegistry
+from warden.ingest.senders import Sender
 from warden.ingest.webhook import QUARANTINE_PREFIX_BYTES, Request, WebhookApp, WebhookSettings
 from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter
@@ -44,8 +47,11 @@ class Served:
         )
         routes = {"default": GenericRoute(), "deploys": GenericRoute(subject_key="service")}
         max_in_flight = settings.pop("max_in_flight", 256)
+        # The probe events these tests post are Warden's own type: the sender is granted it.
+        sender = Sender("tests", "bearer", TOKEN.encode(), allow_types=frozenset({PROBE_FAILED}))
+        auth = SenderAuth([sender])
         self.app = WebhookApp(
-            self.writer, clock, WebhookSettings(token=TOKEN, routes=routes, **settings)
+            self.writer, clock, WebhookSettings(auth=auth, routes=routes, **settings)
         )
         self.server = WebhookServer(self.app, max_in_flight=max_in_flight)
 
@@ -200,7 +206,8 @@ def test_bad_input_gets_a_readable_error_and_lands_in_quarantine(
 def test_requests_without_the_token_get_401_and_are_not_kept(web: Served, auth: str) -> None:
     status, body, headers = web.post("/v1/events", probe(), Authorization=auth)
     assert status == 401
-    assert "bearer token" in body["error"]
+    assert "expects Authorization: Bearer <token>" in body["error"]
+    assert TOKEN not in json.dumps(body)
     assert headers["www-authenticate"].startswith("Bearer")
     assert web.store.quarantined() == []
     assert web.store.read_all() == []
@@ -211,11 +218,12 @@ def test_token_scheme_is_case_insensitive(web: Served) -> None:
 
 
 def test_unknown_paths_and_methods(web: Served) -> None:
-    assert request(web.server.port, "GET", "/nope", None, {})[0] == 404
+    assert request(web.server.port, "GET", "/nope", None, AUTH)[0] == 404
+    assert request(web.server.port, "GET", "/nope", None, {})[0] == 401, "no hints before auth"
     assert request(web.server.port, "GET", "/v1/events", None, AUTH)[0] == 405
     status, body, _ = request(web.server.port, "GET", "/healthz", None, {})
     assert (status, body) == (200, {"status": "ok", "queued": 0, "capacity": 8})
-    assert request(web.server.port, "POST", "/healthz", b"", {})[0] == 405
+    assert request(web.server.port, "POST", "/healthz", b"", AUTH)[0] == 405
 
 
 def test_an_oversized_body_gets_413_and_its_start_is_quarantined(
@@ -377,7 +385,8 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookApp]:
         )
     )
     writer.start()
-    yield WebhookApp(writer, writer.pipeline.gate.clock, WebhookSettings(max_body_bytes=2000))
+    settings = WebhookSettings(auth=SenderAuth.open(), max_body_bytes=2000)
+    yield WebhookApp(writer, writer.pipeline.gate.clock, settings)
     writer.close()
     store.close()
 
@@ -431,7 +440,7 @@ def test_fuzzed_requests_never_crash_and_every_refusal_is_quarantined(
     before = len(store.quarantined())
     response = fuzz_app.handle(Request("POST", path, headers, body, len(body)))
     added = len(store.quarantined()) - before
-    assert response.status in (202, 400, 413, 415), response
+    assert response.status in (202, 400, 403, 413, 415), response
     if response.status == 202:
         assert added == 0
     else:

@@ -26,6 +26,11 @@ def test_the_example_configuration_is_valid() -> None:
     assert dict(config.agent_caps) == {"drift": "recommend"}
     assert config.adapters["actions"]["rollback_deploy"]["adapter"] == "http"
     assert config.topology.domain_of("orders") == "shop"
+    senders = config.sources["webhook"]["senders"]
+    assert senders["deployer"]["allow_types"] == [
+        "warden.deploy.completed",
+        "warden.metric.sampled",
+    ]
 
 
 def base(**extra: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from warden.domain.errors import ConfigError
 from warden.ingest.alertmanager import parse_webhook
 from warden.ingest.cloudevents import TraceContext
 from warden.ingest.gate import IngestGate
-from warden.ingest.pipeline import Admit, Pipeline
+from warden.ingest.pipeline import Admit, Origin, Pipeline
 from warden.ingest.quarantine import ReplayVerdict, release_quarantined, replay_quarantined
 from warden.ingest.registry import SchemaRegistry
 from warden.testing import ManualClock
@@ -134,3 +134,24 @@ def test_release_uses_a_store_method_when_there_is_one() -> None:
     assert release_quarantined(store, []) == 0
     with pytest.raises(ConfigError, match="cannot release"):
         release_quarantined(object(), [1])  # type: ignore[arg-type]
+
+
+def test_a_refused_warden_type_from_outside_is_not_granted_by_a_replay(
+    store: SQLiteEventStore, clock: ManualClock
+) -> None:
+    forged = deploy("f1") | {
+        "type": "warden.deploy.completed",
+        "data": {"service": "orders", "version": "9"},
+    }
+    Pipeline(gate_with(store, clock)).process(
+        [Admit(forged, "webhook:cloudevents", origin=Origin("webhook/x"))]
+    )
+    (item,) = store.quarantined()
+    assert "reserved for Warden's own events" in item.reason
+    (result,) = replay_quarantined(store, gate_with(store, clock), store.quarantined())
+    assert result.verdict is ReplayVerdict.STILL_REFUSED
+    assert "a replay cannot grant it" in result.reason
+    assert store.read_all() == []
+    store.quarantine("jsonl:capture:1", "lost earlier", json.dumps(forged), "2026-11-25T12:00:00Z")
+    replayed = replay_quarantined(store, gate_with(store, clock), store.quarantined())
+    assert [r.verdict for r in replayed] == [ReplayVerdict.STILL_REFUSED, ReplayVerdict.ACCEPTED]

@@ -56,15 +56,17 @@ def point(name: str, value: str) -> EntryPoint:
 
 def test_builtin_sources_satisfy_the_protocol() -> None:
     assert set(BUILTIN_SOURCES) == {"webhook", "jsonl", "nats"}
-    assert isinstance(create_source("webhook", {"port": 0}), WebhookSource)
-    tuned = create_source("webhook", {"port": 0, "max_in_flight": 7, "capacity": 3})
+    assert isinstance(create_source("webhook", {"port": 0, "insecure": True}), WebhookSource)
+    tuned = create_source(
+        "webhook", {"port": 0, "max_in_flight": 7, "capacity": 3, "insecure": True}
+    )
     assert isinstance(tuned, WebhookSource)
     assert (tuned.max_in_flight, tuned.capacity) == (7, 3)
     assert isinstance(create_source("jsonl", {"path": "-"}), JsonlSource)
     nats = create_source("nats", {"servers": "nats://127.0.0.1:1", "durable": "d"})
     assert isinstance(nats, NatsSource)
     assert nats.settings.durable == "d"
-    for source in (WebhookSource(), JsonlSource(), nats):
+    for source in (WebhookSource(insecure=True), JsonlSource(), nats):
         assert isinstance(source, Source)
 
 

@@ -6,6 +6,7 @@ input lands in quarantine (see `warden quarantine`).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -17,10 +18,12 @@ from rich.markup import escape
 
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
 from warden.domain.errors import ConfigError
+from warden.ingest.auth import SenderAuth
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.gate import IngestGate
 from warden.ingest.jsonl import ingest_jsonl
 from warden.ingest.pipeline import Pipeline
+from warden.ingest.senders import Sender, hmac_key
 from warden.ingest.webhook_server import WebhookSource
 from warden.ports import SystemClock
 from warden.store.location import open_event_store
@@ -40,6 +43,8 @@ ingest_app = typer.Typer(
 StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="The Warden state directory.")]
 DEFAULT_STATE = Path(".warden")
 TOKEN_ENV = "WARDEN_WEBHOOK_TOKEN"
+SECRET_ENV = "WARDEN_WEBHOOK_SECRET"
+PASSWORD_ENV = "WARDEN_WEBHOOK_PASSWORD"
 
 
 def _err() -> Console:
@@ -99,6 +104,33 @@ def jsonl(
         _err().print(f"see the reasons with `warden quarantine list --state-dir {state_dir}`")
 
 
+def _auth(
+    secret: str, token: str, basic_user: str, granted: frozenset[str], *, insecure: bool
+) -> SenderAuth:
+    """The senders of ``warden ingest serve``: an hmac secret, a token, a user, or anyone."""
+    found = []
+    if basic_user:
+        password = os.environ.get(PASSWORD_ENV, "")
+        if not password or ":" in basic_user:
+            raise ConfigError(
+                f"ingest serve: --basic-user needs a user name without ':' and its password"
+                f" in {PASSWORD_ENV}"
+            )
+        found.append(
+            Sender(basic_user, "basic", password.encode(), basic_user, allow_types=granted)
+        )
+    if secret:
+        found.append(Sender("hmac", "hmac", hmac_key(secret, "--secret"), allow_types=granted))
+    if token:
+        found.append(Sender("token", "bearer", token.encode("utf-8"), allow_types=granted))
+    if not found and not insecure:
+        raise ConfigError(
+            f"ingest serve: nobody could send; set {TOKEN_ENV} (a bearer token) or"
+            f" {SECRET_ENV} (a whsec_ secret for Standard Webhooks signatures), or pass --insecure"
+        )
+    return SenderAuth(found, insecure=insecure, anonymous_allow_types=granted)
+
+
 @ingest_app.command()
 def serve(
     port: Annotated[int, typer.Option(help="TCP port to listen on.", min=0, max=65535)] = 8088,
@@ -113,6 +145,38 @@ def serve(
             show_default=False,
         ),
     ] = "",
+    secret: Annotated[
+        str,
+        typer.Option(
+            envvar=SECRET_ENV,
+            help="Require a Standard Webhooks signature made with this whsec_ secret"
+            f" (better: set {SECRET_ENV}).",
+            show_default=False,
+        ),
+    ] = "",
+    basic_user: Annotated[
+        str,
+        typer.Option(help=f"Require basic auth as this user; the password is in {PASSWORD_ENV}."),
+    ] = "",
+    allow_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A Warden event type (warden.*) senders may send, e.g."
+            " warden.deploy.completed (repeatable); others are quarantined.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Take requests without credentials (not for a shared network)."
+        ),
+    ] = False,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a request head may take before it is cut.", min=0.1)
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a request body may take before it is cut.", min=0.1)
+    ] = 30.0,
     route: Annotated[
         list[str] | None,
         typer.Option(
@@ -136,12 +200,16 @@ def serve(
     """Serve the webhook endpoints alone, storing into the state directory.
 
     POST /v1/events (CloudEvents), /v1/alertmanager (Alertmanager v4),
-    /v1/json/<route> (generic JSON); GET /healthz.
+    /v1/json/<route> (generic JSON); GET /healthz. Every POST must authenticate: a bearer
+    token, or a Standard Webhooks signature (webhook-id, webhook-timestamp,
+    webhook-signature), unless --insecure.
     """
+    granted = frozenset(allow_type or [])
     try:
         routes = dict(parse_route(r) for r in route) if route else None
+        auth = _auth(secret, token, basic_user, granted, insecure=insecure)
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc).replace("sources.webhook", "ingest serve")) from None
     store, pipeline = _pipeline(state_dir, schemas)
     stop = threading.Event()
 
@@ -149,8 +217,14 @@ def serve(
         stop.set()
 
     def on_ready(server: WebhookServer) -> None:
-        auth = "bearer token required" if token else "no authentication"
-        _err().print(f"webhook on {server.url} ({auth}); storing into {state_dir}/. Ctrl-C stops.")
+        who = f"senders: {auth.describe()}"
+        _err().print(
+            f"webhook on {server.url} ({escape(who)}); storing into {state_dir}/. Ctrl-C stops."
+        )
+        if insecure:
+            _err().print(
+                "[yellow]warning:[/yellow] --insecure: anyone who can reach the port can send"
+            )
         if duration is not None:
             timer = threading.Timer(duration, stop.set)
             timer.daemon = True
@@ -160,10 +234,12 @@ def serve(
     source = WebhookSource(
         host,
         port,
-        token=token,
+        auth=auth,
         routes=routes,
         capacity=queue_size,
         max_in_flight=max_in_flight,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
         on_ready=on_ready,
     )
     try:

@@ -5,7 +5,9 @@ is durably stored (or quarantined); if the consumer dies in between, JetStream r
 it after ``ack_wait`` and the store's idempotent append drops the second copy. Publishers
 set ``Nats-Msg-Id`` to the event id so a re-publish inside the stream's duplicate window
 is dropped by the server too; the consumer refuses a message whose ``Nats-Msg-Id`` and
-event id disagree.
+event id disagree. The connection authenticates with the server's own means (user and
+password, a token, or a ``.creds`` file); events it stores record it as their sender, and
+Warden's own event types are refused unless ``allow_types`` grants them.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from warden.domain.errors import ConfigError
 from warden.domain.events import Event
-from warden.ingest.pipeline import Admit, Refuse, Tally
+from warden.ingest.pipeline import Admit, Origin, Refuse, Tally
+from warden.ingest.senders import read_secret, type_list
 
 if TYPE_CHECKING:
     import threading
@@ -116,8 +121,10 @@ def publish_events(
     return asyncio.run(main())
 
 
-def job_for_message(subject: str, data: bytes, headers: dict[str, str] | None) -> Job:
-    """The pipeline job for one message's body and headers.
+def job_for_message(
+    subject: str, data: bytes, headers: dict[str, str] | None, origin: Origin | None = None
+) -> Job:
+    """The pipeline job for one message's body and headers, sent by ``origin``.
 
     A body without an ``id`` takes its ``Nats-Msg-Id``; a body whose ``id`` differs from
     the ``Nats-Msg-Id`` is refused, since the two de-duplications would disagree.
@@ -125,15 +132,15 @@ def job_for_message(subject: str, data: bytes, headers: dict[str, str] | None) -
     source = f"nats:{subject}"
     msg_id = (headers or {}).get(MSG_ID_HEADER, "")
     if not msg_id:
-        return Admit(data, source)
+        return Admit(data, source, origin=origin)
     try:
         raw = json.loads(data)
     except (ValueError, RecursionError):
-        return Admit(data, source)
+        return Admit(data, source, origin=origin)
     if not isinstance(raw, dict):
-        return Admit(data, source)
+        return Admit(data, source, origin=origin)
     if "id" not in raw:
-        return Admit({**raw, "id": msg_id}, source)
+        return Admit({**raw, "id": msg_id}, source, origin=origin)
     if raw["id"] != msg_id:
         return Refuse(
             data.decode("utf-8", errors="replace"),
@@ -141,7 +148,7 @@ def job_for_message(subject: str, data: bytes, headers: dict[str, str] | None) -
             f"id: the event id {raw['id']!r} differs from its {MSG_ID_HEADER} {msg_id!r}"
             " (publish with Nats-Msg-Id = event id)",
         )
-    return Admit(data, source)
+    return Admit(data, source, origin=origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +192,15 @@ class NatsSource:
         fetch_timeout_s: float = 1.0,
         ack_wait_s: float = 30.0,
         max_deliver: int = -1,
+        user: str = "",
+        password: str | None = None,
+        password_env: str | None = None,
+        password_file: str | None = None,
+        token: str | None = None,
+        token_env: str | None = None,
+        token_file: str | None = None,
+        creds: str = "",
+        allow_types: Sequence[str] = (),
         before_ack: Callable[[Msg, Outcome], Awaitable[None]] | None = None,
     ) -> None:
         """Create the consumer; nothing connects until :meth:`consume` or :meth:`run`.
@@ -198,6 +214,15 @@ class NatsSource:
             fetch_timeout_s: Longest wait of one pull.
             ack_wait_s: Redelivery delay for unacked messages.
             max_deliver: Delivery attempts before JetStream gives up (-1: unlimited).
+            user: The NATS user (with a password).
+            password: The password inline (better: ``password_env`` / ``password_file``).
+            password_env: The environment variable holding the password.
+            password_file: The file holding the password.
+            token: The NATS token inline (better: ``token_env`` / ``token_file``).
+            token_env: The environment variable holding the token.
+            token_file: The file holding the token.
+            creds: A NATS ``.creds`` file (JWT and NKey seed).
+            allow_types: Warden's own event types (``warden.*``) accepted from the stream.
             before_ack: Awaited after a message is stored and before it is acked (a
                 seam for crash tests and metrics).
         """
@@ -205,8 +230,43 @@ class NatsSource:
         self.settings = NatsSettings(
             listed, stream, subject, durable, batch, fetch_timeout_s, ack_wait_s, max_deliver
         )
+        where = "sources.nats"
+        secrets = {
+            "password": password,
+            "password_env": password_env,
+            "password_file": password_file,
+            "token": token,
+            "token_env": token_env,
+            "token_file": token_file,
+        }
+        self._password = read_secret(where, secrets, "password")
+        self._token = read_secret(where, secrets, "token")
+        if bool(user) != bool(self._password):
+            raise ConfigError(f"{where}: user and password go together (password_env: VAR)")
+        if sum(map(bool, (user, self._token, creds))) > 1:
+            raise ConfigError(f"{where}: authenticate one way: user/password, token or creds")
+        if creds and not Path(creds).expanduser().is_file():
+            raise ConfigError(f"{where}.creds: no such file {creds}")
+        self._user = user
+        self._creds = str(Path(creds).expanduser()) if creds else ""
+        who = user or ("creds" if creds else "token" if self._token else "connection")
+        self.origin = Origin(
+            f"nats/{who}",
+            type_list(f"{where}.allow_types", list(allow_types)),
+            where + ".allow_types",
+        )
         self.before_ack = before_ack
         self.redelivered = 0
+
+    def _credentials(self) -> dict[str, Any]:
+        """The ``nats.connect`` options that authenticate the connection."""
+        if self._user:
+            return {"user": self._user, "password": self._password}
+        if self._token:
+            return {"token": self._token}
+        if self._creds:
+            return {"user_credentials": self._creds}
+        return {}
 
     def run(self, pipeline: Pipeline, stop: threading.Event) -> Tally:
         """Consume until ``stop`` is set (blocking); returns what this run ingested."""
@@ -215,7 +275,12 @@ class NatsSource:
     async def consume(self, pipeline: Pipeline, should_stop: Callable[[], bool]) -> Tally:
         """Pull, store, ack, until ``should_stop()``; returns what this run ingested."""
         before = pipeline.statistics()
-        nc = await nats.connect(list(self.settings.servers), connect_timeout=2, error_cb=_log_error)
+        nc = await nats.connect(
+            list(self.settings.servers),
+            connect_timeout=2,
+            error_cb=_log_error,
+            **self._credentials(),
+        )
         try:
             subscription = await self._subscribe(nc)
             while not should_stop():
@@ -249,7 +314,7 @@ class NatsSource:
     async def _handle(self, pipeline: Pipeline, message: Msg) -> None:
         if message.metadata.num_delivered > 1:
             self.redelivered += 1
-        job = job_for_message(message.subject, message.data, message.headers)
+        job = job_for_message(message.subject, message.data, message.headers, self.origin)
         try:
             (outcome,) = await asyncio.to_thread(pipeline.process, [job])
         except Exception as exc:  # the store failed: let JetStream redeliver later

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -27,17 +27,32 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INGEST_STREAM",
+    "SOURCE_EXTENSION",
     "Admit",
     "Job",
+    "Origin",
     "Outcome",
     "Pipeline",
     "Refuse",
     "Tally",
     "Verdict",
+    "is_reserved",
     "stream_for",
 ]
 
 INGEST_STREAM = "ingest"
+SOURCE_EXTENSION = "wardensource"
+# Warden's own namespace, except what outside formats legitimately turn into: an
+# Alertmanager alert, and a generic JSON body under the default route.
+_OPEN_TYPES = frozenset({"warden.alert.firing", "warden.alert.resolved", "warden.webhook.received"})
+
+
+def is_reserved(type_: str) -> bool:
+    """Whether ``type_`` is one of Warden's own (probe, deploy, metric, state, control, ...).
+
+    An outside source may send such an event only when its configuration grants the type.
+    """
+    return type_.startswith("warden.") and type_ not in _OPEN_TYPES
 
 
 def stream_for(raw: object) -> str:
@@ -62,6 +77,22 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Who sent a job, as its source authenticated it.
+
+    Attributes:
+        name: The sender, e.g. ``webhook/alertmanager``; stored with every event it sends
+            as the ``wardensource`` extension attribute.
+        allow_types: Warden's own event types (see :func:`is_reserved`) it may send.
+        grant_hint: Where the grant goes, for the refusal's reason.
+    """
+
+    name: str
+    allow_types: frozenset[str] = frozenset()
+    grant_hint: str = "allow_types"
+
+
+@dataclass(frozen=True, slots=True)
 class Admit:
     """Check a CloudEvents object and store it, or quarantine it with the gate's reason.
 
@@ -70,11 +101,14 @@ class Admit:
             a parsed JSON object.
         source: Who sent it, e.g. ``webhook:cloudevents``; kept with quarantined input.
         stream: The stream to append to; empty means :func:`stream_for` the event.
+        origin: The authenticated sender; ``None`` for Warden's own input (probes, an
+            operator's capture), which is neither checked for reserved types nor marked.
     """
 
     payload: str | bytes | dict[str, Any]
     source: str
     stream: str = ""
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +253,18 @@ class Pipeline:
             raw, event = self._check(job.payload, text)
         except ValidationError as exc:
             return self._quarantine(job.source, str(exc), text)
+        origin = job.origin
+        if origin is not None:
+            if is_reserved(event.type) and event.type not in origin.allow_types:
+                reason = (
+                    f"type: {event.type} is reserved for Warden's own events and the sender"
+                    f" {origin.name} is not granted it (add it to {origin.grant_hint} if this"
+                    " sender is trusted to report it)"
+                )
+                return self._quarantine(job.source, reason, text, 403)
+            # Set by us, never by the sender: a sender's own wardensource is overwritten.
+            marked = {**event.extensions, SOURCE_EXTENSION: origin.name}
+            event = replace(event, extensions=marked)
         return job.stream or stream_for(raw), event
 
     def _store(self, passed: list[tuple[int, str, Event]]) -> list[tuple[int, Outcome]]:

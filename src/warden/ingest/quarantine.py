@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ConfigError, ValidationError
 from warden.ingest.alertmanager import parse_webhook
 from warden.ingest.cloudevents import TraceContext, load_json
-from warden.ingest.pipeline import Refuse, stream_for
+from warden.ingest.pipeline import Refuse, is_reserved, stream_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from warden.ports import EventStore, QuarantinedInput
 
 __all__ = ["ReplayResult", "ReplayVerdict", "release_quarantined", "replay_quarantined"]
+
+
+# Input Warden or its operator produced (probes, a capture replayed with `ingest jsonl`).
+_LOCAL_SOURCES = ("probe:", "jsonl:")
 
 
 class ReplayVerdict(StrEnum):
@@ -84,11 +88,20 @@ def _events_of(item: QuarantinedInput, gate: IngestGate) -> list[tuple[str, Even
         if not isinstance(candidate, dict):
             raise ValidationError("the event is not a JSON object", field="(root)")
         try:
-            checked.append((stream_for(candidate), gate.check(candidate)))
+            event = gate.check(candidate)
         except ValidationError:
             raise
         except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
             raise ValidationError(f"cannot validate the event: {exc!s:.200}") from None
+        if is_reserved(event.type) and not item.source.startswith(_LOCAL_SOURCES):
+            # The sender's grant is not recorded with the item; only it can send again.
+            raise ValidationError(
+                f"{event.type} is reserved for Warden's own events and came from"
+                f" {item.source}; a replay cannot grant it (grant the sender allow_types and"
+                " have it send the event again)",
+                field="type",
+            )
+        checked.append((stream_for(candidate), event))
     return checked
 
 

@@ -11,36 +11,47 @@ answering JSON):
 ``202`` is sent only once every event of the request is durably stored (or a duplicate
 of one that is). Bad input gets ``4xx`` with a JSON ``error`` and lands in quarantine with
 its reason. A full queue gets ``429`` (``503`` for Alertmanager, which retries only 5xx)
-with ``Retry-After``; unauthenticated requests get ``401`` and are not kept.
+with ``Retry-After``; unauthenticated requests get ``401`` (naming the scheme expected)
+and are not kept. Every event stored records its sender (``wardensource``); Warden's own
+event types are refused unless the sender is granted them (see
+:func:`warden.ingest.pipeline.is_reserved`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import math
 import threading
 import uuid
 from concurrent import futures
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import TemporaryError
 from warden.domain.ids import derived_id
 from warden.ingest.alertmanager import parse_webhook
+from warden.ingest.auth import ANONYMOUS, Denied, Pending, SenderAuth
 from warden.ingest.cloudevents import GenericRoute, TraceContext, parse_cloudevents, wrap_json
-from warden.ingest.pipeline import Refuse, Tally, Verdict
+from warden.ingest.pipeline import Admit, Origin, Refuse, Tally, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from warden.ingest.pipeline import Job, Outcome
+    from warden.ingest.senders import Sender
     from warden.ingest.writer import IngestWriter
     from warden.ports import Clock
 
-__all__ = ["QUARANTINE_PREFIX_BYTES", "Request", "Response", "WebhookApp", "WebhookSettings"]
+__all__ = [
+    "QUARANTINE_PREFIX_BYTES",
+    "Request",
+    "Response",
+    "WebhookApp",
+    "WebhookSettings",
+    "unauthenticated",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +94,15 @@ class WebhookSettings:
     """How the webhook behaves.
 
     Attributes:
-        token: When set, every POST needs ``Authorization: Bearer <token>``.
+        auth: Who may send (bearer, basic or Standard Webhooks senders), or
+            ``SenderAuth.open()`` to take anyone; required.
         routes: Generic JSON routes by name (``/v1/json/<name>``).
         max_body_bytes: The largest body read; larger requests get 413.
         wait_timeout_s: How long a request waits for the store before a 503.
         sender: The CloudEvents ``source`` of wrapped generic JSON events.
     """
 
-    token: str = ""
+    auth: SenderAuth | None = None
     routes: Mapping[str, GenericRoute] = field(default_factory=lambda: {"default": GenericRoute()})
     max_body_bytes: int = 1024 * 1024
     wait_timeout_s: float = 10.0
@@ -105,9 +117,12 @@ class WebhookApp:
     """Routes requests to parsers and the writer; knows nothing of sockets."""
 
     def __init__(self, writer: IngestWriter, clock: Clock, settings: WebhookSettings) -> None:
+        if settings.auth is None:
+            raise ValueError("WebhookSettings.auth: name the senders, or SenderAuth.open()")
         self.writer = writer
         self.clock = clock
         self.settings = settings
+        self.auth: SenderAuth = settings.auth
         self._lock = threading.Lock()
         self._requests: dict[str, int] = {}
 
@@ -116,17 +131,20 @@ class WebhookApp:
         with self._lock:
             return dict(self._requests)
 
-    def handle(self, request: Request) -> Response:
-        """Answer one request, blocking until its events are stored; never raises."""
-        route, reply = self._route(request)
+    def handle(self, request: Request, sender: Sender | None = None) -> Response:
+        """Answer one request, blocking until its events are stored; never raises.
+
+        ``sender`` is who the server already authenticated; ``None`` checks the request.
+        """
+        route, reply = self._route(request, sender)
         if isinstance(reply, Future):
             futures.wait([reply], timeout=self.settings.wait_timeout_s)
             reply = self._settle(route, reply)
         return self._count(route, reply)
 
-    async def handle_async(self, request: Request) -> Response:
+    async def handle_async(self, request: Request, sender: Sender | None = None) -> Response:
         """Answer one request from an event loop, which stays free while the store works."""
-        route, reply = self._route(request)
+        route, reply = self._route(request, sender)
         if isinstance(reply, Future):
             # asyncio.wait never cancels what it waits for: on a timeout the events stay
             # queued and are still written, as with the blocking path.
@@ -157,7 +175,9 @@ class WebhookApp:
             return self._retry_later(503, "the event store failed; retry later", 1.0)
         return _answer(future.result())
 
-    def _route(self, request: Request) -> tuple[str, Response | Future[list[Outcome]]]:
+    def _route(
+        self, request: Request, sender: Sender | None
+    ) -> tuple[str, Response | Future[list[Outcome]]]:
         path = request.path.rstrip("/") or "/"
         if path == "/healthz":
             if request.method not in ("GET", "HEAD"):
@@ -188,24 +208,38 @@ class WebhookApp:
             )
         if request.method != "POST":
             return name, _json_error(405, f"use POST on {path}")
-        if not self._authorized(request):
-            return name, Response(
-                401,
-                {"error": "missing or wrong bearer token"},
-                (("WWW-Authenticate", 'Bearer realm="warden"'),),
-            )
-        return name, self._ingest(name, request)
+        if sender is None:
+            checked = self.authenticate(request)
+            if isinstance(checked, Denied):
+                return name, unauthenticated(checked)
+            sender = checked
+        return name, self._ingest(name, request, sender)
 
-    def _authorized(self, request: Request) -> bool:
-        if not self.settings.token:
-            return True
-        given = request.headers.get("authorization", "")
-        scheme, _, credentials = given.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode("utf-8", "replace"), self.settings.token.encode("utf-8")
+    def needs_sender(self, request: Request) -> bool:
+        """Whether the request must be authenticated (everything but the health check)."""
+        health = (request.path.rstrip("/") or "/") == "/healthz"
+        return not (health and request.method in ("GET", "HEAD"))
+
+    def authenticate(self, request: Request) -> Sender | Denied:
+        """Who sent ``request``, from its headers and, for a signature, its body."""
+        checked = self.auth.check_headers(request.headers)
+        if isinstance(checked, Pending):
+            return self.auth.verify(checked, request.body)
+        return checked
+
+    def refuse(self, response: Response) -> Response:
+        """Count an answer the server gave before the app saw the request."""
+        return self._count("refused", response)
+
+    def _jobs(self, name: str, request: Request, sender: Sender) -> list[Job]:
+        jobs = self._parse(name, request)
+        where = "sources.webhook." + (
+            "allow_types" if sender.name == ANONYMOUS else f"senders.{sender.name}.allow_types"
         )
+        origin = Origin(f"webhook/{sender.name}", sender.allow_types, where)
+        return [replace(j, origin=origin) if isinstance(j, Admit) else j for j in jobs]
 
-    def _jobs(self, name: str, request: Request) -> list[Job]:
+    def _parse(self, name: str, request: Request) -> list[Job]:
         source = f"webhook:{name}"
         limit = self.settings.max_body_bytes
         if request.declared_length < 0:
@@ -241,8 +275,10 @@ class WebhookApp:
             )
         ]
 
-    def _ingest(self, name: str, request: Request) -> Response | Future[list[Outcome]]:
-        jobs = self._jobs(name, request)
+    def _ingest(
+        self, name: str, request: Request, sender: Sender
+    ) -> Response | Future[list[Outcome]]:
+        jobs = self._jobs(name, request, sender)
         try:
             return self.writer.submit_nowait(jobs)
         except TemporaryError as exc:
@@ -259,6 +295,12 @@ class WebhookApp:
         return Response(
             status, {"error": error, "retry_after_s": int(seconds)}, (("Retry-After", seconds),)
         )
+
+
+def unauthenticated(denied: Denied) -> Response:
+    """401 with the reason and the schemes expected; nothing of the request is echoed."""
+    headers = (("WWW-Authenticate", denied.challenge),) if denied.challenge else ()
+    return Response(401, {"error": f"not authenticated: {denied.reason}"}, headers)
 
 
 def _answer(outcomes: list[Outcome]) -> Response:
