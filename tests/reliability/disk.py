@@ -91,7 +91,7 @@ def disk_full(events: int = 3000) -> Result:
             try:
                 statuses, accepted, unclear = asyncio.run(_post(served.port, "full", events, 2000))
                 _remount(point, "size=64m")  # room again: the same server must take events
-                found, later, odd = asyncio.run(_post(served.port, "room", 50, 2000))
+                _, later, odd = asyncio.run(_post(served.port, "room", 50, 2000))
                 alive = served.alive()
             finally:
                 _, err = served.stop()

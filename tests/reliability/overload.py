@@ -245,6 +245,10 @@ def slow_clients(count: int, seconds: float) -> Result:
         refused = {k: v for k, v in statuses.items() if k != 202}
         if refused:
             result.fail(f"authenticated senders were refused while slow clients held: {refused}")
-        if p99 > 250.0:
-            result.fail(f"authenticated p99 rose to {p99:.0f} ms under slow clients")
+        # Relative to the same sender's p99 without them: a loaded machine is slow for both.
+        bound = max(250.0, 2 * percentile(baseline, 0.99))
+        if p99 > bound:
+            result.fail(
+                f"authenticated p99 rose to {p99:.0f} ms under slow clients (bound {bound:.0f})"
+            )
     return result
