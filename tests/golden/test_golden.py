@@ -32,7 +32,8 @@ def test_golden_history_replays_to_the_recorded_decisions(name: str, tmp_path: P
     assert golden.incidents, f"{path.name} recorded no incident"
     assert any(v.decisions or v.state == "escalated" for v in golden.incidents)
     report = replay_golden(golden, tmp_path)
-    assert not report.differences, explain(golden, report)
+    if report.differences:
+        pytest.fail(explain(golden, report), pytrace=False)
     assert report.inputs == sum(1 for e in golden.events if is_input(e))
 
 
