@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench reliability lock clean
+.PHONY: demo test lint bench golden reliability lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Re-record tests/golden/*.jsonl when a change of decisions is intended; review their diff.
+golden: $(STAMP)
+	$(BIN)/python -m tests.golden.record
 
 bench: $(STAMP)
 	$(BIN)/python bench/policy.py

@@ -6,6 +6,7 @@ small implementations live in ``testing/``.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +31,26 @@ class SystemClock:
     def now(self) -> datetime:
         """The current time, timezone-aware."""
         return datetime.now(UTC)
+
+
+class IdSource(Protocol):
+    """Where the ids of new observations come from; the core never calls ``uuid4`` itself.
+
+    Only what Warden observes gets a fresh id; what it derives takes an id that is a
+    function of its causes (``warden.domain.ids.derived_id``), so replay reproduces it.
+    """
+
+    def new_id(self) -> str:
+        """A fresh id, 32 hex digits."""
+        ...
+
+
+class UuidIds:
+    """Random ids (uuid4), unique across processes and hosts."""
+
+    def new_id(self) -> str:
+        """A fresh random id, 32 hex digits."""
+        return uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,7 @@ def replay(
     agents: Sequence[Agent] | None = None,
     settle_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    expected: Iterable[IncidentView] | None = None,
 ) -> ReplayReport:
     """Feed the inputs of ``history`` to a fresh runtime built from ``config``; compare.
 
@@ -226,9 +227,15 @@ def replay(
         settle_s: How long to run on after the last recorded event (none by default:
             the record does not say what the live runtime did later).
         progress: Called with (inputs fed, inputs in all) as the replay goes.
+        expected: The incidents to compare with, when ``history`` holds only the inputs
+            and the action results (a golden history), not the incidents themselves.
     """
     inputs = [e for e in history if is_input(e)]
-    recorded = tuple(IncidentView.of(i) for i in incident_fold.fold_all(history).values())
+    recorded = (
+        tuple(expected)
+        if expected is not None
+        else tuple(IncidentView.of(i) for i in incident_fold.fold_all(history).values())
+    )
     if not inputs:
         return ReplayReport(0, recorded, (), tuple(compare(recorded, ())))
     clock = _Clock(inputs[0].moment)

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from warden.domain.incident import State
 from warden.domain.topology import Topology
 from warden.domain.world import World
 from warden.governance.context import ActionRecord
+from warden.ports import UuidIds
 from warden.remediation import Folded, Remediation, RuntimeSettings, backoff_s
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from warden.governance.gate import DecisionGate
     from warden.ingest.gate import IngestGate
     from warden.ingest.probes import Probe, ProbeResult
-    from warden.ports import Clock, EventStore, Leases
+    from warden.ports import Clock, EventStore, IdSource, Leases
 
 HISTORY_KEPT = timedelta(hours=1)
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class Runtime(Remediation):
         after_tick: Callable[[], None] | None = None,
         shadow: DecisionGate | None = None,
         shadow_policies: BundleWatcher | None = None,
+        ids: IdSource | None = None,
     ) -> None:
         self.store = store
         self.ingest = ingest
@@ -99,6 +100,10 @@ class Runtime(Remediation):
             for name, value in fields.items():
                 limits.setdefault(service, {})[f"desired.{name}"] = value
         self._limits = {s: tuple(sorted(v.items())) for s, v in limits.items()}
+        self.ids = ids or UuidIds()
+        # Each observed field with the event that showed its value: the causes of drift.
+        self._observed: dict[tuple[str, str], drift.Observation] = {}
+        self.subscribe(lambda event: drift.observe(self._observed, event))
 
     # -- observation -------------------------------------------------------------------
 
@@ -132,9 +137,11 @@ class Runtime(Remediation):
         """Compare desired with observed state; record drifts that appeared or went away."""
         if not self.settings.desired:
             return
-        observed = drift.observed_state(self._state.health, self._state.reported)
-        when = ev.format_time(self.clock.now())
+        observed = drift.values(self._observed)
         for change in drift.changes(self.settings.desired, observed, self._state.open_drift):
+            # The drift is dated and named by the observation that revealed it, so replay,
+            # ticking at other moments, derives the same event (and the same incident).
+            cause = self._observed[(change.service, change.field)]
             type_ = ev.DRIFT_DETECTED if change.appeared else ev.DRIFT_RESOLVED
             event = ev.derived_event(
                 type_,
@@ -145,8 +152,8 @@ class Runtime(Remediation):
                     "desired": change.desired,
                     "observed": change.observed,
                 },
-                when,
-                key=f"{change.field}:{change.observed}:{when}",
+                cause.time,
+                key=f"{change.field}:{change.observed}:{cause.event_id}",
                 subject=change.service,
             )
             self.store.append(service_stream(change.service), [event])
@@ -173,7 +180,7 @@ class Runtime(Remediation):
         }
         if not result.ok:
             data["error"] = result.error
-        event_id = uuid.uuid4().hex
+        event_id = self.ids.new_id()
         raw = ev.Event(
             id=event_id,
             source=f"warden://probe/{service}",

@@ -3,7 +3,8 @@
 Desired state is declared per service in the configuration (``running``, ``version``,
 ``replicas``, ...); observed state arrives as ``warden.state.observed`` events and from
 the health probe (``running``). A drift is reported once when it appears and once when
-it goes away, so the log holds transitions, not a flood.
+it goes away, so the log holds transitions, not a flood. Each report is a function of the
+observation that revealed it (its id and time), never of when it was noticed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from warden.domain import events as ev
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from warden.domain.health import Health
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +29,45 @@ class DriftChange:
     appeared: bool
 
 
-def observed_state(
-    health: Mapping[str, Health], reported: Mapping[str, Mapping[str, str]]
-) -> dict[str, dict[str, str]]:
-    """What is known of each service: reported fields, plus ``running`` from its probe."""
-    state: dict[str, dict[str, str]] = {s: dict(fields) for s, fields in reported.items()}
-    for service, seen in health.items():
-        if seen.last_seen_at:
-            state.setdefault(service, {})["running"] = "true" if seen.healthy else "false"
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The value a field is observed to hold, and the event that first showed that value."""
+
+    value: str
+    event_id: str
+    time: str
+
+
+def observe(seen: dict[tuple[str, str], Observation], event: ev.Event) -> None:
+    """Fold one probe result or state report into ``seen`` (by service and field), in place.
+
+    A value keeps the event that first showed it: repeating the same value changes nothing.
+    """
+    if event.type in (ev.PROBE_FAILED, ev.PROBE_SUCCEEDED):
+        service = str(event.data.get("service", event.subject))
+        running = "true" if event.type == ev.PROBE_SUCCEEDED else "false"
+        fields: dict[str, str] = {"running": running}
+    elif event.type == ev.STATE_OBSERVED:
+        service = str(event.data.get("service") or event.subject)
+        fields = {str(k): _spelled(v) for k, v in (event.data.get("fields") or {}).items()}
+    else:
+        return
+    for field, value in fields.items():
+        current = seen.get((service, field))
+        if current is None or current.value != value:
+            seen[(service, field)] = Observation(value, event.id, event.time)
+
+
+def values(seen: Mapping[tuple[str, str], Observation]) -> dict[str, dict[str, str]]:
+    """The observed values alone, by service and field (the shape :func:`changes` takes)."""
+    state: dict[str, dict[str, str]] = {}
+    for (service, field), observation in seen.items():
+        state.setdefault(service, {})[field] = observation.value
     return state
+
+
+def _spelled(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def changes(
@@ -70,6 +99,4 @@ def observe_report(reported: dict[str, dict[str, str]], event: ev.Event) -> None
         service = str(event.data.get("service") or event.subject)
         fields = event.data.get("fields") or {}
         for field, value in fields.items():
-            reported.setdefault(service, {})[str(field)] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
+            reported.setdefault(service, {})[str(field)] = _spelled(value)

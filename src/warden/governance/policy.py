@@ -4,7 +4,9 @@ Cedar answers permit or forbid; Warden's outcome comes from the annotations of t
 policies that matched: ``@outcome("needs_approval")`` with ``@approvers("n")`` (and
 optionally ``@approver_roles("sre,lead")``) asks for approval, a matching ``forbid``
 denies, nothing permitted denies, and any evaluation error denies. Every policy that
-matched is listed in the reasons, also the permits that a forbid overrode.
+matched is listed in the reasons, also the permits that a forbid overrode, the deciding
+ones first (forbids, then approvals, most approvers first, then allows; by id within each):
+Cedar reports matches in no fixed order, and the first reason labels the decision.
 """
 
 from __future__ import annotations
@@ -103,6 +105,14 @@ def _annotations(cedar_id: str, policy: dict[str, Any], source: str) -> PolicyIn
     )
 
 
+_RANK = {"deny": 0, "needs_approval": 1, "allow": 2}
+
+
+def _deciding_first(info: PolicyInfo) -> tuple[int, int, str]:
+    """Sort key of a matched policy: the ones that decide the outcome come first."""
+    return (_RANK[info.outcome], -info.approvers, info.id)
+
+
 def _policy_set(policies: dict[str, Any]) -> Any:
     return cedarpy.PolicySet.from_json_str(
         json.dumps({"templates": {}, "staticPolicies": policies, "templateLinks": []})
@@ -143,7 +153,10 @@ class PolicyBundle:
         if not result.validation_passed:
             errors = "; ".join(str(e) for e in result.errors)
             raise ConfigError(f"policy bundle {directory}: does not validate: {errors}")
-        statics: dict[str, Any] = parsed["staticPolicies"]
+        # Cedar names policies policy0, policy1, ... in source order; keep that order.
+        statics: dict[str, Any] = dict(
+            sorted(parsed["staticPolicies"].items(), key=lambda kv: (len(kv[0]), kv[0]))
+        )
         if parsed.get("templates"):
             raise ConfigError(f"policy bundle {directory}: templates are not supported")
         self.policies: dict[str, PolicyInfo] = {}
@@ -176,9 +189,9 @@ class PolicyBundle:
             result = self._authorize(self._all, request, entities, strict)
         except Exception as exc:  # the engine's own failure must still end in a deny
             return Verdict(Outcome.DENY, (Reason("policy-error", f"evaluation failed: {exc}"),))
-        errors = list(result.diagnostics.errors)
+        errors = sorted(str(e) for e in result.diagnostics.errors)
         if errors:
-            return Verdict(Outcome.DENY, tuple(Reason("policy-error", str(e)) for e in errors))
+            return Verdict(Outcome.DENY, tuple(Reason("policy-error", e) for e in errors))
         matched = [self.policies[c] for c in result.diagnostics.reasons if c in self.policies]
         if result.decision != cedarpy.Decision.Allow:
             if not matched:
@@ -189,7 +202,9 @@ class PolicyBundle:
             matched += [
                 self.policies[c] for c in overridden.diagnostics.reasons if c in self.policies
             ]
+            matched.sort(key=_deciding_first)
             return Verdict(Outcome.DENY, tuple(Reason(m.id, m.message) for m in matched))
+        matched.sort(key=_deciding_first)
         reasons = tuple(Reason(m.id, m.message) for m in matched)
         asking = [m for m in matched if m.outcome == "needs_approval"]
         if asking:

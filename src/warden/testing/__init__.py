@@ -7,10 +7,12 @@ the real ones.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from warden.domain.ids import derived_id
 from warden.ingest.probes import ProbeResult
 from warden.ports import ActionResult
 
@@ -32,6 +34,18 @@ class ManualClock:
         if seconds < 0:
             raise ValueError("time does not go backwards")
         self._now += timedelta(seconds=seconds)
+
+
+class CountingIds:
+    """Ids that are the same on every run: the n-th id of a seed is always the same."""
+
+    def __init__(self, seed: str = "") -> None:
+        self.seed = seed
+        self._count = itertools.count(1)
+
+    def new_id(self) -> str:
+        """The next id of the sequence, 32 hex digits."""
+        return derived_id("id", self.seed, str(next(self._count)))
 
 
 @dataclass
@@ -93,4 +107,4 @@ class RecordingAdapter:
         return ActionResult(True, f"{action} {target} done", output)
 
 
-__all__ = ["ManualClock", "RecordingAdapter", "ScriptedProbe"]
+__all__ = ["CountingIds", "ManualClock", "RecordingAdapter", "ScriptedProbe"]

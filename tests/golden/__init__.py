@@ -1,0 +1,1 @@
+"""Golden histories: recorded inputs, configuration and decisions, replayed against the code."""
