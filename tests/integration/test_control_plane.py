@@ -124,7 +124,8 @@ def test_quorum_roles_single_person_and_never_the_proposer(harnesses: Any, tmp_p
 
     with pytest.raises(ValidationError, match="proposer cannot approve"):
         h.approve(incident, "service-down")
-    h.approve(incident, "mallory")  # recorded, but holds no sre role: does not count
+    with pytest.raises(ValidationError, match="mallory refused: holds none of the roles sre"):
+        h.approve(incident, "mallory")  # refused, never recorded
     h.approve(incident, "alice")
     with pytest.raises(ValidationError, match="already approved"):
         h.approve(incident, "alice")
@@ -151,7 +152,8 @@ def test_quorum_roles_single_person_and_never_the_proposer(harnesses: Any, tmp_p
 @pytest.mark.parametrize("fallback", ["escalate", "do_nothing"])
 def test_approval_expires_into_the_fallback(harnesses: Any, tmp_path: Path, fallback: str) -> None:
     two_sre_bundle(tmp_path)
-    h = harnesses(approvals=ApprovalSettings(timeout_s=60, fallback=fallback))
+    people = {"alice": ("sre",)}
+    h = harnesses(approvals=ApprovalSettings(timeout_s=60, fallback=fallback, approvers=people))
     h.fail("payments")
     h.settle()
     (incident,) = h.incidents()
