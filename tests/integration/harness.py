@@ -127,6 +127,18 @@ def permissive_bundle(tmp_path: Path) -> None:
     )
 
 
+def two_sre_bundle(tmp_path: Path) -> None:
+    """A bundle asking two approvers holding the role sre for every step."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
+    (policies / "two.cedar").write_text(
+        '@id("two-sre") @outcome("needs_approval") @approvers("2") @approver_roles("sre")\n'
+        '@message("two SREs confirm every restart")\n'
+        "permit (principal, action, resource);\n"
+    )
+
+
 def make_harness(
     tmp_path: Path, *, agents: list[Any] | None = None, services: Any = None, **overrides: Any
 ) -> Harness:

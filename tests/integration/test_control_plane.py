@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,10 +14,11 @@ from warden.domain.incident import State
 from warden.governance.approvals import ApprovalSettings
 from warden.governance.gate import Guardrails, RateLimit
 
-from .harness import Harness, make_harness
+from .harness import Harness, make_harness, two_sre_bundle
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture
@@ -95,18 +95,6 @@ def test_kill_switch_after_allow_still_stops_the_step(harnesses: Any) -> None:
     assert incident.state is State.ESCALATED
     assert "stopped before acting" in incident.close_reason
     assert h.adapter.calls == []
-
-
-def two_sre_bundle(tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    src = Path(__file__).parents[2] / "src/warden/governance/bundle/warden.cedarschema"
-    (policies / "warden.cedarschema").write_text(src.read_text())
-    (policies / "two.cedar").write_text(
-        '@id("two-sre") @outcome("needs_approval") @approvers("2") @approver_roles("sre")\n'
-        '@message("two SREs confirm every restart")\n'
-        "permit (principal, action, resource);\n"
-    )
 
 
 def test_quorum_roles_single_person_and_never_the_proposer(harnesses: Any, tmp_path: Path) -> None:

@@ -88,10 +88,10 @@ def public_key_text(text: str) -> str:
     """The base64 raw Ed25519 public key in an OpenSSH ``ssh-ed25519`` line, PEM or raw base64."""
     text = text.strip()
     try:
-        if text.startswith("ssh-"):
-            loaded: Any = serialization.load_ssh_public_key(text.encode("ascii"))
-        elif text.startswith("-----BEGIN"):
-            loaded = serialization.load_pem_public_key(text.encode("ascii"))
+        if text.startswith("-----BEGIN"):
+            loaded: Any = serialization.load_pem_public_key(text.encode("ascii"))
+        elif len(text.split()) > 1:  # an OpenSSH line: type, base64, comment
+            loaded = serialization.load_ssh_public_key(" ".join(text.split()[:2]).encode("ascii"))
         else:
             loaded = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
     except (ValueError, UnsupportedAlgorithm, binascii.Error) as exc:

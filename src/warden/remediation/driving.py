@@ -309,7 +309,7 @@ class Remediation(Planning, Undoing, Verifying):
 
 def _ignored(ignored: tuple[tuple[str, str], ...]) -> tuple[Reason, ...]:
     """Approvals that did not count, with why, kept with the decision in the audit log."""
-    return tuple(Reason("approval", f"not counted: {who}: {why}") for who, why in ignored)
+    return tuple(Reason("approval:ignored", f"{who}: {why}") for who, why in ignored)
 
 
 def _verdict(decision: Decision, *, bundle: bool = True) -> dict[str, Any]:
