@@ -210,3 +210,35 @@ def control(store: EventStore, type_: str, data: dict[str, str], when: datetime)
     event = ev.derived_event(type_, ev.CONTROL_STREAM, data, stamp, key=f"{stamp}:{data}")
     (stored,) = store.append(ev.CONTROL_STREAM, [event])
     return stored
+
+
+# The permission (warden.domain.users.PERMISSIONS) each operator control needs.
+CONTROL_ACTIONS = {
+    ev.KILL_SWITCH_ENGAGED: "killswitch.engage",
+    ev.KILL_SWITCH_RELEASED: "killswitch.release",
+    ev.AUTONOMY_CHANGED: "autonomy",
+}
+
+
+def operate(
+    store: EventStore,
+    credential: identity.Credential,
+    type_: str,
+    data: dict[str, str],
+    when: datetime,
+    *,
+    claimed: str | None = None,
+) -> ev.Event:
+    """Authenticate, check the role allows this control, and record it under that identity.
+
+    ``claimed`` (a name the caller says it is) only ever narrows: it must match.
+    """
+    if type_ not in CONTROL_ACTIONS:
+        raise ValidationError(f"{type_} is not an operator control", field="type")
+    user = authenticate(store, credential, CONTROL_ACTIONS[type_])
+    if claimed is not None and claimed != user.name:
+        raise identity.AuthenticationError(
+            f"your credential is {user.name}'s, not {claimed!r}",
+            fix="drop --as, or use that person's own credential",
+        )
+    return control(store, type_, {**data, "by": user.name, "auth": credential.method}, when)

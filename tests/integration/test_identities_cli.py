@@ -128,6 +128,9 @@ def test_claimed_names_authenticate_nobody(waiting: tuple[Harness, Cli, dict[str
     code, out = cli("autonomy", "autonomous", env={"WARDEN_TOKEN": "wdn_guessed"})
     assert code != 0
     assert "unknown or revoked token" in out
+    code, out = cli("approve", p["incident"], "--token-file", p["alice.token"])
+    assert code != 0
+    assert "to approve, a token is not enough: sign with your key" in out
     code, out = cli("approve", p["incident"], "--key", p["alice"], "--as", "bob")
     assert code != 0
     assert "your credential is alice's, not 'bob'" in out

@@ -189,6 +189,7 @@ def incidents(
 def approve(
     incident_id: Annotated[str, typer.Argument(help="The incident (a prefix is enough).")],
     key: KeyFile = None,
+    token_file: TokenFile = None,
     step_hash: Annotated[
         str | None, typer.Option(help="The exact proposal hash you approve (shown by incidents).")
     ] = None,
@@ -198,14 +199,18 @@ def approve(
     ] = None,
     state_dir: StateDir = Path(".warden"),
 ) -> None:
-    """Approve the step an incident is waiting on, signed with your key; bound to its hash."""
-    _decide(incident_id, key, step_hash, claimed, config, state_dir, "approve")
+    """Approve the step an incident is waiting on, signed with your key; bound to its hash.
+
+    A token is not enough: an approval is signed, so the audit log alone proves who gave it.
+    """
+    _decide(incident_id, (key, token_file), step_hash, claimed, config, state_dir, "approve")
 
 
 @app.command()
 def reject(
     incident_id: Annotated[str, typer.Argument(help="The incident (a prefix is enough).")],
     key: KeyFile = None,
+    token_file: TokenFile = None,
     step_hash: Annotated[
         str | None, typer.Option(help="The exact proposal hash you reject (shown by incidents).")
     ] = None,
@@ -216,12 +221,12 @@ def reject(
     state_dir: StateDir = Path(".warden"),
 ) -> None:
     """Reject the step an incident is waiting on, signed with your key: nothing runs."""
-    _decide(incident_id, key, step_hash, claimed, config, state_dir, "reject")
+    _decide(incident_id, (key, token_file), step_hash, claimed, config, state_dir, "reject")
 
 
 def _decide(
     incident_id: str,
-    key: Path | None,
+    keys: tuple[Path | None, Path | None],
     step_hash: str | None,
     claimed: str | None,
     config: Path | None,
@@ -230,10 +235,12 @@ def _decide(
 ) -> None:
     store = _open_store(state_dir)
     try:
+        key, token_file = keys
         if key is None:
+            token = "a token is not enough: " if token_file else ""
             raise _fail(
-                f"to {decision}, sign with your key: --key PATH (the Ed25519 private key"
-                " registered for you with `warden user add --public-key`)"
+                f"to {decision}, {token}sign with your key: --key PATH (the Ed25519 private"
+                " key registered for you with `warden user add --public-key`)"
             )
         given = credential(None, key)
         assert given.key is not None
@@ -276,7 +283,7 @@ def killswitch(
         raise _fail("say `engage` or `release`")
     type_ = ev.KILL_SWITCH_ENGAGED if action == "engage" else ev.KILL_SWITCH_RELEASED
     data = {"reason": reason, "domain": domain}
-    _control(state_dir, type_, data, f"killswitch.{action}", (token_file, key, claimed))
+    _control(state_dir, type_, data, (token_file, key, claimed))
 
 
 @app.command()
@@ -298,23 +305,19 @@ def autonomy(
     if level not in AUTONOMY_LEVELS:
         raise _fail(f"{level!r} is not one of {', '.join(AUTONOMY_LEVELS)}")
     data = {"level": level, "environment": environment, "domain": domain, "reason": reason}
-    _control(state_dir, ev.AUTONOMY_CHANGED, data, "autonomy", (token_file, key, claimed))
+    _control(state_dir, ev.AUTONOMY_CHANGED, data, (token_file, key, claimed))
 
 
 def _control(
     state_dir: Path,
     type_: str,
     data: dict[str, str],
-    action: str,
     who: tuple[Path | None, Path | None, str | None],
 ) -> None:
     store = _open_store(state_dir)
     try:
         given = credential(who[0], who[1])
-        user = commands.authenticate(store, given, action)
-        check_claim(user, who[2])
-        data = {**data, "by": user.name, "auth": given.method}
-        event = commands.control(store, type_, data, datetime.now(UTC))
+        event = commands.operate(store, given, type_, data, datetime.now(UTC), claimed=who[2])
     except WardenError as exc:
         raise _fail(str(exc)) from exc
     finally:
