@@ -19,7 +19,7 @@ from rich.table import Table
 from warden import commands
 from warden.cli.auth import Claimed, KeyFile, TokenFile, check_claim, credential
 from warden.domain.errors import ValidationError
-from warden.domain.users import PERMISSIONS, ROLES
+from warden.domain.users import PERMISSIONS, ROLES, may
 from warden.governance import identity
 from warden.store.location import has_log, open_event_store
 
@@ -95,13 +95,21 @@ def add(
         f" with key {identity.fingerprint(key_text)}" if key_text else ""
     )
     console.print(added, highlight=False)
+    if not key_text and may(role, "approve"):
+        console.print(
+            f"note: {name} has no key, so cannot approve (approvals are signed);"
+            " revoke and add again with --public-key to give one",
+            highlight=False,
+        )
     if save_token is not None:
         fd = os.open(save_token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(token + "\n")
         console.print(f"token written to {save_token} (keep it secret)", highlight=False)
     else:
-        console.print(f"token (shown once, keep it secret): {token}", highlight=False)
+        console.print(
+            f"token (shown once, keep it secret): {token}", highlight=False, soft_wrap=True
+        )
 
 
 @user_app.command("list")
