@@ -117,10 +117,17 @@ def load_private_key(data: bytes, password: bytes | None = None) -> Ed25519Priva
             loaded: Any = serialization.load_ssh_private_key(data, password)
         else:
             loaded = serialization.load_pem_private_key(data, password)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except UnsupportedAlgorithm as exc:
+        # Passphrase-protected OpenSSH keys need bcrypt, which Warden does not depend on.
+        raise AuthenticationError(
+            f"the key file cannot be read here ({exc})",
+            fix="install bcrypt, or use a PEM key (`openssl genpkey -algorithm ed25519 -aes256`)",
+        ) from exc
+    except (ValueError, TypeError) as exc:
         raise AuthenticationError(
             f"the key file is not a readable private key ({exc})",
-            fix="give the private half of the key registered for you (ssh-keygen -t ed25519)",
+            fix="give the private half of the key registered for you, and its passphrase if"
+            " it has one (on the command line: WARDEN_KEY_PASSPHRASE)",
         ) from exc
     if not isinstance(loaded, Ed25519PrivateKey):
         raise AuthenticationError(
