@@ -118,6 +118,16 @@ def test_private_keys_from_openssh_and_pem() -> None:
         )
     with pytest.raises(identity.AuthenticationError, match="not a readable private key"):
         identity.load_private_key(b"-----BEGIN PRIVATE KEY-----\nnope\n")
+    locked = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    assert identity.public_key_of(identity.load_private_key(locked, b"secret")) == (
+        identity.public_key_of(key)
+    )
+    with pytest.raises(identity.AuthenticationError, match="its passphrase if it has one"):
+        identity.load_private_key(locked)
 
 
 @pytest.mark.parametrize(("role", "action"), [(r, a) for r in ROLES for a in PERMISSIONS])
