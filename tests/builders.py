@@ -1,14 +1,23 @@
-"""Builders shared by tests: one valid event to vary, one candidate policy bundle."""
+"""Builders shared by tests: one valid event to vary, a candidate policy bundle, people."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from warden import commands
+from warden.governance import identity
 from warden.governance.policy import BUILTIN_BUNDLE
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from warden.ports import EventStore
 
 FROZEN_RESTARTS = "no-restarts.cedar"
 
@@ -36,3 +45,49 @@ def frozen_restarts_bundle(directory: Path) -> Path:
         'forbid (principal, action == Action::"restart_service", resource);\n'
     )
     return directory
+
+
+@dataclass(frozen=True)
+class Person:
+    """A registered user as tests hold them: name, private key and token."""
+
+    name: str
+    key: Ed25519PrivateKey
+    token: str
+
+    def key_file(self, directory: Path) -> Path:
+        """Their private key as a PEM file (what `--key` reads)."""
+        path = directory / f"{self.name}.key"
+        path.write_bytes(
+            self.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return path
+
+    def token_file(self, directory: Path) -> Path:
+        """Their token in a file (what `--token-file` reads)."""
+        path = directory / f"{self.name}.token"
+        path.write_text(self.token + "\n")
+        return path
+
+
+def register(
+    store: EventStore, name: str, role: str = "approver", when: datetime | None = None
+) -> Person:
+    """Register ``name`` with a fresh key (an admin ``root`` is bootstrapped when needed)."""
+    moment = when or datetime.now(UTC)
+    registry = commands.users(store)
+    by = None
+    if registry.has_admin():
+        by = next(u for u in registry.active() if u.role == "admin")
+    elif role != "admin":
+        register(store, "root", "admin", moment)
+        by = commands.users(store).current("root")
+    key = Ed25519PrivateKey.generate()
+    _, token = commands.add_user(
+        store, name, role, by, moment, public_key=identity.public_key_of(key)
+    )
+    return Person(name, key, token)

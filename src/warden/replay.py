@@ -38,8 +38,9 @@ __all__ = ["Difference", "IncidentView", "RecordedOutcomes", "ReplayReport", "is
 
 # Decided by people (or their tools) though written with Warden's own source.
 HUMAN_INPUTS = frozenset(
-    {ev.APPROVAL_GRANTED, ev.KILL_SWITCH_ENGAGED, ev.KILL_SWITCH_RELEASED, ev.AUTONOMY_CHANGED}
-)
+    {ev.APPROVAL_GRANTED, ev.APPROVAL_REJECTED, ev.KILL_SWITCH_ENGAGED, ev.KILL_SWITCH_RELEASED,
+     ev.AUTONOMY_CHANGED, ev.USER_ADDED, ev.USER_REVOKED}
+)  # fmt: skip
 # Seconds between rounds, as the live loop ticks. Coarser steps in quiet times would let a
 # timer (a retry, a verification window) fire later than it did live, and a step run later
 # would not count the probe results recorded right after the live one.
@@ -281,7 +282,7 @@ def _run_until(runtime: Runtime, clock: _Clock, until: datetime) -> None:
 def _feed(runtime: Runtime, event: ev.Event) -> str:
     """Append one recorded input; an approval that no longer fits is skipped, with why."""
     store = runtime.store
-    if event.type != ev.APPROVAL_GRANTED:
+    if event.type not in (ev.APPROVAL_GRANTED, ev.APPROVAL_REJECTED):
         store.append(event.stream, [replace(event, stream="", position=0)])
         return ""
     current = runtime.incidents.get(event.stream.removeprefix("incident-"))

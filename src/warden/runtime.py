@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import control, drift, health, incident, isolation
+from warden.domain import control, drift, health, incident, isolation, users
 from warden.domain import events as ev
 from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
@@ -212,6 +212,8 @@ class Runtime(Remediation):
             state.health[service] = health.observe(current, event)
         elif event.stream == ev.CONTROL_STREAM:
             state.controls = control.observe(state.controls, event)
+        elif event.stream == ev.USERS_STREAM:
+            state.users = users.observe(state.users, event)
         elif event.type in sig.SIGNAL_TYPES:
             if event.type == ev.ALERT_RESOLVED:
                 self._resolutions.append(event)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from tests.builders import Person, register
 from warden.app import Warden, build
 from warden.commands import approve, control
 from warden.config import ServiceConfig, WardenConfig
@@ -40,6 +41,7 @@ class Harness:
     clock: ManualClock
     probes: dict[str, ScriptedProbe]
     adapter: RecordingAdapter
+    people: dict[str, Person] = field(default_factory=dict)
 
     def observe(self, service: str) -> None:
         probe = self.probes[service]
@@ -73,8 +75,22 @@ class Harness:
         found = self.warden.runtime.incidents.values()
         return [i for i in found if service is None or i.service == service]
 
-    def approve(self, incident: Incident, who: str) -> ev.Event:
-        return approve(self.warden.store, incident.id, who, when=self.clock.now())
+    def person(self, name: str, role: str = "approver") -> Person:
+        """``name``, registered in the log on first use (with an admin to add them)."""
+        if name not in self.people:
+            self.people[name] = register(self.warden.store, name, role, self.clock.now())
+        return self.people[name]
+
+    def approve(self, incident: Incident, who: str, decision: str = "approve") -> ev.Event:
+        """A signed approval by ``who`` (registered as an approver on first use)."""
+        return approve(
+            self.warden.store,
+            incident.id,
+            self.person(who).key,
+            when=self.clock.now(),
+            decision=decision,
+            settings=self.warden.config.approvals,
+        )
 
     def control(self, type_: str, **data: str) -> None:
         control(self.warden.store, type_, data, self.clock.now())
@@ -107,6 +123,18 @@ def permissive_bundle(tmp_path: Path) -> None:
     shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
     (policies / "allow.cedar").write_text(
         '@id("test-allow-all") @message("tests of the executor allow everything")\n'
+        "permit (principal, action, resource);\n"
+    )
+
+
+def two_sre_bundle(tmp_path: Path) -> None:
+    """A bundle asking two approvers holding the role sre for every step."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
+    (policies / "two.cedar").write_text(
+        '@id("two-sre") @outcome("needs_approval") @approvers("2") @approver_roles("sre")\n'
+        '@message("two SREs confirm every restart")\n'
         "permit (principal, action, resource);\n"
     )
 

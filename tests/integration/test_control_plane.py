@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,10 +14,11 @@ from warden.domain.incident import State
 from warden.governance.approvals import ApprovalSettings
 from warden.governance.gate import Guardrails, RateLimit
 
-from .harness import Harness, make_harness
+from .harness import Harness, make_harness, two_sre_bundle
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture
@@ -97,18 +97,6 @@ def test_kill_switch_after_allow_still_stops_the_step(harnesses: Any) -> None:
     assert h.adapter.calls == []
 
 
-def two_sre_bundle(tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    src = Path(__file__).parents[2] / "src/warden/governance/bundle/warden.cedarschema"
-    (policies / "warden.cedarschema").write_text(src.read_text())
-    (policies / "two.cedar").write_text(
-        '@id("two-sre") @outcome("needs_approval") @approvers("2") @approver_roles("sre")\n'
-        '@message("two SREs confirm every restart")\n'
-        "permit (principal, action, resource);\n"
-    )
-
-
 def test_quorum_roles_single_person_and_never_the_proposer(harnesses: Any, tmp_path: Path) -> None:
     two_sre_bundle(tmp_path)
     people = {"alice": ("sre",), "bob": ("sre", "lead"), "mallory": ("dev",)}
@@ -124,7 +112,8 @@ def test_quorum_roles_single_person_and_never_the_proposer(harnesses: Any, tmp_p
 
     with pytest.raises(ValidationError, match="proposer cannot approve"):
         h.approve(incident, "service-down")
-    h.approve(incident, "mallory")  # recorded, but holds no sre role: does not count
+    with pytest.raises(ValidationError, match="mallory refused: holds none of the roles sre"):
+        h.approve(incident, "mallory")  # refused, never recorded
     h.approve(incident, "alice")
     with pytest.raises(ValidationError, match="already approved"):
         h.approve(incident, "alice")
@@ -151,7 +140,8 @@ def test_quorum_roles_single_person_and_never_the_proposer(harnesses: Any, tmp_p
 @pytest.mark.parametrize("fallback", ["escalate", "do_nothing"])
 def test_approval_expires_into_the_fallback(harnesses: Any, tmp_path: Path, fallback: str) -> None:
     two_sre_bundle(tmp_path)
-    h = harnesses(approvals=ApprovalSettings(timeout_s=60, fallback=fallback))
+    people = {"alice": ("sre",)}
+    h = harnesses(approvals=ApprovalSettings(timeout_s=60, fallback=fallback, approvers=people))
     h.fail("payments")
     h.settle()
     (incident,) = h.incidents()

@@ -2,7 +2,8 @@
 
 The runtime runs on a manual clock with the real ingest gate, agent, Cedar policy and
 executor; only the action adapter is a small in-test implementation, and a human approval
-is given the way `warden approve` gives it when the policy asks for one.
+is given the way `warden approve` gives it when the policy asks for one (beside a forged,
+unsigned one that must not count).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.builders import register
+from warden import commands
 from warden.agents.service_down import ServiceDownAgent
 from warden.domain import events as ev
 from warden.domain.catalog import Catalog
@@ -24,6 +27,7 @@ from warden.domain.incident import Incident, State
 from warden.domain.kpis import resilience_report
 from warden.execution.executor import Executor
 from warden.governance.gate import DecisionGate
+from warden.governance.identity import ApprovalCheck
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle
 from warden.ingest.gate import IngestGate
 from warden.ingest.probes import ProbeResult
@@ -49,7 +53,8 @@ class Restarts:
         return ActionResult(True, "restarted", {})
 
 
-def approve(store: SQLiteEventStore, incident: Incident, who: str, clock: ManualClock) -> None:
+def forge(store: SQLiteEventStore, incident: Incident, who: str, clock: ManualClock) -> None:
+    """An approval written straight into the store, unsigned: recorded, never counted."""
     hash_ = incident.step_hashes[incident.next_step]
     event = ev.derived_event(
         ev.APPROVAL_GRANTED,
@@ -79,7 +84,8 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         catalog=catalog,
     )
     registry = CollectorRegistry()
-    runtime.subscribe(MetricsListener(registry, quarantine=store))
+    runtime.subscribe(MetricsListener(registry, quarantine=store, approval_counts=ApprovalCheck()))
+    alice = register(store, "alice", "approver", clock.now())
     exporter = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -95,8 +101,9 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         runtime.tick()
         clock.advance(1)
         (incident,) = runtime.incidents.values()
-        if incident.state is State.AWAITING_APPROVAL:  # as `warden approve` would
-            approve(store, incident, "alice", clock)
+        if incident.state is State.AWAITING_APPROVAL and not incident.approvals:
+            forge(store, incident, "mallory", clock)
+            commands.approve(store, incident.id, alice.key, when=clock.now())  # `warden approve`
         if incident.state is State.VERIFYING:
             break
     assert adapter.calls == [("restart_service", "payments")]
@@ -127,7 +134,9 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         replayed.mttr.mean
     )
     assert samples[("warden_kpi_automation_coverage_ratio", ())] == replayed.automation_coverage
-    assert samples[("warden_approvals_total", ())] == replayed.approvals
+    # Two approvals are in the log; only alice's signed one counts.
+    assert replayed.approvals == 2
+    assert samples[("warden_approvals_total", ())] == 1
 
     spans = exporter.get_finished_spans()
     trace_id = int(incident.traceparent.split("-")[1], 16)

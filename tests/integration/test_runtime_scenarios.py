@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from typer.testing import CliRunner
 
+from tests.builders import register
 from warden.app import Warden, build
 from warden.cli.main import app
 from warden.demo.fleet import demo_config
@@ -110,8 +111,10 @@ def test_kill_switch_stops_the_restart(fleet: Callable[..., Warden]) -> None:
     warden = fleet()
     runner = CliRunner()
     state = str(warden.config.state_dir)
+    alice = register(warden.store, "alice", "operator")
+    token = str(alice.token_file(warden.config.state_dir))
     result = runner.invoke(
-        app, ["killswitch", "engage", "--as", "alice", "--reason", "drill", "-s", state]
+        app, ["killswitch", "engage", "--token-file", token, "--reason", "drill", "-s", state]
     )
     assert result.exit_code == 0, result.output
     warden.processes.kill("payments", signal.SIGKILL)
@@ -139,14 +142,16 @@ def test_supervised_mode_waits_for_approval(fleet: Callable[..., Warden]) -> Non
 
     runner = CliRunner()
     state = str(warden.config.state_dir)
-    own = runner.invoke(app, ["approve", incident.id[:10], "--as", "service-down", "-s", state])
+    agent = register(warden.store, "service-down").key_file(warden.config.state_dir)
+    own = runner.invoke(app, ["approve", incident.id[:10], "--key", str(agent), "-s", state])
     assert own.exit_code != 0
     assert "proposer cannot approve" in own.output
+    bob = str(register(warden.store, "bob").key_file(warden.config.state_dir))
     wrong = runner.invoke(
-        app, ["approve", incident.id[:10], "--as", "bob", "--step-hash", "0" * 64, "-s", state]
+        app, ["approve", incident.id[:10], "--key", bob, "--step-hash", "0" * 64, "-s", state]
     )
     assert wrong.exit_code != 0
-    ok = runner.invoke(app, ["approve", incident.id[:10], "--as", "bob", "-s", state])
+    ok = runner.invoke(app, ["approve", incident.id[:10], "--key", bob, "-s", state])
     assert ok.exit_code == 0, ok.output
     tick_until(warden, lambda: closed(warden))
     final = only_incident(warden)

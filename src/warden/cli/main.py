@@ -14,6 +14,7 @@ from rich.console import Console
 from warden import commands
 from warden.app import build
 from warden.cli.audit_cmd import audit_app
+from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
@@ -21,13 +22,15 @@ from warden.cli.replay_cmd import replay
 from warden.cli.report_cmd import report
 from warden.cli.schema_cmd import schema_app
 from warden.cli.shadow_cmd import shadow
+from warden.cli.user_cmd import user_app
 from warden.config import load_config
 from warden.demo.fleet import run_demo
 from warden.demo.timeline import Timeline, describe, incident_table
 from warden.domain import events as ev
 from warden.domain.control import AUTONOMY_LEVELS
-from warden.domain.errors import ValidationError, WardenError
+from warden.domain.errors import WardenError
 from warden.domain.ids import incident_stream
+from warden.governance.identity import ApprovalCheck
 from warden.runtime import load_incidents
 from warden.store.location import has_log, open_event_store
 from warden.telemetry.metrics import MetricsListener, serve_metrics
@@ -53,6 +56,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(schema_app, name="schema")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(user_app, name="user")
 console = Console()
 
 StateDir = Annotated[
@@ -98,7 +102,8 @@ def run(
         raise _fail(str(exc)) from exc
     started = datetime.now(UTC)
     registry = CollectorRegistry()
-    warden.runtime.subscribe(MetricsListener(registry, quarantine=warden.store))
+    listener = MetricsListener(registry, quarantine=warden.store, approval_counts=ApprovalCheck())
+    warden.runtime.subscribe(listener)
     server = serve_metrics(registry, "127.0.0.1", metrics_port) if metrics_port else None
     if server is not None:
         console.print(f"metrics at {server.url}", highlight=False)
@@ -183,22 +188,76 @@ def incidents(
 @app.command()
 def approve(
     incident_id: Annotated[str, typer.Argument(help="The incident (a prefix is enough).")],
-    approver: Annotated[str, typer.Option("--as", help="Who approves (your name).")],
+    key: KeyFile = None,
+    token_file: TokenFile = None,
     step_hash: Annotated[
         str | None, typer.Option(help="The exact proposal hash you approve (shown by incidents).")
     ] = None,
+    claimed: Claimed = None,
+    config: Annotated[
+        Path | None, typer.Option(help="The warden.yaml naming approvers (default: the state's).")
+    ] = None,
     state_dir: StateDir = Path(".warden"),
 ) -> None:
-    """Approve the step an incident is waiting on; bound to that step's exact hash."""
+    """Approve the step an incident is waiting on, signed with your key; bound to its hash.
+
+    A token is not enough: an approval is signed, so the audit log alone proves who gave it.
+    """
+    _decide(incident_id, (key, token_file), step_hash, claimed, config, state_dir, "approve")
+
+
+@app.command()
+def reject(
+    incident_id: Annotated[str, typer.Argument(help="The incident (a prefix is enough).")],
+    key: KeyFile = None,
+    token_file: TokenFile = None,
+    step_hash: Annotated[
+        str | None, typer.Option(help="The exact proposal hash you reject (shown by incidents).")
+    ] = None,
+    claimed: Claimed = None,
+    config: Annotated[
+        Path | None, typer.Option(help="The warden.yaml naming approvers (default: the state's).")
+    ] = None,
+    state_dir: StateDir = Path(".warden"),
+) -> None:
+    """Reject the step an incident is waiting on, signed with your key: nothing runs."""
+    _decide(incident_id, (key, token_file), step_hash, claimed, config, state_dir, "reject")
+
+
+def _decide(
+    incident_id: str,
+    keys: tuple[Path | None, Path | None],
+    step_hash: str | None,
+    claimed: str | None,
+    config: Path | None,
+    state_dir: Path,
+    decision: str,
+) -> None:
     store = _open_store(state_dir)
     try:
-        event = commands.approve(store, incident_id, approver, step_hash)
-    except ValidationError as exc:
+        key, token_file = keys
+        if key is None:
+            token = "a token is not enough: " if token_file else ""
+            raise _fail(
+                f"to {decision}, {token}sign with your key: --key PATH (the Ed25519 private"
+                " key registered for you with `warden user add --public-key`)"
+            )
+        given = credential(None, key)
+        assert given.key is not None
+        user = commands.authenticate(store, given, decision)
+        check_claim(user, claimed)
+        settings = approval_settings(config, state_dir)
+        event = commands.approve(
+            store, incident_id, given.key, step_hash, decision=decision, settings=settings
+        )
+    except WardenError as exc:
         raise _fail(str(exc)) from exc
     finally:
         store.close()
+    done = "approved" if decision == "approve" else "rejected"
     console.print(
-        f"approved proposal {event.data['step_hash'][:12]} of {event.stream} as {approver}",
+        f"{done} proposal {event.data['step_hash'][:12]} of {event.stream} as {user.name}"
+        f" (signed with {event.data['key']})",
         highlight=False,
     )
 
@@ -206,7 +265,9 @@ def approve(
 @app.command()
 def killswitch(
     action: Annotated[str, typer.Argument(help="engage or release")],
-    by: Annotated[str, typer.Option("--as", help="Who flips the switch.")],
+    token_file: TokenFile = None,
+    key: KeyFile = None,
+    claimed: Claimed = None,
     reason: Annotated[str, typer.Option(help="Why (shown with every denied step).")] = "",
     domain: Annotated[
         str, typer.Option(help="Only this domain (e.g. payments); default: everything.")
@@ -215,39 +276,50 @@ def killswitch(
 ) -> None:
     """Stop all actions at once (engage), or allow them again (release).
 
-    The switch holds whatever the policy says, also for steps already allowed.
+    The switch holds whatever the policy says, also for steps already allowed. An operator
+    may engage it; releasing it takes an admin.
     """
     if action not in ("engage", "release"):
         raise _fail("say `engage` or `release`")
     type_ = ev.KILL_SWITCH_ENGAGED if action == "engage" else ev.KILL_SWITCH_RELEASED
-    _control(state_dir, type_, {"by": by, "reason": reason, "domain": domain})
+    data = {"reason": reason, "domain": domain}
+    _control(state_dir, type_, data, (token_file, key, claimed))
 
 
 @app.command()
 def autonomy(
     level: Annotated[str, typer.Argument(help="observe | recommend | supervised | autonomous")],
-    by: Annotated[str, typer.Option("--as", help="Who changes the level.")],
+    token_file: TokenFile = None,
+    key: KeyFile = None,
+    claimed: Claimed = None,
     reason: Annotated[str, typer.Option(help="Why; kept in the audit log.")] = "",
     environment: Annotated[str, typer.Option(help="Environment, or * for all.")] = "*",
     domain: Annotated[str, typer.Option(help="Domain, or * for all.")] = "*",
     state_dir: StateDir = Path(".warden"),
 ) -> None:
-    """Change the autonomy level of an environment and domain (an audited event).
+    """Change the autonomy level of an environment and domain (an audited event; admins).
 
     observe: detect and record; recommend: propose, humans act; supervised: act after
     approval; autonomous: act within guardrails. The most specific rule wins.
     """
     if level not in AUTONOMY_LEVELS:
         raise _fail(f"{level!r} is not one of {', '.join(AUTONOMY_LEVELS)}")
-    data = {"level": level, "environment": environment, "domain": domain, "by": by,
-            "reason": reason}  # fmt: skip
-    _control(state_dir, ev.AUTONOMY_CHANGED, data)
+    data = {"level": level, "environment": environment, "domain": domain, "reason": reason}
+    _control(state_dir, ev.AUTONOMY_CHANGED, data, (token_file, key, claimed))
 
 
-def _control(state_dir: Path, type_: str, data: dict[str, str]) -> None:
-    store = open_event_store(state_dir)
+def _control(
+    state_dir: Path,
+    type_: str,
+    data: dict[str, str],
+    who: tuple[Path | None, Path | None, str | None],
+) -> None:
+    store = _open_store(state_dir)
     try:
-        event = commands.control(store, type_, data, datetime.now(UTC))
+        given = credential(who[0], who[1])
+        event = commands.operate(store, given, type_, data, datetime.now(UTC), claimed=who[2])
+    except WardenError as exc:
+        raise _fail(str(exc)) from exc
     finally:
         store.close()
     shown = describe(event)

@@ -60,8 +60,14 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
         )
         head = outcome_label(decision["outcome"], decision["approvers"])
         return "DECIDE", f"{head} (policy {decision['bundle_version']})\n{reasons}"
-    if kind == ev.APPROVAL_GRANTED:
-        return "DECIDE", f"approved by {data['approver']}"
+    if kind in (ev.APPROVAL_GRANTED, ev.APPROVAL_REJECTED):
+        verb = "approved" if kind == ev.APPROVAL_GRANTED else "rejected"
+        signed = f" (signed, key {data['key']})" if data.get("key") else " (unsigned)"
+        return "DECIDE", f"{verb} by {data['approver']}{signed}"
+    if kind == ev.USER_ADDED:
+        return "CONTROL", f"user {data['name']} added as {data['role']} by {data.get('by', '?')}"
+    if kind == ev.USER_REVOKED:
+        return "CONTROL", f"user {data['name']} revoked by {data.get('by', '?')}"
     if kind == ev.STEP_INTENDED:
         return (
             "ACT",

@@ -57,10 +57,15 @@ POLICY_REJECTED = "warden.policy.rejected"
 APPROVAL_REQUESTED = "warden.approval.requested"
 APPROVAL_EXPIRED = "warden.approval.expired"
 SHADOW_DECIDED = "warden.shadow.decided"
+# People: who may authenticate, with which role (see warden.domain.users)
+USER_ADDED = "warden.user.added"
+USER_REVOKED = "warden.user.revoked"
+APPROVAL_REJECTED = "warden.approval.rejected"
 
 SHADOW_STREAM = "shadow"
 
 CONTROL_STREAM = "control"
+USERS_STREAM = "users"
 
 
 def format_time(moment: datetime) -> str:

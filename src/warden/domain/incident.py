@@ -64,6 +64,10 @@ class Incident:
     step_hashes: tuple[str, ...] = ()
     decisions: tuple[Decision, ...] = ()
     approvals: tuple[tuple[str, str], ...] = ()  # (step_hash, approver)
+    # The recorded fields of each approval (signature and all), in the order of approvals:
+    # whether one counts is checked against the user registry, not here.
+    approval_data: tuple[tuple[tuple[str, str], ...], ...] = ()
+    rejections: tuple[tuple[tuple[str, str], ...], ...] = ()  # recorded fields, as above
     approval_requests: tuple[tuple[str, str], ...] = ()  # (step_hash, expires_at)
     expired: tuple[str, ...] = ()  # step hashes whose approval window closed
     intended: tuple[tuple[int, int], ...] = ()  # (index, attempt)
@@ -99,6 +103,15 @@ class Incident:
     def approvers_of(self, hash_: str) -> tuple[str, ...]:
         """Who approved this step, in order."""
         return tuple(who for h, who in self.approvals if h == hash_)
+
+    def approvals_of(self, hash_: str) -> tuple[dict[str, str], ...]:
+        """The recorded approvals of this step (approver, signature, …), in order."""
+        pairs = zip(self.approvals, self.approval_data, strict=False)
+        return tuple(dict(data) for (h, _), data in pairs if h == hash_)
+
+    def rejections_of(self, hash_: str) -> tuple[dict[str, str], ...]:
+        """The recorded rejections of this step, in order."""
+        return tuple(d for d in map(dict, self.rejections) if d.get("step_hash") == hash_)
 
     @property
     def recovery_s(self) -> float | None:
@@ -279,14 +292,17 @@ def _approval(incident: Incident, event: ev.Event) -> Incident:
         event,
         "the proposer cannot approve its own plan",
     )
-    _require(
-        approver not in incident.approvers_of(hash_),
-        incident,
-        event,
-        f"{approver} already approved",
-    )
+    given = incident.approvers_of(hash_) if event.type == ev.APPROVAL_GRANTED else ()
+    _require(approver not in given, incident, event, f"{approver} already approved")
     _require(hash_ not in incident.expired, incident, event, "the approval window has closed")
-    return replace(incident, approvals=(*incident.approvals, (hash_, approver)))
+    data = tuple(sorted((str(k), str(v)) for k, v in event.data.items()))
+    if event.type == ev.APPROVAL_REJECTED:
+        return replace(incident, rejections=(*incident.rejections, data))
+    return replace(
+        incident,
+        approvals=(*incident.approvals, (hash_, approver)),
+        approval_data=(*incident.approval_data, data),
+    )
 
 
 def _approval_window(incident: Incident, event: ev.Event) -> Incident:
@@ -469,6 +485,7 @@ _TRANSITIONS: dict[str, Any] = {
     ev.PLAN_REJECTED: _plan_rejected,
     ev.DECISION_RECORDED: _decision,
     ev.APPROVAL_GRANTED: _approval,
+    ev.APPROVAL_REJECTED: _approval,
     ev.APPROVAL_REQUESTED: _approval_window,
     ev.APPROVAL_EXPIRED: _approval_window,
     ev.STEP_INTENDED: _intended,

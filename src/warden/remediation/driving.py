@@ -139,14 +139,14 @@ class Remediation(Planning, Undoing, Verifying):
         agents = frozenset(a.name for a in self.agents)
         given = current.decision_for(hash_)
         assert given is not None
-        counted = tally(current, given, self.settings.approvals, agents)
+        counted = tally(current, given, self.settings.approvals, agents, users=self._state.users)
         ruling = self.gate.decide(current, index, self.situation(counted.counted, counted.roles))
         fresh = ruling.decision
         if fresh.outcome is Outcome.ALLOW:
             return True
         if (
             fresh.outcome is Outcome.NEEDS_APPROVAL
-            and tally(current, fresh, self.settings.approvals, agents).met
+            and tally(current, fresh, self.settings.approvals, agents, users=self._state.users).met
         ):
             return True
         self._record(current, fresh, ruling.context)
@@ -257,9 +257,13 @@ class Remediation(Planning, Undoing, Verifying):
         hash_ = current.step_hashes[index]
         pending = current.decision_for(hash_)
         assert pending is not None
-        counted = tally(
-            current, pending, self.settings.approvals, frozenset(a.name for a in self.agents)
-        )
+        agents = frozenset(a.name for a in self.agents)
+        counted = tally(current, pending, self.settings.approvals, agents, users=self._state.users)
+        if counted.rejected:
+            # A person who may decide said no: nothing runs, and a human takes it from here.
+            reason = f"proposal {hash_[:12]} rejected by {', '.join(counted.rejected)}"
+            self._close(current, ev.INCIDENT_ESCALATED, reason, notify=False)
+            return
         if counted.met:
             # Approvals lift the need for approval, never a guardrail or a forbid.
             ruling = self.gate.decide(
@@ -270,6 +274,7 @@ class Remediation(Planning, Undoing, Verifying):
                 return
             reasons = (
                 Reason("approval", f"approved by {', '.join(counted.counted)}"),
+                *_ignored(counted.ignored),
                 *ruling.decision.reasons,
             )
             granted = Decision(Outcome.ALLOW, hash_, reasons, 0, ruling.decision.bundle_version)
@@ -281,7 +286,12 @@ class Remediation(Planning, Undoing, Verifying):
             expired = self._event(
                 current,
                 ev.APPROVAL_EXPIRED,
-                {"step_hash": hash_, "fallback": fallback, "approvals": list(counted.counted)},
+                {
+                    "step_hash": hash_,
+                    "fallback": fallback,
+                    "approvals": list(counted.counted),
+                    "ignored": [f"{who}: {why}" for who, why in counted.ignored],
+                },
                 key=hash_,
             )
             self._append(current, current.id, expired)
@@ -295,6 +305,11 @@ class Remediation(Planning, Undoing, Verifying):
                 reason,
                 notify=fallback == "escalate",
             )
+
+
+def _ignored(ignored: tuple[tuple[str, str], ...]) -> tuple[Reason, ...]:
+    """Approvals that did not count, with why, kept with the decision in the audit log."""
+    return tuple(Reason("approval:ignored", f"{who}: {why}") for who, why in ignored)
 
 
 def _verdict(decision: Decision, *, bundle: bool = True) -> dict[str, Any]:

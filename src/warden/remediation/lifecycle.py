@@ -15,6 +15,7 @@ from warden.domain import control, isolation
 from warden.domain import events as ev
 from warden.domain import health as health_fold
 from warden.domain import signals as sig
+from warden.domain import users as users_fold
 from warden.domain.ids import incident_stream
 from warden.governance.approvals import ApprovalSettings
 
@@ -60,6 +61,7 @@ class Folded:
 
     health: dict[str, health_fold.Health] = field(default_factory=dict)
     controls: control.Controls = field(default_factory=control.Controls)
+    users: users_fold.Registry = field(default_factory=users_fold.Registry)
     incidents: dict[str, Incident] = field(default_factory=dict)
     actions: deque[ActionRecord] = field(default_factory=deque)
     signals: dict[str, sig.Signals] = field(default_factory=dict)

@@ -22,7 +22,7 @@ from warden.domain.incident import State
 from warden.domain.kpis import INCIDENT_STREAM_PREFIX, IncidentFacts, observe, summarise
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from types import TracebackType
 
     from prometheus_client import CollectorRegistry
@@ -57,8 +57,15 @@ class MetricsListener:
     """
 
     def __init__(
-        self, registry: CollectorRegistry, *, quarantine: QuarantineReader | None = None
+        self,
+        registry: CollectorRegistry,
+        *,
+        quarantine: QuarantineReader | None = None,
+        approval_counts: Callable[[ev.Event], bool] | None = None,
     ) -> None:
+        # Sees every event in log order and says whether an approval counts (a signed one
+        # from a registered approver: governance.identity.ApprovalCheck); None counts all.
+        self._approval_counts = approval_counts
         self._lock = threading.Lock()
         self._facts: dict[str, IncidentFacts] = {}
         self.events = Counter(
@@ -119,19 +126,20 @@ class MetricsListener:
         try:
             with self._lock:
                 self.events.labels(event.type).inc()
+                counts = self._approval_counts is None or self._approval_counts(event)
                 if event.type == ev.KILL_SWITCH_ENGAGED:
                     self.kill_switch.set(1)
                 elif event.type == ev.KILL_SWITCH_RELEASED:
                     self.kill_switch.set(0)
                 if event.stream.startswith(INCIDENT_STREAM_PREFIX):
-                    self._incident_event(event)
+                    self._incident_event(event, approval_counts=counts)
         except Exception:  # telemetry must not stop remediation
             self.errors.inc()
             log.warning(
                 "metrics could not count event %s (%s)", event.id, event.type, exc_info=True
             )
 
-    def _incident_event(self, event: ev.Event) -> None:
+    def _incident_event(self, event: ev.Event, *, approval_counts: bool = True) -> None:
         before = self._facts.get(event.stream)
         after = observe(before, event)
         if after is None or after is before:
@@ -145,7 +153,7 @@ class MetricsListener:
             self.decisions.labels(decision.outcome.value).inc()
             if decision.latency_s is not None:
                 self.decision_latency.observe(decision.latency_s)
-        elif kind == ev.APPROVAL_GRANTED:
+        elif kind == ev.APPROVAL_GRANTED and approval_counts:
             self.approvals.inc()
         elif kind in (ev.STEP_SUCCEEDED, ev.STEP_FAILED):
             if before is not None and len(after.actions) > len(before.actions):
