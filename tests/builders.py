@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +18,7 @@ from warden.governance import identity
 from warden.governance.policy import BUILTIN_BUNDLE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from warden.ports import EventStore
@@ -74,20 +78,48 @@ class Person:
         return path
 
 
+def seeded_entropy(seed: str) -> Callable[[int], bytes]:
+    """Bytes that look random but follow from ``seed`` (SHA-256 in counter mode)."""
+    counter = itertools.count()
+
+    def take(size: int) -> bytes:
+        out = b""
+        while len(out) < size:
+            out += hashlib.sha256(f"{seed}:{next(counter)}".encode()).digest()
+        return out[:size]
+
+    return take
+
+
 def register(
-    store: EventStore, name: str, role: str = "approver", when: datetime | None = None
+    store: EventStore,
+    name: str,
+    role: str = "approver",
+    when: datetime | None = None,
+    *,
+    seed: str = "",
 ) -> Person:
-    """Register ``name`` with a fresh key (an admin ``root`` is bootstrapped when needed)."""
+    """Register ``name`` with a fresh key (an admin ``root`` is bootstrapped when needed).
+
+    With a ``seed`` the key, token and salt are derived from it and the name, so a
+    recorded history that registers people is the same every time.
+    """
     moment = when or datetime.now(UTC)
     registry = commands.users(store)
     by = None
     if registry.has_admin():
         by = next(u for u in registry.active() if u.role == "admin")
     elif role != "admin":
-        register(store, "root", "admin", moment)
+        register(store, "root", "admin", moment, seed=seed)
         by = commands.users(store).current("root")
-    key = Ed25519PrivateKey.generate()
+    if seed:
+        key = Ed25519PrivateKey.from_private_bytes(
+            hashlib.sha256(f"{seed}:{name}".encode()).digest()
+        )
+        entropy = seeded_entropy(f"{seed}:{name}")
+    else:
+        key, entropy = Ed25519PrivateKey.generate(), secrets.token_bytes
     _, token = commands.add_user(
-        store, name, role, by, moment, public_key=identity.public_key_of(key)
+        store, name, role, by, moment, public_key=identity.public_key_of(key), entropy=entropy
     )
     return Person(name, key, token)

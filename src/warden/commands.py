@@ -10,6 +10,7 @@ person, an allowed approver) before it is stored.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from warden.governance.approvals import ApprovalSettings, tally
 from warden.runtime import load_incidents
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from warden.domain.users import Registry, User
@@ -49,6 +52,7 @@ def approve(
     *,
     decision: str = "approve",
     settings: ApprovalSettings | None = None,
+    nonce: str = "",
 ) -> ev.Event:
     """Record a signed approval (or rejection) of the step an incident awaits; returns it.
 
@@ -80,7 +84,7 @@ def approve(
             f"the incident awaits approval of {awaiting}, not {step_hash}", field="step_hash"
         )
     stamp = ev.format_time(when or datetime.now(UTC))
-    data = identity.sign_approval(key, user.name, current.id, awaiting, decision, stamp)
+    data = identity.sign_approval(key, user.name, current.id, awaiting, decision, stamp, nonce)
     event = ev.derived_event(
         ev.APPROVAL_GRANTED if decision == "approve" else ev.APPROVAL_REJECTED,
         incident_stream(current.id),
@@ -126,6 +130,7 @@ def add_user(
     when: datetime,
     *,
     public_key: str = "",
+    entropy: Callable[[int], bytes] = secrets.token_bytes,
 ) -> tuple[ev.Event, str]:
     """Register a person; returns the event and their new token (shown once, never kept).
 
@@ -162,7 +167,7 @@ def add_user(
             field="public key",
             fix="each person registers their own key",
         )
-    token, salt, hashed = identity.issue_token()
+    token, salt, hashed = identity.issue_token(entropy)
     stamp = ev.format_time(when)
     data = {
         "name": name,

@@ -13,6 +13,7 @@ from warden.app import Warden, build
 from warden.commands import approve, control
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain import events as ev
+from warden.domain.ids import derived_id
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
 
@@ -78,7 +79,10 @@ class Harness:
     def person(self, name: str, role: str = "approver") -> Person:
         """``name``, registered in the log on first use (with an admin to add them)."""
         if name not in self.people:
-            self.people[name] = register(self.warden.store, name, role, self.clock.now())
+            # Keys follow from the name: a recorded history is the same every time.
+            self.people[name] = register(
+                self.warden.store, name, role, self.clock.now(), seed="harness"
+            )
         return self.people[name]
 
     def approve(self, incident: Incident, who: str, decision: str = "approve") -> ev.Event:
@@ -90,6 +94,7 @@ class Harness:
             when=self.clock.now(),
             decision=decision,
             settings=self.warden.config.approvals,
+            nonce=derived_id("nonce", incident.id, who, decision, str(self.clock.now())),
         )
 
     def control(self, type_: str, **data: str) -> None:

@@ -28,7 +28,7 @@ from warden.domain.canonical import canonical_json
 from warden.domain.errors import ValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from warden.domain.users import Registry, User
 
@@ -51,10 +51,14 @@ class AuthenticationError(ValidationError):
 # -- tokens ------------------------------------------------------------------------------
 
 
-def issue_token() -> tuple[str, str, str]:
-    """A new personal token: ``(token, salt, hash)``; only the salt and hash are stored."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    salt = secrets.token_hex(16)
+def issue_token(entropy: Callable[[int], bytes] = secrets.token_bytes) -> tuple[str, str, str]:
+    """A new personal token: ``(token, salt, hash)``; only the salt and hash are stored.
+
+    ``entropy`` gives the random bytes; a recorded history passes a seeded one so that it
+    is recorded the same every time.
+    """
+    token = TOKEN_PREFIX + base64.urlsafe_b64encode(entropy(32)).rstrip(b"=").decode("ascii")
+    salt = entropy(16).hex()
     return token, salt, hash_token(token, salt)
 
 
@@ -224,11 +228,15 @@ def sign_approval(
     step_hash: str,
     decision: str,
     signed_at: str,
+    nonce: str = "",
 ) -> dict[str, str]:
-    """The data of an approval (or rejection) event, signed with ``key``."""
+    """The data of an approval (or rejection) event, signed with ``key``.
+
+    The nonce is random unless given (a recorded history gives one, to be reproducible).
+    """
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
-    nonce = secrets.token_hex(16)
+    nonce = nonce or secrets.token_hex(16)
     payload = approval_payload(approver, incident, step_hash, decision, signed_at, nonce)
     return {
         "step_hash": step_hash,
