@@ -21,6 +21,7 @@ from warden.cli.replay_cmd import replay
 from warden.cli.report_cmd import report
 from warden.cli.schema_cmd import schema_app
 from warden.cli.shadow_cmd import shadow
+from warden.cli.simulate_cmd import simulate
 from warden.config import load_config
 from warden.demo.fleet import run_demo
 from warden.demo.timeline import Timeline, describe, incident_table
@@ -258,6 +259,7 @@ def _control(state_dir: Path, type_: str, data: dict[str, str]) -> None:
 app.command()(report)
 app.command()(replay)
 app.command()(shadow)
+app.command()(simulate)
 
 
 def main() -> None:

@@ -231,9 +231,11 @@ class Run:
         escalations = []
         granted = 0
         incidents: dict[str, str] = {}
+        opened: list[float] = []
         for event in events:
             if event.type == ev.INCIDENT_OPENED:
                 incidents[event.stream] = str(event.data.get("summary", ""))
+                opened.append(self._seconds(event.time))
             elif event.type == ev.APPROVAL_REQUESTED:
                 step = event.data["proposal"]["step"]
                 proposed.append(
@@ -271,6 +273,7 @@ class Run:
             approvals_granted=granted,
             escalations=tuple(escalations),
             incidents=len(incidents),
+            first_incident_at=min(opened, default=None),
             faults=faults,
             harmed=tuple(self.world.harmed()),
             unsafe=tuple(safety_violations(events, calls)),

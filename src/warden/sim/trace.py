@@ -55,6 +55,7 @@ class Trace:
     approvals_granted: int = 0
     escalations: tuple[Escalation, ...] = ()
     incidents: int = 0
+    first_incident_at: float | None = None
     faults: tuple[FaultOutcome, ...] = ()
     harmed: tuple[str, ...] = ()
     unsafe: tuple[str, ...] = ()  # safety violations: each one a sentence
