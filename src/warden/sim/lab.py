@@ -9,7 +9,7 @@ Simulation (edge).
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from warden.sim.baseline import OnCall, respond
@@ -33,7 +33,7 @@ class LabSettings:
     seed: int = 0
     approval_delay_s: float = 120.0
     max_duration_s: float | None = None
-    on_call: OnCall = OnCall()
+    on_call: OnCall = field(default_factory=OnCall)
 
 
 def with_fallback(scenario: Scenario, result: Score, settings: LabSettings) -> float | None:
