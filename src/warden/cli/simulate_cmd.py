@@ -15,14 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from warden.sim.format import json_schema
+from warden.sim.format import SCHEMA_FILE
 from warden.sim.lab import LEVELS, LabSettings, failed, run_lab
 from warden.sim.loader import ScenarioError, find, load
 from warden.sim.report import render_html, score_table
 
 
 def _fail(console: Console, message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -60,7 +60,7 @@ def simulate(
     """Run scenarios through the real core on simulated time, beside an on-call baseline."""
     console = Console()
     if schema:
-        typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+        typer.echo(SCHEMA_FILE.read_text(encoding="utf-8"), nl=False)
         return
     if path is None:
         raise _fail(console, "name a scenario file or directory (or pass --schema)")

@@ -8,20 +8,24 @@ gate and guardrails, the lifecycle and the executor.
 
 from __future__ import annotations
 
+import functools
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warden import commands
 from warden.app import Warden, build
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain.errors import ValidationError
+from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
+from warden.ingest.registry import SchemaRegistry
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     from warden.domain import events as ev
     from warden.domain.incident import Incident
@@ -50,7 +54,10 @@ def state_directory() -> tempfile.TemporaryDirectory[str]:
     The in-memory event store replaces this when it lands; callers only see a directory
     that disappears after the run.
     """
-    return tempfile.TemporaryDirectory(prefix="warden-sim-")
+    # In memory where the system offers it: a run's log is thrown away, fsyncs buy nothing.
+    shm = Path("/dev/shm")
+    where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return tempfile.TemporaryDirectory(prefix="warden-sim-", dir=where)
 
 
 def _text(value: Any) -> str:
@@ -148,4 +155,14 @@ def open_runtime(
     """
     config = config_for(scenario, autonomy, state_dir)
     warden = build(config, clock, adapter=adapter, probes=dict(probes or {}))
-    return SimRuntime(warden, Pipeline(warden.runtime.ingest))
+    runtime = warden.runtime
+    # The audit log catches up once, when the run closes, instead of after every tick.
+    runtime.after_tick = None
+    # The same quality gates, with the schemas compiled once for every run.
+    runtime.ingest = IngestGate(warden.store, _registry(), clock)
+    return SimRuntime(warden, Pipeline(runtime.ingest))
+
+
+@functools.cache
+def _registry() -> SchemaRegistry:
+    return SchemaRegistry()

@@ -8,10 +8,13 @@ The JSON Schema printed by ``warden simulate --schema`` is generated from these 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# The schema as shipped (a test keeps it equal to the models); `warden simulate --schema`.
+SCHEMA_FILE = Path(__file__).with_name("scenario.schema.json")
 Seconds = Annotated[float, Field(ge=0)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Scalar = str | int | float | bool

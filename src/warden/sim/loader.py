@@ -31,7 +31,7 @@ PROPOSED_ACTIONS = (
     "raise_quota",
     "rotate_credential",
     "scale_service",
-    "resume_job",
+    "suspend_job",
 )
 
 _FIXES = {
