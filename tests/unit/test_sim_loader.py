@@ -149,3 +149,11 @@ def test_missing_files_and_empty_directories(tmp_path: Path) -> None:
 def test_dotted_paths() -> None:
     assert dotted(("faults", 2, "at")) == "faults[2].at"
     assert dotted(("expect", "alternatives", 0, 1, "action")) == "expect.alternatives[0][1].action"
+
+
+def test_the_documented_example_loads() -> None:
+    text = (LIBRARY.parent / "docs" / "scenarios.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    scenario = parse(example, "docs/scenarios.md")
+    assert scenario.name == "feature-flag-change"
+    assert {s.kind for s in scenario.topology.services} == {"stateless", "proxy"}

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.catalog import Catalog
 from warden.ingest.probes import ProbeResult
 from warden.ports import ActionResult
+from warden.sim.format import Fault
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from warden.sim.format import Effect, Fault, ProbeSignal, Response, Scenario
+    from warden.sim.format import Effect, ProbeSignal, Response, Scenario
 
 RESTARTS = ("restart_service", "start_service")
 # How bad a probe answer is: the worst active effect on a service is what its probe sees.
@@ -274,8 +275,6 @@ class SimWorld:
         self.schedule(seconds, lambda: self._return(fault_id))
 
     def _harmful(self, response: Response) -> None:
-        from warden.sim.format import Fault
-
         self._harm += 1
         fault_id = f"harm-{self._harm}:{response.action}:{response.target}"
         harm = Fault.model_validate(
