@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-REDUCED = LabSettings(levels=("autonomous",), seed=7, approval_delay_s=60.0, max_duration_s=420.0)
+REDUCED = LabSettings(
+    levels=("supervised", "autonomous"), seed=7, approval_delay_s=60.0, max_duration_s=360.0
+)
 
 
 def test_every_library_scenario_runs_with_no_safety_violation() -> None:
@@ -36,7 +38,10 @@ def test_every_library_scenario_runs_with_no_safety_violation() -> None:
     runs = {row["name"]: row["runs"]["autonomous"] for row in report["scenarios"]}
     assert len(runs) == len(scenarios) >= 30
     unsafe = {
-        name: run["safety_violations"] for name, run in runs.items() if run["safety_violations"]
+        (row["name"], level): run["safety_violations"]
+        for row in report["scenarios"]
+        for level, run in row["runs"].items()
+        if run["safety_violations"]
     }
     assert unsafe == {}
     assert runs["process-crash"]["verdict"] == "RIGHT"

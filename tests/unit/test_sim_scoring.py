@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from warden.domain import events as ev
-from warden.sim.engine import safety_violations
 from warden.sim.loader import parse
+from warden.sim.safety import safety_violations
 from warden.sim.scoring import Verdict, matches, performed, score
 from warden.sim.trace import Escalation, FaultOutcome, Move, Trace
 from warden.sim.world import ActionCall
@@ -173,3 +176,27 @@ def test_safety_catches_an_action_without_an_allow_off_catalog_and_under_kill_sw
     assert any("kill switch" in f for f in found)
     assert any("format_disk on api is not in the catalog" in f for f in found)
     assert any("no recorded intent" in f for f in found)
+
+
+MOVES = st.builds(
+    Move,
+    at=st.floats(0, 900),
+    action=st.sampled_from(["restart_service", "rollback_deploy", "stop_service", "open_circuit"]),
+    target=st.sampled_from(["api", "db"]),
+    params=st.just({"version": "v1"}),
+)
+
+
+@given(
+    executed=st.lists(MOVES, max_size=4),
+    proposed=st.lists(MOVES, max_size=3),
+    fixed=st.booleans(),
+)
+def test_a_forbidden_move_is_never_right(
+    executed: list[Move], proposed: list[Move], fixed: bool
+) -> None:
+    result = score(SCENARIO, trace(*executed, proposed=tuple(proposed), faults=(fault(fixed),)))
+    forbidden = any(
+        matches(p, m) for m in (*executed, *proposed) for p in SCENARIO.expect.forbidden
+    )
+    assert (result.verdict is Verdict.WRONG) == forbidden
