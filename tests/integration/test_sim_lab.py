@@ -53,7 +53,7 @@ def test_every_library_scenario_runs_with_no_safety_violation() -> None:
     summary = report["summary"]["autonomous"]
     assert summary["RIGHT"] + summary["MISS"] + summary["WRONG"] == len(scenarios)
     page = render_html(report)
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4
     assert "process-crash" in page
 
 

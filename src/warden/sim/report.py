@@ -23,6 +23,14 @@ COLOURS = {
     "autonomous": "#08519c",
 }
 VERDICT_COLOURS = {"RIGHT": "#2ca25f", "MISS": "#fdae6b", "WRONG": "#de2d26"}
+# Decision class -> (legend name, colour); legends are one short row.
+DECISION_COLOURS = {
+    "act": ("acted", "#08519c"),
+    "act_after_approval": ("approved", "#6baed6"),
+    "asked_approval": ("asked", "#c6dbef"),
+    "escalate": ("paged", "#fdae6b"),
+    "no_action": ("none", "#bdbdbd"),
+}
 PHASE_COLOURS = {"detect": "#c6dbef", "respond": "#6baed6", "repair": "#08519c"}
 
 
@@ -104,6 +112,20 @@ def verdict_chart(report: dict[str, Any]) -> str:
     return columns("Verdicts per autonomy level", levels, series, y_label="scenarios")
 
 
+def decision_chart(report: dict[str, Any]) -> str:
+    """What Warden decided per autonomy level: acted, asked, escalated or left alone."""
+    levels = report["levels"]
+    counts = {
+        d: tuple(
+            float(sum(1 for r in report["scenarios"] if r["runs"][lv]["decision"] == d))
+            for lv in levels
+        )
+        for d in DECISION_COLOURS
+    }
+    series = [Series(*DECISION_COLOURS[d], counts[d]) for d in DECISION_COLOURS]
+    return columns("Decisions per autonomy level", levels, series, y_label="scenarios")
+
+
 def time_chart(report: dict[str, Any]) -> str:
     """Where the time to recovery went, on average over the recovered runs."""
     who = ["baseline", *report["levels"]]
@@ -174,6 +196,7 @@ def render_html(report: dict[str, Any]) -> str:
 <h2>Plots</h2>
 <figure>{mttr_chart(report)}</figure>
 <figure>{verdict_chart(report)}</figure>
+<figure>{decision_chart(report)}</figure>
 <figure>{time_chart(report)}</figure>
 <h2>Scenarios</h2>
 <table><thead><tr><th>scenario</th><th>class</th><th>expected</th>{head}
