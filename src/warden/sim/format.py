@@ -125,7 +125,8 @@ class Fault(_Strict):
     old: Scalar | None = Field(default=None, alias="from")
     new: Scalar | None = Field(default=None, alias="to")
     by: Name = "unknown"
-    effects: list[Effect] = Field(default_factory=list)
+    # None: a process fault fails its own service's probe; [] says "no probe notices".
+    effects: list[Effect] | None = None
     rearm: Rearm | None = None
     duration_s: Annotated[float, Field(gt=0)] | None = None
     root_cause: bool = True

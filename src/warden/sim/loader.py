@@ -151,7 +151,7 @@ def _reference_problems(file: str, scenario: Scenario) -> list[Problem]:
             f"{fault.at:g} s is after the end of the scenario ({scenario.duration_s:g} s)",
             "move it earlier or raise duration_s",
         )
-        for j, effect in enumerate(fault.effects):
+        for j, effect in enumerate(fault.effects or ()):
             service(effect.service, f"faults[{i}].effects[{j}].service")
     for i, signal in enumerate(scenario.signals):
         if signal.fault is not None:

@@ -83,7 +83,11 @@ class SimWorld:
         self.faults: dict[str, FaultState] = {}
         for fault in scenario.faults:
             state = FaultState(fault)
-            state.effects = tuple(_effect_tuple(e) for e in fault.effects) or self._implied(fault)
+            state.effects = (
+                self._implied(fault)
+                if fault.effects is None
+                else tuple(_effect_tuple(e) for e in fault.effects)
+            )
             self.faults[fault.id] = state
         self.calls: list[ActionCall] = []
         self.forced: dict[str, tuple[ProbeSignal, float | None]] = {}
