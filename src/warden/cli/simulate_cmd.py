@@ -48,7 +48,7 @@ def simulate(
         Path, typer.Option("--out", help="Directory for report.json and report.html.")
     ] = Path("sim-report"),
     approval_delay: Annotated[
-        float, typer.Option(help="Seconds the simulated approver takes (supervised).")
+        float, typer.Option(help="Seconds the simulated approver takes to answer a request.")
     ] = 120.0,
     max_duration: Annotated[
         float | None, typer.Option(help="Cut every scenario to at most this many seconds.")

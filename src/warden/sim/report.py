@@ -46,8 +46,8 @@ def score_table(report: dict[str, Any]) -> Table:
     table.add_column("expected")
     for level in levels:
         table.add_column(level)
-    table.add_column("MTTR (Warden, last level)", justify="right")
-    table.add_column("MTTR (on call)", justify="right")
+    table.add_column(f"Warden MTTR ({levels[-1]}, with handover)", justify="right")
+    table.add_column("on-call MTTR", justify="right")
     style = {"RIGHT": "green", "MISS": "yellow", "WRONG": "bold red"}
     for row in report["scenarios"]:
         cells = []
