@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -18,7 +16,6 @@ from warden.governance import identity
 from warden.governance.policy import BUILTIN_BUNDLE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from warden.ports import EventStore
@@ -78,19 +75,6 @@ class Person:
         return path
 
 
-def seeded_entropy(seed: str) -> Callable[[int], bytes]:
-    """Bytes that look random but follow from ``seed`` (SHA-256 in counter mode)."""
-    counter = itertools.count()
-
-    def take(size: int) -> bytes:
-        out = b""
-        while len(out) < size:
-            out += hashlib.sha256(f"{seed}:{next(counter)}".encode()).digest()
-        return out[:size]
-
-    return take
-
-
 def register(
     store: EventStore,
     name: str,
@@ -113,10 +97,8 @@ def register(
         register(store, "root", "admin", moment, seed=seed)
         by = commands.users(store).current("root")
     if seed:
-        key = Ed25519PrivateKey.from_private_bytes(
-            hashlib.sha256(f"{seed}:{name}".encode()).digest()
-        )
-        entropy = seeded_entropy(f"{seed}:{name}")
+        key = identity.seeded_key(f"{seed}:{name}")
+        entropy = identity.seeded_entropy(f"{seed}:{name}")
     else:
         key, entropy = Ed25519PrivateKey.generate(), secrets.token_bytes
     _, token = commands.add_user(

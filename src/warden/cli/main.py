@@ -22,6 +22,7 @@ from warden.cli.replay_cmd import replay
 from warden.cli.report_cmd import report
 from warden.cli.schema_cmd import schema_app
 from warden.cli.shadow_cmd import shadow
+from warden.cli.simulate_cmd import simulate
 from warden.cli.user_cmd import user_app
 from warden.config import load_config
 from warden.demo.fleet import run_demo
@@ -330,6 +331,7 @@ def _control(
 app.command()(report)
 app.command()(replay)
 app.command()(shadow)
+app.command()(simulate)
 
 
 def main() -> None:

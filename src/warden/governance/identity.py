@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,28 @@ class AuthenticationError(ValidationError):
 
 
 # -- tokens ------------------------------------------------------------------------------
+
+
+def seeded_entropy(seed: str) -> Callable[[int], bytes]:
+    """Bytes that look random but follow from ``seed`` (SHA-256 in counter mode).
+
+    For recorded histories and simulations, which must come out the same every time;
+    never for a real person's credentials.
+    """
+    counter = itertools.count()
+
+    def take(size: int) -> bytes:
+        out = b""
+        while len(out) < size:
+            out += hashlib.sha256(f"{seed}:{next(counter)}".encode()).digest()
+        return out[:size]
+
+    return take
+
+
+def seeded_key(seed: str) -> Ed25519PrivateKey:
+    """An Ed25519 key that follows from ``seed`` (as :func:`seeded_entropy`, same caveat)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
 
 
 def issue_token(entropy: Callable[[int], bytes] = secrets.token_bytes) -> tuple[str, str, str]:
