@@ -20,6 +20,7 @@ from warden.agents.escalation import EscalationAgent
 from warden.agents.pipeline import PipelineCorruptionAgent
 from warden.config import ServiceConfig
 from warden.domain import events as ev
+from warden.domain.control import Controls
 from warden.domain.decisions import Outcome
 from warden.domain.errors import PolicyDenied
 from warden.domain.incident import Incident, State
@@ -494,7 +495,7 @@ def test_a_scale_up_whose_count_before_is_unknown_is_not_undone_but_escalated(
     )
     assert h.adapter.calls == [("scale_consumers", "queue", {"replicas": 4})]
     with pytest.raises(PolicyDenied, match="did not report undo_params replicas"):
-        h.warden.runtime.executor.run_compensation(done, 0)  # the executor refuses too
+        h.warden.runtime.executor.run_compensation(done, 0, Controls())  # it refuses too
     assert len(h.adapter.calls) == 1
 
 
