@@ -19,6 +19,7 @@ from warden.agents.drift import DriftAgent
 from warden.agents.escalation import EscalationAgent
 from warden.agents.pipeline import PipelineCorruptionAgent
 from warden.config import ServiceConfig
+from warden.demo.timeline import describe
 from warden.domain import events as ev
 from warden.domain.control import Controls
 from warden.domain.decisions import Outcome
@@ -494,6 +495,10 @@ def test_the_kill_switch_holds_the_scale_back_until_it_is_released(harness: Any)
     h.settle(rounds=16)  # verification fails meanwhile: the scale-back waits
     (held,) = h.events(ev.COMPENSATION_HELD)
     assert held.data["reason"] == "kill switch engaged by alice: drill"
+    assert describe(held) == (
+        "UNDO",
+        "compensation of step 0 held: kill switch engaged by alice: drill",
+    )
     assert only(h, "queue").state is State.COMPENSATING
     assert len(h.adapter.calls) == 1
     h.control(ev.KILL_SWITCH_RELEASED, by="alice", reason="done")
