@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/loop.py
 
 # Regenerate the lock from pyproject.toml (needs network access to the package index).
 lock:

@@ -103,7 +103,7 @@ class Runtime:
             workers=self.workers,
             leases=leases,
             planner=self.planner,
-            settings=settings,
+            settings=lambda: self.settings,
             clock=clock,
             catalog=self.catalog,
             topology=self.topology,
@@ -279,9 +279,11 @@ class Runtime:
             current = self._state.incidents[incident_id]
             if not current.state.terminal:
                 # Another worker may move this incident first; the tail then shows how.
+                acted = True
                 with contextlib.suppress(ConcurrencyConflict):
-                    self.interpreter.advance(current, view)
-                added += len(self.tail())
+                    acted = self.interpreter.advance(current, view)
+                if acted:
+                    added += len(self.tail())
         self.planner.forget_closed(self._state.incidents)
         if self.after_tick is not None:
             self.after_tick()

@@ -52,7 +52,7 @@ class Interpreter:
         workers: ActionWorkers,
         leases: Leases | None,
         planner: Planner,
-        settings: RuntimeSettings,
+        settings: Callable[[], RuntimeSettings],
         clock: Clock,
         catalog: Catalog,
         topology: Topology,
@@ -67,7 +67,7 @@ class Interpreter:
         self.workers = workers
         self.leases = leases
         self.planner = planner
-        self.settings = settings
+        self._settings = settings
         self.clock = clock
         self.catalog = catalog
         self.topology = topology
@@ -75,9 +75,23 @@ class Interpreter:
         self._world = world
         self._probe = probe
         self._lease_wait: dict[str, float] = {}
+        self._renewed: dict[str, float] = {}  # when each incident's leases were last taken
         self._last_verification_probe: dict[str, float] = {}
         # What each step's decision was made on: the bundle is asked again only on a change.
         self._decided_on: dict[str, Hashable] = {}
+        self._rules: tuple[RuntimeSettings, lc.LifecycleSettings] | None = None
+
+    @property
+    def settings(self) -> RuntimeSettings:
+        """The runtime's settings in force."""
+        return self._settings()
+
+    @property
+    def _lifecycle(self) -> lc.LifecycleSettings:
+        settings = self._settings()
+        if self._rules is None or self._rules[0] is not settings:
+            self._rules = (settings, settings.lifecycle)
+        return self._rules[1]
 
     # -- the view and the round ----------------------------------------------------------
 
@@ -91,7 +105,7 @@ class Interpreter:
             if incident.state.value != "awaiting_approval":
                 continue
             pending = incident.decision_for(incident.step_hashes[incident.next_step])
-            if pending is None:
+            if pending is None or not incident.approvals:
                 continue
             given = tally(incident, pending, self.settings.approvals, agents)
             counted[incident.id] = given.counted
@@ -108,12 +122,16 @@ class Interpreter:
             running=self.workers.running(state.incidents),
         )
 
-    def advance(self, incident: Incident, view: View) -> None:
-        """Carry out what the lifecycle says for ``incident``, in order, while each goes."""
-        now = self.clock.now()
-        for command in lc.next_commands(incident, view, self.settings.lifecycle, now):
+    def advance(self, incident: Incident, view: View) -> bool:
+        """Carry out what the lifecycle says for ``incident``, in order, while each goes.
+
+        Returns False when there was nothing to do (the incident waits).
+        """
+        commands = lc.next_commands(incident, view, self._lifecycle, self.clock.now())
+        for command in commands:
             if not self.carry_out(incident, command, view):
-                return
+                break
+        return bool(commands)
 
     def carry_out(self, incident: Incident, command: lc.Command, view: View) -> bool:
         """Do one command; False when the rest of the incident's commands must wait."""
@@ -128,6 +146,8 @@ class Interpreter:
             self._decide(incident, command)
             return True
         if isinstance(command, lc.HoldLeases):
+            if command.renew_only and not self._renewal_due(incident.id):
+                return True
             held = self._hold_leases(incident, command.targets, view)
             return held or command.renew_only
         if isinstance(command, lc.ReleaseLeases):
@@ -192,7 +212,7 @@ class Interpreter:
     def _record(self, incident: Incident, decision: Decision, context: Any) -> None:
         cedar = context.to_cedar() if context is not None else None
         now = self.clock.now()
-        events = lc.decision_events(incident, decision, cedar, self.settings.lifecycle, now)
+        events = lc.decision_events(incident, decision, cedar, self._lifecycle, now)
         self.store.append(incident_stream(incident.id), events, incident.version)
         self._decided_on[decision.step_hash] = self._inputs(incident, incident.next_step)
 
@@ -317,13 +337,25 @@ class Interpreter:
                     self.carry_out(incident, then, view)
             return False
         self._lease_wait.pop(incident.id, None)
+        self._renewed[incident.id] = now
         return True
+
+    def _renewal_due(self, incident_id: str) -> bool:
+        """Whether a third of the lease's time went by since it was last taken or renewed.
+
+        A lease is renewed while its incident verifies or a worker acts, not every round:
+        that would be a write per incident per round.
+        """
+        last = self._renewed.get(incident_id)
+        now = self.clock.now().timestamp()
+        return last is None or now - last >= self.settings.lease_ttl_s / 3
 
     def release(self, command: lc.ReleaseLeases) -> None:
         """Give back the leases of a closed incident."""
         if self.leases is None:
             return
         holder = f"{self.executor.worker}:{command.incident_id}"
+        self._renewed.pop(command.incident_id, None)
         for target in command.targets:
             self.leases.release(target, holder)
 
