@@ -500,6 +500,8 @@ def test_the_kill_switch_holds_the_scale_back_until_it_is_released(harness: Any)
         "compensation of step 0 held: kill switch engaged by alice: drill",
     )
     assert only(h, "queue").state is State.COMPENSATING
+    with pytest.raises(PolicyDenied, match="kill switch engaged"):  # the executor refuses too
+        h.warden.runtime.executor.run_compensation(only(h, "queue"), 0, h.warden.runtime.controls)
     assert len(h.adapter.calls) == 1
     h.control(ev.KILL_SWITCH_RELEASED, by="alice", reason="done")
     h.settle()
