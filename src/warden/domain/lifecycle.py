@@ -10,24 +10,37 @@ The rules are written down in docs/lifecycle.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain import verification
+from warden.domain.commands import (
+    Append,
+    Command,
+    Decide,
+    HoldLeases,
+    LifecycleSettings,
+    Plan,
+    Probe,
+    Recover,
+    ReleaseLeases,
+    RunCompensation,
+    RunStep,
+    View,
+    append_to,
+    closing,
+    incident_event,
+    targets_of,
+)
 from warden.domain.decisions import Decision, Outcome
 from warden.domain.ids import derived_id, incident_stream, service_stream
 from warden.domain.incident import Incident, State, apply
+from warden.domain.undoing import compensate, fail_plan, in_flight
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
-
-    from warden.domain.catalog import Catalog
-    from warden.domain.control import Controls
-    from warden.domain.topology import Topology
-    from warden.domain.world import World
 
 __all__ = [
     "Append",
@@ -51,130 +64,6 @@ __all__ = [
 ]
 
 
-# -- commands ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    """Append ``events`` to ``stream``, expecting it at ``expected_version`` (None: any)."""
-
-    stream: str
-    events: tuple[ev.Event, ...]
-    expected_version: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Ask the agents for a plan (and close the incident when none can act)."""
-
-    incident_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Decide:
-    """Ask the control plane about step ``index``; ``approved``: with the approvals given."""
-
-    incident_id: str
-    index: int
-    approved: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HoldLeases:
-    """Take or renew the leases on ``targets``; ``renew_only``: go on even when one is busy."""
-
-    incident_id: str
-    targets: tuple[str, ...]
-    renew_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseLeases:
-    """Let go of the leases on ``targets``: the incident is closed."""
-
-    incident_id: str
-    targets: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RunStep:
-    """Re-check the guardrails, write the intent, hand the step to a worker."""
-
-    incident_id: str
-    index: int
-    attempt: int
-    idempotency_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class RunCompensation:
-    """Write the compensation's intent and hand it to a worker."""
-
-    incident_id: str
-    index: int
-    idempotency_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Recover:
-    """An intent without a result that no worker here runs: settle it by the action's check."""
-
-    incident_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """Probe ``service`` now (a verification waits on its health)."""
-
-    service: str
-
-
-Command = (
-    Append
-    | Plan
-    | Decide
-    | HoldLeases
-    | ReleaseLeases
-    | RunStep
-    | RunCompensation
-    | Recover
-    | Probe
-)
-
-
-# -- inputs --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LifecycleSettings:
-    """The lifecycle's knobs (the shell's settings hold them too)."""
-
-    verification_timeout_s: float = 15.0
-    approval_timeout_s: float = 900.0
-    approval_fallback: str = "escalate"
-    compensation_hold_s: float = 600.0  # a compensation held longer escalates
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """What the loop folded from the log, beside the incident itself.
-
-    ``runnable``: the actions an adapter runs; ``counted``: for incidents awaiting
-    approval, the approvals that count (the control plane's tally) and ``approved`` those
-    where they are enough; ``running``: incidents with a step or compensation in the
-    hands of one of this process's workers.
-    """
-
-    world: World
-    controls: Controls
-    topology: Topology
-    catalog: Catalog
-    runnable: frozenset[str] = frozenset()
-    approved: frozenset[str] = frozenset()
-    running: frozenset[str] = frozenset()
-    counted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-
 # -- the reconciler ------------------------------------------------------------------
 
 
@@ -193,21 +82,21 @@ def next_commands(
         return _await_approval(incident, view, settings, now)
     if state is State.VERIFYING:
         return _verify(incident, view, settings, now)
-    return _compensate(incident, view, settings, now)
+    return compensate(incident, view, settings, now)
 
 
 def closing_commands(incident: Incident) -> list[Command]:
     """What follows an incident into a terminal state: its leases go."""
     if not incident.state.terminal or incident.plan is None:
         return []
-    return [ReleaseLeases(incident.id, _targets(incident))]
+    return [ReleaseLeases(incident.id, targets_of(incident))]
 
 
 def _open(incident: Incident, view: View, now: datetime) -> list[Command]:
     observed = view.world.health.get(incident.service)
     if incident.kind == "service_down" and observed is not None and observed.healthy:
         return [
-            _close(incident, ev.INCIDENT_RESOLVED, "recovered before any action was taken", now)
+            closing(incident, ev.INCIDENT_RESOLVED, "recovered before any action was taken", now)
         ]
     return [Plan(incident.id)]
 
@@ -215,13 +104,13 @@ def _open(incident: Incident, view: View, now: datetime) -> list[Command]:
 def _execute(incident: Incident, view: View, now: datetime) -> list[Command]:
     assert incident.plan is not None
     if incident.in_flight is not None:
-        return _in_flight(incident, view)
+        return in_flight(incident, view)
     index = incident.next_step
     if index >= len(incident.step_hashes):
         started = incident_event(
             incident, ev.VERIFICATION_STARTED, {"checks": verifications(incident, view)}, now
         )
-        return [_append(incident, started)]
+        return [append_to(incident, started)]
     failure = incident.last_failure(index)
     if failure is not None:
         return _after_failure(incident, view, index, failure, now)
@@ -239,16 +128,9 @@ def _run(incident: Incident, view: View, index: int, now: datetime) -> list[Comm
     attempt = incident.attempts(index) + 1
     key = derived_id("idempotency", incident.id, incident.step_hashes[index])
     return [
-        HoldLeases(incident.id, _targets(incident)),
+        HoldLeases(incident.id, targets_of(incident)),
         RunStep(incident.id, index, attempt, key),
     ]
-
-
-def _in_flight(incident: Incident, view: View) -> list[Command]:
-    """A worker here runs it: keep the leases; nobody does (a restart): settle it."""
-    if incident.id in view.running:
-        return [HoldLeases(incident.id, _targets(incident), renew_only=True)]
-    return [Recover(incident.id)]
 
 
 def _after_failure(
@@ -272,7 +154,7 @@ def _after_failure(
             now,
             key=f"{index}:{attempt + 1}",
         )
-        return [_append(incident, retry)]
+        return [append_to(incident, retry)]
     why = "not retryable" if not retryable else f"{attempt} of {max_attempts} attempts used"
     return fail_plan(incident, view, f"step {index} failed ({why})", now)
 
@@ -315,7 +197,7 @@ def _verify(
     incident: Incident, view: View, settings: LifecycleSettings, now: datetime
 ) -> list[Command]:
     # Renew: the targets stay this incident's until it closes.
-    commands: list[Command] = [HoldLeases(incident.id, _targets(incident), renew_only=True)]
+    commands: list[Command] = [HoldLeases(incident.id, targets_of(incident), renew_only=True)]
     started = ev.parse_time(incident.verification_started_at)
     checks = [
         verification.check(kind, incident.service, view.world, started)
@@ -329,7 +211,7 @@ def _verify(
         failed = incident_event(incident, ev.VERIFICATION_FAILED, {"reason": reason}, now)
         after = apply(incident, failed)
         rest = fail_plan(after, view, reason, now)
-        return [*commands, _append(incident, failed), *rest]
+        return [*commands, append_to(incident, failed), *rest]
     if any(c.kind == "health_probe" and not c.passed for c in checks):
         commands.append(Probe(incident.service))
     return commands
@@ -405,127 +287,6 @@ def verifications(incident: Incident, view: View) -> list[str]:
     return kinds
 
 
-# -- failing and undoing -------------------------------------------------------------
-
-
-def fail_plan(incident: Incident, view: View, reason: str, now: datetime) -> list[Command]:
-    """Undo completed steps in reverse when any can be undone; else escalate."""
-    if _compensable(incident, view):
-        started = incident_event(incident, ev.COMPENSATION_STARTED, {"reason": reason}, now)
-        return [_append(incident, started)]
-    left = _not_undone(incident, view)
-    return [
-        _close(
-            incident,
-            ev.INCIDENT_ESCALATED,
-            f"{reason}; left as is: {left}" if left else reason,
-            now,
-        )
-    ]
-
-
-def _compensate(
-    incident: Incident, view: View, settings: LifecycleSettings, now: datetime
-) -> list[Command]:
-    if incident.compensation_in_flight is not None:
-        return _in_flight(incident, view)
-    if incident.compensation_failed:
-        failed = ", ".join(map(str, incident.compensation_failed))
-        return [
-            _close(incident, ev.INCIDENT_ESCALATED, f"compensation of step {failed} failed", now)
-        ]
-    done = set(incident.compensating)
-    floor = min(done) if done else len(incident.step_hashes)
-    pending = [i for i in _compensable(incident, view) if i < floor]
-    if pending:
-        return _undo(incident, view, settings, pending[0], now)
-    left = _not_undone(incident, view)
-    if incident.compensated:
-        undone = ", ".join(str(i) for i in incident.compensated)
-        reason = f"steps {undone} undone; a human follows up"
-        return [
-            _close(incident, ev.INCIDENT_ROLLED_BACK, f"{reason} ({left})" if left else reason, now)
-        ]
-    reason = "nothing could be undone"
-    return [_close(incident, ev.INCIDENT_ESCALATED, f"{reason}: {left}" if left else reason, now)]
-
-
-def _undo(
-    incident: Incident, view: View, settings: LifecycleSettings, index: int, now: datetime
-) -> list[Command]:
-    """Compensate step ``index``, unless the kill switch holds every side effect now."""
-    assert incident.plan is not None
-    target = incident.plan.steps[index].target
-    halted = view.controls.halted(view.topology.domain_of(target))
-    if halted is None:
-        key = derived_id("compensation", incident.id, incident.step_hashes[index])
-        return [
-            HoldLeases(incident.id, _targets(incident)),
-            RunCompensation(incident.id, index, key),
-        ]
-    if not incident.compensation_held_at:
-        held = incident_event(
-            incident,
-            ev.COMPENSATION_HELD,
-            {"index": index, "target": target, "reason": halted},
-            now,
-            key=f"{index}:{ev.format_time(now)}",
-        )
-        return [_append(incident, held)]
-    since = ev.parse_time(incident.compensation_held_at)
-    if (now - since).total_seconds() > settings.compensation_hold_s:
-        reason = (
-            f"compensation of step {index} held for {settings.compensation_hold_s:g} s"
-            f" ({halted}); a human takes over"
-        )
-        left = _not_undone(incident, view, pending_too=True)
-        return [_close(incident, ev.INCIDENT_ESCALATED, f"{reason}; left as is: {left}", now)]
-    return []
-
-
-def _compensable(incident: Incident, view: View) -> list[int]:
-    """Completed steps with a runnable compensation, last first."""
-    return [
-        i for i in sorted(incident.succeeded, reverse=True) if not why_not_undone(incident, view, i)
-    ]
-
-
-def why_not_undone(incident: Incident, view: View, index: int) -> str:
-    """Why completed step ``index`` cannot be compensated ("" when it can)."""
-    assert incident.plan is not None
-    step = incident.plan.steps[index]
-    spec = view.catalog.get(step.action)
-    if spec is None or not spec.compensation:
-        return f"step {index} ({step.action}) has no compensation"
-    if spec.compensation not in view.runnable or view.catalog.get(spec.compensation) is None:
-        return f"step {index} ({step.action}): no adapter runs {spec.compensation}"
-    missing = spec.missing_undo(incident.output_of(index))
-    if missing:
-        return (
-            f"step {index} ({step.action}) cannot be undone: its result did not report"
-            f" undo_params {', '.join(missing)}, and {spec.compensation} with the step's"
-            " own parameters would only repeat it"
-        )
-    return ""
-
-
-def _not_undone(incident: Incident, view: View, *, pending_too: bool = False) -> str:
-    """The completed steps no compensation will undo, with why, for the human."""
-    assert incident.plan is not None
-    reasons = []
-    for index in sorted(incident.succeeded):
-        if index in incident.compensated:
-            continue
-        if view.catalog.get(incident.plan.steps[index].action) is None:
-            continue
-        why = why_not_undone(incident, view, index)
-        if not why and pending_too:
-            why = f"step {index} ({incident.plan.steps[index].action}) not undone"
-        if why:
-            reasons.append(why)
-    return "; ".join(reasons)
-
-
 # -- decisions -----------------------------------------------------------------------
 
 
@@ -587,35 +348,3 @@ def backoff_s(incident_id: str, index: int, attempt: int) -> float:
     base = min(60.0, 2.0 ** (attempt - 1))
     jitter = 0.5 + int(derived_id("jitter", incident_id, str(index), str(attempt))[:8], 16) / 2**32
     return round(base * jitter, 3)
-
-
-# -- helpers -------------------------------------------------------------------------
-
-
-def _targets(incident: Incident) -> tuple[str, ...]:
-    assert incident.plan is not None
-    return tuple(sorted({s.target for s in incident.plan.steps}))
-
-
-def incident_event(
-    incident: Incident, type_: str, data: dict[str, Any], now: datetime, key: str = ""
-) -> ev.Event:
-    """An event of ``incident``'s stream, derived (replay gives it the same id)."""
-    return ev.derived_event(
-        type_,
-        incident_stream(incident.id),
-        data,
-        ev.format_time(now),
-        key=key,
-        subject=incident.service,
-        correlation_id=incident.correlation_id,
-        traceparent=incident.traceparent,
-    )
-
-
-def _append(incident: Incident, *events: ev.Event) -> Append:
-    return Append(incident_stream(incident.id), events, incident.version)
-
-
-def _close(incident: Incident, type_: str, reason: str, now: datetime, **extra: Any) -> Append:
-    return _append(incident, incident_event(incident, type_, {"reason": reason, **extra}, now))

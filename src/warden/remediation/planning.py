@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.domain import events as ev
+from warden.domain.commands import Append
+from warden.domain.commands import incident_event as _event
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
-from warden.domain.lifecycle import Append
-from warden.domain.lifecycle import incident_event as _event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
