@@ -304,7 +304,13 @@ class Interpreter:
         return False
 
     def _recover(self, incident: Incident) -> None:
-        """An intent without a result: Warden stopped mid-step. Settle it, never guess."""
+        """An intent without a result: Warden stopped mid-step. Settle it, never guess.
+
+        On a shared log the intent may be another worker's, still acting (its action can
+        take minutes): while that worker holds the lease on the target, it is left alone.
+        """
+        if self._held_by_its_worker(incident):
+            return
         outcome = self.executor.reconcile(incident)
         if not outcome.settled:
             reason = f"outcome unknown after restart: {outcome.how}"
@@ -312,6 +318,21 @@ class Interpreter:
                 incident, ev.INCIDENT_ESCALATED, {"reason": reason}, self.clock.now()
             )
             self.store.append(incident_stream(incident.id), [event], incident.version)
+
+    def _held_by_its_worker(self, incident: Incident) -> bool:
+        """Whether the worker that wrote the open intent still holds its target's lease."""
+        if self.leases is None:
+            return False
+        stream = self.store.read_stream(incident_stream(incident.id))
+        intents = [e for e in stream if e.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED)]
+        if not intents:
+            return False
+        data = intents[-1].data
+        worker = str(data.get("worker", ""))
+        if not worker or worker == self.executor.worker:
+            return False  # this worker's own intent, and no worker here has it: a restart
+        lease = self.leases.holder(str(data.get("target", "")), self.clock.now().timestamp())
+        return lease is not None and lease.holder == f"{worker}:{incident.id}"
 
     # -- leases and probes ---------------------------------------------------------------
 
