@@ -18,7 +18,7 @@ from warden.domain.commands import incident_event as _event
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from datetime import datetime
 
     from warden.agents.protocol import Agent, Detection
@@ -39,8 +39,8 @@ class _Answer:
 class Planner:
     """Opens incidents from detections and plans them with the agents."""
 
-    def __init__(self, agents: Sequence[Agent]) -> None:
-        self.agents = list(agents)
+    def __init__(self, agents: list[Agent]) -> None:
+        self.agents = agents  # the runtime's own list: agents added later plan too
         self._asking: dict[tuple[str, str], Future[Plan | None]] = {}
         self._slow_pool: ThreadPoolExecutor | None = None
 
