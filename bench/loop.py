@@ -128,8 +128,8 @@ def incident_events(n: int, *, awaiting: bool) -> tuple[str, list[ev.Event]]:
     return stream, events
 
 
-def latency(rate: int, duration_s: float) -> tuple[list[float], int, int]:
-    """Decision latencies (ms) with probe results arriving at ``rate`` events/s."""
+def latency(rate: int, duration_s: float, plans_per_s: float) -> tuple[list[float], int, int]:
+    """Decision latencies (ms) of ``plans_per_s`` plans, with probe results at ``rate``/s."""
     with tempfile.TemporaryDirectory(prefix="warden-bench-loop-") as tmp:
         warden = make(Path(tmp), workers=4)
         runtime = warden.runtime
@@ -171,7 +171,7 @@ def latency(rate: int, duration_s: float) -> tuple[list[float], int, int]:
                 warden.store.append(stream, events, expected_version=0)
                 stored[events[0].data["incident_id"]] = time.perf_counter()
                 n += 1
-                time.sleep(0.05)
+                time.sleep(1 / plans_per_s)
 
         threads = [threading.Thread(target=probes), threading.Thread(target=plans)]
         for thread in threads:
@@ -223,6 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=int, default=1000, help="probe results per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds under load")
+    parser.add_argument("--plans", type=float, default=5.0, help="plans stored per second")
     parser.add_argument("--incidents", default="1,100,1000", help="open incidents per tick run")
     args = parser.parse_args()
     console = Console()
@@ -230,7 +231,7 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("note")
-    latencies, planned, offered = latency(args.rate, args.duration)
+    latencies, planned, offered = latency(args.rate, args.duration, args.plans)
     rate = offered / args.duration
     if latencies:
         p50 = statistics.median(latencies)
