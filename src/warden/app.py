@@ -103,7 +103,7 @@ class Warden:
         self._stop_sources.set()
         for thread in self._source_threads:
             thread.join(timeout=10)
-        self.runtime.close_agents()
+        self.runtime.close()
         self.probes.stop()
         self.processes.stop_all()
         self.runtime.tail()
@@ -174,6 +174,9 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
     return agents
 
 
+ACTION_WORKERS = 4  # steps and compensations acted on at once, off the loop
+
+
 def build(
     config: WardenConfig,
     clock: Clock | None = None,
@@ -181,11 +184,14 @@ def build(
     adapter: ActionAdapter | None = None,
     probes: Mapping[str, Probe] | None = None,
     agents: Sequence[Agent] | None = None,
+    action_workers: int | None = None,
 ) -> Warden:
     """Wire every plane from ``config``.
 
     ``adapter`` and ``probes`` replace the local-process adapter and the HTTP probes,
-    for simulations and tests that drive targets Warden cannot run itself.
+    for simulations and tests that drive targets Warden cannot run itself; such a run
+    acts in the loop's own thread (deterministic order on a manual clock) unless
+    ``action_workers`` says otherwise. A live run acts on ``ACTION_WORKERS`` threads.
     """
     clock = clock or SystemClock()
     state = config.state_dir
@@ -271,6 +277,11 @@ def build(
             desired={s.name: dict(s.desired) for s in config.services if s.desired},
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
+            action_workers=(
+                action_workers
+                if action_workers is not None
+                else (0 if adapter is not None else ACTION_WORKERS)
+            ),
         ),
         catalog=catalog,
         topology=topology,

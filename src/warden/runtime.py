@@ -18,19 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain import control, drift, health, incident, isolation, users
 from warden.domain import events as ev
+from warden.domain import lifecycle as lc
 from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConcurrencyConflict
-from warden.domain.ids import service_stream
+from warden.domain.ids import incident_stream, service_stream
 from warden.domain.incident import State
 from warden.domain.topology import Topology
 from warden.domain.world import World
+from warden.execution.workers import ActionWorkers
 from warden.governance.context import ActionRecord
 from warden.ports import UuidIds
-from warden.remediation import Folded, Remediation, RuntimeSettings, backoff_s
+from warden.remediation import Folded, Interpreter, RuntimeSettings, backoff_s
+from warden.remediation.planning import Planner
 
 if TYPE_CHECKING:
-    from warden.agents.protocol import Agent
+    from warden.agents.protocol import Agent, Detection
     from warden.domain.incident import Incident
     from warden.execution.executor import Executor
     from warden.governance.bundles import BundleWatcher
@@ -45,8 +48,12 @@ log = logging.getLogger(__name__)
 EventListener = Callable[[ev.Event], None]
 
 
-class Runtime(Remediation):
-    """Drives incidents from detection to a terminal state."""
+class Runtime:
+    """Drives incidents from detection to a terminal state.
+
+    Each round asks the pure lifecycle (:mod:`warden.domain.lifecycle`) what every open
+    incident needs next, and the :class:`~warden.remediation.Interpreter` carries it out.
+    """
 
     def __init__(
         self,
@@ -83,14 +90,28 @@ class Runtime(Remediation):
         self.policies = policies
         self.leases = leases
         self.after_tick = after_tick
-        self._lease_wait: dict[str, float] = {}
         self._resolutions: list[ev.Event] = []
         # Configured autonomy rules come first; audited changes in the log override them.
         self._state = Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
         self._listeners: list[EventListener] = []
-        self._last_verification_probe: dict[str, float] = {}
-        self._asking = {}
-        self._slow_pool = None
+        self.planner = Planner(self.agents)
+        self.workers = ActionWorkers(executor, settings.action_workers)
+        self.interpreter = Interpreter(
+            store=store,
+            gate=gate,
+            shadow=lambda: self.shadow,
+            executor=executor,
+            workers=self.workers,
+            leases=leases,
+            planner=self.planner,
+            settings=lambda: self.settings,
+            clock=clock,
+            catalog=self.catalog,
+            topology=self.topology,
+            state=lambda: self._state,
+            world=self.world,
+            probe=self._probe_for_verification,
+        )
         self._last_probe_ok: dict[str, bool] = {}
         self._probe_lock = threading.Lock()
         self._last_policy_poll = 0.0
@@ -231,9 +252,9 @@ class Runtime(Remediation):
             key = event.stream.removeprefix("incident-")
             folded = incident.apply(state.incidents.get(key), event)
             state.incidents[key] = folded
-            if folded.state.terminal and self.leases is not None and folded.plan is not None:
-                for target in {s.target for s in folded.plan.steps}:
-                    self.leases.release(target, f"{self.executor.worker}:{folded.id}")
+            for release in lc.closing_commands(folded):
+                assert isinstance(release, lc.ReleaseLeases)
+                self.interpreter.release(release)
             if folded.plan is not None and event.type in (
                 ev.STEP_SUCCEEDED,
                 ev.COMPENSATION_SUCCEEDED,
@@ -262,14 +283,17 @@ class Runtime(Remediation):
             for detection in agent.detect(self.world()):
                 self._open(detection, agent.name)
         added += len(self.tail())
+        view = self.interpreter.view()
         for incident_id in sorted(self._state.incidents):
             current = self._state.incidents[incident_id]
             if not current.state.terminal:
                 # Another worker may move this incident first; the tail then shows how.
+                acted = True
                 with contextlib.suppress(ConcurrencyConflict):
-                    self._advance(current)
-                added += len(self.tail())
-        self._forget_closed()
+                    acted = self.interpreter.advance(current, view)
+                if acted:
+                    added += len(self.tail())
+        self.planner.forget_closed(self._state.incidents)
         if self.after_tick is not None:
             self.after_tick()
         return added
@@ -290,15 +314,35 @@ class Runtime(Remediation):
             target = ranked[0]
             note = f"alert {event.data.get('alertname', '')} resolved at the source at {event.time}"
             quiet = target.state in (State.OPEN, State.PLANNED, State.AWAITING_APPROVAL)
+            now = self.clock.now()
             if quiet and not target.intended:
-                self._close(target, ev.INCIDENT_RESOLVED, f"{note}; no action was needed")
+                reason = f"{note}; no action was needed"
+                said = lc.incident_event(target, ev.INCIDENT_RESOLVED, {"reason": reason}, now)
             else:
-                self._append(
-                    target,
-                    target.id,
-                    self._event(target, ev.INCIDENT_ANNOTATED, {"note": note}, key=event.id),
+                said = lc.incident_event(
+                    target, ev.INCIDENT_ANNOTATED, {"note": note}, now, key=event.id
                 )
+            self.store.append(incident_stream(target.id), [said], target.version)
             self.tail()
+
+    def _open(self, detection: Detection, detected_by: str) -> None:
+        opening = self.planner.open(detection, detected_by, self._state.incidents, self.clock.now())
+        if opening is not None:
+            self.store.append(opening.stream, list(opening.events), opening.expected_version)
+
+    def _probe_for_verification(self, service: str) -> None:
+        probe = self.probes.get(service)
+        if probe is not None:
+            self.record_probe(service, repr(probe), probe.check(), "verification")
+
+    def close(self) -> None:
+        """Stop asking slow agents, and wait for the actions under way."""
+        self.planner.close_agents()
+        self.workers.close()
+
+    def close_agents(self) -> None:
+        """Stop asking slow agents; answers still on their way are dropped."""
+        self.planner.close_agents()
 
     def run(self, should_stop: Callable[[], bool], period_s: float = 0.1) -> None:
         """Tick until ``should_stop`` says so."""

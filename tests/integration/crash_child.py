@@ -111,7 +111,11 @@ def main() -> int:
     )
     probes = {name: FileProbe(state / "health" / name) for name in SERVICES}
     warden = build(
-        config, adapter=LedgerAdapter(state), probes=probes, agents=[DrainRestartRestore()]
+        config,
+        adapter=LedgerAdapter(state),
+        probes=probes,
+        agents=[DrainRestartRestore()],
+        action_workers=4,  # as a live run: actions off the loop
     )
     runtime = warden.runtime
     original_admit = runtime.ingest.admit

@@ -145,7 +145,13 @@ def two_sre_bundle(tmp_path: Path) -> None:
 
 
 def make_harness(
-    tmp_path: Path, *, agents: list[Any] | None = None, services: Any = None, **overrides: Any
+    tmp_path: Path,
+    *,
+    agents: list[Any] | None = None,
+    services: Any = None,
+    adapter: RecordingAdapter | None = None,
+    action_workers: int | None = None,
+    **overrides: Any,
 ) -> Harness:
     clock = ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     policy_dir = tmp_path / "policies"
@@ -160,8 +166,12 @@ def make_harness(
     )
     config = replace(config, **overrides)
     probes = {s.name: ScriptedProbe() for s in config.services}
-    adapter = RecordingAdapter(probes)
-    warden = build(config, clock, adapter=adapter, probes=probes, agents=agents)
+    if adapter is None:
+        adapter = RecordingAdapter(probes)
+    adapter.probes = probes
+    warden = build(
+        config, clock, adapter=adapter, probes=probes, agents=agents, action_workers=action_workers
+    )
     harness = Harness(warden, clock, probes, adapter)
     for name in probes:
         harness.observe(name)

@@ -19,7 +19,9 @@ from warden.agents.drift import DriftAgent
 from warden.agents.escalation import EscalationAgent
 from warden.agents.pipeline import PipelineCorruptionAgent
 from warden.config import ServiceConfig
+from warden.demo.timeline import describe
 from warden.domain import events as ev
+from warden.domain.control import Controls
 from warden.domain.decisions import Outcome
 from warden.domain.errors import PolicyDenied
 from warden.domain.incident import Incident, State
@@ -480,6 +482,33 @@ def test_scale_up_without_backlog_samples_is_scaled_back(harness: Any) -> None:
     ]
 
 
+def test_the_kill_switch_holds_the_scale_back_until_it_is_released(harness: Any) -> None:
+    h = harness(BacklogAgent())
+    h.adapter.undo["scale_consumers"] = {"replicas": 2}
+    sample(h, "queue", "consumers", 2)
+    for v in (800, 1000, 1300, 1700):
+        sample(h, "queue", "backlog", v)
+    h.settle()
+    approve_and_settle(h, only(h, "queue").id, settle=2)  # scaled up, verifying
+    assert len(h.adapter.calls) == 1
+    h.control(ev.KILL_SWITCH_ENGAGED, by="alice", reason="drill")
+    h.settle(rounds=16)  # verification fails meanwhile: the scale-back waits
+    (held,) = h.events(ev.COMPENSATION_HELD)
+    assert held.data["reason"] == "kill switch engaged by alice: drill"
+    assert describe(held) == (
+        "UNDO",
+        "compensation of step 0 held: kill switch engaged by alice: drill",
+    )
+    assert only(h, "queue").state is State.COMPENSATING
+    with pytest.raises(PolicyDenied, match="kill switch engaged"):  # the executor refuses too
+        h.warden.runtime.executor.run_compensation(only(h, "queue"), 0, h.warden.runtime.controls)
+    assert len(h.adapter.calls) == 1
+    h.control(ev.KILL_SWITCH_RELEASED, by="alice", reason="done")
+    h.settle()
+    assert only(h, "queue").state is State.ROLLED_BACK
+    assert h.adapter.calls[1] == ("scale_consumers", "queue", {"replicas": 2})
+
+
 def test_a_scale_up_whose_count_before_is_unknown_is_not_undone_but_escalated(
     harness: Any,
 ) -> None:
@@ -494,7 +523,7 @@ def test_a_scale_up_whose_count_before_is_unknown_is_not_undone_but_escalated(
     )
     assert h.adapter.calls == [("scale_consumers", "queue", {"replicas": 4})]
     with pytest.raises(PolicyDenied, match="did not report undo_params replicas"):
-        h.warden.runtime.executor.run_compensation(done, 0)  # the executor refuses too
+        h.warden.runtime.executor.run_compensation(done, 0, Controls())  # it refuses too
     assert len(h.adapter.calls) == 1
 
 

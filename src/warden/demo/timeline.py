@@ -76,6 +76,15 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
     if kind in (ev.STEP_SUCCEEDED, ev.STEP_FAILED):
         verdict = "done" if kind == ev.STEP_SUCCEEDED else "FAILED"
         return "ACT", f"{verdict} in {data['duration_ms']:.0f} ms: {data['detail']}"
+    if kind == ev.COMPENSATION_STARTED:
+        return "UNDO", f"undoing completed steps: {data.get('reason', '')}"
+    if kind == ev.COMPENSATION_HELD:
+        return "UNDO", f"compensation of step {data['index']} held: {data.get('reason', '')}"
+    if kind == ev.COMPENSATION_INTENDED:
+        return "UNDO", f"intent: {data['action']} {data['target']} (undoes step {data['index']})"
+    if kind in (ev.COMPENSATION_SUCCEEDED, ev.COMPENSATION_FAILED):
+        verdict = "undone" if kind == ev.COMPENSATION_SUCCEEDED else "undo FAILED"
+        return "UNDO", f"{verdict}: {data.get('detail', '')}"
     if kind == ev.VERIFICATION_STARTED:
         return "VERIFY", "waiting for the health probe to pass"
     if kind == ev.VERIFICATION_PASSED:

@@ -79,6 +79,7 @@ class Incident:
     compensating: tuple[int, ...] = ()  # step indexes whose compensation was intended
     compensated: tuple[int, ...] = ()
     compensation_failed: tuple[int, ...] = ()
+    compensation_held_at: str = ""  # since when a guardrail holds the next compensation
     verification_started_at: str = ""
     verified_at: str = ""
     closed_at: str = ""
@@ -416,13 +417,24 @@ def _compensation(incident: Incident, event: ev.Event) -> Incident:
             event,
             "compensations run in reverse order, once each",
         )
-        return replace(incident, compensating=(*incident.compensating, index))
+        return replace(
+            incident, compensating=(*incident.compensating, index), compensation_held_at=""
+        )
     _require(
         incident.compensation_in_flight == index, incident, event, "no such compensation in flight"
     )
     if event.type == ev.COMPENSATION_SUCCEEDED:
         return replace(incident, compensated=(*incident.compensated, index))
     return replace(incident, compensation_failed=(*incident.compensation_failed, index))
+
+
+def _compensation_held(incident: Incident, event: ev.Event) -> Incident:
+    _require(incident.state is State.COMPENSATING, incident, event, "not compensating")
+    _require(
+        incident.compensation_in_flight is None, incident, event, "a compensation is in flight"
+    )
+    # The first hold starts the clock; a repeated one (another reason) keeps it.
+    return replace(incident, compensation_held_at=incident.compensation_held_at or event.time)
 
 
 def _verification_started(incident: Incident, event: ev.Event) -> Incident:
@@ -496,6 +508,7 @@ _TRANSITIONS: dict[str, Any] = {
     ev.COMPENSATION_INTENDED: _compensation,
     ev.COMPENSATION_SUCCEEDED: _compensation,
     ev.COMPENSATION_FAILED: _compensation,
+    ev.COMPENSATION_HELD: _compensation_held,
     ev.VERIFICATION_STARTED: _verification_started,
     ev.VERIFICATION_PASSED: _verification_result,
     ev.VERIFICATION_FAILED: _verification_result,

@@ -10,7 +10,6 @@ whose outcome cannot be established.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,40 +47,50 @@ class Reconciled:
     how: str
 
 
-def _call(
-    adapter: ActionAdapter, action: str, target: str, params: dict[str, Any], timeout: float
-) -> tuple[ActionResult, bool | None]:
-    """Run the adapter under a timeout.
+Answer = tuple[ActionResult, "bool | None"]
 
-    Returns the result and whether a failure may be retried (None: it is unknown
-    whether the action had an effect).
+
+def _call(adapter: ActionAdapter, action: str, target: str, params: dict[str, Any]) -> Answer:
+    """Run the adapter in the calling thread; it bounds the action by its own timeout.
+
+    A local process is stopped by signalling its process group, an HTTP call gives up
+    after its route's timeout: no thread is left running an action nobody waits for.
+    Returns the result and whether a failure may be retried (None: it is unknown whether
+    the action had an effect).
     """
-    box: list[ActionResult] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            box.append(adapter.run(action, target, params))
-        except Exception as exc:  # an adapter's crash is a failed step, never a dead runtime
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name=f"step-{action}-{target}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        return ActionResult(False, f"timed out after {timeout:g} s", {}), None
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, TemporaryError):
-            return ActionResult(False, str(exc), {"retry_after_s": exc.delay}), True
-        if isinstance(exc, PermanentError):
-            return ActionResult(False, str(exc), {}), False
+    try:
+        result = adapter.run(action, target, params)
+    except TemporaryError as exc:
+        return ActionResult(False, str(exc), {"retry_after_s": exc.delay}), True
+    except PermanentError as exc:
+        return ActionResult(False, str(exc), {}), False
+    except Exception as exc:  # an adapter's crash is a failed step, never a dead runtime
         return ActionResult(False, f"adapter error: {exc}", {}), None
-    result = box[0]
     if result.ok:
         return result, False
     retryable = result.output.get("retryable")
     return result, bool(retryable) if retryable is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A stored intent, with what its worker needs to act on it and record the result."""
+
+    incident: Incident
+    event: ev.Event  # the stored intent
+    compensation: bool
+    index: int
+    attempt: int
+    action: str
+    target: str
+    params: dict[str, Any]
+    key: str
+    idempotent: bool
+
+    @property
+    def version(self) -> int:
+        """The incident stream's version right after the intent."""
+        return self.incident.version + 1
 
 
 class Executor:
@@ -132,6 +141,14 @@ class Executor:
 
     def run_next_step(self, incident: Incident, controls: Controls) -> StepRun:
         """Run the incident's next step; raises :class:`PolicyDenied` if it is not allowed."""
+        return self.perform(self.intend_step(incident, controls))
+
+    def intend_step(self, incident: Incident, controls: Controls) -> Intent:
+        """Store the intent of the incident's next step, for :meth:`perform` to act on.
+
+        Raises :class:`PolicyDenied` when the step was not allowed for its exact hash, when
+        the kill switch is engaged, or when no adapter runs the action.
+        """
         if incident.plan is None or incident.next_step >= len(incident.step_hashes):
             raise PolicyDenied(f"incident {incident.id} has no step left to run")
         index = incident.next_step
@@ -167,33 +184,21 @@ class Executor:
             step.target,
         )
         intent = self._claim(stream, intent, incident.version)
-        started = time.monotonic()
-        params = {**dict(step.params), "idempotency_key": key}
-        result, retryable = _call(adapter, step.action, step.target, params, spec.timeout_s)
-        if retryable is None:
-            # Unknown effect: only an idempotent action may safely run again.
-            retryable = spec.idempotent
-        outcome = self._event(
-            incident,
-            ev.STEP_SUCCEEDED if result.ok else ev.STEP_FAILED,
-            {
-                "index": index,
-                "attempt": attempt,
-                "step_hash": hash_,
-                "idempotency_key": key,
-                "detail": result.detail,
-                "output": result.output,
-                "retryable": retryable and not result.ok,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-            },
-            f"{index}:{attempt}",
-            step.target,
-        )
-        (outcome,) = self.store.append(stream, [outcome], expected_version=incident.version + 1)
-        return StepRun(intent, outcome, result.ok)
+        return Intent(
+            incident, intent, False, index, attempt, step.action, step.target,
+            dict(step.params), key, spec.idempotent,
+        )  # fmt: skip
 
-    def run_compensation(self, incident: Incident, index: int) -> StepRun:
+    def run_compensation(self, incident: Incident, index: int, controls: Controls) -> StepRun:
         """Undo completed step ``index`` with its catalog compensation."""
+        return self.perform(self.intend_compensation(incident, index, controls))
+
+    def intend_compensation(self, incident: Incident, index: int, controls: Controls) -> Intent:
+        """Store the intent to undo completed step ``index``, for :meth:`perform`.
+
+        Raises :class:`PolicyDenied` while the kill switch is engaged (it holds every side
+        effect, compensations included), and when the step cannot be undone.
+        """
         assert incident.plan is not None
         step = incident.plan.steps[index]
         spec = self.catalog.get(step.action)
@@ -201,6 +206,8 @@ class Executor:
         adapter = self.adapters.get(undo.name) if undo else None
         if undo is None or adapter is None:
             raise PolicyDenied(f"step {index} ({step.action}) has no runnable compensation")
+        if controls.kill_switch:
+            raise PolicyDenied("kill switch engaged", ("guardrail:kill-switch",))
         missing = spec.missing_undo(incident.output_of(index)) if spec else ()
         if missing:
             raise PolicyDenied(
@@ -228,24 +235,71 @@ class Executor:
             step.target,
         )
         intent = self._claim(stream, intent, incident.version)
+        return Intent(
+            incident, intent, True, index, 0, undo.name, step.target, params, key, undo.idempotent
+        )
+
+    def perform(self, intent: Intent) -> StepRun:
+        """Act on a stored intent and record its result; safe to call from a worker thread.
+
+        The result is appended after the intent; notes appended to the incident meanwhile
+        do not stop it, a result already recorded for the intent (settled by another
+        worker after a takeover) does.
+        """
+        adapter = self.adapters[intent.action]
         started = time.monotonic()
-        result, _ = _call(
-            adapter, undo.name, step.target, {**params, "idempotency_key": key}, undo.timeout_s
-        )
-        outcome = self._event(
-            incident,
-            ev.COMPENSATION_SUCCEEDED if result.ok else ev.COMPENSATION_FAILED,
-            {
-                "index": index,
-                "action": undo.name,
-                "detail": result.detail,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-            },
-            str(index),
-            step.target,
-        )
-        (outcome,) = self.store.append(stream, [outcome], expected_version=incident.version + 1)
-        return StepRun(intent, outcome, result.ok)
+        params = {**intent.params, "idempotency_key": intent.key}
+        result, retryable = _call(adapter, intent.action, intent.target, params)
+        duration = round((time.monotonic() - started) * 1000, 1)
+        incident = intent.incident
+        if intent.compensation:
+            outcome = self._event(
+                incident,
+                ev.COMPENSATION_SUCCEEDED if result.ok else ev.COMPENSATION_FAILED,
+                {
+                    "index": intent.index,
+                    "action": intent.action,
+                    "detail": result.detail,
+                    "duration_ms": duration,
+                },
+                str(intent.index),
+                intent.target,
+            )
+        else:
+            if retryable is None:
+                # Unknown effect: only an idempotent action may safely run again.
+                retryable = intent.idempotent
+            outcome = self._event(
+                incident,
+                ev.STEP_SUCCEEDED if result.ok else ev.STEP_FAILED,
+                {
+                    "index": intent.index,
+                    "attempt": intent.attempt,
+                    "step_hash": incident.step_hashes[intent.index],
+                    "idempotency_key": intent.key,
+                    "detail": result.detail,
+                    "output": result.output,
+                    "retryable": retryable and not result.ok,
+                    "duration_ms": duration,
+                },
+                f"{intent.index}:{intent.attempt}",
+                intent.target,
+            )
+        return StepRun(intent.event, self._record(intent, outcome), result.ok)
+
+    def _record(self, intent: Intent, outcome: ev.Event) -> ev.Event:
+        """Append a result after its intent, past any note appended meanwhile."""
+        stream = incident_stream(intent.incident.id)
+        version = intent.version
+        while True:
+            try:
+                (stored,) = self.store.append(stream, [outcome], expected_version=version)
+                return stored
+            except ConcurrencyConflict:
+                later = self.store.read_stream(stream, version)
+                if any(e.type != ev.INCIDENT_ANNOTATED for e in later):
+                    raise
+                version += len(later)
 
     def reconcile(self, incident: Incident) -> Reconciled:
         """Settle a step or compensation intended before a crash, through the adapter's check.

@@ -1,10 +1,12 @@
-"""The incident lifecycle the runtime mixes in, one part per module. Runtime.
+"""The shell around the pure lifecycle (warden.domain.lifecycle). Runtime.
 
-``lifecycle`` (shared parts and state), ``planning`` (open and plan), ``driving``
-(decide, act, retry, approvals), ``verifying`` and ``undoing`` (compensation).
+``interpreter`` carries the lifecycle's commands out (gate, agents, executor, leases,
+probes, store), ``planning`` asks the agents for plans, ``state`` holds the loop's
+settings and what it folds.
 """
 
-from warden.remediation.driving import Remediation, backoff_s
-from warden.remediation.lifecycle import Folded, Lifecycle, RuntimeSettings
+from warden.domain.lifecycle import backoff_s
+from warden.remediation.interpreter import Interpreter
+from warden.remediation.state import Folded, RuntimeSettings
 
-__all__ = ["Folded", "Lifecycle", "Remediation", "RuntimeSettings", "backoff_s"]
+__all__ = ["Folded", "Interpreter", "RuntimeSettings", "backoff_s"]

@@ -1,21 +1,26 @@
-"""Opening incidents and choosing a plan among the agents' proposals. Runtime.
+"""Opening incidents and choosing a plan among the agents' proposals. Runtime (shell).
 
-Slow agents (a model endpoint) are asked off the loop's thread, and an incident nobody
-can act on is resolved when its detector no longer sees the fault, else escalated.
+The interpreter's answer to the lifecycle's ``Plan`` command. Slow agents (a model
+endpoint) are asked off the loop's thread, and an incident nobody can act on is resolved
+when its detector no longer sees the fault, else escalated.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.domain import events as ev
+from warden.domain.commands import Append
+from warden.domain.commands import incident_event as _event
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
-from warden.remediation.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
     from warden.agents.protocol import Agent, Detection
     from warden.domain.incident import Incident
     from warden.domain.plans import Plan
@@ -31,20 +36,29 @@ class _Answer:
     plan: Plan | None
 
 
-class Planning(Lifecycle):
-    """Opens incidents from detections and plans them."""
+class Planner:
+    """Opens incidents from detections and plans them with the agents."""
 
-    def _open(self, detection: Detection, detected_by: str) -> None:
+    def __init__(self, agents: list[Agent]) -> None:
+        self.agents = agents  # the runtime's own list: agents added later plan too
+        self._asking: dict[tuple[str, str], Future[Plan | None]] = {}
+        self._slow_pool: ThreadPoolExecutor | None = None
+
+    def open(
+        self,
+        detection: Detection,
+        detected_by: str,
+        incidents: Mapping[str, Incident],
+        now: datetime,
+    ) -> Append | None:
+        """The opening of an incident for a detection, unless one is open already."""
         incident_id = derived_id(
             "incident", detection.kind, detection.service, detection.first_signal_at
         )
-        if incident_id in self._state.incidents:
-            return
-        if any(
-            i.service == detection.service and not i.state.terminal
-            for i in self._state.incidents.values()
-        ):
-            return
+        if incident_id in incidents:
+            return None
+        if any(i.service == detection.service and not i.state.terminal for i in incidents.values()):
+            return None
         opened = ev.derived_event(
             ev.INCIDENT_OPENED,
             incident_stream(incident_id),
@@ -58,19 +72,19 @@ class Planning(Lifecycle):
                 "kind": detection.kind,
                 "detected_by": detected_by,
             },
-            ev.format_time(self.clock.now()),
+            ev.format_time(now),
             subject=detection.service,
             correlation_id=incident_id,
             traceparent=traceparent_for(incident_id),
         )
-        self._append(None, incident_id, opened)
+        return Append(incident_stream(incident_id), (opened,), 0)
 
-    def _plan(self, current: Incident) -> None:
-        world = self.world()
-        observed = world.health.get(current.service)
-        if current.kind == "service_down" and observed is not None and observed.healthy:
-            self._close(current, ev.INCIDENT_RESOLVED, "recovered before any action was taken")
-            return
+    def plan(self, current: Incident, world: World) -> list[Append]:
+        """The plan chosen among the agents' proposals, or the incident's closing.
+
+        Empty while a slow agent still thinks: the incident is planned on a later round.
+        """
+        now = world.now
         handling = [a for a in self.agents if current.kind in a.handles or "*" in a.handles]
         candidates = [
             (agent, plan)
@@ -85,23 +99,27 @@ class Planning(Lifecycle):
                 continue  # a plan from a higher priority is in hand: no need to ask
             asked = self._ask_slow(agent, current, world)
             if asked is None:
-                return  # still thinking; the incident is planned on a later round
+                return []  # still thinking; the incident is planned on a later round
             if asked.plan is not None:
                 candidates.append((agent, asked.plan))
         if not candidates:
             cleared = self._cleared(current, world)
             if cleared:
-                self._close(current, ev.INCIDENT_RESOLVED, cleared)
-                return
+                return [
+                    _append(
+                        current, _event(current, ev.INCIDENT_RESOLVED, {"reason": cleared}, now)
+                    )
+                ]
             summary = self._escalation_summary(current, world)
-            self._close(current, ev.INCIDENT_ESCALATED, summary)
-            return
+            return [
+                _append(current, _event(current, ev.INCIDENT_ESCALATED, {"reason": summary}, now))
+            ]
         # The documented rule: higher agent priority wins, then higher confidence, then
         # the agent name, so the choice is deterministic; losers are recorded, not dropped.
         ranked = sorted(candidates, key=lambda c: (-c[0].priority, -c[1].confidence, c[0].name))
         winner_agent, winner = ranked[0]
         events = [
-            self._event(
+            _event(
                 current,
                 ev.PLAN_REJECTED,
                 {
@@ -112,12 +130,13 @@ class Planning(Lifecycle):
                         f" {agent.priority}, confidence {plan.confidence:.2f})"
                     ),
                 },
+                now,
                 key=agent.name,
             )
             for agent, plan in ranked[1:]
         ]
-        events.append(self._event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}))
-        self._append(current, current.id, *events)
+        events.append(_event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}, now))
+        return [_append(current, *events)]
 
     def _ask_slow(self, agent: Agent, current: Incident, world: World) -> _Answer | None:
         """A slow agent's proposal, asked off the loop's thread; None while it thinks.
@@ -141,9 +160,9 @@ class Planning(Lifecycle):
             log.exception("agent %s failed while proposing for %s", agent.name, current.id)
             return _Answer(None)
 
-    def _forget_closed(self) -> None:
+    def forget_closed(self, incidents: Mapping[str, Incident]) -> None:
         """Drop questions to slow agents about incidents that closed meanwhile."""
-        for key in [k for k in self._asking if self._state.incidents[k[0]].state.terminal]:
+        for key in [k for k in self._asking if incidents[k[0]].state.terminal]:
             self._asking.pop(key).cancel()
 
     def close_agents(self) -> None:
@@ -180,3 +199,7 @@ class Planning(Lifecycle):
         return (
             f"no agent proposed a plan for {current.kind} on {current.service}: {current.summary}"
         )
+
+
+def _append(current: Incident, *events: ev.Event) -> Append:
+    return Append(incident_stream(current.id), events, current.version)

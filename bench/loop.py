@@ -1,0 +1,265 @@
+"""Loop benchmark: decision latency under load, and the cost of one tick as incidents grow.
+
+Run with ``python bench/loop.py [--rate R] [--duration S] [--incidents 1,100,1000]``; prints
+one table. Decision latency is timed from a stored plan (an incident stream's
+``plan.proposed``) to its first step handed to a worker: one round that decides it
+(guardrails and Cedar) and one that re-checks and writes the intent, while probe results
+arrive at ``--rate`` events/s on SQLite. The loop ticks back to back, so the figure is
+the loop's own work; the live loop's period (0.1 s) adds its wait on top, and so does
+the audit projection after each round (bench/audit.py measures it). Tick cost is the
+mean of a round with N incidents open and awaiting approval (each is looked at every round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from warden.app import build
+from warden.config import ServiceConfig, WardenConfig
+from warden.domain import events as ev
+from warden.domain.decisions import Decision, Outcome, Reason
+from warden.domain.ids import incident_stream, service_stream
+from warden.domain.plans import Plan, Step, step_hash
+from warden.execution.workers import ActionWorkers
+from warden.governance.gate import Guardrails
+from warden.governance.policy import BUILTIN_BUNDLE
+from warden.ports import ActionResult
+
+if TYPE_CHECKING:
+    from warden.app import Warden
+    from warden.execution.executor import Intent
+
+TARGET_P99_MS = 5.0
+SERVICES = (ServiceConfig("svc", "http://127.0.0.1:9/health", managed=False),)
+
+
+class Instant:
+    """An adapter that answers at once: the benchmark times the loop, not the targets."""
+
+    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        """Succeed."""
+        return ActionResult(True, "done", {})
+
+    def check(self, action: str, target: str, params: dict[str, Any] | None = None) -> bool:
+        """The effect holds."""
+        return True
+
+
+class TimedWorkers(ActionWorkers):
+    """Notes when each incident's step was handed over."""
+
+    def __init__(self, inner: ActionWorkers) -> None:
+        super().__init__(inner.executor, 0)
+        self.inner = inner
+        self.handed: dict[str, float] = {}
+
+    def submit(self, intent: Intent) -> None:
+        """Time the hand-over, then hand over."""
+        self.handed.setdefault(intent.incident.id, time.perf_counter())
+        self.inner.submit(intent)
+
+    def running(self, incidents: Any) -> frozenset[str]:
+        """As the real pool."""
+        return self.inner.running(incidents)
+
+
+def permissive(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", directory / "warden.cedarschema")
+    (directory / "allow.cedar").write_text(
+        '@id("bench-allow-all") @message("the benchmark allows everything")\n'
+        "permit (principal, action, resource);\n"
+    )
+    return directory
+
+
+def make(state: Path, workers: int) -> Warden:
+    config = WardenConfig(
+        services=SERVICES,
+        state_dir=state / "state",
+        policy_dir=permissive(state / "policies"),
+        guardrails=Guardrails(per_target=None, per_action=None, total=None),
+        verification_timeout_s=1.0,
+    )
+    return build(config, adapter=Instant(), probes={}, agents=[], action_workers=workers)
+
+
+def incident_events(n: int, *, awaiting: bool) -> tuple[str, list[ev.Event]]:
+    """An incident opened and planned (and, if ``awaiting``, waiting for approval)."""
+    incident_id = f"bench{n:06d}"
+    service = f"svc-{n}"
+    stream = incident_stream(incident_id)
+    now = ev.format_time(ev.parse_time("2026-11-25T12:00:00Z"))
+    plan = Plan("bench", (Step("restart_service", service),), "bench", (), 0.9)
+    events = [
+        ev.derived_event(
+            ev.INCIDENT_OPENED,
+            stream,
+            {"incident_id": incident_id, "service": service, "first_signal_at": now},
+            now,
+            subject=service,
+        ),
+        ev.derived_event(ev.PLAN_PROPOSED, stream, {"plan": plan.to_dict()}, now),
+    ]
+    if awaiting:
+        hash_ = step_hash(incident_id, 0, plan.steps[0])
+        pending = Decision(Outcome.NEEDS_APPROVAL, hash_, (Reason("bench", "ask"),), 1)
+        events += [
+            ev.derived_event(
+                ev.DECISION_RECORDED, stream, {"decision": pending.to_dict(), "index": 0}, now
+            ),
+            ev.derived_event(
+                ev.APPROVAL_REQUESTED,
+                stream,
+                {"step_hash": hash_, "expires_at": "2999-01-01T00:00:00.000000Z"},
+                now,
+            ),
+        ]
+    return stream, events
+
+
+def latency(rate: int, duration_s: float, plans_per_s: float) -> tuple[list[float], int, int]:
+    """Decision latencies (ms) of ``plans_per_s`` plans, with probe results at ``rate``/s."""
+    with tempfile.TemporaryDirectory(prefix="warden-bench-loop-") as tmp:
+        warden = make(Path(tmp), workers=4)
+        runtime = warden.runtime
+        # The audit log is caught up after every round; bench/audit.py measures it on its own.
+        runtime.after_tick = None
+        timed = TimedWorkers(runtime.workers)
+        runtime.workers = timed
+        runtime.interpreter.workers = timed
+        stop = threading.Event()
+        stored: dict[str, float] = {}
+        offered = [0]
+
+        def probes() -> None:
+            # Batches of 10 every 10 ms: the offered rate, as a webhook's group commit does.
+            batch, period = max(1, rate // 100), 0.01
+            start = time.perf_counter()
+            k = 0
+            while not stop.is_set():
+                items = []
+                for _ in range(batch):
+                    service = f"svc-{k % 50}"
+                    data = {"service": service, "probe": "bench", "latency_ms": 1.0}
+                    data |= {"status": 200, "purpose": "watch"}
+                    when = ev.format_time(ev.parse_time("2026-11-25T12:00:00Z"))
+                    event = ev.Event(
+                        f"probe-{k}", "bench", ev.PROBE_SUCCEEDED, when, data, subject=service
+                    )
+                    items.append((service_stream(service), [event]))
+                    k += 1
+                warden.store.append_batch(items)
+                offered[0] += len(items)
+                due = start + (k // batch) * period
+                time.sleep(max(0.0, due - time.perf_counter()))
+
+        def plans() -> None:
+            n = 0
+            while not stop.is_set():
+                stream, events = incident_events(n, awaiting=False)
+                warden.store.append(stream, events, expected_version=0)
+                stored[events[0].data["incident_id"]] = time.perf_counter()
+                n += 1
+                time.sleep(1 / plans_per_s)
+
+        threads = [threading.Thread(target=probes), threading.Thread(target=plans)]
+        for thread in threads:
+            thread.start()
+        end = time.monotonic() + duration_s
+        while time.monotonic() < end:
+            runtime.tick()
+        stop.set()
+        for thread in threads:
+            thread.join()
+        warden.close()
+        found = [(timed.handed[i] - at) * 1000 for i, at in stored.items() if i in timed.handed]
+        return found, len(stored), offered[0]
+
+
+def append_cost(appends: int = 100) -> list[float]:
+    """Milliseconds of one durable append on this machine: the floor of every write above."""
+    with tempfile.TemporaryDirectory(prefix="warden-bench-append-") as tmp:
+        warden = make(Path(tmp), workers=0)
+        found = []
+        for n in range(appends):
+            event = ev.Event(f"a{n}", "bench", "bench.appended", "2026-11-25T12:00:00Z", {})
+            start = time.perf_counter()
+            warden.store.append("bench", [event])
+            found.append((time.perf_counter() - start) * 1000)
+        warden.close()
+        return found
+
+
+def tick_cost(open_incidents: int, rounds: int = 30) -> float:
+    """Mean milliseconds of one round with ``open_incidents`` awaiting approval."""
+    with tempfile.TemporaryDirectory(prefix="warden-bench-tick-") as tmp:
+        warden = make(Path(tmp), workers=0)
+        for n in range(open_incidents):
+            stream, events = incident_events(n, awaiting=True)
+            warden.store.append(stream, events, expected_version=0)
+        runtime = warden.runtime
+        runtime.tick()  # the fold of the history is start-up, not a round
+        start = time.perf_counter()
+        for _ in range(rounds):
+            runtime.tick()
+        seconds = time.perf_counter() - start
+        assert len(runtime.incidents) == open_incidents
+        warden.close()
+        return seconds / rounds * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=int, default=1000, help="probe results per second")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds under load")
+    parser.add_argument("--plans", type=float, default=5.0, help="plans stored per second")
+    parser.add_argument("--incidents", default="1,100,1000", help="open incidents per tick run")
+    args = parser.parse_args()
+    console = Console()
+    table = Table(title="loop: decision latency under load, and the cost of one round")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("note")
+    latencies, planned, offered = latency(args.rate, args.duration, args.plans)
+    rate = offered / args.duration
+    if latencies:
+        p50 = statistics.median(latencies)
+        p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
+        verdict = "ok" if p99 < TARGET_P99_MS else f"over the {TARGET_P99_MS:g} ms target"
+        table.add_row(
+            "decision latency p50", f"{p50:.2f} ms", f"{len(latencies)} of {planned} plans"
+        )
+        table.add_row("decision latency p99", f"{p99:.2f} ms", verdict)
+    table.add_row("probe results offered", f"{rate:,.0f} /s", "SQLite, batches of 10")
+    writes = append_cost()
+    table.add_row(
+        "one durable append p50 / p99",
+        f"{statistics.median(writes):.2f} / {statistics.quantiles(writes, n=100)[98]:.2f} ms",
+        "a decision writes 3 (decision, lease, intent)",
+    )
+    costs = []
+    for n in (int(x) for x in args.incidents.split(",")):
+        cost = tick_cost(n)
+        costs.append((n, cost))
+        per = f"{cost / n * 1000:.1f} µs per incident" if n else ""
+        table.add_row(f"one round, {n} open", f"{cost:.2f} ms", per)
+    console.print(table)
+    if len(costs) > 1:
+        (n0, c0), (n1, c1) = costs[0], costs[-1]
+        growth = (c1 - c0) / max(1, n1 - n0) * 1000
+        console.print(f"round cost grows by {growth:.1f} µs per open incident")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,414 @@
+"""Carries out the pure lifecycle's commands: gate, agents, executor, leases, probes. Runtime.
+
+:func:`warden.domain.lifecycle.next_commands` says what to do; this does it. A decision
+is asked of the control plane once per step and recorded; just before acting the
+guardrails are checked again, and the bundle is asked again only when what it decided
+on (bundle version, kill switches, autonomy, freezes) changed since: only a changed
+answer is recorded. Steps and compensations are handed to :class:`ActionWorkers` once
+their intent is stored, so the loop never waits for an action.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from warden.domain import events as ev
+from warden.domain import lifecycle as lc
+from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
+from warden.domain.ids import incident_stream
+from warden.domain.lifecycle import View
+from warden.governance.approvals import tally
+from warden.governance.context import Situation
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
+    from warden.domain.catalog import Catalog
+    from warden.domain.incident import Incident
+    from warden.domain.topology import Topology
+    from warden.domain.users import Registry
+    from warden.domain.world import World
+    from warden.execution.executor import Executor
+    from warden.execution.workers import ActionWorkers
+    from warden.governance.gate import DecisionGate
+    from warden.ports import Clock, EventStore, Leases
+    from warden.remediation.planning import Planner
+    from warden.remediation.state import Folded, RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+
+class Interpreter:
+    """The shell's half of the lifecycle: one method per kind of command."""
+
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        gate: DecisionGate,
+        shadow: Callable[[], DecisionGate | None],
+        executor: Executor,
+        workers: ActionWorkers,
+        leases: Leases | None,
+        planner: Planner,
+        settings: Callable[[], RuntimeSettings],
+        clock: Clock,
+        catalog: Catalog,
+        topology: Topology,
+        state: Callable[[], Folded],
+        world: Callable[[], World],
+        probe: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.gate = gate
+        self._shadow = shadow
+        self.executor = executor
+        self.workers = workers
+        self.leases = leases
+        self.planner = planner
+        self._settings = settings
+        self.clock = clock
+        self.catalog = catalog
+        self.topology = topology
+        self._state = state
+        self._world = world
+        self._probe = probe
+        self._lease_wait: dict[str, float] = {}
+        self._renewed: dict[str, float] = {}  # when each incident's leases were last taken
+        self._last_verification_probe: dict[str, float] = {}
+        # What each step's decision was made on: the bundle is asked again only on a change.
+        self._decided_on: dict[str, Hashable] = {}
+        self._rules: tuple[RuntimeSettings, lc.LifecycleSettings] | None = None
+
+    def _users(self) -> Registry:
+        """The people registered now: approvals count only when one of them signed."""
+        return self._state().users
+
+    @property
+    def settings(self) -> RuntimeSettings:
+        """The runtime's settings in force."""
+        return self._settings()
+
+    @property
+    def _lifecycle(self) -> lc.LifecycleSettings:
+        settings = self._settings()
+        if self._rules is None or self._rules[0] is not settings:
+            self._rules = (settings, settings.lifecycle)
+        return self._rules[1]
+
+    # -- the view and the round ----------------------------------------------------------
+
+    def view(self) -> View:
+        """What the pure lifecycle needs beside each incident, as folded now."""
+        state = self._state()
+        counted: dict[str, tuple[str, ...]] = {}
+        rejected: dict[str, tuple[str, ...]] = {}
+        ignored: dict[str, tuple[str, ...]] = {}
+        approved = set()
+        agents = frozenset(a.name for a in self.planner.agents)
+        for incident in state.incidents.values():
+            if incident.state.value != "awaiting_approval":
+                continue
+            pending = incident.decision_for(incident.step_hashes[incident.next_step])
+            if pending is None or not (incident.approvals or incident.rejections):
+                continue
+            given = tally(incident, pending, self.settings.approvals, agents, users=state.users)
+            counted[incident.id] = given.counted
+            rejected[incident.id] = given.rejected
+            ignored[incident.id] = tuple(f"{who}: {why}" for who, why in given.ignored)
+            if given.met:
+                approved.add(incident.id)
+        return View(
+            world=self._world(),
+            controls=state.controls,
+            topology=self.topology,
+            catalog=self.catalog,
+            runnable=frozenset(a for a in self.executor.adapters if self.executor.can_run(a)),
+            approved=frozenset(approved),
+            counted=counted,
+            rejected=rejected,
+            ignored=ignored,
+            running=self.workers.running(state.incidents),
+        )
+
+    def advance(self, incident: Incident, view: View) -> bool:
+        """Carry out what the lifecycle says for ``incident``, in order, while each goes.
+
+        Returns False when there was nothing to do (the incident waits).
+        """
+        commands = lc.next_commands(incident, view, self._lifecycle, self.clock.now())
+        for command in commands:
+            if not self.carry_out(incident, command, view):
+                break
+        return bool(commands)
+
+    def carry_out(self, incident: Incident, command: lc.Command, view: View) -> bool:
+        """Do one command; False when the rest of the incident's commands must wait."""
+        if isinstance(command, lc.Append):
+            self.store.append(command.stream, list(command.events), command.expected_version)
+            return True
+        if isinstance(command, lc.Plan):
+            for append in self.planner.plan(incident, view.world):
+                self.carry_out(incident, append, view)
+            return True
+        if isinstance(command, lc.Decide):
+            self._decide(incident, command)
+            return True
+        if isinstance(command, lc.HoldLeases):
+            if command.renew_only and not self._renewal_due(incident.id):
+                return True
+            held = self._hold_leases(incident, command.targets, view)
+            return held or command.renew_only
+        if isinstance(command, lc.ReleaseLeases):
+            self.release(command)
+            return True
+        if isinstance(command, lc.RunStep):
+            self._run_step(incident, command, view)
+            return True
+        if isinstance(command, lc.RunCompensation):
+            intent = self.executor.intend_compensation(incident, command.index, view.controls)
+            self.workers.submit(intent)
+            return True
+        if isinstance(command, lc.Recover):
+            self._recover(incident)
+            return True
+        self._probe_for_verification(command.service)
+        return True
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def situation(self, approvers: tuple[str, ...] = (), roles: tuple[str, ...] = ()) -> Situation:
+        """Everything around a decision now: controls, topology, history, freezes."""
+        state = self._state()
+        return Situation(
+            now=self.clock.now(),
+            environment=self.settings.environment,
+            default_autonomy=self.settings.autonomy,
+            controls=state.controls,
+            topology=self.topology,
+            history=tuple(state.actions),
+            freezes=self.settings.freezes,
+            approvers=approvers,
+            approval_roles=roles,
+            agent_caps=dict(self.settings.agent_caps),
+        )
+
+    def _decide(self, incident: Incident, command: lc.Decide) -> None:
+        index = command.index
+        hash_ = incident.step_hashes[index]
+        if not command.approved:
+            situation = self.situation()
+            ruling = self.gate.decide(incident, index, situation)
+            self._record(incident, ruling.decision, ruling.context)
+            self._decide_in_shadow(incident, index, ruling.decision, situation)
+            return
+        pending = incident.decision_for(hash_)
+        assert pending is not None
+        agents = frozenset(a.name for a in self.planner.agents)
+        counted = tally(incident, pending, self.settings.approvals, agents, users=self._users())
+        # Approvals lift the need for approval, never a guardrail or a forbid.
+        ruling = self.gate.decide(incident, index, self.situation(counted.counted, counted.roles))
+        if ruling.decision.outcome is Outcome.DENY:
+            self._record(incident, ruling.decision, ruling.context)
+            return
+        reasons = (
+            Reason("approval", f"approved by {', '.join(counted.counted)}"),
+            # Approvals that did not count stay with the decision, in the audit log.
+            *(Reason("approval:ignored", f"{who}: {why}") for who, why in counted.ignored),
+            *ruling.decision.reasons,
+        )
+        granted = Decision(Outcome.ALLOW, hash_, reasons, 0, ruling.decision.bundle_version)
+        self._record(incident, granted, ruling.context)
+
+    def _record(self, incident: Incident, decision: Decision, context: Any) -> None:
+        cedar = context.to_cedar() if context is not None else None
+        now = self.clock.now()
+        events = lc.decision_events(incident, decision, cedar, self._lifecycle, now)
+        self.store.append(incident_stream(incident.id), events, incident.version)
+        self._decided_on[decision.step_hash] = self._inputs(incident, incident.next_step)
+
+    def _inputs(self, incident: Incident, index: int) -> Hashable:
+        """What a decision on a step depends on beyond the incident itself.
+
+        While it is unchanged, the bundle gives the same answer.
+        """
+        assert incident.plan is not None
+        now = self.clock.now()
+        domain = self.topology.domain_of(incident.plan.steps[index].target)
+        freezes = tuple(f.covers(now, domain) for f in self.settings.freezes)
+        return (self.gate.bundle.version, self._state().controls, freezes)
+
+    def _decide_in_shadow(
+        self, incident: Incident, index: int, live: Decision, situation: Situation
+    ) -> None:
+        """What the shadow bundle would decide, beside the live decision; nothing acts on it."""
+        shadow = self._shadow()
+        if shadow is None:
+            return
+        shadowed = shadow.decide(incident, index, situation).decision
+        assert incident.plan is not None
+        step = incident.plan.steps[index]
+        data = {
+            "incident_id": incident.id,
+            "service": incident.service,
+            "index": index,
+            "step_hash": live.step_hash,
+            "action": step.action,
+            "target": step.target,
+            "agent": incident.plan.agent,
+            "live": _verdict(live),
+            "shadow": _verdict(shadowed),
+            "agree": _verdict(live, bundle=False) == _verdict(shadowed, bundle=False),
+        }
+        event = ev.derived_event(
+            ev.SHADOW_DECIDED,
+            ev.SHADOW_STREAM,
+            data,
+            ev.format_time(self.clock.now()),
+            key=f"{incident.id}:{live.step_hash}:{shadowed.bundle_version}",
+            subject=incident.service,
+            correlation_id=incident.correlation_id,
+            traceparent=incident.traceparent,
+        )
+        self.store.append(ev.SHADOW_STREAM, [event])
+
+    # -- acting --------------------------------------------------------------------------
+
+    def _run_step(self, incident: Incident, command: lc.RunStep, view: View) -> None:
+        index = command.index
+        blocked = self.gate.blocked(incident, index, self.situation())
+        if blocked is not None:
+            reason = f"stopped before acting: {blocked[0]}: {blocked[1]}"
+            for then in lc.fail_plan(incident, view, reason, self.clock.now()):
+                self.carry_out(incident, then, view)
+            return
+        if not self._still_allowed(incident, index):
+            return
+        self.workers.submit(self.executor.intend_step(incident, view.controls))
+
+    def _still_allowed(self, incident: Incident, index: int) -> bool:
+        """Whether the bundle and autonomy in force now would allow the step again.
+
+        An allow can be old by the time the step runs: a retry waits out its backoff, a
+        lease is busy. When what the decision was made on changed meanwhile and the
+        bundle now says otherwise, the fresh decision is recorded instead of acting
+        (approvals already given for the step still count). Unchanged inputs give the
+        same answer: the bundle is not asked again.
+        """
+        hash_ = incident.step_hashes[index]
+        inputs = self._inputs(incident, index)
+        if self._decided_on.get(hash_) == inputs:
+            return True
+        agents = frozenset(a.name for a in self.planner.agents)
+        given = incident.decision_for(hash_)
+        assert given is not None
+        users = self._users()
+        counted = tally(incident, given, self.settings.approvals, agents, users=users)
+        ruling = self.gate.decide(incident, index, self.situation(counted.counted, counted.roles))
+        fresh = ruling.decision
+        if fresh.outcome is Outcome.ALLOW or (
+            fresh.outcome is Outcome.NEEDS_APPROVAL
+            and tally(incident, fresh, self.settings.approvals, agents, users=users).met
+        ):
+            self._decided_on[hash_] = inputs
+            return True
+        self._record(incident, fresh, ruling.context)
+        return False
+
+    def _recover(self, incident: Incident) -> None:
+        """An intent without a result: Warden stopped mid-step. Settle it, never guess.
+
+        On a shared log the intent may be another worker's, still acting (its action can
+        take minutes): while that worker holds the lease on the target, it is left alone.
+        """
+        if self._held_by_its_worker(incident):
+            return
+        outcome = self.executor.reconcile(incident)
+        if not outcome.settled:
+            reason = f"outcome unknown after restart: {outcome.how}"
+            event = lc.incident_event(
+                incident, ev.INCIDENT_ESCALATED, {"reason": reason}, self.clock.now()
+            )
+            self.store.append(incident_stream(incident.id), [event], incident.version)
+
+    def _held_by_its_worker(self, incident: Incident) -> bool:
+        """Whether the worker that wrote the open intent still holds its target's lease."""
+        if self.leases is None:
+            return False
+        stream = self.store.read_stream(incident_stream(incident.id))
+        intents = [e for e in stream if e.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED)]
+        if not intents:
+            return False
+        data = intents[-1].data
+        worker = str(data.get("worker", ""))
+        if not worker or worker == self.executor.worker:
+            return False  # this worker's own intent, and no worker here has it: a restart
+        lease = self.leases.holder(str(data.get("target", "")), self.clock.now().timestamp())
+        return lease is not None and lease.holder == f"{worker}:{incident.id}"
+
+    # -- leases and probes ---------------------------------------------------------------
+
+    def _hold_leases(self, incident: Incident, targets: tuple[str, ...], view: View) -> bool:
+        """Take (or renew) the lease on every target of the plan; False while one is busy.
+
+        Leases are held from the first step until the incident closes, so no other agent,
+        incident or worker acts on those resources in between.
+        """
+        if self.leases is None:
+            return True
+        now = self.clock.now().timestamp()
+        holder = f"{self.executor.worker}:{incident.id}"
+        for target in targets:
+            if self.leases.acquire(target, holder, self.settings.lease_ttl_s, now) is not None:
+                continue
+            busy = self.leases.holder(target, now)
+            waited_since = self._lease_wait.setdefault(incident.id, now)
+            if now - waited_since > self.settings.lease_wait_s:
+                who = busy.holder if busy else "?"
+                reason = f"{target} stayed busy ({who}) for {self.settings.lease_wait_s:g} s"
+                for then in lc.fail_plan(incident, view, reason, self.clock.now()):
+                    self.carry_out(incident, then, view)
+            return False
+        self._lease_wait.pop(incident.id, None)
+        self._renewed[incident.id] = now
+        return True
+
+    def _renewal_due(self, incident_id: str) -> bool:
+        """Whether a third of the lease's time went by since it was last taken or renewed.
+
+        A lease is renewed while its incident verifies or a worker acts, not every round:
+        that would be a write per incident per round.
+        """
+        last = self._renewed.get(incident_id)
+        now = self.clock.now().timestamp()
+        return last is None or now - last >= self.settings.lease_ttl_s / 3
+
+    def release(self, command: lc.ReleaseLeases) -> None:
+        """Give back the leases of a closed incident."""
+        if self.leases is None:
+            return
+        holder = f"{self.executor.worker}:{command.incident_id}"
+        self._renewed.pop(command.incident_id, None)
+        for target in command.targets:
+            self.leases.release(target, holder)
+
+    def _probe_for_verification(self, service: str) -> None:
+        # Real time, not the clock: probes are paced by wall time, as the probe loop is.
+        last = self._last_verification_probe.get(service, 0.0)
+        if time.monotonic() - last < self.settings.verification_probe_every_s:
+            return
+        self._last_verification_probe[service] = time.monotonic()
+        self._probe(service)
+
+
+def _verdict(decision: Decision, *, bundle: bool = True) -> dict[str, Any]:
+    """A decision as a shadow comparison shows it: outcome, deciding policy, bundle."""
+    out: dict[str, Any] = {
+        "outcome": outcome_label(decision.outcome.value, decision.approvers),
+        "policy": decision.reasons[0].policy_id if decision.reasons else "",
+    }
+    if bundle:
+        out["bundle"] = decision.bundle_version
+    return out

@@ -1,0 +1,80 @@
+"""The loop around the pure lifecycle: one decision per step, and actions off the loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from warden.domain import events as ev
+from warden.domain.incident import State
+from warden.testing import RecordingAdapter
+
+from .harness import Harness, make_harness
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from warden.ports import ActionResult
+
+
+def decisions_per_step(h: Harness) -> Counter[tuple[str, int]]:
+    return Counter((e.stream, int(e.data["index"])) for e in h.events(ev.DECISION_RECORDED))
+
+
+def test_a_plain_run_decides_each_step_once(tmp_path: Path) -> None:
+    h = make_harness(tmp_path)
+    try:
+        h.adapter.script["restart_service"] = ["retry", "ok"]  # a retry after backoff, too
+        h.fail("payments")
+        h.settle(rounds=40)
+        (incident,) = h.incidents()
+        assert incident.state is State.RESOLVED, incident.close_reason
+        assert len(h.adapter.calls) == 2
+        assert set(decisions_per_step(h).values()) == {1}
+    finally:
+        h.close()
+
+
+@dataclass
+class SlowOnOrders(RecordingAdapter):
+    """Acts on orders for up to 60 s (until released); on anything else at once."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        if target == "orders":
+            self.started.set()
+            self.release.wait(60)
+        return super().run(action, target, params)
+
+
+def test_a_slow_action_does_not_hold_up_another_incident(tmp_path: Path) -> None:
+    adapter = SlowOnOrders()
+    h = make_harness(tmp_path, adapter=adapter, action_workers=2)
+    try:
+        h.fail("orders")
+        h.settle_until(adapter.started.is_set, "the restart of orders started")
+        began = time.monotonic()
+        h.fail("payments")
+        h.settle_until(
+            lambda: any(i.state is State.RESOLVED for i in h.incidents("payments")),
+            "payments healed while orders' restart runs",
+            timeout_s=5.0,
+        )
+        healed_in = time.monotonic() - began
+        (orders,) = h.incidents("orders")
+        assert orders.state is State.EXECUTING and orders.in_flight == (0, 1)
+        assert not adapter.release.is_set()  # the slow action is still under way
+        assert healed_in < 5.0
+        adapter.release.set()
+        h.settle_until(
+            lambda: h.incidents("orders")[0].state is State.RESOLVED, "orders resolved after"
+        )
+        assert [c[1] for c in adapter.calls] == ["payments", "orders"]
+    finally:
+        adapter.release.set()
+        h.close()

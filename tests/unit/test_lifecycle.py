@@ -1,0 +1,360 @@
+"""The pure lifecycle, rule by rule: incidents in, commands out; no store, thread or clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from warden.domain import events as ev
+from warden.domain import lifecycle as lc
+from warden.domain.catalog import Catalog
+from warden.domain.control import Controls
+from warden.domain.decisions import Decision, Outcome, Reason
+from warden.domain.health import Health
+from warden.domain.ids import derived_id
+from warden.domain.incident import Incident, State, apply
+from warden.domain.plans import Plan, Step
+from warden.domain.topology import ServiceNode, Topology
+from warden.domain.world import World
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+PLAN = Plan(
+    agent="dependency",
+    steps=(Step("open_circuit", "orders"), Step("start_service", "payments")),
+    rationale="payments is down",
+    evidence=("e1",),
+    confidence=0.9,
+)
+SETTINGS = lc.LifecycleSettings(
+    verification_timeout_s=15, approval_timeout_s=60, compensation_hold_s=120
+)
+EVERY_ACTION = frozenset(Catalog().names())
+TOPOLOGY = Topology.of([ServiceNode("payments", "payments"), ServiceNode("orders", "shop")])
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def view(**overrides: Any) -> lc.View:
+    fields: dict[str, Any] = {
+        "world": World(now=T0),
+        "controls": Controls(),
+        "topology": TOPOLOGY,
+        "catalog": Catalog(),
+        "runnable": EVERY_ACTION,
+    }
+    return lc.View(**(fields | overrides))
+
+
+class Story:
+    """An incident built by folding events, as the loop would."""
+
+    def __init__(self, plan: Plan | None = PLAN) -> None:
+        self.n = 0
+        self.incident = self._apply(
+            None,
+            ev.INCIDENT_OPENED,
+            {"incident_id": "inc1", "service": "payments", "first_signal_at": ev.format_time(T0)},
+        )
+        if plan is not None:
+            self.then(ev.PLAN_PROPOSED, plan=plan.to_dict())
+
+    def _apply(self, incident: Incident | None, type_: str, data: dict[str, Any]) -> Incident:
+        self.n += 1
+        event = ev.Event(f"e{self.n}", "test", type_, ev.format_time(at(self.n)), data)
+        return apply(incident, event)
+
+    def then(self, type_: str, **data: Any) -> Story:
+        self.incident = self._apply(self.incident, type_, data)
+        return self
+
+    def decided(self, outcome: Outcome = Outcome.ALLOW, approvers: int = 0) -> Story:
+        hash_ = self.incident.step_hashes[self.incident.next_step]
+        decision = Decision(outcome, hash_, (Reason("p", "m"),), approvers)
+        return self.then(ev.DECISION_RECORDED, decision=decision.to_dict())
+
+    def ran(self, ok: bool = True, retryable: bool = True, output: Any = None) -> Story:
+        index = self.incident.next_step
+        attempt = self.incident.attempts(index) + 1
+        hash_ = self.incident.step_hashes[index]
+        self.then(ev.STEP_INTENDED, index=index, attempt=attempt, step_hash=hash_)
+        if ok:
+            return self.then(ev.STEP_SUCCEEDED, index=index, attempt=attempt, output=output or {})
+        return self.then(ev.STEP_FAILED, index=index, attempt=attempt, retryable=retryable)
+
+    def both_steps_done(self) -> Story:
+        return self.decided().ran().decided().ran()
+
+
+def commands(story: Story, now: datetime, **overrides: Any) -> list[lc.Command]:
+    return lc.next_commands(story.incident, view(**overrides), SETTINGS, now)
+
+
+def appended(found: list[lc.Command]) -> list[str]:
+    return [e.type for c in found if isinstance(c, lc.Append) for e in c.events]
+
+
+def reason_of(found: list[lc.Command]) -> str:
+    return next(
+        str(e.data["reason"])
+        for c in found
+        if isinstance(c, lc.Append)
+        for e in c.events
+        if "reason" in e.data
+    )
+
+
+# -- planning and deciding ---------------------------------------------------------------
+
+
+def test_an_open_incident_asks_the_agents() -> None:
+    story = Story(plan=None)
+    assert commands(story, at(5)) == [lc.Plan("inc1")]
+
+
+def test_a_service_back_before_any_plan_is_resolved_without_acting() -> None:
+    story = Story(plan=None)
+    healthy = World(now=at(5), health={"payments": Health("payments")})
+    found = commands(story, at(5), world=healthy)
+    assert appended(found) == [ev.INCIDENT_RESOLVED]
+    assert reason_of(found) == "recovered before any action was taken"
+
+
+def test_a_planned_step_is_decided_once_then_run_with_its_idempotency_key() -> None:
+    story = Story()
+    assert commands(story, at(5)) == [lc.Decide("inc1", 0)]
+    story.decided()
+    key = derived_id("idempotency", "inc1", story.incident.step_hashes[0])
+    assert commands(story, at(6)) == [
+        lc.HoldLeases("inc1", ("orders", "payments")),
+        lc.RunStep("inc1", 0, 1, key),
+    ]
+
+
+def test_a_denied_first_step_escalates_and_a_denied_later_step_compensates() -> None:
+    first = Story().decided(Outcome.DENY)
+    found = commands(first, at(5))
+    assert appended(found) == [ev.INCIDENT_ESCALATED]
+    assert reason_of(found).startswith("denied: ")
+    later = Story().decided().ran().decided(Outcome.DENY)
+    assert appended(commands(later, at(9))) == [ev.COMPENSATION_STARTED]
+
+
+def test_a_decision_is_recorded_with_an_approval_request_when_needed() -> None:
+    story = Story()
+    decision = Decision(Outcome.NEEDS_APPROVAL, story.incident.step_hashes[0], (), 1)
+    events = lc.decision_events(story.incident, decision, None, SETTINGS, at(5))
+    assert [e.type for e in events] == [ev.DECISION_RECORDED, ev.APPROVAL_REQUESTED]
+    assert events[1].data["expires_at"] == ev.format_time(at(65))
+
+
+# -- retries -----------------------------------------------------------------------------
+
+
+def test_a_retryable_failure_is_retried_after_its_backoff() -> None:
+    story = Story().decided().ran(ok=False)
+    found = commands(story, at(10))
+    assert appended(found) == [ev.STEP_RETRY_SCHEDULED]
+    (retry,) = found[0].events  # type: ignore[union-attr]
+    delay = lc.backoff_s("inc1", 0, 1)
+    assert retry.data["due_at"] == ev.format_time(at(10 + delay))
+    story.then(ev.STEP_RETRY_SCHEDULED, **retry.data)
+    assert commands(story, at(10 + delay / 2)) == []  # waits out the backoff
+    assert [type(c) for c in commands(story, at(10 + delay))] == [lc.HoldLeases, lc.RunStep]
+    run = commands(story, at(10 + delay))[1]
+    assert isinstance(run, lc.RunStep) and run.attempt == 2
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    delays = [lc.backoff_s("inc1", 0, attempt) for attempt in range(1, 12)]
+    assert all(0.5 * min(60, 2 ** (a - 1)) <= d < 1.5 * 60 for a, d in enumerate(delays, 1))
+    assert delays[-1] < 90 and delays[0] < 1.5
+
+
+def test_a_step_gives_up_after_its_attempts_or_when_not_retryable() -> None:
+    story = Story().decided()
+    for attempt in range(1, 4):
+        story.ran(ok=False)
+        if attempt < 3:
+            due = ev.format_time(at(story.n))
+            story.then(ev.STEP_RETRY_SCHEDULED, index=0, attempt=attempt + 1, due_at=due)
+    found = commands(story, at(60))
+    assert appended(found) == [ev.INCIDENT_ESCALATED]
+    assert reason_of(found) == "step 0 failed (3 of 3 attempts used)"
+    permanent = Story().decided().ran(ok=False, retryable=False)
+    assert reason_of(commands(permanent, at(9))) == "step 0 failed (not retryable)"
+
+
+def test_a_retry_whose_allow_was_replaced_by_a_deny_is_not_run() -> None:
+    story = Story().decided().ran(ok=False)
+    story.then(ev.STEP_RETRY_SCHEDULED, index=0, attempt=2, due_at=ev.format_time(at(3)))
+    story.decided(Outcome.DENY)
+    assert appended(commands(story, at(30))) == [ev.INCIDENT_ESCALATED]
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+
+def awaiting() -> Story:
+    story = Story().decided(Outcome.NEEDS_APPROVAL, approvers=1)
+    hash_ = story.incident.step_hashes[0]
+    return story.then(ev.APPROVAL_REQUESTED, step_hash=hash_, expires_at=ev.format_time(at(60)))
+
+
+def test_an_approved_step_is_decided_again_with_its_approvals() -> None:
+    story = awaiting()
+    assert commands(story, at(10)) == []
+    assert commands(story, at(10), approved=frozenset({"inc1"})) == [
+        lc.Decide("inc1", 0, approved=True)
+    ]
+
+
+def test_an_expired_approval_escalates_or_does_nothing_as_configured() -> None:
+    story = awaiting()
+    found = commands(story, at(61), counted={"inc1": ()})
+    assert appended(found) == [ev.APPROVAL_EXPIRED, ev.INCIDENT_ESCALATED]
+    closing = found[0].events[1]  # type: ignore[union-attr]
+    assert closing.data["notify"] is True
+    assert closing.data["reason"].endswith("with 0 of 1 approvals")
+    quiet = lc.LifecycleSettings(approval_fallback="do_nothing")
+    found = lc.next_commands(story.incident, view(), quiet, at(61))
+    assert reason_of(found).endswith("; fallback do_nothing: no action taken")
+
+
+# -- compensation ------------------------------------------------------------------------
+
+
+def compensating() -> Story:
+    story = Story(
+        Plan(
+            agent="dependency",
+            steps=(Step("open_circuit", "orders"), Step("start_service", "payments")),
+            rationale="r",
+            evidence=(),
+            confidence=0.9,
+        )
+    ).both_steps_done()
+    story.then(ev.VERIFICATION_STARTED)
+    return story.then(ev.VERIFICATION_FAILED, reason="x").then(ev.COMPENSATION_STARTED)
+
+
+def test_compensations_run_last_step_first() -> None:
+    story = compensating()
+    hashes = story.incident.step_hashes
+    found = commands(story, at(30))
+    assert found[1] == lc.RunCompensation("inc1", 1, derived_id("compensation", "inc1", hashes[1]))
+    story.then(ev.COMPENSATION_INTENDED, index=1).then(ev.COMPENSATION_SUCCEEDED, index=1)
+    assert commands(story, at(31))[1] == lc.RunCompensation(
+        "inc1", 0, derived_id("compensation", "inc1", hashes[0])
+    )
+    story.then(ev.COMPENSATION_INTENDED, index=0).then(ev.COMPENSATION_SUCCEEDED, index=0)
+    found = commands(story, at(32))
+    assert appended(found) == [ev.INCIDENT_ROLLED_BACK]
+    assert reason_of(found) == "steps 1, 0 undone; a human follows up"
+
+
+def test_a_failed_compensation_escalates() -> None:
+    story = compensating().then(ev.COMPENSATION_INTENDED, index=1)
+    story.then(ev.COMPENSATION_FAILED, index=1)
+    assert reason_of(commands(story, at(30))) == "compensation of step 1 failed"
+
+
+def test_the_kill_switch_holds_a_compensation_until_released_or_too_long() -> None:
+    story = compensating()
+    engaged = Controls(kill_switch=True, set_by="alice", reason="drill")
+    found = commands(story, at(30), controls=engaged)
+    assert appended(found) == [ev.COMPENSATION_HELD]
+    held = found[0].events[0]  # type: ignore[union-attr]
+    assert held.data["reason"] == "kill switch engaged by alice: drill"
+    assert not [c for c in found if isinstance(c, lc.RunCompensation)]
+    story.then(ev.COMPENSATION_HELD, **held.data)
+    assert commands(story, at(60), controls=engaged) == []  # waits, visibly held
+    # Released: it resumes.
+    assert isinstance(commands(story, at(61))[1], lc.RunCompensation)
+    # Held beyond compensation_hold_s: a human takes over.
+    late = commands(story, at(story.n + SETTINGS.compensation_hold_s + 1), controls=engaged)
+    assert appended(late) == [ev.INCIDENT_ESCALATED]
+    assert "held for 120 s" in reason_of(late)
+
+
+def test_a_domain_kill_switch_holds_only_compensations_in_its_domain() -> None:
+    story = compensating()  # step 1 acts on payments (domain payments)
+    shop_halted = Controls(killed_domains=(("shop", "shop drill"),))
+    assert isinstance(commands(story, at(30), controls=shop_halted)[1], lc.RunCompensation)
+    payments_halted = Controls(killed_domains=(("payments", "drill"),))
+    assert appended(commands(story, at(30), controls=payments_halted)) == [ev.COMPENSATION_HELD]
+
+
+def test_steps_that_cannot_be_undone_are_named_when_escalating() -> None:
+    story = Story(
+        Plan(agent="a", steps=(Step("restart_service", "payments"),), rationale="r",
+             evidence=(), confidence=0.9)
+    ).decided().ran()  # fmt: skip
+    found = lc.fail_plan(story.incident, view(), "not verified", at(9))
+    assert reason_of(found) == (
+        "not verified; left as is: step 0 (restart_service) has no compensation"
+    )
+    unrunnable = lc.fail_plan(
+        Story().decided().ran().incident, view(runnable=frozenset()), "x", at(9)
+    )
+    assert "no adapter runs close_circuit" in reason_of(unrunnable)
+
+
+# -- verification ------------------------------------------------------------------------
+
+
+def verifying() -> Story:
+    return Story().both_steps_done().then(ev.VERIFICATION_STARTED)
+
+
+def test_verification_probes_while_waiting_and_fails_after_its_deadline() -> None:
+    story = verifying()
+    started = ev.parse_time(story.incident.verification_started_at)
+    waiting = commands(story, started + timedelta(seconds=5))
+    assert waiting == [
+        lc.HoldLeases("inc1", ("orders", "payments"), renew_only=True),
+        lc.Probe("payments"),
+    ]
+    late = commands(story, started + timedelta(seconds=16))
+    assert appended(late) == [ev.VERIFICATION_FAILED, ev.COMPENSATION_STARTED]
+    first, second = (c for c in late if isinstance(c, lc.Append))
+    assert second.expected_version == first.expected_version + 1  # type: ignore[operator]
+
+
+def test_verification_passes_on_a_fresh_success_and_resolves() -> None:
+    story = verifying()
+    started = story.incident.verification_started_at
+    fresh = ev.format_time(ev.parse_time(started) + timedelta(seconds=1))
+    world = World(
+        now=at(20),
+        health={"payments": Health("payments", last_success_at=fresh, last_seen_at=fresh)},
+    )
+    found = commands(story, at(20), world=world)
+    assert appended(found) == [ev.VERIFICATION_PASSED, ev.INCIDENT_RESOLVED]
+
+
+def test_verification_starts_when_every_step_succeeded() -> None:
+    story = Story().both_steps_done()
+    assert appended(commands(story, at(20))) == [ev.VERIFICATION_STARTED]
+
+
+# -- in flight, leases -------------------------------------------------------------------
+
+
+def test_an_intent_without_result_is_left_to_its_worker_or_recovered() -> None:
+    story = Story().decided()
+    story.then(ev.STEP_INTENDED, index=0, attempt=1, step_hash=story.incident.step_hashes[0])
+    assert commands(story, at(9), running=frozenset({"inc1"})) == [
+        lc.HoldLeases("inc1", ("orders", "payments"), renew_only=True)
+    ]
+    assert commands(story, at(9)) == [lc.Recover("inc1")]
+
+
+def test_leases_are_released_when_the_incident_closes() -> None:
+    story = Story().decided()
+    assert lc.closing_commands(story.incident) == []
+    story.then(ev.INCIDENT_ESCALATED, reason="r")
+    assert story.incident.state is State.ESCALATED
+    assert lc.closing_commands(story.incident) == [lc.ReleaseLeases("inc1", ("orders", "payments"))]
+    assert commands(story, at(20)) == []
