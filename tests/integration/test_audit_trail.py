@@ -20,6 +20,7 @@ from warden.audit.checkpoint import Signer
 from warden.audit.log import AuditLog
 from warden.audit.state import KEY_ENV, AuditPaths, default_key_path, open_audit
 from warden.audit.trust import TrustStore, verify_trusted
+from warden.domain.errors import ConfigError
 from warden.domain.events import INCIDENT_OPENED, Event
 from warden.store.sqlite import SQLiteEventStore
 from warden.testing.tamper import STORE_FILE, TAMPERINGS, Pristine, pristine
@@ -211,3 +212,20 @@ def test_incidents_on_a_tampered_store_names_the_bad_record(tmp_path: Path) -> N
     assert "Traceback" not in result.stdout + result.stderr
     assert "incident-abc position 2 (warden.incident.opened)" in result.stdout
     assert "warden audit verify --store" in result.stdout
+
+
+def test_a_key_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / ".warden"
+    open_audit(state)
+    key = default_key_path()
+    key.parent.chmod(0o777)
+    with pytest.raises(ConfigError, match=f"run `chmod 700 {key.parent}`"):
+        open_audit(state)
+    key.parent.chmod(0o700)
+    assert open_audit(state)[1].verifier.encode().startswith("warden.local/audit+")
+
+
+def test_a_key_path_inside_the_state_directory_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / ".warden"
+    with pytest.raises(ConfigError, match="is inside the state directory"):
+        open_audit(state, key_path=state / "keys" / "audit.key")

@@ -11,17 +11,21 @@ import random
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
 
 from warden.audit.checkpointer import Checkpointer
 from warden.audit.cosign import CosignatureVerifier, cosigned_by
+from warden.audit.log import AuditLog
 from warden.audit.publish import CheckpointPublisher
-from warden.audit.settings import WitnessConfig
+from warden.audit.settings import AuditSettings, WitnessConfig
 from warden.audit.state import KEY_ENV, AuditPaths, open_audit
 from warden.config import parse_config
 from warden.testing.tamper import TAMPERINGS, pristine
+
+from .harness import make_harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,13 +55,12 @@ def state(tmp_path: Path) -> Pristine:
     return pristine(tmp_path / "log")
 
 
-@pytest.fixture
-def witness(tmp_path: Path, state: Pristine) -> Iterator[WitnessConfig]:
-    """A witness server in its own process, with its own key and state, for the log's key."""
-    _, signer = open_audit(state.state)
+@contextmanager
+def serve_witness(tmp_path: Path, log_key: str) -> Iterator[WitnessConfig]:
+    """A `warden witness serve` process with its own key and state, for one log's key."""
     argv = [sys.executable, "-m", "warden.cli", "witness", "serve",
             "--key", str(tmp_path / "witness" / "key"), "--state", str(tmp_path / "witness" / "db"),
-            "--port", "0", "--log", signer.verifier.encode()]  # fmt: skip
+            "--port", "0", "--log", log_key]  # fmt: skip
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=os.environ.copy()) as proc:
         try:
             assert proc.stdout is not None
@@ -76,6 +79,24 @@ def witness(tmp_path: Path, state: Pristine) -> Iterator[WitnessConfig]:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def witness(tmp_path: Path, state: Pristine) -> Iterator[WitnessConfig]:
+    _, signer = open_audit(state.state)
+    with serve_witness(tmp_path, signer.verifier.encode()) as config:
+        yield config
+
+
+def test_the_runtime_submits_its_checkpoints_to_the_witness(tmp_path: Path) -> None:
+    _, signer = open_audit(tmp_path / "state")  # the key the runtime will sign with
+    with serve_witness(tmp_path, signer.verifier.encode()) as witness:
+        harness = make_harness(tmp_path, audit=AuditSettings(witnesses=(witness,)))
+        harness.close()  # catches the log up and checkpoints, as `warden run` does on exit
+    latest = AuditLog(AuditPaths.for_state(tmp_path / "state").log).latest_checkpoint()
+    assert latest is not None
+    assert latest.checkpoint.size > 0
+    assert witness.key in cosigned_by([latest.note], [witness.key])
 
 
 def test_checkpoints_are_cosigned_by_a_witness_process(

@@ -148,7 +148,49 @@ def test_any_request_body_gets_an_answer_not_a_crash(
     assert w.add_checkpoint(body).status in {200, 400, 403, 404, 409, 422}
 
 
+def test_a_forged_empty_tree_is_refused(witness: Witness) -> None:
+    assert add(witness, 0, 0, root=bytes(32))[0] == 400
+    assert add(witness, 0, 0)[0] == 200
+
+
 def test_parse_request_round_trips() -> None:
     signed = checkpoint(20)
     proof = TREE.consistency_proof(10, 20)
     assert parse_request(encode_request(10, proof, signed)) == (10, proof, signed)
+
+
+submission = st.tuples(
+    st.integers(0, 40),  # old
+    st.integers(0, 40),  # size
+    st.booleans(),  # forge the root
+    st.booleans(),  # corrupt the proof
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(submission, max_size=12))
+def test_the_witness_never_cosigns_a_fork_or_a_rollback(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[int, int, bool, bool]]
+) -> None:
+    w = Witness(
+        Cosigner.generate("w.example/w"), tmp_path_factory.mktemp("w"), {LOG.name: [LOG.verifier]}
+    )
+    seen = 0
+    first: tuple[int, bytes] | None = None  # the first head is taken on the log's word
+    for old, size, forge, corrupt in steps:
+        root = bytes(32) if forge else None
+        signed = checkpoint(size, root=root)
+        proof = TREE.consistency_proof(old, size) if 0 < old <= size else []
+        if corrupt and proof:
+            proof[0] = bytes(32)
+        answer = w.add_checkpoint(encode_request(old, proof, signed))
+        known = w.known(LOG.name)
+        assert known[0] >= seen  # never rolled back
+        if answer.status == 200:
+            assert known == (size, signed.checkpoint.root)
+            first = first or known
+        if first is not None and first[1] == TREE.root(first[0]):
+            assert known[1] == TREE.root(known[0])  # never moved onto a fork
+        elif first is not None:
+            assert known == first  # a forged first head can never be extended
+        seen = known[0]

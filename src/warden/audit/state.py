@@ -173,6 +173,11 @@ def read_signer_key(path: Path) -> Signer:
         raise ConfigError(
             f"{path}: the key file is open to group or others; run `chmod 600 {path}`"
         )
+    if path.parent.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{path.parent}: the key's directory is writable by others, who could swap the "
+            f"key; run `chmod 700 {path.parent}`"
+        )
     try:
         return Signer.parse(path.read_text("ascii"))
     except UnicodeDecodeError:

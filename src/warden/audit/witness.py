@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 from warden.audit.checkpoint import SignedCheckpoint, decode_base64, encode_base64
-from warden.audit.merkle import verify_consistency
+from warden.audit.merkle import EMPTY_ROOT, verify_consistency
 from warden.audit.state import make_private_dir
 from warden.domain.errors import AuditVerificationError
 
@@ -113,6 +113,8 @@ class Witness:
             return Answer.text(400, f"old size {old} is larger than the checkpoint's {cp.size}")
         if old == 0 and proof:
             return Answer.text(400, "a proof from size 0 must be empty")
+        if cp.size == 0 and cp.root != EMPTY_ROOT:
+            return Answer.text(400, "a checkpoint of size 0 has the empty tree's root")
         with self._mutex, self._locked():
             size, root = self.known(cp.origin)
             if old != size:
