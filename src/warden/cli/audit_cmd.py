@@ -303,7 +303,7 @@ def keygen(
     name: Annotated[str, typer.Argument(help="Key name and log origin, e.g. example.org/audit.")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Private key file (default: the key path, outside the state directory)."),
+        typer.Option("--out", help="Private key file (default: the key path, outside the state)."),
     ] = None,
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
