@@ -98,6 +98,7 @@ class Checkpointer:
         self.witnesses = tuple(witnesses)
         self.publisher = publisher
         self.problems: list[str] = []
+        self._published: SignedCheckpoint | None = None
 
     def _report(self, message: str) -> None:
         self.problems.append(message)
@@ -125,9 +126,10 @@ class Checkpointer:
                 self._report(f"checkpoint of size {signed.checkpoint.size} not witnessed: {exc}")
         if extra:
             signed = self.log.add_signatures(signed, extra)
-        if self.publisher is not None:
+        if self.publisher is not None and signed != self._published:
             try:
                 self.publisher.publish(signed)
+                self._published = signed
             except (WardenError, OSError) as exc:
                 self._report(f"checkpoint of size {signed.checkpoint.size} not published: {exc}")
         return signed
