@@ -164,11 +164,14 @@ def read_signer_key(path: Path) -> Signer:
         ConfigError: the file is missing, too open, or not a signer key.
     """
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such key file (create one with `warden audit keygen`)"
         ) from None
+    mode = info.st_mode
+    if info.st_uid != os.getuid():
+        raise ConfigError(f"{path}: the key file belongs to another user; use a key of your own")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"{path}: the key file is open to group or others; run `chmod 600 {path}`"
