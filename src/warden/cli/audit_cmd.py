@@ -204,7 +204,11 @@ def _extra_checks(
             when = datetime.fromtimestamp(found[witness], UTC).isoformat(timespec="seconds")
             rows.append(("witnessed by", f"{witness.name} at {when}"))
     if published:
-        origin = latest.origin if latest else (keys[0].name if keys else "")
+        if not keys:
+            raise AuditVerificationError(
+                "no trusted key to check the published checkpoints with: give --key PUB", -1
+            )
+        origin = latest.origin if latest else keys[0].name
         items = CheckpointPublisher(published, published_schema).read(origin)
         count = check_published(log, items, keys, origin)
         rows.append(("published checkpoints", f"{count} match"))
