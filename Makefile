@@ -44,5 +44,7 @@ lock:
 	$(BIN)/python -m pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev --strip-extras -o requirements.lock pyproject.toml
 
+# Forgets the demo log's trusted checkpoint too: its removal here is on purpose.
 clean:
-	rm -rf $(VENV) .warden .pytest_cache .mypy_cache .ruff_cache
+	-test -x $(BIN)/warden && $(BIN)/warden audit trust --forget >/dev/null
+	rm -rf $(VENV) .warden .warden-keys .pytest_cache .mypy_cache .ruff_cache

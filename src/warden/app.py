@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 from warden.agents.alerts import AlertAgent
 from warden.agents.builtin import builtin_agents
 from warden.agents.model import model_agent_from_config
+from warden.audit.checkpointer import Checkpointer
 from warden.audit.projector import AuditProjector
+from warden.audit.publish import CheckpointPublisher
 from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from warden.agents.protocol import Agent
-    from warden.audit.checkpoint import Signer
     from warden.audit.log import AuditLog
     from warden.config import WardenConfig
 
@@ -59,7 +60,7 @@ class Warden:
     probes: ProbeLoop
     audit: AuditProjector
     audit_log: AuditLog
-    signer: Signer
+    checkpointer: Checkpointer
     sources: list[Source] = field(default_factory=list)
     _stop_sources: threading.Event = field(default_factory=threading.Event)
     _source_threads: list[threading.Thread] = field(default_factory=list)
@@ -108,7 +109,7 @@ class Warden:
         self.processes.stop_all()
         self.runtime.tail()
         self.audit.catch_up()
-        self.audit_log.sign_checkpoint([self.signer])
+        self.checkpointer.checkpoint()
         if self.runtime.leases is not None:
             self.runtime.leases.close()
         self.store.close()
@@ -230,7 +231,14 @@ def build(
             )
             for s in config.services
         }
-    log, signer = open_audit(state)
+    log, signer = open_audit(state, key_path=config.audit.key_path)
+    publish = config.audit.publish_dsn
+    checkpointer = Checkpointer(
+        log,
+        signer,
+        config.audit.witnesses,
+        CheckpointPublisher(publish, config.audit.publish_schema) if publish else None,
+    )
     projector = AuditProjector(store, log)
     last_signed = [time.monotonic()]
 
@@ -238,7 +246,7 @@ def build(
         # Audit every tick; sign a checkpoint on a schedule so verifiers see progress.
         projector.catch_up()
         if time.monotonic() - last_signed[0] >= CHECKPOINT_EVERY_S:
-            log.sign_checkpoint([signer])
+            checkpointer.checkpoint()
             last_signed[0] = time.monotonic()
 
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
@@ -301,4 +309,4 @@ def build(
         leases=leases if config.store_dsn else None,
         holder=executor.worker,
     )
-    return Warden(config, store, processes, runtime, loop, projector, log, signer, sources)
+    return Warden(config, store, processes, runtime, loop, projector, log, checkpointer, sources)

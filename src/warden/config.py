@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from warden.audit.settings import AuditSettings, parse_audit
 from warden.domain.control import AUTONOMY_LEVELS, AutonomyRule
 from warden.domain.errors import ConfigError
 from warden.domain.events import parse_time
@@ -83,6 +84,8 @@ class WardenConfig:
     agent_settings: Mapping[str, Any] = field(default_factory=dict)
     # Adapters for actions beyond local processes (format: execution/adapters/registry.py).
     adapters: Mapping[str, Any] = field(default_factory=dict)
+    # The audit signing key, witnesses and publication store (format: audit/settings.py).
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def topology(self) -> Topology:
@@ -362,6 +365,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
             "shadow_policy_dir", "store", "probe",
             "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
             "change_freezes", "agents", "lease_ttl_s", "actions", "nats", "sources", "model",
+            "audit",
         },
     )  # fmt: skip
     services_raw = raw.get("services")
@@ -422,6 +426,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
         lease_ttl_s=_number("lease_ttl_s", raw.get("lease_ttl_s", 30), 0.5),
         adapters={k: raw[k] for k in ("actions", "nats") if raw.get(k) is not None},
         model=_mapping("model", raw.get("model")) if raw.get("model") is not None else {},
+        audit=parse_audit(_mapping("audit", raw.get("audit")), base),
         sources={
             str(name): _mapping(f"sources.{name}", options)
             for name, options in _mapping("sources", raw.get("sources")).items()

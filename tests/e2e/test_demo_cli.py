@@ -56,8 +56,14 @@ def test_demo_heals_the_crash_and_leaves_a_verifiable_audit_log(tmp_path: Path) 
     assert listing.returncode == 0
     assert "resolved" in listing.stdout
 
-    verified = warden("audit", "verify", cwd=tmp_path)
+    verified = warden("audit", "verify", "--store", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "first use: pinned" in verified.stderr
+    # The signing key lies beside the state, never in it.
+    assert (tmp_path / ".warden-keys" / "audit.key").stat().st_mode & 0o777 == 0o600
+    assert not any(
+        b"PRIVATE+KEY" in f.read_bytes() for f in (tmp_path / ".warden").rglob("*") if f.is_file()
+    )
 
     # The recorded inputs of real processes, replayed, give the same decisions.
     replayed = warden("replay", cwd=tmp_path)

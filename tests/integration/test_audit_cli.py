@@ -172,16 +172,19 @@ def test_rotate_keeps_old_proofs_and_checkpoints_verifiable(state: Path, tmp_pat
     paths = AuditPaths.for_state(state)
     assert paths.retired_keys.read_text().strip() == old_key
     assert run("verify", "--state-dir", str(state)).exit_code == 0
-    # The transition checkpoint verifies with either key alone.
+    # The transition checkpoint, signed by both keys, carries trust from either to the
+    # other: checkpoint #1 (old key only) verifies under the new key alone, and back.
     assert run("verify", "--state-dir", str(state), "--key", old_key).exit_code == 0
-    assert run("verify", "--state-dir", str(state), "--key", new_key).exit_code == 1  # #1
+    assert run("verify", "--state-dir", str(state), "--key", new_key).exit_code == 0
+    stranger = Signer.generate(new_key.split("+")[0]).verifier.encode()
+    assert run("verify", "--state-dir", str(state), "--key", stranger).exit_code == 1
     assert run("check-bundle", str(old_proof), "--key", old_key).exit_code == 0
     fill(state, 2, 4)
     new_proof = tmp_path / "new.tlog-proof"
     assert run("prove", "5", "-o", str(new_proof), "--state-dir", str(state)).exit_code == 0
     assert run("check-bundle", str(new_proof), "--key", new_key).exit_code == 0
     assert run("check-bundle", str(new_proof), "--key", old_key).exit_code == 1
-    assert run("verify", "--state-dir", str(state), "--key", old_key).exit_code == 1
+    assert run("verify", "--state-dir", str(state), "--key", old_key).exit_code == 0
     transition = [c for c in open_audit(state)[0].checkpoints() if len(c.note.signatures) == 2]
     assert len(transition) == 1
 

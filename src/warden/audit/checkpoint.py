@@ -322,7 +322,8 @@ class SignedNote:
         if not verified:
             names = ", ".join(f"{s.name}+{s.key_id.hex()}" for s in self.signatures)
             raise AuditVerificationError(
-                f"no signature from a trusted key (signed by: {names or 'nobody'})"
+                "signed by an unknown key: no signature from a trusted key "
+                f"(signed by: {names or 'nobody'})"
             )
         return tuple(verified)
 

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from warden.audit.checkpoint import Checkpoint, SignedCheckpoint, Signer, Verifier
+from warden.audit.checkpoint import (
+    Checkpoint,
+    NoteSignature,
+    SignedCheckpoint,
+    SignedNote,
+    Signer,
+    Verifier,
+)
 from warden.audit.merkle import MerkleTree, leaf_hash, verify_consistency
 from warden.audit.verify import VerifyReport, verify_snapshot
 from warden.domain.canonical import canonical_json
@@ -270,6 +277,33 @@ class AuditLog:
             signed = SignedCheckpoint.sign(Checkpoint(origin, size, root), signers)
             self._store_checkpoint(signed)
             return signed
+
+    def add_signatures(
+        self, signed: SignedCheckpoint, extra: Sequence[NoteSignature]
+    ) -> SignedCheckpoint:
+        """Store ``signed`` again with ``extra`` signature lines (witness cosignatures).
+
+        The checkpoints file stays append-only: the copy with more signatures is a new
+        line for the same tree head, which must still be the latest one.
+
+        Raises:
+            AuditVerificationError: ``signed`` is no longer the latest stored checkpoint.
+        """
+        with self._mutex, self._locked(exclusive=True):
+            self._repair_checkpoints()
+            stored = self._read_checkpoints()
+            if not stored or stored[-1].checkpoint != signed.checkpoint:
+                raise AuditVerificationError(
+                    "a newer checkpoint was signed meanwhile; cosign that one", -1
+                )
+            have = {(s.name, s.key_id, s.signature) for s in stored[-1].note.signatures}
+            added = [s for s in extra if (s.name, s.key_id, s.signature) not in have]
+            if not added:
+                return stored[-1]
+            note = SignedNote(signed.note.text, (*stored[-1].note.signatures, *added))
+            combined = SignedCheckpoint(signed.checkpoint, note)
+            self._store_checkpoint(combined)
+            return combined
 
     # -- verification -----------------------------------------------------------------
 

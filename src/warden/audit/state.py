@@ -1,21 +1,26 @@
-"""The audit state directory: log, checkpoints and key files, and opening them. Audit plane.
+"""The audit state directory and the signing key kept outside it, and opening them. Audit plane.
 
 ```
 <state>/audit/log.jsonl               the log
 <state>/audit/log.jsonl.checkpoints   signed checkpoints, append-only
-<state>/audit/signer.key              private key, 0600 (unless WARDEN_AUDIT_KEY is set)
 <state>/audit/verifier.pub            the current public verifier key
 <state>/audit/verifier.retired        public keys rotated out, one per line
+<state>/audit/key-path                where the signing key is, when not the default
+~/.config/warden/audit.key            private key, 0600 in a 0700 directory (default;
+                                      audit.key_path or WARDEN_AUDIT_KEY instead)
 ```
 
-Private keys are read only from the key file or the ``WARDEN_AUDIT_KEY`` variable and
-are never printed or logged.
+The private key never lies beside the log: whoever can write the state directory could
+otherwise re-sign a rewritten log. Private keys are read only from the key file or the
+``WARDEN_AUDIT_KEY`` variable and are never printed or logged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,18 +36,55 @@ if TYPE_CHECKING:
 KEY_ENV = "WARDEN_AUDIT_KEY"
 """The environment variable that may hold the signer key string instead of the file."""
 DEFAULT_KEY_NAME = "warden.local/audit"
+KEY_POINTER = "key-path"
+"""The file in ``<state>/audit`` naming a signing key kept elsewhere than the default."""
+
+_log = logging.getLogger("warden.audit")
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Warden's per-user configuration directory: ``$XDG_CONFIG_HOME/warden``.
+
+    ``~/.config/warden`` when the variable is unset, as the XDG base directory spec says.
+    """
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".config") / "warden"
+
+
+def default_key_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the signing key lives unless configured otherwise."""
+    return config_dir(environ) / "audit.key"
 
 
 @dataclass(frozen=True, slots=True)
 class AuditPaths:
-    """Where the audit files of one state directory live."""
+    """Where the audit files of one state directory live, and its signing key."""
 
     root: Path
+    key: Path
 
     @classmethod
-    def for_state(cls, state_dir: Path | str) -> AuditPaths:
-        """The audit paths under ``state_dir`` (``<state>/audit``)."""
-        return cls(Path(state_dir) / "audit")
+    def for_state(
+        cls,
+        state_dir: Path | str,
+        key_path: Path | str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> AuditPaths:
+        """The audit paths under ``state_dir`` (``<state>/audit``) and the key file.
+
+        The key is ``key_path`` when given, else the one the state directory points to
+        (a configured key), else :func:`default_key_path`.
+        """
+        root = Path(state_dir) / "audit"
+        if key_path is None:
+            try:
+                pointed = (root / KEY_POINTER).read_text("utf-8").strip()
+            except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+                pointed = ""
+            key_path = Path(pointed) if pointed else default_key_path(environ)
+        return cls(root, Path(key_path))
 
     @property
     def log(self) -> Path:
@@ -56,8 +98,18 @@ class AuditPaths:
 
     @property
     def signer_key(self) -> Path:
-        """The private key file."""
+        """The private key file (outside the state directory)."""
+        return self.key
+
+    @property
+    def legacy_signer_key(self) -> Path:
+        """Where earlier versions kept the private key: beside the log."""
         return self.root / "signer.key"
+
+    @property
+    def key_pointer(self) -> Path:
+        """The file naming a key kept elsewhere than the default."""
+        return self.root / KEY_POINTER
 
     @property
     def verifier_key(self) -> Path:
@@ -76,7 +128,7 @@ def write_signer_key(signer: Signer, path: Path, *, replace: bool = False) -> No
     Raises:
         ConfigError: the file exists and ``replace`` is false.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     target = path.with_name(path.name + ".tmp") if replace else path
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     if replace:
@@ -97,6 +149,14 @@ def write_signer_key(signer: Signer, path: Path, *, replace: bool = False) -> No
     _fsync_dir(path.parent)
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) for secrets: the last level mode 0700."""
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+
+
 def read_signer_key(path: Path) -> Signer:
     """Read a private key file; it must not be readable by group or others.
 
@@ -104,13 +164,23 @@ def read_signer_key(path: Path) -> Signer:
         ConfigError: the file is missing, too open, or not a signer key.
     """
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such key file (create one with `warden audit keygen`)"
         ) from None
+    mode = info.st_mode
+    if info.st_uid != os.getuid():
+        raise ConfigError(f"{path}: the key file belongs to another user; use a key of your own")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path}: the key file is readable by others; run `chmod 600 {path}`")
+        raise ConfigError(
+            f"{path}: the key file is open to group or others; run `chmod 600 {path}`"
+        )
+    if path.parent.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{path.parent}: the key's directory is writable by others, who could swap the "
+            f"key; run `chmod 700 {path.parent}`"
+        )
     try:
         return Signer.parse(path.read_text("ascii"))
     except UnicodeDecodeError:
@@ -173,11 +243,65 @@ def load_signer(
             return Signer.parse(value)
         except ConfigError as exc:
             raise ConfigError(f"{KEY_ENV}: {exc}") from None
+    migrate_legacy_key(paths)
     if not paths.signer_key.exists() and create:
-        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(ConfigError):  # another process created it first
             write_signer_key(Signer.generate(name), paths.signer_key)
     return read_signer_key(paths.signer_key)
+
+
+def check_key_outside(paths: AuditPaths) -> None:
+    """Refuse a signing key inside the state directory.
+
+    Raises:
+        ConfigError: the key path lies under the state directory.
+    """
+    state = paths.root.parent.resolve()
+    key = paths.key.resolve()
+    if key == state or state in key.parents:
+        raise ConfigError(
+            f"audit key {paths.key} is inside the state directory {paths.root.parent}: "
+            "whoever can write the log could re-sign it; set audit.key_path to a file "
+            f"outside it (default {default_key_path()})"
+        )
+
+
+def migrate_legacy_key(paths: AuditPaths) -> None:
+    """Move a key left beside the log by an earlier version to the key path.
+
+    Moving keeps every checkpoint verifying; the key may have been copied while it lay in
+    the state directory, so the message advises a rotation.
+
+    Raises:
+        ConfigError: both places hold a key and they differ (the user must choose).
+    """
+    legacy = paths.legacy_signer_key
+    if not legacy.exists():
+        return
+    if paths.key.exists():
+        if legacy.read_bytes() == paths.key.read_bytes():
+            legacy.unlink()
+            return
+        raise ConfigError(
+            f"{legacy}: a signing key inside the state directory, and another at "
+            f"{paths.key}; remove the one that is not this log's key (compare them with "
+            "`warden audit key`)"
+        )
+    make_private_dir(paths.key.parent)
+    tmp = paths.key.with_name(paths.key.name + ".tmp")
+    shutil.copyfile(legacy, tmp)
+    os.chmod(tmp, 0o600)
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, paths.key)
+    _fsync_dir(paths.key.parent)
+    legacy.unlink()
+    _log.warning(
+        "moved the audit signing key out of the state directory: %s -> %s (it lay where "
+        "whoever writes the log could read it: consider `warden audit rotate`)",
+        legacy,
+        paths.key,
+    )
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
@@ -224,6 +348,7 @@ def open_audit(
     *,
     name: str = DEFAULT_KEY_NAME,
     environ: Mapping[str, str] | None = None,
+    key_path: Path | str | None = None,
 ) -> tuple[AuditLog, Signer]:
     """Open the audit log of a state directory and its signer, creating what is missing.
 
@@ -234,12 +359,32 @@ def open_audit(
         state_dir: the Warden state directory (``.warden`` by default in the CLI).
         name: the key name, and so the log origin, for a key created here.
         environ: where to look for ``WARDEN_AUDIT_KEY`` (``os.environ`` by default).
+        key_path: the private key file (by default the one the state directory names,
+            else :func:`default_key_path`); remembered in the state directory.
     """
-    paths = AuditPaths.for_state(state_dir)
+    paths = AuditPaths.for_state(state_dir, key_path, environ=environ)
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_key_outside(paths)
+    if key_path is not None:
+        remember_key_path(paths, environ)
     signer = load_signer(paths, name=name, environ=environ)
     publish_verifier(paths, signer)
     return AuditLog(paths.log), signer
+
+
+def remember_key_path(paths: AuditPaths, environ: Mapping[str, str] | None = None) -> None:
+    """Name the key in the state directory when it is not the default one.
+
+    The pointer only says where to find the key for signing; verification trusts the
+    pinned keys of the trust store, never a file of the state directory.
+    """
+    key = paths.key.resolve()
+    if key == default_key_path(environ).resolve():
+        paths.key_pointer.unlink(missing_ok=True)
+        return
+    current = paths.key_pointer.read_text("utf-8") if paths.key_pointer.exists() else ""
+    if current.strip() != str(key):
+        _write_text_atomically(paths.key_pointer, f"{key}\n")
 
 
 def keygen(name: str, out: Path) -> Signer:
@@ -273,7 +418,7 @@ def rotate(
             "`warden audit keygen NAME --out FILE`, put it where the variable is kept and "
             "restart (the old public key goes in verifier.retired)"
         )
-    paths = AuditPaths.for_state(state_dir)
+    paths = AuditPaths.for_state(state_dir, environ=env)
     log, old = open_audit(state_dir, environ=env)
     new = Signer.generate(old.name)
     log.sign_checkpoint([new, old])

@@ -6,6 +6,7 @@ Every command exits 0 on success and 1 with a one-line reason on failure.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,14 +17,21 @@ from rich.table import Table
 
 from warden.audit import state
 from warden.audit.checkpoint import SignedCheckpoint, Verifier, encode_base64
+from warden.audit.cosign import CosignatureVerifier, cosigned_by
 from warden.audit.log import AuditLog
 from warden.audit.merkle import verify_consistency
 from warden.audit.proofs import SUFFIX, build_proof, verify_proof
+from warden.audit.publish import CheckpointPublisher, check_published
 from warden.audit.state import AuditPaths, open_audit, parse_verifier_arg, trusted_verifiers
+from warden.audit.storecheck import crosscheck_store
+from warden.audit.trust import TrustStore, pin, verify_trusted
 from warden.domain.errors import AuditVerificationError, WardenError
+from warden.store.location import has_log, open_event_store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
+
+    from warden.audit.verify import VerifyReport
 
 audit_app = typer.Typer(
     help="The tamper-evident audit log: verify it, prove entries, manage signing keys.",
@@ -84,13 +92,68 @@ def _summary(title: str, rows: list[tuple[str, str]]) -> Table:
     return table
 
 
+TrustDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust-dir",
+        help="The trust store: pinned keys and the last verified checkpoint of each state "
+        "directory (default ~/.config/warden/trusted).",
+    ),
+]
+
+
 @audit_app.command()
-def verify(state_dir: StateDir = DEFAULT_STATE, key: Keys = None) -> None:
-    """Verify the whole log, byte for byte, against its signed checkpoints."""
+def verify(
+    state_dir: StateDir = DEFAULT_STATE,
+    key: Keys = None,
+    trust_dir: TrustDir = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key",
+            help="A witness's cosignature key (repeatable): the latest checkpoint must "
+            "carry its valid cosignature.",
+        ),
+    ] = None,
+    published: Annotated[
+        str | None,
+        typer.Option(
+            "--published",
+            help="PostgreSQL DSN of the store the checkpoints are published to: every "
+            "published checkpoint must match the local log.",
+        ),
+    ] = None,
+    published_schema: Annotated[
+        str, typer.Option("--published-schema", help="Schema of the published checkpoints.")
+    ] = "warden",
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="Also cross-check the event store: every audited event must be its audit "
+            "entry, byte for byte.",
+        ),
+    ] = False,
+) -> None:
+    """Verify the log byte for byte, against its checkpoints and the trusted checkpoint."""
     paths = AuditPaths.for_state(state_dir)
+    log = AuditLog(paths.log)
+    extra: list[tuple[str, str]] = []
     with _failing("audit verify"):
-        verifiers = _verifiers(key, paths)
-        report = AuditLog(paths.log).verify(verifiers)
+        pinned = [v for value in key for v in parse_verifier_arg(value)] if key else []
+        witnesses = [CosignatureVerifier.parse(w) for w in witness_key or ()]
+        checked = verify_trusted(
+            log,
+            paths,
+            TrustStore.at(trust_dir),
+            pinned=pinned,
+            now=_now(),
+            check=lambda report, keys: _extra_checks(
+                log, state_dir, report, keys, witnesses, published, published_schema, store
+            ),
+        )
+        extra = checked.extra
+    report, entry = checked.report, checked.entry
     latest = report.latest
     rows = [
         ("log", str(paths.log)),
@@ -100,8 +163,105 @@ def verify(state_dir: StateDir = DEFAULT_STATE, key: Keys = None) -> None:
         ("latest checkpoint", f"size {latest.size}" if latest else "none"),
         ("unsigned entries", str(report.unsigned)),
         ("signed by", ", ".join(report.signers) or "-"),
+        ("trusted checkpoint", f"size {entry.size} ({checked.entry_path})"),
+        *extra,
     ]
+    for note in checked.notes:
+        _err().print(f"[yellow]{escape(note)}[/]")
     _out().print(_summary("[green]audit log verifies[/]", rows))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _extra_checks(
+    log: AuditLog,
+    state_dir: Path,
+    report: VerifyReport,
+    keys: Sequence[Verifier],
+    witnesses: Sequence[CosignatureVerifier],
+    published: str | None,
+    published_schema: str,
+    store: bool,
+) -> list[tuple[str, str]]:
+    """The optional checks of ``verify``; each raises on the first problem."""
+    rows: list[tuple[str, str]] = []
+    latest = report.latest
+    if witnesses:
+        if latest is None:
+            raise AuditVerificationError("no checkpoint to find witness cosignatures on", -1)
+        notes = [s.note for s in log.checkpoints() if s.checkpoint == latest]
+        found = cosigned_by(notes, witnesses)
+        for witness in witnesses:
+            if witness not in found:
+                raise AuditVerificationError(
+                    f"the latest checkpoint (size {latest.size}) has no valid cosignature "
+                    f"from witness {witness.name} (was the witness down, or the "
+                    "checkpoint rewritten?)",
+                    -1,
+                )
+            when = datetime.fromtimestamp(found[witness], UTC).isoformat(timespec="seconds")
+            rows.append(("witnessed by", f"{witness.name} at {when}"))
+    if published:
+        if not keys:
+            raise AuditVerificationError(
+                "no trusted key to check the published checkpoints with: give --key PUB", -1
+            )
+        origin = latest.origin if latest else keys[0].name
+        items = CheckpointPublisher(published, published_schema).read(origin)
+        count = check_published(log, items, keys, origin)
+        rows.append(("published checkpoints", f"{count} match"))
+    if store:
+        if not has_log(state_dir):
+            raise AuditVerificationError(f"no event store in {state_dir}/", -1)
+        events = open_event_store(state_dir)
+        try:
+            count = crosscheck_store(events, log)
+        finally:
+            events.close()
+        rows.append(("event store", f"{count} audited events match the log"))
+    return rows
+
+
+@audit_app.command()
+def trust(
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="The log's verifier key to pin, or a file of keys."),
+    ] = None,
+    forget: Annotated[
+        bool,
+        typer.Option(
+            "--forget",
+            help="Drop what is trusted for this state directory (after removing it on "
+            "purpose); the next verify pins again.",
+        ),
+    ] = False,
+    state_dir: StateDir = DEFAULT_STATE,
+    trust_dir: TrustDir = None,
+) -> None:
+    """Pin the log's public key in the trust store (instead of trusting it on first use)."""
+    paths = AuditPaths.for_state(state_dir)
+    store = TrustStore.at(trust_dir)
+    with _failing("audit trust"):
+        if forget:
+            store.entry_path(state_dir).unlink(missing_ok=True)
+            _out().print(f"forgot what was trusted for {escape(str(state_dir))}")
+            return
+        keys = [v for value in key or () for v in parse_verifier_arg(value)]
+        entry = pin(store, paths, keys, now=_now())
+    _out().print(
+        _summary(
+            "[green]pinned[/]",
+            [
+                ("state dir", entry.state_dir),
+                ("keys", ", ".join(k.encode() for k in entry.keys)),
+                ("trusted checkpoint", f"size {entry.size}"),
+                ("entry", str(store.entry_path(state_dir))),
+            ],
+        )
+    )
 
 
 @audit_app.command()
@@ -147,7 +307,7 @@ def keygen(
     name: Annotated[str, typer.Argument(help="Key name and log origin, e.g. example.org/audit.")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Private key file (default: the state's signer.key)."),
+        typer.Option("--out", help="Private key file (default: the key path, outside the state)."),
     ] = None,
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:

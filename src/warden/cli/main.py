@@ -24,6 +24,7 @@ from warden.cli.schema_cmd import schema_app
 from warden.cli.shadow_cmd import shadow
 from warden.cli.simulate_cmd import simulate
 from warden.cli.user_cmd import user_app
+from warden.cli.witness_cmd import witness_app
 from warden.config import load_config
 from warden.demo.fleet import run_demo
 from warden.demo.timeline import Timeline, describe, incident_table
@@ -58,6 +59,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(user_app, name="user")
+app.add_typer(witness_app, name="witness")
 console = Console()
 
 StateDir = Annotated[
@@ -168,7 +170,10 @@ def incidents(
     """List incidents, or show one incident's full timeline."""
     store = _open_store(state_dir)
     try:
-        found = load_incidents(store)
+        try:
+            found = load_incidents(store)
+        except WardenError as exc:
+            raise _fail(f"{exc} (check the store: warden audit verify --store)") from None
         if incident_id is None:
             if not found:
                 console.print(f"no incidents in {state_dir}/ yet")

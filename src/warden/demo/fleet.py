@@ -21,6 +21,7 @@ import yaml
 
 from warden.app import Warden, build
 from warden.audit.log import AuditLog
+from warden.audit.settings import AuditSettings
 from warden.audit.state import AuditPaths, trusted_verifiers
 from warden.config import ProbeConfig, ServiceConfig, WardenConfig
 from warden.demo.service import free_port
@@ -101,7 +102,13 @@ def demo_config(state_dir: Path) -> WardenConfig:
         probe=ProbeConfig(interval_s=0.5, timeout_s=0.4, jitter=0.1),
         failure_threshold=3,
         verification_timeout_s=10.0,
+        audit=AuditSettings(key_path=demo_key_path(state_dir)),
     )
+
+
+def demo_key_path(state_dir: Path) -> Path:
+    """The demo's audit key: beside its state directory, never inside it (no setup needed)."""
+    return state_dir.parent / f"{state_dir.name}-keys" / "audit.key"
 
 
 def _wait_healthy(warden: Warden, deadline_s: float) -> bool:
@@ -135,6 +142,7 @@ def write_config(config: WardenConfig, path: Path) -> None:
             "timeout_s": config.probe.timeout_s,
             "jitter": config.probe.jitter,
         },
+        "audit": {"key_path": str(demo_key_path(config.state_dir).resolve())},
         "services": [
             {
                 "name": s.name,

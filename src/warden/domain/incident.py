@@ -534,5 +534,12 @@ def fold_all(events: Iterable[ev.Event]) -> dict[str, Incident]:
     for event in events:
         if event.type in INCIDENT_EVENT_TYPES:
             key = event.stream.removeprefix("incident-")
-            found[key] = apply(found.get(key), event)
+            try:
+                found[key] = apply(found.get(key), event)
+            except (InvalidTransition, KeyError, TypeError, ValueError) as exc:
+                # Name the record, so a changed store points at what to look at.
+                why = str(exc) if isinstance(exc, InvalidTransition) else f"malformed: {exc!r}"
+                raise InvalidTransition(
+                    f"{event.stream} position {event.position} ({event.type}): {why}"
+                ) from None
     return {i.id: i for i in found.values()}
