@@ -14,6 +14,7 @@ from rich.console import Console
 from warden import commands
 from warden.app import build
 from warden.cli.audit_cmd import audit_app
+from warden.cli.config_cmd import config_app
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
@@ -49,6 +50,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
 app.add_typer(policy_app, name="policy")
 app.add_typer(schema_app, name="schema")
 app.add_typer(quarantine_app, name="quarantine")
