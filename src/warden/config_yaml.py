@@ -24,6 +24,11 @@ __all__ = ["DocPath", "Document", "Problem", "format_path", "read_document"]
 DocPath = tuple[str | int, ...]
 """A place in the document: mapping keys and list indices from the root."""
 
+MAX_VALUES = 100_000
+"""Values a file may hold, aliases expanded: far above any real configuration."""
+MAX_DEPTH = 64
+"""How deep a file may nest."""
+
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Under `actions:` the HTTP adapter resolves ${VAR} in header values at each call (secrets
 # never enter the configuration) and refuses it elsewhere, so load leaves that section alone.
@@ -79,18 +84,31 @@ def read_document(raw: bytes, label: str, env: Mapping[str, str]) -> tuple[Docum
             f"config error: {label}: not UTF-8 text (byte {exc.start}:"
             f" {raw[exc.start : exc.start + 1]!r}); save the file as UTF-8"
         ) from None
-    loader = yaml.SafeLoader(text)
+    lines: dict[DocPath, int] = {}
+    problems: list[Problem] = []
     try:
-        node = loader.get_single_node()
-        lines: dict[DocPath, int] = {}
-        problems: list[Problem] = []
-        if node is not None:
-            _walk(node, (), lines, problems)
-        data = loader.construct_document(node) if node is not None else None
+        # The reader refuses control characters as soon as it is made, so inside the try.
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                try:
+                    _walk(node, (), lines, problems, [MAX_VALUES])
+                except ConfigError as exc:
+                    raise ConfigError(f"config error: {label}: {exc}") from None
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{label} line {mark.line + 1}" if mark is not None else label
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"config error: {where}: not valid YAML: {what}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config error: {label}: not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
+        one_line = " ".join(str(exc).split())
+        raise ConfigError(f"config error: {label}: not valid YAML: {one_line}") from None
+    except RecursionError:
+        raise ConfigError(f"config error: {label}: nested too deeply to read; flatten it") from None
     data, unset = _interpolate(data, (), env)
     problems.extend(unset)
     problems.extend(
@@ -110,7 +128,21 @@ def check_data(data: Any, env: Mapping[str, str]) -> tuple[Any, list[Problem]]:
     return data, problems
 
 
-def _walk(node: yaml.Node, path: DocPath, lines: dict[DocPath, int], out: list[Problem]) -> None:
+def _walk(
+    node: yaml.Node,
+    path: DocPath,
+    lines: dict[DocPath, int],
+    out: list[Problem],
+    budget: list[int],
+) -> None:
+    # Aliases repeat a node without copying it; counting visits bounds what they expand to.
+    budget[0] -= 1
+    if budget[0] < 0 or len(path) > MAX_DEPTH:
+        raise ConfigError(
+            f"{format_path(path)}: the file holds more than {MAX_VALUES} values"
+            f" or nests deeper than {MAX_DEPTH} (counting what &anchors and *aliases repeat);"
+            " simplify it"
+        )
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key, value in node.value:
@@ -129,11 +161,11 @@ def _walk(node: yaml.Node, path: DocPath, lines: dict[DocPath, int], out: list[P
             else:
                 seen[key.value] = line
                 lines[here] = line
-            _walk(value, here, lines, out)
+            _walk(value, here, lines, out, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*path, index)] = item.start_mark.line + 1
-            _walk(item, (*path, index), lines, out)
+            _walk(item, (*path, index), lines, out, budget)
 
 
 def _key(node: yaml.ScalarNode) -> str | int:
