@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Union
 from pydantic import BaseModel, Tag
 
 from warden.agents.model import DEFAULT_API_KEY_ENV
+from warden.config_schema import RELATIVE
 from warden.config_yaml import DocPath, Document, Problem, format_path
 from warden.domain.errors import ConfigError
 
@@ -113,8 +114,8 @@ def _placed(path: DocPath, reason: str) -> Problem:
     if match is None:
         return Problem(path, reason)
     inner, rest = match.groups()
-    if inner == "action" or inner.startswith("action."):  # check_action's own root
-        return Problem((*path, *_parse_path(inner.removeprefix("action"))), rest)
+    if inner == RELATIVE or inner.startswith(RELATIVE + "."):
+        return Problem((*path, *_parse_path(inner.removeprefix(RELATIVE))), rest)
     if path and _parse_path(inner)[:1] == path[:1]:
         return Problem(_parse_path(inner), rest)
     return Problem((*path, *_parse_path(inner)), rest)

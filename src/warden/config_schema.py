@@ -25,19 +25,18 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from warden.agents.builtin import check_settings
-from warden.agents.model import DEFAULT_API_KEY_ENV
-from warden.agents.model_endpoint import chat_completions_url
+from warden.agents.model import DEFAULT_API_KEY_ENV, check_model_section
 from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.errors import ConfigError
 from warden.domain.events import parse_time
 from warden.execution.adapters.registry import ADAPTER_KINDS, check_action
 from warden.governance.approvals import FALLBACKS
-from warden.ingest.senders import SCHEMES, hmac_key
+from warden.ingest.senders import SCHEMES, check_sender
 
-__all__ = ["TAG", "WardenFile", "json_schema"]
+__all__ = ["RELATIVE", "WardenFile", "json_schema"]
 
-TAG = re.compile(r"\(.*\)")
-"""A union tag in an error location: not a key of the file."""
+RELATIVE = "_"
+"""The root a sub-parser's check is given: its paths are then said under the error's place."""
 
 Level = Literal["observe", "recommend", "supervised", "autonomous"]
 assert set(get_args(Level)) == set(AUTONOMY_LEVELS)  # the schema names the same levels
@@ -314,7 +313,7 @@ class Redaction(Section):
 class ModelSection(Section):
     """The optional model adapter agent (format: agents/model.py)."""
 
-    endpoint: Annotated[str, Field(min_length=1), _from_config_error(chat_completions_url)]
+    endpoint: Annotated[str, Field(min_length=1)]
     model: Annotated[str, Field(min_length=1, pattern=r".*\S.*")]
     api_key_env: Annotated[
         str,
@@ -328,6 +327,15 @@ class ModelSection(Section):
     max_steps: Annotated[int, Field(ge=1, le=20)] = 5
     enabled: bool = True
     redact: Redaction | None = None
+
+    @model_validator(mode="after")
+    def _whole(self) -> Self:
+        """The model agent's own check: the endpoint URL above all."""
+        try:
+            check_model_section(self.model_dump(exclude_none=True))
+        except ConfigError as exc:
+            raise _fail("invalid", "{reason}", reason=str(exc)) from None
+        return self
 
 
 class Sender(Section):
@@ -343,23 +351,10 @@ class Sender(Section):
     @model_validator(mode="after")
     def _whole(self) -> Self:
         """Basic auth names a user; the secret is given exactly once and is usable."""
-        if self.scheme == "basic" and (not self.username or ":" in self.username):
-            raise _fail("username", "scheme basic needs a username (without ':')")
-        if self.scheme != "basic" and self.username:
-            raise _fail("username", "only scheme basic has a username; remove it")
-        given = [s for s in (self.secret, self.secret_env, self.secret_file) if s is not None]
-        if not given:
-            raise _fail("secret", "no secret; add secret_env: VAR or secret_file: PATH")
-        if len(given) > 1:
-            raise _fail("secret", "give the secret once, as secret_env: VAR or secret_file: PATH")
-        if self.secret is not None:
-            if self.scheme == "hmac":
-                try:
-                    hmac_key(self.secret, "secret")
-                except ConfigError as exc:
-                    raise _fail("secret", "{reason}", reason=str(exc)) from None
-            elif len(self.secret.strip()) < 16:
-                raise _fail("secret", "the secret is shorter than 16 characters; use a random one")
+        try:
+            check_sender(RELATIVE, self.model_dump(exclude_none=True))
+        except ConfigError as exc:
+            raise _fail("invalid", "{reason}", reason=str(exc)) from None
         return self
 
 
@@ -456,7 +451,7 @@ class Sources(Section):
 def _routable(kind: str, action: Section) -> None:
     """What the action plane's own check of a route says (templates, statuses, headers)."""
     try:
-        check_action(kind, action.model_dump(exclude_none=True))
+        check_action(kind, action.model_dump(exclude_none=True), RELATIVE)
     except ConfigError as exc:
         raise _fail("invalid", "{reason}", reason=str(exc)) from None
 

@@ -203,7 +203,7 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path: Path) -> None:
     [
         (
             "sources: {webhook: {senders: {ci: {scheme: basic, secret_env: X}}}}",
-            "sources.webhook.senders.ci: scheme basic needs a username",
+            "sources.webhook.senders.ci.username: scheme basic needs a user name",
         ),
         (
             "sources: {webhook: {senders: {d: {scheme: hmac, secret: nope}}}}",

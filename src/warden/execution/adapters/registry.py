@@ -223,14 +223,14 @@ def build_adapters(
     return ActionAdapters({name: by_action[name] for name in actions})
 
 
-def check_action(kind: str, raw: Mapping[str, Any]) -> None:
+def check_action(kind: str, raw: Mapping[str, Any], where: str = "action") -> None:
     """Check an ``http`` or ``nats`` action's options as `build_adapters` does, building nothing.
 
     Raises:
-        ConfigError: Naming the key at fault (under ``action``) and the fix.
+        ConfigError: Naming the key at fault (under ``where``) and the fix.
     """
     if kind in ("http", "nats"):
-        _route("action", kind, raw)
+        _route(where, kind, raw)
 
 
 def _route(where: str, kind: str, raw: Mapping[str, Any]) -> Any:
