@@ -83,6 +83,8 @@ class WardenConfig:
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The optional model adapter agent (format: agents/model.py); empty means off.
     model: Mapping[str, Any] = field(default_factory=dict)
+    # Keys of ingested event data redacted before they are stored (secrets always are).
+    redact_fields: tuple[str, ...] = ()
     # Settings per built-in or third-party agent (format: agents/builtin.py).
     agent_settings: Mapping[str, Any] = field(default_factory=dict)
     # Adapters for actions beyond local processes (format: execution/adapters/registry.py).
@@ -330,6 +332,7 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         adapters={k: raw[k] for k in ("actions", "nats") if raw.get(k) is not None},
         model=dict(raw["model"]) if raw.get("model") is not None else {},
         sources={str(name): dict(o or {}) for name, o in (raw.get("sources") or {}).items()},
+        redact_fields=tuple(checked.redact.fields) if checked.redact else (),
     )
 
 

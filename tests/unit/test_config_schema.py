@@ -244,6 +244,7 @@ def test_the_sections_other_branches_add_are_accepted(tmp_path: Path) -> None:
     )
     config = load_config(_write(tmp_path, text))
     assert config.service("a").env == (("MODE", "fast"), ("WORKERS", "4"))
+    assert config.redact_fields == ("email", "ssn")
 
 
 # -- property: a mutated valid file loads or is refused, never anything else ---------------
