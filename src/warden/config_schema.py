@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
     Tag,
     WithJsonSchema,
     model_validator,
@@ -83,7 +84,28 @@ def _by_shape(value: Any) -> str:
 class Section(BaseModel):
     """A mapping with known keys only; numbers finite; no type coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    # Built once, inside the whole file's validator, not one validator per section.
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, frozen=True, defer_build=True
+    )
+
+
+class Checked(Section):
+    """A section a lower layer checks too: its function sees the mapping as written."""
+
+    @classmethod
+    def check_written(cls, raw: dict[str, Any]) -> None:
+        """Raise ConfigError for what the section's fields cannot say."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _then_check(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        made = handler(data)  # the fields first: the check may assume their types
+        try:
+            cls.check_written(data)
+        except ConfigError as exc:
+            raise _fail("invalid", "{reason}", reason=str(exc)) from None
+        return made
 
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -310,7 +332,7 @@ class Redaction(Section):
     phone_numbers: bool = True
 
 
-class ModelSection(Section):
+class ModelSection(Checked):
     """The optional model adapter agent (format: agents/model.py)."""
 
     endpoint: Annotated[str, Field(min_length=1)]
@@ -328,17 +350,13 @@ class ModelSection(Section):
     enabled: bool = True
     redact: Redaction | None = None
 
-    @model_validator(mode="after")
-    def _whole(self) -> Self:
+    @classmethod
+    def check_written(cls, raw: dict[str, Any]) -> None:
         """The model agent's own check: the endpoint URL above all."""
-        try:
-            check_model_section(self.model_dump(exclude_none=True))
-        except ConfigError as exc:
-            raise _fail("invalid", "{reason}", reason=str(exc)) from None
-        return self
+        check_model_section(raw)
 
 
-class Sender(Section):
+class Sender(Checked):
     """A webhook sender: its scheme, secret and granted Warden event types."""
 
     scheme: Literal["bearer", "basic", "hmac"]
@@ -348,14 +366,10 @@ class Sender(Section):
     secret_file: str | None = None
     allow_types: EventTypes | None = None
 
-    @model_validator(mode="after")
-    def _whole(self) -> Self:
+    @classmethod
+    def check_written(cls, raw: dict[str, Any]) -> None:
         """Basic auth names a user; the secret is given exactly once and is usable."""
-        try:
-            check_sender(RELATIVE, self.model_dump(exclude_none=True))
-        except ConfigError as exc:
-            raise _fail("invalid", "{reason}", reason=str(exc)) from None
-        return self
+        check_sender(RELATIVE, raw)
 
 
 assert set(get_args(Sender.model_fields["scheme"].annotation)) == set(SCHEMES)
@@ -448,14 +462,6 @@ class Sources(Section):
     __pydantic_extra__: dict[str, dict[str, Any] | None] = Field(init=False)
 
 
-def _routable(kind: str, action: Section) -> None:
-    """What the action plane's own check of a route says (templates, statuses, headers)."""
-    try:
-        check_action(kind, action.model_dump(exclude_none=True), RELATIVE)
-    except ConfigError as exc:
-        raise _fail("invalid", "{reason}", reason=str(exc)) from None
-
-
 def _adapter_of(value: Any) -> str | None:
     kind = value.get("adapter") if isinstance(value, dict) else None
     return f"({kind})" if kind in ADAPTER_KINDS else None
@@ -472,7 +478,7 @@ class HttpCheckSection(Section):
     expect: Any = None
 
 
-class HttpAction(Section):
+class HttpAction(Checked):
     """An action sent as an HTTP request (format: execution/adapters/registry.py)."""
 
     adapter: Literal["http"]
@@ -484,13 +490,13 @@ class HttpAction(Section):
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
     check: HttpCheckSection | None = None
 
-    @model_validator(mode="after")
-    def _route(self) -> Self:
-        _routable("http", self)
-        return self
+    @classmethod
+    def check_written(cls, raw: dict[str, Any]) -> None:
+        """The action plane's own check of the route: templates, statuses, headers."""
+        check_action("http", raw, RELATIVE)
 
 
-class NatsAction(Section):
+class NatsAction(Checked):
     """An action published to a JetStream subject."""
 
     adapter: Literal["nats"]
@@ -500,10 +506,10 @@ class NatsAction(Section):
     headers: dict[str, str] | None = None
     timeout_s: Seconds = 5.0
 
-    @model_validator(mode="after")
-    def _route(self) -> Self:
-        _routable("nats", self)
-        return self
+    @classmethod
+    def check_written(cls, raw: dict[str, Any]) -> None:
+        """The action plane's own check of the route: subject and body templates."""
+        check_action("nats", raw, RELATIVE)
 
 
 class PythonAction(Section):
