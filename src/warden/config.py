@@ -161,10 +161,10 @@ def _cross_problems(data: dict[str, Any]) -> list[Problem]:
     """What one section cannot see alone: service names, dependencies, source names."""
     problems: list[Problem] = []
     services = data.get("services")
-    listed = [s for s in services if isinstance(s, dict)] if isinstance(services, list) else []
-    names = [s.get("name") for s in listed]
+    services = services if isinstance(services, list) else []
+    names = [s.get("name") if isinstance(s, dict) else None for s in services]
     graph: dict[str, list[str]] = {}
-    for index, service in enumerate(services if isinstance(services, list) else []):
+    for index, service in enumerate(services):
         if not isinstance(service, dict) or not isinstance(service.get("name"), str):
             continue
         name = service["name"]
@@ -181,13 +181,11 @@ def _cross_problems(data: dict[str, Any]) -> list[Problem]:
             if dep == name:
                 problems.append(Problem(where, f"{name!r} depends on itself; remove it"))
             elif isinstance(dep, str) and dep not in names:
-                close = difflib.get_close_matches(dep, [str(n) for n in names], n=1)
+                known = list(dict.fromkeys(n for n in names if isinstance(n, str)))
+                close = difflib.get_close_matches(dep, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 problems.append(
-                    Problem(
-                        where,
-                        f"unknown service {dep!r}{hint} (known: {', '.join(map(str, names))})",
-                    )
+                    Problem(where, f"unknown service {dep!r}{hint} (known: {', '.join(known)})")
                 )
     cycle = _cycle(graph)
     if cycle:

@@ -382,6 +382,7 @@ class Webhook(Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8088
     senders: dict[str, Sender] | None = None
     token_env: str | None = None
+    token: str | None = None  # inline; better token_env (or senders)
     insecure: bool = False
     allow_types: EventTypes = []
     replay_tolerance_s: Seconds = 300
@@ -395,7 +396,7 @@ class Webhook(Section):
     @model_validator(mode="after")
     def _whole(self) -> Self:
         """Somebody can send, and anonymous grants need ``insecure``."""
-        if not self.senders and not self.token_env and not self.insecure:
+        if not self.senders and not self.token_env and not self.token and not self.insecure:
             raise _fail(
                 "nobody",
                 "no senders, so nobody could send; name them (senders: {{NAME: {{scheme:"

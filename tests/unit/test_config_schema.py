@@ -143,6 +143,17 @@ def test_self_dependencies_and_cycles_are_refused(tmp_path: Path) -> None:
     assert load_config(_write(tmp_path, chain)).service("a").depends_on == ("b",)
 
 
+def test_service_errors_point_at_the_right_entry_past_a_broken_one() -> None:
+    entry = {"health": "http://x/h", "managed": False}
+    raw = {"services": [7, {"name": "a", **entry}, {"name": "a", **entry, "depends_on": ["b"]}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, Path("."))
+    lines = str(caught.value).splitlines()
+    assert "config error: services[0]: expected a mapping of keys to values, got 7" in lines
+    assert "config error: services[2].name: the name 'a' is used twice" in lines
+    assert "config error: services[2].depends_on[0]: unknown service 'b' (known: a)" in lines
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "ok.yaml"
     path.write_text(text)
@@ -313,6 +324,9 @@ PATHS = _paths(VALID)
 )
 @example([((), "add", math.nan, "lease_ttl_s")])
 @example([(("services", 0, "depends_on"), "replace", ["gateway"], "x")])
+@example(
+    [(("services", 0), "replace", 7, "x"), (("services", 2, "name"), "replace", "orders", "x")]
+)
 def test_a_mutated_valid_config_loads_or_raises_config_error(
     mutations: list[tuple[tuple[Any, ...], str, Any, str]],
 ) -> None:
