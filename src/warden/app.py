@@ -168,7 +168,8 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
     service_down.setdefault("failure_threshold", config.failure_threshold)
     agents: list[Agent] = [AlertAgent(), *builtin_agents(settings)]
     catalog = catalog or Catalog()
-    model = model_agent_from_config(config.model or None, catalog) if config.model else None
+    # config.model is the `model:` section itself; the function reads a whole file's mapping.
+    model = model_agent_from_config({"model": config.model}, catalog) if config.model else None
     if model is not None:
         # After the rule agents (it may take seconds), before the escalation agent (last).
         agents.insert(len(agents) - 1, model)

@@ -306,4 +306,39 @@ def builtin_agents(
     return agents
 
 
-__all__ = ["BUILTIN_NAMES", "ENTRY_POINT_GROUP", "builtin_agents", "discover_agents"]
+def check_settings(settings: Mapping[str, Any] | None) -> None:
+    """Check settings as `builtin_agents` would, building no agent and loading no plugin.
+
+    Built-in agents' settings are checked in full; a third-party agent's section only for
+    its name (an installed ``warden.agents`` entry point) and ``enabled``.
+
+    Raises:
+        ConfigError: Naming ``agents.settings.NAME.KEY`` and the fix.
+    """
+    try:
+        sections = _sections(settings)
+        for name, section in sections.items():
+            _enabled(name, section)
+            if name in _BUILTINS:
+                _options(name, section, _BUILTINS[name][1])
+            elif name == ESCALATION:
+                _options(name, section, {})
+        others = sorted(set(sections) - set(BUILTIN_NAMES))
+        installed = {_key(p.name) for p in _entry_points(None)} if others else set()
+        for name in others:
+            if name not in installed:
+                raise ConfigError(
+                    f"agents.{name}: unknown agent (built-in: {', '.join(BUILTIN_NAMES)};"
+                    f" installed: {', '.join(sorted(installed)) or 'none'})"
+                )
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("agents.", "agents.settings.", 1)) from None
+
+
+__all__ = [
+    "BUILTIN_NAMES",
+    "ENTRY_POINT_GROUP",
+    "builtin_agents",
+    "check_settings",
+    "discover_agents",
+]

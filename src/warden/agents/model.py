@@ -323,6 +323,24 @@ def model_agent_from_config(
             "model: the section is empty; give at least endpoint and model, or remove it"
             " to keep the model agent off"
         )
+    options = check_model_section(section)
+    enabled = options.pop("enabled")
+    try:
+        agent = ModelAgent(catalog=catalog if catalog is not None else Catalog(), **options)
+    except ConfigError as exc:
+        raise ConfigError(f"model: {exc}") from exc
+    return agent if enabled else None
+
+
+def check_model_section(section: Any) -> dict[str, Any]:
+    """Check a ``model:`` section (format in `model_agent_from_config`), making no agent.
+
+    Returns:
+        ``enabled`` and the keyword arguments of :class:`ModelAgent` but the catalog.
+
+    Raises:
+        ConfigError: Naming ``model.KEY`` and the fix.
+    """
     if not isinstance(section, Mapping):
         raise ConfigError("model: expected a mapping with endpoint and model")
     for key in sorted(map(str, section)):
@@ -366,25 +384,22 @@ def model_agent_from_config(
         chat_completions_url(endpoint)
     except ConfigError as exc:
         raise ConfigError(f"model.endpoint: {exc}") from exc
-    try:
-        agent = ModelAgent(
-            endpoint,
-            model,
-            catalog if catalog is not None else Catalog(),
-            api_key_env=api_key_env,
-            timeout_s=timeout_s,
-            name=name,
-            max_steps=max_steps,
-            redaction=redaction,
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"model: {exc}") from exc
-    return agent if enabled else None
+    return {
+        "endpoint_url": endpoint,
+        "model": model,
+        "api_key_env": api_key_env,
+        "timeout_s": timeout_s,
+        "name": name,
+        "max_steps": max_steps,
+        "redaction": redaction,
+        "enabled": enabled,
+    }
 
 
 __all__ = [
     "DEFAULT_API_KEY_ENV",
     "ModelAgent",
     "ModelAgentStatistics",
+    "check_model_section",
     "model_agent_from_config",
 ]

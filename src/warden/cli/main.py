@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
+from rich.markup import escape
 
 from warden import commands
 from warden.app import build
 from warden.cli.audit_cmd import audit_app
 from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
+from warden.cli.config_cmd import config_app
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
@@ -54,6 +56,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
 app.add_typer(policy_app, name="policy")
 app.add_typer(schema_app, name="schema")
 app.add_typer(quarantine_app, name="quarantine")
@@ -68,7 +71,7 @@ StateDir = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

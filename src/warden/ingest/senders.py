@@ -25,6 +25,7 @@ __all__ = [
     "SCHEMES",
     "SECRET_PREFIX",
     "Sender",
+    "check_sender",
     "hmac_key",
     "read_secret",
     "sender_from_options",
@@ -127,13 +128,15 @@ def type_list(where: str, value: object) -> frozenset[str]:
     return frozenset(value)
 
 
-def sender_from_options(name: str, options: Mapping[str, Any], where: str = "") -> Sender:
-    """A sender from its configuration (``scheme``, the secret, ``username``, ``allow_types``).
+def check_sender(where: str, options: Mapping[str, Any]) -> str:
+    """Check a sender's options without reading its secret; returns its scheme.
+
+    An inline ``secret`` is checked in full; one named by ``secret_env`` or ``secret_file``
+    is read (and checked) only when the sender is made.
 
     Raises:
-        ConfigError: When an option is unknown or missing, or the secret is unusable.
+        ConfigError: When an option is unknown, missing or unusable.
     """
-    where = where or f"senders.{name}"
     unknown = sorted(set(options) - _SENDER_KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown option {unknown[0]!r} (known: {sorted(_SENDER_KEYS)})")
@@ -145,17 +148,39 @@ def sender_from_options(name: str, options: Mapping[str, Any], where: str = "") 
         raise ConfigError(f"{where}.username: scheme basic needs a user name (without ':')")
     if scheme != "basic" and username:
         raise ConfigError(f"{where}.username: only scheme basic has a user name")
+    given = [k for k in ("secret", "secret_env", "secret_file") if options.get(k) is not None]
+    if not given:
+        raise ConfigError(f"{where}: no secret; add secret_env: VAR or secret_file: PATH")
+    if len(given) > 1:
+        raise ConfigError(f"{where}: give secret once, as secret_env: VAR or secret_file: PATH")
+    if given == ["secret"]:
+        _secret_bytes(where, scheme, str(options["secret"]).strip())
+    type_list(f"{where}.allow_types", options.get("allow_types"))
+    return scheme
+
+
+def _secret_bytes(where: str, scheme: str, text: str) -> bytes:
+    if scheme == "hmac":
+        return hmac_key(text, where)
+    if len(text) < 16:
+        raise ConfigError(f"{where}: the secret is shorter than 16 characters; use a random one")
+    return text.encode("utf-8")
+
+
+def sender_from_options(name: str, options: Mapping[str, Any], where: str = "") -> Sender:
+    """A sender from its configuration (``scheme``, the secret, ``username``, ``allow_types``).
+
+    Raises:
+        ConfigError: When an option is unknown or missing, or the secret is unusable.
+    """
+    where = where or f"senders.{name}"
+    scheme = check_sender(where, options)
     text = read_secret(where, options)
     if not text:
         raise ConfigError(f"{where}: no secret; add secret_env: VAR or secret_file: PATH")
-    if scheme == "hmac":
-        secret = hmac_key(text, where)
-    elif len(text) < 16:
-        raise ConfigError(f"{where}: the secret is shorter than 16 characters; use a random one")
-    else:
-        secret = text.encode("utf-8")
+    secret = _secret_bytes(where, scheme, text)
     allow = type_list(f"{where}.allow_types", options.get("allow_types"))
-    return Sender(name, scheme, secret, username, allow)
+    return Sender(name, scheme, secret, str(options.get("username", "")), allow)
 
 
 def senders_from_options(where: str, options: object) -> list[Sender]:

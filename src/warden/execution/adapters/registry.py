@@ -67,6 +67,8 @@ from warden.ports import ActionAdapter
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from warden.execution.adapters.http_routes import HttpRoute
+    from warden.execution.adapters.nats_routes import NatsRoute
     from warden.ports import Clock
 
 __all__ = [
@@ -75,6 +77,7 @@ __all__ = [
     "RunStatistics",
     "RunTally",
     "build_adapters",
+    "check_action",
     "failed",
     "json_template_names",
     "render_json",
@@ -167,8 +170,8 @@ def build_adapters(
         ConfigError: Naming the key at fault and the fix.
     """
     # Imported here, so that importing this module does not load the NATS client.
-    from warden.execution.adapters.http import HttpActionAdapter, HttpCheck, HttpRoute
-    from warden.execution.adapters.nats_publish import NatsPublishAdapter, NatsRoute
+    from warden.execution.adapters.http import HttpActionAdapter
+    from warden.execution.adapters.nats_publish import NatsPublishAdapter
     from warden.execution.adapters.plugin import PluginActionAdapter
 
     actions = config.get("actions") if isinstance(config, Mapping) else None
@@ -199,23 +202,9 @@ def build_adapters(
             )
         try:
             if kind == "http":
-                _check_keys(where, raw, _HTTP_KEYS | _COMMON_KEYS, required=("url",))
-                fields = {k: v for k, v in raw.items() if k in _HTTP_KEYS - {"check"}}
-                check = raw.get("check")
-                if check is not None:
-                    if not isinstance(check, Mapping):
-                        raise ConfigError(
-                            "check: expected a mapping with url: and optionally"
-                            " expect:, statuses:, absent_statuses:, headers:, timeout_s:"
-                        )
-                    _check_keys(f"{where}.check", check, _CHECK_KEYS, required=("url",))
-                    fields["check"] = _build(f"{where}.check", HttpCheck, check)
-                http_routes[name] = _build(where, HttpRoute, fields)
+                http_routes[name] = _route(where, kind, raw)
             elif kind == "nats":
-                _check_keys(where, raw, _NATS_KEYS | _COMMON_KEYS, required=("subject",))
-                nats_routes[name] = _build(
-                    where, NatsRoute, {k: v for k, v in raw.items() if k in _NATS_KEYS}
-                )
+                nats_routes[name] = _route(where, kind, raw)
             else:
                 _check_keys(where, raw, _PYTHON_KEYS | _COMMON_KEYS, required=("entry_point",))
                 plugins.load(name, raw["entry_point"], raw.get("check"))
@@ -232,6 +221,38 @@ def build_adapters(
     if plugins.actions():
         by_action.update(dict.fromkeys(plugins.actions(), plugins))
     return ActionAdapters({name: by_action[name] for name in actions})
+
+
+def check_action(kind: str, raw: Mapping[str, Any], where: str = "action") -> None:
+    """Check an ``http`` or ``nats`` action's options as `build_adapters` does, building nothing.
+
+    Raises:
+        ConfigError: Naming the key at fault (under ``where``) and the fix.
+    """
+    if kind in ("http", "nats"):
+        _route(where, kind, raw)
+
+
+def _route(where: str, kind: str, raw: Mapping[str, Any]) -> Any:
+    """The HttpRoute or NatsRoute of an action's options."""
+    from warden.execution.adapters.http_routes import HttpCheck, HttpRoute
+    from warden.execution.adapters.nats_routes import NatsRoute
+
+    if kind == "nats":
+        _check_keys(where, raw, _NATS_KEYS | _COMMON_KEYS, required=("subject",))
+        return _build(where, NatsRoute, {k: v for k, v in raw.items() if k in _NATS_KEYS})
+    _check_keys(where, raw, _HTTP_KEYS | _COMMON_KEYS, required=("url",))
+    fields = {k: v for k, v in raw.items() if k in _HTTP_KEYS - {"check"}}
+    check = raw.get("check")
+    if check is not None:
+        if not isinstance(check, Mapping):
+            raise ConfigError(
+                "check: expected a mapping with url: and optionally"
+                " expect:, statuses:, absent_statuses:, headers:, timeout_s:"
+            )
+        _check_keys(f"{where}.check", check, _CHECK_KEYS, required=("url",))
+        fields["check"] = _build(f"{where}.check", HttpCheck, check)
+    return _build(where, HttpRoute, fields)
 
 
 def _check_keys(
