@@ -117,6 +117,8 @@ def main() -> int:
         agents=[DrainRestartRestore()],
         action_workers=4,  # as a live run: actions off the loop
     )
+    # Tell the campaign start-up is over, so its kills land in the work, not the imports.
+    append_durably(state / "started", str(os.getpid()))
     runtime = warden.runtime
     original_admit = runtime.ingest.admit
 

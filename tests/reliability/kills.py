@@ -50,6 +50,15 @@ def spawn(state: Path, timeout: float = 30.0, *, errors: bool = False) -> subpro
     )
 
 
+def wait_until_started(state: Path, child: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
+    """Wait until the child says it has built its runtime (or has exited, or time is up)."""
+    deadline = time.monotonic() + limit_s
+    while not (state / "started").exists() and child.poll() is None:
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
 def losses_after_restart(state: Path) -> list[str]:
     """What a kill broke: non-idempotent steps run twice, accepted events missing."""
     found = []
@@ -142,9 +151,13 @@ def campaign(
         state = workdir / f"s{scenarios}"
         _scenario(state, rng)
         for _ in range(min(KILLS_PER_SCENARIO, kills - done)):
+            (state / "started").unlink(missing_ok=True)
             child = spawn(state)
             try:
-                time.sleep(rng.uniform(0.3, 1.2))  # imports take ~0.3 s; then any point of work
+                # Start-up takes 0.3 s on an idle machine and seconds on a loaded one; the
+                # kill lands at a random point of the work that follows it.
+                wait_until_started(state, child)
+                time.sleep(rng.uniform(0.0, 1.0))
             finally:
                 child.send_signal(signal.SIGKILL)
                 child.wait(timeout=30)
