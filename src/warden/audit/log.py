@@ -198,7 +198,7 @@ class AuditLog:
             try:
                 leaves.append(canonical_json(dict(record)))
             # AttributeError: canonical_json sorts keys before it checks they are strings.
-            except (TypeError, ValueError, AttributeError) as exc:
+            except (TypeError, ValueError, AttributeError, RecursionError) as exc:
                 raise ValidationError(
                     f"not JSON-compatible: {exc}", field=f"records[{n}]"
                 ) from None

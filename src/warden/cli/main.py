@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
+from rich.markup import escape
 
 from warden import commands
 from warden.app import build
@@ -261,5 +262,12 @@ app.command()(shadow)
 
 
 def main() -> None:
-    """Entry point."""
-    app()
+    """Entry point: a fault of input or environment is one line and exit code 2."""
+    try:
+        app()
+    except WardenError as exc:  # the one place: commands let these through
+        message = " ".join(str(exc).split())
+        Console(stderr=True).print(
+            f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
+        )
+        raise SystemExit(2) from None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ValidationError
 from warden.domain.events import Event, format_time, parse_time
+from warden.domain.plain_json import json_problem, valid_text
 
 if TYPE_CHECKING:
     from warden.ingest.registry import SchemaRegistry
@@ -70,6 +71,11 @@ class IngestGate:
 
     def check(self, raw: dict[str, Any]) -> Event:
         """Validate one CloudEvents object; raise :class:`ValidationError` with the reason."""
+        # First: every later step (reasons quoting the input, the store, the audit log's
+        # canonical UTF-8) needs plain JSON, and what is taken must be audited as it came.
+        problem = json_problem(raw)
+        if problem is not None:
+            raise ValidationError(problem[1], field=problem[0])
         self.registry.check_envelope(raw)
         try:
             moment = parse_time(raw["time"])
@@ -90,13 +96,16 @@ class IngestGate:
     def admit(self, payload: bytes | str | dict[str, Any], stream: str, source: str) -> Admission:
         """Store ``payload`` in ``stream`` if it passes every gate; otherwise quarantine it."""
         if isinstance(payload, dict):
-            text = json.dumps(payload, sort_keys=True, default=str)
+            try:
+                text = json.dumps(payload, sort_keys=True, default=str)
+            except (ValueError, RecursionError) as exc:  # circular, or an int too long
+                text = f"(an object that cannot be written as JSON: {exc!s:.200})"
         elif isinstance(payload, bytes):
             text = payload.decode("utf-8", errors="replace")
         else:
             text = payload
         try:
-            size = len(text.encode("utf-8"))
+            size = len(text.encode("utf-8", "surrogatepass"))
             if size > self.max_bytes:
                 raise ValidationError(
                     f"event is {size} bytes, the limit is {self.max_bytes}",
@@ -109,7 +118,9 @@ class IngestGate:
             event = self.check(raw)
         except (ValidationError, json.JSONDecodeError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc!s:.200}"
-            qid = self.store.quarantine(source, reason, text, format_time(self.clock.now()))
+            qid = self.store.quarantine(
+                source, valid_text(reason), valid_text(text), format_time(self.clock.now())
+            )
             return Admission(None, qid, reason)
         (stored,) = self.store.append(stream, [event])
         return Admission(stored)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import uvicorn
 
+from warden.domain.errors import ConfigError
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.webhook import (
     QUARANTINE_PREFIX_BYTES,
@@ -147,7 +148,14 @@ class WebhookServer:
             raise ValueError("max_in_flight must be at least 1")
         self.app = app
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.create_server((host, port), family=family, backlog=1024)
+        try:
+            self._socket = socket.create_server((host, port), family=family, backlog=1024)
+        except (OSError, OverflowError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(
+                f"the webhook cannot listen on {host}:{port}: {reason}; free that port or"
+                " choose another (sources.webhook.port)"
+            ) from None
         config = uvicorn.Config(
             _Asgi(app, max_in_flight),
             loop="uvloop",
@@ -218,6 +226,10 @@ class WebhookSource:
         clock: Clock | None = None,
         on_ready: Callable[[WebhookServer], None] | None = None,
     ) -> None:
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ConfigError(
+                f"sources.webhook.port: {port!r} is not a port; give a number from 1 to 65535"
+            )
         self.host = host
         self.port = port
         self.capacity = capacity

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ConcurrencyConflict, TemporaryError
 from warden.ports import QuarantinedInput
+from warden.store.damage import names_damage
 from warden.store.records import decode_record, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
 
@@ -64,6 +65,7 @@ _record = encode_record
 _CHUNK = 500  # ids per IN (...) query, well below SQLite's limit on parameters
 
 
+@names_damage
 class SQLiteEventStore:
     """Event store in one SQLite file."""
 
