@@ -34,6 +34,7 @@ from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
 from warden.store.location import open_event_store, open_leases, remember
+from warden.store.private import private_dir
 from warden.watch import ProbeLoop
 
 if TYPE_CHECKING:
@@ -202,8 +203,7 @@ def build(
     for simulations and tests that drive targets Warden cannot run itself.
     """
     clock = clock or SystemClock()
-    state = config.state_dir
-    state.mkdir(parents=True, exist_ok=True)
+    state = private_dir(config.state_dir)
     catalog = Catalog()
     policies = BundleWatcher(config.policy_dir or BUILTIN_BUNDLE)
     processes = LocalProcessAdapter(
@@ -263,7 +263,7 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(store, SchemaRegistry(), clock),
+        ingest=IngestGate(store, SchemaRegistry(), clock, redact_fields=config.redact_fields),
         agents=chosen,
         gate=DecisionGate(
             policies.current,

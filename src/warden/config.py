@@ -79,6 +79,8 @@ class WardenConfig:
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The optional model adapter agent (format: agents/model.py); empty means off.
     model: Mapping[str, Any] = field(default_factory=dict)
+    # Keys of ingested event data redacted before they are stored (secrets always are).
+    redact_fields: tuple[str, ...] = ()
     # Settings per built-in or third-party agent (format: agents/builtin.py).
     agent_settings: Mapping[str, Any] = field(default_factory=dict)
     # Adapters for actions beyond local processes (format: execution/adapters/registry.py).
@@ -192,6 +194,19 @@ def _mapping(where: str, raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
     return raw
+
+
+def _redact_fields(raw: Any) -> tuple[str, ...]:
+    section = _mapping("redact", raw)
+    _check_keys("redact", section, {"fields", "keep_original"})
+    if section.get("keep_original", False) is not False:
+        raise ConfigError(
+            "redact.keep_original: only false is supported; redacted values are not kept"
+        )
+    fields = section.get("fields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
+        raise ConfigError("redact.fields: expected a list of key names, e.g. [email, ssn]")
+    return tuple(fields)
 
 
 def _rate_limit(where: str, raw: Any, default: RateLimit | None) -> RateLimit | None:
@@ -362,6 +377,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
             "shadow_policy_dir", "store", "probe",
             "failure_threshold", "guardrails", "verification_timeout_s", "approvals",
             "change_freezes", "agents", "lease_ttl_s", "actions", "nats", "sources", "model",
+            "redact",
         },
     )  # fmt: skip
     services_raw = raw.get("services")
@@ -426,6 +442,7 @@ def parse_config(raw: Any, base: Path) -> WardenConfig:
             str(name): _mapping(f"sources.{name}", options)
             for name, options in _mapping("sources", raw.get("sources")).items()
         },
+        redact_fields=_redact_fields(raw.get("redact")),
     )
 
 

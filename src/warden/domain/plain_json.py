@@ -11,7 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "json_problem", "printable", "valid_text"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "envelope_problem",
+    "json_problem",
+    "printable",
+    "valid_text",
+]
 
 MAX_DEPTH = 64
 """Nesting deeper than this is refused: every reader (fold, canonical JSON) recurses."""
@@ -23,9 +30,13 @@ _MAX_INT_BITS = int(MAX_INT_DIGITS * math.log2(10))
 
 
 def printable(text: str, limit: int = 60) -> str:
-    """``text`` cut to ``limit`` characters, with anything not UTF-8 spelled as an escape."""
+    """``text`` cut to ``limit`` characters, lone surrogates and NUL spelled as escapes.
+
+    For reasons and names quoted back to people and stored in text columns (PostgreSQL
+    text holds no NUL).
+    """
     cut = text if len(text) <= limit else text[:limit] + "..."
-    return cut.encode("utf-8", "backslashreplace").decode("utf-8")
+    return valid_text(cut).replace("\x00", "\\x00")
 
 
 def valid_text(text: str) -> str:
@@ -92,4 +103,16 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] |
                 stack.extend((f"{path}[{n}]", inner, depth + 1) for n, inner in enumerate(item))
         else:
             return where, f"a {type(item).__name__} is not JSON"
+    return None
+
+
+def envelope_problem(raw: dict[str, Any]) -> tuple[str, str] | None:
+    """A top-level string attribute (id, type, subject, ...) holding NUL, or None.
+
+    Those become store columns and stream names, and PostgreSQL text cannot hold NUL;
+    inside ``data`` a NUL is fine (it is stored escaped).
+    """
+    for key, value in raw.items():
+        if key != "data" and isinstance(value, str) and "\x00" in value:
+            return printable(key, 40), "holds a NUL character; remove it"
     return None

@@ -6,6 +6,7 @@ its reason; it is never dropped and never passed on unchecked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ValidationError
 from warden.domain.events import Event, format_time, parse_time
-from warden.domain.plain_json import json_problem, valid_text
+from warden.domain.plain_json import envelope_problem, json_problem, printable, valid_text
+from warden.domain.redact import STORED_SETTINGS, redact
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from warden.ingest.registry import SchemaRegistry
     from warden.ports import Clock, EventStore
 
@@ -62,18 +66,21 @@ class IngestGate:
         *,
         max_bytes: int = MAX_EVENT_BYTES,
         max_skew: timedelta = timedelta(minutes=5),
+        redact_fields: Iterable[str] = (),
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
         self.max_bytes = max_bytes
         self.max_skew = max_skew
+        fields = frozenset(f.lower() for f in redact_fields)
+        self.redaction = dataclasses.replace(STORED_SETTINGS, fields=fields)
 
     def check(self, raw: dict[str, Any]) -> Event:
         """Validate one CloudEvents object; raise :class:`ValidationError` with the reason."""
         # First: every later step (reasons quoting the input, the store, the audit log's
         # canonical UTF-8) needs plain JSON, and what is taken must be audited as it came.
-        problem = json_problem(raw)
+        problem = json_problem(raw) or envelope_problem(raw)
         if problem is not None:
             raise ValidationError(problem[1], field=problem[0])
         self.registry.check_envelope(raw)
@@ -91,7 +98,14 @@ class IngestGate:
                 fix=f"fix the sender's clock; at most {self.max_skew.total_seconds():.0f} s ahead",
             )
         self.registry.check_data(raw["type"], int(raw.get("schemaversion", 1)), raw["data"])
-        return event_from_cloudevent(raw)
+        event = event_from_cloudevent(raw)
+        # Secrets and named fields never reach the store (nor the audit log, logs or a
+        # model, which all read from it). Redaction is idempotent, so replay agrees.
+        redacted = redact(event.data, self.redaction)
+        extensions = redact(event.extensions, self.redaction)
+        if redacted.total or extensions.total:
+            event = dataclasses.replace(event, data=redacted.value, extensions=extensions.value)
+        return event
 
     def admit(self, payload: bytes | str | dict[str, Any], stream: str, source: str) -> Admission:
         """Store ``payload`` in ``stream`` if it passes every gate; otherwise quarantine it."""
@@ -119,7 +133,7 @@ class IngestGate:
         except (ValidationError, json.JSONDecodeError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc!s:.200}"
             qid = self.store.quarantine(
-                source, valid_text(reason), valid_text(text), format_time(self.clock.now())
+                source, printable(reason, 4000), valid_text(text), format_time(self.clock.now())
             )
             return Admission(None, qid, reason)
         (stored,) = self.store.append(stream, [event])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ValidationError
 from warden.domain.events import format_time
 from warden.domain.ids import service_stream
-from warden.domain.plain_json import valid_text
+from warden.domain.plain_json import printable, valid_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -212,7 +212,8 @@ class Pipeline:
 
     def _quarantine(self, source: str, reason: str, text: str, status: int = 400) -> Outcome:
         # Quarantine keeps the input as received, but a store only takes valid Unicode.
-        qid = self.gate.store.quarantine(source, valid_text(reason), valid_text(text), self._now())
+        reason = printable(reason, 4000)
+        qid = self.gate.store.quarantine(source, reason, valid_text(text), self._now())
         return Outcome(Verdict.QUARANTINED, quarantine_id=qid, reason=reason, status=status)
 
     def _triage(self, job: Job) -> Outcome | tuple[str, Event]:

@@ -21,6 +21,7 @@ from warden.domain.errors import ConfigError
 from warden.execution.adapters.http_routes import SECRET_REFERENCE
 from warden.execution.adapters.procfs import cmdline, group_of, runs, start_ticks
 from warden.ports import ActionResult
+from warden.store.private import private_dir, private_file
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -261,8 +262,8 @@ class SupervisedProcess:
         except ConfigError as exc:
             return ActionResult(ok=False, detail=f"cannot start {spec.name}: {exc}", output={})
         try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("ab") as log:
+            private_dir(self.log_path.parent)
+            with private_file(self.log_path).open("ab") as log:
                 proc = subprocess.Popen(
                     spec.argv,
                     cwd=spec.cwd,
@@ -368,9 +369,9 @@ class SupervisedProcess:
             return  # it died already; alive() will find out
         record = {"pid": pid, "start_ticks": ticks, "argv": list(self.spec.argv)}
         try:
-            self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.pid_path.parent)
             temp = self.pid_path.with_suffix(".pid.tmp")
-            temp.write_text(json.dumps(record))
+            private_file(temp).write_text(json.dumps(record))
             temp.replace(self.pid_path)
         except OSError as exc:
             log.warning(
