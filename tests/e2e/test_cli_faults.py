@@ -164,12 +164,12 @@ def test_a_lone_surrogate_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     try:
         wait_for_webhook(port, child)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        body = (
-            '{"specversion": "1.0", "id": "poison", "source": "test://x", "time": "%s",'
-            ' "type": "warden.webhook.received", "data": {"s": "\\ud800"}}' % stamp
-        ).encode()
+        event = {"specversion": "1.0", "id": "poison", "source": "test://x", "time": stamp,
+                 "type": "warden.webhook.received", "data": {"s": "\ud800"}}  # fmt: skip
+        body = json.dumps(event).encode()  # ASCII: the lone surrogate as a \ud800 escape
+        assert b"\\ud800" in body
         assert post(port, body) == 400
-        fine = body.replace(b"poison", b"fine").replace(b"\\ud800", b"ok")
+        fine = json.dumps({**event, "id": "fine", "data": {"s": "ok"}}).encode()
         assert post(port, fine) == 202
         out, err = child.communicate(timeout=60)
     finally:

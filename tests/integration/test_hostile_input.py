@@ -119,7 +119,7 @@ def property_over(harness: Harness) -> Pipeline:
     pipeline = Pipeline(harness.warden.runtime.ingest)
 
     @settings(
-        max_examples=120,
+        max_examples=60,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ValidationError
 from warden.domain.events import Event, format_time, parse_time
 from warden.domain.plain_json import envelope_problem, json_problem, printable, valid_text
-from warden.domain.redact import STORED_SETTINGS, redact
+from warden.domain.redact import STORED_SETTINGS, redact, redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from warden.domain.redact import RedactionSettings
     from warden.ingest.registry import SchemaRegistry
     from warden.ports import Clock, EventStore
 
@@ -53,6 +54,24 @@ def event_from_cloudevent(raw: dict[str, Any]) -> Event:
         correlation_id=raw.get("correlationid", ""),
         extensions={k: str(v) for k, v in raw.items() if k not in known},
     )
+
+
+def quarantined_text(text: str, redaction: RedactionSettings) -> str:
+    """What quarantine keeps of refused input: as received, less secrets and named fields.
+
+    JSON is redacted as a value (so named fields go too) and written back; anything else,
+    or JSON too deep or odd to take apart, is redacted as text. Always valid Unicode.
+    """
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict | list):
+            redacted = redact(parsed, redaction)
+            if not redacted.total:
+                return valid_text(text)
+            return json.dumps(redacted.value, sort_keys=True)
+    except (ValueError, TypeError, RecursionError):
+        pass
+    return redact_text(valid_text(text), redaction)
 
 
 class IngestGate:
@@ -132,8 +151,11 @@ class IngestGate:
             event = self.check(raw)
         except (ValidationError, json.JSONDecodeError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc!s:.200}"
-            qid = self.store.quarantine(
-                source, printable(reason, 4000), valid_text(text), format_time(self.clock.now())
+            qid = self.store.quarantine(  # as received, less secrets (see Pipeline)
+                source,
+                redact_text(printable(reason, 4000), self.redaction),
+                quarantined_text(text, self.redaction),
+                format_time(self.clock.now()),
             )
             return Admission(None, qid, reason)
         (stored,) = self.store.append(stream, [event])

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ValidationError
 from warden.domain.events import format_time
 from warden.domain.ids import service_stream
-from warden.domain.plain_json import printable, valid_text
+from warden.domain.plain_json import printable
+from warden.domain.redact import redact_text
+from warden.ingest.gate import quarantined_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -211,9 +213,11 @@ class Pipeline:
         return format_time(self.gate.clock.now())
 
     def _quarantine(self, source: str, reason: str, text: str, status: int = 400) -> Outcome:
-        # Quarantine keeps the input as received, but a store only takes valid Unicode.
-        reason = printable(reason, 4000)
-        qid = self.gate.store.quarantine(source, reason, valid_text(text), self._now())
+        # Quarantine keeps the input as received, but never a secret in it (or quoted in
+        # the reason), and a store only takes valid Unicode.
+        reason = redact_text(printable(reason, 4000), self.gate.redaction)
+        text = quarantined_text(text, self.gate.redaction)
+        qid = self.gate.store.quarantine(source, reason, text, self._now())
         return Outcome(Verdict.QUARANTINED, quarantine_id=qid, reason=reason, status=status)
 
     def _triage(self, job: Job) -> Outcome | tuple[str, Event]:
