@@ -131,6 +131,62 @@ _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){1,4}"
     r"|\(\d{3}\)\s?\d{3}[\s.\-]\d{4}|\d{3}[\s.\-]\d{3}[\s.\-]\d{4})(?![\w])"
 )
+# Something at least one rule above (not the IP, phone or entropy ones) needs before it
+# can match, lower-cased: a string with none of them is left as it is without running them.
+_MAYBE_WORDS = (
+    "-----begin", "@", "bearer", "basic", "eyj", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "xox", "sk-", "glpat-", "aiza", "akia", "asia", "abia", "acca", "agpa",
+    "aida", "aroa", "authorization", "cookie", "pass", "pwd", "secret", "token", "api",
+    "access", "private", "auth", "credential", "session",
+)  # fmt: skip
+_MAYBE_CARD = re.compile(r"\d{4}[ -]?\d{4}")
+
+
+# And what a key needs to name a secret (a superset of is_secret_key's words).
+_MAYBE_KEY_WORDS = (
+    *_MAYBE_WORDS,
+    "signing",
+    "encryption",
+    "connection",
+    "dsn",
+    "jwt",
+    "sig",
+    "otp",
+)
+
+
+def _maybe_secret(text: str, words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
+
+
+def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
+    """False only when :func:`redact` with ``settings`` would surely change nothing.
+
+    A cheap scan (substrings, no rule run) for the common case of a clean event; it
+    answers True whenever the IP, phone or entropy rules are on.
+    """
+    if settings.ip_addresses or settings.phone_numbers or settings.high_entropy:
+        return True
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _maybe_secret(item):
+                return True
+        elif isinstance(item, Mapping):
+            for key, inner in item.items():
+                name = str(key)
+                if name.lower() in settings.fields or _maybe_secret(name, _MAYBE_KEY_WORDS):
+                    return True
+                stack.append(inner)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and settings.card_integers:
+            return True
+    return False
+
+
 _RANDOM_RUN = re.compile(r"[A-Za-z0-9+/=_\-]+")
 
 
@@ -187,6 +243,7 @@ class _Redactor:
         self.settings = settings
         self.keep = keep
         self.counts: Counter[str] = Counter()
+        self._quick = not (settings.ip_addresses or settings.phone_numbers or settings.high_entropy)
 
     def _hit(self, kind: str) -> str:
         self.counts[kind] += 1
@@ -251,7 +308,7 @@ class _Redactor:
 
     def text(self, text: str) -> str:
         """Redact one string."""
-        if text in self.keep:
+        if text in self.keep or (self._quick and not _maybe_secret(text)):
             return text
         text = _PEM.sub(self._whole("private_key"), text)
         text = _URL_CREDENTIALS.sub(self._url, text)
@@ -347,6 +404,7 @@ __all__ = [
     "RedactionSettings",
     "is_secret_key",
     "luhn_valid",
+    "might_hold_secrets",
     "placeholder",
     "redact",
     "redact_text",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ValidationError
 from warden.domain.events import Event, format_time, parse_time
 from warden.domain.plain_json import envelope_problem, json_problem, printable, valid_text
-from warden.domain.redact import STORED_SETTINGS, redact, redact_text
+from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact, redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -120,10 +120,11 @@ class IngestGate:
         event = event_from_cloudevent(raw)
         # Secrets and named fields never reach the store (nor the audit log, logs or a
         # model, which all read from it). Redaction is idempotent, so replay agrees.
-        redacted = redact(event.data, self.redaction)
-        extensions = redact(event.extensions, self.redaction)
-        if redacted.total or extensions.total:
-            event = dataclasses.replace(event, data=redacted.value, extensions=extensions.value)
+        if might_hold_secrets((event.data, event.extensions), self.redaction):
+            redacted = redact(event.data, self.redaction)
+            extensions = redact(event.extensions, self.redaction)
+            if redacted.total or extensions.total:
+                event = dataclasses.replace(event, data=redacted.value, extensions=extensions.value)
         return event
 
     def admit(self, payload: bytes | str | dict[str, Any], stream: str, source: str) -> Admission:
