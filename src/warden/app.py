@@ -20,7 +20,7 @@ from warden.audit.projector import AuditProjector
 from warden.audit.publish import CheckpointPublisher
 from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
-from warden.domain.errors import ConfigError
+from warden.domain.errors import ConfigError, SourceStopped
 from warden.execution.adapters.process import LocalProcessAdapter, ProcessSpec
 from warden.execution.adapters.registry import build_adapters
 from warden.execution.executor import Executor
@@ -36,6 +36,7 @@ from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
 from warden.store.location import open_event_store, open_leases, remember
+from warden.store.private import private_dir
 from warden.watch import ProbeLoop
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Warden:
     sources: list[Source] = field(default_factory=list)
     _stop_sources: threading.Event = field(default_factory=threading.Event)
     _source_threads: list[threading.Thread] = field(default_factory=list)
+    source_failures: list[str] = field(default_factory=list)
 
     def start(self, startup_grace_s: float = 10.0) -> None:
         """Start the managed services, the probes and the connectors.
@@ -83,21 +85,34 @@ class Warden:
         pipeline = Pipeline(self.runtime.ingest)
         for source in self.sources:
             thread = threading.Thread(
-                target=source.run,
-                args=(pipeline, self._stop_sources),
+                target=self._run_source,
+                args=(source, pipeline),
                 name=f"source-{source.name}",
                 daemon=True,
             )
             thread.start()
             self._source_threads.append(thread)
 
+    def _run_source(self, source: Source, pipeline: Pipeline) -> None:
+        try:
+            source.run(pipeline, self._stop_sources)
+        except Exception as exc:  # any fault: the loop must stop and say why, not run deaf
+            self.source_failures.append(f"source {source.name} stopped: {exc}")
+
     def run(self, should_stop: Callable[[], bool]) -> None:
-        """Run the reconcile loop until ``should_stop``; always cleans up."""
+        """Run the reconcile loop until ``should_stop``; always cleans up.
+
+        Raises:
+            SourceStopped: a connector failed (could not listen, lost its input); the
+                loop stopped with it, so no input goes unheard while Warden looks alive.
+        """
         try:
             self.start()
-            self.runtime.run(should_stop)
+            self.runtime.run(lambda: bool(self.source_failures) or should_stop())
         finally:
             self.close()
+        if self.source_failures:
+            raise SourceStopped(self.source_failures[0])
 
     def close(self) -> None:
         """Stop connectors, probes and processes, catch the audit log up, sign a checkpoint."""
@@ -196,8 +211,7 @@ def build(
     ``action_workers`` says otherwise. A live run acts on ``ACTION_WORKERS`` threads.
     """
     clock = clock or SystemClock()
-    state = config.state_dir
-    state.mkdir(parents=True, exist_ok=True)
+    state = private_dir(config.state_dir)
     catalog = Catalog()
     policies = BundleWatcher(config.policy_dir or BUILTIN_BUNDLE)
     processes = LocalProcessAdapter(
@@ -264,7 +278,7 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(store, SchemaRegistry(), clock),
+        ingest=IngestGate(store, SchemaRegistry(), clock, redact_fields=config.redact_fields),
         agents=chosen,
         gate=DecisionGate(
             policies.current,

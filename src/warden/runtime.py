@@ -21,9 +21,10 @@ from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
-from warden.domain.errors import ConcurrencyConflict
+from warden.domain.errors import ConcurrencyConflict, WardenError
 from warden.domain.ids import incident_stream, service_stream
 from warden.domain.incident import State
+from warden.domain.plain_json import printable
 from warden.domain.topology import Topology
 from warden.domain.world import World
 from warden.execution.workers import ActionWorkers
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from warden.ports import Clock, EventStore, IdSource, Leases
 
 HISTORY_KEPT = timedelta(hours=1)
+UNFOLDABLE = (WardenError, LookupError, TypeError, ValueError, AttributeError, RecursionError)
+"""What folding a malformed stored record raises; the record is skipped, not fatal."""
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[ev.Event], None]
@@ -219,10 +222,21 @@ class Runtime:
         """Fold every event appended since the last call; returns them."""
         fresh = self.store.read_all(self._state.position)
         for event in fresh:
-            self._fold(event)
+            try:
+                self._fold(event)
+            except UNFOLDABLE as exc:
+                # A record the gates would refuse (a damaged or older store) is skipped,
+                # the same way in replay, rather than stopping every later tick.
+                log.warning(
+                    "event %r at %d not folded: %s", event.id, event.position, printable(str(exc))
+                )
             self._state.position = event.position
             for listener in self._listeners:
-                listener(event)
+                try:
+                    listener(event)
+                except UNFOLDABLE as exc:
+                    reason = printable(str(exc))
+                    log.warning("event %r at %d not shown: %s", event.id, event.position, reason)
         return fresh
 
     def _fold(self, event: ev.Event) -> None:

@@ -205,7 +205,7 @@ class AuditLog:
             try:
                 leaves.append(canonical_json(dict(record)))
             # AttributeError: canonical_json sorts keys before it checks they are strings.
-            except (TypeError, ValueError, AttributeError) as exc:
+            except (TypeError, ValueError, AttributeError, RecursionError) as exc:
                 raise ValidationError(
                     f"not JSON-compatible: {exc}", field=f"records[{n}]"
                 ) from None
@@ -348,7 +348,7 @@ class AuditLog:
         if exclusive:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             if created:
                 _fsync_dir(self.path.parent)
         else:
@@ -460,7 +460,7 @@ class AuditLog:
     def _store_checkpoint(self, signed: SignedCheckpoint) -> None:
         line = canonical_json({"checkpoint": signed.encode()}) + b"\n"
         created = not self.checkpoints_path.exists()
-        fd = os.open(self.checkpoints_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.checkpoints_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             _write_all(fd, line)
             os.fsync(fd)

@@ -1,19 +1,26 @@
 """Projects the event store into the audit log, one record per audited event. Audit plane.
 
 The last audited store position is read back from the log itself, so a crash between the
-two writes can neither duplicate nor lose a record.
+two writes can neither duplicate nor lose a record. A stored event that cannot be written
+as canonical JSON (a corrupted or older store) is audited as unprojectable, with its id and
+the reason, and projection goes on.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
-from warden.domain.errors import ConcurrencyConflict
+from warden.domain.canonical import canonical_json
+from warden.domain.errors import ConcurrencyConflict, ValidationError
 from warden.domain.events import PROBE_SUCCEEDED, Event
+from warden.domain.plain_json import printable, valid_text
 
 if TYPE_CHECKING:
     from warden.audit.log import AuditLog
     from warden.ports import EventStore
+
+log = logging.getLogger(__name__)
 
 SKIPPED_TYPES = frozenset({PROBE_SUCCEEDED})
 """Event types left out of the audit log: frequent, and no decision in them."""
@@ -31,6 +38,30 @@ def audit_record(event: Event) -> dict[str, Any]:
         "data": event.data,
         "correlation_id": event.correlation_id,
     }
+
+
+def unprojectable_record(event: Event, reason: str) -> dict[str, Any]:
+    """The audit record that stands for an event whose own record cannot be written."""
+    return {
+        "position": event.position,
+        "event_id": valid_text(str(event.id)),
+        "stream": valid_text(str(event.stream)),
+        "type": valid_text(str(event.type)),
+        "time": valid_text(str(event.time)),
+        "unprojectable": printable(reason, 300),
+    }
+
+
+def projectable_record(event: Event) -> dict[str, Any]:
+    """:func:`audit_record`, or :func:`unprojectable_record` when that is not plain JSON."""
+    record = audit_record(event)
+    try:
+        canonical_json(record)
+    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("audit: event at position %d is unprojectable: %s", event.position, reason)
+        return unprojectable_record(event, reason)
+    return record
 
 
 class AuditProjector:
@@ -62,9 +93,15 @@ class AuditProjector:
             events = self.store.read_all(after_position=after, limit=self.batch_size)
             if not events:
                 return added
-            records = [audit_record(e) for e in events if e.type not in SKIPPED_TYPES]
+            audited = [e for e in events if e.type not in SKIPPED_TYPES]
+            records = [audit_record(e) for e in audited]
             try:
-                self.log.append(records, expected_size=size)
+                try:
+                    self.log.append(records, expected_size=size)
+                except ValidationError:
+                    # Rare (the gate refuses such input): find the bad ones one by one.
+                    records = [projectable_record(e) for e in audited]
+                    self.log.append(records, expected_size=size)
             except ConcurrencyConflict:
                 continue  # another projector appended first: re-derive the position
             added += len(records)

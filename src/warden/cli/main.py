@@ -71,7 +71,7 @@ StateDir = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -343,5 +343,12 @@ app.command()(simulate)
 
 
 def main() -> None:
-    """Entry point."""
-    app()
+    """Entry point: a fault of input or environment is one line and exit code 2."""
+    try:
+        app()
+    except WardenError as exc:  # the one place: commands let these through
+        message = " ".join(str(exc).split())
+        Console(stderr=True).print(
+            f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
+        )
+        raise SystemExit(2) from None

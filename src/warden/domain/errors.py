@@ -8,6 +8,8 @@ WardenError
 ├── ConcurrencyConflict   optimistic write lost; caller re-reads
 ├── InvalidTransition     an event does not apply to an incident in its current state
 ├── AuditVerificationError the audit log does not verify; names the first bad entry
+├── StoreDamaged          a store file is not a readable database; names the file
+├── SourceStopped         a connector stopped (could not listen, lost its input); says why
 ├── TemporaryError(delay) retry later
 └── PermanentError        do not retry; compensate and escalate
 ```
@@ -64,6 +66,14 @@ class AuditVerificationError(WardenError):
     def __init__(self, message: str, index: int = -1) -> None:
         self.index = index
         super().__init__(message)
+
+
+class StoreDamaged(WardenError):
+    """A store file is not a database, or is truncated or damaged; the message names it."""
+
+
+class SourceStopped(WardenError):
+    """A connector stopped while Warden runs, so input would go unheard; says which and why."""
 
 
 class TemporaryError(WardenError):

@@ -6,6 +6,7 @@ its reason; it is never dropped and never passed on unchecked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,8 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ValidationError
 from warden.domain.events import Event, format_time, parse_time
+from warden.domain.plain_json import envelope_problem, json_problem, printable, valid_text
+from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact, redact_text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from warden.domain.redact import RedactionSettings
     from warden.ingest.registry import SchemaRegistry
     from warden.ports import Clock, EventStore
 
@@ -50,6 +56,24 @@ def event_from_cloudevent(raw: dict[str, Any]) -> Event:
     )
 
 
+def quarantined_text(text: str, redaction: RedactionSettings) -> str:
+    """What quarantine keeps of refused input: as received, less secrets and named fields.
+
+    JSON is redacted as a value (so named fields go too) and written back; anything else,
+    or JSON too deep or odd to take apart, is redacted as text. Always valid Unicode.
+    """
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict | list):
+            redacted = redact(parsed, redaction)
+            if not redacted.total:
+                return valid_text(text)
+            return json.dumps(redacted.value, sort_keys=True)
+    except (ValueError, TypeError, RecursionError):
+        pass
+    return redact_text(valid_text(text), redaction)
+
+
 class IngestGate:
     """Checks input and stores it as accepted, or quarantines it with the reason."""
 
@@ -61,15 +85,23 @@ class IngestGate:
         *,
         max_bytes: int = MAX_EVENT_BYTES,
         max_skew: timedelta = timedelta(minutes=5),
+        redact_fields: Iterable[str] = (),
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
         self.max_bytes = max_bytes
         self.max_skew = max_skew
+        fields = frozenset(f.lower() for f in redact_fields)
+        self.redaction = dataclasses.replace(STORED_SETTINGS, fields=fields)
 
     def check(self, raw: dict[str, Any]) -> Event:
         """Validate one CloudEvents object; raise :class:`ValidationError` with the reason."""
+        # First: every later step (reasons quoting the input, the store, the audit log's
+        # canonical UTF-8) needs plain JSON, and what is taken must be audited as it came.
+        problem = json_problem(raw) or envelope_problem(raw)
+        if problem is not None:
+            raise ValidationError(problem[1], field=problem[0])
         self.registry.check_envelope(raw)
         try:
             moment = parse_time(raw["time"])
@@ -85,18 +117,29 @@ class IngestGate:
                 fix=f"fix the sender's clock; at most {self.max_skew.total_seconds():.0f} s ahead",
             )
         self.registry.check_data(raw["type"], int(raw.get("schemaversion", 1)), raw["data"])
-        return event_from_cloudevent(raw)
+        event = event_from_cloudevent(raw)
+        # Secrets and named fields never reach the store (nor the audit log, logs or a
+        # model, which all read from it). Redaction is idempotent, so replay agrees.
+        if might_hold_secrets((event.data, event.extensions), self.redaction):
+            redacted = redact(event.data, self.redaction)
+            extensions = redact(event.extensions, self.redaction)
+            if redacted.total or extensions.total:
+                event = dataclasses.replace(event, data=redacted.value, extensions=extensions.value)
+        return event
 
     def admit(self, payload: bytes | str | dict[str, Any], stream: str, source: str) -> Admission:
         """Store ``payload`` in ``stream`` if it passes every gate; otherwise quarantine it."""
         if isinstance(payload, dict):
-            text = json.dumps(payload, sort_keys=True, default=str)
+            try:
+                text = json.dumps(payload, sort_keys=True, default=str)
+            except (ValueError, RecursionError) as exc:  # circular, or an int too long
+                text = f"(an object that cannot be written as JSON: {exc!s:.200})"
         elif isinstance(payload, bytes):
             text = payload.decode("utf-8", errors="replace")
         else:
             text = payload
         try:
-            size = len(text.encode("utf-8"))
+            size = len(text.encode("utf-8", "surrogatepass"))
             if size > self.max_bytes:
                 raise ValidationError(
                     f"event is {size} bytes, the limit is {self.max_bytes}",
@@ -109,7 +152,12 @@ class IngestGate:
             event = self.check(raw)
         except (ValidationError, json.JSONDecodeError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc!s:.200}"
-            qid = self.store.quarantine(source, reason, text, format_time(self.clock.now()))
+            qid = self.store.quarantine(  # as received, less secrets (see Pipeline)
+                source,
+                redact_text(printable(reason, 4000), self.redaction),
+                quarantined_text(text, self.redaction),
+                format_time(self.clock.now()),
+            )
             return Admission(None, qid, reason)
         (stored,) = self.store.append(stream, [event])
         return Admission(stored)

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ValidationError
 from warden.domain.events import format_time
 from warden.domain.ids import service_stream
+from warden.domain.plain_json import printable
+from warden.domain.redact import redact_text
+from warden.ingest.gate import quarantined_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -186,7 +189,10 @@ class Tally:
 
 def _text_of(payload: str | bytes | dict[str, Any]) -> str:
     if isinstance(payload, dict):
-        return json.dumps(payload, sort_keys=True, default=str)
+        try:
+            return json.dumps(payload, sort_keys=True, default=str)
+        except (ValueError, RecursionError) as exc:  # circular, or an int too long to spell
+            return f"(an object that cannot be written as JSON: {exc!s:.200})"
     if isinstance(payload, bytes):
         return payload.decode("utf-8", errors="replace")
     return payload
@@ -241,6 +247,10 @@ class Pipeline:
         return format_time(self.gate.clock.now())
 
     def _quarantine(self, source: str, reason: str, text: str, status: int = 400) -> Outcome:
+        # Quarantine keeps the input as received, but never a secret in it (or quoted in
+        # the reason), and a store only takes valid Unicode.
+        reason = redact_text(printable(reason, 4000), self.gate.redaction)
+        text = quarantined_text(text, self.gate.redaction)
         qid = self.gate.store.quarantine(source, reason, text, self._now())
         return Outcome(Verdict.QUARANTINED, quarantine_id=qid, reason=reason, status=status)
 
@@ -292,7 +302,7 @@ class Pipeline:
         return out
 
     def _check(self, payload: str | bytes | dict[str, Any], text: str) -> tuple[Any, Event]:
-        size = len(text.encode("utf-8"))
+        size = len(text.encode("utf-8", "surrogatepass"))
         if size > self.gate.max_bytes:
             raise ValidationError(
                 f"event is {size} bytes, the limit is {self.gate.max_bytes}",

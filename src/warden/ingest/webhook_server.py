@@ -237,7 +237,14 @@ class WebhookServer:
             raise ValueError("header_timeout_s and body_timeout_s must be positive")
         self.app = app
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.create_server((host, port), family=family, backlog=1024)
+        try:
+            self._socket = socket.create_server((host, port), family=family, backlog=1024)
+        except (OSError, OverflowError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(
+                f"the webhook cannot listen on {host}:{port}: {reason}; free that port or"
+                " choose another (sources.webhook.port)"
+            ) from None
         self.asgi = _Asgi(app, _Limits(max_in_flight, max_pending, body_timeout_s))
         config = uvicorn.Config(
             self.asgi,
@@ -363,6 +370,10 @@ class WebhookSource:
                 insecure=insecure,
                 anonymous_allow_types=allow_types,
                 tolerance_s=replay_tolerance_s,
+            )
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ConfigError(
+                f"sources.webhook.port: {port!r} is not a port; give a number from 1 to 65535"
             )
         self.host = host
         self.port = port

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from warden.ports import Lease
+from warden.store.damage import names_damage
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,10 +28,12 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
+@names_damage
 class SQLiteLeases:
     """Leases in the same SQLite file as the event store."""
 
     def __init__(self, path: str | Path) -> None:
+        self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False

@@ -15,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from warden.domain.errors import ConfigError
 from warden.store.leases import SQLiteLeases
+from warden.store.private import private_dir, private_file
 from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
@@ -38,9 +39,9 @@ def remember(state_dir: Path, dsn: str, schema: str) -> None:
         pointer.unlink(missing_ok=True)
         return
     kept = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password" and v is not None}
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     shareable = make_conninfo("", **kept)
-    pointer.write_text(json.dumps({"postgres": shareable, "schema": schema}))
+    private_file(pointer).write_text(json.dumps({"postgres": shareable, "schema": schema}))
 
 
 def pointed(state_dir: Path) -> tuple[str, str] | None:

@@ -5,6 +5,7 @@ SQLite and PostgreSQL keep the same record text, so a log moves between backends
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import fields
 from typing import Any
@@ -65,8 +66,42 @@ def encode_record(event: Event) -> str:
     return encode_json(raw)
 
 
+RECORD_UNREADABLE = "warden.record.unreadable"
+"""The type of the event that stands for a stored row that is not a readable event."""
+
+
+def unreadable_event(position: int, stream: str, record: str, reason: str) -> Event:
+    """What a damaged row reads as: its position, the reason and a hash of its text.
+
+    Readers (the loop, the audit projector, replay) see it like any event and go on; the
+    audit log records that this position held something unreadable.
+    """
+    digest = hashlib.sha256(record.encode("utf-8", "surrogatepass")).hexdigest()
+    return Event(
+        id=f"unreadable-{position}",
+        source="warden://store",
+        type=RECORD_UNREADABLE,
+        time="1970-01-01T00:00:00.000000Z",
+        data={"reason": reason[:300], "record_sha256": digest},
+        stream=stream,
+        position=position,
+    )
+
+
 def decode_record(position: int, stream: str, record: str) -> Event:
-    """The event a stored row holds, with its stream and global position."""
+    """The event a stored row holds, with its stream and global position.
+
+    A row that is not an event record (damaged, or written by something else) reads as
+    :func:`unreadable_event` instead of stopping every reader at that position.
+    """
+    try:
+        return _decode(position, stream, record)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        reason = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace").decode()
+        return unreadable_event(position, stream, record, reason)
+
+
+def _decode(position: int, stream: str, record: str) -> Event:
     raw = json.loads(record)
     extensions = raw.get("extensions") or {}
     return Event(

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ConcurrencyConflict, TemporaryError
 from warden.ports import QuarantinedInput
+from warden.store.damage import names_damage
+from warden.store.private import private_dir, private_file
 from warden.store.records import decode_record, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
 
@@ -64,6 +66,7 @@ _record = encode_record
 _CHUNK = 500  # ids per IN (...) query, well below SQLite's limit on parameters
 
 
+@names_damage
 class SQLiteEventStore:
     """Event store in one SQLite file."""
 
@@ -86,7 +89,11 @@ class SQLiteEventStore:
         self.path = Path(path)
         self._before_commit = before_commit
         self._lock_timeout_s = lock_timeout_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        # SQLite gives the -wal and -shm files the mode of the database file.
+        for name in (self.path.name, f"{self.path.name}-wal", f"{self.path.name}-shm"):
+            if name == self.path.name or self.path.with_name(name).exists():
+                private_file(self.path.with_name(name))
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             str(self.path), timeout=lock_timeout_s, isolation_level=None, check_same_thread=False

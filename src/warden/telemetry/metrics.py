@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from warden.domain import events as ev
+from warden.domain.errors import ConfigError
 from warden.domain.incident import State
 from warden.domain.kpis import INCIDENT_STREAM_PREFIX, IncidentFacts, observe, summarise
 
@@ -342,8 +343,19 @@ def _handler(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
 def serve_metrics(
     registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 9464
 ) -> MetricsServer:
-    """Serve ``registry`` at ``http://host:port/metrics``; port 0 picks a free port."""
-    server = ThreadingHTTPServer((host, port), _handler(registry))
+    """Serve ``registry`` at ``http://host:port/metrics``; port 0 picks a free port.
+
+    Raises:
+        ConfigError: the address cannot be listened on (taken, or not this host's).
+    """
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(registry))
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot serve metrics on {host}:{port}: {reason}; choose a free port with"
+            " --metrics-port, or 0 to serve none"
+        ) from None
     server.daemon_threads = True
     thread = threading.Thread(
         target=server.serve_forever,

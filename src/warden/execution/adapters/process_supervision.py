@@ -18,8 +18,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from warden.domain.errors import ConfigError
+from warden.execution.adapters.http_routes import SECRET_REFERENCE
 from warden.execution.adapters.procfs import cmdline, group_of, runs, start_ticks
 from warden.ports import ActionResult
+from warden.store.private import private_dir, private_file
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -27,7 +29,39 @@ if TYPE_CHECKING:
 
     from warden.ports import Clock
 
-__all__ = ["Adopted", "ProcessSpec", "ProcessStatistics", "SupervisedProcess", "signal_group"]
+__all__ = [
+    "INHERITED",
+    "Adopted",
+    "ProcessSpec",
+    "ProcessStatistics",
+    "SupervisedProcess",
+    "child_environment",
+    "signal_group",
+]
+
+INHERITED = ("PATH", "HOME", "LANG")
+"""The only variables of Warden's own environment a managed process inherits unasked."""
+
+
+def child_environment(
+    declared: Mapping[str, str], parent: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a managed process: :data:`INHERITED` plus what its config declares.
+
+    Raises:
+        ConfigError: a ``${NAME}`` reference names a variable ``parent`` does not have.
+    """
+    outer: Mapping[str, str] = os.environ if parent is None else parent
+    env = {name: outer[name] for name in INHERITED if name in outer}
+    for key, template in declared.items():
+        missing = [n for n in SECRET_REFERENCE.findall(template) if n not in outer]
+        if missing:
+            raise ConfigError(
+                f"env.{key}: ${{{missing[0]}}} is not set; export {missing[0]} for Warden"
+            )
+        env[key] = SECRET_REFERENCE.sub(lambda m: outer[m.group(1)], template)
+    return env
+
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +77,9 @@ class ProcessSpec:
         name: The service name, used as the action target and for the log file name.
         argv: The program and its arguments; never a shell string.
         cwd: Working directory, or None for the adapter's own.
-        env: Variables set on top of the adapter's environment.
+        env: The variables the process gets besides :data:`INHERITED` (never the rest of
+            Warden's environment, which holds its keys and tokens); ``${NAME}`` in a
+            value is replaced by Warden's variable ``NAME`` at each start.
         log_path: Where stdout and stderr are appended; None means ``<log_dir>/<name>.log``.
         stop_timeout_s: How long a stop waits after SIGTERM before it sends SIGKILL.
     """
@@ -90,6 +126,10 @@ def _spec_problem(spec: ProcessSpec) -> str:
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
         return "env must map strings to strings"
+    try:
+        child_environment(env)
+    except ConfigError as exc:  # found now, not when the process is first started
+        return str(exc)
     timeout: object = spec.stop_timeout_s
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
         return f"stop_timeout_s must be a number of seconds, not {timeout!r}"
@@ -217,10 +257,13 @@ class SupervisedProcess:
     def spawn(self, clock: Clock) -> ActionResult:
         """Start a new process (the caller knows none runs); its start time from ``clock``."""
         spec = self.spec
-        env = {**os.environ, **spec.env}
         try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("ab") as log:
+            env = child_environment(spec.env)
+        except ConfigError as exc:
+            return ActionResult(ok=False, detail=f"cannot start {spec.name}: {exc}", output={})
+        try:
+            private_dir(self.log_path.parent)
+            with private_file(self.log_path).open("ab") as log:
                 proc = subprocess.Popen(
                     spec.argv,
                     cwd=spec.cwd,
@@ -326,9 +369,9 @@ class SupervisedProcess:
             return  # it died already; alive() will find out
         record = {"pid": pid, "start_ticks": ticks, "argv": list(self.spec.argv)}
         try:
-            self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.pid_path.parent)
             temp = self.pid_path.with_suffix(".pid.tmp")
-            temp.write_text(json.dumps(record))
+            private_file(temp).write_text(json.dumps(record))
             temp.replace(self.pid_path)
         except OSError as exc:
             log.warning(

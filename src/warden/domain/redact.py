@@ -1,0 +1,412 @@
+"""Redaction of secrets and personal data from JSON-like values. Pure core (domain).
+
+DESIGN.md invariant 6 says secrets never reach a log, the audit log or a model's context:
+the ingest gate redacts each event's data before it is stored (:data:`STORED_SETTINGS`),
+and everything a model adapter sends goes through :func:`redact` first.
+
+What is replaced, each by a typed placeholder such as ``[REDACTED:email]``:
+
+- the whole value under a key that names a secret (``password``, ``api_key``, ``cookie``, …);
+- ``key=value`` / ``key: value`` pairs in free text whose key names a secret;
+- values that look like secrets: PEM blocks, credentials in URLs, bearer / basic
+  credentials, JWTs, AWS access key ids, well-known token formats, long high-entropy strings;
+- personal data: e-mail addresses, credit-card numbers (Luhn-checked), phone numbers and
+  (by setting) IPv4 / IPv6 addresses.
+
+The rules err towards redacting: an identifier that merely *looks* random may be replaced
+too. Strings listed in ``keep`` (service and action names) are never taken for random
+secrets. Redaction is idempotent: redacting a redacted value changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+PLACEHOLDER_PREFIX = "[REDACTED:"
+
+
+def placeholder(kind: str) -> str:
+    """The text that stands in for a redacted value of ``kind``."""
+    return f"{PLACEHOLDER_PREFIX}{kind}]"
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionSettings:
+    """Which optional rules apply, and how long a string must be to count as random."""
+
+    ip_addresses: bool = True
+    phone_numbers: bool = True
+    high_entropy: bool = True
+    min_secret_length: int = 20
+    # Keys (any depth, any case) whose values are redacted whole, besides the secret ones.
+    fields: frozenset[str] = frozenset()
+    # Integers of 13 to 19 digits that pass Luhn taken for card numbers (off where
+    # timestamps in milliseconds and large ids are common).
+    card_integers: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_secret_length < 8:
+            raise ValueError("min_secret_length must be at least 8")
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """A redacted copy of a value and how many things of each kind were replaced."""
+
+    value: Any
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """How many things were replaced in all."""
+        return sum(self.counts.values())
+
+
+DEFAULT_SETTINGS = RedactionSettings()
+
+STORED_SETTINGS = RedactionSettings(
+    ip_addresses=False, phone_numbers=False, high_entropy=False, card_integers=False
+)
+"""For event data before it is stored: recognisable secrets and personal data, but not
+addresses, numbers or ids that agents read (a deploy's commit hash, a host's address)."""
+
+# -- keys that name a secret ---------------------------------------------------------------
+
+# Matched against the key lower-cased with everything but letters and digits removed.
+_SECRET_KEY_PARTS = (
+    "password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey",
+    "privatekey", "signingkey", "encryptionkey", "authorization", "authtoken",
+    "credential", "cookie", "sessionid", "sessionkey", "connectionstring",
+)  # fmt: skip
+_SECRET_KEY_EXACT = frozenset({"auth", "pwd", "pass", "dsn", "jwt", "bearer", "sig", "otp"})
+
+
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9_]+\]")
+
+
+def is_secret_key(key: str) -> bool:
+    """True when a mapping key names something secret (its value is then redacted whole)."""
+    norm = re.sub(r"[^a-z0-9]", "", _PLACEHOLDER.sub("", key).lower())
+    return norm in _SECRET_KEY_EXACT or any(part in norm for part in _SECRET_KEY_PARTS)
+
+
+# -- patterns in free text, applied in this order ------------------------------------------
+
+_KEY_WORD = (
+    r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key"
+    r"|private[_-]?key|client[_-]?secret|authorization|auth(?![a-z])|credentials?"
+    r"|session[_-]?id)"
+)
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{1,64}-----[\s\S]*?(?:-----END [A-Z0-9 ]{1,64}-----|\Z)")
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s:/@\[\]]*:[^\s]*)@")
+_BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+(?=([A-Za-z0-9\-._~+/=]+))")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+_TOKEN = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|sk-[A-Za-z0-9_\-]{20,}|glpat-[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35})"
+)
+_AWS_KEY = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b")
+_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|(?:set-)?cookie)(\s*:\s*)([^\r\n]+)")
+_KEY_VALUE = re.compile(
+    rf"(?i)([A-Za-z0-9_.\-]*{_KEY_WORD}[A-Za-z0-9_.\-]*)([\"']?\s*[:=]\s*)"
+    r"(\"[^\"\n]*\"?|'[^'\n]*'?|[^\s,;&\"']+)"
+)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_CARD = re.compile(
+    r"\b(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?|\d{4}[ -]\d{6}[ -]\d{5})\b"
+)
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%[\w.]+)?(?![\w:])")
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){1,4}"
+    r"|\(\d{3}\)\s?\d{3}[\s.\-]\d{4}|\d{3}[\s.\-]\d{3}[\s.\-]\d{4})(?![\w])"
+)
+# Something at least one rule above (not the IP, phone or entropy ones) needs before it
+# can match, lower-cased: a string with none of them is left as it is without running them.
+_MAYBE_WORDS = (
+    "-----begin", "@", "bearer", "basic", "eyj", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "xox", "sk-", "glpat-", "aiza", "akia", "asia", "abia", "acca", "agpa",
+    "aida", "aroa", "authorization", "cookie", "pass", "pwd", "secret", "token", "api",
+    "access", "private", "auth", "credential", "session",
+)  # fmt: skip
+_MAYBE_CARD = re.compile(r"\d{4}[ -]?\d{4}")
+
+
+# And what a key needs to name a secret (a superset of is_secret_key's words).
+_MAYBE_KEY_WORDS = (
+    *_MAYBE_WORDS,
+    "signing",
+    "encryption",
+    "connection",
+    "dsn",
+    "jwt",
+    "sig",
+    "otp",
+)
+
+
+def _maybe_secret(text: str, words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
+
+
+def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
+    """False only when :func:`redact` with ``settings`` would surely change nothing.
+
+    A cheap scan (substrings, no rule run) for the common case of a clean event; it
+    answers True whenever the IP, phone or entropy rules are on.
+    """
+    if settings.ip_addresses or settings.phone_numbers or settings.high_entropy:
+        return True
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _maybe_secret(item):
+                return True
+        elif isinstance(item, Mapping):
+            for key, inner in item.items():
+                name = str(key)
+                if name.lower() in settings.fields or _maybe_secret(name, _MAYBE_KEY_WORDS):
+                    return True
+                stack.append(inner)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and settings.card_integers:
+            return True
+    return False
+
+
+_RANDOM_RUN = re.compile(r"[A-Za-z0-9+/=_\-]+")
+
+
+def _is_placeholder(text: str) -> bool:
+    return _PLACEHOLDER.fullmatch(text) is not None
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when a string of digits passes the Luhn check of payment card numbers."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits of entropy per character of ``text`` (0 for an empty string)."""
+    if not text:
+        return 0.0
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+
+def _looks_like_credential(word: str) -> bool:
+    """The word after "Bearer" or "Basic": a credential unless it reads like prose."""
+    has_mark = re.search(r"[\d\-._~+/=]", word) is not None
+    return len(word) >= 6 and (has_mark or re.search(r"[A-Z]", word[1:]) is not None)
+
+
+def _looks_random(token: str, settings: RedactionSettings) -> bool:
+    if len(token) < settings.min_secret_length:
+        return False
+    core = token.strip("=-_/+")
+    if re.fullmatch(r"[0-9a-fA-F]+", core):
+        # Hex digests, keys and ids: random when long and mixing letters and digits.
+        has_digit = re.search(r"\d", core) is not None
+        return len(core) >= 32 and has_digit and shannon_entropy(core) >= 3.0
+    segments = [s for s in re.split(r"[/\-_.+=]", core) if s]
+    if all(re.fullmatch(r"[a-z0-9]+", s) and len(s) < settings.min_secret_length for s in segments):
+        return False  # a path or a kebab-case name: short lower-case words joined
+    classes = sum(1 for p in (r"[a-z]", r"[A-Z]", r"\d") if re.search(p, core) is not None)
+    return classes >= 2 and shannon_entropy(core) >= 3.5
+
+
+class _Redactor:
+    """One redaction pass: the rules, the counts, and the strings to keep."""
+
+    def __init__(self, settings: RedactionSettings, keep: frozenset[str]) -> None:
+        self.settings = settings
+        self.keep = keep
+        self.counts: Counter[str] = Counter()
+        self._quick = not (settings.ip_addresses or settings.phone_numbers or settings.high_entropy)
+
+    def _hit(self, kind: str) -> str:
+        self.counts[kind] += 1
+        return placeholder(kind)
+
+    def _whole(
+        self, kind: str, check: Callable[[str], bool] | None = None
+    ) -> Callable[[re.Match[str]], str]:
+        def replace(match: re.Match[str]) -> str:
+            found = match.group(0)
+            if _is_placeholder(found) or (check is not None and not check(found)):
+                return found
+            return self._hit(kind)
+
+        return replace
+
+    def _url(self, match: re.Match[str]) -> str:
+        scheme, userinfo = match.group(1), match.group(2)
+        if _is_placeholder(userinfo):
+            return match.group(0)
+        return f"{scheme}{self._hit('url_credentials')}@"
+
+    def _bearers(self, text: str) -> str:
+        # The credential is matched by a lookahead, so "Bearer Bearer abc123" finds both.
+        out: list[str] = []
+        done = 0
+        for match in _BEARER.finditer(text):
+            credential = match.group(1)
+            if match.start() < done or not _looks_like_credential(credential):
+                continue
+            out += [text[done : match.end()], self._hit("bearer_token")]
+            done = match.end() + len(credential)
+        return "".join(out) + text[done:]
+
+    def _pair(self, match: re.Match[str]) -> str:
+        raw = match.group(3)
+        value = raw.strip("\"'")
+        if not value or _is_placeholder(value):
+            return match.group(0)
+        quote = raw[0] if raw[0] in "\"'" else ""
+        return f"{match.group(1)}{match.group(2)}{quote}{self._hit('secret')}{quote}"
+
+    def _card(self, match: re.Match[str]) -> bool:
+        digits = re.sub(r"\D", "", match.group(0))
+        return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+    def _phone(self, found: str) -> bool:
+        return 7 <= len(re.sub(r"\D", "", found)) <= 15
+
+    def _ipv6(self, found: str) -> bool:
+        try:
+            ipaddress.IPv6Address(found.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(ch not in ":0" for ch in found)  # "::" and the like are not addresses
+
+    def _random(self, match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in self.keep or not _looks_random(token, self.settings):
+            return token
+        return self._hit("high_entropy")
+
+    def text(self, text: str) -> str:
+        """Redact one string."""
+        if text in self.keep or (self._quick and not _maybe_secret(text)):
+            return text
+        text = _PEM.sub(self._whole("private_key"), text)
+        text = _URL_CREDENTIALS.sub(self._url, text)
+        text = _HEADER.sub(self._pair, text)
+        text = self._bearers(text)
+        text = _JWT.sub(self._whole("jwt"), text)
+        text = _TOKEN.sub(self._whole("token"), text)
+        text = _AWS_KEY.sub(self._whole("aws_key"), text)
+        text = _KEY_VALUE.sub(self._pair, text)
+        text = _EMAIL.sub(self._whole("email"), text)
+        text = _CARD.sub(lambda m: self._hit("credit_card") if self._card(m) else m.group(0), text)
+        if self.settings.ip_addresses:
+            text = _IPV6.sub(self._whole("ipv6", self._ipv6), text)
+            text = _IPV4.sub(self._whole("ipv4"), text)
+        if self.settings.phone_numbers:
+            text = _PHONE.sub(self._whole("phone", self._phone), text)
+        if self.settings.high_entropy:
+            text = _RANDOM_RUN.sub(self._random, text)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """Redact any JSON-like value, recursively; the input is never changed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bool) or value is None or isinstance(value, float):
+            return value
+        if isinstance(value, int):
+            digits = str(abs(value))
+            if self.settings.card_integers and 13 <= len(digits) <= 19 and luhn_valid(digits):
+                return self._hit("credit_card")
+            return value
+        if isinstance(value, Mapping):
+            return self._mapping(value)
+        if isinstance(value, list | tuple):
+            items = [self.value(item) for item in value]
+            return items if isinstance(value, list) else tuple(items)
+        return self.text(str(value))
+
+    def _mapping(self, value: Mapping[Any, Any]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            item = value[key]
+            new_key = self.value(key)  # keys are redacted like values, and stay hashable
+            named = isinstance(new_key, str) and new_key.lower() in self.settings.fields
+            if isinstance(new_key, str) and (named or is_secret_key(new_key)):
+                kept = item is None or (isinstance(item, str) and _is_placeholder(item))
+                redacted = item if kept else self._hit("field" if named else "secret")
+            else:
+                redacted = self.value(item)
+            unique, suffix = new_key, 2
+            while unique in out:  # two keys redacted alike stay apart
+                unique = f"{new_key}#{suffix}"
+                suffix += 1
+            out[unique] = redacted
+        return out
+
+
+def redact(
+    value: Any,
+    settings: RedactionSettings = DEFAULT_SETTINGS,
+    *,
+    keep: Iterable[str] = (),
+) -> Redaction:
+    """Return a redacted copy of ``value`` and the number of replacements per kind.
+
+    Args:
+        value: Any JSON-like value (mappings, lists, tuples, strings, numbers, booleans,
+            None); other objects are redacted as their ``str()``.
+        settings: Which optional rules apply.
+        keep: Strings never taken for random secrets (service names, action names).
+
+    Returns:
+        The redacted copy (same shape, mappings as dicts with sorted keys, which are redacted
+        too) and the counts.
+    """
+    redactor = _Redactor(settings, frozenset(keep))
+    redacted = redactor.value(value)
+    return Redaction(redacted, dict(sorted(redactor.counts.items())))
+
+
+def redact_text(
+    text: str, settings: RedactionSettings = DEFAULT_SETTINGS, *, keep: Iterable[str] = ()
+) -> str:
+    """Redact one string; the counts are dropped (use :func:`redact` to keep them)."""
+    return str(redact(text, settings, keep=keep).value)
+
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "PLACEHOLDER_PREFIX",
+    "STORED_SETTINGS",
+    "Redaction",
+    "RedactionSettings",
+    "is_secret_key",
+    "luhn_valid",
+    "might_hold_secrets",
+    "placeholder",
+    "redact",
+    "redact_text",
+    "shannon_entropy",
+]

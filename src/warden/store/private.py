@@ -1,0 +1,36 @@
+"""State files only their owner can read: 0600 files in a 0700 directory. Store (shell).
+
+The event log holds what came in, the audit directory a signing key, the process logs
+whatever the services print: none of it is for other users of the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["DIR_MODE", "FILE_MODE", "private_dir", "private_file"]
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if missing, and make it the owner's alone."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):  # not ours to change: leave it as it is
+        os.chmod(path, DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty if missing; either way readable and writable by the owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    with contextlib.suppress(PermissionError):
+        os.chmod(path, FILE_MODE)
+    return path

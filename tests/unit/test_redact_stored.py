@@ -1,0 +1,36 @@
+"""Redaction of event data before it is stored: the cheap pre-scan never lets a secret by."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact
+
+WORDS = ["password", "Bearer abcdefgh12345678", "AKIAABCDEFGHIJKLMNOP", "a@b.io", "ok", "api_key",
+         "4111 1111 1111 1111", "-----BEGIN PRIVATE KEY-----", "sig", "x=1", "payments"]  # fmt: skip
+texts = st.text(max_size=12) | st.sampled_from(WORDS) | st.builds("".join, st.lists(
+    st.sampled_from(WORDS), max_size=3))  # fmt: skip
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(values)
+@example({"api_key": "short"})
+@example({"note": "token=abc"})
+@example({"n": 4111111111111111})
+def test_what_the_scan_passes_redaction_leaves_alone(value: Any) -> None:
+    if not might_hold_secrets(value, STORED_SETTINGS):
+        assert redact(value, STORED_SETTINGS).total == 0
+
+
+def test_clean_probe_data_skips_redaction_and_secrets_do_not() -> None:
+    clean = {"service": "payments", "probe": "http://127.0.0.1:8102/health", "error": "refused"}
+    assert not might_hold_secrets(clean, STORED_SETTINGS)
+    assert might_hold_secrets({"headers": {"X-Api-Key": "k"}}, STORED_SETTINGS)
+    assert might_hold_secrets(["mail jane@example.org"], STORED_SETTINGS)
