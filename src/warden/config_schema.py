@@ -399,8 +399,8 @@ class Webhook(Section):
         if not self.senders and not self.token_env and not self.token and not self.insecure:
             raise _fail(
                 "nobody",
-                "no senders, so nobody could send; name them (senders: {{NAME: {{scheme:"
-                " bearer|basic|hmac, secret_env: VAR}}}}), or set insecure: true",
+                "no senders, so nobody could send; name them (senders: {NAME: {scheme:"
+                " bearer|basic|hmac, secret_env: VAR}}), or set insecure: true",
             )
         if self.allow_types and not self.insecure:
             raise _fail(

@@ -44,7 +44,7 @@ def config(tmp_path: Path, port: object) -> Path:
     raw = {
         "state_dir": "state",
         "services": [{"name": "orders", "health": "http://127.0.0.1:9/health", "managed": False}],
-        "sources": {"webhook": {"host": "127.0.0.1", "port": port}},
+        "sources": {"webhook": {"host": "127.0.0.1", "port": port, "insecure": True}},
     }
     path.write_text(json.dumps(raw))  # JSON is YAML
     return path
@@ -80,7 +80,7 @@ def test_a_webhook_on_a_busy_port_stops_run_with_one_line(tmp_path: Path, busy_p
 def test_a_webhook_on_a_bad_port_is_a_config_error(tmp_path: Path) -> None:
     path = config(tmp_path, 70000)
     result = warden("run", "-c", str(path), "--duration", "30", "--metrics-port", "0", cwd=tmp_path)
-    one_error_line(result, "70000", "is not a port")
+    one_error_line(result, "sources.webhook.port", "70000", "65535")
 
 
 def test_a_busy_metrics_port_is_one_line(tmp_path: Path, busy_port: int) -> None:

@@ -87,7 +87,7 @@ def as_sent(raw: dict[str, Any], text: bool) -> str | dict[str, Any]:
 
 def assert_verifies(harness: Harness) -> None:
     log = harness.warden.audit_log
-    report = log.verify([harness.warden.signer.verifier], require_checkpoint=False)
+    report = log.verify([harness.warden.checkpointer.signer.verifier], require_checkpoint=False)
     assert report.size == log.size > 0
 
 
