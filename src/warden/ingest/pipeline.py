@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ValidationError
 from warden.domain.events import format_time
 from warden.domain.ids import service_stream
+from warden.ports import BatchAppender
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -225,10 +226,9 @@ class Pipeline:
         if not passed:
             return []
         store = self.gate.store
-        batch = getattr(store, "append_batch", None)
-        if callable(batch):
+        if isinstance(store, BatchAppender):
             new_ids: set[str] = set()
-            results: list[list[Event]] = batch(
+            results = store.append_batch(
                 [(stream, [event]) for _, stream, event in passed], new_ids=new_ids
             )
             stored = [found for (found,) in results]
