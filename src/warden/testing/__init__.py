@@ -2,7 +2,8 @@
 
 Fakes here are real, small implementations of the ports that stand for systems outside
 Warden (the services it heals); Warden's own store, gate and policy engine are always
-the real ones.
+the real ones (``MemoryEventStore`` passes the store's contract suite). ``ManualClock``
+lives in :mod:`warden.ports`, so replay and simulation use it too; it is re-exported here.
 """
 
 from __future__ import annotations
