@@ -28,6 +28,7 @@ from warden.domain.topology import Topology
 from warden.domain.world import World
 from warden.governance.context import ActionRecord
 from warden.remediation import Folded, Remediation, RuntimeSettings, backoff_s
+from warden.startup import DEFAULT_SNAPSHOT_EVERY, FoldSnapshots
 
 if TYPE_CHECKING:
     from warden.agents.protocol import Agent
@@ -66,6 +67,7 @@ class Runtime(Remediation):
         after_tick: Callable[[], None] | None = None,
         shadow: DecisionGate | None = None,
         shadow_policies: BundleWatcher | None = None,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
     ) -> None:
         self.store = store
         self.ingest = ingest
@@ -86,6 +88,9 @@ class Runtime(Remediation):
         self._resolutions: list[ev.Event] = []
         # Configured autonomy rules come first; audited changes in the log override them.
         self._state = Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
+        # Start-up folds from the newest snapshot; listeners see only the events after it.
+        self._snapshots = FoldSnapshots(store, self._state, snapshot_every)
+        self._state = self._snapshots.resume()
         self._listeners: list[EventListener] = []
         self._last_verification_probe: dict[str, float] = {}
         self._asking = {}
@@ -246,6 +251,8 @@ class Runtime(Remediation):
         """One round: fold, detect, move each open incident one step. Returns events added."""
         added = len(self.tail())
         self._apply_resolutions()
+        if not self._resolutions:  # an alert resolution not yet acted on is in no snapshot
+            self._snapshots.keep_if_due(self._state)
         self._reload_policies()
         self.detect_drift()
         added += len(self.tail())
