@@ -3,8 +3,8 @@
 Each port is a Protocol; what only some implementations offer is an optional capability,
 a ``runtime_checkable`` Protocol of its own that callers test with ``isinstance``.
 Adapters live in ``store/``, ``execution/adapters/`` and ``ingest/``; in-memory ones that
-pass the same contract suites live in ``store/memory.py``; ``ManualClock`` is here so the
-replay and the simulator (below ``testing/``) share the one ``testing`` re-exports.
+pass the same contract suites live in ``store/memory.py``. ``ManualClock`` lives here, below
+the replay and the simulator, so they run on the very one ``warden.testing`` re-exports.
 """
 
 from __future__ import annotations
