@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_PREFIX = "$runtime-fold:"
 FORMAT = 1
-DEFAULT_SNAPSHOT_EVERY = 10_000
+# Keeping one costs about 0.1 s per 1,000 incidents in the state (the JSON of the unchanged
+# ones is reused, but written again); every 50,000 events keeps that well below the fold's
+# own cost, and a restart folds at most that many events after the snapshot.
+DEFAULT_SNAPSHOT_EVERY = 50_000
 
 
 class Positioned(Protocol):
@@ -87,7 +90,7 @@ class FoldSnapshots(Generic[S]):
         if not isinstance(body, dict) or body.get("format") != FORMAT:
             found = body.get("format") if isinstance(body, dict) else body
             raise ValueError(f"format {found!r}, this version reads format {FORMAT}")
-        state = from_json(body["state"])
+        state = from_json(body["state"], memo=self._memo)  # the next keep reuses it
         if type(state) is not type(self._initial):
             raise ValueError(f"it holds a {type(state).__name__}")
         if not 0 <= state.position <= self.store.head() or state.position != body["position"]:

@@ -93,11 +93,21 @@ def test_the_runtime_fold_comes_back_equal() -> None:
 def test_unchanged_frozen_parts_are_encoded_once_and_reused() -> None:
     memo = Memo()
     kept = incident()
-    first = to_json([kept, incident()], memo)
-    second = to_json([kept, incident()], memo)
+    first = to_json((kept, incident()), memo)
+    second = to_json((kept, incident()), memo)
     assert second[0] is first[0]  # the same object: looked up, not encoded again
     assert second[1] is not first[1] and second[1] == first[1]
-    assert from_json(second) == [kept, incident()]
+    assert from_json(second) == (kept, incident())
+
+
+def test_what_was_decoded_with_a_memo_is_not_encoded_again() -> None:
+    memo = Memo()
+    kept = json.loads(json.dumps(to_json({"a": incident()})))
+    state = from_json(kept, memo=memo)
+    state["b"] = incident()
+    again = to_json(state, memo)
+    assert again["v"][0][1] is kept["v"][0][1]  # incident "a": its JSON as it was read
+    assert from_json(again) == {"a": incident(), "b": incident()}
 
 
 def test_floats_json_cannot_spell_are_tagged() -> None:

@@ -2,12 +2,13 @@
 
 A snapshot keeps what a fold built, so that a restart resumes from it; the state must come
 back equal, not merely similar, down to the order of a dict's keys (what a fold
-iterates over decides). JSON lists, strings, numbers, bools and null stand for
-themselves; anything else is an object tagged with a ``"~"`` key: ``{"~": "tuple",
-"v": [...]}``, ``{"~": "dict", "v": [[key, value], ...]}``, ``{"~": "dc", "c":
-"module:Class", "v": {...}}`` for a dataclass, and so on. A dataclass or enum is rebuilt only from a
-module already imported under an allowed prefix, field for field, without running its
-``__init__``: the values are those it held, not new ones derived from them.
+iterates over decides). Strings, numbers, bools and null stand for themselves, and a
+JSON list for a tuple (frozen state is mostly tuples); anything else is an object tagged
+with a ``"~"`` key: ``{"~": "list", "v": [...]}``, ``{"~": "dict", "v": [[key, value],
+...]}``, ``{"~": "dc", "c": "module:Class", "v": {...}}`` for a dataclass, and so on.
+A dataclass or enum is rebuilt only from a module already imported under an allowed
+prefix, field for field, without running its ``__init__``: the values are those it held,
+not new ones derived from them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections import deque
 from dataclasses import fields, is_dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 TAG = "~"
@@ -72,10 +74,10 @@ def _encode(value: Any, memo: Memo | None) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {TAG: "float", "v": repr(value)}
-    if isinstance(value, list):
-        return [_encode(v, memo) for v in value]
     if isinstance(value, tuple):
-        return {TAG: "tuple", "v": [_encode(v, memo) for v in value]}
+        return [_encode(v, memo) for v in value]
+    if isinstance(value, list):
+        return {TAG: "list", "v": [_encode(v, memo) for v in value]}
     if isinstance(value, dict):  # pairs: a store writes objects with sorted keys
         return {TAG: "dict", "v": [[_encode(k, memo), _encode(v, memo)] for k, v in value.items()]}
     if is_dataclass(value) and not isinstance(value, type):
@@ -112,38 +114,45 @@ def _path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def from_json(value: Any, modules: tuple[str, ...] = ("warden.",)) -> Any:
+def from_json(value: Any, modules: tuple[str, ...] = ("warden.",), memo: Memo | None = None) -> Any:
     """The value :func:`to_json` encoded.
 
     Args:
         value: JSON values, as :func:`to_json` wrote them.
         modules: prefixes of the modules a dataclass or an enum may come from.
+        memo: remembers the frozen dataclasses made with the values they came from, so
+            the next :func:`to_json` with it does not encode them again.
 
     Raises:
         ValueError: ``value`` names a class that is not there (not imported, not allowed,
             not a dataclass or enum) or whose fields are not the ones it holds now: the
             state was kept by another version of the code.
     """
+    decoded = _decode(value, modules, memo)
+    if memo is not None:
+        memo.rotate()
+    return decoded
+
+
+def _decode(value: Any, modules: tuple[str, ...], memo: Memo | None) -> Any:
     if isinstance(value, list):
-        return [from_json(v, modules) for v in value]
+        return tuple([_decode(v, modules, memo) for v in value])
     if not isinstance(value, dict):
         return value
     kind = value.get(TAG)
-    if kind is None:
-        return {k: from_json(v, modules) for k, v in value.items()}
     items: Any = value.get("v")
-    if kind == "tuple":
-        return tuple(from_json(v, modules) for v in items)
-    if kind == "dict":
-        return {from_json(k, modules): from_json(v, modules) for k, v in items}
     if kind == "dc":
-        return _decode_dataclass(value["c"], items, modules)
+        return _decode_dataclass(value, modules, memo)
+    if kind == "dict":
+        return {_decode(k, modules, memo): _decode(v, modules, memo) for k, v in items}
+    if kind == "list":
+        return [_decode(v, modules, memo) for v in items]
     if kind == "enum":
-        return _class(value["c"], modules, Enum)(from_json(items, modules))
+        return _class(value["c"], modules, Enum)(_decode(items, modules, memo))
     if kind == "deque":
-        return deque((from_json(v, modules) for v in items), value.get("max"))
+        return deque((_decode(v, modules, memo) for v in items), value.get("max"))
     if kind in ("set", "frozenset"):
-        made = (from_json(v, modules) for v in items)
+        made = (_decode(v, modules, memo) for v in items)
         return frozenset(made) if kind == "frozenset" else set(made)
     if kind == "datetime":
         return datetime.fromisoformat(items).replace(fold=value.get("fold", 0))
@@ -155,20 +164,29 @@ def from_json(value: Any, modules: tuple[str, ...] = ("warden.",)) -> Any:
     raise ValueError(f"unknown tag {kind!r} in a kept state")
 
 
-def _decode_dataclass(path: str, values: dict[str, Any], modules: tuple[str, ...]) -> Any:
+def _decode_dataclass(value: dict[str, Any], modules: tuple[str, ...], memo: Memo | None) -> Any:
+    path, values = value["c"], value["v"]
     cls = _class(path, modules, None)
-    names = [f.name for f in fields(cls)]
-    if sorted(names) != sorted(values):
+    names = _field_names(cls)
+    if len(names) != len(values) or any(name not in values for name in names):
         raise ValueError(
             f"{path} has the fields {', '.join(names)} now; the kept state has {', '.join(values)}"
         )
     made = object.__new__(cls)
     for name in names:
         # object.__setattr__ fills frozen and slotted dataclasses as their __init__ does.
-        object.__setattr__(made, name, from_json(values[name], modules))
+        object.__setattr__(made, name, _decode(values[name], modules, memo))
+    if memo is not None and cls.__dataclass_params__.frozen:
+        memo.put(made, value)
     return made
 
 
+@lru_cache(maxsize=512)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+@lru_cache(maxsize=512)
 def _class(path: str, modules: tuple[str, ...], base: type | None) -> Any:
     module_name, _, qualname = path.partition(":")
     if not module_name.startswith(modules):
