@@ -1,18 +1,21 @@
-"""Ports: the interfaces the core and the runtime need from the shell.
+"""Ports: the interfaces the core and the runtime need from the shell. Ports layer.
 
-Adapters live in ``store/``, ``execution/adapters/`` and ``ingest/``; fakes that are real
-small implementations live in ``testing/``.
+Each port is a Protocol; what only some implementations offer is an optional capability,
+a ``runtime_checkable`` Protocol of its own that callers test with ``isinstance``.
+Adapters live in ``store/``, ``execution/adapters/`` and ``ingest/``; in-memory ones that
+pass the same contract suites live in ``store/memory.py``. ``ManualClock`` lives here, below
+the replay and the simulator, so they run on the very one ``warden.testing`` re-exports.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from warden.domain.events import Event
 
@@ -51,6 +54,33 @@ class UuidIds:
     def new_id(self) -> str:
         """A fresh random id, 32 hex digits."""
         return uuid.uuid4().hex
+
+
+class ManualClock:
+    """A clock that moves only when told to: tests, replay and simulation run on it."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError(
+                "ManualClock needs a timezone-aware start, e.g. datetime(..., tzinfo=UTC)"
+            )
+        self._now = start
+
+    def now(self) -> datetime:
+        """The current manual time."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        if seconds < 0:
+            raise ValueError(f"time does not go backwards (advance by {seconds} s)")
+        self._now += timedelta(seconds=seconds)
+
+    def advance_to(self, moment: datetime) -> None:
+        """Move time forward to ``moment``."""
+        if moment < self._now:
+            raise ValueError(f"time does not go backwards ({moment} is before {self._now})")
+        self._now = moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +131,10 @@ class EventStore(Protocol):
         """Everything in quarantine, oldest first."""
         ...
 
+    def release_quarantined(self, ids: Sequence[int]) -> int:
+        """Remove quarantined items (their replay was accepted); returns how many went."""
+        ...
+
     def tracking(self, name: str) -> int:
         """The position a named projection has processed up to."""
         ...
@@ -111,6 +145,58 @@ class EventStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class BatchAppender(Protocol):
+    """An event store that appends to many streams in one transaction (every built-in one)."""
+
+    def append_batch(
+        self, items: Sequence[tuple[str, Sequence[Event]]], *, new_ids: set[str] | None = None
+    ) -> list[list[Event]]:
+        """Append every ``(stream, events)`` item in one transaction: all or nothing.
+
+        Idempotent on event id as ``append`` is, within the batch too: an event stored
+        before, or earlier in the batch, is returned as stored and not added again.
+        Positions follow the items, and the events of each, in order. There is no
+        version check; ``append`` with ``expected_version`` does that.
+
+        Args:
+            items: ``(stream, events)`` pairs.
+            new_ids: When given, the ids this call stored are added to it; the others
+                were in the store already. The store tells them apart while it holds
+                the write lock, so a concurrent writer cannot blur the difference.
+
+        Returns:
+            For each item, its events as stored.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The state folded from events ``0 .. version - 1`` of ``stream``, as JSON values."""
+
+    stream: str
+    version: int
+    state: Any
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """An event store that also keeps snapshots (every built-in one does)."""
+
+    def read_stream(self, stream: str, from_version: int = 0) -> list[Event]:
+        """Events of one stream, in order, from a stream version (0-based)."""
+        ...
+
+    def save_snapshot(self, stream: str, version: int, state: Any) -> None:
+        """Keep ``state`` as the fold of the first ``version`` events of ``stream``."""
+        ...
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        """The newest snapshot of ``stream``, or None."""
         ...
 
 
@@ -128,6 +214,30 @@ class ActionAdapter(Protocol):
 
     def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
         """Run one action; must be safe to call again with the same arguments."""
+        ...
+
+
+@runtime_checkable
+class ActionChecker(Protocol):
+    """An adapter that can tell whether an action's effect holds (crash reconciliation).
+
+    Without it, an intent left without a result is repeated if the action is idempotent,
+    else escalated (DESIGN.md invariant 3).
+    """
+
+    def check(
+        self, action: str, target: str, params: Mapping[str, Any] | None = None
+    ) -> bool | None:
+        """True or False when the effect clearly holds or not; None when it cannot tell."""
+        ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """Something that holds a connection or a process until ``close`` (safe to call twice)."""
+
+    def close(self) -> None:
+        """Release what it holds."""
         ...
 
 

@@ -24,7 +24,7 @@ from warden.domain import incident as incident_fold
 from warden.domain.decisions import outcome_label
 from warden.domain.errors import InvalidTransition
 from warden.domain.ids import incident_stream
-from warden.ports import ActionResult
+from warden.ports import ActionResult, ManualClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,16 +50,6 @@ _STEP = 0.1
 def is_input(event: ev.Event) -> bool:
     """Whether the runtime received ``event`` rather than derived it."""
     return event.source != ev.WARDEN_SOURCE or event.type in HUMAN_INPUTS
-
-
-class _Clock:
-    """The replay's time: set by the replay, read by the runtime."""
-
-    def __init__(self, start: datetime) -> None:
-        self.moment = start
-
-    def now(self) -> datetime:
-        return self.moment
 
 
 class RecordedOutcomes:
@@ -239,7 +229,7 @@ def replay(
     )
     if not inputs:
         return ReplayReport(0, recorded, (), tuple(compare(recorded, ())))
-    clock = _Clock(inputs[0].moment)
+    clock = ManualClock(inputs[0].moment)
     outcomes = RecordedOutcomes(history)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="warden-replay-") as state:
@@ -271,11 +261,11 @@ def replay(
     )
 
 
-def _run_until(runtime: Runtime, clock: _Clock, until: datetime) -> None:
+def _run_until(runtime: Runtime, clock: ManualClock, until: datetime) -> None:
     """Tick on the replay clock up to ``until``, a round every 0.1 s as the live loop."""
     step = timedelta(seconds=_STEP)
-    while clock.moment < until:
-        clock.moment = min(until, clock.moment + step)
+    while clock.now() < until:
+        clock.advance_to(min(until, clock.now() + step))
         runtime.tick()
 
 

@@ -32,6 +32,7 @@ from warden.governance.context import ActionRecord
 from warden.ports import UuidIds
 from warden.remediation import Folded, Interpreter, RuntimeSettings, backoff_s
 from warden.remediation.planning import Planner
+from warden.startup import DEFAULT_SNAPSHOT_EVERY, FoldSnapshots
 
 if TYPE_CHECKING:
     from warden.agents.protocol import Agent, Detection
@@ -77,6 +78,7 @@ class Runtime:
         shadow: DecisionGate | None = None,
         shadow_policies: BundleWatcher | None = None,
         ids: IdSource | None = None,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
     ) -> None:
         self.store = store
         self.ingest = ingest
@@ -96,6 +98,9 @@ class Runtime:
         self._resolutions: list[ev.Event] = []
         # Configured autonomy rules come first; audited changes in the log override them.
         self._state = Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
+        # Start-up folds from the newest snapshot; listeners see only the events after it.
+        self._snapshots = FoldSnapshots(store, self._state, snapshot_every)
+        self._state = self._snapshots.resume()
         self._listeners: list[EventListener] = []
         self.planner = Planner(self.agents)
         self.workers = ActionWorkers(executor, settings.action_workers)
@@ -290,6 +295,8 @@ class Runtime:
         """One round: fold, detect, move each open incident one step. Returns events added."""
         added = len(self.tail())
         self._apply_resolutions()
+        if not self._resolutions:  # an alert resolution not yet acted on is in no snapshot
+            self._snapshots.keep_if_due(self._state)
         self._reload_policies()
         self.detect_drift()
         added += len(self.tail())

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from warden.store.memory import MemoryEventStore, MemoryLog
 from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
@@ -29,6 +30,17 @@ def sqlite_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield open_store
     for store in opened:
         store.close()
+
+
+@pytest.fixture
+def memory_factory() -> Callable[..., Any]:
+    """Opens in-memory stores on one log (keyword arguments go to the store)."""
+    log = MemoryLog()
+
+    def open_store(**kwargs: Any) -> MemoryEventStore:
+        return MemoryEventStore(log, **kwargs)
+
+    return open_store
 
 
 @pytest.fixture

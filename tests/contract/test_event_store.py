@@ -264,6 +264,12 @@ class EventStoreContract:
         assert [e.id for e in seen] == [e.id for e in writer.read_all()]
 
 
+class TestMemoryEventStore(EventStoreContract):
+    @pytest.fixture
+    def open_store(self, memory_factory: Callable[..., Any]) -> Callable[..., Any]:
+        return memory_factory
+
+
 class TestSQLiteEventStore(EventStoreContract):
     @pytest.fixture
     def open_store(self, sqlite_factory: Callable[..., Any]) -> Callable[..., Any]:

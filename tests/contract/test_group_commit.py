@@ -201,6 +201,12 @@ class BatchContract:
         assert len({e.id for e in seen}) == 180
 
 
+class TestMemoryBatches(BatchContract):
+    @pytest.fixture
+    def open_store(self, memory_factory: Callable[..., Any]) -> Callable[..., Any]:
+        return memory_factory
+
+
 class TestSQLiteBatches(BatchContract):
     @pytest.fixture
     def open_store(self, sqlite_factory: Callable[..., Any]) -> Callable[..., Any]:

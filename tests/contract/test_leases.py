@@ -1,4 +1,4 @@
-"""The lease contract, on SQLite and PostgreSQL: exclusive, expiring, fenced, race-free."""
+"""The lease contract, in memory, on SQLite and PostgreSQL: exclusive, expiring, fenced, race-free."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from warden.store.leases import SQLiteLeases
+from warden.store.memory import LeaseTable, MemoryLeases
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -57,6 +58,13 @@ class LeasesContract:
         for round_, won in enumerate(winners):
             holder = handles[0].holder(f"r{round_}", now=1001.0)
             assert holder is not None and holder.holder == won[0] and holder.token == 1
+
+
+class TestMemoryLeases(LeasesContract):
+    @pytest.fixture
+    def open_leases(self) -> Callable[[], Any]:
+        table = LeaseTable()
+        return lambda: MemoryLeases(table)
 
 
 class TestSQLiteLeases(LeasesContract):

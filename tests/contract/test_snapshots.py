@@ -122,6 +122,12 @@ class SnapshotContract:
         assert open_store().load_snapshot("s") == Snapshot("s", 2, {"count": 2})
 
 
+class TestMemorySnapshots(SnapshotContract):
+    @pytest.fixture
+    def open_store(self, memory_factory: Callable[..., Any]) -> Callable[..., Any]:
+        return memory_factory
+
+
 class TestSQLiteSnapshots(SnapshotContract):
     @pytest.fixture
     def open_store(self, sqlite_factory: Callable[..., Any]) -> Callable[..., Any]:

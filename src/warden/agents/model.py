@@ -16,14 +16,13 @@ import json
 import logging
 import os
 import re
-import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from warden.agents.model_answer import AnswerChecker
-from warden.agents.model_endpoint import ChatEndpoint, chat_completions_url
+from warden.agents.model_endpoint import ChatEndpoint, Shared, chat_completions_url
 from warden.agents.model_prompt import SYSTEM_PROMPT, catalog_tools, incident_context, known_targets
 from warden.agents.redact import DEFAULT_SETTINGS, RedactionSettings, redact, redact_text
 from warden.domain.catalog import Catalog
@@ -97,10 +96,8 @@ class ModelAgent:
         self._checker = AnswerChecker(catalog, max_steps)
         self._tools = catalog_tools(catalog)
         self._prompt = SYSTEM_PROMPT.format(max_steps=max_steps)
-        self._stats = ModelAgentStatistics()
-        self._redacted: Counter[str] = Counter()
-        # The runtime asks from worker threads (it is slow); counters change under the lock.
-        self._lock = threading.Lock()
+        # The runtime asks from worker threads (it is slow): counts change one at a time.
+        self._stats = Shared(ModelAgentStatistics())
 
     @property
     def name(self) -> str:
@@ -126,12 +123,12 @@ class ModelAgent:
 
     def statistics(self) -> ModelAgentStatistics:
         """Counts of requests, plans, failures and rejections, and the last reason."""
-        return self._stats
+        return self._stats.get()
 
     @property
     def last_rejection(self) -> str:
         """Why the latest request that gave no plan gave none ("" when none failed)."""
-        return self._stats.last_rejection
+        return self._stats.get().last_rejection
 
     @property
     def handles(self) -> frozenset[str]:
@@ -218,16 +215,18 @@ class ModelAgent:
     def _count(
         self, *, requests: int = 0, plans: int = 0, redacted: Mapping[str, int] | None = None
     ) -> None:
-        with self._lock:
-            if redacted:
-                self._redacted.update(redacted)
-            stats = self._stats
-            self._stats = replace(
+
+        def counted(stats: ModelAgentStatistics) -> ModelAgentStatistics:
+            redactions = Counter(stats.redactions)
+            redactions.update(redacted or {})
+            return replace(
                 stats,
                 requests=stats.requests + requests,
                 plans=stats.plans + plans,
-                redactions=dict(sorted(self._redacted.items())),
+                redactions=dict(sorted(redactions.items())),
             )
+
+        self._stats.update(counted)
 
     def _refuse(
         self, incident: Incident, reason: str, *, failed: bool, api_key: str | None = None
@@ -238,14 +237,14 @@ class ModelAgent:
         if not failed:  # the reason quotes the model's answer: outside text, redact it
             reason = redact_text(reason, self._redaction, keep=self._catalog.names())
         reason = reason[:500]
-        with self._lock:
-            stats = self._stats
-            self._stats = replace(
+        self._stats.update(
+            lambda stats: replace(
                 stats,
                 failures=stats.failures + int(failed),
                 rejections=stats.rejections + int(not failed),
                 last_rejection=reason,
             )
+        )
         log.warning("%s proposed no plan for incident %s: %s", self._name, incident.id, reason)
 
 

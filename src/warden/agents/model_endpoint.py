@@ -1,7 +1,8 @@
 """HTTP transport of the model adapter: one JSON POST to an OpenAI-compatible endpoint. Shell.
 
 The decisioning plane's only I/O, standard library only: a total deadline per request, a
-cap on the answer's size, no redirects and no proxies. Failures raise
+cap on the answer's size, no redirects and no proxies; the one module of ``warden.agents``
+allowed sockets, clocks and threads (an import contract holds the others to it). Failures raise
 :class:`~warden.domain.errors.TemporaryError` (worth retrying: timeouts, refused
 connections, 429 and 5xx) or :class:`~warden.domain.errors.PermanentError` (bad answers,
 other statuses); their messages never hold the API key or the answer's text.
@@ -14,12 +15,18 @@ import ipaddress
 import json
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from warden.domain.errors import ConfigError, PermanentError, TemporaryError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+T = TypeVar("T")
 
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 MAX_RESPONSE_BYTES = 1 << 20
@@ -179,6 +186,29 @@ class ChatEndpoint:
         return response.status, b"".join(chunks)
 
 
+class Shared(Generic[T]):
+    """A value that threads replace one change at a time.
+
+    The runtime asks the model agent from worker threads (an answer takes seconds) while
+    it reads the agent's statistics; the lock that keeps their counts lives here, with the
+    rest of the agent's shell.
+    """
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        """The value now."""
+        return self._value
+
+    def update(self, change: Callable[[T], T]) -> T:
+        """Replace the value with ``change(value)``, no other change in between; returns it."""
+        with self._lock:
+            self._value = change(self._value)
+            return self._value
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -208,4 +238,4 @@ def _answer(status: int, raw: bytes) -> Any:
         raise PermanentError("the model endpoint's answer is not valid JSON") from exc
 
 
-__all__ = ["CHAT_COMPLETIONS_PATH", "ChatEndpoint", "chat_completions_url", "is_loopback"]
+__all__ = ["CHAT_COMPLETIONS_PATH", "ChatEndpoint", "Shared", "chat_completions_url", "is_loopback"]

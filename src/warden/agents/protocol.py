@@ -1,12 +1,15 @@
 """The one protocol every agent follows: detect faults, propose plans. Decisioning plane.
 
-Agents are pure: the same world and incident give the same detections and plans.
+Agents are pure: the same world and incident give the same detections and plans. What
+only some agents do is an optional capability, a protocol of its own the runtime tests
+with ``isinstance``: :class:`SlowAgent` (asked off the loop's thread) and
+:class:`Summarizer` (writes the summary of an escalation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from warden.domain.incident import Incident
@@ -29,10 +32,8 @@ class Detection:
 class Agent(Protocol):
     """Detects faults in the world and proposes plans for incidents.
 
-    An agent whose :meth:`propose` waits on something outside (a model endpoint) sets a
-    ``slow`` attribute to True: the runtime then asks it from a worker thread and plans
-    the incident once it answers, and does not ask it at all when an agent of higher
-    priority already proposed a plan.
+    An agent whose :meth:`propose` waits on something outside (a model endpoint) is a
+    :class:`SlowAgent`.
     """
 
     @property
@@ -57,3 +58,34 @@ class Agent(Protocol):
     def propose(self, incident: Incident, world: World) -> Plan | None:
         """A plan for the incident, or None when this agent has nothing to offer."""
         ...
+
+
+@runtime_checkable
+class SlowAgent(Agent, Protocol):
+    """An agent whose :meth:`propose` waits on something outside (a model endpoint).
+
+    The runtime asks it from a worker thread and plans the incident once it answers, and
+    does not ask it at all when an agent of higher priority already proposed a plan.
+    """
+
+    @property
+    def slow(self) -> bool:
+        """True to be asked off the loop's thread."""
+        ...
+
+
+@runtime_checkable
+class Summarizer(Agent, Protocol):
+    """An agent that explains an incident no agent could plan, for the human it goes to."""
+
+    def summarize(self, incident: Incident, world: World) -> str:
+        """What a human needs first: what is wrong, what was seen, what to try."""
+        ...
+
+
+def is_slow(agent: Agent) -> bool:
+    """Whether the runtime asks ``agent`` off the loop's thread."""
+    return isinstance(agent, SlowAgent) and agent.slow
+
+
+__all__ = ["Agent", "Detection", "SlowAgent", "Summarizer", "is_slow"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain import events as ev
 from warden.domain.errors import ConcurrencyConflict, PermanentError, PolicyDenied, TemporaryError
 from warden.domain.ids import derived_id, incident_stream
-from warden.ports import ActionResult
+from warden.ports import ActionChecker, ActionResult
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -325,16 +325,15 @@ class Executor:
             return Reconciled((), True, "nothing in flight")
         spec = self.catalog.get(action)
         adapter = self.adapters.get(action)
-        check = getattr(adapter, "check", None)
         verdict: bool | None = None
-        if check is not None:
+        if isinstance(adapter, ActionChecker):
             key_kind = "compensation" if compensation is not None else "idempotency"
             params = {
                 **dict(step.params),
                 "idempotency_key": derived_id(key_kind, incident.id, incident.step_hashes[index]),
             }
             try:
-                verdict = check(action, target, params)
+                verdict = adapter.check(action, target, params)
             except Exception:  # a failing check tells nothing
                 verdict = None
         idempotent = spec.idempotent if spec else False

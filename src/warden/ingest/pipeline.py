@@ -21,6 +21,7 @@ from warden.domain.ids import service_stream
 from warden.domain.plain_json import printable
 from warden.domain.redact import redact_text
 from warden.ingest.gate import quarantined_text
+from warden.ports import BatchAppender
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -281,10 +282,9 @@ class Pipeline:
         if not passed:
             return []
         store = self.gate.store
-        batch = getattr(store, "append_batch", None)
-        if callable(batch):
+        if isinstance(store, BatchAppender):
             new_ids: set[str] = set()
-            results: list[list[Event]] = batch(
+            results = store.append_batch(
                 [(stream, [event]) for _, stream, event in passed], new_ids=new_ids
             )
             stored = [found for (found,) in results]

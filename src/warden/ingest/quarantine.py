@@ -9,12 +9,11 @@ it is and adds nothing to quarantine.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from warden.domain.errors import ConfigError, ValidationError
+from warden.domain.errors import ValidationError
 from warden.ingest.alertmanager import parse_webhook
 from warden.ingest.cloudevents import TraceContext, load_json
 from warden.ingest.pipeline import Refuse, is_reserved, stream_for
@@ -140,27 +139,7 @@ def replay_quarantined(
 
 
 def release_quarantined(store: EventStore, ids: Sequence[int]) -> int:
-    """Remove items from quarantine (after their events were stored); returns how many.
-
-    Uses the store's ``release_quarantined`` method when it has one; otherwise, for the
-    SQLite store, deletes the rows through its database file.
-
-    Raises:
-        ConfigError: When the store offers no way to release items.
-    """
+    """Remove items from quarantine (after their events were stored); returns how many."""
     if not ids:
         return 0
-    method = getattr(store, "release_quarantined", None)
-    if callable(method):
-        return int(method(list(ids)))
-    path = getattr(store, "path", None)
-    if path is None:
-        raise ConfigError(f"{type(store).__name__} cannot release quarantined items")
-    marks = ",".join("?" * len(ids))
-    db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-    try:
-        db.execute("PRAGMA busy_timeout=30000")
-        cursor = db.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", list(ids))
-        return cursor.rowcount
-    finally:
-        db.close()
+    return store.release_quarantined(list(ids))

@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from warden.agents.protocol import Summarizer, is_slow
 from warden.domain import events as ev
 from warden.domain.commands import Append
 from warden.domain.commands import incident_event as _event
@@ -89,13 +90,13 @@ class Planner:
         candidates = [
             (agent, plan)
             for agent in handling
-            if not getattr(agent, "slow", False)
+            if not is_slow(agent)
             for plan in [agent.propose(current, world)]
             if plan is not None
         ]
         top = max((agent.priority for agent, _ in candidates), default=None)
         for agent in handling:
-            if not getattr(agent, "slow", False) or (top is not None and top > agent.priority):
+            if not is_slow(agent) or (top is not None and top > agent.priority):
                 continue  # a plan from a higher priority is in hand: no need to ask
             asked = self._ask_slow(agent, current, world)
             if asked is None:
@@ -193,9 +194,10 @@ class Planner:
 
     def _escalation_summary(self, current: Incident, world: World) -> str:
         for agent in self.agents:
-            summarize = getattr(agent, "summarize", None)
-            if summarize is not None and (current.kind in agent.handles or "*" in agent.handles):
-                return str(summarize(current, world))
+            if isinstance(agent, Summarizer) and (
+                current.kind in agent.handles or "*" in agent.handles
+            ):
+                return agent.summarize(current, world)
         return (
             f"no agent proposed a plan for {current.kind} on {current.service}: {current.summary}"
         )

@@ -11,9 +11,10 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from warden.domain.errors import PermanentError, ValidationError
+from warden.ports import BatchAppender
 
 # Errors that belong to one request's events (not JSON, not storable): a group that
 # raises one is retried request by request, so only the bad request fails.
@@ -24,31 +25,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from warden.domain.events import Event
-
-
-class BatchAppender(Protocol):
-    """A store that appends to many streams in one transaction (both built-in backends)."""
-
-    def append_batch(
-        self, items: Sequence[tuple[str, Sequence[Event]]], *, new_ids: set[str] | None = None
-    ) -> list[list[Event]]:
-        """Append every ``(stream, events)`` item in one transaction: all or nothing.
-
-        Idempotent on event id as ``append`` is, within the batch too: an event stored
-        before, or earlier in the batch, is returned as stored and not added again.
-        Positions follow the items, and the events of each, in order. There is no
-        version check; ``append`` with ``expected_version`` does that.
-
-        Args:
-            items: ``(stream, events)`` pairs.
-            new_ids: When given, the ids this call stored are added to it; the others
-                were in the store already. The store tells them apart while it holds
-                the write lock, so a concurrent writer cannot blur the difference.
-
-        Returns:
-            For each item, its events as stored.
-        """
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,3 +185,6 @@ class GroupCommitter:
             self._appends += len(group)
             self._events += size
             self._largest = max(self._largest, size)
+
+
+__all__ = ["BatchAppender", "GroupCommitStatistics", "GroupCommitter"]

@@ -8,10 +8,12 @@ Both backends keep them in a table ``snapshots(stream, version, state)``, one pe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
 
 from warden.domain.errors import ValidationError
+from warden.ports import Snapshot, SnapshotStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,31 +21,6 @@ if TYPE_CHECKING:
     from warden.domain.events import Event
 
 S = TypeVar("S")
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The state folded from events ``0 .. version - 1`` of ``stream``, as JSON values."""
-
-    stream: str
-    version: int
-    state: Any
-
-
-class SnapshotStore(Protocol):
-    """An event store that also keeps snapshots (both built-in backends do)."""
-
-    def read_stream(self, stream: str, from_version: int = 0) -> list[Event]:
-        """Events of one stream, in order, from a stream version (0-based)."""
-        ...
-
-    def save_snapshot(self, stream: str, version: int, state: Any) -> None:
-        """Keep ``state`` as the fold of the first ``version`` events of ``stream``."""
-        ...
-
-    def load_snapshot(self, stream: str) -> Snapshot | None:
-        """The newest snapshot of ``stream``, or None."""
-        ...
 
 
 def encode_state(stream: str, version: int, state: Any) -> str:
@@ -71,7 +48,10 @@ def encode_state(stream: str, version: int, state: Any) -> str:
 
 def decode_state(text: str) -> Any:
     """The JSON values a stored snapshot state holds."""
-    return json.loads(text)
+    try:
+        return orjson.loads(text)  # several times faster on the megabytes a fold keeps
+    except orjson.JSONDecodeError:  # what only json reads: integers beyond 64 bits
+        return json.loads(text)
 
 
 def check_version(stream: str, version: int, stream_version: int) -> None:
@@ -127,3 +107,13 @@ def fold_stream(
     if snapshot_every and folded >= snapshot_every:
         store.save_snapshot(stream, version, state if to_json is None else to_json(state))
     return state, version
+
+
+__all__ = [
+    "Snapshot",
+    "SnapshotStore",
+    "check_version",
+    "decode_state",
+    "encode_state",
+    "fold_stream",
+]

@@ -2,38 +2,19 @@
 
 Fakes here are real, small implementations of the ports that stand for systems outside
 Warden (the services it heals); Warden's own store, gate and policy engine are always
-the real ones.
+the real ones (``MemoryEventStore`` passes the store's contract suite). ``ManualClock``
+lives in :mod:`warden.ports`, so replay and simulation use it too; it is re-exported here.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from warden.domain.ids import derived_id
 from warden.ingest.probes import ProbeResult
-from warden.ports import ActionResult
-
-
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("ManualClock needs a timezone-aware start")
-        self._now = start
-
-    def now(self) -> datetime:
-        """The current manual time."""
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        if seconds < 0:
-            raise ValueError("time does not go backwards")
-        self._now += timedelta(seconds=seconds)
+from warden.ports import ActionResult, ManualClock
 
 
 class CountingIds:

@@ -62,7 +62,7 @@ from warden.execution.adapters.templates import (
     render_text,
     template_names,
 )
-from warden.ports import ActionAdapter
+from warden.ports import ActionAdapter, ActionChecker, Closeable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -125,18 +125,16 @@ class ActionAdapters(Mapping[str, ActionAdapter], ClosingContext):
     ) -> bool | None:
         """Whether an action's effect holds, through its adapter's ``check``; None if unknown."""
         adapter = self._by_action.get(action)
-        check = getattr(adapter, "check", None)
-        if check is None:
+        if not isinstance(adapter, ActionChecker):
             return None
-        result = check(action, target, params)
+        result = adapter.check(action, target, params)
         return result if isinstance(result, bool) else None
 
     def close(self) -> None:
         """Close every adapter that holds a connection; safe to call twice."""
         for adapter in self.adapters():
-            close = getattr(adapter, "close", None)
-            if close is not None:
-                close()
+            if isinstance(adapter, Closeable):
+                adapter.close()
 
 
 _ACTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
