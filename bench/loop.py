@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from warden.app import build
+from warden.assembly import build
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain import events as ev
 from warden.domain.decisions import Decision, Outcome, Reason
@@ -36,7 +36,7 @@ from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ports import ActionResult
 
 if TYPE_CHECKING:
-    from warden.app import Warden
+    from warden.assembly import Warden
     from warden.execution.executor import Intent
 
 TARGET_P99_MS = 5.0

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from warden.agents.builtin import builtin_agents
-from warden.app import build
+from warden.assembly import build
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain import events as ev
 from warden.domain.plans import Step, step_hash

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from warden import commands
+from warden import operations
 from warden.governance import identity
 from warden.governance.policy import BUILTIN_BUNDLE
 
@@ -89,19 +89,19 @@ def register(
     recorded history that registers people is the same every time.
     """
     moment = when or datetime.now(UTC)
-    registry = commands.users(store)
+    registry = operations.users(store)
     by = None
     if registry.has_admin():
         by = next(u for u in registry.active() if u.role == "admin")
     elif role != "admin":
         register(store, "root", "admin", moment, seed=seed)
-        by = commands.users(store).current("root")
+        by = operations.users(store).current("root")
     if seed:
         key = identity.seeded_key(f"{seed}:{name}")
         entropy = identity.seeded_entropy(f"{seed}:{name}")
     else:
         key, entropy = Ed25519PrivateKey.generate(), secrets.token_bytes
-    _, token = commands.add_user(
+    _, token = operations.add_user(
         store, name, role, by, moment, public_key=identity.public_key_of(key), entropy=entropy
     )
     return Person(name, key, token)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from typer.testing import CliRunner
 
 from tests.builders import frozen_restarts_bundle
-from warden.app import build
+from warden.assembly import build
 from warden.cli.main import app
 from warden.config import load_config
 from warden.governance.policy import BUILTIN_BUNDLE

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tests.golden.history import Golden, capture, configure
 from tests.integration.harness import Harness
-from warden.app import build
+from warden.assembly import build
 from warden.domain import events as ev
 from warden.testing import CountingIds, ManualClock, RecordingAdapter, ScriptedProbe
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from warden.app import build
+from warden.assembly import build
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain.plans import Plan, Step
 from warden.ingest.probes import ProbeResult

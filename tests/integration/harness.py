@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tests.builders import Person, register
-from warden.app import Warden, build
-from warden.commands import approve, control
+from warden.assembly import Warden, build
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain import events as ev
 from warden.domain.ids import derived_id
 from warden.governance.policy import BUILTIN_BUNDLE
+from warden.operations import approve, control
 from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from warden.app import build
+from warden.assembly import build
 from warden.config import parse_config
 from warden.domain.errors import ConfigError
 

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.builders import register
-from warden import commands
+from warden import operations
 from warden.agents.service_down import ServiceDownAgent
 from warden.domain import events as ev
 from warden.domain.catalog import Catalog
@@ -103,7 +103,7 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         (incident,) = runtime.incidents.values()
         if incident.state is State.AWAITING_APPROVAL and not incident.approvals:
             forge(store, incident, "mallory", clock)
-            commands.approve(store, incident.id, alice.key, when=clock.now())  # `warden approve`
+            operations.approve(store, incident.id, alice.key, when=clock.now())  # `warden approve`
         if incident.state is State.VERIFYING:
             break
     assert adapter.calls == [("restart_service", "payments")]

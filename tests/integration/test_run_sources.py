@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from warden.app import build
+from warden.assembly import build
 from warden.config import parse_config
 from warden.demo import free_port
 from warden.domain.errors import ConfigError

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.builders import register
-from warden.app import Warden, build
+from warden.assembly import Warden, build
 from warden.cli.main import app
 from warden.demo.fleet import demo_config
 from warden.domain import events as ev

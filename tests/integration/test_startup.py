@@ -174,6 +174,6 @@ def test_a_snapshot_of_another_configuration_or_version_is_not_used(
     assert folding_runtime(store, other)._state.position == 0
     # A snapshot this code cannot read is ignored, with a warning.
     store.save_snapshot(first._snapshots.stream, 0, {"format": 999, "position": 1, "state": {}})
-    with caplog.at_level(logging.WARNING, logger="warden.startup"):
+    with caplog.at_level(logging.WARNING, logger="warden.runtime.snapshots"):
         assert folding_runtime(store, RuntimeSettings())._state.position == 0
     assert "format 999" in caplog.text

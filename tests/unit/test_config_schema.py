@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from warden.agents.model import ModelAgent
-from warden.app import default_agents
+from warden.assembly import default_agents
 from warden.audit.cosign import Cosigner
 from warden.cli.main import app
 from warden.config import WardenConfig, load_config, parse_config

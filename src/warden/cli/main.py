@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.markup import escape
 
-from warden import commands
-from warden.app import build
+from warden import operations
+from warden.assembly import build
 from warden.cli.audit_cmd import audit_app
 from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
 from warden.cli.config_cmd import config_app
@@ -253,10 +253,10 @@ def _decide(
             )
         given = credential(None, key)
         assert given.key is not None
-        user = commands.authenticate(store, given, decision)
+        user = operations.authenticate(store, given, decision)
         check_claim(user, claimed)
         settings = approval_settings(config, state_dir)
-        event = commands.approve(
+        event = operations.approve(
             store, incident_id, given.key, step_hash, decision=decision, settings=settings
         )
     except WardenError as exc:
@@ -326,7 +326,7 @@ def _control(
     store = _open_store(state_dir)
     try:
         given = credential(who[0], who[1])
-        event = commands.operate(store, given, type_, data, datetime.now(UTC), claimed=who[2])
+        event = operations.operate(store, given, type_, data, datetime.now(UTC), claimed=who[2])
     except WardenError as exc:
         raise _fail(str(exc)) from exc
     finally:

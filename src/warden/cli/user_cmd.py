@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from warden import commands
+from warden import operations
 from warden.cli.auth import Claimed, KeyFile, TokenFile, check_claim, credential
 from warden.domain.errors import ValidationError
 from warden.domain.users import PERMISSIONS, ROLES, may
@@ -72,8 +72,8 @@ def add(
     store = open_event_store(state_dir)
     try:
         by = None
-        if commands.users(store).has_admin():
-            by = commands.authenticate(store, credential(token_file, key), "users")
+        if operations.users(store).has_admin():
+            by = operations.authenticate(store, credential(token_file, key), "users")
             check_claim(by, claimed)
         text = ""
         if public_key is not None:
@@ -84,7 +84,8 @@ def add(
                     f"cannot read {public_key}: {exc}", field="--public-key", fix="give a .pub file"
                 ) from exc
         key_text = identity.public_key_text(text) if text else ""
-        _, token = commands.add_user(store, name, role, by, datetime.now(UTC), public_key=key_text)
+        now = datetime.now(UTC)
+        _, token = operations.add_user(store, name, role, by, now, public_key=key_text)
     except ValidationError as exc:
         raise _fail(str(exc)) from exc
     finally:
@@ -119,7 +120,7 @@ def list_(state_dir: StateDir = Path(".warden")) -> None:
         raise _fail(f"no Warden state in {state_dir}/")
     store = open_event_store(state_dir)
     try:
-        registry = commands.users(store)
+        registry = operations.users(store)
     finally:
         store.close()
     if not registry.users:
@@ -146,9 +147,9 @@ def revoke(
         raise _fail(f"no Warden state in {state_dir}/")
     store = open_event_store(state_dir)
     try:
-        by = commands.authenticate(store, credential(token_file, key), "users")
+        by = operations.authenticate(store, credential(token_file, key), "users")
         check_claim(by, claimed)
-        commands.revoke_user(store, name, by, datetime.now(UTC))
+        operations.revoke_user(store, name, by, datetime.now(UTC))
     except ValidationError as exc:
         raise _fail(str(exc)) from exc
     finally:

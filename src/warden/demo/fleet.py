@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from warden.app import Warden, build
+from warden.assembly import Warden, build
 from warden.audit.log import AuditLog
 from warden.audit.settings import AuditSettings
 from warden.audit.state import AuditPaths, trusted_verifiers

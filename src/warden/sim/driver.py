@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warden import commands
-from warden.app import Warden, build
+from warden import operations
+from warden.assembly import Warden, build
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain.errors import ValidationError
 from warden.domain.ids import derived_id
@@ -133,7 +133,7 @@ class SimRuntime:
         """
         key = self._person(approver, when)
         try:
-            commands.approve(
+            operations.approve(
                 self.store,
                 incident_id,
                 key,
@@ -146,16 +146,16 @@ class SimRuntime:
         return True
 
     def _person(self, name: str, when: datetime) -> Ed25519PrivateKey:
-        registry = commands.users(self.store)
+        registry = operations.users(self.store)
         if registry.current(name) is None:
             admin = registry.current(SIM_ADMIN)
             if admin is None:
-                commands.add_user(
+                operations.add_user(
                     self.store, SIM_ADMIN, "admin", None, when,
                     entropy=identity.seeded_entropy(f"sim:{SIM_ADMIN}"),
                 )  # fmt: skip
-                admin = commands.users(self.store).current(SIM_ADMIN)
-            commands.add_user(
+                admin = operations.users(self.store).current(SIM_ADMIN)
+            operations.add_user(
                 self.store, name, "approver", admin, when,
                 public_key=identity.public_key_of(identity.seeded_key(f"sim:{name}")),
                 entropy=identity.seeded_entropy(f"sim:{name}"),
@@ -164,7 +164,7 @@ class SimRuntime:
 
     def control(self, type_: str, data: dict[str, str], when: datetime) -> None:
         """An operator control: kill switch, autonomy."""
-        commands.control(self.store, type_, data, when)
+        operations.control(self.store, type_, data, when)
 
     def events(self) -> list[ev.Event]:
         """The whole log, in order."""

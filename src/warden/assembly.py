@@ -35,9 +35,9 @@ from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
+from warden.runtime.probing import ProbeLoop
 from warden.store.location import open_event_store, open_leases, remember
 from warden.store.private import private_dir
-from warden.watch import ProbeLoop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

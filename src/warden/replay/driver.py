@@ -1,4 +1,4 @@
-"""Replay: a recorded history through today's agents and policies, with a decision diff.
+"""Replay driver: a recorded history through today's agents and policies, diffed.
 
 What came from outside (probe results, signals, alerts, approvals, kill switches,
 autonomy changes) is fed again, in order and at its recorded time, to a fresh runtime on
@@ -13,28 +13,26 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warden.app import build
+from warden.assembly import build
 from warden.domain import events as ev
 from warden.domain import incident as incident_fold
-from warden.domain.decisions import outcome_label
 from warden.domain.errors import InvalidTransition
 from warden.domain.ids import incident_stream
 from warden.ports import ActionResult, ManualClock
+from warden.replay.diff import IncidentView, ReplayReport, compare
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from warden.agents.protocol import Agent
     from warden.config import WardenConfig
-    from warden.domain.incident import Incident
     from warden.runtime import Runtime
 
-__all__ = ["Difference", "IncidentView", "RecordedOutcomes", "ReplayReport", "is_input", "replay"]
 
 # Decided by people (or their tools) though written with Warden's own source.
 HUMAN_INPUTS = frozenset(
@@ -97,106 +95,6 @@ class RecordedOutcomes:
     def check(self, action: str, target: str, params: dict[str, Any] | None = None) -> None:
         """Nothing can be checked in a replay."""
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentView:
-    """What is compared of one incident: its plan, the decisions on it, where it ended."""
-
-    incident_id: str
-    service: str
-    kind: str
-    agent: str
-    steps: tuple[str, ...]
-    decisions: tuple[str, ...]
-    state: str
-
-    @property
-    def plan(self) -> str:
-        """The plan in one line: its agent and steps ("" when there was none)."""
-        return f"{self.agent}: {', '.join(self.steps)}" if self.agent else ""
-
-    @classmethod
-    def of(cls, incident: Incident) -> IncidentView:
-        """The view of a folded incident."""
-        plan = incident.plan
-        index = {h: i for i, h in enumerate(incident.step_hashes)}
-        return cls(
-            incident.id,
-            incident.service,
-            incident.kind,
-            plan.agent if plan is not None else "",
-            tuple(_step(s.action, s.target, dict(s.params)) for s in plan.steps) if plan else (),
-            tuple(
-                f"step {index.get(d.step_hash, '?')}: {outcome_label(d.outcome.value, d.approvers)}"
-                f" ({d.reasons[0].policy_id if d.reasons else 'no policy'})"
-                for d in incident.decisions
-            ),
-            incident.state.value,
-        )
-
-
-def _step(action: str, target: str, params: Mapping[str, Any]) -> str:
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
-    return f"{action}({target}{': ' + shown if shown else ''})"
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    """One way the replay decided otherwise than the record."""
-
-    incident_id: str
-    service: str
-    what: str
-    recorded: str
-    replayed: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayReport:
-    """The outcome of a replay: what was fed, and every difference found."""
-
-    inputs: int
-    recorded: tuple[IncidentView, ...]
-    replayed: tuple[IncidentView, ...]
-    differences: tuple[Difference, ...]
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def identical(self) -> bool:
-        """True when the replay decided exactly as recorded."""
-        return not self.differences
-
-
-def compare(recorded: Iterable[IncidentView], replayed: Iterable[IncidentView]) -> list[Difference]:
-    """Every difference between two sets of incidents, by incident."""
-    before = {v.incident_id: v for v in recorded}
-    after = {v.incident_id: v for v in replayed}
-    out: list[Difference] = []
-    for key in sorted(before.keys() | after.keys()):
-        old, new = before.get(key), after.get(key)
-        if old is None or new is None:
-            seen = old or new
-            assert seen is not None
-            summary = f"{seen.kind} on {seen.service}, {seen.state}"
-            out.append(
-                Difference(
-                    key,
-                    seen.service,
-                    "incident",
-                    summary if old is not None else "not opened",
-                    summary if new is not None else "not opened",
-                )
-            )
-            continue
-        for what, a, b in (
-            ("plan", old.plan, new.plan),
-            ("decisions", "; ".join(old.decisions), "; ".join(new.decisions)),
-            ("final state", old.state, new.state),
-        ):
-            if a != b:
-                out.append(Difference(key, old.service, what, a or "none", b or "none"))
-    return out
 
 
 def replay(

@@ -32,7 +32,7 @@ from warden.governance.context import ActionRecord
 from warden.ports import UuidIds
 from warden.remediation import Folded, Interpreter, RuntimeSettings, backoff_s
 from warden.remediation.planning import Planner
-from warden.startup import DEFAULT_SNAPSHOT_EVERY, FoldSnapshots
+from warden.runtime.snapshots import DEFAULT_SNAPSHOT_EVERY, FoldSnapshots
 
 if TYPE_CHECKING:
     from warden.agents.protocol import Agent, Detection
