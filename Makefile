@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/warden demo
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

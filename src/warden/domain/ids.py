@@ -7,7 +7,9 @@ import hashlib
 
 def derived_id(*parts: str) -> str:
     """A stable 32-hex-digit id from the parts that make a thing unique."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    # surrogatepass: a part may come from hostile input holding a lone surrogate, and an id
+    # must still be derived (the input is refused later, with its reason, not crashed on).
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:32]
 
 

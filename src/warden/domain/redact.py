@@ -107,7 +107,9 @@ _KEY_WORD = (
     r"|session[_-]?id)"
 )
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{1,64}-----[\s\S]*?(?:-----END [A-Z0-9 ]{1,64}-----|\Z)")
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s:/@\[\]]*:[^\s]*)@")
+_URL_CREDENTIALS = re.compile(
+    r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]{0,31}://)([^\s:/@\[\]]{0,256}:[^\s@]{0,256})@"
+)
 _BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+(?=([A-Za-z0-9\-._~+/=]+))")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _TOKEN = re.compile(
@@ -116,11 +118,17 @@ _TOKEN = re.compile(
 )
 _AWS_KEY = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b")
 _HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|(?:set-)?cookie)(\s*:\s*)([^\r\n]+)")
+# Runs of name characters are bounded and must start where a name starts: unbounded runs
+# before a keyword or an "@" try every start position of a long run, and a 70 kB string
+# of letters then took minutes (quadratic), stalling ingest.
 _KEY_VALUE = re.compile(
-    rf"(?i)([A-Za-z0-9_.\-]*{_KEY_WORD}[A-Za-z0-9_.\-]*)([\"']?\s*[:=]\s*)"
-    r"(\"[^\"\n]*\"?|'[^'\n]*'?|[^\s,;&\"']+)"
+    rf"(?i)(?<![A-Za-z0-9_.\-])([A-Za-z0-9_.\-]{{0,64}}?{_KEY_WORD}[A-Za-z0-9_.\-]{{0,64}})"
+    r"([\"']?\s*[:=]\s*)(\"[^\"\n]*\"?|'[^'\n]*'?|[^\s,;&\"']+)"
 )
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}"
+    r"(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}"
+)
 _CARD = re.compile(
     r"\b(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?|\d{4}[ -]\d{6}[ -]\d{5})\b"
 )
@@ -311,14 +319,17 @@ class _Redactor:
         if text in self.keep or (self._quick and not _maybe_secret(text)):
             return text
         text = _PEM.sub(self._whole("private_key"), text)
-        text = _URL_CREDENTIALS.sub(self._url, text)
+        if "://" in text and "@" in text:
+            text = _URL_CREDENTIALS.sub(self._url, text)
         text = _HEADER.sub(self._pair, text)
         text = self._bearers(text)
         text = _JWT.sub(self._whole("jwt"), text)
         text = _TOKEN.sub(self._whole("token"), text)
         text = _AWS_KEY.sub(self._whole("aws_key"), text)
-        text = _KEY_VALUE.sub(self._pair, text)
-        text = _EMAIL.sub(self._whole("email"), text)
+        if ":" in text or "=" in text:
+            text = _KEY_VALUE.sub(self._pair, text)
+        if "@" in text:
+            text = _EMAIL.sub(self._whole("email"), text)
         text = _CARD.sub(lambda m: self._hit("credit_card") if self._card(m) else m.group(0), text)
         if self.settings.ip_addresses:
             text = _IPV6.sub(self._whole("ipv6", self._ipv6), text)
