@@ -92,6 +92,9 @@ class WardenConfig:
     adapters: Mapping[str, Any] = field(default_factory=dict)
     # The audit signing key, witnesses and publication store (format: audit/settings.py).
     audit: AuditSettings = field(default_factory=AuditSettings)
+    # The HTTP API and web console `warden run` serves; port 0 leaves them off.
+    api_host: str = "127.0.0.1"
+    api_port: int = 0
 
     @property
     def topology(self) -> Topology:
@@ -335,6 +338,8 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         sources={str(name): dict(o or {}) for name, o in (raw.get("sources") or {}).items()},
         redact_fields=tuple(checked.redact.fields) if checked.redact else (),
         audit=parse_audit(raw.get("audit") or {}, base),
+        api_host=checked.api.host if checked.api else "127.0.0.1",
+        api_port=checked.api.port if checked.api else 0,
     )
 
 

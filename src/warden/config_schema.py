@@ -576,6 +576,13 @@ class Audit(Section):
     publish_schema: PlainName = "warden"
 
 
+class ApiSection(Section):
+    """The HTTP API and web console that `warden run` serves (port 0: off)."""
+
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+
+
 class WardenFile(Section):
     """A whole ``warden.yaml``."""
 
@@ -608,6 +615,7 @@ class WardenFile(Section):
     model: ModelSection | None = None
     redact: RedactSection | None = None
     audit: Audit | None = None
+    api: ApiSection | None = None
 
 
 def json_schema() -> dict[str, Any]:

@@ -25,12 +25,16 @@ from warden.governance.approvals import ApprovalSettings, tally
 from warden.runtime import load_incidents
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from warden.domain.users import Registry, User
     from warden.ports import EventStore
+
+
+# How far from now a decision signed elsewhere may be dated.
+SIGNED_SKEW_S = 300.0
 
 
 def users(store: EventStore) -> Registry:
@@ -53,17 +57,36 @@ def approve(
     decision: str = "approve",
     settings: ApprovalSettings | None = None,
     nonce: str = "",
+    reason: str = "",
 ) -> ev.Event:
     """Record a signed approval (or rejection) of the step an incident awaits; returns it.
 
     ``key`` is the approver's Ed25519 private key: it names the approver (the registered
     user holding its public half) and signs the decision. ``when`` is the time of the
-    approval (now by default); ``settings`` the configured approvers, when known.
+    approval (now by default); ``settings`` the configured approvers, when known;
+    ``reason`` why, signed with the rest.
 
     Raises :class:`ValidationError` (with the reason) when the approval would not count.
     """
     registry = users(store)
     user = identity.authenticate(registry, identity.Credential(key=key), decision)
+    current = awaiting_approval(store, incident_prefix, step_hash)
+    awaiting = current.step_hashes[current.next_step]
+    stamp = ev.format_time(when or datetime.now(UTC))
+    data = identity.sign_approval(
+        key, user.name, current.id, awaiting, decision, stamp, nonce, reason
+    )
+    return _record_decision(store, registry, current, data, settings)
+
+
+def awaiting_approval(
+    store: EventStore, incident_prefix: str, step_hash: str | None = None
+) -> incident_fold.Incident:
+    """The one incident ``incident_prefix`` names, awaiting approval of ``step_hash``.
+
+    Raises :class:`ValidationError` when no single incident matches, when it awaits no
+    approval, or when it awaits another step than ``step_hash`` (when given).
+    """
     found = load_incidents(store)
     matches = [i for i in found.values() if i.id.startswith(incident_prefix)]
     if len(matches) != 1:
@@ -83,14 +106,76 @@ def approve(
         raise ValidationError(
             f"the incident awaits approval of {awaiting}, not {step_hash}", field="step_hash"
         )
-    stamp = ev.format_time(when or datetime.now(UTC))
-    data = identity.sign_approval(key, user.name, current.id, awaiting, decision, stamp, nonce)
+    return current
+
+
+def record_signed(
+    store: EventStore,
+    user: User,
+    incident_id: str,
+    data: Mapping[str, str],
+    settings: ApprovalSettings | None = None,
+    now: datetime | None = None,
+) -> ev.Event:
+    """Record an approval (or rejection) signed elsewhere: a browser, an API client.
+
+    ``user`` is who authenticated the request (by token or session); ``data`` holds the
+    signed fields (:func:`~warden.governance.identity.sign_approval`'s). The signature must
+    verify under ``user``'s registered key over this incident and the step hash it awaits,
+    so a token alone never approves anything: the log proves who decided. It must have
+    been signed within :data:`SIGNED_SKEW_S` of ``now`` (a signature kept for later, or
+    dated ahead, is refused).
+    """
+    decision = str(data.get("decision", ""))
+    if decision not in identity.DECISIONS:
+        raise ValidationError(
+            f"unknown decision {decision!r}", field="decision", fix="approve or reject"
+        )
+    identity.authorize(user, decision)
+    if data.get("approver") != user.name:
+        raise identity.AuthenticationError(
+            f"the approval is signed as {data.get('approver')!r}, but you are {user.name}",
+            fix="sign as yourself, with the key registered for you",
+        )
+    try:
+        signed_at = ev.parse_time(str(data.get("signed_at", "")))
+    except ValueError as exc:
+        raise ValidationError(f"bad signed_at: {exc}", field="signed_at") from exc
+    skew = abs((signed_at - (now or datetime.now(UTC))).total_seconds())
+    if skew > SIGNED_SKEW_S:
+        raise ValidationError(
+            f"the decision was signed {skew:.0f} s away from now",
+            field="signed_at",
+            fix="sign again with the current time (ask for a fresh payload)",
+        )
+    registry = users(store)
+    current = awaiting_approval(store, incident_id, str(data.get("step_hash", "")))
+    if current.id != incident_id:
+        raise ValidationError("give the full incident id to record a signed decision")
+    problem = identity.approval_problem(registry, current.id, data, decision=decision)
+    if problem is not None:
+        raise ValidationError(f"{decision} by {user.name} refused: {problem}", field="signature")
+    fields = ("step_hash", "approver", "decision", "signed_at", "nonce", "signature", "reason")
+    kept = {k: str(data[k]) for k in fields if data.get(k)}
+    kept["key"] = identity.fingerprint(user.public_key)
+    return _record_decision(store, registry, current, kept, settings)
+
+
+def _record_decision(
+    store: EventStore,
+    registry: Registry,
+    current: incident_fold.Incident,
+    data: dict[str, str],
+    settings: ApprovalSettings | None,
+) -> ev.Event:
+    """Append a signed decision once it fits the state machine and counts in the tally."""
+    decision, name, awaiting = data["decision"], data["approver"], data["step_hash"]
     event = ev.derived_event(
         ev.APPROVAL_GRANTED if decision == "approve" else ev.APPROVAL_REJECTED,
         incident_stream(current.id),
         data,
-        stamp,
-        key=f"{awaiting}:{user.name}:{data['nonce']}",
+        data["signed_at"],
+        key=f"{awaiting}:{name}:{data['nonce']}",
         subject=current.service,
         correlation_id=current.correlation_id,
         traceparent=current.traceparent,
@@ -99,7 +184,7 @@ def approve(
         after = incident_fold.apply(current, event)
     except InvalidTransition as exc:
         raise ValidationError(str(exc), field="approval") from exc
-    _require_counted(after, registry, settings or ApprovalSettings(), user.name, decision)
+    _require_counted(after, registry, settings or ApprovalSettings(), name, decision)
     (stored,) = store.append(incident_stream(current.id), [event], expected_version=current.version)
     return stored
 

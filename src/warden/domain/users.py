@@ -19,6 +19,7 @@ ROLES = ("viewer", "operator", "approver", "admin")
 PERMISSIONS: dict[str, str] = {
     "read": "viewer",  # incidents, audit, reports
     "killswitch.engage": "operator",  # stopping is always safe to allow early
+    "quarantine.replay": "operator",  # input still passes every gate again
     "approve": "approver",
     "reject": "approver",
     "killswitch.release": "admin",  # starting again is not

@@ -4,8 +4,8 @@ Pure verification, no storage: a token or an Ed25519 key is checked against the 
 registry (:mod:`warden.domain.users`) to give the authenticated :class:`~warden.domain.users.User`,
 whose role then says what it may do. Approvals are signed with the approver's key over a
 canonical payload binding who, which incident, the exact step hash, the decision, when and
-a nonce, so anyone holding the log can check them. The CLI uses this module today; an HTTP
-API or web console can call the same functions.
+a nonce (and the approver's reason, when given), so anyone holding the log can check them.
+The CLI, the HTTP API and the web console call the same functions.
 """
 
 from __future__ import annotations
@@ -228,20 +228,31 @@ def authorize(user: User, action: str) -> None:
 
 
 def approval_payload(
-    approver: str, incident: str, step_hash: str, decision: str, signed_at: str, nonce: str
+    approver: str,
+    incident: str,
+    step_hash: str,
+    decision: str,
+    signed_at: str,
+    nonce: str,
+    reason: str = "",
 ) -> bytes:
-    """The exact bytes an approver signs (canonical JSON, RFC 8785)."""
-    return canonical_json(
-        {
-            "type": APPROVAL_PAYLOAD,
-            "approver": approver,
-            "incident": incident,
-            "step_hash": step_hash,
-            "decision": decision,
-            "signed_at": signed_at,
-            "nonce": nonce,
-        }
-    )
+    """The exact bytes an approver signs (canonical JSON, RFC 8785).
+
+    A reason, when given, is signed too (and absent from the payload when empty, so
+    approvals signed without one verify as before).
+    """
+    payload = {
+        "type": APPROVAL_PAYLOAD,
+        "approver": approver,
+        "incident": incident,
+        "step_hash": step_hash,
+        "decision": decision,
+        "signed_at": signed_at,
+        "nonce": nonce,
+    }
+    if reason:
+        payload["reason"] = reason
+    return canonical_json(payload)
 
 
 def sign_approval(
@@ -252,6 +263,7 @@ def sign_approval(
     decision: str,
     signed_at: str,
     nonce: str = "",
+    reason: str = "",
 ) -> dict[str, str]:
     """The data of an approval (or rejection) event, signed with ``key``.
 
@@ -260,8 +272,8 @@ def sign_approval(
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
     nonce = nonce or secrets.token_hex(16)
-    payload = approval_payload(approver, incident, step_hash, decision, signed_at, nonce)
-    return {
+    payload = approval_payload(approver, incident, step_hash, decision, signed_at, nonce, reason)
+    data = {
         "step_hash": step_hash,
         "approver": approver,
         "decision": decision,
@@ -270,6 +282,9 @@ def sign_approval(
         "key": fingerprint(public_key_of(key)),
         "signature": base64.b64encode(key.sign(payload)).decode("ascii"),
     }
+    if reason:
+        data["reason"] = reason
+    return data
 
 
 def approval_problem(
@@ -306,6 +321,7 @@ def approval_problem(
             decision,
             str(data["signed_at"]),
             str(data["nonce"]),
+            str(data.get("reason", "")),
         )
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(user.public_key))
         public.verify(signature, payload)
