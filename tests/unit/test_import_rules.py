@@ -3,7 +3,9 @@
 The domain imports the standard library and itself only: an allowlist, so a new
 dependency is refused before anyone thinks of adding it to a list of forbidden ones.
 Agents do no I/O, keep no time and start no threads; the model endpoint is the one
-module of the decisioning plane that talks to the network.
+module of the decisioning plane that talks to the network. The web framework (FastAPI,
+Starlette, Jinja2) is used by the edges that serve HTTP requests to people, the API and
+the console, and nowhere else: one HTTP stack, kept at the edge.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ AGENTS_MAY_NOT_IMPORT = frozenset(
     {"socket", "http", "threading", "time", "urllib", "asyncio", "subprocess"}
 )
 DYNAMIC_IMPORTS = frozenset({"__import__", "import_module"})
+WEB_FRAMEWORK = frozenset({"fastapi", "starlette", "jinja2", "multipart", "python_multipart"})
+WEB_EDGES = ("warden.api", "warden.web")
 
 
 def modules_of(package: str) -> list[tuple[str, Path]]:
@@ -130,3 +134,25 @@ def test_the_agent_rule_catches_what_it_must(tmp_path: Path) -> None:
         "time",
     ]
     assert all(agent_may_import(AGENT_SHELL, n) for n in names)
+
+
+def web_framework_allowed(module: str, name: str) -> bool:
+    at_edge = any(module == e or module.startswith(f"{e}.") for e in WEB_EDGES)
+    return at_edge or name.split(".")[0] not in WEB_FRAMEWORK
+
+
+def test_the_web_framework_stays_in_the_api_and_the_console() -> None:
+    assert any(m == "warden.api.app" for m, _ in modules_of("warden.api"))
+    assert any(m == "warden.web.console" for m, _ in modules_of("warden.web"))
+    assert breaches("warden", web_framework_allowed) == []
+
+
+def test_the_web_rule_catches_what_it_must(tmp_path: Path) -> None:
+    path = tmp_path / "probe.py"
+    path.write_text("from fastapi import FastAPI\nimport starlette.routing\nimport uvicorn\n")
+    names = [n for _, n in imports_of("warden.ingest.probe", path)]
+    assert [n for n in names if not web_framework_allowed("warden.ingest.probe", n)] == [
+        "fastapi",
+        "starlette.routing",
+    ]
+    assert all(web_framework_allowed("warden.api.probe", n) for n in names)

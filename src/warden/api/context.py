@@ -14,6 +14,7 @@ from warden.governance.approvals import ApprovalSettings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from warden.config import WardenConfig
     from warden.ports import EventStore
 
 
@@ -39,3 +40,14 @@ class ApiContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # How often a live stream looks for new events.
     poll_s: float = 0.5
+
+
+def context_for(config: WardenConfig, store: EventStore) -> ApiContext:
+    """The API context of a loaded ``warden.yaml``, over ``store`` (opened by the caller)."""
+    return ApiContext(
+        store=store,
+        state_dir=config.state_dir,
+        approvals=config.approvals,
+        environment=config.environment,
+        default_autonomy=config.autonomy,
+    )

@@ -13,7 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from warden import operations
+from warden.api.context import context_for
+from warden.api.server import ApiServer
 from warden.assembly import build
+from warden.cli.api_cmd import api
 from warden.cli.audit_cmd import audit_app
 from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
 from warden.cli.config_cmd import config_app
@@ -39,10 +42,12 @@ from warden.runtime import load_incidents
 from warden.store.location import has_log, open_event_store
 from warden.telemetry.metrics import MetricsListener, serve_metrics
 from warden.telemetry.tracing import TracingListener, build_tracer_provider
+from warden.web.app import create_app
 
 if TYPE_CHECKING:
     from types import FrameType
 
+    from warden.config import WardenConfig
     from warden.ports import EventStore
 
 app = typer.Typer(
@@ -99,12 +104,26 @@ def run(
             help="Export one trace per incident by OTLP to this endpoint.",
         ),
     ] = None,
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the HTTP API and web console on this port (0: off; default: api.port"
+            " in the config, off when unset).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Watch and heal the services declared in a config file until interrupted."""
     try:
         settings = load_config(config)
         warden = build(settings)
     except WardenError as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        api_server = _start_api(settings, settings.api_port if api_port is None else api_port)
+    except WardenError as exc:
+        warden.close()
         raise _fail(str(exc)) from exc
     started = datetime.now(UTC)
     registry = CollectorRegistry()
@@ -141,7 +160,28 @@ def run(
         tracing_setup.provider.shutdown()
         if server is not None:
             server.close()
+        if api_server is not None:
+            api_server.stop()
+            api_server.ctx.store.close()
     console.print("stopped; managed services were stopped too.")
+
+
+def _start_api(settings: WardenConfig, port: int) -> ApiServer | None:
+    """The API and console on ``port`` over their own connection to the store (0: none)."""
+    if not port:
+        return None
+    store = open_event_store(
+        settings.state_dir, dsn=settings.store_dsn, schema=settings.store_schema
+    )
+    ctx = context_for(settings, store)
+    try:
+        server = ApiServer(create_app(ctx), ctx, settings.api_host, port)
+        server.start()
+    except (WardenError, RuntimeError) as exc:
+        store.close()
+        raise WardenError(str(exc)) from exc
+    console.print(f"console and API at {server.url}/console", highlight=False)
+    return server
 
 
 @app.command()
@@ -336,6 +376,7 @@ def _control(
 
 
 # After the commands defined here, so `warden --help` lists run and demo first.
+app.command()(api)
 app.command()(report)
 app.command()(replay)
 app.command()(shadow)

@@ -1,0 +1,103 @@
+"""`warden api`: the HTTP API and web console over a state directory or a shared store. CLI edge.
+
+Register with ``app.command()(api)``. `warden run` serves the same application when
+``api.port`` is set in warden.yaml (or ``--api-port`` is given).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from warden.api.context import ApiContext, context_for
+from warden.api.server import ApiServer
+from warden.cli.auth import approval_settings
+from warden.config import load_config
+from warden.domain.errors import WardenError
+from warden.store.location import has_log, open_event_store
+from warden.web.app import create_app
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from warden.ports import EventStore
+
+
+def api(
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
+    ] = Path(".warden"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="A warden.yaml: its state_dir, store and approvers win."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every one).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8400,
+) -> None:
+    """Serve the HTTP API and the web console (login with a personal token) until Ctrl-C.
+
+    Every route but /healthz needs a personal token (`warden user add`) whose role allows
+    it: viewers read, approvers also approve, admins also change controls. The OpenAPI
+    document is at /api/openapi.json; the console at /console.
+    """
+    console = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        store, ctx = _open(state_dir, config)
+    except WardenError as exc:
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server = ApiServer(create_app(ctx), ctx, host, port)
+    except WardenError as exc:
+        store.close()
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"Warden API and console at {server.url}/console (state in {ctx.state_dir}/);"
+        f" OpenAPI at {server.url}/api/openapi.json. Ctrl-C stops."
+    )
+    try:
+        server.serve_forever(stop)
+    finally:
+        store.close()
+    console.print("stopped.")
+
+
+def _open(state_dir: Path, config: Path | None) -> tuple[EventStore, ApiContext]:
+    if config is not None:
+        settings = load_config(config)
+        if not settings.store_dsn and not has_log(settings.state_dir):
+            raise WardenError(f"no Warden state in {settings.state_dir}/ (run `warden run` first)")
+        store = open_event_store(
+            settings.state_dir, dsn=settings.store_dsn, schema=settings.store_schema
+        )
+        return store, context_for(settings, store)
+    if not has_log(state_dir):
+        raise WardenError(
+            f"no Warden state in {state_dir}/ (run `warden demo` or `warden run` first, or"
+            " give -c warden.yaml)"
+        )
+    store = open_event_store(state_dir)
+    approvals = approval_settings(None, state_dir)
+    ctx = ApiContext(store, state_dir)
+    if approvals is not None:
+        ctx.approvals = approvals
+    return store, ctx
