@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
+from warden.api.app import all_routes
+from warden.api.auth import permission_of
 from warden.api.context import ApiContext
+from warden.api.server import ApiServer
 from warden.domain.incident import State
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.web.app import create_app
@@ -14,8 +18,6 @@ from warden.web.app import create_app
 from .harness import Harness, make_harness
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from fastapi import FastAPI
 
     from tests.builders import Person
@@ -50,6 +52,7 @@ class World:
     ctx: ApiContext
     app: FastAPI
     people: dict[str, Person] = field(default_factory=dict)
+    servers: list[ApiServer] = field(default_factory=list)
 
     def waiting(self) -> str:
         """Make payments fail until an incident awaits approval; its id."""
@@ -59,7 +62,20 @@ class World:
         (incident,) = [i for i in h.incidents() if i.state is State.AWAITING_APPROVAL]
         return incident.id
 
+    def serve(self) -> ApiServer:
+        """The application on a real socket (stopped by :meth:`close`)."""
+        server = ApiServer(self.app, self.ctx, "127.0.0.1", 0)
+        server.start()
+        self.servers.append(server)
+        return server
+
+    def token(self, name: str) -> dict[str, str]:
+        """The Authorization header of ``name``'s personal token."""
+        return {"Authorization": f"Bearer {self.people[name].token}"}
+
     def close(self) -> None:
+        for server in self.servers:
+            server.stop()
         self.ctx.stopping.set()
         self.harness.close()
 
@@ -79,3 +95,19 @@ def make_world(tmp_path: Path) -> World:
     for name, role in PEOPLE:
         world.people[name] = h.person(name, role)
     return world
+
+
+def route_table() -> list[tuple[str, str, str | None]]:
+    """``(method, path, permission)`` of every route of the application (HEAD aside)."""
+    app = create_app(ApiContext(cast("Any", None), Path(".")))
+    return sorted(
+        (method, route.path, permission_of(route))
+        for route in all_routes(app.routes)
+        for method in getattr(route, "methods", None) or ()
+        if method != "HEAD"
+    )
+
+
+def openapi_document() -> dict[str, Any]:
+    """The application's OpenAPI document, built without a store."""
+    return create_app(ApiContext(cast("Any", None), Path("."))).openapi()

@@ -11,6 +11,8 @@ from warden.api.errors import install
 from warden.api.routes import router
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from warden.api.context import ApiContext
 
 TITLE = "Warden API"
@@ -46,10 +48,20 @@ def create_api(ctx: ApiContext) -> FastAPI:
     return app
 
 
+def all_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route of ``routes``, routers included by FastAPI flattened into their routes."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from all_routes(included.routes)
+        else:
+            yield route
+
+
 def unguarded(app: FastAPI) -> list[str]:
     """The routes of ``app`` that name no permission (the guard refuses them to all)."""
     out = []
-    for route in app.routes:
+    for route in all_routes(app.routes):
         methods = getattr(route, "methods", None)
         if methods is not None and permission_of(route) is None:
             out.append(f"{','.join(sorted(methods))} {getattr(route, 'path', '?')}")
