@@ -64,6 +64,25 @@ def postgres_dsn() -> str:
     return dsn
 
 
+CHROMIUM_DEFAULT = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium (``WARDEN_CHROMIUM`` overrides the path), for Playwright to drive.
+
+    Skips when it is missing, except under ``CI=true`` (where .ci/run installs it): there
+    a missing browser fails the run. Playwright never downloads a browser of its own here.
+    """
+    path = os.environ.get("WARDEN_CHROMIUM", CHROMIUM_DEFAULT)
+    if not os.access(path, os.X_OK):
+        reason = f"no chromium at {path}; `apt-get install chromium` or set WARDEN_CHROMIUM"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}. CI=true, so this fails instead of skipping", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture
 def postgres_schema(postgres_dsn: str) -> Iterator[str]:
     """A fresh schema name for one test; the schema is dropped after it."""

@@ -126,29 +126,27 @@ def logout(request: Request) -> Response:
 # -- incidents ------------------------------------------------------------------------------
 
 
-def _incident_rows(request: Request) -> list[dict[str, Any]]:
-    found = load_incidents(context(request).store).values()
+def _incidents(request: Request) -> dict[str, Any]:
+    ctx = context(request)
+    found = load_incidents(ctx.store).values()
     ordered = sorted(found, key=lambda i: i.opened_at, reverse=True)[:200]
-    return [views.incident_summary(i) for i in ordered]
+    return {
+        "incidents": [views.incident_summary(i) for i in ordered],
+        "pending": len(views.pending_approvals(ctx)),
+        "controls": views.controls(ctx),
+    }
 
 
 @router.get("/console", openapi_extra=needs("read"), response_class=Html)
 def incidents_page(request: Request) -> Response:
     """Incidents, newest first, updated live."""
-    ctx = context(request)
-    return _page(
-        request,
-        "incidents.html",
-        incidents=_incident_rows(request),
-        pending=len(views.pending_approvals(ctx)),
-        controls=views.controls(ctx),
-    )
+    return _page(request, "incidents.html", **_incidents(request))
 
 
 @router.get("/console/partials/incidents", openapi_extra=needs("read"), response_class=Html)
 def incidents_partial(request: Request) -> Response:
-    """The incident table alone (reloaded by htmx)."""
-    return _page(request, "_incidents.html", incidents=_incident_rows(request))
+    """The incident table and its banners alone (reloaded by htmx)."""
+    return _page(request, "_incidents.html", **_incidents(request))
 
 
 def _detail(request: Request, incident_id: str) -> dict[str, Any]:
