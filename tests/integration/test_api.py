@@ -68,7 +68,9 @@ def test_an_approval_signed_by_its_approver_runs_the_step(world: World) -> None:
         assert prepared["step_hash"] == pending["step_hash"]
         assert orjson.loads(prepared["payload"])["reason"] == "restart is safe at night"
         done = client.post(
-            f"/api/approvals/{incident}/approve", headers=alice, json=_signed(world, "alice", prepared)
+            f"/api/approvals/{incident}/approve",
+            headers=alice,
+            json=_signed(world, "alice", prepared),
         )
         assert done.status_code == 200, done.text
         assert done.json()["decision"] == "approve"
@@ -255,9 +257,7 @@ def test_a_downloaded_proof_verifies_offline_with_the_published_key(world: World
         key = client.get("/api/audit/key", headers=vera).text
         proof = client.get("/api/audit/proof/3", headers=vera)
         beyond = client.get(f"/api/audit/proof/{summary['size'] + 5}", headers=vera)
-        consistent = client.get(
-            "/api/audit/consistency", params={"old": 2}, headers=vera
-        ).json()
+        consistent = client.get("/api/audit/consistency", params={"old": 2}, headers=vera).json()
     assert summary["size"] > 3
     assert summary["checkpoints"][-1]["size"] == summary["size"]
     assert proof.headers["content-disposition"] == 'attachment; filename="3.tlog-proof"'
@@ -278,7 +278,12 @@ def test_quarantine_lists_shows_and_replays(world: World) -> None:
         replayed = client.post(f"/api/quarantine/{item}/replay", headers=world.token("oscar"))
         missing = client.get("/api/quarantine/999", headers=world.token("vera"))
     assert listed == [
-        {"id": item, "source": "webhook", "reason": "not JSON", "received_at": "2026-11-25T12:00:00Z"}
+        {
+            "id": item,
+            "source": "webhook",
+            "reason": "not JSON",
+            "received_at": "2026-11-25T12:00:00Z",
+        }
     ]
     assert shown["payload"] == "{oops"
     assert replayed.json()["verdict"] == "still refused"

@@ -46,9 +46,7 @@ def test_the_document_describes_every_operation_with_its_permission() -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_no_input_makes_the_api_fail(
-    served: tuple[World, str], case: schemathesis.Case
-) -> None:
+def test_no_input_makes_the_api_fail(served: tuple[World, str], case: schemathesis.Case) -> None:
     world, url = served
     response = case.call(base_url=url, headers=world.token("root"), timeout=30)
     case.validate_response(response, checks=[not_a_server_error])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from warden.api.sessions import Sessions
@@ -13,6 +12,7 @@ from warden.governance.approvals import ApprovalSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from warden.config import WardenConfig
     from warden.ports import EventStore

@@ -227,13 +227,13 @@ def get_controls(request: Request) -> dict[str, Any]:
 def _operate(request: Request, type_: str, data: dict[str, str]) -> dict[str, Any]:
     ctx = context(request)
     who = caller(request).user
-    event = operations.control(ctx.store, type_, {**data, "by": who.name, "auth": "token"}, ctx.now())
+    event = operations.control(
+        ctx.store, type_, {**data, "by": who.name, "auth": "token"}, ctx.now()
+    )
     return {"recorded": event.id, "type": event.type, **views.controls(ctx)}
 
 
-@router.post(
-    "/api/killswitch/engage", openapi_extra=needs("killswitch.engage"), tags=["controls"]
-)
+@router.post("/api/killswitch/engage", openapi_extra=needs("killswitch.engage"), tags=["controls"])
 def engage(request: Request, body: KillSwitchBody) -> dict[str, Any]:
     """Stop every action (or one domain's) at once; operators may."""
     return _operate(request, ev.KILL_SWITCH_ENGAGED, body.model_dump())
@@ -458,9 +458,7 @@ def kpis(request: Request, since: Since = None, until: Until = None) -> dict[str
     }
 
 
-@router.get(
-    "/api/report", openapi_extra=needs("read"), tags=["kpis"], response_class=HTMLResponse
-)
+@router.get("/api/report", openapi_extra=needs("read"), tags=["kpis"], response_class=HTMLResponse)
 def report_page(request: Request, since: Since = None, until: Until = None) -> str:
     """The self-contained HTML resilience report (as `warden report --html`)."""
     ctx = context(request)

@@ -215,7 +215,9 @@ async def _control(request: Request, type_: str, fields: tuple[str, ...]) -> Res
         if data.get("level") not in AUTONOMY_LEVELS:
             return _back(request, "/console/controls", error="choose an autonomy level")
     try:
-        event = operations.control(ctx.store, type_, {**data, "by": who.name, "auth": "token"}, ctx.now())
+        event = operations.control(
+            ctx.store, type_, {**data, "by": who.name, "auth": "token"}, ctx.now()
+        )
     except WardenError as exc:
         return _back(request, "/console/controls", error=str(exc))
     return _back(request, "/console/controls", message=f"recorded {event.type}")
@@ -236,7 +238,9 @@ async def release(request: Request) -> Response:
 @router.post("/console/autonomy", openapi_extra=needs("autonomy"))
 async def autonomy(request: Request) -> Response:
     """Set an autonomy level (form)."""
-    return await _control(request, ev.AUTONOMY_CHANGED, ("level", "environment", "domain", "reason"))
+    return await _control(
+        request, ev.AUTONOMY_CHANGED, ("level", "environment", "domain", "reason")
+    )
 
 
 # -- quarantine, audit, KPIs ----------------------------------------------------------------
