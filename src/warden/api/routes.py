@@ -38,13 +38,10 @@ from warden.runtime import load_incidents
 from warden.telemetry.report import kpi_rows, render_html
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from warden.api.context import ApiContext
     from warden.ports import QuarantinedInput
 
 router = APIRouter()
-PAGE = 1000
 IncidentId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[0-9a-zA-Z_.:-]+$")]
 
 
@@ -417,16 +414,6 @@ def consistency(
 # -- KPIs, report, shadow -------------------------------------------------------------------
 
 
-def _events(ctx: ApiContext) -> Iterator[ev.Event]:
-    position = 0
-    while True:
-        page = ctx.store.read_all(position, limit=PAGE)
-        yield from page
-        if len(page) < PAGE:
-            return
-        position = page[-1].position
-
-
 Since = Annotated[datetime | None, Query(description="Incidents opened at or after (RFC 3339).")]
 Until = Annotated[datetime | None, Query(description="Incidents opened before (RFC 3339).")]
 
@@ -437,7 +424,7 @@ def _report(ctx: ApiContext, since: datetime | None, until: datetime | None) -> 
             raise ApiError(400, "give times with a timezone offset, e.g. 2025-01-01T00:00:00Z")
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "until must be after since")
-    return resilience_report(_events(ctx), since, until)
+    return resilience_report(views.history(ctx.store), since, until)
 
 
 @router.get("/api/kpis", openapi_extra=needs("read"), tags=["kpis"])

@@ -19,6 +19,7 @@ from warden.operations import users
 from warden.runtime import load_incidents
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
 
     from warden.api.context import ApiContext
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "controls",
     "find_incident",
+    "history",
     "incident_detail",
     "incident_summary",
     "pending_approvals",
@@ -201,6 +203,17 @@ def controls(ctx: ApiContext) -> dict[str, Any]:
         },
         "policy_version": state.policy_version,
     }
+
+
+def history(store: EventStore, page: int = 1000) -> Iterator[ev.Event]:
+    """Every event of the log in order, read a page at a time."""
+    position = 0
+    while True:
+        found = store.read_all(position, limit=page)
+        yield from found
+        if len(found) < page:
+            return
+        position = found[-1].position
 
 
 def kpi_summary(rows: list[tuple[str, str, str]]) -> list[dict[str, str]]:

@@ -20,7 +20,7 @@ from warden import operations
 from warden.api import views
 from warden.api.auth import PUBLIC, caller, context, needs
 from warden.api.errors import ApiError
-from warden.api.routes import _events as history
+from warden.api.routes import replay_item
 from warden.api.sessions import COOKIE, CSRF_FIELD, TTL
 from warden.audit.log import AuditLog
 from warden.audit.state import AuditPaths
@@ -261,8 +261,6 @@ def quarantine_page(
 @router.post("/console/quarantine/{item_id}/replay", openapi_extra=needs("quarantine.replay"))
 def quarantine_replay(request: Request, item_id: int) -> Response:
     """Replay one item through the gates (form); back to the list with the verdict."""
-    from warden.api.routes import replay_item
-
     result = replay_item(request, item_id)
     verdict = f"item {item_id}: {result['verdict']} {result['reason']}".strip()
     return _back(request, "/console/quarantine", message=verdict)
@@ -293,7 +291,7 @@ def audit_page(request: Request) -> Response:
 @router.get("/console/kpis", openapi_extra=needs("read"), response_class=Html)
 def kpis_page(request: Request) -> Response:
     """Resilience KPIs with charts drawn on the server (SVG)."""
-    report = resilience_report(history(context(request)))
+    report = resilience_report(views.history(context(request).store))
     charts = [incidents_over_time(report), mttr_histogram(report), outcomes_chart(report)]
     return _page(request, "kpis.html", rows=kpi_rows(report), charts=charts)
 

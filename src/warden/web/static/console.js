@@ -23,8 +23,14 @@ function startLive() {
   source.addEventListener("error", () => {
     if (status) { status.textContent = "○ reconnecting"; status.classList.remove("on"); }
   });
-  source.addEventListener("warden", () => {
-    if (window.htmx) window.htmx.trigger(document.body, "warden-event");
+  source.addEventListener("warden", (message) => {
+    if (!window.htmx) return;
+    let stream = "";
+    try { stream = JSON.parse(message.data).stream || ""; } catch (err) { stream = ""; }
+    // Pages reload their parts only for what they show: incidents and controls.
+    if (stream.startsWith("incident-") || stream === "control") {
+      window.htmx.trigger(document.body, "warden-event");
+    }
   });
 }
 
@@ -171,6 +177,22 @@ document.addEventListener("submit", (e) => {
   e.preventDefault();
   const decision = e.submitter && e.submitter.value === "reject" ? "reject" : "approve";
   decide(form, decision);
+});
+
+// A reason being typed survives the inbox reloading around it.
+let keptReasons = {};
+document.addEventListener("htmx:beforeSwap", (e) => {
+  keptReasons = {};
+  for (const form of e.detail.target.querySelectorAll("form.decide")) {
+    keptReasons[form.dataset.stepHash] = form.elements.reason.value;
+  }
+});
+document.addEventListener("htmx:afterSwap", (e) => {
+  for (const form of e.detail.target.querySelectorAll("form.decide")) {
+    const kept = keptReasons[form.dataset.stepHash];
+    if (kept) form.elements.reason.value = kept;
+  }
+  tick();
 });
 
 document.addEventListener("DOMContentLoaded", () => {
