@@ -132,3 +132,55 @@ def test_an_approver_logs_in_sees_the_incident_approves_and_sees_it_heal(
     page.wait_for_selector("text=approved by alice", timeout=WAIT_MS)
     _shot(page, "console-resolved")
     assert errors == []
+
+
+def test_an_admin_flips_controls_and_reads_audit_kpis_and_quarantine(
+    world: World, browser: Browser
+) -> None:
+    h = world.harness
+    world.waiting()
+    item = world.ctx.store.quarantine("webhook", "not JSON", "{oops", "2026-11-25T12:00:00Z")
+    h.warden.checkpointer.checkpoint()
+    server = world.serve()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{server.url}/login")
+    page.fill("#token", world.people["root"].token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#live-status.on", timeout=WAIT_MS)
+
+    page.click("text=Controls")
+    page.fill("form[action='/console/killswitch/engage'] input[name=reason]", "game day drill")
+    page.click("form[action='/console/killswitch/engage'] button")
+    page.wait_for_selector("text=Engaged by root", timeout=WAIT_MS)
+    page.select_option("select[name=level]", "supervised")
+    page.fill("form[action='/console/autonomy'] input[name=domain]", "payments")
+    page.click("form[action='/console/autonomy'] button")
+    page.wait_for_selector("td:has-text('supervised')", timeout=WAIT_MS)
+    _shot(page, "console-controls")
+    engaged = h.events(ev.KILL_SWITCH_ENGAGED)
+    assert [(e.data["by"], e.data["reason"]) for e in engaged] == [("root", "game day drill")]
+    assert h.events(ev.AUTONOMY_CHANGED)[0].data["domain"] == "payments"
+    page.click("text=Incidents")
+    page.wait_for_selector("text=Kill switch engaged by root: game day drill", timeout=WAIT_MS)
+
+    page.click("text=Quarantine")
+    page.click(f"a[href='/console/quarantine?item={item}']")
+    page.wait_for_selector("pre.payload:has-text('{oops')", timeout=WAIT_MS)
+    page.click("text=Replay through the gates")
+    page.wait_for_selector(f"text=item {item}: still refused", timeout=WAIT_MS)
+
+    page.click("text=Audit")
+    page.wait_for_selector("pre.key", timeout=WAIT_MS)
+    with page.expect_download() as download:
+        page.click("text=Download proof")
+    saved = download.value
+    assert saved.suggested_filename.endswith(".tlog-proof")
+    _shot(page, "console-audit")
+
+    page.click("text=KPIs")
+    page.wait_for_selector("figure svg", timeout=WAIT_MS)
+    assert page.locator("figure svg").count() == 3
+    _shot(page, "console-kpis")
+    assert errors == []
