@@ -24,6 +24,7 @@ def test_the_example_configuration_is_valid() -> None:
     assert dict(config.approvals.approvers)["bob"] == ("sre", "lead")
     assert config.service("orders").desired == (("running", "true"), ("version", "1.4.2"))
     assert dict(config.agent_caps) == {"drift": "recommend"}
+    assert (config.api_host, config.api_port) == ("127.0.0.1", 8400)
     assert config.adapters["actions"]["rollback_deploy"]["adapter"] == "http"
     assert config.topology.domain_of("orders") == "shop"
     senders = config.sources["webhook"]["senders"]
@@ -50,6 +51,8 @@ def base(**extra: Any) -> dict[str, Any]:
         (base(change_freezes=[{"start": "tomorrow", "end": "later"}]), "RFC 3339"),
         ({"services": [{"name": "a", "health": "http://x", "managed": False, "depends_on": ["b"]}]}, "unknown service 'b'"),
         (base(agents={"max_autonomy": {"x": "god"}}), "'god' is not one of"),
+        (base(api={"port": 99999}), "api.port: expected a whole number <= 65535"),
+        (base(api={"listen": 8400}), "unknown key 'listen'"),
     ],
 )  # fmt: skip
 def test_mistakes_are_named(raw: dict[str, Any], message: str) -> None:
@@ -95,3 +98,9 @@ def test_the_store_section() -> None:
     ):
         with pytest.raises(ConfigError, match=message):
             parse_config({**base, "store": bad}, Path("."))
+
+
+def test_the_api_is_off_unless_a_port_is_given() -> None:
+    assert parse_config(base(), Path(".")).api_port == 0
+    served = parse_config(base(api={"host": "0.0.0.0", "port": 9000}), Path("."))
+    assert (served.api_host, served.api_port) == ("0.0.0.0", 9000)

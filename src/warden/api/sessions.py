@@ -31,8 +31,12 @@ class Session:
     expires_at: datetime
 
     def csrf_ok(self, given: str) -> bool:
-        """Whether ``given`` is this session's CSRF token (compared in constant time)."""
-        return bool(given) and hmac.compare_digest(given, self.csrf)
+        """Whether ``given`` is this session's CSRF token (compared in constant time).
+
+        Compared as bytes: a header may carry any character, and comparing non-ASCII
+        text raises instead of answering no.
+        """
+        return bool(given) and hmac.compare_digest(given.encode("utf-8"), self.csrf.encode())
 
 
 class Sessions:
