@@ -47,7 +47,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     server = world.serve()
     world.ctx.stopping.set()
     values = {"incident_id": incident, "item_id": str(item), "entry": "0"}
-    yield {"world": world, "url": server.url, "values": values}
+    with httpx.Client(timeout=30, follow_redirects=False) as client:
+        yield {"world": world, "url": server.url, "values": values, "client": client}
     world.close()
 
 
@@ -60,10 +61,11 @@ def _call(served: dict[str, Any], method: str, path: str, who: str | None) -> ht
         body["json"] = {}
     else:
         body["data"] = {}
-    with httpx.Client(timeout=30, follow_redirects=False) as client:
-        request = client.build_request(method, url, headers=headers, **body)
-        response = client.send(request, stream=True)
-        response.close()
+    client: httpx.Client = served["client"]
+    client.cookies.clear()  # a logout's answer must not follow the next caller
+    request = client.build_request(method, url, headers=headers, **body)
+    response = client.send(request, stream=True)
+    response.close()
     return response
 
 

@@ -42,7 +42,7 @@ def test_the_document_describes_every_operation_with_its_permission() -> None:
 
 @schema.parametrize()
 @settings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
