@@ -305,3 +305,21 @@ def test_kpis_report_and_shadow(world: World) -> None:
     assert naive.status_code == 400
     assert "<svg" in report.text
     assert shadow == {"compared": 0, "agree": 0, "differences": []}
+
+
+def test_a_reconnecting_stream_resumes_after_its_last_event_id(world: World) -> None:
+    server = world.serve()
+    world.harness.control(ev.KILL_SWITCH_ENGAGED, reason="one", by="root")
+    world.harness.control(ev.KILL_SWITCH_RELEASED, reason="two", by="root")
+    head = world.ctx.store.head()
+    headers = {**world.token("vera"), "Last-Event-ID": str(head - 1)}
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        client.stream("GET", "/api/stream", headers=headers) as stream,
+    ):
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                first = orjson.loads(line[6:])
+                break
+    assert first["position"] == head
+    assert first["type"] == ev.KILL_SWITCH_RELEASED
