@@ -173,6 +173,19 @@ def _adapters(
     return runners
 
 
+def _unmanaged(
+    config: WardenConfig, runners: Mapping[str, ActionAdapter], processes: LocalProcessAdapter
+) -> frozenset[str]:
+    """Services no agent may plan to restart: ``managed: false``, restarted as local processes.
+
+    A ``restart_service`` routed to an adapter of its own (``actions:``, or one adapter for
+    every action as simulations use) restarts any service, managed or not.
+    """
+    if runners.get("restart_service") is not processes:
+        return frozenset()
+    return frozenset(s.name for s in config.services if not s.managed)
+
+
 def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list[Agent]:
     """The built-in agents and installed third-party ones, configured.
 
@@ -300,6 +313,7 @@ def build(
             desired={s.name: dict(s.desired) for s in config.services if s.desired},
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
+            unmanaged=_unmanaged(config, runners, processes),
             action_workers=(
                 action_workers
                 if action_workers is not None

@@ -160,6 +160,7 @@ class Runtime:
             signals=dict(self._state.signals),
             limits=self._limits,
             isolated=dict(self._state.isolated),
+            unmanaged=self.settings.unmanaged,
         )
 
     def detect_drift(self) -> None:
