@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from warden.agents.alerts import AlertAgent
 from warden.agents.builtin import builtin_agents
-from warden.agents.model import model_agent_from_config
+from warden.agents.model import DEFAULT_MAX_AUTONOMY, ModelAgent, model_agent_from_config
 from warden.audit.checkpointer import Checkpointer
 from warden.audit.projector import AuditProjector
 from warden.audit.publish import CheckpointPublisher
@@ -196,8 +196,7 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
     service_down.setdefault("failure_threshold", config.failure_threshold)
     agents: list[Agent] = [AlertAgent(), *builtin_agents(settings)]
     catalog = catalog or Catalog()
-    # config.model is the `model:` section itself; the function reads a whole file's mapping.
-    model = model_agent_from_config({"model": config.model}, catalog) if config.model else None
+    model = model_agent_from_config(config.model, catalog) if config.model else None
     if model is not None:
         # After the rule agents (it may take seconds), before the escalation agent (last).
         agents.insert(len(agents) - 1, model)
@@ -280,7 +279,10 @@ def build(
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
     # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
     groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
-    entities = cedar_entities(topology, groups, dict(config.agent_caps))
+    # A model agent acts through people unless the configuration caps it otherwise.
+    caps = {a.name: DEFAULT_MAX_AUTONOMY for a in chosen if isinstance(a, ModelAgent)}
+    agent_caps = tuple(sorted((caps | dict(config.agent_caps)).items()))
+    entities = cedar_entities(topology, groups, dict(agent_caps))
     shadow_policies = (
         BundleWatcher(config.shadow_policy_dir) if config.shadow_policy_dir is not None else None
     )
@@ -309,7 +311,7 @@ def build(
             approvals=config.approvals,
             freezes=config.freezes,
             autonomy_rules=config.autonomy_rules,
-            agent_caps=config.agent_caps,
+            agent_caps=agent_caps,
             desired={s.name: dict(s.desired) for s in config.services if s.desired},
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
