@@ -466,7 +466,7 @@ def test_the_documented_section_builds_the_agent_as_written() -> None:
     assert repr(alone) == repr(in_file)
     assert alone.model == "gpt-4o-mini"
     assert model_agent_from_config({**section, "enabled": False}) is None
-    with pytest.raises(ConfigError, match="model.endpoint"):
+    with pytest.raises(ConfigError, match=r"model\.endpoint"):
         model_agent_from_config({"model": "gpt-4o-mini", "timeout_s": 5})
 
 
