@@ -22,6 +22,7 @@ from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, SourceStopped
 from warden.execution.adapters.process import LocalProcessAdapter, ProcessSpec
+from warden.execution.adapters.process_supervision import child_environment
 from warden.execution.adapters.registry import build_adapters
 from warden.execution.executor import Executor
 from warden.governance.bundles import BundleWatcher
@@ -30,7 +31,7 @@ from warden.governance.gate import DecisionGate
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
-from warden.ingest.probes import HttpProbe, Probe
+from warden.ingest.probes import CommandProbe, HttpProbe, Probe, TcpProbe, tcp_address
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from warden.agents.protocol import Agent
     from warden.audit.log import AuditLog
-    from warden.config import WardenConfig
+    from warden.config import ServiceConfig, WardenConfig
 
 
 CHECKPOINT_EVERY_S = 10.0
@@ -173,6 +174,30 @@ def _adapters(
     return runners
 
 
+def health_probe(service: ServiceConfig, config: WardenConfig) -> Probe:
+    """The probe of a service's ``health:``: an HTTP GET, a TCP connect or a check command.
+
+    A check command gets what a managed process gets: ``PATH``, ``HOME``, ``LANG`` and the
+    service's own ``env:``, and runs in its ``cwd``.
+    """
+    timeout_s = config.probe.timeout_s
+    if service.health_command:
+        return CommandProbe(
+            service.health_command,
+            service.health_timeout_s or timeout_s,
+            env=child_environment(dict(service.env)),
+            cwd=service.cwd,
+        )
+    if service.health_url.startswith("tcp://"):
+        host, port = tcp_address(service.health_url)
+        return TcpProbe(host, port, timeout_s)
+    return HttpProbe(
+        service.health_url,
+        timeout_s=timeout_s,
+        latency_threshold_ms=config.probe.latency_threshold_ms,
+    )
+
+
 def _unmanaged(
     config: WardenConfig, runners: Mapping[str, ActionAdapter], processes: LocalProcessAdapter
 ) -> frozenset[str]:
@@ -250,14 +275,7 @@ def build(
     topology = config.topology
     executor = Executor(store, catalog, runners, clock)
     if probes is None:
-        probes = {
-            s.name: HttpProbe(
-                s.health_url,
-                timeout_s=config.probe.timeout_s,
-                latency_threshold_ms=config.probe.latency_threshold_ms,
-            )
-            for s in config.services
-        }
+        probes = {s.name: health_probe(s, config) for s in config.services}
     log, signer = open_audit(state, key_path=config.audit.key_path)
     publish = config.audit.publish_dsn
     checkpointer = Checkpointer(

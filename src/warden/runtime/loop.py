@@ -210,6 +210,9 @@ class Runtime:
         }
         if not result.ok:
             data["error"] = result.error
+            data["kind"] = result.kind or health.failure_kind(result.error, result.status)
+        if result.exit_code is not None:
+            data["exit_code"] = result.exit_code
         event_id = self.ids.new_id()
         raw = ev.Event(
             id=event_id,
