@@ -351,9 +351,21 @@ class Runtime:
             self.tail()
 
     def _open(self, detection: Detection, detected_by: str) -> None:
-        opening = self.planner.open(detection, detected_by, self._state.incidents, self.clock.now())
+        opening = self.planner.open(
+            detection,
+            detected_by,
+            self._state.incidents,
+            self.clock.now(),
+            self._decided_again,
+        )
         if opening is not None:
             self.store.append(opening.stream, list(opening.events), opening.expected_version)
+
+    def _decided_again(self, closed: Incident) -> str:
+        # Only an incident a control denied asks for the (costlier) view.
+        if not lc.denied_by_control(closed):
+            return ""
+        return lc.decided_again(closed, self.interpreter.view())
 
     def _probe_for_verification(self, service: str) -> None:
         probe = self.probes.get(service)
