@@ -584,3 +584,19 @@ def test_cited_evidence_is_kept_and_certainty_is_capped(
     assert plan.evidence == ("al-1", "ev-2")
     assert plan.confidence == CONFIDENCE_CEILING
     assert "1.00" in plan.rationale
+
+
+def test_warden_event_ids_reach_the_model_so_it_can_cite_them(
+    double: ChatDouble, agent: ModelAgent
+) -> None:
+    """Real ids are 32 hex digits, which redaction would take for a secret."""
+    real = "9f2c4e1a7b3d4c5e8f9a0b1c2d3e4f50"
+    health = replace(WORLD.health["checkout"], evidence=(real,))
+    world = replace(WORLD, health={**WORLD.health, "checkout": health})
+    double.script(ChatReply.tool_calls([RESTART], {**META, "evidence": [real]}))
+    plan = agent.propose(INCIDENT, world)
+    (request,) = double.wait_for_requests(1)
+    context = json.loads(request.json()["messages"][1]["content"])
+    assert real in context["evidence"]
+    assert plan is not None
+    assert plan.evidence == (real,)

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from warden.agents.model_answer import AnswerChecker
 from warden.agents.model_endpoint import ChatEndpoint, Shared, chat_completions_url
 from warden.agents.model_evidence import check_evidence
-from warden.agents.model_prompt import SYSTEM_PROMPT, catalog_tools, incident_context, known_targets
+from warden.agents.model_prompt import (
+    SYSTEM_PROMPT,
+    catalog_tools,
+    evidence_of,
+    incident_context,
+    known_targets,
+)
 from warden.agents.redact import DEFAULT_SETTINGS, RedactionSettings, redact, redact_text
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, ValidationError, WardenError
@@ -166,6 +172,9 @@ class ModelAgent:
     def _request(self, incident: Incident, world: World) -> tuple[dict[str, Any], dict[str, int]]:
         keep = {n for n in known_targets(world) if _SAFE_NAME.fullmatch(n) and "@" not in n}
         keep.update(self._catalog.names())
+        # Event ids (32 hex digits) look random, but they are Warden's own: kept, so the
+        # model can cite them as evidence.
+        keep.update(i for i in evidence_of(incident, world) if _SAFE_NAME.fullmatch(i))
         redaction = redact(incident_context(incident, world), self._redaction, keep=keep)
         body = {
             "model": self._model,
