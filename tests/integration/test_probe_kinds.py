@@ -197,6 +197,7 @@ def test_health_forms_build_their_probes_and_commands_get_a_minimal_environment(
     db, replica, web = (health_probe(s, config) for s in config.services)
     assert isinstance(db, TcpProbe) and (db.host, db.port) == ("127.0.0.1", 5432)
     assert isinstance(replica, CommandProbe) and replica.timeout_s == 5
+    assert repr(replica) == f"CommandProbe({PY!r} + 2 arguments, timeout_s=5)"  # no arguments
     assert isinstance(web, HttpProbe)
     assert replica.check().ok  # ROLE came from env:, the secret did not come at all
     assert set(replica.env) <= {"PATH", "HOME", "LANG", "ROLE"}

@@ -51,8 +51,10 @@ def test_noise_of_bounded_amplitude_never_fires(
     centre: float, noise: list[float], amplitude: float, rule: BaselineRule
 ) -> None:
     """Whatever its shape, noise within +-a never fires once the floor covers 2a."""
+    # 2a, and a hair more for the rounding of centre + a * n (the centre reaches 1,000).
+    floor = 2 * amplitude * (1 + 1e-9) + 1e-9
     covering = BaselineRule(
-        rule.min_samples, rule.window, rule.k, rule.sustain, max(rule.min_shift, 2 * amplitude)
+        rule.min_samples, rule.window, rule.k, rule.sustain, max(rule.min_shift, floor)
     )
     series = [centre + amplitude * n for n in noise]
     assert assess(series, covering) is None

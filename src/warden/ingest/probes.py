@@ -338,7 +338,11 @@ class CommandProbe:
         self.cwd = cwd
 
     def __repr__(self) -> str:
-        return f"CommandProbe({list(self.argv)!r}, timeout_s={self.timeout_s:g})"
+        # The program only: arguments may carry credentials, and this names the probe in
+        # every event it records.
+        more = len(self.argv) - 1
+        args = f" + {more} argument{'s' if more != 1 else ''}" if more else ""
+        return f"CommandProbe({self.argv[0]!r}{args}, timeout_s={self.timeout_s:g})"
 
     def check(self) -> ProbeResult:
         """Run the command once; never raises for a command that fails or cannot run."""
