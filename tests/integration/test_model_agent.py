@@ -600,3 +600,36 @@ def test_warden_event_ids_reach_the_model_so_it_can_cite_them(
     assert real in context["evidence"]
     assert plan is not None
     assert plan.evidence == (real,)
+
+
+def test_metric_symptoms_reach_the_model_as_observations_it_can_cite(
+    double: ChatDouble, agent: ModelAgent
+) -> None:
+    from warden.domain import events as ev
+    from warden.domain.signals import observe
+
+    signals = Signals("checkout")
+    for i, value in enumerate([0.004, 0.005, 0.003] * 8 + [0.2, 0.2, 0.2]):
+        signals = observe(
+            signals,
+            ev.Event(
+                id=f"m{i}",
+                source="test",
+                type=ev.METRIC_SAMPLED,
+                time=f"2026-11-25T11:{i:02d}:00.000000Z",
+                data={"service": "checkout", "metric": "error_rate", "value": value},
+            ),
+        )
+    world = replace(WORLD, signals={"checkout": signals})
+    double.script(ChatReply.tool_calls([RESTART], {**META, "evidence": ["m25"]}))
+    plan = agent.propose(INCIDENT, world)
+    (request,) = double.wait_for_requests(1)
+    context = json.loads(request.json()["messages"][1]["content"])
+    (symptom,) = context["services"]["checkout"]["symptoms"]
+    assert (symptom["kind"], symptom["metric"], symptom["observed"]) == (
+        "error_rate_high",
+        "error_rate",
+        0.2,
+    )
+    assert context["evidence"]["m25"] == "checkout: error_rate above its baseline"
+    assert plan is not None and plan.evidence == ("m25",)

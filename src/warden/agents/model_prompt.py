@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ConfigError
 from warden.domain.events import format_time
+from warden.domain.symptoms import Detectors
 
 if TYPE_CHECKING:
     from warden.domain.catalog import Catalog
     from warden.domain.incident import Incident
+    from warden.domain.symptoms import Symptom
     from warden.domain.world import World
 
 SYSTEM_PROMPT = """\
@@ -128,7 +130,17 @@ def evidence_of(incident: Incident, world: World) -> dict[str, str]:
                 found.setdefault(event_id, f"{name}: a failed health probe")
         for alert in world.signals_of(name).alerts:
             found.setdefault(alert.event_id, f"{name}: a firing alert")
+        for symptom in _symptoms(world, name):
+            for event_id in symptom.evidence:
+                found.setdefault(event_id, f"{name}: {symptom.metric} above its baseline")
     return dict(sorted(found.items()))
+
+
+def _symptoms(world: World, service: str) -> list[Symptom]:
+    signals = world.signals_of(service)
+    if not signals.metrics:
+        return []
+    return Detectors().of(signals, dict(world.limits.get(service, ())))
 
 
 def incident_context(incident: Incident, world: World) -> dict[str, Any]:
@@ -159,6 +171,19 @@ def incident_context(incident: Incident, world: World) -> dict[str, Any]:
                     "evidence": a.event_id,
                 }
                 for a in alerts
+            ]
+        shifts = _symptoms(world, name)
+        if shifts:
+            entry["symptoms"] = [
+                {
+                    "kind": s.kind,
+                    "metric": s.metric,
+                    "baseline": s.baseline,
+                    "threshold": s.threshold,
+                    "observed": s.observed,
+                    "since": s.since,
+                }
+                for s in shifts
             ]
         services[name] = entry
     return {
