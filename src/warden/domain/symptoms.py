@@ -10,9 +10,10 @@ it crossed, the value observed, since when, and the ids of the samples that show
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from warden.domain.baseline import BaselineRule, assess
+from warden.domain.baseline import BaselineRule, Shift, assess
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -89,7 +90,7 @@ class Detectors:
             rule = self.rules.get(kind) if kind else None
             if kind is None or rule is None:
                 continue
-            shift = assess([s.value for s in samples], rule, _floor(declared, kind, metric))
+            shift = _assess(tuple(s.value for s in samples), rule, _floor(declared, kind, metric))
             if shift is None:
                 continue
             run = samples[shift.onset :]
@@ -115,6 +116,12 @@ class Detectors:
             for service in sorted(world.signals)
             for symptom in self.of(world.signals_of(service), dict(world.limits.get(service, ())))
         ]
+
+
+@lru_cache(maxsize=4096)
+def _assess(values: tuple[float, ...], rule: BaselineRule, floor: float | None) -> Shift | None:
+    """:func:`assess`, remembered: agents ask every round, a series changes per sample."""
+    return assess(values, rule, floor)
 
 
 def _floor(limits: Mapping[str, str], kind: str, metric: str) -> float | None:
