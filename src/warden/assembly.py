@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from warden.agents.alerts import AlertAgent
 from warden.agents.builtin import builtin_agents
-from warden.agents.model import model_agent_from_config
+from warden.agents.model import DEFAULT_MAX_AUTONOMY, ModelAgent, model_agent_from_config
 from warden.audit.checkpointer import Checkpointer
 from warden.audit.projector import AuditProjector
 from warden.audit.publish import CheckpointPublisher
@@ -22,6 +22,7 @@ from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, SourceStopped
 from warden.execution.adapters.process import LocalProcessAdapter, ProcessSpec
+from warden.execution.adapters.process_supervision import child_environment
 from warden.execution.adapters.registry import build_adapters
 from warden.execution.executor import Executor
 from warden.governance.bundles import BundleWatcher
@@ -30,7 +31,7 @@ from warden.governance.gate import DecisionGate
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.gate import IngestGate
 from warden.ingest.pipeline import Pipeline
-from warden.ingest.probes import HttpProbe, Probe
+from warden.ingest.probes import CommandProbe, HttpProbe, Probe, TcpProbe, tcp_address
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from warden.agents.protocol import Agent
     from warden.audit.log import AuditLog
-    from warden.config import WardenConfig
+    from warden.config import ServiceConfig, WardenConfig
 
 
 CHECKPOINT_EVERY_S = 10.0
@@ -173,6 +174,43 @@ def _adapters(
     return runners
 
 
+def health_probe(service: ServiceConfig, config: WardenConfig) -> Probe:
+    """The probe of a service's ``health:``: an HTTP GET, a TCP connect or a check command.
+
+    A check command gets what a managed process gets: ``PATH``, ``HOME``, ``LANG`` and the
+    service's own ``env:``, and runs in its ``cwd``.
+    """
+    timeout_s = config.probe.timeout_s
+    if service.health_command:
+        return CommandProbe(
+            service.health_command,
+            service.health_timeout_s or timeout_s,
+            env=child_environment(dict(service.env)),
+            cwd=service.cwd,
+        )
+    if service.health_url.startswith("tcp://"):
+        host, port = tcp_address(service.health_url)
+        return TcpProbe(host, port, timeout_s)
+    return HttpProbe(
+        service.health_url,
+        timeout_s=timeout_s,
+        latency_threshold_ms=config.probe.latency_threshold_ms,
+    )
+
+
+def _unmanaged(
+    config: WardenConfig, runners: Mapping[str, ActionAdapter], processes: LocalProcessAdapter
+) -> frozenset[str]:
+    """Services no agent may plan to restart: ``managed: false``, restarted as local processes.
+
+    A ``restart_service`` routed to an adapter of its own (``actions:``, or one adapter for
+    every action as simulations use) restarts any service, managed or not.
+    """
+    if runners.get("restart_service") is not processes:
+        return frozenset()
+    return frozenset(s.name for s in config.services if not s.managed)
+
+
 def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list[Agent]:
     """The built-in agents and installed third-party ones, configured.
 
@@ -183,8 +221,7 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
     service_down.setdefault("failure_threshold", config.failure_threshold)
     agents: list[Agent] = [AlertAgent(), *builtin_agents(settings)]
     catalog = catalog or Catalog()
-    # config.model is the `model:` section itself; the function reads a whole file's mapping.
-    model = model_agent_from_config({"model": config.model}, catalog) if config.model else None
+    model = model_agent_from_config(config.model, catalog) if config.model else None
     if model is not None:
         # After the rule agents (it may take seconds), before the escalation agent (last).
         agents.insert(len(agents) - 1, model)
@@ -238,14 +275,7 @@ def build(
     topology = config.topology
     executor = Executor(store, catalog, runners, clock)
     if probes is None:
-        probes = {
-            s.name: HttpProbe(
-                s.health_url,
-                timeout_s=config.probe.timeout_s,
-                latency_threshold_ms=config.probe.latency_threshold_ms,
-            )
-            for s in config.services
-        }
+        probes = {s.name: health_probe(s, config) for s in config.services}
     log, signer = open_audit(state, key_path=config.audit.key_path)
     publish = config.audit.publish_dsn
     checkpointer = Checkpointer(
@@ -267,7 +297,10 @@ def build(
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
     # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
     groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
-    entities = cedar_entities(topology, groups, dict(config.agent_caps))
+    # A model agent acts through people unless the configuration caps it otherwise.
+    caps = {a.name: DEFAULT_MAX_AUTONOMY for a in chosen if isinstance(a, ModelAgent)}
+    agent_caps = tuple(sorted((caps | dict(config.agent_caps)).items()))
+    entities = cedar_entities(topology, groups, dict(agent_caps))
     shadow_policies = (
         BundleWatcher(config.shadow_policy_dir) if config.shadow_policy_dir is not None else None
     )
@@ -296,10 +329,11 @@ def build(
             approvals=config.approvals,
             freezes=config.freezes,
             autonomy_rules=config.autonomy_rules,
-            agent_caps=config.agent_caps,
+            agent_caps=agent_caps,
             desired={s.name: dict(s.desired) for s in config.services if s.desired},
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
+            unmanaged=_unmanaged(config, runners, processes),
             action_workers=(
                 action_workers
                 if action_workers is not None

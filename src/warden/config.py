@@ -34,7 +34,7 @@ class ServiceConfig:
     """One service Warden watches and, when ``managed``, runs as a local process."""
 
     name: str
-    health_url: str
+    health_url: str  # http(s)://... or tcp://host:port; "" when health_command checks it
     argv: tuple[str, ...] = ()
     cwd: str | None = None
     env: tuple[tuple[str, str], ...] = ()
@@ -44,6 +44,8 @@ class ServiceConfig:
     tier: str = "standard"
     desired: tuple[tuple[str, str], ...] = ()
     limits: tuple[tuple[str, str], ...] = ()
+    health_command: tuple[str, ...] = ()  # a check command: exit code 0 is healthy
+    health_timeout_s: float | None = None  # its own timeout (default: probe.timeout_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,12 +268,18 @@ def _scalars(raw: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
 
 def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenConfig:
     """The frozen settings of a checked file; free-form sections are kept as given."""
-    from warden.config_schema import AutonomySection
+    from warden.config_schema import AutonomySection, HealthCommand
 
     services = tuple(
         ServiceConfig(
             name=s.name,
-            health_url=s.health,
+            health_url=s.health if isinstance(s.health, str) else "",
+            health_command=(
+                tuple(str(a) for a in s.health.command)
+                if isinstance(s.health, HealthCommand)
+                else ()
+            ),
+            health_timeout_s=s.health.timeout_s if isinstance(s.health, HealthCommand) else None,
             argv=tuple(str(a) for a in s.argv or ()),
             cwd=str((base / s.cwd).resolve()) if s.cwd else None,
             env=tuple(sorted((str(k), str(v)) for k, v in (s.env or {}).items())),

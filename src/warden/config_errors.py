@@ -130,7 +130,8 @@ def _parse_path(text: str) -> DocPath:
 
 _MISSING: dict[DocPath, str] = {
     ("services",): "list at least one service to watch",
-    ("health",): "required; give the http(s) URL of the service's health endpoint",
+    ("health",): "required; give http(s)://host/path of the health endpoint, tcp://host:port,"
+    " or {command: [program, arg, ...]} (exit code 0 is healthy)",
     ("endpoint",): "the URL of an OpenAI-compatible endpoint is required"
     " (e.g. http://127.0.0.1:8000/v1)",
 }

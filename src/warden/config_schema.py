@@ -32,6 +32,7 @@ from warden.domain.errors import ConfigError
 from warden.domain.events import parse_time
 from warden.execution.adapters.registry import ADAPTER_KINDS, check_action
 from warden.governance.approvals import FALLBACKS
+from warden.ingest.probes import tcp_address
 from warden.ingest.senders import SCHEMES, check_sender
 
 __all__ = ["RELATIVE", "WardenFile", "json_schema"]
@@ -173,15 +174,61 @@ def _argv_not_empty(value: list[Any] | None) -> list[Any] | None:
     return value
 
 
+_HEALTH_URL = r"(?:https?://[^/\s]+.*|tcp://\S+)"
+_HEALTH_FORMS = (
+    "use http(s)://host/path, tcp://host:port, or {command: [program, arg, ...]}"
+    " (exit code 0 is healthy)"
+)
+
+
+def _health_url(value: str) -> str:
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme == "tcp":
+        try:
+            tcp_address(value)
+        except ConfigError as exc:
+            reason = str(exc).removeprefix("config error: ")
+            raise _fail("tcp", "{reason}", reason=reason) from None
+        return value
+    if scheme in ("http", "https") and re.fullmatch(r"https?://[^/\s]+.*", value):
+        return value
+    if scheme:
+        raise _fail(
+            "health_scheme",
+            "{scheme}:// is not a health check Warden runs; " + _HEALTH_FORMS,
+            scheme=scheme,
+        )
+    raise _fail("health", "not a URL ({given}); " + _HEALTH_FORMS, given=repr(value))
+
+
+def _check_command(value: list[Any]) -> list[Any]:
+    if not value or value[0] in ("", None):
+        raise _fail(
+            "empty_command",
+            "an empty check command runs nothing; give it, e.g. [pg_isready, -h, 127.0.0.1]",
+        )
+    return value
+
+
+class HealthCommand(Section):
+    """A check command: healthy when it exits 0 within ``timeout_s``."""
+
+    command: Annotated[list[Scalar], BeforeValidator(_argv), AfterValidator(_check_command)]
+    timeout_s: Annotated[float, Field(gt=0, le=300)] | None = None
+
+
+HealthCheck = Annotated[
+    Annotated[Annotated[str, _shown(_HEALTH_URL), AfterValidator(_health_url)], Tag("(text)")]
+    | Annotated[HealthCommand, Tag("(mapping)")],
+    Discriminator(_by_shape),
+]
+
+
 class Service(Section):
     """One service Warden watches and, when ``managed``, runs."""
 
     name: Name
-    health: Annotated[
-        str,
-        _shown(_HTTP),
-        _matching(_HTTP, "an http(s) URL of the health endpoint is required"),
-    ]
+    health: HealthCheck
     argv: Annotated[
         list[Scalar] | None, BeforeValidator(_argv), AfterValidator(_argv_not_empty)
     ] = None

@@ -80,7 +80,8 @@ def test_listeners_follow_a_whole_incident(store: SQLiteEventStore, clock: Manua
         executor=Executor(store, catalog, dict.fromkeys(catalog.names(), adapter), clock),
         probes={},
         clock=clock,
-        settings=RuntimeSettings(environment="staging", autonomy="autonomous"),
+        # Supervised: the restart waits for approvals (a one-service fleet alone would not).
+        settings=RuntimeSettings(environment="staging", autonomy="supervised"),
         catalog=catalog,
     )
     registry = CollectorRegistry()

@@ -104,7 +104,7 @@ def test_http_probe_fails_on_another_status(
     port = serve(http_server(status=503))
     result = HttpProbe(f"http://127.0.0.1:{port}/health", timeout_s=1.0).check()
     assert result == ProbeResult(
-        ok=False, latency_ms=result.latency_ms, status=503, error="HTTP 503"
+        ok=False, latency_ms=result.latency_ms, status=503, error="HTTP 503", kind="http_status"
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from warden.agents.anomaly import AnomalyAgent
 from warden.agents.backlog import BacklogAgent
 from warden.agents.bad_deploy import BadDeployAgent
 from warden.agents.builtin import BUILTIN_NAMES, ENTRY_POINT_GROUP, builtin_agents, discover_agents
@@ -67,6 +68,7 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
         "failing-dependency",
         "drift",
         "service-down",
+        "anomaly",
         "escalation",
     ]
     assert [type(a) for a in agents] == [
@@ -76,6 +78,7 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
         FailingDependencyAgent,
         DriftAgent,
         ServiceDownAgent,
+        AnomalyAgent,
         EscalationAgent,
     ]
     escalation = agents[-1]
@@ -93,6 +96,7 @@ def test_each_agent_handles_its_own_kind() -> None:
         "failing-dependency": {"failing_dependency", "dependency_recovered"},
         "drift": {"drift"},
         "service-down": {"service_down"},
+        "anomaly": {"error_rate_high", "latency_high", "saturation_high"},
         "escalation": {"*"},
     }
 

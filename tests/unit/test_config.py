@@ -16,7 +16,8 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "warden.yaml"
 
 def test_the_example_configuration_is_valid() -> None:
     config = load_config(EXAMPLE)
-    assert [s.name for s in config.services] == ["gateway", "orders", "payments"]
+    assert [s.name for s in config.services] == ["gateway", "orders", "payments", "orders-db"]
+    assert config.service("orders-db").health_url == "tcp://127.0.0.1:5432"
     assert config.autonomy == "supervised"
     assert config.autonomy_rules[0].domain == "edge"
     assert config.guardrails.per_target is not None
@@ -44,7 +45,7 @@ def base(**extra: Any) -> dict[str, Any]:
         ({}, "services: list at least one service"),
         (base(autonomy="yolo"), "'yolo' is not one of observe, recommend"),
         ({"services": [{"name": "a", "health": "http://x", "argv": "python -m x"}]}, "not a shell string"),
-        ({"services": [{"name": "a", "health": "ftp://x"}]}, "an http(s) URL"),
+        ({"services": [{"name": "a", "health": "ftp://x"}]}, "ftp:// is not a health check"),
         (base(servics=[]), "unknown key 'servics'"),
         (base(guardrails={"rate_limits": {"per_target": {"count": 0}}}), "expected a whole number >= 1"),
         (base(approvals={"fallback": "panic"}), "'panic' is not one of escalate, do_nothing"),

@@ -72,7 +72,7 @@ def test_the_printed_json_schema_validates_the_example_and_refuses_a_typo() -> N
 def test_config_check_prints_a_summary_or_every_error(tmp_path: Path) -> None:
     ok = CliRunner().invoke(app, ["config", "check", "-c", str(EXAMPLE)])
     assert ok.exit_code == 0
-    assert "valid; 3 services, 3 configured actions" in ok.output
+    assert "valid; 4 services, 3 configured actions" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(SERVICE + "probe: {jitter: 2}\nfailure_threshold: 0\n")
     result = CliRunner().invoke(app, ["config", "check", "-c", str(bad)])

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from warden.domain import events as ev
+from warden.domain import health as kinds
+from warden.domain.events import PROBE_FAILED, PROBE_SUCCEEDED, Event
 from warden.domain.health import SUCCESSES_KEPT, Health, observe
 
 
@@ -43,3 +49,64 @@ def test_only_the_latest_successes_are_kept() -> None:
     assert len(many.successes) == SUCCESSES_KEPT
     assert many.successes[-1] == f"p{SUCCESSES_KEPT + 2}"
     assert many.healthy_since == probe(0, True).time
+
+
+# -- the kind of a failure -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind"),
+    [
+        ("connection refused", None, kinds.REFUSED),
+        ("timed out after 0.5 s", None, kinds.TIMEOUT),
+        ("cannot resolve host: Name or service not known", None, kinds.DNS),
+        ("connection closed without a response", None, kinds.RESET),
+        ("HTTP 503", 503, kinds.HTTP_STATUS),
+        ("latency 812 ms above 500 ms", 200, kinds.LATENCY),
+        ("check command exit code 2: no", None, kinds.EXIT_CODE),
+        ("TLS error: CERTIFICATE_VERIFY_FAILED", None, kinds.TLS),
+        ("no route to host", None, kinds.UNREACHABLE),
+        ("something odd", None, kinds.OTHER),
+    ],
+)
+def test_older_results_get_their_kind_from_the_error(
+    error: str, status: int | None, kind: str
+) -> None:
+    assert kinds.failure_kind(error, status) == kind
+
+
+def _failed(**data: object) -> Event:
+    return Event(
+        id="e", source="s", type=PROBE_FAILED, time="2026-11-25T12:00:00.000000Z",
+        data={"service": "api", "probe": "p", **data},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "process", "path"),
+    [
+        ({"error": "connection refused", "kind": "refused"}, True, False),
+        ({"error": "check command exit code 1", "kind": "exit_code"}, True, False),
+        ({"error": "timed out after 0.5 s"}, False, True),  # an older log: no kind recorded
+        ({"error": "HTTP 403", "status": 403, "kind": "http_status"}, False, True),
+        ({"error": "HTTP 502", "status": 502, "kind": "http_status"}, False, True),
+        ({"error": "HTTP 500", "status": 500, "kind": "http_status"}, True, False),
+        ({"error": "HTTP 404", "status": 404, "kind": "http_status"}, False, False),
+    ],
+)
+def test_the_kind_says_process_or_path(data: dict[str, object], process: bool, path: bool) -> None:
+    folded = observe(Health("api"), _failed(**data))
+    assert (folded.process_fault, folded.path_fault) == (process, path)
+
+
+@given(st.sampled_from(kinds.FAILURE_KINDS), st.one_of(st.none(), st.integers(100, 599)))
+def test_a_success_clears_the_kind_and_no_fault_is_both(kind: str, status: int | None) -> None:
+    folded = observe(Health("api"), _failed(error="x", kind=kind, status=status))
+    assert not (folded.process_fault and folded.path_fault)
+    assert folded.last_kind == kind
+    ok = Event(
+        id="f", source="s", type=PROBE_SUCCEEDED, time="2026-11-25T12:00:01.000000Z",
+        data={"service": "api", "probe": "p"},
+    )  # fmt: skip
+    healed = observe(folded, ok)
+    assert (healed.last_kind, healed.last_status, healed.process_fault) == ("", None, False)

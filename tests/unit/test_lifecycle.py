@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain.catalog import Catalog
@@ -358,3 +360,78 @@ def test_leases_are_released_when_the_incident_closes() -> None:
     assert story.incident.state is State.ESCALATED
     assert lc.closing_commands(story.incident) == [lc.ReleaseLeases("inc1", ("orders", "payments"))]
     assert commands(story, at(20)) == []
+
+
+# -- decided again after a control is lifted -------------------------------------------------
+
+
+def denied_by(policy_id: str) -> Incident:
+    story = Story(Plan("service-down", (Step("restart_service", "payments"),), "down", ("e",), 0.9))
+    hash_ = story.incident.step_hashes[0]
+    decision = Decision(Outcome.DENY, hash_, (Reason(policy_id, "held"),))
+    story.then(ev.DECISION_RECORDED, decision=decision.to_dict())
+    story.then(ev.INCIDENT_ESCALATED, reason=f"denied: {policy_id}")
+    return story.incident
+
+
+def controls_changed(seconds: float, **fields: Any) -> Controls:
+    return Controls(changed_at=ev.format_time(at(seconds)), **fields)
+
+
+def test_an_incident_denied_by_the_kill_switch_is_decided_again_once_it_is_released() -> None:
+    incident = denied_by("guardrail:kill-switch")
+    assert lc.denied_by_control(incident) == "guardrail:kill-switch"
+    closed = ev.parse_time(incident.closed_at)
+    later = (closed - T0).total_seconds() + 30
+    # Released after the escalation: decided again, under the time of the release.
+    released = view(controls=controls_changed(later))
+    assert lc.decided_again(incident, released) == ev.format_time(at(later))
+    # Still engaged (for everything, or for the target's domain): not yet.
+    engaged = controls_changed(later, kill_switch=True, reason="drill")
+    assert lc.decided_again(incident, view(controls=engaged)) == ""
+    domain = controls_changed(later, killed_domains=(("payments", "db work"),))
+    assert lc.decided_again(incident, view(controls=domain)) == ""
+    other = controls_changed(later, killed_domains=(("shop", "other"),))
+    assert lc.decided_again(incident, view(controls=other)) != ""
+    # A change before the escalation is what it was escalated under: nothing new.
+    assert lc.decided_again(incident, view(controls=controls_changed(0))) == ""
+    assert lc.decided_again(incident, view()) == ""
+
+
+def test_an_incident_denied_by_its_autonomy_level_is_decided_again_when_it_rises() -> None:
+    from warden.domain.control import AutonomyRule
+
+    incident = denied_by("autonomy:recommend")
+    later = (ev.parse_time(incident.closed_at) - T0).total_seconds() + 30
+
+    def level(name: str, domain: str = "*") -> lc.View:
+        rules = (AutonomyRule("*", domain, name),)
+        return view(
+            controls=controls_changed(later, autonomy=rules),
+            environment="staging",
+            default_autonomy="recommend",
+        )
+
+    assert lc.decided_again(incident, level("autonomous")) != ""
+    assert lc.decided_again(incident, level("supervised")) != ""
+    assert lc.decided_again(incident, level("observe")) == ""
+    assert lc.decided_again(incident, level("autonomous", domain="shop")) == ""  # not its domain
+
+
+@pytest.mark.parametrize(
+    "policy_id",
+    ["guardrail:confidence-floor", "restart-storm", "guardrail:rate-limit", "change-freeze"],
+)
+def test_other_denials_are_not_decided_again_by_a_control_change(policy_id: str) -> None:
+    incident = denied_by(policy_id)
+    assert lc.denied_by_control(incident) == ""
+    later = (ev.parse_time(incident.closed_at) - T0).total_seconds() + 30
+    assert lc.decided_again(incident, view(controls=controls_changed(later))) == ""
+
+
+def test_an_incident_that_closed_another_way_is_not_decided_again() -> None:
+    story = Story().decided().ran()
+    story.then(ev.INCIDENT_ESCALATED, reason="step 1 failed")
+    assert lc.denied_by_control(story.incident) == ""
+    open_one = Story().decided(Outcome.DENY).incident  # denied, not yet escalated
+    assert lc.denied_by_control(open_one) == ""

@@ -149,6 +149,37 @@ def test_blast_radius_cap(bundle: PolicyBundle) -> None:
     assert "34%" in decision.reasons[0].message
 
 
+ALONE = Topology.of([ServiceNode("payments", "payments")])
+
+
+@pytest.mark.parametrize("level", ["autonomous", "supervised"])
+def test_a_one_service_fleet_is_not_more_than_half_of_it(bundle: PolicyBundle, level: str) -> None:
+    ruling = gate(bundle).decide(planned(), 0, situation(level, topology=ALONE))
+    assert ruling.context is not None
+    assert (ruling.context.blast_radius_pct, ruling.context.fleet_size) == (100, 1)
+    ids = [r.policy_id for r in ruling.decision.reasons]
+    assert "wide-blast-radius-needs-approval" not in ids
+    expected = Outcome.ALLOW if level == "autonomous" else Outcome.NEEDS_APPROVAL
+    assert ruling.decision.outcome is expected
+    capped = gate(bundle, max_blast_radius_pct=50).decide(planned(), 0, situation(topology=ALONE))
+    assert capped.decision.outcome is Outcome.ALLOW
+
+
+def test_a_plan_on_both_services_of_two_still_asks_a_person(bundle: PolicyBundle) -> None:
+    pair = Topology.of([ServiceNode("payments", "payments"), ServiceNode("orders", "payments")])
+    incident = planned()
+    assert incident.plan is not None
+    steps = (Step("restart_service", "payments"), Step("restart_service", "orders"))
+    incident = replace(
+        incident,
+        plan=replace(incident.plan, steps=steps),
+        step_hashes=tuple(step_hash("i1", i, s) for i, s in enumerate(steps)),
+    )
+    decision = gate(bundle).decide(incident, 0, situation(topology=pair)).decision
+    assert decision.outcome is Outcome.NEEDS_APPROVAL
+    assert "wide-blast-radius-needs-approval" in [r.policy_id for r in decision.reasons]
+
+
 def test_freeze_window_reaches_policy(bundle: PolicyBundle) -> None:
     freeze = FreezeWindow(NOW - timedelta(hours=1), NOW + timedelta(hours=1), ("payments",))
     decision = gate(bundle).decide(planned(), 0, situation(freezes=(freeze,))).decision

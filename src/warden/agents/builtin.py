@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from warden.agents.anomaly import AnomalyAgent
 from warden.agents.backlog import BacklogAgent
 from warden.agents.bad_deploy import BadDeployAgent
 from warden.agents.dependency import FailingDependencyAgent
@@ -113,6 +114,15 @@ _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
     ),
     "drift": (DriftAgent, {"grace_s": _Option("number", low=0)}),
     "service-down": (ServiceDownAgent, {"failure_threshold": _AT_LEAST_ONE}),
+    # Last: a metric shift is a symptom; a cause-specific diagnosis opens first.
+    "anomaly": (
+        AnomalyAgent,
+        {
+            "min_samples": _Option("whole", low=3),
+            "sustain": _AT_LEAST_ONE,
+            "k": _Option("number", above=0),
+        },
+    ),
 }
 ESCALATION = "escalation"
 BUILTIN_NAMES = (*_BUILTINS, ESCALATION)

@@ -138,7 +138,7 @@ class FailingDependencyAgent:
                 f"{failure.dependency} fails because its own dependency does ({chain}):"
                 f" {self._describe(failure.root, world)}"
             )
-            if self.restart_in_cascade:
+            if self.restart_in_cascade and world.restartable(failure.dependency):
                 restart = Step("restart_service", failure.dependency)
                 if restart not in restarts:
                     restarts.append(restart)

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from warden.agents.model_answer import AnswerChecker
 from warden.agents.model_endpoint import ChatEndpoint, Shared, chat_completions_url
-from warden.agents.model_prompt import SYSTEM_PROMPT, catalog_tools, incident_context, known_targets
+from warden.agents.model_evidence import check_evidence
+from warden.agents.model_prompt import (
+    SYSTEM_PROMPT,
+    catalog_tools,
+    evidence_of,
+    incident_context,
+    known_targets,
+)
 from warden.agents.redact import DEFAULT_SETTINGS, RedactionSettings, redact, redact_text
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, ValidationError, WardenError
@@ -44,6 +51,11 @@ _KEY_PLACEHOLDER = "[REDACTED:api_key]"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+# What a model's word is worth to the gate: under the default bundle's 70% for acting
+# alone, so a model claiming certainty never skips an approval it would otherwise need.
+CONFIDENCE_CEILING = 0.69
+# The highest autonomy a model agent acts at unless agents.max_autonomy names it.
+DEFAULT_MAX_AUTONOMY = "supervised"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +172,9 @@ class ModelAgent:
     def _request(self, incident: Incident, world: World) -> tuple[dict[str, Any], dict[str, int]]:
         keep = {n for n in known_targets(world) if _SAFE_NAME.fullmatch(n) and "@" not in n}
         keep.update(self._catalog.names())
+        # Event ids (32 hex digits) look random, but they are Warden's own: kept, so the
+        # model can cite them as evidence.
+        keep.update(i for i in evidence_of(incident, world) if _SAFE_NAME.fullmatch(i))
         redaction = redact(incident_context(incident, world), self._redaction, keep=keep)
         body = {
             "model": self._model,
@@ -196,17 +211,21 @@ class ModelAgent:
             return None
         try:
             answer = self._checker.check(response, targets)
+            evidence = check_evidence(answer.steps, answer.evidence, incident, world)
         except ValidationError as exc:
             self._refuse(incident, f"answer rejected: {exc}", failed=False)
             return None
         keep = targets | set(self._catalog.names())
-        health = world.health.get(incident.service)
+        rationale = redact_text(answer.rationale, self._redaction, keep=keep)
+        confidence = min(answer.confidence, CONFIDENCE_CEILING)
+        if confidence < answer.confidence:
+            rationale += f" (the model's own confidence, {answer.confidence:.2f}, is capped)"
         plan = Plan(
             agent=self._name,
             steps=answer.steps,
-            rationale=redact_text(answer.rationale, self._redaction, keep=keep),
-            evidence=health.evidence if health is not None else (),
-            confidence=answer.confidence,
+            rationale=rationale,
+            evidence=evidence,
+            confidence=confidence,
             expected_outcome=redact_text(answer.expected_outcome, self._redaction, keep=keep),
         )
         self._count(plans=1)
@@ -295,7 +314,8 @@ def model_agent_from_config(
 ) -> ModelAgent | None:
     """The model agent a configuration asks for, or None when it has no ``model:`` section.
 
-    ``raw`` is the whole parsed configuration file; only its ``model`` section is read::
+    ``raw`` is the ``model:`` section as documented below, or a whole parsed configuration
+    file, of which only the ``model`` section is read::
 
         model:
           endpoint: https://api.example.com/v1   # or http://127.0.0.1:8000 (required)
@@ -314,9 +334,12 @@ def model_agent_from_config(
         return None
     if not isinstance(raw, Mapping):
         raise ConfigError("the configuration must be a mapping")
-    if "model" not in raw:
+    if _is_section(raw):
+        section: Any = raw
+    elif "model" not in raw:
         return None
-    section = raw["model"]
+    else:
+        section = raw["model"]
     if section is None:
         raise ConfigError(
             "model: the section is empty; give at least endpoint and model, or remove it"
@@ -329,6 +352,18 @@ def model_agent_from_config(
     except ConfigError as exc:
         raise ConfigError(f"model: {exc}") from exc
     return agent if enabled else None
+
+
+def _is_section(raw: Mapping[str, Any]) -> bool:
+    """Whether ``raw`` is a ``model:`` section itself rather than a file holding one.
+
+    A section names its endpoint, or holds the model's name (text) beside other keys of a
+    section; in a file, ``model`` is the section (a mapping).
+    """
+    others = set(map(str, raw)) - {"model"}
+    return "endpoint" in raw or (
+        isinstance(raw.get("model"), str) and bool(others) and others <= _KNOWN_KEYS
+    )
 
 
 def check_model_section(section: Any) -> dict[str, Any]:
@@ -396,7 +431,9 @@ def check_model_section(section: Any) -> dict[str, Any]:
 
 
 __all__ = [
+    "CONFIDENCE_CEILING",
     "DEFAULT_API_KEY_ENV",
+    "DEFAULT_MAX_AUTONOMY",
     "ModelAgent",
     "ModelAgentStatistics",
     "check_model_section",

@@ -37,6 +37,7 @@ class ModelAnswer:
     rationale: str
     confidence: float
     expected_outcome: str = ""
+    evidence: tuple[str, ...] = ()  # the event ids the model cites
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -144,6 +145,7 @@ class AnswerChecker:
             rationale=_rationale(meta.get("rationale"), f"{where}.content.rationale"),
             confidence=_confidence(meta.get("confidence"), f"{where}.content.confidence"),
             expected_outcome=_optional_text(meta.get("expected_outcome")),
+            evidence=_cited(meta.get("evidence"), f"{where}.content.evidence"),
         )
 
     def _tool_call(self, index: int, call: Any, targets: Set[str]) -> Step:
@@ -212,6 +214,18 @@ def _confidence(value: Any, where: str) -> float:
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
         raise ValidationError(f"{number:g} is outside [0, 1]", field=where)
     return number
+
+
+def _cited(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValidationError(
+            f"expected a list of event ids, got {_shown(value)}",
+            field=where,
+            fix='cite ids from "evidence" in the request, e.g. ["ev-1"]',
+        )
+    return tuple(dict.fromkeys(value))
 
 
 def _optional_text(value: Any) -> str:

@@ -60,6 +60,8 @@ class ServiceDownAgent:
         health = world.health.get(incident.service)
         if health is None or health.consecutive_failures < self.failure_threshold:
             return None
+        if not world.restartable(incident.service):
+            return None  # managed: false: Warden watches it, a human runs it
         failures = health.consecutive_failures
         return Plan(
             agent=self.name,

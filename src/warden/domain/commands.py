@@ -147,6 +147,8 @@ class View:
     counted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rejected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    environment: str = ""  # with default_autonomy: the level in force where none is set
+    default_autonomy: str = ""
 
 
 def targets_of(incident: Incident) -> tuple[str, ...]:

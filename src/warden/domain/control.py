@@ -43,6 +43,7 @@ class Controls:
     killed_domains: tuple[tuple[str, str], ...] = ()  # (domain, reason)
     autonomy: tuple[AutonomyRule, ...] = field(default=())
     policy_version: str = ""
+    changed_at: str = ""  # when a kill switch or an autonomy level last changed
 
     def halted(self, domain: str) -> str | None:
         """Why actions in ``domain`` are stopped, or None when they may run."""
@@ -69,6 +70,8 @@ def observe(controls: Controls, event: ev.Event) -> Controls:
     """Fold one control event."""
     data = event.data
     domain = str(data.get("domain", "") or "")
+    if event.type in (ev.KILL_SWITCH_ENGAGED, ev.KILL_SWITCH_RELEASED, ev.AUTONOMY_CHANGED):
+        controls = replace(controls, changed_at=event.time)
     if event.type == ev.KILL_SWITCH_ENGAGED:
         if domain:
             kept = tuple(d for d in controls.killed_domains if d[0] != domain)

@@ -33,6 +33,7 @@ from warden.domain.commands import (
     incident_event,
     targets_of,
 )
+from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.decisions import Decision, Outcome
 from warden.domain.ids import derived_id, incident_stream, service_stream
 from warden.domain.incident import Incident, State, apply
@@ -57,7 +58,9 @@ __all__ = [
     "View",
     "backoff_s",
     "closing_commands",
+    "decided_again",
     "decision_events",
+    "denied_by_control",
     "fail_plan",
     "incident_event",
     "next_commands",
@@ -83,6 +86,54 @@ def next_commands(
     if state is State.VERIFYING:
         return _verify(incident, view, settings, now)
     return compensate(incident, view, settings, now)
+
+
+# Denials by an operator's control, which the operator can lift: the kill switch, and the
+# autonomy levels where Warden does not act.
+KILL_SWITCH_DENIAL = "guardrail:kill-switch"
+AUTONOMY_DENIALS = ("autonomy:observe", "autonomy:recommend")
+
+
+def denied_by_control(incident: Incident) -> str:
+    """The control whose denial escalated ``incident`` ("" when it closed another way).
+
+    Its plan's latest decision is a deny by the kill switch, or by an autonomy level where
+    Warden only observes or recommends.
+    """
+    if incident.state is not State.ESCALATED or not incident.decisions:
+        return ""
+    last = incident.decisions[-1]
+    if last.outcome is not Outcome.DENY or not last.reasons:
+        return ""
+    policy = last.reasons[0].policy_id
+    return policy if policy == KILL_SWITCH_DENIAL or policy in AUTONOMY_DENIALS else ""
+
+
+def decided_again(incident: Incident, view: View) -> str:
+    """Whether the fault ``incident`` was escalated on is decided again, and under which key.
+
+    A kill switch released, or an autonomy level changed, after an incident was escalated
+    because that control denied its plan: the fault, if its detector still sees it, is
+    opened again (under the key returned, the time of the change) and planned and decided
+    under the controls now in force. Returns "" while the control still holds: the kill
+    switch engaged for a target's domain, or an autonomy level that still does not act.
+    """
+    control = denied_by_control(incident)
+    changed = view.controls.changed_at
+    if not control or not changed or ev.parse_time(changed) <= ev.parse_time(incident.closed_at):
+        return ""
+    assert incident.plan is not None, "a denied incident had a plan"
+    domains = {view.topology.domain_of(s.target) for s in incident.plan.steps}
+    if control == KILL_SWITCH_DENIAL:
+        held = any(view.controls.halted(d) for d in domains)
+        return "" if held else changed
+    if view.default_autonomy:
+        levels = {
+            view.controls.autonomy_for(view.environment, d, view.default_autonomy) for d in domains
+        }
+        if all(AUTONOMY_LEVELS.index(lv) <= AUTONOMY_LEVELS.index("recommend") for lv in levels):
+            return ""
+    return changed
 
 
 def closing_commands(incident: Incident) -> list[Command]:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, replace
 from warden.domain import events as ev
 
 KEPT = 50
+# Samples kept per metric: enough for a baseline (warden.domain.baseline) to outlast a
+# shift of half an hour at one sample every 15 s.
+SAMPLES_KEPT = 160
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,7 @@ def observe(signals: Signals, event: ev.Event) -> Signals:
         name = str(data["metric"])
         sample = Sample(event.time, float(data["value"]), event.id)
         others = tuple((n, s) for n, s in signals.metrics if n != name)
-        series = (*signals.series(name), sample)[-KEPT:]
+        series = (*signals.series(name), sample)[-SAMPLES_KEPT:]
         return replace(signals, metrics=tuple(sorted((*others, (name, series)))))
     if event.type == ev.BATCH_FAILED:
         batch = FailedBatch(

@@ -20,7 +20,8 @@ class World:
     """Health and signals of every service, the declared topology, the time of observation.
 
     ``isolated`` holds the services Warden isolated (circuit opened, drained) and has not
-    let back in yet.
+    let back in yet. ``unmanaged`` holds the services Warden watches but cannot restart
+    (``managed: false`` with no adapter of its own for ``restart_service``).
     """
 
     now: datetime
@@ -29,10 +30,15 @@ class World:
     signals: Mapping[str, Signals] = field(default_factory=dict)
     limits: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     isolated: Mapping[str, Isolation] = field(default_factory=dict)
+    unmanaged: frozenset[str] = frozenset()
 
     def signals_of(self, service: str) -> Signals:
         """The signals of one service (empty when none arrived)."""
         return self.signals.get(service) or Signals(service)
+
+    def restartable(self, service: str) -> bool:
+        """Whether Warden can restart ``service`` (it runs it, or an adapter restarts it)."""
+        return service not in self.unmanaged
 
     def limit(self, service: str, name: str) -> str | None:
         """A declared limit or desired value of a service (e.g. max_consumers), if any."""

@@ -92,7 +92,9 @@ class DecisionGate:
         assert spec is not None, "blocked() checks the catalog"
         context = build_context(incident, index, spec, situation)
         rails = self.guardrails
-        if context.blast_radius_pct > rails.max_blast_radius_pct:
+        # A one-service fleet is all of itself: the cap bounds how much of a fleet one plan
+        # disturbs, and would otherwise forbid every action there.
+        if context.blast_radius_pct > rails.max_blast_radius_pct and context.fleet_size > 1:
             return deny(
                 "guardrail:blast-radius",
                 f"the plan can disturb {context.blast_radius_pct}% of the fleet;"

@@ -1,22 +1,34 @@
-"""Health probes over HTTP and TCP, and jittered probe scheduling. Data plane (ingest).
+"""Health probes over HTTP, TCP and check commands, and jittered scheduling. Data plane.
 
 A probe never raises for a network failure: every failure is a `ProbeResult` with
-``ok=False`` and a short reason a human can read.
+``ok=False``, a short reason a human can read and the kind of failure (refused, timeout,
+DNS, HTTP status, exit code, ...: :mod:`warden.domain.health`), which tells a fault of the
+process from a fault of the path to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import http.client
+import os
+import signal
 import socket
 import ssl
+import subprocess
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
+from warden.domain import health as kinds
 from warden.domain.errors import ConfigError
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
 __all__ = [
+    "CommandProbe",
     "HttpProbe",
     "Probe",
     "ProbeResult",
@@ -24,6 +36,8 @@ __all__ = [
     "TcpProbe",
     "describe_network_error",
     "jittered",
+    "network_failure_kind",
+    "tcp_address",
 ]
 
 _BODY_LIMIT = 64 * 1024
@@ -38,12 +52,17 @@ class ProbeResult:
         latency_ms: Time from the start of the probe to its outcome.
         status: The HTTP status, when a response came (None for TCP probes).
         error: Why it failed, e.g. ``"connection refused"``; empty when ``ok``.
+        kind: The kind of failure (``warden.domain.health.FAILURE_KINDS``); empty when
+            ``ok``, or when the probe did not say (it is then told from ``error``).
+        exit_code: A check command's exit code (negative: killed by that signal).
     """
 
     ok: bool
     latency_ms: float
     status: int | None
     error: str
+    kind: str = ""
+    exit_code: int | None = None
 
 
 class Probe(Protocol):
@@ -68,6 +87,35 @@ def _positive_timeout(timeout_s: float) -> float:
             f"config error: probe timeout_s must be a positive number, not {timeout_s!r}"
         )
     return float(timeout_s)
+
+
+def network_failure_kind(exc: BaseException) -> str:
+    """The kind of a network failure (see :mod:`warden.domain.health`)."""
+    if isinstance(exc, TimeoutError):
+        return kinds.TIMEOUT
+    if isinstance(exc, ConnectionRefusedError):
+        return kinds.REFUSED
+    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError):
+        return kinds.RESET
+    if isinstance(exc, socket.gaierror):
+        return kinds.DNS
+    if isinstance(exc, ssl.SSLError):
+        return kinds.TLS
+    if isinstance(exc, http.client.HTTPException):
+        return kinds.PROTOCOL
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return kinds.UNREACHABLE
+    return kinds.OTHER
+
+
+def _network_failure(exc: BaseException, start: float, timeout_s: float) -> ProbeResult:
+    return ProbeResult(
+        ok=False,
+        latency_ms=_elapsed_ms(start),
+        status=None,
+        error=describe_network_error(exc, timeout_s),
+        kind=network_failure_kind(exc),
+    )
 
 
 def describe_network_error(exc: BaseException, timeout_s: float) -> str:
@@ -162,18 +210,17 @@ class HttpProbe:
             response.read(_BODY_LIMIT)
             status = response.status
         except (OSError, http.client.HTTPException) as exc:
-            return ProbeResult(
-                ok=False,
-                latency_ms=_elapsed_ms(start),
-                status=None,
-                error=describe_network_error(exc, self.timeout_s),
-            )
+            return _network_failure(exc, start, self.timeout_s)
         finally:
             conn.close()
         latency_ms = _elapsed_ms(start)
         if status != self.expect_status:
             return ProbeResult(
-                ok=False, latency_ms=latency_ms, status=status, error=f"HTTP {status}"
+                ok=False,
+                latency_ms=latency_ms,
+                status=status,
+                error=f"HTTP {status}",
+                kind=kinds.HTTP_STATUS,
             )
         threshold = self.latency_threshold_ms
         if threshold is not None and latency_ms > threshold:
@@ -182,8 +229,34 @@ class HttpProbe:
                 latency_ms=latency_ms,
                 status=status,
                 error=f"latency {latency_ms:.0f} ms above {threshold:g} ms",
+                kind=kinds.LATENCY,
             )
         return ProbeResult(ok=True, latency_ms=latency_ms, status=status, error="")
+
+
+def tcp_address(url: str) -> tuple[str, int]:
+    """The host and port of a ``tcp://host:port`` health target.
+
+    Raises:
+        ConfigError: The URL is not ``tcp://`` with a host and a port from 1 to 65535.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "tcp" or not parts.hostname:
+        raise ConfigError(f"config error: {url!r} is not tcp://host:port")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None or not 0 < port < 65536:
+        raise ConfigError(
+            f"config error: {url!r} needs a port from 1 to 65535 (e.g. tcp://127.0.0.1:5432)"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(
+            f"config error: {url!r}: a TCP check takes only a host and a port, no path,"
+            " query or user"
+        )
+    return parts.hostname, port
 
 
 class TcpProbe:
@@ -217,14 +290,125 @@ class TcpProbe:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
         except OSError as exc:
+            return _network_failure(exc, start, self.timeout_s)
+        sock.close()
+        return ProbeResult(ok=True, latency_ms=_elapsed_ms(start), status=None, error="")
+
+
+_OUTPUT_LIMIT = 4096
+
+
+class CommandProbe:
+    """Run a check command: exit code 0 is healthy, anything else (or no exit in time) not.
+
+    The command runs without a shell, in its own process group (killed whole when it
+    overruns), with only the environment it is given: the assembly gives it what a managed
+    process gets (``PATH``, ``HOME``, ``LANG`` and the service's ``env:``), never Warden's
+    keys and tokens.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        timeout_s: float,
+        *,
+        env: Mapping[str, str],
+        cwd: str | None = None,
+    ) -> None:
+        """Create a probe; nothing runs yet.
+
+        Args:
+            argv: The command and its arguments, e.g. ``["pg_isready", "-q"]``.
+            timeout_s: How long the command may run before it is killed and fails.
+            env: Its whole environment.
+            cwd: Where it runs (default: Warden's working directory).
+
+        Raises:
+            ConfigError: When the command is empty or the timeout not positive.
+        """
+        if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(
+                f"config error: a check command is a non-empty list of arguments, not {argv!r}"
+            )
+        if not argv[0]:
+            raise ConfigError("config error: a check command needs a program to run")
+        self.argv = tuple(argv)
+        self.timeout_s = _positive_timeout(timeout_s)
+        self.env = dict(env)
+        self.cwd = cwd
+
+    def __repr__(self) -> str:
+        # The program only: arguments may carry credentials, and this names the probe in
+        # every event it records.
+        more = len(self.argv) - 1
+        args = f" + {more} argument{'s' if more != 1 else ''}" if more else ""
+        return f"CommandProbe({self.argv[0]!r}{args}, timeout_s={self.timeout_s:g})"
+
+    def check(self) -> ProbeResult:
+        """Run the command once; never raises for a command that fails or cannot run."""
+        start = time.perf_counter()
+        try:
+            child = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
             return ProbeResult(
                 ok=False,
                 latency_ms=_elapsed_ms(start),
                 status=None,
-                error=describe_network_error(exc, self.timeout_s),
+                error=f"cannot run {self.argv[0]}: {reason[:1].lower()}{reason[1:]}",
+                kind=kinds.NOT_RUN,
             )
-        sock.close()
-        return ProbeResult(ok=True, latency_ms=_elapsed_ms(start), status=None, error="")
+        try:
+            output, _ = child.communicate(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(child)
+            return ProbeResult(
+                ok=False,
+                latency_ms=_elapsed_ms(start),
+                status=None,
+                error=f"check command timed out after {self.timeout_s:g} s",
+                kind=kinds.TIMEOUT,
+            )
+        latency_ms = _elapsed_ms(start)
+        code = child.returncode
+        if code == 0:
+            return ProbeResult(ok=True, latency_ms=latency_ms, status=None, error="", exit_code=0)
+        said = _last_line(output)
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return ProbeResult(
+            ok=False,
+            latency_ms=latency_ms,
+            status=None,
+            error=f"check command {how}" + (f": {said}" if said else ""),
+            kind=kinds.EXIT_CODE,
+            exit_code=code,
+        )
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """Kill the command and whatever it started, then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    try:
+        child.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a grandchild outside the group holds the pipe
+        child.kill()
+        child.wait()
+
+
+def _last_line(output: bytes | None) -> str:
+    """The last non-empty line a command printed, bounded, for the failure's reason."""
+    text = (output or b"")[-_OUTPUT_LIMIT:].decode("utf-8", "replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
 
 
 def jittered(interval_s: float, jitter_fraction: float, rng: RandomSource) -> float:

@@ -131,6 +131,8 @@ class Interpreter:
             rejected=rejected,
             ignored=ignored,
             running=self.workers.running(state.incidents),
+            environment=self.settings.environment,
+            default_autonomy=self.settings.autonomy,
         )
 
     def advance(self, incident: Incident, view: View) -> bool:

@@ -19,7 +19,7 @@ from warden.domain.commands import incident_event as _event
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from warden.agents.protocol import Agent, Detection
@@ -51,13 +51,26 @@ class Planner:
         detected_by: str,
         incidents: Mapping[str, Incident],
         now: datetime,
+        decided_again: Callable[[Incident], str] | None = None,
     ) -> Append | None:
-        """The opening of an incident for a detection, unless one is open already."""
+        """The opening of an incident for a detection, unless one is open already.
+
+        ``decided_again`` says whether a fault whose incident is closed is opened again,
+        and under which key (:func:`warden.domain.lifecycle.decided_again`).
+        """
         incident_id = derived_id(
             "incident", detection.kind, detection.service, detection.first_signal_at
         )
-        if incident_id in incidents:
-            return None
+        closed = incidents.get(incident_id)
+        if closed is not None:
+            again = decided_again(closed) if decided_again is not None else ""
+            if not again:
+                return None
+            incident_id = derived_id(
+                "incident", detection.kind, detection.service, detection.first_signal_at, again
+            )
+            if incident_id in incidents:
+                return None
         if any(i.service == detection.service and not i.state.terminal for i in incidents.values()):
             return None
         opened = ev.derived_event(

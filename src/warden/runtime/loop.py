@@ -160,6 +160,7 @@ class Runtime:
             signals=dict(self._state.signals),
             limits=self._limits,
             isolated=dict(self._state.isolated),
+            unmanaged=self.settings.unmanaged,
         )
 
     def detect_drift(self) -> None:
@@ -209,6 +210,9 @@ class Runtime:
         }
         if not result.ok:
             data["error"] = result.error
+            data["kind"] = result.kind or health.failure_kind(result.error, result.status)
+        if result.exit_code is not None:
+            data["exit_code"] = result.exit_code
         event_id = self.ids.new_id()
         raw = ev.Event(
             id=event_id,
@@ -347,9 +351,21 @@ class Runtime:
             self.tail()
 
     def _open(self, detection: Detection, detected_by: str) -> None:
-        opening = self.planner.open(detection, detected_by, self._state.incidents, self.clock.now())
+        opening = self.planner.open(
+            detection,
+            detected_by,
+            self._state.incidents,
+            self.clock.now(),
+            self._decided_again,
+        )
         if opening is not None:
             self.store.append(opening.stream, list(opening.events), opening.expected_version)
+
+    def _decided_again(self, closed: Incident) -> str:
+        # Only an incident a control denied asks for the (costlier) view.
+        if not lc.denied_by_control(closed):
+            return ""
+        return lc.decided_again(closed, self.interpreter.view())
 
     def _probe_for_verification(self, service: str) -> None:
         probe = self.probes.get(service)
