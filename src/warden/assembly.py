@@ -34,6 +34,8 @@ from warden.ingest.probes import HttpProbe, Probe
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
+from warden.runbooks.loader import load_runbooks
+from warden.runbooks.watch import RunbookWatcher
 from warden.runtime import Runtime, RuntimeSettings
 from warden.runtime.probing import ProbeLoop
 from warden.store.location import open_event_store, open_leases, remember
@@ -265,8 +267,19 @@ def build(
             last_signed[0] = time.monotonic()
 
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
-    # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
-    groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
+    registry = SchemaRegistry()
+    runbooks = (
+        load_runbooks(config.runbooks_dir, catalog=catalog, registry=registry)
+        if config.runbooks_dir is not None
+        else None
+    )
+    # Every agent is a principal; unless configured otherwise it is in the "builtin" group,
+    # and a runbook in the "runbooks" group.
+    groups = (
+        {a.name: ("builtin",) for a in chosen}
+        | {r.name: ("runbooks",) for r in (runbooks.runbooks if runbooks else ())}
+        | dict(config.agent_groups)
+    )
     entities = cedar_entities(topology, groups, dict(config.agent_caps))
     shadow_policies = (
         BundleWatcher(config.shadow_policy_dir) if config.shadow_policy_dir is not None else None
@@ -278,7 +291,7 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(store, SchemaRegistry(), clock, redact_fields=config.redact_fields),
+        ingest=IngestGate(store, registry, clock, redact_fields=config.redact_fields),
         agents=chosen,
         gate=DecisionGate(
             policies.current,
@@ -314,6 +327,10 @@ def build(
         shadow=shadow,
         shadow_policies=shadow_policies,
     )
+    if config.runbooks_dir is not None:
+        RunbookWatcher(
+            runtime, config.runbooks_dir, catalog=catalog, registry=registry, initial=runbooks
+        )
     loop = ProbeLoop(
         runtime,
         probes,

@@ -1,4 +1,4 @@
-"""Test cases written beside runbooks (``*.cases.yaml``): an event and a world in, a plan out. Shell.
+"""Cases beside runbooks (``*.cases.yaml``): an event and a world in, a plan or none out. Shell.
 
 A case file::
 
@@ -135,7 +135,9 @@ def load_cases(path: Path) -> list[Case]:
                 file=str(path),
                 name=name,
                 event=_event(item.get("event"), f"{where}: event", len(history)),
-                history=tuple(_event(h, f"{where}: history[{i}]", i) for i, h in enumerate(history)),
+                history=tuple(
+                    _event(h, f"{where}: history[{i}]", i) for i, h in enumerate(history)
+                ),
                 world=world,
                 context=context,
                 expect=expect,
@@ -178,7 +180,11 @@ def run_case(
             verdicts.append(verdict)
     matched = sorted(
         (v for v in verdicts if v.matched and v.plan is not None),
-        key=lambda v: (-_priority(runbooks, v.runbook), -(v.plan.confidence if v.plan else 0), v.runbook),
+        key=lambda v: (
+            -_priority(runbooks, v.runbook),
+            -(v.plan.confidence if v.plan else 0),
+            v.runbook,
+        ),
     )
     plan = matched[0].plan if matched else None
     problems = _compare(case.expect, plan)
@@ -220,7 +226,9 @@ def _compare(expect: dict[str, Any], plan: Plan | None) -> list[str]:
     return problems
 
 
-def _decide(plan: Plan, context: dict[str, Any], bundle: PolicyBundle | None, catalog: Catalog) -> str:
+def _decide(
+    plan: Plan, context: dict[str, Any], bundle: PolicyBundle | None, catalog: Catalog
+) -> str:
     bundle = bundle or PolicyBundle(BUILTIN_BUNDLE)
     step = plan.steps[0]
     spec = catalog.get(step.action)

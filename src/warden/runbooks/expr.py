@@ -20,7 +20,9 @@ from warden.domain.errors import ConfigError
 ROOTS = ("event", "world")
 """The variables an expression may read."""
 
-_STRING = re.compile(r"""(?:[rR])?(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""", re.S)
+_STRING = re.compile(
+    r"""(?:[rR])?(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""", re.S
+)
 _PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*)((?:\s*\.\s*[A-Za-z_]\w*)*)(\s*\()?")
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 

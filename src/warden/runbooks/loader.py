@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from warden.config_yaml import Document, Problem, format_path, read_document
+from warden.config_yaml import Document, format_path, read_document
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, WardenError
 from warden.governance.policy import fingerprint
@@ -150,12 +150,16 @@ def load_runbook(raw: bytes, label: str, catalog: Catalog, registry: SchemaRegis
     if problems:
         raise _error(problems[0].path, problems[0].message, document, label)
     try:
-        return _build(document.data, label, fingerprint({"runbook": raw.decode()}), catalog, registry)
+        return _build(
+            document.data, label, fingerprint({"runbook": raw.decode()}), catalog, registry
+        )
     except _Refused as exc:
         raise _error(exc.path, exc.message, document, label) from None
 
 
-def _error(path: tuple[str | int, ...], message: str, document: Document, label: str) -> ConfigError:
+def _error(
+    path: tuple[str | int, ...], message: str, document: Document, label: str
+) -> ConfigError:
     line = document.line_of(path)
     where = f"{label} line {line}" if line is not None else label
     return ConfigError(f"config error: {where}: {format_path(path) or 'the file'}: {message}")
@@ -199,7 +203,9 @@ def _build(
             group_by = _template(("throttle", "group_by"), throttle["group_by"], schemas)
     plan = data.get("plan")
     if not isinstance(plan, dict):
-        raise _Refused(("plan",), "expected a plan: {steps: [...], rationale: ..., confidence: ...}")
+        raise _Refused(
+            ("plan",), "expected a plan: {steps: [...], rationale: ..., confidence: ...}"
+        )
     _known(plan, ("plan",), _PLAN_KEYS)
     steps = _steps(plan.get("steps"), schemas, catalog)
     confidence = plan.get("confidence")
@@ -383,4 +389,11 @@ def _check_params(
             raise _Refused((*where, key), f"{action}.{key}: {exc.message}") from None
 
 
-__all__ = ["CASES_SUFFIX", "EXAMPLE", "RunbookSet", "load_runbook", "load_runbooks", "runbook_files"]
+__all__ = [
+    "CASES_SUFFIX",
+    "EXAMPLE",
+    "RunbookSet",
+    "load_runbook",
+    "load_runbooks",
+    "runbook_files",
+]

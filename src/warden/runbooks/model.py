@@ -10,7 +10,6 @@ the history, never from a wall clock, so replay and restart decide the same.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from warden.agents.protocol import Detection
@@ -19,6 +18,7 @@ from warden.domain.plans import Plan, Step
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import timedelta
 
     from warden.domain.incident import Incident
     from warden.domain.world import World
