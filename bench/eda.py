@@ -307,7 +307,7 @@ def main() -> None:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
-    console = Console()
+    console = Console(width=160)
     console.print(table)
     verdict = "meets" if ratio >= TARGET_RATIO and memory <= 1.0 else "misses"
     console.print(

@@ -121,7 +121,9 @@ def test_a_shadow_runbook_records_its_plan_and_nothing_acts(tmp_path: Path) -> N
 def test_a_broken_edit_keeps_the_running_set_and_says_why(tmp_path: Path) -> None:
     h = harness(tmp_path)
     try:
-        (tmp_path / "runbooks" / "oom.yaml").write_text(RUNBOOK.replace("restart_service", "reboot"))
+        (tmp_path / "runbooks" / "oom.yaml").write_text(
+            RUNBOOK.replace("restart_service", "reboot")
+        )
         watcher_poll = h.warden.runtime.tick_hooks[0].__self__.poll  # type: ignore[attr-defined]
         assert watcher_poll() is False
         rejected = h.events(ev.RUNBOOKS_REJECTED)

@@ -90,7 +90,7 @@ def test_a_good_runbook_loads_with_a_content_version() -> None:
         (("labels.namespace ==", "service.name =="), 5, ["event.data.service is a string"]),
         (("labels.host", "nope"), 6, ["event type warden.alert.firing has no field 'nope'"]),
         (("warden.alert.firing", "warden.alert.fired"), 3, ["unknown event type", "firing"]),
-        (("== \"prod\"", "== "), 5, ["CEL syntax error"]),
+        (('== "prod"', "== "), 5, ["CEL syntax error"]),
         (("confidence: 0.8", "confidence: 2"), 12, ["from 0 to 1"]),
         (("once_within: 5s", "once_within: soon"), 6, ["duration like 30s"]),
         (("plan:", "plan:\n  priorty: 3"), 8, ["unknown key 'priorty'"]),
@@ -153,7 +153,9 @@ def test_a_field_absent_from_an_event_is_no_match_and_is_explained() -> None:
 
 _values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 _keys = st.sampled_from(
@@ -173,10 +175,12 @@ _documents = st.recursive(
 @example("{{ }}")
 @example("name: a\ntrigger: {events: [warden.alert.firing]}\ncondition: '{{'\nplan: 1")
 def test_the_loader_never_crashes_on_random_yaml(text: str) -> None:
+    message = ""
     try:
         load(text)
     except WardenError as exc:
-        assert str(exc).startswith("config error: rb/x.yaml"), str(exc)
+        message = str(exc)
+    assert not message or message.startswith("config error: rb/x.yaml"), message
 
 
 @settings(max_examples=100, deadline=None)
@@ -187,7 +191,9 @@ def test_random_conditions_load_or_are_refused_with_the_line(condition: str) -> 
     text = GOOD.replace('condition: event.data.labels.namespace == "prod"', "condition: x")
     document = yaml.safe_load(text)
     document["condition"] = condition
+    message = ""
     try:
         load(yaml.safe_dump(document))
     except WardenError as exc:
-        assert str(exc).startswith("config error: rb/x.yaml"), str(exc)
+        message = str(exc)
+    assert not message or message.startswith("config error: rb/x.yaml"), message

@@ -169,7 +169,8 @@ def _event(event: str, state_dir: Path) -> ev.Event:
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             err.print(f"[bold red]error:[/] {escape(str(path))}: expected {{type, data, ...}}")
             raise typer.Exit(2)
-        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        given = raw.get("data")
+        data: dict[str, Any] = given if isinstance(given, dict) else {}
         return ev.Event(
             str(raw.get("id") or path.stem),
             str(raw.get("source") or "warden://explain"),
