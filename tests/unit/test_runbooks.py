@@ -197,3 +197,41 @@ def test_random_conditions_load_or_are_refused_with_the_line(condition: str) -> 
     except WardenError as exc:
         message = str(exc)
     assert not message or message.startswith("config error: rb/x.yaml"), message
+
+
+_CONDITIONS = [
+    'event.data.labels.namespace == "prod"',
+    'event.data.alertname.startsWith("Kube") && event.data.labels["host"] != "h9"',
+    'event.data.labels.exists(k, k == "host") || event.type == "x"',
+    "size(event.data.labels) > 1",
+    'has(event.data.labels.host) && event.data.labels.host == "h1"',
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(_CONDITIONS),
+    st.dictionaries(st.sampled_from(["namespace", "host", "x"]), st.text(max_size=3), max_size=3),
+    st.sampled_from(["KubePodOOMKilled", "Other"]),
+)
+def test_fast_evaluation_gives_cels_own_answer(
+    condition: str, labels: dict[str, str], alertname: str
+) -> None:
+    import cel
+
+    from warden.runbooks.expr import compile_expression
+
+    schemas = {ev.ALERT_FIRING: REGISTRY.schema(ev.ALERT_FIRING)}
+    fast = compile_expression(condition, schemas)
+    variables = {
+        "event": {"type": ev.ALERT_FIRING, "data": {"alertname": alertname, "labels": labels}}
+    }
+    try:
+        expected: object = cel.compile(condition).execute(variables)
+    except Exception:
+        expected = "error"
+    try:
+        got: object = fast.evaluate(variables)
+    except Exception:
+        got = "error"
+    assert got == expected

@@ -24,6 +24,8 @@ _STRING = re.compile(
     r"""(?:[rR])?(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""", re.S
 )
 _PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*)((?:\s*\.\s*[A-Za-z_]\w*)*)(\s*\()?")
+_MACRO_VARIABLE = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_ONLY_PATH = re.compile(r"^\s*(?:event|world)(?:\s*\.\s*[A-Za-z_]\w*)+\s*$")
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 
 # What ``event`` holds besides ``data``, whose shape is the event type's schema.
@@ -63,11 +65,19 @@ WORLD_SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True, slots=True)
 class Expression:
-    """One compiled CEL expression and the paths it reads."""
+    """One compiled CEL expression and the paths it reads.
+
+    Two shortcuts keep evaluation cheap, with CEL's results: an expression that is only a
+    path (``event.data.service``) is looked up directly, and CEL is given only the parts
+    of the variables the expression reads (a nested mapping is converted whole on every
+    call, so a large event would cost in proportion to its size, not to the rule).
+    """
 
     source: str
     program: Any
     paths: tuple[tuple[str, ...], ...]
+    lookup: tuple[str, ...] = ()  # set when the whole expression is one path
+    flat: bool = False  # compiled with each path as one variable (event__data__service)
 
     @property
     def reads_world(self) -> bool:
@@ -76,7 +86,73 @@ class Expression:
 
     def evaluate(self, variables: dict[str, Any]) -> Any:
         """The value; a field the event lacks (optional in its schema) raises KeyError."""
-        return self.program.execute(variables)
+        if self.lookup:
+            value: Any = variables
+            for name in self.lookup:
+                value = value[name]
+            return value
+        if self.flat:
+            return self.program.execute(_flattened(variables, self.paths))
+        return self.program.execute(_pruned(variables, self.paths))
+
+
+def _flattened(variables: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """Each path's value as one variable; a path the event lacks is left undeclared."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        value: Any = variables
+        for name in path:
+            if not isinstance(value, dict) or name not in value:
+                break
+            value = value[name]
+        else:
+            out["__".join(path)] = value
+    return out
+
+
+def _flat_source(source: str) -> str:
+    """``source`` with each ``event.…``/``world.…`` path written as one identifier."""
+    out: list[str] = []
+    last = 0
+    for literal in [*_STRING.finditer(source), None]:
+        end = literal.start() if literal is not None else len(source)
+        out.append(_PATH.sub(_one_identifier, source[last:end]))
+        if literal is not None:
+            out.append(literal.group(0))
+            last = literal.end()
+    return "".join(out)
+
+
+def _one_identifier(match: re.Match[str]) -> str:
+    root, rest, call = match.group(1), match.group(2), match.group(3)
+    if root not in ROOTS or not rest:
+        return match.group(0)
+    parts = [root, *(p.strip() for p in rest.split(".") if p.strip())]
+    if call:
+        return "__".join(parts[:-1]) + "." + parts[-1] + call if len(parts) > 2 else match.group(0)
+    return "__".join(parts)
+
+
+def _pruned(variables: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """Only the parts of ``variables`` that ``paths`` reach (missing parts left out)."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        source: Any = variables
+        target = out
+        for depth, name in enumerate(path):
+            if not isinstance(source, dict) or name not in source:
+                break
+            source = source[name]
+            if depth == len(path) - 1 or not isinstance(source, dict):
+                target[name] = source
+                break
+            existing = target.get(name)
+            if existing is source:
+                break  # already whole
+            if not isinstance(existing, dict):
+                existing = target[name] = {}
+            target = existing
+    return out
 
 
 def field_paths(source: str) -> tuple[tuple[str, ...], ...]:
@@ -112,7 +188,8 @@ def compile_expression(source: str, schemas: dict[str, dict[str, Any]]) -> Expre
     except (ValueError, RuntimeError) as exc:
         message = str(exc).replace("Failed to parse expression", "CEL syntax error in")
         raise ConfigError(message) from None
-    unknown = sorted(set(program.variables()) - set(ROOTS))
+    bound = set(_MACRO_VARIABLE.findall(_STRING.sub('""', source)))
+    unknown = sorted(set(program.variables()) - set(ROOTS) - bound)
     if unknown:
         raise ConfigError(
             f"unknown variable {unknown[0]!r} in {source!r}: an expression reads"
@@ -122,7 +199,18 @@ def compile_expression(source: str, schemas: dict[str, dict[str, Any]]) -> Expre
     paths = field_paths(source)
     for path in paths:
         check_path(path, schemas)
-    return Expression(source, program, paths)
+    lookup = paths[0] if len(paths) == 1 and _ONLY_PATH.match(source) else ()
+    # Nested maps cost CEL a conversion per call; single values do not. has() needs the
+    # field selection itself, so such an expression keeps the nested form.
+    text = _STRING.sub('""', source)
+    if not lookup and "has(" not in text.replace(" ", "") and all(len(p) > 1 for p in paths):
+        try:
+            flat = cel.compile(_flat_source(source))
+        except (ValueError, RuntimeError):
+            flat = None
+        if flat is not None:
+            return Expression(source, flat, paths, flat=True)
+    return Expression(source, program, paths, lookup)
 
 
 def check_path(path: tuple[str, ...], schemas: dict[str, dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ the history, never from a wall clock, so replay and restart decide the same.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from warden.runbooks.expr import Expression, Template
 
 KIND_PREFIX = "runbook:"
+_UNDEFINED = re.compile(r"Undefined variable or function: '((?:event|world)__\w+)'")
 MODES = ("live", "shadow")
 
 
@@ -84,15 +86,17 @@ class Runbook:
         """The incident kind its detections open; only this runbook plans it."""
         return KIND_PREFIX + self.name
 
-    @property
-    def reads_world(self) -> bool:
-        """Whether any expression reads ``world`` (the world is built only then)."""
+    reads_world: bool = field(init=False, default=False)
+    """Whether any expression reads ``world`` (the world is built only then)."""
+
+    def __post_init__(self) -> None:
         templates = [self.service, self.rationale, self.group_by, self.expected_outcome]
         templates += [s.target for s in self.steps]
         templates += [t for s in self.steps for _, t in s.params]
-        return (self.condition is not None and self.condition.reads_world) or any(
+        reads = (self.condition is not None and self.condition.reads_world) or any(
             t is not None and t.reads_world for t in templates
         )
+        object.__setattr__(self, "reads_world", reads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,9 @@ def render_plan(runbook: Runbook, event: ev.Event, variables: dict[str, Any]) ->
 def _error(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"the event has no field {exc.args[0]!r}"
+    undefined = _UNDEFINED.search(str(exc))
+    if undefined:
+        return f"the event has no field {undefined.group(1).replace('__', '.')!r}"
     return f"{type(exc).__name__}: {exc}"
 
 
