@@ -163,9 +163,18 @@ _MAYBE_KEY_WORDS = (
 )
 
 
+# One pass over the text for all the words (the same answer as testing each in turn).
+_ANY_WORD = {
+    words: re.compile("|".join(map(re.escape, words))) for words in (_MAYBE_WORDS, _MAYBE_KEY_WORDS)
+}
+
+
 def _maybe_secret(text: str, words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
     lowered = text.lower()
-    return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
+    found = _ANY_WORD.get(words)
+    if found is None:
+        return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
+    return found.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
 
 
 def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
