@@ -72,6 +72,8 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] |
     Unicode, finite numbers, integers of at most :data:`MAX_INT_DIGITS` digits, booleans
     and null, nested at most ``max_depth`` deep. ``-0.0`` is plain (canonically ``0``).
     """
+    if _surely_plain(value, 0, max_depth):
+        return None
     # Paths are spelled only for the answer: a clean value (the usual case) never pays.
     stack: list[tuple[tuple[str | int, ...], Any, int]] = [((), value, 0)]
     while stack:
@@ -109,6 +111,38 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] |
         else:
             return _where(parts), f"a {type(item).__name__} is not JSON"
     return None
+
+
+def _surely_plain(item: Any, depth: int, max_depth: int) -> bool:
+    """True for the common clean value (ASCII text, exact built-in types); False if unsure.
+
+    A quick pass that answers as :func:`json_problem`'s full walk would for such values;
+    anything else (non-ASCII text, subclasses, a problem) goes to the full walk.
+    """
+    kind = type(item)
+    if kind is str:
+        return item.isascii()
+    if kind is dict or kind is list:
+        if depth >= max_depth:
+            return False
+        if kind is dict:
+            for key, inner in item.items():
+                if type(key) is not str or not key.isascii():
+                    return False
+                if type(inner) is str:
+                    if not inner.isascii():
+                        return False
+                elif not _surely_plain(inner, depth + 1, max_depth):
+                    return False
+            return True
+        return all(_surely_plain(inner, depth + 1, max_depth) for inner in item)
+    if item is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(item.bit_length() <= _MAX_INT_BITS)
+    if kind is float:
+        return math.isfinite(item)
+    return False
 
 
 def _where(parts: tuple[str | int, ...]) -> str:
