@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from tests.integration.harness import Harness, make_harness
 from warden.domain import events as ev
+from warden.domain.kpis import by_agent, resilience_report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -71,6 +72,9 @@ def test_an_alert_storm_gives_one_plan_under_the_runbooks_name_and_version(
         ]
         decided = h.events(ev.DECISION_RECORDED)[0].data["decision"]
         assert decided["outcome"] == "allow"
+        kpis = by_agent(resilience_report(h.warden.store.read_all()))
+        assert list(kpis) == [f"restart-on-oom@{plan['agent_version']}"]
+        assert kpis[f"restart-on-oom@{plan['agent_version']}"].incidents == 1
     finally:
         h.close()
 

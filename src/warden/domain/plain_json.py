@@ -121,7 +121,7 @@ def _surely_plain(item: Any, depth: int, max_depth: int) -> bool:
     """
     kind = type(item)
     if kind is str:
-        return item.isascii()
+        return bool(item.isascii())
     if kind is dict or kind is list:
         if depth >= max_depth:
             return False

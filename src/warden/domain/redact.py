@@ -164,7 +164,7 @@ _MAYBE_KEY_WORDS = (
 
 
 # One pass over the text for all the words (the same answer as testing each in turn).
-_ANY_WORD = {
+_ANY_WORD: dict[tuple[str, ...], re.Pattern[str]] = {
     words: re.compile("|".join(map(re.escape, words))) for words in (_MAYBE_WORDS, _MAYBE_KEY_WORDS)
 }
 
