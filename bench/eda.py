@@ -221,18 +221,25 @@ def warden_child(n: int, hosts: int, batch_size: int = 500) -> None:
 
         committer = GroupCommitter(warden.store)
 
+        def value(i: int) -> float:
+            return 2.0 if i % 2 == 0 else 0.0
+
         def produce(first: int, count: int) -> None:
             for i in range(first, min(n, first + count)):
                 host = f"h{i % hosts}"
                 now = time.time_ns()
-                raw = ev.Event(
-                    f"bench-{i}",
-                    "bench://stream",
-                    ev.METRIC_SAMPLED,
-                    ev.format_time(datetime.fromtimestamp(now / 1e9, UTC)),
-                    {"service": host, "metric": "severity", "value": 2.0 if i % 2 == 0 else 0.0},
-                    subject=host,
-                ).to_cloudevent()
+                # What a sender posts, as the parsed body of its request: a CloudEvent.
+                raw = {
+                    "specversion": "1.0",
+                    "id": f"bench-{i}",
+                    "source": "bench://stream",
+                    "type": ev.METRIC_SAMPLED,
+                    "time": datetime.fromtimestamp(now / 1e9, UTC).isoformat(),
+                    "datacontenttype": "application/json",
+                    "data": {"service": host, "metric": "severity", "value": value(i)},
+                    "schemaversion": 1,
+                    "subject": host,
+                }
                 event = runtime.ingest.check(raw)  # envelope, schema, redaction
                 sent[event.id] = now
                 # As the webhook does: the group committer makes what arrived meanwhile
