@@ -29,8 +29,8 @@ runbook_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RunbookDir = Annotated[
     Path, typer.Argument(help="The runbook directory (*.yaml, cases in *.cases.yaml).")
@@ -85,12 +85,15 @@ def run_tests(
         err.print(f"no cases in {directory}: write NAME.cases.yaml beside the runbooks")
         raise typer.Exit(2)
     failed = 0
+    failures: list[str] = []
     table = Table(title=f"{len(cases)} runbook cases ({directory})")
     for column in ("", "case", "plan", "decision", "why"):
         table.add_column(column, overflow="fold")
     for case in cases:
         result = run_case(runbooks, case, bundle)
         failed += not result.passed
+        if not result.passed:
+            failures.append(f"FAIL {Path(case.file).name}: {case.name}: {result.why}")
         plan = result.plan
         shown = (
             f"{plan.agent}: " + ", ".join(f"{s.action}({s.target})" for s in plan.steps)
@@ -105,6 +108,8 @@ def run_tests(
             escape(result.why),
         )
     console.print(table)
+    for line in failures:
+        console.print(escape(line), soft_wrap=True, style="red")
     console.print(f"{len(cases) - failed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
