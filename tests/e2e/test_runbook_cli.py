@@ -44,8 +44,7 @@ def test_a_broken_runbook_is_refused_with_its_file_and_line(tmp_path: Path) -> N
     assert "the world has no field 'prev'" in result.output
     config = tmp_path / "warden.yaml"
     config.write_text(
-        'services:\n  - {name: api, health: "http://127.0.0.1:9/health"}\n'
-        "runbooks_dir: runbooks\n"
+        'services:\n  - {name: api, health: "http://127.0.0.1:9/health"}\nrunbooks_dir: runbooks\n'
     )
     checked = runner.invoke(app, ["config", "check", "-c", str(config)])
     assert checked.exit_code == 2
