@@ -33,6 +33,7 @@ SUFFIXES = (".yaml", ".yml")
 CASES_SUFFIX = ".cases.yaml"
 """Files beside runbooks holding their test cases (never loaded as runbooks)."""
 MAX_BYTES = 1_000_000
+_POSITION = re.compile(r"position (\d+)")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -146,7 +147,26 @@ def load_runbook(raw: bytes, label: str, catalog: Catalog, registry: SchemaRegis
     """
     if len(raw) > MAX_BYTES:
         raise ConfigError(f"config error: {label}: larger than {MAX_BYTES} bytes; split it")
-    document, problems = read_document(raw, label, {})
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config error: {label} line {line}: not UTF-8 text (byte {exc.start}:"
+            f" {raw[exc.start : exc.start + 1]!r}); save the file as UTF-8"
+        ) from None
+    try:
+        document, problems = read_document(raw, label, {})
+    except ConfigError as exc:
+        message = str(exc)
+        if f"{label} line " in message:
+            raise
+        # A reader error (a control character) names a position, not a line.
+        at = _POSITION.search(message)
+        line = text[: int(at.group(1))].count("\n") + 1 if at else 1
+        raise ConfigError(
+            message.replace(f"config error: {label}:", f"config error: {label} line {line}:", 1)
+        ) from None
     if problems:
         raise _error(problems[0].path, problems[0].message, document, label)
     try:
@@ -160,8 +180,8 @@ def load_runbook(raw: bytes, label: str, catalog: Catalog, registry: SchemaRegis
 def _error(
     path: tuple[str | int, ...], message: str, document: Document, label: str
 ) -> ConfigError:
-    line = document.line_of(path)
-    where = f"{label} line {line}" if line is not None else label
+    line = document.line_of(path) or 1  # a file that is not a mapping: its first line
+    where = f"{label} line {line}"
     return ConfigError(f"config error: {where}: {format_path(path) or 'the file'}: {message}")
 
 
