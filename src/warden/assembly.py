@@ -68,6 +68,7 @@ class Warden:
     _stop_sources: threading.Event = field(default_factory=threading.Event)
     _source_threads: list[threading.Thread] = field(default_factory=list)
     source_failures: list[str] = field(default_factory=list)
+    runbooks: RunbookWatcher | None = None  # set when runbooks_dir is configured
 
     def start(self, startup_grace_s: float = 10.0) -> None:
         """Start the managed services, the probes and the connectors.
@@ -327,10 +328,13 @@ def build(
         shadow=shadow,
         shadow_policies=shadow_policies,
     )
-    if config.runbooks_dir is not None:
+    watcher = (
         RunbookWatcher(
             runtime, config.runbooks_dir, catalog=catalog, registry=registry, initial=runbooks
         )
+        if config.runbooks_dir is not None
+        else None
+    )
     loop = ProbeLoop(
         runtime,
         probes,
@@ -341,4 +345,7 @@ def build(
         leases=leases if config.store_dsn else None,
         holder=executor.worker,
     )
-    return Warden(config, store, processes, runtime, loop, projector, log, checkpointer, sources)
+    return Warden(
+        config, store, processes, runtime, loop, projector, log, checkpointer, sources,
+        runbooks=watcher,
+    )  # fmt: skip

@@ -89,6 +89,10 @@ def test_the_throttle_survives_a_restart(tmp_path: Path) -> None:
         h.close()
     again = make_harness(tmp_path, runbooks_dir=tmp_path / "runbooks")
     try:
+        watcher = again.warden.runbooks
+        assert watcher is not None
+        # Recalled from the incident the runbook opened, not from this process's memory.
+        assert list(watcher.agents[0].fired) == ["payments"]
         again.clock.advance(60)  # within the 5 minutes
         oom(again, "payments", 2)
         again.settle()
@@ -128,15 +132,16 @@ def test_a_broken_edit_keeps_the_running_set_and_says_why(tmp_path: Path) -> Non
         (tmp_path / "runbooks" / "oom.yaml").write_text(
             RUNBOOK.replace("restart_service", "reboot")
         )
-        watcher_poll = h.warden.runtime.tick_hooks[0].__self__.poll  # type: ignore[attr-defined]
-        assert watcher_poll() is False
+        watcher = h.warden.runbooks
+        assert watcher is not None
+        assert watcher.poll() is False
         rejected = h.events(ev.RUNBOOKS_REJECTED)
         assert "oom.yaml line 9" in rejected[0].data["error"]
         oom(h, "payments", 1)
         h.settle()
         assert len(plans(h)) == 1
         (tmp_path / "runbooks" / "oom.yaml").write_text(RUNBOOK.replace("0.9", "0.95"))
-        assert watcher_poll() is True
+        assert watcher.poll() is True
         assert len(h.events(ev.RUNBOOKS_LOADED)) == 2
     finally:
         h.close()
