@@ -48,14 +48,15 @@ class RunbookWatcher:
         *,
         catalog: Catalog | None = None,
         registry: SchemaRegistry | None = None,
-        poll_s: float = 2.0,
+        poll_s: float | None = None,
         initial: RunbookSet | None = None,
     ) -> None:
         self.runtime = runtime
         self.directory = directory
         self.catalog = catalog or runtime.catalog
         self.registry = registry
-        self.poll_s = poll_s
+        # As often as the policy bundle is looked at, unless told otherwise.
+        self.poll_s = poll_s if poll_s is not None else runtime.settings.policy_poll_s
         self.current = initial or load_runbooks(directory, catalog=self.catalog, registry=registry)
         self._stamp = _stamp(directory)
         self._last_poll = time.monotonic()
