@@ -32,7 +32,7 @@ golden: $(STAMP)
 # the summary (bench/results/README.md) is rebuilt after each. See docs/benchmarks.md.
 BENCHES := policy audit ingest loop startup tamper eda
 bench: $(STAMP)
-	@for b in $(BENCHES); do echo "== bench/$$b.py"; PYTHONPATH=. $(BIN)/python bench/$$b.py || exit 1; done
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 	$(BIN)/python bench/report.py
 
 # The full reliability campaign (about an hour on two cores): kills, fuzzing, overload,

@@ -184,7 +184,7 @@ def warden_child(n: int, hosts: int, batch_size: int = 500) -> None:
     """Run Warden on the stream; print one JSON line of figures."""
     from datetime import UTC, datetime
 
-    from bench.loop import Instant, permissive
+    from loop import Instant, permissive  # bench/loop.py, beside this script
 
     from warden.assembly import build
     from warden.config import ServiceConfig, WardenConfig
@@ -293,7 +293,6 @@ def run_warden(n: int, hosts: int) -> dict[str, Any]:
         text=True,
         check=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -333,8 +332,7 @@ def main() -> None:
         f"Warden processes {ratio:.1f}x the events/s of ansible-rulebook at {memory:.2f}x its"
         f" peak memory: {verdict} the target (>= {TARGET_RATIO:g}x at no more memory)"
     )
-    sys.path.insert(0, str(ROOT))
-    from bench.report import emit
+    from report import emit  # bench/report.py, beside this script
 
     emit(
         "eda",

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import emit
+from report import emit  # bench/report.py, beside this script
 
 from warden.testing.tamper import campaign
 
