@@ -28,11 +28,12 @@ lint: $(STAMP)
 golden: $(STAMP)
 	$(BIN)/python -m tests.golden.record
 
+# Every bench/*.py writes its figures to bench/results/NAME.json through bench/report.py;
+# the summary (bench/results/README.md) is rebuilt after each. See docs/benchmarks.md.
+BENCHES := policy audit ingest loop startup tamper eda
 bench: $(STAMP)
-	$(BIN)/python bench/policy.py
-	$(BIN)/python bench/audit.py
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/loop.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+	$(BIN)/python bench/report.py
 
 # The full reliability campaign (about an hour on two cores): kills, fuzzing, overload,
 # slow clients, a full and a read-only disk, tampering. `make test` runs its short form.

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from report import emit_table  # bench/report.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -147,6 +148,7 @@ def main() -> None:
     for name, count, seconds in rows:
         table.add_row(name, str(count), f"{seconds:.3f}", f"{count / seconds:,.0f}")
     Console().print(table)
+    emit_table("audit", table)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvloop
+from report import emit_table  # bench/report.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -414,6 +415,7 @@ def main() -> None:
     )
     console = Console(width=max(Console().width, 132))
     console.print(table)
+    emit_table("ingest", table)
     for note in notes:
         console.print(note)
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from report import emit_table  # bench/report.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -255,6 +256,7 @@ def main() -> None:
         per = f"{cost / n * 1000:.1f} µs per incident" if n else ""
         table.add_row(f"one round, {n} open", f"{cost:.2f} ms", per)
     console.print(table)
+    emit_table("loop", table)
     if len(costs) > 1:
         (n0, c0), (n1, c1) = costs[0], costs[-1]
         growth = (c1 - c0) / max(1, n1 - n0) * 1000

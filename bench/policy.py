@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from report import emit_table  # bench/report.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -152,6 +153,7 @@ def main() -> None:
     top = sorted(deciders.items(), key=lambda kv: -kv[1])[:4]
     table.add_row("decided by", ", ".join(f"{k} {v}" for k, v in top), "", "")
     Console().print(table)
+    emit_table("policy", table)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from report import emit_table  # bench/report.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -229,6 +230,7 @@ def main() -> None:
     table.add_row(f"from a snapshot {added:,} events behind", f"{warm_read:,}", f"{warm_s:.2f}")
     table.add_row(f"keeping the snapshot ({size / 1e6:.1f} MB of JSON)", "", f"{keep_s:.2f}")
     console.print(table)
+    emit_table("startup", table)
 
 
 if __name__ == "__main__":

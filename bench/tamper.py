@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import emit  # bench/report.py, beside this script
+
 from warden.testing.tamper import campaign
 
 
@@ -35,6 +37,11 @@ def main() -> int:
         f"detected {result.detected} of {result.trials} tamperings "
         f"({elapsed:.1f} s, seed {args.seed})"
     )
+    rows: list[dict[str, object]] = [
+        {"tampering": k, "trials": c} for k, c in sorted(result.by_kind.items())
+    ]
+    rows.append({"tampering": "detected", "trials": f"{result.detected} of {result.trials}"})
+    emit("tamper", "audit log tampering campaign", rows, f"{elapsed:.1f} s, seed {args.seed}")
     return 0 if result.detected == result.trials else 1
 
 

@@ -35,6 +35,8 @@ from warden.ingest.probes import CommandProbe, HttpProbe, Probe, TcpProbe, tcp_a
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
+from warden.runbooks.loader import load_runbooks
+from warden.runbooks.watch import RunbookWatcher
 from warden.runtime import Runtime, RuntimeSettings
 from warden.runtime.probing import ProbeLoop
 from warden.store.location import open_event_store, open_leases, remember
@@ -67,6 +69,7 @@ class Warden:
     _stop_sources: threading.Event = field(default_factory=threading.Event)
     _source_threads: list[threading.Thread] = field(default_factory=list)
     source_failures: list[str] = field(default_factory=list)
+    runbooks: RunbookWatcher | None = None  # set when runbooks_dir is configured
 
     def start(self, startup_grace_s: float = 10.0) -> None:
         """Start the managed services, the probes and the connectors.
@@ -295,8 +298,19 @@ def build(
             last_signed[0] = time.monotonic()
 
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
-    # Every agent is a principal; unless configured otherwise it is in the "builtin" group.
-    groups = {a.name: ("builtin",) for a in chosen} | dict(config.agent_groups)
+    registry = SchemaRegistry()
+    runbooks = (
+        load_runbooks(config.runbooks_dir, catalog=catalog, registry=registry)
+        if config.runbooks_dir is not None
+        else None
+    )
+    # Every agent is a principal; unless configured otherwise it is in the "builtin" group,
+    # and a runbook in the "runbooks" group.
+    groups = (
+        {a.name: ("builtin",) for a in chosen}
+        | {r.name: ("runbooks",) for r in (runbooks.runbooks if runbooks else ())}
+        | dict(config.agent_groups)
+    )
     # A model agent acts through people unless the configuration caps it otherwise.
     caps = {a.name: DEFAULT_MAX_AUTONOMY for a in chosen if isinstance(a, ModelAgent)}
     agent_caps = tuple(sorted((caps | dict(config.agent_caps)).items()))
@@ -311,7 +325,7 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(store, SchemaRegistry(), clock, redact_fields=config.redact_fields),
+        ingest=IngestGate(store, registry, clock, redact_fields=config.redact_fields),
         agents=chosen,
         gate=DecisionGate(
             policies.current,
@@ -348,6 +362,13 @@ def build(
         shadow=shadow,
         shadow_policies=shadow_policies,
     )
+    watcher = (
+        RunbookWatcher(
+            runtime, config.runbooks_dir, catalog=catalog, registry=registry, initial=runbooks
+        )
+        if config.runbooks_dir is not None
+        else None
+    )
     loop = ProbeLoop(
         runtime,
         probes,
@@ -358,4 +379,7 @@ def build(
         leases=leases if config.store_dsn else None,
         holder=executor.worker,
     )
-    return Warden(config, store, processes, runtime, loop, projector, log, checkpointer, sources)
+    return Warden(
+        config, store, processes, runtime, loop, projector, log, checkpointer, sources,
+        runbooks=watcher,
+    )  # fmt: skip

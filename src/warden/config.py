@@ -70,6 +70,8 @@ class WardenConfig:
     policy_dir: Path | None = None
     # A candidate bundle decided alongside the live one; recorded, never acted on.
     shadow_policy_dir: Path | None = None
+    # Runbooks (YAML remediation rules, hot reloaded) run as agents; see docs/runbooks.md.
+    runbooks_dir: Path | None = None
     # The shared event log: a PostgreSQL DSN ("" keeps the embedded SQLite file).
     store_dsn: str = ""
     store_schema: str = "warden"
@@ -316,6 +318,7 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         autonomy_rules=rules,
         policy_dir=(base / checked.policy_dir) if checked.policy_dir else None,
         shadow_policy_dir=(base / checked.shadow_policy_dir) if checked.shadow_policy_dir else None,
+        runbooks_dir=(base / checked.runbooks_dir) if checked.runbooks_dir else None,
         store_dsn=store.postgres.strip() if store else "",
         store_schema=store.schema_ if store else "warden",
         probe=ProbeConfig(

@@ -647,6 +647,7 @@ class WardenFile(Section):
     ) = None
     policy_dir: str | None = None
     shadow_policy_dir: str | None = None
+    runbooks_dir: str | None = None
     store: Store | None = None
     probe: Probe | None = None
     failure_threshold: Annotated[int, Field(ge=1)] = 3

@@ -27,6 +27,7 @@ class Detection:
     evidence: tuple[str, ...]
     severity: str = "major"
     kind: str = "service_down"
+    group_key: str = ""  # what a runbook throttles by, kept in the incident's opening
 
 
 class Agent(Protocol):

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from warden.config import load_config
 from warden.domain.errors import ConfigError
+from warden.runbooks.loader import load_runbooks
 
 config_app = typer.Typer(
     help="warden.yaml: print its JSON Schema for editors, check a file.",
@@ -36,9 +37,14 @@ def check(
         Path, typer.Option("--config", "-c", help="The warden.yaml to check.")
     ] = Path("warden.yaml"),
 ) -> None:
-    """Check a configuration file: one summary line, or every error with its line and fix."""
+    """Check a configuration file (and its runbooks): a summary, or every error with its line."""
     try:
         settings = load_config(config)
+        runbooks = (
+            f", runbooks: {len(load_runbooks(settings.runbooks_dir).runbooks)}"
+            if settings.runbooks_dir is not None
+            else ""
+        )
     except ConfigError as exc:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         for line in str(exc).splitlines():
@@ -50,6 +56,6 @@ def check(
     Console(highlight=False, soft_wrap=True).print(
         escape(
             f"{config}: valid; {len(settings.services)} services, {actions} configured actions,"
-            f" sources: {sources}, model agent: {model}, autonomy: {settings.autonomy}"
+            f" sources: {sources}, model agent: {model}, autonomy: {settings.autonomy}" + runbooks
         )
     )

@@ -25,6 +25,7 @@ from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
 from warden.cli.replay_cmd import replay
 from warden.cli.report_cmd import report
+from warden.cli.runbook_cmd import runbook_app
 from warden.cli.schema_cmd import schema_app
 from warden.cli.shadow_cmd import shadow
 from warden.cli.simulate_cmd import simulate
@@ -63,6 +64,7 @@ app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(policy_app, name="policy")
+app.add_typer(runbook_app, name="runbook")
 app.add_typer(schema_app, name="schema")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(ingest_app, name="ingest")

@@ -16,9 +16,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warden.domain.kpis import resilience_report
+from warden.domain.kpis import by_agent, resilience_report
 from warden.store.location import has_log, open_event_store
-from warden.telemetry.report import describe_range, kpi_rows, render_html
+from warden.telemetry.report import (
+    describe_range,
+    format_ratio,
+    format_seconds,
+    kpi_rows,
+    render_html,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -110,6 +116,21 @@ def report(
     for name, value, detail in kpi_rows(kpis):
         table.add_row(escape(name), escape(value), escape(detail))
     console.print(table)
+    agents = by_agent(kpis)
+    if agents:
+        per = Table(title="By agent (runbooks as name@version)", title_justify="left")
+        for column in ("agent", "incidents", "automated", "resolved", "escalated", "MTTR p50"):
+            per.add_column(column, justify="left" if column == "agent" else "right")
+        for agent, mine in agents.items():
+            per.add_row(
+                escape(agent),
+                str(mine.incidents),
+                format_ratio(mine.automation_coverage),
+                str(mine.resolved),
+                str(mine.escalated),
+                format_seconds(mine.mttr.p50),
+            )
+        console.print(per)
     if html is not None:
         page = render_html(kpis, generated_at=now, source=str(state_dir))
         try:

@@ -63,7 +63,13 @@ USER_ADDED = "warden.user.added"
 USER_REVOKED = "warden.user.revoked"
 APPROVAL_REJECTED = "warden.approval.rejected"
 
+# Runbooks (see warden.runbooks): a set loaded or refused, a shadow runbook's would-be plan
+RUNBOOKS_LOADED = "warden.runbooks.loaded"
+RUNBOOKS_REJECTED = "warden.runbooks.rejected"
+RUNBOOK_SHADOWED = "warden.runbook.shadowed"
+
 SHADOW_STREAM = "shadow"
+RUNBOOKS_STREAM = "runbooks"
 
 CONTROL_STREAM = "control"
 USERS_STREAM = "users"

@@ -104,6 +104,7 @@ class IncidentFacts:
     actions: tuple[ActionFact, ...] = ()
     pending: tuple[tuple[int, datetime, str, str], ...] = ()  # (index, at, action, target)
     asked_at: datetime | None = None  # when the next decision was asked for
+    agent: str = ""  # whose plan was chosen: the agent's name, and @version for a runbook
 
     @property
     def mttr_s(self) -> float | None:
@@ -169,7 +170,11 @@ def observe(facts: IncidentFacts | None, event: ev.Event) -> IncidentFacts | Non
 def _apply(facts: IncidentFacts, event: ev.Event, at: datetime) -> IncidentFacts:
     kind, data = event.type, event.data
     if kind == ev.PLAN_PROPOSED:
-        return replace(facts, state=State.PLANNED, asked_at=at)
+        plan = data.get("plan") or {}
+        agent = str(plan.get("agent", ""))
+        if plan.get("agent_version"):
+            agent = f"{agent}@{plan['agent_version']}"
+        return replace(facts, state=State.PLANNED, asked_at=at, agent=agent)
     if kind == ev.DECISION_RECORDED:
         raw = data.get("decision") or {}
         outcome = Outcome(str(raw.get("outcome", "deny")))
@@ -359,6 +364,15 @@ def summarise(
         kill_switch_engagements=sum(1 for t in kill_switch_engaged_at if in_range(t)),
         facts=chosen,
     )
+
+
+def by_agent(report: ResilienceReport) -> dict[str, ResilienceReport]:
+    """The KPIs of the incidents each agent (a runbook: ``name@version``) planned."""
+    agents = sorted({f.agent for f in report.facts if f.agent})
+    return {
+        agent: summarise((f for f in report.facts if f.agent == agent), report.since, report.until)
+        for agent in agents
+    }
 
 
 def _period_days(

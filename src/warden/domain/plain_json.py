@@ -72,38 +72,85 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] |
     Unicode, finite numbers, integers of at most :data:`MAX_INT_DIGITS` digits, booleans
     and null, nested at most ``max_depth`` deep. ``-0.0`` is plain (canonically ``0``).
     """
-    stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    if _surely_plain(value, 0, max_depth):
+        return None
+    # Paths are spelled only for the answer: a clean value (the usual case) never pays.
+    stack: list[tuple[tuple[str | int, ...], Any, int]] = [((), value, 0)]
     while stack:
-        path, item, depth = stack.pop()
-        where = path or "(root)"
+        parts, item, depth = stack.pop()
         if item is None or isinstance(item, bool):
             continue
         if isinstance(item, int):
             if item.bit_length() > _MAX_INT_BITS:
-                return where, (f"an integer of over {MAX_INT_DIGITS} digits; send it as a string")
+                return _where(parts), (
+                    f"an integer of over {MAX_INT_DIGITS} digits; send it as a string"
+                )
         elif isinstance(item, float):
             if math.isnan(item) or math.isinf(item):
-                return where, f"{item!r} is not a JSON number; send null or a string"
+                return _where(parts), f"{item!r} is not a JSON number; send null or a string"
         elif isinstance(item, str):
             problem = _string_problem(item)
             if problem is not None:
-                return where, problem
+                return _where(parts), problem
         elif isinstance(item, dict | list | tuple):
             if depth >= max_depth:
-                return where, f"nested deeper than {max_depth} levels; flatten the data"
+                return _where(parts), f"nested deeper than {max_depth} levels; flatten the data"
             if isinstance(item, dict):
                 for key, inner in item.items():
                     if not isinstance(key, str):
-                        return where, f"has a key of type {type(key).__name__}; keys are strings"
+                        return (
+                            _where(parts),
+                            f"has a key of type {type(key).__name__}; keys are strings",
+                        )
                     problem = _string_problem(key)
                     if problem is not None:
-                        return _key_path(path, key), f"its key {problem}"
-                    stack.append((_key_path(path, key), inner, depth + 1))
+                        return _where((*parts, key)), f"its key {problem}"
+                    stack.append(((*parts, key), inner, depth + 1))
             else:
-                stack.extend((f"{path}[{n}]", inner, depth + 1) for n, inner in enumerate(item))
+                stack.extend(((*parts, n), inner, depth + 1) for n, inner in enumerate(item))
         else:
-            return where, f"a {type(item).__name__} is not JSON"
+            return _where(parts), f"a {type(item).__name__} is not JSON"
     return None
+
+
+def _surely_plain(item: Any, depth: int, max_depth: int) -> bool:
+    """True for the common clean value (ASCII text, exact built-in types); False if unsure.
+
+    A quick pass that answers as :func:`json_problem`'s full walk would for such values;
+    anything else (non-ASCII text, subclasses, a problem) goes to the full walk.
+    """
+    kind = type(item)
+    if kind is str:
+        return bool(item.isascii())
+    if kind is dict or kind is list:
+        if depth >= max_depth:
+            return False
+        if kind is dict:
+            for key, inner in item.items():
+                if type(key) is not str or not key.isascii():
+                    return False
+                if type(inner) is str:
+                    if not inner.isascii():
+                        return False
+                elif not _surely_plain(inner, depth + 1, max_depth):
+                    return False
+            return True
+        return all(_surely_plain(inner, depth + 1, max_depth) for inner in item)
+    if item is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(item.bit_length() <= _MAX_INT_BITS)
+    if kind is float:
+        return math.isfinite(item)
+    return False
+
+
+def _where(parts: tuple[str | int, ...]) -> str:
+    """A place as json_problem names it: ``a.b[2].c``, or ``(root)``."""
+    path = ""
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else _key_path(path, part)
+    return path or "(root)"
 
 
 def envelope_problem(raw: dict[str, Any]) -> tuple[str, str] | None:

@@ -37,6 +37,7 @@ class Plan:
     evidence: tuple[str, ...]
     confidence: float
     expected_outcome: str = ""
+    agent_version: str = ""  # the content hash of a runbook; "" for code agents
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:
@@ -46,7 +47,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as stored in ``warden.plan.proposed``."""
-        return {
+        found: dict[str, Any] = {
             "agent": self.agent,
             "steps": [s.to_dict() for s in self.steps],
             "rationale": self.rationale,
@@ -54,6 +55,9 @@ class Plan:
             "confidence": self.confidence,
             "expected_outcome": self.expected_outcome,
         }
+        if self.agent_version:
+            found["agent_version"] = self.agent_version
+        return found
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Plan:
@@ -65,6 +69,7 @@ class Plan:
             evidence=tuple(str(e) for e in raw["evidence"]),
             confidence=float(raw["confidence"]),
             expected_outcome=str(raw.get("expected_outcome", "")),
+            agent_version=str(raw.get("agent_version", "")),
         )
 
 

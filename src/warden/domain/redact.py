@@ -163,9 +163,17 @@ _MAYBE_KEY_WORDS = (
 )
 
 
+# One pass over the text for all the words (the same answer as testing each in turn).
+_WORDS = re.compile("|".join(map(re.escape, _MAYBE_WORDS)))
+_KEY_WORDS = re.compile("|".join(map(re.escape, _MAYBE_KEY_WORDS)))
+
+
 def _maybe_secret(text: str, words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
     lowered = text.lower()
-    return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
+    found = _WORDS if words is _MAYBE_WORDS else _KEY_WORDS if words is _MAYBE_KEY_WORDS else None
+    if found is None:
+        return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
+    return found.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
 
 
 def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:

@@ -85,7 +85,8 @@ class Planner:
                 "severity": detection.severity,
                 "kind": detection.kind,
                 "detected_by": detected_by,
-            },
+            }
+            | ({"group_key": detection.group_key} if detection.group_key else {}),
             ev.format_time(now),
             subject=detection.service,
             correlation_id=incident_id,

@@ -102,6 +102,8 @@ class Runtime:
         self._snapshots = FoldSnapshots(store, self._state, snapshot_every)
         self._state = self._snapshots.resume()
         self._listeners: list[EventListener] = []
+        # Called each round after folding, before agents detect (e.g. runbook hot reload).
+        self.tick_hooks: list[Callable[[], None]] = []
         self.planner = Planner(self.agents)
         self.workers = ActionWorkers(executor, settings.action_workers)
         self.interpreter = Interpreter(
@@ -302,6 +304,8 @@ class Runtime:
         if not self._resolutions:  # an alert resolution not yet acted on is in no snapshot
             self._snapshots.keep_if_due(self._state)
         self._reload_policies()
+        for hook in self.tick_hooks:
+            hook()
         self.detect_drift()
         added += len(self.tail())
         for agent in self.agents:

@@ -1,0 +1,346 @@
+"""Warden's runbooks side by side with Event-Driven Ansible (ansible-rulebook), one stream.
+
+Run with ``python bench/eda.py [--events N] [--hosts H]``. Both process the same N events
+(half of them match ``severity == "critical"``), throttle once within 5 s per host and run
+a no-op action. ansible-rulebook runs from its own virtual environment (made on first use
+under .bench-venv/eda with ``ansible-rulebook`` and ``ansible-core`` from PyPI) on the
+machine's Java 17; its events come from a local source plugin. Warden validates every
+event, stores it durably (SQLite, synchronous=FULL), folds
+it, runs the runbook, and sends each plan through Cedar, guardrails and the executor.
+Events are admitted through the group committer, as the webhook does: what arrived while
+the previous commit ran is made durable in one transaction.
+Each system runs in its own process; peak memory is that process tree's maximum RSS.
+Latency is from an event's creation to its action running, for the events that fire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".bench-venv" / "eda"
+TARGET_RATIO = 5.0
+
+RULEBOOK = """\
+- name: bench
+  hosts: all
+  sources:
+    - stream:
+        n: {n}
+        hosts: {hosts}
+  rules:
+    - name: critical
+      condition: event.severity == "critical"
+      throttle:
+        once_within: 5 seconds
+        group_by_attributes:
+          - event.host
+      action:
+        print_event:
+          pretty: false
+    - name: done
+      condition: event.done == true
+      action:
+        print_event:
+          pretty: false
+"""
+SOURCE = """\
+import asyncio, time
+async def main(queue, args):
+    n, hosts = int(args["n"]), int(args["hosts"])
+    print("START", time.time_ns(), flush=True)
+    for i in range(n):
+        await queue.put({"host": f"h{i % hosts}", "severity": "critical" if i % 2 == 0
+                         else "info", "i": i, "sent_ns": time.time_ns()})
+    await queue.put({"done": True, "sent_ns": time.time_ns()})
+    await asyncio.sleep(3600)
+"""
+RUNBOOK = """\
+name: bench-critical
+trigger:
+  events: [warden.metric.sampled]
+condition: event.data.metric == "severity" && event.data.value >= 2.0
+throttle: {once_within: 5s, group_by: "{{ event.data.service }}"}
+plan:
+  steps:
+    - action: restart_service
+      target: "{{ event.data.service }}"
+  rationale: "{{ event.data.service }} reported a critical event"
+  confidence: 0.9
+"""
+
+
+def _java_home() -> str:
+    for candidate in sorted(Path("/usr/lib/jvm").glob("java-17-openjdk*")):
+        return str(candidate)
+    return os.environ.get("JAVA_HOME", "")
+
+
+def ensure_venv() -> Path:
+    """ansible-rulebook in its own virtual environment (installed once, from PyPI)."""
+    binary = VENV / "bin" / "ansible-rulebook"
+    if not binary.exists():
+        print(f"installing ansible-rulebook into {VENV} (once)...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [str(VENV / "bin" / "pip"), "install", "-q", "ansible-rulebook", "ansible-core"],
+            check=True,
+        )
+    return binary
+
+
+def measured(command: list[str], env: dict[str, str], cwd: Path, timeout: float) -> Any:
+    """Run ``command`` in a fresh wrapper; its stdout lines with arrival times, and max RSS."""
+    wrapper = (
+        "import resource, subprocess, sys, time, json\n"
+        "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,"
+        " text=True, bufsize=1)\n"
+        "for line in p.stdout:\n"
+        "    sys.stdout.write(f'{time.time_ns()} {line}'); sys.stdout.flush()\n"
+        "    if 'DONE-MARK' in line or \"'done': True\" in line: p.terminate()\n"
+        "p.wait()\n"
+        "print('RSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, *command],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.stdout.splitlines()
+
+
+def run_eda(n: int, hosts: int) -> dict[str, Any]:
+    binary = ensure_venv()
+    with tempfile.TemporaryDirectory(prefix="warden-bench-eda-") as tmp:
+        work = Path(tmp)
+        (work / "sources").mkdir()
+        (work / "sources" / "stream.py").write_text(SOURCE)
+        (work / "rules.yml").write_text(RULEBOOK.format(n=n, hosts=hosts))
+        (work / "inventory.yml").write_text("all:\n  hosts:\n    localhost: {}\n")
+        env = {
+            **os.environ,
+            "JAVA_HOME": _java_home(),
+            "PATH": f"{VENV / 'bin'}:{os.environ.get('PATH', '')}",
+        }
+        lines = measured(
+            [str(binary), "-r", "rules.yml", "-i", "inventory.yml", "-S", "sources"],
+            env,
+            work,
+            timeout=1800,
+        )
+    start = next(int(line.split()[2]) for line in lines if " START " in line)
+    latencies, end, fired = [], 0, 0
+    for line in lines:
+        found = re.search(r"'sent_ns': (\d+)", line)
+        if not found:
+            continue
+        arrived = int(line.split()[0])
+        if "'done': True" in line:
+            end = arrived
+            continue
+        fired += 1
+        latencies.append((arrived - int(found.group(1))) / 1e6)
+    rss = next(int(line.split()[1]) for line in lines if line.startswith("RSS"))
+    return _figures("ansible-rulebook", n, (end - start) / 1e9, latencies, fired, rss)
+
+
+def _figures(
+    name: str, n: int, seconds: float, latencies: list[float], fired: int, rss_kib: int
+) -> dict[str, Any]:
+    ordered = sorted(latencies) or [0.0]
+    return {
+        "system": name,
+        "events": n,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(n / seconds, 1) if seconds > 0 else 0.0,
+        "actions": fired,
+        "latency_p50_ms": round(statistics.median(ordered), 2),
+        "latency_p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+        "peak_rss_mib": round(rss_kib / 1024, 1),
+    }
+
+
+# -- Warden, in its own process --------------------------------------------------------
+
+
+def warden_child(n: int, hosts: int, batch_size: int = 500) -> None:
+    """Run Warden on the stream; print one JSON line of figures."""
+    from datetime import UTC, datetime
+
+    from loop import Instant, permissive  # bench/loop.py, beside this script
+
+    from warden.assembly import build
+    from warden.config import ServiceConfig, WardenConfig
+    from warden.domain import events as ev
+    from warden.domain.ids import service_stream
+    from warden.governance.gate import Guardrails
+    from warden.store.group_commit import GroupCommitter
+
+    ran: dict[str, list[int]] = {}
+
+    class Noop(Instant):
+        def run(self, action: str, target: str, params: dict[str, Any]) -> Any:
+            ran.setdefault(target, []).append(time.time_ns())
+            return super().run(action, target, params)
+
+    with tempfile.TemporaryDirectory(prefix="warden-bench-eda-") as tmp:
+        state = Path(tmp)
+        (state / "runbooks").mkdir()
+        (state / "runbooks" / "bench.yaml").write_text(RUNBOOK)
+        config = WardenConfig(
+            services=(ServiceConfig("h0", "http://127.0.0.1:9/health", managed=False),),
+            state_dir=state / "state",
+            policy_dir=permissive(state / "policies"),
+            guardrails=Guardrails(per_target=None, per_action=None, total=None),
+            runbooks_dir=state / "runbooks",
+            # No probe verifies a no-op: incidents wait in verifying, as an action is done.
+            verification_timeout_s=3600.0,
+        )
+        warden = build(config, adapter=Noop(), probes={}, agents=[], action_workers=2)
+        runtime = warden.runtime
+        runtime.after_tick = None  # the audit projection runs on its own (bench/audit.py)
+        fired_at: dict[str, list[str]] = {}  # host: the events that opened its incidents
+        sent: dict[str, int] = {}
+
+        committer = GroupCommitter(warden.store)
+
+        def value(i: int) -> float:
+            return 2.0 if i % 2 == 0 else 0.0
+
+        def produce(first: int, count: int) -> None:
+            for i in range(first, min(n, first + count)):
+                host = f"h{i % hosts}"
+                now = time.time_ns()
+                # What a sender posts, as the parsed body of its request: a CloudEvent.
+                raw = {
+                    "specversion": "1.0",
+                    "id": f"bench-{i}",
+                    "source": "bench://stream",
+                    "type": ev.METRIC_SAMPLED,
+                    "time": datetime.fromtimestamp(now / 1e9, UTC).isoformat(),
+                    "datacontenttype": "application/json",
+                    "data": {"service": host, "metric": "severity", "value": value(i)},
+                    "schemaversion": 1,
+                    "subject": host,
+                }
+                event = runtime.ingest.check(raw)  # envelope, schema, redaction
+                sent[event.id] = now
+                # As the webhook does: the group committer makes what arrived meanwhile
+                # durable in one transaction (the sender would wait for its future).
+                committer.submit(service_stream(host), [event])
+
+        def note(event: ev.Event) -> None:
+            if event.type == ev.INCIDENT_OPENED:
+                evidence = event.data.get("evidence") or [""]
+                fired_at.setdefault(str(event.data["service"]), []).append(str(evidence[0]))
+
+        runtime.subscribe(note)
+        last_id = f"bench-{n - 1}"
+        seen = threading.Event()
+        runtime.subscribe(lambda e: seen.set() if e.id == last_id else None)
+        # The sender's side (admission, durable batches) runs beside the runtime, as the
+        # webhook server's group commit does; the runtime ticks back to back.
+        start = time.time_ns()
+        producer = threading.Thread(
+            target=lambda: [produce(k, batch_size) for k in range(0, n, batch_size)]
+        )
+        producer.start()
+        while not seen.is_set():
+            if runtime.tick() == 0:
+                time.sleep(0.001)  # nothing new: as the live loop, leave the CPU to ingest
+        end = time.time_ns()
+        producer.join()
+        committer.close()
+        deadline = time.monotonic() + 30
+        opened = sum(len(v) for v in fired_at.values())
+        while sum(len(v) for v in ran.values()) < opened and time.monotonic() < deadline:
+            runtime.tick()
+        # Each host's actions ran in the order its incidents opened.
+        latencies = [
+            (at - sent[event_id]) / 1e6
+            for host, event_ids in fired_at.items()
+            for event_id, at in zip(event_ids, ran.get(host, []), strict=False)
+            if event_id in sent
+        ]
+        warden.close()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    actions = sum(len(v) for v in ran.values())
+    figures = _figures("warden", n, (end - start) / 1e9, latencies, actions, rss)
+    print(json.dumps(figures), flush=True)
+
+
+def run_warden(n: int, hosts: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--warden-child", "--events", str(n), "--hosts", str(hosts)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--warden-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.warden_child:
+        warden_child(args.events, args.hosts)
+        return
+    if shutil.which("java", path=f"{_java_home()}/bin") is None:
+        sys.exit("bench/eda.py needs Java 17 (apt-get install openjdk-17-jre-headless)")
+    warden = run_warden(args.events, args.hosts)
+    eda = run_eda(args.events, args.hosts)
+    ratio = warden["events_per_s"] / eda["events_per_s"] if eda["events_per_s"] else 0.0
+    memory = warden["peak_rss_mib"] / eda["peak_rss_mib"] if eda["peak_rss_mib"] else 0.0
+    rows = [warden, eda]
+    for row in rows:
+        row["events_per_s_vs_eda"] = round(row["events_per_s"] / eda["events_per_s"], 2)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"runbooks vs Event-Driven Ansible: {args.events:,} events, {args.hosts} hosts"
+    )
+    for column in rows[0]:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console = Console(width=160)
+    console.print(table)
+    verdict = "meets" if ratio >= TARGET_RATIO and memory <= 1.0 else "misses"
+    console.print(
+        f"Warden processes {ratio:.1f}x the events/s of ansible-rulebook at {memory:.2f}x its"
+        f" peak memory: {verdict} the target (>= {TARGET_RATIO:g}x at no more memory)"
+    )
+    from report import emit  # bench/report.py, beside this script
+
+    emit(
+        "eda",
+        "Runbooks side by side with Event-Driven Ansible",
+        rows,
+        f"events/s ratio {ratio:.2f}x, memory ratio {memory:.2f}x (target >= 5x at <= 1x).",
+    )
+
+
+if __name__ == "__main__":
+    main()
