@@ -1,0 +1,386 @@
+"""``warden drill``: real faults in the drill fleet while Warden runs; measured MTTR. Edge (demo).
+
+Starts the drill fleet under Warden, then for each fault: waits for the steady state,
+injects the fault into the real process, and watches with its own probe (every service
+answers, a checkout passes, the pipeline delivers) until the steady state is back. The
+MTTR is measured twice: by that independent probe, and from Warden's event history.
+A drill fails when the fleet does not recover within the fault's bound, when Warden acts
+outside what the fault calls for, or when its outcome is not the one policy prescribes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from warden.assembly import build
+from warden.config import load_config
+from warden.demo.drill_faults import FAULTS, Fault
+from warden.demo.drill_fleet import DRILL_TOKEN_ENV, MANAGED, DrillFleet
+from warden.demo.fleet import Traffic
+from warden.domain import events as ev
+from warden.domain.catalog import Catalog, Risk
+
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from warden.assembly import Warden
+
+__all__ = ["DrillResult", "Events", "run_drills", "steady_state"]
+
+_TICK_S = 0.2
+_OBSERVE_S = 8.0  # a fault the probe has not seen by then is not observable
+
+
+class Events:
+    """Every event Warden folds, kept for the drill to read (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[ev.Event] = []
+
+    def __call__(self, event: ev.Event) -> None:
+        """Keep one event (a runtime listener)."""
+        with self._lock:
+            self._events.append(event)
+
+    def mark(self) -> int:
+        """A position: what comes after it is new."""
+        with self._lock:
+            return len(self._events)
+
+    def since(self, mark: int) -> list[ev.Event]:
+        """The events after ``mark``."""
+        with self._lock:
+            return self._events[mark:]
+
+
+def _get(url: str, timeout_s: float = 1.0) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return 0, {"error": str(getattr(exc, "reason", exc))}
+
+
+def steady_state(fleet: DrillFleet) -> str:
+    """What breaks the steady state now ("" when it holds).
+
+    Every managed service answers ``/health`` within 1 s, a checkout through the gateway
+    passes (degraded counts: an open circuit is the cure for an outside outage), and the
+    sink received a batch within the last 2 s.
+    """
+    for name in MANAGED:
+        status, body = _get(fleet.url(name, "/health"))
+        if status != 200:
+            return f"{name} /health: {status or body.get('error', 'no answer')}"
+    status, body = _get(fleet.url("gateway", "/checkout"), timeout_s=2.0)
+    if status != 200:
+        return f"checkout: HTTP {status or body.get('error', 'no answer')}"
+    status, body = _get(fleet.url("sink", "/status"))
+    age = body.get("last_batch_age_s")
+    if status != 200 or age is None or age > 2.0:
+        return f"pipeline: no batch at the sink for {age or '?'} s"
+    return ""
+
+
+@dataclass
+class DrillResult:
+    """What one drill found."""
+
+    fault: str
+    target: str
+    injected: str
+    expected: str  # "remediate" or "approval"
+    outcome: str = ""
+    passed: bool = False
+    probe_mttr_s: float | None = None  # injected -> steady state back (independent probe)
+    warden_mttr_s: list[float] = field(default_factory=list)  # resolved incidents' MTTR
+    detected_s: float | None = None  # injected -> first incident opened
+    actions: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _expected(fault: Fault, autonomy: str, builtin_policies: bool) -> str:
+    if autonomy != "autonomous":
+        return "approval"
+    spec = Catalog().get(fault.action)
+    medium = spec is not None and spec.risk is not Risk.LOW
+    return "approval" if builtin_policies and medium else "remediate"
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(_TICK_S)
+    return condition()
+
+
+def _open_incidents(events: list[ev.Event]) -> set[str]:
+    opened: set[str] = set()
+    for event in events:
+        if event.type == ev.INCIDENT_OPENED:
+            opened.add(event.data["incident_id"])
+        elif event.type in (ev.INCIDENT_RESOLVED, ev.INCIDENT_ESCALATED, ev.INCIDENT_ROLLED_BACK):
+            opened.discard(event.stream.removeprefix("incident-"))
+    return opened
+
+
+class DrillRunner:
+    """Runs faults one after the other against a started fleet."""
+
+    def __init__(
+        self, fleet: DrillFleet, events: Events, bank: Callable[[], None], expected: str
+    ) -> None:
+        """Drill ``fleet``, reading Warden's events; ``bank`` starts the outside dependency."""
+        self.fleet, self.events, self.restart_bank = fleet, events, bank
+        self.expected_default = expected
+
+    def settle(self, timeout_s: float) -> str:
+        """Wait for the steady state and no open incident; what is still wrong, or ""."""
+        problem = [""]
+
+        def settled() -> bool:
+            problem[0] = steady_state(self.fleet)
+            if not problem[0] and _open_incidents(self.events.since(0)):
+                problem[0] = "incidents still open"
+            return not problem[0]
+
+        _wait(settled, timeout_s)
+        return problem[0]
+
+    def run(self, fault: Fault, round_: int, expected: str, on_tick: Callable[[str], None]) -> DrillResult:
+        """Inject ``fault`` once and judge what happened."""
+        target = fault.target(round_)
+        result = DrillResult(fault.name, target, "", expected)
+        mark = self.events.mark()
+        start = time.monotonic()
+        result.injected = fault.inject(self.fleet, target)
+        broken_at: float | None = None
+        restored_at: float | None = None
+        deadline = start + fault.bound_s
+        while time.monotonic() < deadline:
+            problem = steady_state(self.fleet)
+            on_tick(problem or "steady")
+            now = time.monotonic()
+            if problem and broken_at is None:
+                broken_at = now
+            if not problem and broken_at is not None:
+                restored_at = now
+                break
+            if broken_at is None and now - start > _OBSERVE_S:
+                break
+            if expected == "approval" and self._asked(mark):
+                break
+            time.sleep(_TICK_S)
+        if broken_at is None:
+            result.problems.append(f"the probe never saw the fault within {_OBSERVE_S:g} s")
+        if restored_at is not None:
+            result.probe_mttr_s = round(restored_at - start, 2)
+        if expected == "approval":
+            self._judge_approval(fault, result, mark, start)
+        else:
+            self._judge_remediation(fault, result, mark, start)
+        if fault.ends_outage or expected == "approval":
+            self._end_fault(fault, target)
+        problem = self.settle(fault.bound_s)
+        if problem:
+            result.problems.append(f"did not settle after the drill: {problem}")
+        result.passed = not result.problems
+        return result
+
+    def _asked(self, mark: int) -> bool:
+        return any(e.type == ev.APPROVAL_REQUESTED for e in self.events.since(mark))
+
+    def _end_fault(self, fault: Fault, target: str) -> None:
+        if fault.name == "dependency":
+            self.restart_bank()
+        else:
+            fault.undo(self.fleet, target)
+
+    def _steps(self, mark: int) -> list[tuple[str, str]]:
+        return [
+            (str(e.data["action"]), str(e.data["target"]))
+            for e in self.events.since(mark)
+            if e.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED)
+        ]
+
+    def _judge_remediation(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
+        # Let Warden finish verifying (the incident resolves after the probe saw recovery).
+        _wait(lambda: not _open_incidents(self.events.since(mark)), fault.bound_s)
+        self._collect(fault, result, mark, start)
+        if result.probe_mttr_s is None:
+            result.problems.append(f"steady state not back within {fault.bound_s:g} s")
+        if not any(a == fault.action for a, _ in self._steps(mark)):
+            result.problems.append(f"Warden did not run {fault.action}")
+        result.outcome = "remediated" if not result.problems else "FAILED"
+
+    def _judge_approval(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
+        asked = _wait(lambda: self._asked(mark), fault.bound_s)
+        self._collect(fault, result, mark, start)
+        ran = [a for a, t in self._steps(mark) if a == fault.action]
+        if not asked:
+            result.problems.append(f"no approval was requested within {fault.bound_s:g} s")
+        if ran:
+            result.problems.append(f"{fault.action} ran without an approval")
+        result.outcome = "approval requested" if not result.problems else "FAILED"
+
+    def _collect(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
+        events = self.events.since(mark)
+        wall = time.time() - (time.monotonic() - start)
+        for event in events:
+            if event.type == ev.INCIDENT_OPENED and result.detected_s is None:
+                result.detected_s = round(event.moment.timestamp() - wall, 2)
+            if event.type == ev.INCIDENT_RESOLVED and isinstance(event.data.get("mttr_s"), int | float):
+                result.warden_mttr_s.append(round(float(event.data["mttr_s"]), 2))
+        steps = self._steps(mark)
+        result.actions = [f"{a} {t}" for a, t in steps]
+        allowed = fault.allowed(result.target)
+        unsafe = sorted({f"{a} {t}" for a, t in steps if (a, t) not in allowed})
+        if unsafe:
+            result.problems.append(f"unsafe: Warden acted outside the fault: {', '.join(unsafe)}")
+
+
+def _table(results: list[DrillResult]) -> Table:
+    table = Table(title="Drills")
+    for column in ("fault", "target", "expected", "outcome", "detected", "MTTR (probe)",
+                   "MTTR (Warden)", "actions"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        style = "green" if r.passed else "red"
+        table.add_row(
+            r.fault,
+            r.target,
+            r.expected,
+            f"[{style}]{r.outcome}[/{style}]" + "".join(f"\n{p}" for p in r.problems),
+            f"{r.detected_s:.2f} s" if r.detected_s is not None else "-",
+            f"{r.probe_mttr_s:.2f} s" if r.probe_mttr_s is not None else "-",
+            ", ".join(f"{m:.2f} s" for m in r.warden_mttr_s) or "-",
+            ", ".join(r.actions) or "-",
+        )
+    return table
+
+
+def run_drills(
+    console: Console,
+    state_dir: Path,
+    faults: list[str],
+    *,
+    repeat: int = 1,
+    autonomy: str = "autonomous",
+    builtin_policies: bool = False,
+    json_path: Path | None = None,
+    serve_s: float | None = None,
+) -> int:
+    """Run the drills (or, with ``serve_s``, only keep the fleet up); returns the exit code."""
+    fleet = DrillFleet.create(state_dir)
+    os.environ[DRILL_TOKEN_ENV] = fleet.token
+    config = load_config(fleet.write(autonomy, builtin_policies))
+    bank: list[subprocess.Popen[bytes]] = [fleet.start_bank()]
+    warden = build(config)
+    events = Events()
+    warden.runtime.subscribe(events)
+    stop = threading.Event()
+    loop = threading.Thread(target=_run_warden, args=(warden, stop), name="warden", daemon=True)
+    traffic = Traffic(fleet.url("gateway", "/checkout"))
+    results: list[DrillResult] = []
+
+    def restart_bank() -> None:
+        _stop(bank[0])
+        bank[0] = fleet.start_bank()
+
+    try:
+        loop.start()
+        console.print(f"drill fleet starting in {fleet.state_dir}/ (config: warden.yaml)")
+        threading.Thread(target=traffic.run, name="traffic", daemon=True).start()
+        runner = DrillRunner(fleet, events, restart_bank, "remediate")
+        problem = runner.settle(30.0)
+        if problem:
+            console.print(f"[red]error:[/red] the drill fleet did not reach its steady state: {problem}"
+                          f" (see {fleet.state_dir}/logs/)")
+            return 2
+        # A first deploy of orders, so a later bad version has a last good one.
+        from warden.demo.drill_faults import post_json
+
+        post_json(fleet.url("orders", "/admin/deploy"), {"version": "v1", "by": "drill"})
+        if serve_s is not None:
+            console.print(f"fleet ready; {fleet.state_dir}/fleet.json lists its URLs")
+            stop.wait(serve_s)
+            return 0
+        results = _drill_all(console, runner, faults, repeat, autonomy, builtin_policies)
+    finally:
+        traffic.stop()
+        stop.set()
+        loop.join(timeout=30)
+        _stop(bank[0])
+    console.print(_table(results))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps([asdict(r) for r in results], indent=2))
+        console.print(f"results written to {json_path}")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(results)} drills failed")
+        return 1
+    console.print(f"[green]{len(results)} drills passed")
+    return 0
+
+
+def _drill_all(
+    console: Console,
+    runner: DrillRunner,
+    faults: list[str],
+    repeat: int,
+    autonomy: str,
+    builtin_policies: bool,
+) -> list[DrillResult]:
+    results: list[DrillResult] = []
+    plan = [(FAULTS[name], round_) for round_ in range(repeat) for name in faults]
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("drills", total=len(plan), state="")
+        for fault, round_ in plan:
+            label = f"{fault.name} -> {fault.target(round_)}"
+            progress.update(task, description=label)
+            expected = _expected(fault, autonomy, builtin_policies)
+            result = runner.run(
+                fault, round_, expected, lambda s: progress.update(task, state=s[:60])
+            )
+            results.append(result)
+            mark = "[green]ok[/green]" if result.passed else "[red]FAILED[/red]"
+            mttr = f"{result.probe_mttr_s:.2f} s" if result.probe_mttr_s is not None else "-"
+            progress.console.print(f"{mark} {label}: {result.outcome} (MTTR {mttr}) — {result.injected}")
+            progress.advance(task)
+    return results
+
+
+def _run_warden(warden: Warden, stop: threading.Event) -> None:
+    warden.run(stop.is_set)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - it ignored SIGTERM
+            process.kill()
+            process.wait()
