@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["DrillResult", "Events", "run_drills", "steady_state"]
 
 _TICK_S = 0.2
+_SLOW_S = 0.6  # an answer slower than this breaks the steady state
 _OBSERVE_S = 8.0  # a fault the probe has not seen by then is not observable
 
 
@@ -69,9 +70,13 @@ class Events:
 
 
 def _get(url: str, timeout_s: float = 1.0) -> tuple[int, dict[str, Any]]:
+    started = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as reply:
-            return reply.status, json.loads(reply.read() or b"{}")
+            status, body = reply.status, json.loads(reply.read() or b"{}")
+            if time.monotonic() - started > _SLOW_S:
+                return 0, {"error": f"answered in {time.monotonic() - started:.2f} s"}
+            return status, body
     except urllib.error.HTTPError as exc:
         return exc.code, {}
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -81,9 +86,9 @@ def _get(url: str, timeout_s: float = 1.0) -> tuple[int, dict[str, Any]]:
 def steady_state(fleet: DrillFleet) -> str:
     """What breaks the steady state now ("" when it holds).
 
-    Every managed service answers ``/health`` within 1 s, a checkout through the gateway
-    passes (degraded counts: an open circuit is the cure for an outside outage), and the
-    sink received a batch within the last 2 s.
+    Every managed service answers ``/health`` within 0.6 s, a checkout through the gateway
+    passes (degraded counts: an open circuit is the cure for an outside outage), the
+    processor is not stuck on a batch, and the sink received a batch within the last 2 s.
     """
     for name in MANAGED:
         status, body = _get(fleet.url(name, "/health"))
@@ -92,6 +97,9 @@ def steady_state(fleet: DrillFleet) -> str:
     status, body = _get(fleet.url("gateway", "/checkout"), timeout_s=2.0)
     if status != 200:
         return f"checkout: HTTP {status or body.get('error', 'no answer')}"
+    status, body = _get(fleet.url("processor", "/status"))
+    if body.get("stuck_on"):
+        return f"pipeline: the processor is stuck on {body['stuck_on']}"
     status, body = _get(fleet.url("sink", "/status"))
     age = body.get("last_batch_age_s")
     if status != 200 or age is None or age > 2.0:
@@ -106,7 +114,7 @@ class DrillResult:
     fault: str
     target: str
     injected: str
-    expected: str  # "remediate" or "approval"
+    expected: str  # "remediate", "approval" or "escalate" (a guard must stop Warden)
     outcome: str = ""
     passed: bool = False
     probe_mttr_s: float | None = None  # injected -> steady state back (independent probe)
@@ -116,8 +124,14 @@ class DrillResult:
     problems: list[str] = field(default_factory=list)
 
 
-def _expected(fault: Fault, autonomy: str, builtin_policies: bool) -> str:
-    if autonomy != "autonomous":
+STORM_ACTIONS = 3  # the built-in restart-storm rule: this many actions on one service
+STORM_WINDOW_S = 600.0  # ... within 10 minutes, and Warden must stop and call a human
+
+
+def _expected(fault: Fault, autonomy: str, builtin_policies: bool, storm: bool) -> str:
+    if storm:
+        return "escalate"
+    if autonomy != "autonomous" or fault.unsure:
         return "approval"
     spec = Catalog().get(fault.action)
     medium = spec is not None and spec.risk is not Risk.LOW
@@ -189,17 +203,19 @@ class DrillRunner:
                 break
             if expected == "approval" and self._asked(mark):
                 break
+            if expected == "escalate" and self._escalated(mark):
+                break
             time.sleep(_TICK_S)
         if broken_at is None:
             result.problems.append(f"the probe never saw the fault within {_OBSERVE_S:g} s")
         if restored_at is not None:
             result.probe_mttr_s = round(restored_at - start, 2)
-        if expected == "approval":
-            self._judge_approval(fault, result, mark, start)
-        else:
+        if expected == "remediate":
             self._judge_remediation(fault, result, mark, start)
-        if fault.ends_outage or expected == "approval":
-            self._end_fault(fault, target)
+        else:
+            self._judge_held(fault, result, mark, start)
+        # Whatever Warden did, the drill ends its fault so the next one starts clean.
+        self._end_fault(fault, target)
         problem = self.settle(fault.bound_s)
         if problem:
             result.problems.append(f"did not settle after the drill: {problem}")
@@ -208,6 +224,21 @@ class DrillRunner:
 
     def _asked(self, mark: int) -> bool:
         return any(e.type == ev.APPROVAL_REQUESTED for e in self.events.since(mark))
+
+    def _escalated(self, mark: int) -> bool:
+        return any(e.type == ev.INCIDENT_ESCALATED for e in self.events.since(mark))
+
+    def storm(self, target: str) -> bool:
+        """Whether ``target`` had enough recent actions that the restart-storm rule holds."""
+        now = time.time()
+        recent = [
+            e
+            for e in self.events.since(0)
+            if e.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED)
+            and e.data.get("target") == target
+            and now - e.moment.timestamp() < STORM_WINDOW_S - 60  # margin: the drill's length
+        ]
+        return len(recent) >= STORM_ACTIONS
 
     def _end_fault(self, fault: Fault, target: str) -> None:
         if fault.name == "dependency":
@@ -232,15 +263,20 @@ class DrillRunner:
             result.problems.append(f"Warden did not run {fault.action}")
         result.outcome = "remediated" if not result.problems else "FAILED"
 
-    def _judge_approval(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
-        asked = _wait(lambda: self._asked(mark), fault.bound_s)
+    def _judge_held(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
+        """Warden must hold back: ask for an approval, or (a guard holding) escalate."""
+        approval = result.expected == "approval"
+        held = self._asked if approval else self._escalated
+        seen = _wait(lambda: held(mark), fault.bound_s)
         self._collect(fault, result, mark, start)
         ran = [a for a, t in self._steps(mark) if a == fault.action]
-        if not asked:
-            result.problems.append(f"no approval was requested within {fault.bound_s:g} s")
+        what = "an approval was requested" if approval else "the incident was escalated"
+        if not seen:
+            result.problems.append(f"not as policy requires: {what} within {fault.bound_s:g} s")
         if ran:
-            result.problems.append(f"{fault.action} ran without an approval")
-        result.outcome = "approval requested" if not result.problems else "FAILED"
+            result.problems.append(f"unsafe: {fault.action} ran though policy holds it")
+        done = "approval requested" if approval else "escalated (restart-storm)"
+        result.outcome = done if not result.problems else "FAILED"
 
     def _collect(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
         events = self.events.since(mark)
@@ -360,7 +396,8 @@ def _drill_all(
         for fault, round_ in plan:
             label = f"{fault.name} -> {fault.target(round_)}"
             progress.update(task, description=label)
-            expected = _expected(fault, autonomy, builtin_policies)
+            storm = runner.storm(fault.target(round_))
+            expected = _expected(fault, autonomy, builtin_policies, storm)
             result = runner.run(
                 fault, round_, expected, lambda s: progress.update(task, state=s[:60])
             )

@@ -56,7 +56,8 @@ class Fault:
     allowed: Callable[[str], frozenset[tuple[str, str]]]
     inject: Callable[[DrillFleet, str], str]
     undo: Callable[[DrillFleet, str], None]
-    ends_outage: bool = False  # undo always runs after containment (the outside heals)
+    ends_outage: bool = False  # the outside heals after containment: the drill ends it
+    unsure: bool = False  # the agent's confidence is below 70%: policy asks a human
 
     def target(self, round_: int) -> str:
         """The service hit in repeat ``round_`` (0-based)."""
@@ -80,8 +81,8 @@ def _hang(fleet: DrillFleet, target: str) -> str:
 
 
 def _slow(fleet: DrillFleet, target: str) -> str:
-    post_json(fleet.url(target, "/admin/fault"), {"slow_ms": 600})
-    return f"{target} answers every request 600 ms late (probe limit 300 ms)"
+    post_json(fleet.url(target, "/admin/fault"), {"slow_ms": 800})
+    return f"{target} answers every request 800 ms late (Warden's probe allows 400 ms)"
 
 
 def _bad_version(fleet: DrillFleet, target: str) -> str:
@@ -144,13 +145,16 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault(
             "slow",
-            "a service answers every request 600 ms late (the probe allows 300 ms)",
+            "a service answers every request 800 ms late (Warden's probe allows 400 ms)",
             20.0,
             "restart_service",
             ("gateway", "payments", "orders"),
             _restart_only,
             _slow,
             _undo_slow,
+            # A slow answer is weaker evidence than a refused connection: the restart
+            # is proposed at 60% confidence, under the 70% autonomy needs.
+            unsure=True,
         ),
         Fault(
             "bad-version",
@@ -175,7 +179,7 @@ FAULTS: dict[str, Fault] = {
         Fault(
             "dependency",
             "bank, the outside dependency of payments, goes down (Warden cannot restart it)",
-            30.0,
+            40.0,
             "open_circuit",
             ("bank",),
             # Isolating the dependency is the cure; its service-down incident may try a

@@ -62,6 +62,13 @@ when {
   context.confidence_pct >= 70
 };
 
+@id("drill-low-confidence-approval")
+@outcome("needs_approval")
+@approvers("1")
+@message("an agent less than 70% sure: a human confirms")
+permit (principal, action, resource)
+when { context.autonomy == "autonomous" && context.risk != "high" && context.confidence_pct < 70 };
+
 @id("supervised-approval")
 @outcome("needs_approval")
 @approvers("1")
@@ -121,6 +128,7 @@ class DrillFleet:
         argv += ["--version-file", str(self.state_dir / "versions" / name)]
         downstream = {"gateway": "orders", "orders": "payments", "payments": "bank"}[name]
         argv += ["--downstream", self.url(downstream), "--downstream-timeout", "0.5"]
+        argv += ["--downstream-name", downstream]
         return argv
 
     def _stage_argv(self, role: str) -> list[str]:
@@ -152,13 +160,17 @@ class DrillFleet:
             "state_dir": str(self.state_dir),
             "failure_threshold": 3,
             "verification_timeout_s": 15,
-            "probe": {"interval_s": 0.5, "timeout_s": 0.8, "jitter": 0.1,
-                      "latency_threshold_ms": 300},
+            # Nobody answers a drill's approval requests: they expire and escalate.
+            "approvals": {"timeout_s": 8, "fallback": "escalate"},
+            "probe": {"interval_s": 0.5, "timeout_s": 1.0, "jitter": 0.1,
+                      "latency_threshold_ms": 400},
             "audit": {"key_path": str(self.state_dir.parent / f"{self.state_dir.name}-keys"
                                       / "audit.key")},
             "agents": {
                 "settings": {
-                    "failing-dependency": {"min_outage_s": 2, "recovered_for_s": 2},
+                    # Longer than a hung service's restart takes (probes, then a
+                    # 5 s stop timeout): a short outage is left to the restart.
+                    "failing-dependency": {"min_outage_s": 15, "recovered_for_s": 2},
                     "bad-deploy": {"window_s": 300},
                 }
             },

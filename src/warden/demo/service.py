@@ -109,6 +109,7 @@ class DemoServer(ThreadingHTTPServer):
             state: Its version, faults and circuit; a fresh ``v1`` by default.
             reporter: Where deploys go; none by default.
         """
+        self.downstream_name = ""
         self.state = state or ServiceState()
         self.reporter = reporter or Reporter(None, name)
         self.name = name
@@ -193,6 +194,9 @@ def _admin(server: DemoServer, path: str, body: dict[str, Any]) -> tuple[int, di
         server.reporter.send("warden.deploy.completed", event)
         return 200, {"service": name, "version": version, "previous_version": previous}
     if path == "/admin/circuit":
+        dependency = body.get("dependency")
+        if server.downstream_name and dependency != server.downstream_name:
+            return 409, {"error": f"{name} calls {server.downstream_name}, not {dependency}"}
         wanted = body.get("state")
         if wanted not in ("open", "closed"):
             return 400, {"error": 'state must be "open" or "closed"'}
@@ -289,6 +293,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--version-file", help="keeps the deployed version across restarts (default: v1)"
     )
+    parser.add_argument(
+        "--downstream-name", default="", help="the downstream's service name (for circuits)"
+    )
     parser.add_argument("--report", help="Warden's /v1/events URL for deploys and error rates")
     args = parser.parse_args(argv)
     if args.downstream is not None:
@@ -315,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state=state,
             reporter=Reporter(args.report, args.name),
         )
+        server.downstream_name = args.downstream_name
     except OSError as exc:
         sys.stderr.write(
             f"{args.name}: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n"
