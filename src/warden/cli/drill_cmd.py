@@ -28,9 +28,7 @@ _FAULT_HELP = "; ".join(f"{f.name}: {f.description}" for f in FAULTS.values())
 def drill(
     only: Annotated[
         list[str] | None,
-        typer.Option(
-            "--only", help=f"Run only this fault (repeatable). Faults: {_FAULT_HELP}."
-        ),
+        typer.Option("--only", help=f"Run only this fault (repeatable). Faults: {_FAULT_HELP}."),
     ] = None,
     repeat: Annotated[int, typer.Option(help="Run every fault this many times.", min=1)] = 1,
     autonomy: Annotated[

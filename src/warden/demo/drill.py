@@ -180,7 +180,9 @@ class DrillRunner:
         _wait(settled, timeout_s)
         return problem[0]
 
-    def run(self, fault: Fault, round_: int, expected: str, on_tick: Callable[[str], None]) -> DrillResult:
+    def run(
+        self, fault: Fault, round_: int, expected: str, on_tick: Callable[[str], None]
+    ) -> DrillResult:
         """Inject ``fault`` once and judge what happened."""
         target = fault.target(round_)
         result = DrillResult(fault.name, target, "", expected)
@@ -253,7 +255,9 @@ class DrillRunner:
             if e.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED)
         ]
 
-    def _judge_remediation(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
+    def _judge_remediation(
+        self, fault: Fault, result: DrillResult, mark: int, start: float
+    ) -> None:
         # Let Warden finish verifying (the incident resolves after the probe saw recovery).
         _wait(lambda: not _open_incidents(self.events.since(mark)), fault.bound_s)
         self._collect(fault, result, mark, start)
@@ -284,7 +288,9 @@ class DrillRunner:
         for event in events:
             if event.type == ev.INCIDENT_OPENED and result.detected_s is None:
                 result.detected_s = round(event.moment.timestamp() - wall, 2)
-            if event.type == ev.INCIDENT_RESOLVED and isinstance(event.data.get("mttr_s"), int | float):
+            if event.type == ev.INCIDENT_RESOLVED and isinstance(
+                event.data.get("mttr_s"), int | float
+            ):
                 result.warden_mttr_s.append(round(float(event.data["mttr_s"]), 2))
         steps = self._steps(mark)
         result.actions = [f"{a} {t}" for a, t in steps]
@@ -296,8 +302,16 @@ class DrillRunner:
 
 def _table(results: list[DrillResult]) -> Table:
     table = Table(title="Drills")
-    for column in ("fault", "target", "expected", "outcome", "detected", "MTTR (probe)",
-                   "MTTR (Warden)", "actions"):
+    for column in (
+        "fault",
+        "target",
+        "expected",
+        "outcome",
+        "detected",
+        "MTTR (probe)",
+        "MTTR (Warden)",
+        "actions",
+    ):
         table.add_column(column, overflow="fold")
     for r in results:
         style = "green" if r.passed else "red"
@@ -349,8 +363,10 @@ def run_drills(
         runner = DrillRunner(fleet, events, restart_bank, "remediate")
         problem = runner.settle(30.0)
         if problem:
-            console.print(f"[red]error:[/red] the drill fleet did not reach its steady state: {problem}"
-                          f" (see {fleet.state_dir}/logs/)")
+            console.print(
+                f"[red]error:[/red] the drill fleet did not reach its steady state: {problem}"
+                f" (see {fleet.state_dir}/logs/)"
+            )
             return 2
         # A first deploy of orders, so a later bad version has a last good one.
         from warden.demo.drill_faults import post_json
@@ -389,8 +405,12 @@ def _drill_all(
 ) -> list[DrillResult]:
     results: list[DrillResult] = []
     plan = [(FAULTS[name], round_) for round_ in range(repeat) for name in faults]
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("drills", total=len(plan), state="")
         for fault, round_ in plan:
@@ -404,7 +424,9 @@ def _drill_all(
             results.append(result)
             mark = "[green]ok[/green]" if result.passed else "[red]FAILED[/red]"
             mttr = f"{result.probe_mttr_s:.2f} s" if result.probe_mttr_s is not None else "-"
-            progress.console.print(f"{mark} {label}: {result.outcome} (MTTR {mttr}) — {result.injected}")
+            progress.console.print(
+                f"{mark} {label}: {result.outcome} (MTTR {mttr}) — {result.injected}"
+            )
             progress.advance(task)
     return results
 
@@ -418,6 +440,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.terminate()
         try:
             process.wait(timeout=5)
-        except Exception:  # noqa: BLE001 - it ignored SIGTERM
+        except Exception:
             process.kill()
             process.wait()

@@ -16,14 +16,16 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from warden.demo import free_port
 from warden.demo.report import TOKEN_ENV
 from warden.governance.policy import BUILTIN_BUNDLE
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "CHAIN",
@@ -51,7 +53,7 @@ _REPORTED = [
 
 # Medium-risk actions (rollback, circuit, quarantine, replay) run without approval here:
 # the drill fleet is disposable. Everything else is the built-in bundle's.
-_DRILL_AUTONOMY = """// The drill bundle: Warden's built-in safety rules, and autonomy for the drill fleet.
+_DRILL_AUTONOMY = """// Drill bundle: built-in safety rules, autonomy for the drill fleet.
 @id("drill-autonomous")
 @outcome("allow")
 @message("drill fleet: low- and medium-risk actions run autonomously at confidence 70% or more")
@@ -162,10 +164,15 @@ class DrillFleet:
             "verification_timeout_s": 15,
             # Nobody answers a drill's approval requests: they expire and escalate.
             "approvals": {"timeout_s": 8, "fallback": "escalate"},
-            "probe": {"interval_s": 0.5, "timeout_s": 1.0, "jitter": 0.1,
-                      "latency_threshold_ms": 400},
-            "audit": {"key_path": str(self.state_dir.parent / f"{self.state_dir.name}-keys"
-                                      / "audit.key")},
+            "probe": {
+                "interval_s": 0.5,
+                "timeout_s": 1.0,
+                "jitter": 0.1,
+                "latency_threshold_ms": 400,
+            },
+            "audit": {
+                "key_path": str(self.state_dir.parent / f"{self.state_dir.name}-keys" / "audit.key")
+            },
             "agents": {
                 "settings": {
                     # Longer than a hung service's restart takes (probes, then a
@@ -196,17 +203,24 @@ class DrillFleet:
 
     def _actions(self) -> dict[str, Any]:
         def post(service: str, path: str, body: dict[str, str]) -> dict[str, Any]:
-            return {"adapter": "http", "method": "POST", "url": self.url(service, path),
-                    "body": body, "timeout_s": 5}
+            return {
+                "adapter": "http",
+                "method": "POST",
+                "url": self.url(service, path),
+                "body": body,
+                "timeout_s": 5,
+            }
 
         circuit = "/admin/circuit"
         return {
             "rollback_deploy": post(
-                "orders", "/admin/deploy",
+                "orders",
+                "/admin/deploy",
                 {"service": "{target}", "version": "{version}", "by": "warden"},
             ),
             "deploy_version": post(
-                "orders", "/admin/deploy",
+                "orders",
+                "/admin/deploy",
                 {"service": "{target}", "version": "{version}", "by": "warden"},
             ),
             "open_circuit": post("payments", circuit, {"dependency": "{target}", "state": "open"}),
@@ -214,15 +228,18 @@ class DrillFleet:
                 "payments", circuit, {"dependency": "{target}", "state": "closed"}
             ),
             "quarantine_batch": post(
-                "processor", "/admin/quarantine",
+                "processor",
+                "/admin/quarantine",
                 {"service": "{target}", "pipeline": "{pipeline}", "batch": "{batch}"},
             ),
             "release_batch": post(
-                "processor", "/admin/release",
+                "processor",
+                "/admin/release",
                 {"service": "{target}", "pipeline": "{pipeline}", "batch": "{batch}"},
             ),
             "replay_from_checkpoint": post(
-                "processor", "/admin/replay",
+                "processor",
+                "/admin/replay",
                 {"service": "{target}", "pipeline": "{pipeline}", "checkpoint": "{checkpoint}"},
             ),
         }
@@ -260,6 +277,10 @@ class DrillFleet:
             argv = [sys.executable, "-m", "warden.demo.service", "--name", "bank"]
             argv += ["--port", str(self.ports["bank"])]
             return subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env={"PATH": os.environ.get("PATH", "")},
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={"PATH": os.environ.get("PATH", "")},
             )

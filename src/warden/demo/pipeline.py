@@ -150,7 +150,9 @@ class Stage:
     def replay(self, checkpoint: str) -> tuple[int, dict[str, Any]]:
         """Send every processed batch after ``checkpoint`` to the sink again."""
         with self.lock:
-            again = [p for p in sorted(self.dirs["processed"].glob("*.json")) if p.stem > checkpoint]
+            again = [
+                p for p in sorted(self.dirs["processed"].glob("*.json")) if p.stem > checkpoint
+            ]
             for path in again:
                 _write(self.dirs["outbox"] / path.name, path.read_text(encoding="utf-8"))
         return 200, {"replayed": len(again), "from": checkpoint}

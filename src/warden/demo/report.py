@@ -57,7 +57,7 @@ class Reporter:
         )
         try:
             with urllib.request.urlopen(request, timeout=2.0) as reply:
-                ok = 200 <= reply.status < 300
+                ok = bool(200 <= reply.status < 300)
         except (urllib.error.URLError, OSError) as exc:
             sys.stderr.write(f"{self.name}: report {type_} not delivered: {exc}\n")
             ok = False
