@@ -97,8 +97,13 @@ def drill(
             serve_s=serve,
         )
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; the fleet was stopped")
-        code = 1
+        # With --serve, a signal is how the fleet is meant to stop.
+        console.print(
+            "stopped; the fleet was stopped too"
+            if serve
+            else "[yellow]interrupted; the fleet was stopped"
+        )
+        code = 0 if serve else 1
     except WardenError as exc:
         console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         code = 2

@@ -131,7 +131,7 @@ STORM_WINDOW_S = 600.0  # ... within 10 minutes, and Warden must stop and call a
 def _expected(fault: Fault, autonomy: str, builtin_policies: bool, storm: bool) -> str:
     if storm:
         return "escalate"
-    if autonomy != "autonomous" or fault.unsure:
+    if autonomy != "autonomous":
         return "approval"
     spec = Catalog().get(fault.action)
     medium = spec is not None and spec.risk is not Risk.LOW
@@ -373,6 +373,7 @@ def run_drills(
 
         post_json(fleet.url("orders", "/admin/deploy"), {"version": "v1", "by": "drill"})
         if serve_s is not None:
+            fleet.mark_ready()
             console.print(f"fleet ready; {fleet.state_dir}/fleet.json lists its URLs")
             stop.wait(serve_s)
             return 0

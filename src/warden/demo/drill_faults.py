@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 
     from warden.demo.drill_fleet import DrillFleet
 
-__all__ = ["FAULTS", "Fault", "post_json", "service_pid"]
+__all__ = ["FAULTS", "SLOW_MS", "Fault", "post_json", "service_pid"]
+
+SLOW_MS = 1500
+"""How late a slow service answers: past the probe's timeout, so Warden sees it time out.
+
+A service slower than ``latency_threshold_ms`` but within the timeout is restarted only
+after an approval: the service-down agent is 60% sure then, under the 70% autonomy needs.
+"""
 
 
 def post_json(url: str, body: dict[str, Any], timeout_s: float = 3.0) -> dict[str, Any]:
@@ -57,7 +64,6 @@ class Fault:
     inject: Callable[[DrillFleet, str], str]
     undo: Callable[[DrillFleet, str], None]
     ends_outage: bool = False  # the outside heals after containment: the drill ends it
-    unsure: bool = False  # the agent's confidence is below 70%: policy asks a human
 
     def target(self, round_: int) -> str:
         """The service hit in repeat ``round_`` (0-based)."""
@@ -81,8 +87,8 @@ def _hang(fleet: DrillFleet, target: str) -> str:
 
 
 def _slow(fleet: DrillFleet, target: str) -> str:
-    post_json(fleet.url(target, "/admin/fault"), {"slow_ms": 800})
-    return f"{target} answers every request 800 ms late (Warden's probe allows 400 ms)"
+    post_json(fleet.url(target, "/admin/fault"), {"slow_ms": SLOW_MS})
+    return f"{target} answers every request {SLOW_MS} ms late (Warden's probe waits 1 s)"
 
 
 def _bad_version(fleet: DrillFleet, target: str) -> str:
@@ -145,16 +151,13 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault(
             "slow",
-            "a service answers every request 800 ms late (Warden's probe allows 400 ms)",
+            f"a service answers every request {SLOW_MS} ms late (Warden's probe waits 1 s)",
             20.0,
             "restart_service",
             ("gateway", "payments", "orders"),
             _restart_only,
             _slow,
             _undo_slow,
-            # A slow answer is weaker evidence than a refused connection: the restart
-            # is proposed at 60% confidence, under the 70% autonomy needs.
-            unsure=True,
         ),
         Fault(
             "bad-version",

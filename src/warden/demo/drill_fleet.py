@@ -31,6 +31,7 @@ __all__ = [
     "CHAIN",
     "DRILL_TOKEN_ENV",
     "FLEET_FILE",
+    "MARKER_ENV",
     "MANAGED",
     "PIPELINE_STAGES",
     "DrillFleet",
@@ -41,6 +42,8 @@ PIPELINE_STAGES = ("producer", "processor", "sink")
 MANAGED = (*CHAIN, *PIPELINE_STAGES)
 DRILL_TOKEN_ENV = "WARDEN_DRILL_TOKEN"
 """Warden's variable holding the token the fleet reports with (set by the drill)."""
+MARKER_ENV = "WARDEN_DEMO_STATE"
+"""Set in every fleet process's environment to the state directory (as `warden demo` does)."""
 FLEET_FILE = "fleet.json"
 """Written beside the state: every URL an outside tool needs to inject and judge."""
 
@@ -140,7 +143,8 @@ class DrillFleet:
 
     def config(self, autonomy: str, policy_dir: Path | None) -> dict[str, Any]:
         """The ``warden.yaml`` of this fleet, as a mapping."""
-        env = {TOKEN_ENV: "${" + DRILL_TOKEN_ENV + "}"}
+        # The marker lets a check prove no process of the fleet outlives the drill.
+        env = {TOKEN_ENV: "${" + DRILL_TOKEN_ENV + "}", MARKER_ENV: str(self.state_dir)}
         depends = {"gateway": ["orders"], "orders": ["payments"], "payments": ["bank"]}
         services: list[dict[str, Any]] = [
             {
@@ -265,9 +269,19 @@ class DrillFleet:
             "services": {n: self.url(n) for n in self.ports},
             "pipeline_status": self.url("sink", "/status"),
             "pid": os.getpid(),
+            "ready": False,
         }
         (self.state_dir / FLEET_FILE).write_text(json.dumps(fleet, indent=2))
         return path
+
+    def mark_ready(self) -> None:
+        """Say in ``fleet.json`` that the fleet holds its steady state under Warden."""
+        path = self.state_dir / FLEET_FILE
+        fleet = json.loads(path.read_text())
+        fleet["ready"] = True
+        temp = path.with_suffix(".tmp")
+        temp.write_text(json.dumps(fleet, indent=2))
+        os.replace(temp, path)
 
     def start_bank(self) -> subprocess.Popen[bytes]:
         """Start the outside dependency (not Warden's to run); its output goes to the logs."""
