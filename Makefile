@@ -47,4 +47,4 @@ lock:
 # Forgets the demo log's trusted checkpoint too: its removal here is on purpose.
 clean:
 	-test -x $(BIN)/warden && $(BIN)/warden audit trust --forget >/dev/null
-	rm -rf $(VENV) .warden .warden-keys .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .warden .warden-keys .warden-drill .warden-drill-keys .artifacts .pytest_cache .mypy_cache .ruff_cache

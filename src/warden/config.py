@@ -44,6 +44,7 @@ class ServiceConfig:
     tier: str = "standard"
     desired: tuple[tuple[str, str], ...] = ()
     limits: tuple[tuple[str, str], ...] = ()
+    stop_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +279,7 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
             tier=s.tier,
             desired=_scalars(s.desired),
             limits=_scalars(s.limits),
+            stop_timeout_s=s.stop_timeout_s,
         )
         for s in checked.services
     )

@@ -154,6 +154,8 @@ class DrillFleet:
                 "argv": self._service_argv(name) if name in CHAIN else self._stage_argv(name),
                 "env": env,
                 "depends_on": depends.get(name, []),
+                # The demo processes stop at once on SIGTERM; one that does not is hung.
+                "stop_timeout_s": 1,
             }
             for name in MANAGED
         ]
@@ -179,9 +181,9 @@ class DrillFleet:
             },
             "agents": {
                 "settings": {
-                    # Longer than a hung service's restart takes (probes, then a
-                    # 5 s stop timeout): a short outage is left to the restart.
-                    "failing-dependency": {"min_outage_s": 15, "recovered_for_s": 2},
+                    # Longer than a hung service's restart takes (three probes of
+                    # 1 s, then a 1 s stop timeout): a short outage is left to the restart.
+                    "failing-dependency": {"min_outage_s": 10, "recovered_for_s": 2},
                     "bad-deploy": {"window_s": 300},
                 }
             },
