@@ -128,9 +128,7 @@ STORM_ACTIONS = 3  # the built-in restart-storm rule: this many actions on one s
 STORM_WINDOW_S = 600.0  # ... within 10 minutes, and Warden must stop and call a human
 
 
-def _expected(fault: Fault, autonomy: str, builtin_policies: bool, storm: bool) -> str:
-    if storm:
-        return "escalate"
+def _expected(fault: Fault, autonomy: str, builtin_policies: bool) -> str:
     if autonomy != "autonomous":
         return "approval"
     spec = Catalog().get(fault.action)
@@ -205,19 +203,29 @@ class DrillRunner:
                 break
             if expected == "approval" and self._asked(mark):
                 break
-            if expected == "escalate" and self._escalated(mark):
-                break
+            if self._storm_denials(mark):
+                break  # the restart-storm guard holds: Warden must escalate, not act
             time.sleep(_TICK_S)
         if broken_at is None:
             result.problems.append(f"the probe never saw the fault within {_OBSERVE_S:g} s")
         if restored_at is not None:
             result.probe_mttr_s = round(restored_at - start, 2)
-        if expected == "remediate":
+        if self._storm_denials(mark):
+            # Enough actions on this service lately: the guard must stop Warden, and did.
+            result.expected = "escalate"
+            self._judge_held(fault, result, mark, start)
+        elif expected == "remediate":
             self._judge_remediation(fault, result, mark, start)
         else:
             self._judge_held(fault, result, mark, start)
         # Whatever Warden did, the drill ends its fault so the next one starts clean.
         self._end_fault(fault, target)
+        if ("open_circuit", target) in self._steps(mark):
+            # The outage is over: Warden must let callers back in (close_circuit).
+            lifted = _wait(lambda: ("close_circuit", target) in self._steps(mark), fault.bound_s)
+            if not lifted:
+                result.problems.append(f"the circuit to {target} was not closed again")
+            self._collect(fault, result, mark, start)
         problem = self.settle(fault.bound_s)
         if problem:
             result.problems.append(f"did not settle after the drill: {problem}")
@@ -230,17 +238,31 @@ class DrillRunner:
     def _escalated(self, mark: int) -> bool:
         return any(e.type == ev.INCIDENT_ESCALATED for e in self.events.since(mark))
 
-    def storm(self, target: str) -> bool:
-        """Whether ``target`` had enough recent actions that the restart-storm rule holds."""
-        now = time.time()
-        recent = [
-            e
+    def _storm_denials(self, mark: int) -> list[str]:
+        """Targets whose steps the restart-storm rule denied since ``mark``."""
+        plans: dict[str, list[dict[str, Any]]] = {}
+        denied = []
+        for event in self.events.since(mark):
+            if event.type == ev.PLAN_PROPOSED:
+                plans[event.stream] = event.data["plan"]["steps"]
+            elif event.type == ev.DECISION_RECORDED:
+                decision = event.data["decision"]
+                storm = any(r["policy_id"] == "restart-storm" for r in decision["reasons"])
+                steps = plans.get(event.stream, [])
+                index = int(event.data.get("index", 0))
+                if decision["outcome"] == "deny" and storm and index < len(steps):
+                    denied.append(str(steps[index]["target"]))
+        return denied
+
+    def _storm_grounds(self, target: str, before: float) -> int:
+        """How many actions ran on ``target`` in the rule's window before ``before``."""
+        return sum(
+            1
             for e in self.events.since(0)
             if e.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED)
             and e.data.get("target") == target
-            and now - e.moment.timestamp() < STORM_WINDOW_S - 60  # margin: the drill's length
-        ]
-        return len(recent) >= STORM_ACTIONS
+            and 0 <= before - e.moment.timestamp() < STORM_WINDOW_S
+        )
 
     def _end_fault(self, fault: Fault, target: str) -> None:
         if fault.name == "dependency":
@@ -277,13 +299,20 @@ class DrillRunner:
         what = "an approval was requested" if approval else "the incident was escalated"
         if not seen:
             result.problems.append(f"not as policy requires: {what} within {fault.bound_s:g} s")
-        if ran:
+        if approval and ran:
             result.problems.append(f"unsafe: {fault.action} ran though policy holds it")
+        for target in set(self._storm_denials(mark)):
+            grounds = self._storm_grounds(target, time.time())
+            if grounds < STORM_ACTIONS:
+                result.problems.append(
+                    f"restart-storm denied a step on {target} after only {grounds} actions"
+                )
         done = "approval requested" if approval else "escalated (restart-storm)"
         result.outcome = done if not result.problems else "FAILED"
 
     def _collect(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
         events = self.events.since(mark)
+        result.detected_s, result.warden_mttr_s = None, []
         wall = time.time() - (time.monotonic() - start)
         for event in events:
             if event.type == ev.INCIDENT_OPENED and result.detected_s is None:
@@ -295,6 +324,10 @@ class DrillRunner:
         steps = self._steps(mark)
         result.actions = [f"{a} {t}" for a, t in steps]
         allowed = fault.allowed(result.target)
+        catalog = Catalog()
+        # Undoing an allowed step (a plan cut short by a guard) is allowed too.
+        undo = {(spec.compensation, t) for a, t in allowed if (spec := catalog.get(a))}
+        allowed = allowed | {(a, t) for a, t in undo if a}
         unsafe = sorted({f"{a} {t}" for a, t in steps if (a, t) not in allowed})
         if unsafe:
             result.problems.append(f"unsafe: Warden acted outside the fault: {', '.join(unsafe)}")
@@ -417,8 +450,7 @@ def _drill_all(
         for fault, round_ in plan:
             label = f"{fault.name} -> {fault.target(round_)}"
             progress.update(task, description=label)
-            storm = runner.storm(fault.target(round_))
-            expected = _expected(fault, autonomy, builtin_policies, storm)
+            expected = _expected(fault, autonomy, builtin_policies)
             result = runner.run(
                 fault, round_, expected, lambda s: progress.update(task, state=s[:60])
             )

@@ -31,8 +31,8 @@ __all__ = [
     "CHAIN",
     "DRILL_TOKEN_ENV",
     "FLEET_FILE",
-    "MARKER_ENV",
     "MANAGED",
+    "MARKER_ENV",
     "PIPELINE_STAGES",
     "DrillFleet",
 ]

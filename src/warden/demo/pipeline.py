@@ -11,8 +11,8 @@ Admin routes (POST, JSON bodies): the producer's ``/admin/corrupt`` makes its ne
 unreadable; the processor's ``/admin/quarantine`` (``{"pipeline", "batch"}``) moves a
 batch to ``DIR/quarantine`` and reports it recovered, ``/admin/replay`` (``{"pipeline",
 "checkpoint"}``) sends every batch after the checkpoint to the sink again (the sink keeps
-each batch once). Every stage answers ``GET /health``; the sink's ``GET /status`` says
-when the last batch arrived.
+each batch once), ``/admin/release`` returns a quarantined batch to the inbox. Every
+stage answers ``GET /health``; the sink's ``GET /status`` says when the last batch arrived.
 """
 
 from __future__ import annotations
@@ -147,6 +147,15 @@ class Stage:
         self.reporter.send("warden.pipeline.batch_recovered", data)
         return 200, {"quarantined": batch}
 
+    def release(self, batch: str) -> tuple[int, dict[str, Any]]:
+        """Return a quarantined batch to the inbox (undoes a quarantine)."""
+        with self.lock:
+            source = self.dirs["quarantine"] / f"{batch}.json"
+            if not source.exists():
+                return 404, {"error": f"no batch {batch} in the quarantine"}
+            os.replace(source, self.dirs["inbox"] / f"{batch}.json")
+        return 200, {"released": batch}
+
     def replay(self, checkpoint: str) -> tuple[int, dict[str, Any]]:
         """Send every processed batch after ``checkpoint`` to the sink again."""
         with self.lock:
@@ -217,6 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("producer", "/admin/corrupt"): lambda: _corrupt(stage),
             ("processor", "/admin/quarantine"): lambda: stage.quarantine(str(body["batch"])),
             ("processor", "/admin/replay"): lambda: stage.replay(str(body["checkpoint"])),
+            ("processor", "/admin/release"): lambda: stage.release(str(body["batch"])),
         }
         route = routes.get((stage.role, path))
         if route is None:
