@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from warden.demo.drill import run_drills
 from warden.demo.drill_faults import FAULTS
+from warden.demo.drill_session import run_drills
 from warden.domain.errors import WardenError
 
 if TYPE_CHECKING:
@@ -56,6 +56,14 @@ def drill(
             min=1,
         ),
     ] = None,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            "--attach",
+            help="Drill the fleet a running `warden drill --serve` keeps in --state-dir,"
+            " reading Warden's events from its store, instead of starting one.",
+        ),
+    ] = False,
     state_dir: Annotated[
         Path, typer.Option("--state-dir", "-s", help="Directory for the drill's state.")
     ] = Path(".warden-drill"),
@@ -77,6 +85,9 @@ def drill(
             highlight=False,
         )
         raise typer.Exit(2)
+    if attach and serve is not None:
+        console.print("[bold red]error:[/bold red] --attach drills a served fleet; drop --serve")
+        raise typer.Exit(2)
     if autonomy not in ("autonomous", "supervised"):
         console.print("[bold red]error:[/bold red] --autonomy must be autonomous or supervised")
         raise typer.Exit(2)
@@ -95,6 +106,7 @@ def drill(
             builtin_policies=builtin_policies,
             json_path=json_out,
             serve_s=serve,
+            attach=attach,
         )
     except KeyboardInterrupt:
         # With --serve, a signal is how the fleet is meant to stop.

@@ -11,35 +11,32 @@ outside what the fault calls for, or when its outcome is not the one policy pres
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from warden.assembly import build
-from warden.config import load_config
-from warden.demo.drill_faults import FAULTS, Fault
-from warden.demo.drill_fleet import DRILL_TOKEN_ENV, MANAGED, DrillFleet
-from warden.demo.fleet import Traffic
+from warden.demo.drill_fleet import MANAGED, DrillFleet
 from warden.domain import events as ev
 from warden.domain.catalog import Catalog, Risk
 
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Callable
-    from pathlib import Path
 
-    from rich.console import Console
+    from warden.demo.drill_faults import Fault
 
-    from warden.assembly import Warden
-
-__all__ = ["DrillResult", "Events", "run_drills", "steady_state"]
+__all__ = [
+    "DrillResult",
+    "DrillRunner",
+    "Events",
+    "expected_outcome",
+    "results_table",
+    "steady_state",
+]
 
 _TICK_S = 0.2
 _SLOW_S = 0.6  # an answer slower than this breaks the steady state
@@ -128,7 +125,8 @@ STORM_ACTIONS = 3  # the built-in restart-storm rule: this many actions on one s
 STORM_WINDOW_S = 600.0  # ... within 10 minutes, and Warden must stop and call a human
 
 
-def _expected(fault: Fault, autonomy: str, builtin_policies: bool) -> str:
+def expected_outcome(fault: Fault, autonomy: str, builtin_policies: bool) -> str:
+    """What policy makes of the fault's cure: remediate, or wait for an approval."""
     if autonomy != "autonomous":
         return "approval"
     spec = Catalog().get(fault.action)
@@ -158,12 +156,9 @@ def _open_incidents(events: list[ev.Event]) -> set[str]:
 class DrillRunner:
     """Runs faults one after the other against a started fleet."""
 
-    def __init__(
-        self, fleet: DrillFleet, events: Events, bank: Callable[[], None], expected: str
-    ) -> None:
-        """Drill ``fleet``, reading Warden's events; ``bank`` starts the outside dependency."""
-        self.fleet, self.events, self.restart_bank = fleet, events, bank
-        self.expected_default = expected
+    def __init__(self, fleet: DrillFleet, events: Events) -> None:
+        """Drill ``fleet``, reading Warden's events from ``events``."""
+        self.fleet, self.events = fleet, events
 
     def settle(self, timeout_s: float) -> str:
         """Wait for the steady state and no open incident; what is still wrong, or ""."""
@@ -219,7 +214,7 @@ class DrillRunner:
         else:
             self._judge_held(fault, result, mark, start)
         # Whatever Warden did, the drill ends its fault so the next one starts clean.
-        self._end_fault(fault, target)
+        fault.undo(self.fleet, target)
         if ("open_circuit", target) in self._steps(mark):
             # The outage is over: Warden must let callers back in (close_circuit).
             lifted = _wait(lambda: ("close_circuit", target) in self._steps(mark), fault.bound_s)
@@ -263,12 +258,6 @@ class DrillRunner:
             and e.data.get("target") == target
             and 0 <= before - e.moment.timestamp() < STORM_WINDOW_S
         )
-
-    def _end_fault(self, fault: Fault, target: str) -> None:
-        if fault.name == "dependency":
-            self.restart_bank()
-        else:
-            fault.undo(self.fleet, target)
 
     def _steps(self, mark: int) -> list[tuple[str, str]]:
         return [
@@ -333,7 +322,8 @@ class DrillRunner:
             result.problems.append(f"unsafe: Warden acted outside the fault: {', '.join(unsafe)}")
 
 
-def _table(results: list[DrillResult]) -> Table:
+def results_table(results: list[DrillResult]) -> Table:
+    """One row per drill: outcome, detection, both MTTRs, Warden's actions."""
     table = Table(title="Drills")
     for column in (
         "fault",
@@ -359,120 +349,3 @@ def _table(results: list[DrillResult]) -> Table:
             ", ".join(r.actions) or "-",
         )
     return table
-
-
-def run_drills(
-    console: Console,
-    state_dir: Path,
-    faults: list[str],
-    *,
-    repeat: int = 1,
-    autonomy: str = "autonomous",
-    builtin_policies: bool = False,
-    json_path: Path | None = None,
-    serve_s: float | None = None,
-) -> int:
-    """Run the drills (or, with ``serve_s``, only keep the fleet up); returns the exit code."""
-    fleet = DrillFleet.create(state_dir)
-    os.environ[DRILL_TOKEN_ENV] = fleet.token
-    config = load_config(fleet.write(autonomy, builtin_policies))
-    bank: list[subprocess.Popen[bytes]] = [fleet.start_bank()]
-    warden = build(config)
-    events = Events()
-    warden.runtime.subscribe(events)
-    stop = threading.Event()
-    loop = threading.Thread(target=_run_warden, args=(warden, stop), name="warden", daemon=True)
-    traffic = Traffic(fleet.url("gateway", "/checkout"))
-    results: list[DrillResult] = []
-
-    def restart_bank() -> None:
-        _stop(bank[0])
-        bank[0] = fleet.start_bank()
-
-    try:
-        loop.start()
-        console.print(f"drill fleet starting in {fleet.state_dir}/ (config: warden.yaml)")
-        threading.Thread(target=traffic.run, name="traffic", daemon=True).start()
-        runner = DrillRunner(fleet, events, restart_bank, "remediate")
-        problem = runner.settle(30.0)
-        if problem:
-            console.print(
-                f"[red]error:[/red] the drill fleet did not reach its steady state: {problem}"
-                f" (see {fleet.state_dir}/logs/)"
-            )
-            return 2
-        # A first deploy of orders, so a later bad version has a last good one.
-        from warden.demo.drill_faults import post_json
-
-        post_json(fleet.url("orders", "/admin/deploy"), {"version": "v1", "by": "drill"})
-        if serve_s is not None:
-            fleet.mark_ready()
-            console.print(f"fleet ready; {fleet.state_dir}/fleet.json lists its URLs")
-            stop.wait(serve_s)
-            return 0
-        results = _drill_all(console, runner, faults, repeat, autonomy, builtin_policies)
-    finally:
-        traffic.stop()
-        stop.set()
-        loop.join(timeout=30)
-        _stop(bank[0])
-    console.print(_table(results))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps([asdict(r) for r in results], indent=2))
-        console.print(f"results written to {json_path}")
-    failed = [r for r in results if not r.passed]
-    if failed:
-        console.print(f"[red]{len(failed)} of {len(results)} drills failed")
-        return 1
-    console.print(f"[green]{len(results)} drills passed")
-    return 0
-
-
-def _drill_all(
-    console: Console,
-    runner: DrillRunner,
-    faults: list[str],
-    repeat: int,
-    autonomy: str,
-    builtin_policies: bool,
-) -> list[DrillResult]:
-    results: list[DrillResult] = []
-    plan = [(FAULTS[name], round_) for round_ in range(repeat) for name in faults]
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[state]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("drills", total=len(plan), state="")
-        for fault, round_ in plan:
-            label = f"{fault.name} -> {fault.target(round_)}"
-            progress.update(task, description=label)
-            expected = _expected(fault, autonomy, builtin_policies)
-            result = runner.run(
-                fault, round_, expected, lambda s: progress.update(task, state=s[:60])
-            )
-            results.append(result)
-            mark = "[green]ok[/green]" if result.passed else "[red]FAILED[/red]"
-            mttr = f"{result.probe_mttr_s:.2f} s" if result.probe_mttr_s is not None else "-"
-            progress.console.print(
-                f"{mark} {label}: {result.outcome} (MTTR {mttr}) — {result.injected}"
-            )
-            progress.advance(task)
-    return results
-
-
-def _run_warden(warden: Warden, stop: threading.Event) -> None:
-    warden.run(stop.is_set)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except Exception:
-            process.kill()
-            process.wait()

@@ -7,6 +7,7 @@ makes Warden ask a human first, and to end an outside outage).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -51,8 +52,9 @@ def service_pid(fleet: DrillFleet, name: str) -> int:
 class Fault:
     """One kind of fault: how to inject it, what Warden may do about it, how long it has.
 
-    ``undo`` is the drill's own repair: run when Warden rightly waits for a human, and
-    (for an outside outage) once Warden has contained it, to end the outage.
+    ``undo`` is the drill's own repair, run after every drill so the next starts clean:
+    it ends an outside outage once Warden has contained it, and repairs what Warden
+    rightly left to a human.
     """
 
     name: str
@@ -63,7 +65,6 @@ class Fault:
     allowed: Callable[[str], frozenset[tuple[str, str]]]
     inject: Callable[[DrillFleet, str], str]
     undo: Callable[[DrillFleet, str], None]
-    ends_outage: bool = False  # the outside heals after containment: the drill ends it
 
     def target(self, round_: int) -> str:
         """The service hit in repeat ``round_`` (0-based)."""
@@ -80,9 +81,26 @@ def _kill(fleet: DrillFleet, target: str) -> str:
     return f"SIGKILL sent to {target} (pid {pid})"
 
 
-def _hang(fleet: DrillFleet, target: str) -> str:
+_STOPPED: dict[tuple[str, str], int] = {}  # (state dir, service) -> pid sent SIGSTOP
+
+
+def _stop(fleet: DrillFleet, target: str) -> int:
     pid = service_pid(fleet, target)
+    _STOPPED[(str(fleet.state_dir), target)] = pid
     os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def _resume(fleet: DrillFleet, target: str) -> None:
+    """SIGCONT what the drill stopped, if it still exists (Warden may have replaced it)."""
+    pid = _STOPPED.pop((str(fleet.state_dir), target), None)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _hang(fleet: DrillFleet, target: str) -> str:
+    pid = _stop(fleet, target)
     return f"SIGSTOP sent to {target} (pid {pid}): it holds its port and answers nothing"
 
 
@@ -102,9 +120,8 @@ def _corrupt(fleet: DrillFleet, target: str) -> str:
 
 
 def _outage(fleet: DrillFleet, target: str) -> str:
-    pid = service_pid(fleet, target)
-    os.kill(pid, signal.SIGKILL)
-    return f"{target} (outside, not Warden's to run) is down: pid {pid} killed"
+    pid = _stop(fleet, target)
+    return f"{target} (outside, not Warden's to run) stops answering: pid {pid} stopped"
 
 
 def _no_undo(fleet: DrillFleet, target: str) -> None:
@@ -147,7 +164,7 @@ FAULTS: dict[str, Fault] = {
             ("orders", "gateway", "payments"),
             _restart_only,
             _hang,
-            _no_undo,
+            _resume,
         ),
         Fault(
             "slow",
@@ -181,7 +198,8 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault(
             "dependency",
-            "bank, the outside dependency of payments, goes down (Warden cannot restart it)",
+            "bank, the outside dependency of payments, stops answering (Warden cannot restart"
+            " it); the drill ends the outage once checkouts pass again",
             40.0,
             "open_circuit",
             ("bank",),
@@ -191,8 +209,7 @@ FAULTS: dict[str, Fault] = {
                 {("open_circuit", t), ("close_circuit", t), ("restart_service", t)}
             ),
             _outage,
-            lambda fleet, target: None,  # replaced by the runner: it restarts bank
-            ends_outage=True,
+            _resume,
         ),
     )
 }

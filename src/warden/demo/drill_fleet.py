@@ -16,16 +16,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import yaml
 
 from warden.demo import free_port
 from warden.demo.report import TOKEN_ENV
 from warden.governance.policy import BUILTIN_BUNDLE
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 __all__ = [
     "CHAIN",
@@ -112,6 +110,13 @@ class DrillFleet:
             webhook_port=free_port(),
             token=secrets.token_urlsafe(24),
         )
+
+    @classmethod
+    def from_file(cls, path: Path) -> DrillFleet:
+        """The fleet a ``fleet.json`` describes (written by a running drill fleet)."""
+        found = json.loads(path.read_text())
+        ports = {name: int(url.rsplit(":", 1)[1]) for name, url in found["services"].items()}
+        return cls(Path(found["state_dir"]), ports, webhook_port=0, token="")
 
     def url(self, name: str, path: str = "") -> str:
         """The base URL of a service, with ``path``."""
