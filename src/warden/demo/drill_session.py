@@ -12,6 +12,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -170,10 +171,13 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_up(fleet: DrillFleet) -> None:
-    """Wait until orders answers (its first deploy needs it); the settle step does the rest."""
+    """Wait for Warden's webhook and for orders: its first deploy must reach Warden."""
+    healthz = f"http://127.0.0.1:{fleet.webhook_port}/healthz"
     end = time.monotonic() + 30
     while time.monotonic() < end:
         try:
+            with urllib.request.urlopen(healthz, timeout=1.0):
+                pass
             post_json(fleet.url("orders", "/admin/fault"), {"slow_ms": 0}, timeout_s=1.0)
             return
         except OSError:
