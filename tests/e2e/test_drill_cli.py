@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -79,3 +81,45 @@ def test_an_unknown_fault_is_refused_with_the_known_ones(tmp_path: Path) -> None
     assert "unknown fault 'meteor'" in result.stdout
     assert "kill, hang, slow, bad-version, corrupt-batch, dependency" in result.stdout
     assert not (tmp_path / ".warden-drill").exists()
+
+
+@pytest.mark.timeout(300)
+def test_drill_attaches_to_a_served_fleet_and_reads_warden_s_store(tmp_path: Path) -> None:
+    state = tmp_path / "fleet"
+    served = subprocess.Popen(
+        [*WARDEN, "drill", "--serve", "120", "--state-dir", str(state)], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + 60
+        while not (state / "fleet.json").exists() or not json.loads(
+            (state / "fleet.json").read_text() or "{}"
+        ).get("ready"):
+            assert served.poll() is None, served.communicate()[0]
+            assert time.monotonic() < end, "the served fleet never got ready"
+            time.sleep(0.2)
+        out = tmp_path / "attached.json"
+        result = drill(
+            "--attach",
+            "--only",
+            "kill",
+            "--state-dir",
+            str(state),
+            "--json",
+            str(out),
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        [kill] = json.loads(out.read_text())
+        assert kill["outcome"] == "remediated"
+        # Read from the served Warden's store: its incident and MTTR.
+        assert kill["actions"] == ["restart_service payments"] and kill["warden_mttr_s"]
+    finally:
+        served.send_signal(signal.SIGTERM)
+        served.communicate(timeout=60)
+    assert served.returncode == 0
+    assert processes_marked(state) == []
+
+    gone = drill("--attach", "--only", "kill", "--state-dir", str(state), cwd=tmp_path)
+    assert gone.returncode == 2
+    assert "is not running" in gone.stdout

@@ -90,6 +90,42 @@ when {
 };
 """
 
+# The schema names the process actions only, so the cases use restart_service; the
+# rules read the step's risk from the context.
+_DRILL_TESTS = """# The drill bundle's cases: `warden policy test .warden-drill/drill-policies`.
+defaults:
+  principal: service-down
+  context: {environment: drill, autonomy: autonomous, risk: medium, confidence_pct: 85}
+cases:
+  - name: a confident medium-risk step runs on its own in the drill fleet
+    action: restart_service
+    resource: orders
+    expect: allow
+    policies: [drill-autonomous]
+  - name: an unsure agent still asks a person
+    action: restart_service
+    resource: gateway
+    context: {risk: low, confidence_pct: 60}
+    expect: needs_approval(1)
+  - name: the restart-storm rule of the built-in bundle still holds
+    action: restart_service
+    resource: orders
+    context: {risk: low, recent_actions_on_target: 3}
+    expect: deny
+    policies: [restart-storm, drill-autonomous]
+  - name: high-risk steps still need two people
+    action: stop_service
+    resource: orders
+    context: {risk: high}
+    expect: needs_approval(2)
+  - name: supervised drills wait for an approval
+    action: restart_service
+    resource: orders
+    context: {autonomy: supervised}
+    expect: needs_approval(1)
+    policies: [supervised-approval]
+"""
+
 
 @dataclass(frozen=True)
 class DrillFleet:
@@ -266,6 +302,7 @@ class DrillFleet:
             for name in ("safety.cedar", "warden.cedarschema"):
                 shutil.copyfile(BUILTIN_BUNDLE / name, policy_dir / name)
             (policy_dir / "autonomy.cedar").write_text(_DRILL_AUTONOMY)
+            (policy_dir / "drill.tests.yaml").write_text(_DRILL_TESTS)
         path = self.state_dir / "warden.yaml"
         header = "# The drill fleet's configuration, written by `warden drill`.\n"
         path.write_text(header + yaml.safe_dump(self.config(autonomy, policy_dir), sort_keys=False))
