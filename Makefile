@@ -19,8 +19,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench chaos
+	$(BIN)/ruff format --check src tests bench chaos
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -74,6 +74,7 @@ def drill(
     watches but cannot restart) and producer -> processor -> sink (a pipeline over files),
     then per fault: waits for the steady state, injects the fault into the real process,
     and times the recovery with its own probe and from Warden's event history.
+    Exit 1 when a drill fails. docs/drills.md explains each fault and the figures.
     """
     console = Console()
     names = only or list(FAULTS)
