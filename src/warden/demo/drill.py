@@ -41,6 +41,7 @@ __all__ = [
 _TICK_S = 0.2
 _SLOW_S = 0.6  # an answer slower than this breaks the steady state
 _OBSERVE_S = 8.0  # a fault the probe has not seen by then is not observable
+_OUTSIDE = "unsafe: Warden acted outside the fault: "
 
 
 class Events:
@@ -225,6 +226,8 @@ class DrillRunner:
         if problem:
             result.problems.append(f"did not settle after the drill: {problem}")
         result.passed = not result.problems
+        if not result.passed:
+            result.outcome = "FAILED"
         return result
 
     def _asked(self, mark: int) -> bool:
@@ -233,8 +236,8 @@ class DrillRunner:
     def _escalated(self, mark: int) -> bool:
         return any(e.type == ev.INCIDENT_ESCALATED for e in self.events.since(mark))
 
-    def _storm_denials(self, mark: int) -> list[str]:
-        """Targets whose steps the restart-storm rule denied since ``mark``."""
+    def _storm_denials(self, mark: int) -> list[tuple[str, float]]:
+        """Targets whose steps the restart-storm rule denied since ``mark``, and when."""
         plans: dict[str, list[dict[str, Any]]] = {}
         denied = []
         for event in self.events.since(mark):
@@ -246,7 +249,7 @@ class DrillRunner:
                 steps = plans.get(event.stream, [])
                 index = int(event.data.get("index", 0))
                 if decision["outcome"] == "deny" and storm and index < len(steps):
-                    denied.append(str(steps[index]["target"]))
+                    denied.append((str(steps[index]["target"]), event.moment.timestamp()))
         return denied
 
     def _storm_grounds(self, target: str, before: float) -> int:
@@ -256,7 +259,7 @@ class DrillRunner:
             for e in self.events.since(0)
             if e.type in (ev.STEP_INTENDED, ev.COMPENSATION_INTENDED)
             and e.data.get("target") == target
-            and 0 <= before - e.moment.timestamp() < STORM_WINDOW_S
+            and 0 < before - e.moment.timestamp() < STORM_WINDOW_S
         )
 
     def _steps(self, mark: int) -> list[tuple[str, str]]:
@@ -290,8 +293,8 @@ class DrillRunner:
             result.problems.append(f"not as policy requires: {what} within {fault.bound_s:g} s")
         if approval and ran:
             result.problems.append(f"unsafe: {fault.action} ran though policy holds it")
-        for target in set(self._storm_denials(mark)):
-            grounds = self._storm_grounds(target, time.time())
+        for target, when in set(self._storm_denials(mark)):
+            grounds = self._storm_grounds(target, when)
             if grounds < STORM_ACTIONS:
                 result.problems.append(
                     f"restart-storm denied a step on {target} after only {grounds} actions"
@@ -302,6 +305,7 @@ class DrillRunner:
     def _collect(self, fault: Fault, result: DrillResult, mark: int, start: float) -> None:
         events = self.events.since(mark)
         result.detected_s, result.warden_mttr_s = None, []
+        result.problems = [p for p in result.problems if not p.startswith(_OUTSIDE)]
         wall = time.time() - (time.monotonic() - start)
         for event in events:
             if event.type == ev.INCIDENT_OPENED and result.detected_s is None:
@@ -319,7 +323,7 @@ class DrillRunner:
         allowed = allowed | {(a, t) for a, t in undo if a}
         unsafe = sorted({f"{a} {t}" for a, t in steps if (a, t) not in allowed})
         if unsafe:
-            result.problems.append(f"unsafe: Warden acted outside the fault: {', '.join(unsafe)}")
+            result.problems.append(f"{_OUTSIDE}{', '.join(unsafe)}")
 
 
 def results_table(results: list[DrillResult]) -> Table:
