@@ -25,11 +25,12 @@ import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from warden.demo import JsonHandler
 from warden.demo.report import Reporter
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ __all__ = ["PIPELINE", "Stage", "main"]
 
 PIPELINE = "orders-etl"
 """The name the processor reports its batches under."""
-_BODY_LIMIT = 64 * 1024
 _REPORT_AGAIN_S = 3.0
 
 
@@ -198,29 +198,24 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         stage = self.server.stage
         if path == "/health":
-            self._reply(200, {"service": stage.name, "status": "ok", "pid": os.getpid()})
+            self.reply(200, {"service": stage.name, "status": "ok", "pid": os.getpid()})
         elif path == "/status":
-            self._reply(200, stage.status())
+            self.reply(200, stage.status())
         else:
-            self._reply(404, {"error": f"no route {path}"})
+            self.reply(404, {"error": f"no route {path}"})
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         stage = self.server.stage
-        try:
-            length = min(int(self.headers.get("Content-Length") or 0), _BODY_LIMIT)
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            self._reply(400, {"error": "the body must be a JSON object"})
+        body = self.read_object()
+        if body is None:
             return
         routes: dict[tuple[str, str], Callable[[], tuple[int, dict[str, Any]]]] = {
             ("producer", "/admin/corrupt"): lambda: _corrupt(stage),
@@ -230,20 +225,12 @@ class _Handler(BaseHTTPRequestHandler):
         }
         route = routes.get((stage.role, path))
         if route is None:
-            self._reply(404, {"error": f"no admin route {path} on the {stage.role}"})
+            self.reply(404, {"error": f"no admin route {path} on the {stage.role}"})
             return
         try:
-            self._reply(*route())
+            self.reply(*route())
         except KeyError as exc:
-            self._reply(400, {"error": f"missing field {exc}"})
-
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            self.reply(400, {"error": f"missing field {exc}"})
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the stage logs what it does, not every request."""

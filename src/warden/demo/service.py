@@ -24,11 +24,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from warden.demo import free_port
+from warden.demo import JsonHandler, free_port
 from warden.demo.report import Reporter
 from warden.ingest.probes import describe_network_error
 
@@ -118,7 +118,7 @@ class DemoServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: DemoServer
     server_version = "warden-demo"
 
@@ -128,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.slow_ms:
             time.sleep(state.slow_ms / 1000)
         if path == "/health":
-            self._reply(
+            self.reply(
                 200,
                 {
                     "service": self.server.name,
@@ -140,30 +140,16 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/", "/checkout"):
             status, payload = _checkout(self.server)
             state.record(own_error=status == 500)
-            self._reply(status, payload)
+            self.reply(status, payload)
         else:
-            self._reply(404, {"service": self.server.name, "error": f"no route {path}"})
+            self.reply(404, {"service": self.server.name, "error": f"no route {path}"})
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
-        try:
-            length = min(int(self.headers.get("Content-Length") or 0), _BODY_LIMIT)
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            self._reply(400, {"error": "the body must be a JSON object"})
+        body = self.read_object()
+        if body is None:
             return
-        if not isinstance(body, dict):
-            self._reply(400, {"error": "the body must be a JSON object"})
-            return
-        self._reply(*_admin(self.server, path, body))
-
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(*_admin(self.server, path, body))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = getattr(code, "value", code)
