@@ -149,8 +149,8 @@ def _steady(fleet_file: str) -> str:
     return "" if pipeline_flowing(fleet_file) else "pipeline stalled"
 
 
-def wait_for_steady_state(fleet_file: str, within_s: float, settle_s: float = 1.0) -> bool:
-    """Wait until the steady state breaks (up to ``settle_s``... a fault shows) and is back.
+def wait_for_steady_state(fleet_file: str, within_s: float, settle_s: float = 0.5) -> bool:
+    """Wait ``settle_s`` for the fault to show, then until the steady state is back.
 
     Returns True once every service answers fast, a checkout passes and the pipeline
     flows, for two polls in a row; False when that does not happen within ``within_s``.
