@@ -19,8 +19,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench chaos
+	$(BIN)/ruff format --check src tests bench chaos
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -48,4 +48,4 @@ lock:
 # Forgets the demo log's trusted checkpoint too: its removal here is on purpose.
 clean:
 	-test -x $(BIN)/warden && $(BIN)/warden audit trust --forget >/dev/null
-	rm -rf $(VENV) .warden .warden-keys .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .warden .warden-keys .warden-drill .warden-drill-keys .artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -262,6 +262,7 @@ def build(
                 cwd=s.cwd,
                 env=dict(s.env),
                 log_path=state / "logs" / f"{s.name}.log",
+                stop_timeout_s=s.stop_timeout_s,
             )
             for s in config.services
             if s.managed

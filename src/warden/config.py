@@ -46,6 +46,7 @@ class ServiceConfig:
     limits: tuple[tuple[str, str], ...] = ()
     health_command: tuple[str, ...] = ()  # a check command: exit code 0 is healthy
     health_timeout_s: float | None = None  # its own timeout (default: probe.timeout_s)
+    stop_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +292,7 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
             tier=s.tier,
             desired=_scalars(s.desired),
             limits=_scalars(s.limits),
+            stop_timeout_s=s.stop_timeout_s,
         )
         for s in checked.services
     )

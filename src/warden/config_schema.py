@@ -240,6 +240,8 @@ class Service(Section):
     tier: str = "standard"
     desired: dict[str, Scalar] | None = None
     limits: dict[str, Scalar] | None = None
+    # How long a stop waits after SIGTERM before SIGKILL (a hung process ignores SIGTERM).
+    stop_timeout_s: Annotated[float, Field(ge=0, le=600)] = 5.0
 
     @model_validator(mode="after")
     def _whole(self) -> Self:

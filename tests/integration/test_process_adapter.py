@@ -152,7 +152,7 @@ def test_fleet_survives_an_external_kill_and_a_restart(fleet: Fleet) -> None:
     assert body["chain"] == ["gateway", "orders", "payments"]
     status, body = get(fleet.url("payments", "/health"))
     old_pid = adapter.pid("payments")
-    assert body == {"service": "payments", "status": "ok", "pid": old_pid}
+    assert body == {"service": "payments", "status": "ok", "pid": old_pid, "version": "v1"}
 
     # Chaos: SIGKILL to payments' group, behind the adapter's back.
     assert adapter.kill("payments", signal.SIGKILL)

@@ -20,6 +20,7 @@ from warden.cli.api_cmd import api
 from warden.cli.audit_cmd import audit_app
 from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
 from warden.cli.config_cmd import config_app
+from warden.cli.drill_cmd import drill
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
@@ -383,6 +384,7 @@ app.command()(report)
 app.command()(replay)
 app.command()(shadow)
 app.command()(simulate)
+app.command()(drill)
 
 
 def main() -> None:
