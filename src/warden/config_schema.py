@@ -519,6 +519,7 @@ class PythonAction(Section):
     adapter: Literal["python"]
     entry_point: Annotated[str, Field(min_length=1)]
     check: str | None = None
+    timeout_s: Seconds = 60.0
 
 
 Action = Annotated[
