@@ -29,6 +29,7 @@ from warden.governance.entities import cedar_entities
 from warden.governance.gate import DecisionGate
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.gate import IngestGate
+from warden.ingest.originals import OriginalsStore
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.probes import HttpProbe, Probe
 from warden.ingest.registry import SchemaRegistry
@@ -127,6 +128,8 @@ class Warden:
         self.checkpointer.checkpoint()
         if self.runtime.leases is not None:
             self.runtime.leases.close()
+        if self.runtime.ingest.originals is not None:
+            self.runtime.ingest.originals.close()
         self.store.close()
 
 
@@ -285,7 +288,17 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(store, SchemaRegistry(), clock, redact_fields=config.redact_fields),
+        ingest=IngestGate(
+            store,
+            SchemaRegistry(),
+            clock,
+            redact_fields=config.redact_fields,
+            originals=(
+                OriginalsStore(state, config.redact_key_path)
+                if config.redact_keep_original
+                else None
+            ),
+        ),
         agents=chosen,
         gate=DecisionGate(
             policies.current,

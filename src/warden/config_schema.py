@@ -556,9 +556,23 @@ class RedactSection(Section):
 
     fields: list[Annotated[str, Field(min_length=1)]] = []
     keep_original: Annotated[
-        Literal[False],
-        Field(description="only false: redacted values are not kept"),
+        bool,
+        Field(
+            description="keep what redaction replaced, sealed (AES-256-GCM) in"
+            " <state>/originals, readable only with `warden event original` by an admin"
+        ),
     ] = False
+    key_path: (
+        Annotated[
+            str,
+            Field(
+                pattern=r".*\S.*",
+                description="the originals key, outside the state directory"
+                " (default ~/.config/warden/originals.key)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class Witness(Section):
