@@ -231,12 +231,22 @@ def append_cost(appends: int = 100) -> list[float]:
         return found
 
 
-def tick_cost(open_incidents: int, rounds: int = 30, store: str = "sqlite") -> float:
-    """Mean milliseconds of one round with ``open_incidents`` awaiting approval."""
+def tick_cost(
+    open_incidents: int, rounds: int = 30, store: str = "sqlite", closed: int = 0
+) -> float:
+    """Mean milliseconds of one round with ``open_incidents`` awaiting approval.
+
+    ``closed`` incidents resolved before are in the state too; a round skips them.
+    """
     with tempfile.TemporaryDirectory(prefix="warden-bench-tick-") as tmp:
         warden = make(Path(tmp), workers=0, store=store)
         for n in range(open_incidents):
             stream, events = incident_events(n, awaiting=True)
+            warden.store.append(stream, events, expected_version=0)
+        for n in range(open_incidents, open_incidents + closed):
+            stream, events = incident_events(n, awaiting=False)
+            now = events[0].time
+            events.append(ev.derived_event(ev.INCIDENT_RESOLVED, stream, {"reason": "bench"}, now))
             warden.store.append(stream, events, expected_version=0)
         runtime = warden.runtime
         runtime.tick()  # the fold of the history is start-up, not a round
@@ -244,7 +254,7 @@ def tick_cost(open_incidents: int, rounds: int = 30, store: str = "sqlite") -> f
         for _ in range(rounds):
             runtime.tick()
         seconds = time.perf_counter() - start
-        assert len(runtime.incidents) == open_incidents
+        assert len(runtime.incidents) == open_incidents + closed
         warden.close()
         return seconds / rounds * 1000
 
@@ -303,6 +313,12 @@ def main() -> None:
             costs.append((n, cost))
             per = f"{cost / n * 1000:.1f} µs per incident" if n else ""
             table.add_row(f"{store}: one round, {n} open", f"{cost:.2f} ms", per)
+        with_closed = tick_cost(1, store=store, closed=10_000)
+        table.add_row(
+            f"{store}: one round, 1 open + 10,000 closed",
+            f"{with_closed:.2f} ms",
+            "closed ones skipped",
+        )
         if len(costs) > 1:
             (n0, c0), (n1, c1) = costs[0], costs[-1]
             growth = (c1 - c0) / max(1, n1 - n0) * 1000

@@ -27,7 +27,7 @@ from warden.governance.context import Situation
 from warden.ports import LeaseClaim, LeasedAppender
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable, Hashable, Iterable
 
     from warden.domain.catalog import Catalog
     from warden.domain.incident import Incident
@@ -109,15 +109,21 @@ class Interpreter:
 
     # -- the view and the round ----------------------------------------------------------
 
-    def view(self) -> View:
-        """What the pure lifecycle needs beside each incident, as folded now."""
+    def view(self, open_ids: Iterable[str] | None = None) -> View:
+        """What the pure lifecycle needs beside each incident, as folded now.
+
+        ``open_ids``: the incidents not closed (every incident is looked at without it).
+        """
         state = self._state()
         counted: dict[str, tuple[str, ...]] = {}
         rejected: dict[str, tuple[str, ...]] = {}
         ignored: dict[str, tuple[str, ...]] = {}
         approved = set()
         agents = frozenset(a.name for a in self.planner.agents)
-        for incident in state.incidents.values():
+        looked_at = (
+            state.incidents.values() if open_ids is None else [state.incidents[k] for k in open_ids]
+        )
+        for incident in looked_at:
             if incident.state.value != "awaiting_approval":
                 continue
             pending = incident.decision_for(incident.step_hashes[incident.next_step])
