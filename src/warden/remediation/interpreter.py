@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
+from warden.domain.errors import PolicyDenied
 from warden.domain.ids import incident_stream
 from warden.domain.incident import apply
 from warden.domain.lifecycle import View
@@ -332,7 +333,14 @@ class Interpreter:
                     return
                 if not self._still_allowed(incident, command.index):
                     return
-            intent = self.executor.step_intent(incident, view.controls)
+            try:
+                intent = self.executor.step_intent(incident, view.controls)
+            except PolicyDenied:
+                if decided is None:
+                    raise
+                # The decision is recorded alone; the next round's RunStep says why not.
+                self.store.append(incident_stream(decided[0].id), decided[1], decided[0].version)
+                return
         base, before = decided if decided is not None else (incident, [])
         stored = self._append_holding(base, [*before, intent.event], hold)
         if stored is None:

@@ -79,11 +79,20 @@ class SQLiteLeases:
         return lease
 
     def release(self, resource: str, holder: str) -> None:
-        """Give the lease back, if ``holder`` still has it."""
+        """Give the lease back, if ``holder`` still has it.
+
+        Without a disk flush of its own (the next durable commit on the file carries it):
+        a release lost to a power cut only leaves the lease to expire after its ttl,
+        while the loop does not wait a flush for every incident that closes.
+        """
         with self._lock:
-            self._db.execute(
-                "DELETE FROM leases WHERE resource = ? AND holder = ?", (resource, holder)
-            )
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute(
+                    "DELETE FROM leases WHERE resource = ? AND holder = ?", (resource, holder)
+                )
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def holder(self, resource: str, now: float) -> Lease | None:
         """Who holds ``resource`` now, if anyone."""
