@@ -2,17 +2,21 @@
 
 Run with ``python bench/loop.py [--rate R] [--duration S] [--incidents 1,100,1000]``; prints
 one table. Decision latency is timed from a stored plan (an incident stream's
-``plan.proposed``) to its first step handed to a worker: one round that decides it
-(guardrails and Cedar) and one that re-checks and writes the intent, while probe results
-arrive at ``--rate`` events/s on SQLite. The loop ticks back to back, so the figure is
-the loop's own work; the live loop's period (0.1 s) adds its wait on top, and so does
-the audit projection after each round (bench/audit.py measures it). Tick cost is the
-mean of a round with N incidents open and awaiting approval (each is looked at every round).
+``plan.proposed``) to its first step handed to a worker: the round that folds it decides
+(guardrails and Cedar) and writes the decision, the leases on the step's targets and its
+intent in one append (one transaction, one disk flush), while probe results arrive at
+``--rate`` events/s. The loop ticks back to back, so the figure is the loop's own work;
+the live loop's period (0.1 s) adds its wait on top, and so does the audit projection
+after each round (bench/audit.py measures it). Tick cost is the mean of a round with N
+incidents open and awaiting approval (each is looked at every round). Every figure is
+taken on SQLite (WAL, synchronous=FULL) and on the in-memory store; the floor of a
+durable write on this disk (``fsync`` of a small write, alone) is printed beside them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -34,7 +38,8 @@ from warden.domain.plans import Plan, Step, step_hash
 from warden.execution.workers import ActionWorkers
 from warden.governance.gate import Guardrails
 from warden.governance.policy import BUILTIN_BUNDLE
-from warden.ports import ActionResult
+from warden.ports import ActionResult, BatchAppender
+from warden.store.memory import MemoryEventStore, MemoryLeases
 
 if TYPE_CHECKING:
     from warden.assembly import Warden
@@ -84,7 +89,7 @@ def permissive(directory: Path) -> Path:
     return directory
 
 
-def make(state: Path, workers: int) -> Warden:
+def make(state: Path, workers: int, store: str = "sqlite") -> Warden:
     config = WardenConfig(
         services=SERVICES,
         state_dir=state / "state",
@@ -92,6 +97,13 @@ def make(state: Path, workers: int) -> Warden:
         guardrails=Guardrails(per_target=None, per_action=None, total=None),
         verification_timeout_s=1.0,
     )
+    if store == "memory":
+        memory = MemoryEventStore()
+        leases = MemoryLeases(memory.log.leases)
+        return build(
+            config, adapter=Instant(), probes={}, agents=[], action_workers=workers,
+            store=memory, leases=leases,
+        )  # fmt: skip
     return build(config, adapter=Instant(), probes={}, agents=[], action_workers=workers)
 
 
@@ -129,10 +141,12 @@ def incident_events(n: int, *, awaiting: bool) -> tuple[str, list[ev.Event]]:
     return stream, events
 
 
-def latency(rate: int, duration_s: float, plans_per_s: float) -> tuple[list[float], int, int]:
+def latency(
+    rate: int, duration_s: float, plans_per_s: float, store: str = "sqlite"
+) -> tuple[list[float], int, int]:
     """Decision latencies (ms) of ``plans_per_s`` plans, with probe results at ``rate``/s."""
     with tempfile.TemporaryDirectory(prefix="warden-bench-loop-") as tmp:
-        warden = make(Path(tmp), workers=4)
+        warden = make(Path(tmp), workers=4, store=store)
         runtime = warden.runtime
         # The audit log is caught up after every round; bench/audit.py measures it on its own.
         runtime.after_tick = None
@@ -148,7 +162,7 @@ def latency(rate: int, duration_s: float, plans_per_s: float) -> tuple[list[floa
             batch, period = max(1, rate // 100), 0.01
             start = time.perf_counter()
             k = 0
-            while not stop.is_set():
+            while rate and not stop.is_set():
                 items = []
                 for _ in range(batch):
                     service = f"svc-{k % 50}"
@@ -188,6 +202,22 @@ def latency(rate: int, duration_s: float, plans_per_s: float) -> tuple[list[floa
         return found, len(stored), offered[0]
 
 
+def fsync_cost(writes: int = 100) -> list[float]:
+    """Milliseconds of a small write and ``fsync`` alone, beside the store: the disk's floor."""
+    with tempfile.TemporaryDirectory(prefix="warden-bench-fsync-") as tmp:
+        fd = os.open(Path(tmp) / "probe", os.O_WRONLY | os.O_CREAT, 0o600)
+        found = []
+        try:
+            for _ in range(writes):
+                start = time.perf_counter()
+                os.write(fd, b"x" * 512)
+                os.fsync(fd)
+                found.append((time.perf_counter() - start) * 1000)
+        finally:
+            os.close(fd)
+        return found
+
+
 def append_cost(appends: int = 100) -> list[float]:
     """Milliseconds of one durable append on this machine: the floor of every write above."""
     with tempfile.TemporaryDirectory(prefix="warden-bench-append-") as tmp:
@@ -202,22 +232,36 @@ def append_cost(appends: int = 100) -> list[float]:
         return found
 
 
-def tick_cost(open_incidents: int, rounds: int = 30) -> float:
-    """Mean milliseconds of one round with ``open_incidents`` awaiting approval."""
+def tick_cost(
+    open_incidents: int, rounds: int = 30, store: str = "sqlite", closed: int = 0
+) -> float:
+    """Mean milliseconds of one round with ``open_incidents`` awaiting approval.
+
+    ``closed`` incidents resolved before are in the state too; a round skips them.
+    """
     with tempfile.TemporaryDirectory(prefix="warden-bench-tick-") as tmp:
-        warden = make(Path(tmp), workers=0)
-        for n in range(open_incidents):
-            stream, events = incident_events(n, awaiting=True)
-            warden.store.append(stream, events, expected_version=0)
+        warden = make(Path(tmp), workers=0, store=store)
+        items = [incident_events(n, awaiting=True) for n in range(open_incidents)]
+        for n in range(open_incidents, open_incidents + closed):
+            stream, events = incident_events(n, awaiting=False)
+            now = events[0].time
+            resolved = ev.derived_event(ev.INCIDENT_RESOLVED, stream, {"reason": "bench"}, now)
+            items.append((stream, [*events, resolved]))
+        assert isinstance(warden.store, BatchAppender)
+        warden.store.append_batch(items)  # one commit: the setup is not what is timed
         runtime = warden.runtime
         runtime.tick()  # the fold of the history is start-up, not a round
         start = time.perf_counter()
         for _ in range(rounds):
             runtime.tick()
         seconds = time.perf_counter() - start
-        assert len(runtime.incidents) == open_incidents
+        assert len(runtime.incidents) == open_incidents + closed
         warden.close()
         return seconds / rounds * 1000
+
+
+def _p(found: list[float], q: int) -> float:
+    return statistics.quantiles(found, n=100)[q - 1] if len(found) > 1 else found[0]
 
 
 def main() -> None:
@@ -226,41 +270,64 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds under load")
     parser.add_argument("--plans", type=float, default=5.0, help="plans stored per second")
     parser.add_argument("--incidents", default="1,100,1000", help="open incidents per tick run")
+    parser.add_argument(
+        "--stores", default="sqlite,memory", help="event stores to measure, of sqlite,memory"
+    )
     args = parser.parse_args()
     console = Console()
     table = Table(title="loop: decision latency under load, and the cost of one round")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("note")
-    latencies, planned, offered = latency(args.rate, args.duration, args.plans)
-    rate = offered / args.duration
-    if latencies:
-        p50 = statistics.median(latencies)
-        p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
-        verdict = "ok" if p99 < TARGET_P99_MS else f"over the {TARGET_P99_MS:g} ms target"
-        table.add_row(
-            "decision latency p50", f"{p50:.2f} ms", f"{len(latencies)} of {planned} plans"
-        )
-        table.add_row("decision latency p99", f"{p99:.2f} ms", verdict)
-    table.add_row("probe results offered", f"{rate:,.0f} /s", "SQLite, batches of 10")
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    for store in stores:
+        for rate in (args.rate, 0):
+            latencies, planned, offered = latency(rate, args.duration, args.plans, store)
+            if not latencies:
+                table.add_row(f"{store}: decision latency", "-", f"0 of {planned} plans acted on")
+                continue
+            p99 = _p(latencies, 99)
+            verdict = "ok" if p99 < TARGET_P99_MS else f"over the {TARGET_P99_MS:g} ms target"
+            load = f"{offered / args.duration:,.0f} probe results/s" if rate else "no ingest"
+            table.add_row(
+                f"{store}: decision latency p50 / p99",
+                f"{statistics.median(latencies):.2f} / {p99:.2f} ms",
+                f"{load}, {len(latencies)} of {planned} plans; {verdict}",
+            )
     writes = append_cost()
     table.add_row(
-        "one durable append p50 / p99",
-        f"{statistics.median(writes):.2f} / {statistics.quantiles(writes, n=100)[98]:.2f} ms",
-        "a decision writes 3 (decision, lease, intent)",
+        "sqlite: one durable append p50 / p99",
+        f"{statistics.median(writes):.2f} / {_p(writes, 99):.2f} ms",
+        "a decision writes 1 (decision, leases, intent)",
     )
-    costs = []
-    for n in (int(x) for x in args.incidents.split(",")):
-        cost = tick_cost(n)
-        costs.append((n, cost))
-        per = f"{cost / n * 1000:.1f} µs per incident" if n else ""
-        table.add_row(f"one round, {n} open", f"{cost:.2f} ms", per)
+    syncs = fsync_cost()
+    table.add_row(
+        "disk: 512 B write + fsync p50 / p99",
+        f"{statistics.median(syncs):.2f} / {_p(syncs, 99):.2f} ms",
+        "the floor of any durable write here",
+    )
+    growth_notes = []
+    for store in stores:
+        costs = []
+        for n in (int(x) for x in args.incidents.split(",")):
+            cost = tick_cost(n, store=store)
+            costs.append((n, cost))
+            per = f"{cost / n * 1000:.1f} µs per incident" if n else ""
+            table.add_row(f"{store}: one round, {n} open", f"{cost:.2f} ms", per)
+        with_closed = tick_cost(1, store=store, closed=10_000)
+        table.add_row(
+            f"{store}: one round, 1 open + 10,000 closed",
+            f"{with_closed:.2f} ms",
+            "closed ones skipped",
+        )
+        if len(costs) > 1:
+            (n0, c0), (n1, c1) = costs[0], costs[-1]
+            growth = (c1 - c0) / max(1, n1 - n0) * 1000
+            growth_notes.append(f"{store}: round cost grows by {growth:.1f} µs per open incident")
     console.print(table)
     emit_table("loop", table)
-    if len(costs) > 1:
-        (n0, c0), (n1, c1) = costs[0], costs[-1]
-        growth = (c1 - c0) / max(1, n1 - n0) * 1000
-        console.print(f"round cost grows by {growth:.1f} µs per open incident")
+    for note in growth_notes:
+        console.print(note)
 
 
 if __name__ == "__main__":

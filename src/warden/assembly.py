@@ -30,11 +30,12 @@ from warden.governance.entities import cedar_entities
 from warden.governance.gate import DecisionGate
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.gate import IngestGate
+from warden.ingest.originals import OriginalsStore
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.probes import CommandProbe, HttpProbe, Probe, TcpProbe, tcp_address
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
-from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
+from warden.ports import ActionAdapter, Clock, EventStore, Leases, SystemClock
 from warden.runbooks.loader import load_runbooks
 from warden.runbooks.watch import RunbookWatcher
 from warden.runtime import Runtime, RuntimeSettings
@@ -131,6 +132,8 @@ class Warden:
         self.checkpointer.checkpoint()
         if self.runtime.leases is not None:
             self.runtime.leases.close()
+        if self.runtime.ingest.originals is not None:
+            self.runtime.ingest.originals.close()
         self.store.close()
 
 
@@ -242,6 +245,8 @@ def build(
     probes: Mapping[str, Probe] | None = None,
     agents: Sequence[Agent] | None = None,
     action_workers: int | None = None,
+    store: EventStore | None = None,
+    leases: Leases | None = None,
 ) -> Warden:
     """Wire every plane from ``config``.
 
@@ -249,7 +254,11 @@ def build(
     for simulations and tests that drive targets Warden cannot run itself; such a run
     acts in the loop's own thread (deterministic order on a manual clock) unless
     ``action_workers`` says otherwise. A live run acts on ``ACTION_WORKERS`` threads.
+    ``store`` and ``leases`` (given together, e.g. a :class:`MemoryEventStore` and
+    ``MemoryLeases(store.log.leases)``) replace the log the configuration names.
     """
+    if (store is None) != (leases is None):
+        raise ValueError("build: give both store and leases, or neither")
     clock = clock or SystemClock()
     state = private_dir(config.state_dir)
     catalog = Catalog()
@@ -274,8 +283,9 @@ def build(
     sources = _sources(config)
     # Commands given --state-dir find a shared log through the pointer this leaves.
     remember(state, config.store_dsn, config.store_schema)
-    store = open_event_store(state, dsn=config.store_dsn, schema=config.store_schema)
-    leases = open_leases(state, dsn=config.store_dsn, schema=config.store_schema)
+    if store is None or leases is None:
+        store = open_event_store(state, dsn=config.store_dsn, schema=config.store_schema)
+        leases = open_leases(state, dsn=config.store_dsn, schema=config.store_schema)
     topology = config.topology
     executor = Executor(store, catalog, runners, clock)
     if probes is None:
@@ -326,7 +336,17 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(store, registry, clock, redact_fields=config.redact_fields),
+        ingest=IngestGate(
+            store,
+            registry,
+            clock,
+            redact_fields=config.redact_fields,
+            originals=(
+                OriginalsStore(state, config.redact_key_path)
+                if config.redact_keep_original
+                else None
+            ),
+        ),
         agents=chosen,
         gate=DecisionGate(
             policies.current,

@@ -91,6 +91,9 @@ class WardenConfig:
     model: Mapping[str, Any] = field(default_factory=dict)
     # Keys of ingested event data redacted before they are stored (secrets always are).
     redact_fields: tuple[str, ...] = ()
+    # Keep what redaction replaced, sealed, for admins (ingest/originals.py); and its key.
+    redact_keep_original: bool = False
+    redact_key_path: Path | None = None
     # Settings per built-in or third-party agent (format: agents/builtin.py).
     agent_settings: Mapping[str, Any] = field(default_factory=dict)
     # Adapters for actions beyond local processes (format: execution/adapters/registry.py).
@@ -350,6 +353,12 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         model=dict(raw["model"]) if raw.get("model") is not None else {},
         sources={str(name): dict(o or {}) for name, o in (raw.get("sources") or {}).items()},
         redact_fields=tuple(checked.redact.fields) if checked.redact else (),
+        redact_keep_original=bool(checked.redact and checked.redact.keep_original),
+        redact_key_path=(
+            base / Path(checked.redact.key_path).expanduser()
+            if checked.redact and checked.redact.key_path
+            else None
+        ),
         audit=parse_audit(raw.get("audit") or {}, base),
         api_host=checked.api.host if checked.api else "127.0.0.1",
         api_port=checked.api.port if checked.api else 0,

@@ -142,8 +142,6 @@ def _choices(ctx: Any) -> str:
 
 
 def _literal(given: Any, ctx: Any, path: DocPath) -> str:
-    if path[-1:] == ("keep_original",):
-        return "only false is supported; redacted values are not kept"
     if str(ctx.get("expected")) == "False":
         return f"expected false (off) or a mapping, got {_shown(given)}"
     return f"{_shown(given)} is not one of {_choices(ctx)}"

@@ -568,6 +568,7 @@ class PythonAction(Section):
     adapter: Literal["python"]
     entry_point: Annotated[str, Field(min_length=1)]
     check: str | None = None
+    timeout_s: Seconds = 60.0
 
 
 Action = Annotated[
@@ -604,9 +605,23 @@ class RedactSection(Section):
 
     fields: list[Annotated[str, Field(min_length=1)]] = []
     keep_original: Annotated[
-        Literal[False],
-        Field(description="only false: redacted values are not kept"),
+        bool,
+        Field(
+            description="keep what redaction replaced, sealed (AES-256-GCM) in"
+            " <state>/originals, readable only with `warden event original` by an admin"
+        ),
     ] = False
+    key_path: (
+        Annotated[
+            str,
+            Field(
+                pattern=r".*\S.*",
+                description="the originals key, outside the state directory"
+                " (default ~/.config/warden/originals.key)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class Witness(Section):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain import incident as incident_fold
@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from warden.domain.users import Registry, User
+    from warden.ingest.originals import OriginalsStore
     from warden.ports import EventStore
+
+ORIGINALS_STREAM = "originals"
+"""Who read which event's unredacted original (never the original itself)."""
 
 
 # How far from now a decision signed elsewhere may be dated.
@@ -332,3 +336,38 @@ def operate(
             fix="drop --as, or use that person's own credential",
         )
     return control(store, type_, {**data, "by": user.name, "auth": credential.method}, when)
+
+
+def read_original(
+    store: EventStore,
+    originals: OriginalsStore,
+    credential: identity.Credential,
+    event_id: str,
+    when: datetime,
+    claimed: str | None = None,
+) -> dict[str, Any]:
+    """The unredacted original of ``event_id``, for an admin only; the read is audited.
+
+    The log records who read which event's original, never the original itself.
+
+    Raises:
+        AuthenticationError: the credential is not an admin's (or not ``claimed``'s).
+        ValidationError: no original is kept for the event, or it does not open.
+    """
+    user = identity.authenticate(users(store), credential, "originals")
+    if claimed is not None and claimed != user.name:
+        raise identity.AuthenticationError(
+            f"your credential is {user.name}'s, not {claimed!r}",
+            fix="drop --as, or use that person's own credential",
+        )
+    original = originals.read(event_id)
+    stamp = ev.format_time(when)
+    read = ev.derived_event(
+        ev.ORIGINAL_READ,
+        ORIGINALS_STREAM,
+        {"event_id": event_id, "by": user.name},
+        stamp,
+        key=f"{event_id}:{user.name}:{stamp}",
+    )
+    store.append(ORIGINALS_STREAM, [read])
+    return original

@@ -175,6 +175,52 @@ class BatchAppender(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseClaim:
+    """Leases to take (or renew) in the same transaction as an append.
+
+    ``holder`` takes every one of ``resources`` until ``now + ttl_s`` (seconds, the
+    store's clock), as :meth:`Leases.acquire` would, one by one.
+    """
+
+    resources: tuple[str, ...]
+    holder: str
+    ttl_s: float
+    now: float
+
+
+@runtime_checkable
+class LeasedAppender(Protocol):
+    """An event store that keeps leases in its own database (every built-in one).
+
+    Deciding a step, taking the leases on its targets and writing its intent are then one
+    transaction and one disk flush: the runtime's decision latency is one durable write.
+    """
+
+    def shares_leases(self, leases: Leases) -> bool:
+        """Whether ``leases`` are kept in this store's database, so one transaction holds both."""
+        ...
+
+    def append_leased(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        expected_version: int | None,
+        claim: LeaseClaim,
+    ) -> list[Event] | None:
+        """Take every lease of ``claim`` and append ``events``, in one transaction.
+
+        Returns:
+            The events as stored (as :meth:`EventStore.append` returns them), or None,
+            having stored nothing and taken no lease, while another holder has one of the
+            resources.
+
+        Raises:
+            ConcurrencyConflict: ``stream`` is not at ``expected_version``; no lease taken.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The state folded from events ``0 .. version - 1`` of ``stream``, as JSON values."""
 

@@ -151,6 +151,8 @@ def make_harness(
     services: Any = None,
     adapter: RecordingAdapter | None = None,
     action_workers: int | None = None,
+    store: Any = None,
+    leases: Any = None,
     **overrides: Any,
 ) -> Harness:
     clock = ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
@@ -170,8 +172,9 @@ def make_harness(
         adapter = RecordingAdapter(probes)
     adapter.probes = probes
     warden = build(
-        config, clock, adapter=adapter, probes=probes, agents=agents, action_workers=action_workers
-    )
+        config, clock, adapter=adapter, probes=probes, agents=agents,
+        action_workers=action_workers, store=store, leases=leases,
+    )  # fmt: skip
     harness = Harness(warden, clock, probes, adapter)
     for name in probes:
         harness.observe(name)

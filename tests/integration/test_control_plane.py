@@ -86,10 +86,15 @@ def test_domain_kill_switch_leaves_other_domains_alone(harnesses: Any) -> None:
 
 def test_kill_switch_after_allow_still_stops_the_step(harnesses: Any) -> None:
     h = harnesses()
+    leases = h.warden.runtime.leases
+    # Another worker holds the target: the step is allowed, then waits for the lease.
+    assert leases.acquire("payments", "other:worker", 60, h.clock.now().timestamp())
     h.fail("payments")
     while not any(i.state is State.EXECUTING for i in h.incidents()):
         h.tick()
+    assert h.incidents()[0].allowed(h.incidents()[0].step_hashes[0])
     h.control(ev.KILL_SWITCH_ENGAGED, by="al", reason="stop now")
+    leases.release("payments", "other:worker")
     h.settle()
     (incident,) = h.incidents()
     assert incident.state is State.ESCALATED

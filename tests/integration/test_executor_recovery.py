@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from warden.domain import events as ev
-from warden.domain.ids import incident_stream
 from warden.domain.incident import State
 from warden.domain.plans import Plan, Step
 from warden.runtime import backoff_s
+from warden.testing import RecordingAdapter
 
 from .harness import Harness, make_harness, permissive_bundle
 
@@ -21,6 +21,24 @@ if TYPE_CHECKING:
 
     from warden.domain.incident import Incident
     from warden.domain.world import World
+    from warden.ports import ActionResult
+
+
+class Crash(BaseException):
+    """Warden dies in the middle of an action: no result is ever recorded."""
+
+
+@dataclass
+class CrashingAdapter(RecordingAdapter):
+    """Records like :class:`RecordingAdapter`; dies once on ``crash_on`` before acting."""
+
+    crash_on: str = ""
+
+    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        if action == self.crash_on:
+            self.crash_on = ""
+            raise Crash(action)
+        return super().run(action, target, params)
 
 
 @dataclass(frozen=True)
@@ -49,7 +67,9 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     from warden.agents.service_down import ServiceDownAgent
 
     permissive_bundle(tmp_path)
-    h = make_harness(tmp_path, agents=[ServiceDownAgent(), DrainRestartRestore()])
+    h = make_harness(
+        tmp_path, agents=[ServiceDownAgent(), DrainRestartRestore()], adapter=CrashingAdapter()
+    )
     yield h
     h.close()
 
@@ -121,38 +141,18 @@ def test_failed_compensation_escalates(harness: Harness) -> None:
 
 
 def crash_mid_step(h: Harness, action: str) -> Incident:
-    """Leave an intent without a result, as a crash between the two writes would."""
+    """Die after the intent of ``action`` is stored, before its result: a crash mid-step."""
+    assert isinstance(h.adapter, CrashingAdapter)
+    h.adapter.crash_on = action
     h.fail("payments")
-    for _ in range(20):
-        h.tick()
-        (incident,) = h.incidents()
-        plan = incident.plan
-        index = incident.next_step
-        if (
-            plan is not None
-            and incident.state is State.EXECUTING
-            and plan.steps[index].action == action
-            and incident.allowed(incident.step_hashes[index])
-        ):
-            break
-        h.clock.advance(0.5)
-    intent = ev.derived_event(
-        ev.STEP_INTENDED,
-        incident_stream(incident.id),
-        {
-            "index": index,
-            "attempt": 1,
-            "step_hash": incident.step_hashes[index],
-            "action": action,
-            "target": "payments",
-        },
-        ev.format_time(h.clock.now()),
-        key=f"{index}:1",
-    )
-    h.warden.store.append(incident_stream(incident.id), [intent], incident.version)
+    with pytest.raises(Crash):
+        h.settle(20)
     h.warden.runtime.tail()
     (incident,) = h.incidents()
-    assert incident.in_flight == (index, 1)
+    assert incident.plan is not None
+    assert incident.in_flight is not None
+    index, attempt = incident.in_flight
+    assert (incident.plan.steps[index].action, attempt) == (action, 1)
     return incident
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from warden.audit.checkpoint import Signer, Verifier
 from warden.audit.log import AuditLog
 from warden.domain.errors import ConfigError
+from warden.store.private import config_dir
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,16 +41,6 @@ KEY_POINTER = "key-path"
 """The file in ``<state>/audit`` naming a signing key kept elsewhere than the default."""
 
 _log = logging.getLogger("warden.audit")
-
-
-def config_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Warden's per-user configuration directory: ``$XDG_CONFIG_HOME/warden``.
-
-    ``~/.config/warden`` when the variable is unset, as the XDG base directory spec says.
-    """
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_CONFIG_HOME", "").strip()
-    return (Path(base) if base else Path.home() / ".config") / "warden"
 
 
 def default_key_path(environ: Mapping[str, str] | None = None) -> Path:

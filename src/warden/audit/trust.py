@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 from warden.audit.checkpoint import Verifier
 from warden.audit.merkle import verify_consistency
-from warden.audit.state import config_dir, load_signer, make_private_dir, read_verifiers
+from warden.audit.state import load_signer, make_private_dir, read_verifiers
 from warden.domain.errors import AuditVerificationError, ConfigError
+from warden.store.private import config_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -21,6 +21,7 @@ from warden.cli.audit_cmd import audit_app
 from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
 from warden.cli.config_cmd import config_app
 from warden.cli.drill_cmd import drill
+from warden.cli.event_cmd import event_app
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
@@ -64,6 +65,7 @@ app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
+app.add_typer(event_app, name="event")
 app.add_typer(policy_app, name="policy")
 app.add_typer(runbook_app, name="runbook")
 app.add_typer(schema_app, name="schema")

@@ -62,6 +62,8 @@ SHADOW_DECIDED = "warden.shadow.decided"
 USER_ADDED = "warden.user.added"
 USER_REVOKED = "warden.user.revoked"
 APPROVAL_REJECTED = "warden.approval.rejected"
+# An admin read the unredacted original of an event (the original itself is never logged)
+ORIGINAL_READ = "warden.original.read"
 
 # Runbooks (see warden.runbooks): a set loaded or refused, a shadow runbook's would-be plan
 RUNBOOKS_LOADED = "warden.runbooks.loaded"

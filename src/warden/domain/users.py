@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, str] = {
     "autonomy": "admin",
     "policy": "admin",
     "users": "admin",
+    "originals": "admin",  # unredacted event data kept with redact.keep_original
 }
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9._-]{0,63}")

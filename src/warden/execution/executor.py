@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
@@ -128,16 +128,26 @@ class Executor:
             traceparent=incident.traceparent,
         )
 
-    def _claim(self, stream: str, intent: ev.Event, version: int) -> ev.Event:
-        """Store the intent; only the worker whose intent was stored may act on it.
+    def claimed(self, intent: Intent, stored: ev.Event) -> Intent:
+        """``intent`` with its event as the store returned it; only its own worker acts on it.
 
         Intent ids are derived, so a second worker's append of the same intent is an
         idempotent no-op that returns the first worker's event: then it must not act.
+
+        Raises:
+            ConcurrencyConflict: the stored intent is another worker's.
         """
-        (stored,) = self.store.append(stream, [intent], expected_version=version)
         if stored.data.get("worker") != self.worker:
-            raise ConcurrencyConflict(stream, version, version + 1)
-        return stored
+            stream = incident_stream(intent.incident.id)
+            raise ConcurrencyConflict(stream, intent.incident.version, intent.version)
+        return replace(intent, event=stored)
+
+    def _store(self, intent: Intent) -> Intent:
+        """Append the intent on its own (the runtime writes it with the decision and leases)."""
+        stream = incident_stream(intent.incident.id)
+        version = intent.incident.version
+        (stored,) = self.store.append(stream, [intent.event], expected_version=version)
+        return self.claimed(intent, stored)
 
     def run_next_step(self, incident: Incident, controls: Controls) -> StepRun:
         """Run the incident's next step; raises :class:`PolicyDenied` if it is not allowed."""
@@ -145,6 +155,16 @@ class Executor:
 
     def intend_step(self, incident: Incident, controls: Controls) -> Intent:
         """Store the intent of the incident's next step, for :meth:`perform` to act on.
+
+        Raises :class:`PolicyDenied` as :meth:`step_intent` does.
+        """
+        return self._store(self.step_intent(incident, controls))
+
+    def step_intent(self, incident: Incident, controls: Controls) -> Intent:
+        """The intent of the incident's next step, not stored yet.
+
+        The caller appends :attr:`Intent.event` after ``incident``'s last event and acts
+        only on what :meth:`claimed` returns (invariant 3: the intent is durable first).
 
         Raises :class:`PolicyDenied` when the step was not allowed for its exact hash, when
         the kill switch is engaged, or when no adapter runs the action.
@@ -164,7 +184,6 @@ class Executor:
             raise PolicyDenied(f"no adapter runs {step.action!r}")
         attempt = incident.attempts(index) + 1
         key = derived_id("idempotency", incident.id, hash_)
-        stream = incident_stream(incident.id)
         intent = self._event(
             incident,
             ev.STEP_INTENDED,
@@ -183,7 +202,6 @@ class Executor:
             f"{index}:{attempt}",
             step.target,
         )
-        intent = self._claim(stream, intent, incident.version)
         return Intent(
             incident, intent, False, index, attempt, step.action, step.target,
             dict(step.params), key, spec.idempotent,
@@ -195,6 +213,13 @@ class Executor:
 
     def intend_compensation(self, incident: Incident, index: int, controls: Controls) -> Intent:
         """Store the intent to undo completed step ``index``, for :meth:`perform`.
+
+        Raises :class:`PolicyDenied` as :meth:`compensation_intent` does.
+        """
+        return self._store(self.compensation_intent(incident, index, controls))
+
+    def compensation_intent(self, incident: Incident, index: int, controls: Controls) -> Intent:
+        """The intent to undo completed step ``index``, not stored yet (as :meth:`step_intent`).
 
         Raises :class:`PolicyDenied` while the kill switch is engaged (it holds every side
         effect, compensations included), and when the step cannot be undone.
@@ -218,7 +243,6 @@ class Executor:
         params = dict(step.params)
         params.update(incident.output_of(index).get("undo_params") or {})
         key = derived_id("compensation", incident.id, incident.step_hashes[index])
-        stream = incident_stream(incident.id)
         intent = self._event(
             incident,
             ev.COMPENSATION_INTENDED,
@@ -234,7 +258,6 @@ class Executor:
             str(index),
             step.target,
         )
-        intent = self._claim(stream, intent, incident.version)
         return Intent(
             incident, intent, True, index, 0, undo.name, step.target, params, key, undo.idempotent
         )

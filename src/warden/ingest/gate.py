@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from warden.domain.redact import RedactionSettings
+    from warden.ingest.originals import OriginalsStore
     from warden.ingest.registry import SchemaRegistry
     from warden.ports import Clock, EventStore
 
@@ -86,8 +87,11 @@ class IngestGate:
         max_bytes: int = MAX_EVENT_BYTES,
         max_skew: timedelta = timedelta(minutes=5),
         redact_fields: Iterable[str] = (),
+        originals: OriginalsStore | None = None,
     ) -> None:
+        """Gate appends to ``store``; ``originals`` keeps what redaction replaced, sealed."""
         self.store = store
+        self.originals = originals
         self.registry = registry
         self.clock = clock
         self.max_bytes = max_bytes
@@ -124,6 +128,9 @@ class IngestGate:
             redacted = redact(event.data, self.redaction)
             extensions = redact(event.extensions, self.redaction)
             if redacted.total or extensions.total:
+                if self.originals is not None:  # sealed, for admins only; never stored
+                    kept = {"data": event.data, "extensions": dict(event.extensions)}
+                    self.originals.keep(event.id, kept)
                 event = dataclasses.replace(event, data=redacted.value, extensions=extensions.value)
         return event
 

@@ -5,7 +5,9 @@ is asked of the control plane once per step and recorded; just before acting the
 guardrails are checked again, and the bundle is asked again only when what it decided
 on (bundle version, kill switches, autonomy, freezes) changed since: only a changed
 answer is recorded. Steps and compensations are handed to :class:`ActionWorkers` once
-their intent is stored, so the loop never waits for an action.
+their intent is stored, so the loop never waits for an action. Taking the leases on a
+plan's targets and writing an intent is one append; when the step was allowed this very
+round, its decision goes in the same append: one transaction, one disk flush.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import TYPE_CHECKING, Any
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
+from warden.domain.errors import PolicyDenied
 from warden.domain.ids import incident_stream
+from warden.domain.incident import apply
 from warden.domain.lifecycle import View
 from warden.governance.approvals import tally
 from warden.governance.context import Situation
+from warden.ports import LeaseClaim, LeasedAppender
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable, Hashable, Iterable
 
     from warden.domain.catalog import Catalog
     from warden.domain.incident import Incident
@@ -81,6 +86,11 @@ class Interpreter:
         # What each step's decision was made on: the bundle is asked again only on a change.
         self._decided_on: dict[str, Hashable] = {}
         self._rules: tuple[RuntimeSettings, lc.LifecycleSettings] | None = None
+        # Leases in the store's own database are taken in the very append of the intent.
+        self._leased = (
+            store if isinstance(store, LeasedAppender) and leases is not None
+            and store.shares_leases(leases) else None
+        )  # fmt: skip
 
     def _users(self) -> Registry:
         """The people registered now: approvals count only when one of them signed."""
@@ -100,15 +110,21 @@ class Interpreter:
 
     # -- the view and the round ----------------------------------------------------------
 
-    def view(self) -> View:
-        """What the pure lifecycle needs beside each incident, as folded now."""
+    def view(self, open_ids: Iterable[str] | None = None) -> View:
+        """What the pure lifecycle needs beside each incident, as folded now.
+
+        ``open_ids``: the incidents not closed (every incident is looked at without it).
+        """
         state = self._state()
         counted: dict[str, tuple[str, ...]] = {}
         rejected: dict[str, tuple[str, ...]] = {}
         ignored: dict[str, tuple[str, ...]] = {}
         approved = set()
         agents = frozenset(a.name for a in self.planner.agents)
-        for incident in state.incidents.values():
+        looked_at = (
+            state.incidents.values() if open_ids is None else [state.incidents[k] for k in open_ids]
+        )
+        for incident in looked_at:
             if incident.state.value != "awaiting_approval":
                 continue
             pending = incident.decision_for(incident.step_hashes[incident.next_step])
@@ -141,8 +157,10 @@ class Interpreter:
         Returns False when there was nothing to do (the incident waits).
         """
         commands = lc.next_commands(incident, view, self._lifecycle, self.clock.now())
-        for command in commands:
-            if not self.carry_out(incident, command, view):
+        for command, hold in _with_leases(commands):
+            if isinstance(command, (lc.RunStep, lc.RunCompensation)):
+                self._act(incident, command, view, hold)
+            elif not self.carry_out(incident, command, view):
                 break
         return bool(commands)
 
@@ -156,7 +174,7 @@ class Interpreter:
                 self.carry_out(incident, append, view)
             return True
         if isinstance(command, lc.Decide):
-            self._decide(incident, command)
+            self._decide(incident, command, view)
             return True
         if isinstance(command, lc.HoldLeases):
             if command.renew_only and not self._renewal_due(incident.id):
@@ -166,12 +184,8 @@ class Interpreter:
         if isinstance(command, lc.ReleaseLeases):
             self.release(command)
             return True
-        if isinstance(command, lc.RunStep):
-            self._run_step(incident, command, view)
-            return True
-        if isinstance(command, lc.RunCompensation):
-            intent = self.executor.intend_compensation(incident, command.index, view.controls)
-            self.workers.submit(intent)
+        if isinstance(command, (lc.RunStep, lc.RunCompensation)):
+            self._act(incident, command, view, hold=())
             return True
         if isinstance(command, lc.Recover):
             self._recover(incident)
@@ -197,13 +211,13 @@ class Interpreter:
             agent_caps=dict(self.settings.agent_caps),
         )
 
-    def _decide(self, incident: Incident, command: lc.Decide) -> None:
+    def _decide(self, incident: Incident, command: lc.Decide, view: View) -> None:
         index = command.index
         hash_ = incident.step_hashes[index]
         if not command.approved:
             situation = self.situation()
             ruling = self.gate.decide(incident, index, situation)
-            self._record(incident, ruling.decision, ruling.context)
+            self._record(incident, ruling.decision, ruling.context, view)
             self._decide_in_shadow(incident, index, ruling.decision, situation)
             return
         pending = incident.decision_for(hash_)
@@ -222,14 +236,30 @@ class Interpreter:
             *ruling.decision.reasons,
         )
         granted = Decision(Outcome.ALLOW, hash_, reasons, 0, ruling.decision.bundle_version)
-        self._record(incident, granted, ruling.context)
+        self._record(incident, granted, ruling.context, view)
 
-    def _record(self, incident: Incident, decision: Decision, context: Any) -> None:
+    def _record(
+        self, incident: Incident, decision: Decision, context: Any, view: View | None = None
+    ) -> None:
+        """Append the decision; an allowed step runs at once, written in the same append.
+
+        With ``view``, a step allowed now has its leases taken and its intent written in
+        the decision's own append (what the lifecycle would ask next round, on the same
+        inputs): one durable write from decision to action.
+        """
         cedar = context.to_cedar() if context is not None else None
         now = self.clock.now()
         events = lc.decision_events(incident, decision, cedar, self._lifecycle, now)
-        self.store.append(incident_stream(incident.id), events, incident.version)
         self._decided_on[decision.step_hash] = self._inputs(incident, incident.next_step)
+        if view is not None and decision.outcome is Outcome.ALLOW:
+            after = incident
+            for event in events:
+                after = apply(after, event)
+            then = _with_leases(lc.next_commands(after, view, self._lifecycle, now))
+            if len(then) == 1 and isinstance(then[0][0], lc.RunStep):
+                self._act(after, then[0][0], view, then[0][1], decided=(incident, events))
+                return
+        self.store.append(incident_stream(incident.id), events, incident.version)
 
     def _inputs(self, incident: Incident, index: int) -> Hashable:
         """What a decision on a step depends on beyond the incident itself.
@@ -278,17 +308,72 @@ class Interpreter:
 
     # -- acting --------------------------------------------------------------------------
 
-    def _run_step(self, incident: Incident, command: lc.RunStep, view: View) -> None:
-        index = command.index
-        blocked = self.gate.blocked(incident, index, self.situation())
-        if blocked is not None:
-            reason = f"stopped before acting: {blocked[0]}: {blocked[1]}"
-            for then in lc.fail_plan(incident, view, reason, self.clock.now()):
-                self.carry_out(incident, then, view)
+    def _act(
+        self,
+        incident: Incident,
+        command: lc.RunStep | lc.RunCompensation,
+        view: View,
+        hold: tuple[str, ...],
+        decided: tuple[Incident, list[ev.Event]] | None = None,
+    ) -> None:
+        """Take the leases on ``hold``, write the intent, hand it to a worker.
+
+        The leases and the intent are one append when the store keeps the leases. With
+        ``decided`` (the incident as stored and the decision events that allowed the step
+        this round, folded into ``incident``), the decision goes in that append too and the
+        re-check is skipped: it was made on the same inputs a moment ago.
+        """
+        if isinstance(command, lc.RunCompensation):
+            intent = self.executor.compensation_intent(incident, command.index, view.controls)
+        else:
+            if decided is None:
+                blocked = self.gate.blocked(incident, command.index, self.situation())
+                if blocked is not None:
+                    reason = f"stopped before acting: {blocked[0]}: {blocked[1]}"
+                    for then in lc.fail_plan(incident, view, reason, self.clock.now()):
+                        self.carry_out(incident, then, view)
+                    return
+                if not self._still_allowed(incident, command.index):
+                    return
+            try:
+                intent = self.executor.step_intent(incident, view.controls)
+            except PolicyDenied:
+                if decided is None:
+                    raise
+                # The decision is recorded alone; the next round's RunStep says why not.
+                self.store.append(incident_stream(decided[0].id), decided[1], decided[0].version)
+                return
+        base, before = decided if decided is not None else (incident, [])
+        stored = self._append_holding(base, [*before, intent.event], hold)
+        if stored is None:
+            # A target is busy: the decision stands, the step waits for its leases.
+            if before:
+                self.store.append(incident_stream(base.id), before, base.version)
+            self._lease_busy(incident, hold, view)
             return
-        if not self._still_allowed(incident, index):
-            return
-        self.workers.submit(self.executor.intend_step(incident, view.controls))
+        self.workers.submit(self.executor.claimed(intent, stored[-1]))
+
+    def _append_holding(
+        self, incident: Incident, events: list[ev.Event], hold: tuple[str, ...]
+    ) -> list[ev.Event] | None:
+        """Append after ``incident`` holding the leases on ``hold``; None while one is busy."""
+        stream = incident_stream(incident.id)
+        if not hold or self.leases is None:
+            return self.store.append(stream, events, incident.version)
+        now = self.clock.now().timestamp()
+        holder = f"{self.executor.worker}:{incident.id}"
+        ttl = self.settings.lease_ttl_s
+        if self._leased is not None:
+            claim = LeaseClaim(hold, holder, ttl, now)
+            stored = self._leased.append_leased(stream, events, incident.version, claim)
+        elif all(self.leases.acquire(t, holder, ttl, now) is not None for t in hold):
+            stored = self.store.append(stream, events, incident.version)
+        else:
+            stored = None
+        if stored is not None:
+            self._lease_wait.pop(incident.id, None)
+            self._renewed[incident.id] = now
+        return stored
 
     def _still_allowed(self, incident: Incident, index: int) -> bool:
         """Whether the bundle and autonomy in force now would allow the step again.
@@ -363,19 +448,26 @@ class Interpreter:
         now = self.clock.now().timestamp()
         holder = f"{self.executor.worker}:{incident.id}"
         for target in targets:
-            if self.leases.acquire(target, holder, self.settings.lease_ttl_s, now) is not None:
-                continue
-            busy = self.leases.holder(target, now)
-            waited_since = self._lease_wait.setdefault(incident.id, now)
-            if now - waited_since > self.settings.lease_wait_s:
-                who = busy.holder if busy else "?"
-                reason = f"{target} stayed busy ({who}) for {self.settings.lease_wait_s:g} s"
-                for then in lc.fail_plan(incident, view, reason, self.clock.now()):
-                    self.carry_out(incident, then, view)
-            return False
+            if self.leases.acquire(target, holder, self.settings.lease_ttl_s, now) is None:
+                self._lease_busy(incident, targets, view)
+                return False
         self._lease_wait.pop(incident.id, None)
         self._renewed[incident.id] = now
         return True
+
+    def _lease_busy(self, incident: Incident, targets: tuple[str, ...], view: View) -> None:
+        """A target is another holder's: wait for it, and give the plan up after a while."""
+        if self.leases is None:
+            return
+        now = self.clock.now().timestamp()
+        waited_since = self._lease_wait.setdefault(incident.id, now)
+        if now - waited_since <= self.settings.lease_wait_s:
+            return
+        busy = [(t, lease) for t in targets if (lease := self.leases.holder(t, now)) is not None]
+        who = ", ".join(f"{t} ({lease.holder})" for t, lease in busy) or "?"
+        reason = f"{who} stayed busy for {self.settings.lease_wait_s:g} s"
+        for then in lc.fail_plan(incident, view, reason, self.clock.now()):
+            self.carry_out(incident, then, view)
 
     def _renewal_due(self, incident_id: str) -> bool:
         """Whether a third of the lease's time went by since it was last taken or renewed.
@@ -403,6 +495,26 @@ class Interpreter:
             return
         self._last_verification_probe[service] = time.monotonic()
         self._probe(service)
+
+
+def _with_leases(commands: list[lc.Command]) -> list[tuple[lc.Command, tuple[str, ...]]]:
+    """Each command with the leases it takes in its own append.
+
+    A step or compensation run takes the leases of the :class:`~lc.HoldLeases` just
+    before it (which then goes): the leases and the intent are one write.
+    """
+    paired: list[tuple[lc.Command, tuple[str, ...]]] = []
+    for command in commands:
+        prior = paired[-1][0] if paired else None
+        if (
+            isinstance(command, (lc.RunStep, lc.RunCompensation))
+            and isinstance(prior, lc.HoldLeases)
+            and not prior.renew_only
+        ):
+            paired[-1] = (command, prior.targets)
+        else:
+            paired.append((command, ()))
+    return paired
 
 
 def _verdict(decision: Decision, *, bundle: bool = True) -> dict[str, Any]:

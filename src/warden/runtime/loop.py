@@ -101,6 +101,9 @@ class Runtime:
         # Start-up folds from the newest snapshot; listeners see only the events after it.
         self._snapshots = FoldSnapshots(store, self._state, snapshot_every)
         self._state = self._snapshots.resume()
+        # The incidents not closed yet: a round looks at these only, however long the
+        # history of closed ones grows.
+        self._not_closed = {k for k, i in self._state.incidents.items() if not i.state.terminal}
         self._listeners: list[EventListener] = []
         # Called each round after folding, before agents detect (e.g. runbook hot reload).
         self.tick_hooks: list[Callable[[], None]] = []
@@ -277,6 +280,10 @@ class Runtime:
             key = event.stream.removeprefix("incident-")
             folded = incident.apply(state.incidents.get(key), event)
             state.incidents[key] = folded
+            if folded.state.terminal:
+                self._not_closed.discard(key)
+            else:
+                self._not_closed.add(key)
             for release in lc.closing_commands(folded):
                 assert isinstance(release, lc.ReleaseLeases)
                 self.interpreter.release(release)
@@ -312,10 +319,10 @@ class Runtime:
             for detection in agent.detect(self.world()):
                 self._open(detection, agent.name)
         added += len(self.tail())
-        view = self.interpreter.view()
-        for incident_id in sorted(self._state.incidents):
+        view = self.interpreter.view(self._not_closed)
+        for incident_id in sorted(self._not_closed):
             current = self._state.incidents[incident_id]
-            if not current.state.terminal:
+            if not current.state.terminal:  # closed by a tail earlier in this round
                 # Another worker may move this incident first; the tail then shows how.
                 acted = True
                 with contextlib.suppress(ConcurrencyConflict):

@@ -28,6 +28,29 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
+def take(
+    db: sqlite3.Connection, resource: str, holder: str, ttl_s: float, now: float
+) -> Lease | None:
+    """Take or renew the lease on ``resource`` inside the caller's write transaction.
+
+    Returns None, writing nothing, while another holder has it. The event store calls
+    this in the transaction of an append (:meth:`SQLiteEventStore.append_leased`).
+    """
+    row = db.execute(
+        "SELECT holder, token, expires_at FROM leases WHERE resource = ?", (resource,)
+    ).fetchone()
+    if row is not None and row[0] != holder and row[2] > now:
+        return None
+    token = row[1] if row is not None and row[0] == holder else (row[1] + 1 if row else 1)
+    db.execute(
+        "INSERT INTO leases (resource, holder, token, expires_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(resource) DO UPDATE SET holder = excluded.holder,"
+        " token = excluded.token, expires_at = excluded.expires_at",
+        (resource, holder, token, now + ttl_s),
+    )
+    return Lease(resource, holder, token, now + ttl_s)
+
+
 @names_damage
 class SQLiteLeases:
     """Leases in the same SQLite file as the event store."""
@@ -48,34 +71,28 @@ class SQLiteLeases:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute(
-                    "SELECT holder, token, expires_at FROM leases WHERE resource = ?",
-                    (resource,),
-                ).fetchone()
-                if row is not None and row[0] != holder and row[2] > now:
-                    self._db.execute("ROLLBACK")
-                    return None
-                token = (
-                    row[1] if row is not None and row[0] == holder else (row[1] + 1 if row else 1)
-                )
-                self._db.execute(
-                    "INSERT INTO leases (resource, holder, token, expires_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(resource) DO UPDATE SET holder = excluded.holder,"
-                    " token = excluded.token, expires_at = excluded.expires_at",
-                    (resource, holder, token, now + ttl_s),
-                )
-                self._db.execute("COMMIT")
+                lease = take(self._db, resource, holder, ttl_s, now)
+                self._db.execute("COMMIT" if lease is not None else "ROLLBACK")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return Lease(resource, holder, token, now + ttl_s)
+        return lease
 
     def release(self, resource: str, holder: str) -> None:
-        """Give the lease back, if ``holder`` still has it."""
+        """Give the lease back, if ``holder`` still has it.
+
+        Without a disk flush of its own (the next durable commit on the file carries it):
+        a release lost to a power cut only leaves the lease to expire after its ttl,
+        while the loop does not wait a flush for every incident that closes.
+        """
         with self._lock:
-            self._db.execute(
-                "DELETE FROM leases WHERE resource = ? AND holder = ?", (resource, holder)
-            )
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute(
+                    "DELETE FROM leases WHERE resource = ? AND holder = ?", (resource, holder)
+                )
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def holder(self, resource: str, now: float) -> Lease | None:
         """Who holds ``resource`` now, if anyone."""

@@ -2,7 +2,8 @@
 
 They pass the same contract suites as SQLite and PostgreSQL: handles opened on one
 :class:`MemoryLog` (or :class:`LeaseTable`) share it as connections share a database
-file. Appends and reads cost O(events appended or read), never a scan of the log: events
+file; a log keeps its lease table (:attr:`MemoryLog.leases`) as a file keeps its leases.
+Appends and reads cost O(events appended or read), never a scan of the log: events
 are kept in a list indexed by position, per stream and by id. One writer at a time holds
 the log (``before_commit`` runs while it does), so positions commit in order; readers
 never wait for a writer, only for the moment its events are added.
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ConcurrencyConflict, TemporaryError
-from warden.ports import Lease, QuarantinedInput, Snapshot
+from warden.ports import Lease, LeaseClaim, QuarantinedInput, Snapshot
 from warden.store.records import decode_record, encode_record
 from warden.store.snapshots import check_version, decode_state, encode_state
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from warden.domain.events import Event
+    from warden.ports import Leases
 
 
 class MemoryLog:
@@ -44,6 +46,7 @@ class MemoryLog:
         self.last_quarantine_id = 0
         self.tracking: dict[str, int] = {}
         self.snapshots: dict[str, tuple[int, str]] = {}  # stream -> (version, JSON text)
+        self.leases = LeaseTable()  # as a database file holds its leases beside the log
 
 
 class MemoryEventStore:
@@ -105,18 +108,59 @@ class MemoryEventStore:
             return []
         records = {e.id: encode_record(e) for e in reversed(events)}  # the first of an id wins
         with self._writing() as log:
-            fresh = [i for i in dict.fromkeys(e.id for e in events) if i not in log.by_id]
-            version = len(log.streams.get(stream, ()))
-            if fresh and expected_version is not None and version != expected_version:
-                raise ConcurrencyConflict(stream, expected_version, version)
-            head = len(log.events)
-            placed = [
-                decode_record(head + n, stream, records[event_id])
-                for n, event_id in enumerate(fresh, start=1)
-            ]
-            self._commit(log, placed)
-            by_id = log.by_id
-            return [by_id[e.id] for e in events]
+            return self._append_in(log, stream, events, expected_version, records)
+
+    def shares_leases(self, leases: Leases) -> bool:
+        """Whether ``leases`` are this log's (then ``append_leased`` takes them)."""
+        return isinstance(leases, MemoryLeases) and leases.table is self.log.leases
+
+    def append_leased(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        expected_version: int | None,
+        claim: LeaseClaim,
+    ) -> list[Event] | None:
+        """Take every lease of ``claim`` and append ``events``, all or nothing.
+
+        The contract is :meth:`warden.ports.LeasedAppender.append_leased`.
+        """
+        records = {e.id: encode_record(e) for e in reversed(events)}
+        with self._writing() as log, log.leases.lock:
+            table = log.leases.leases
+            if any(_busy(table.get(r), claim.holder, claim.now) for r in claim.resources):
+                return None
+            # The version check and the commit hook may still refuse: leases come after.
+            stored = self._append_in(log, stream, events, expected_version, records)
+            for resource in claim.resources:
+                table[resource] = _granted(
+                    table.get(resource), resource, claim.holder, claim.ttl_s, claim.now
+                )
+            return stored
+
+    def _append_in(
+        self,
+        log: MemoryLog,
+        stream: str,
+        events: Sequence[Event],
+        expected_version: int | None,
+        records: dict[str, str],
+    ) -> list[Event]:
+        """``append`` while holding the log."""
+        if not events:
+            return []
+        fresh = [i for i in dict.fromkeys(e.id for e in events) if i not in log.by_id]
+        version = len(log.streams.get(stream, ()))
+        if fresh and expected_version is not None and version != expected_version:
+            raise ConcurrencyConflict(stream, expected_version, version)
+        head = len(log.events)
+        placed = [
+            decode_record(head + n, stream, records[event_id])
+            for n, event_id in enumerate(fresh, start=1)
+        ]
+        self._commit(log, placed)
+        by_id = log.by_id
+        return [by_id[e.id] for e in events]
 
     def append_batch(
         self, items: Sequence[tuple[str, Sequence[Event]]], *, new_ids: set[str] | None = None
@@ -260,11 +304,9 @@ class MemoryLeases:
         table = self.table
         with table.lock:
             held = table.leases.get(resource)
-            if held is not None and held.holder != holder and held.expires_at > now:
+            if _busy(held, holder, now):
                 return None
-            # A new lease starts at 1; its holder renews it; a new holder after expiry fences.
-            token = 1 if held is None else held.token + (held.holder != holder)
-            lease = Lease(resource, holder, token, now + ttl_s)
+            lease = _granted(held, resource, holder, ttl_s, now)
             table.leases[resource] = lease
             return lease
 
@@ -284,6 +326,18 @@ class MemoryLeases:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _busy(held: Lease | None, holder: str, now: float) -> bool:
+    """Whether another holder has the lease ``held`` at ``now``."""
+    return held is not None and held.holder != holder and held.expires_at > now
+
+
+def _granted(held: Lease | None, resource: str, holder: str, ttl_s: float, now: float) -> Lease:
+    """The lease ``holder`` gets on ``resource``, where ``held`` was (free or its own)."""
+    # A new lease starts at 1; its holder renews it; a new holder after expiry fences.
+    token = 1 if held is None else held.token + (held.holder != holder)
+    return Lease(resource, holder, token, now + ttl_s)
 
 
 __all__ = ["LeaseTable", "MemoryEventStore", "MemoryLeases", "MemoryLog"]

@@ -23,6 +23,8 @@ from warden.domain.errors import (
     ValidationError,
 )
 from warden.ports import QuarantinedInput
+from warden.store.postgres_leases import ACQUIRE, PostgresLeases, server_of
+from warden.store.postgres_leases import DDL as LEASES_DDL
 from warden.store.records import decode_record, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
 
@@ -32,8 +34,9 @@ if TYPE_CHECKING:
     from psycopg.rows import TupleRow
 
     from warden.domain.events import Event
+    from warden.ports import LeaseClaim, Leases
 
-_TABLES = ("events", "quarantine", "tracking", "snapshots")
+_TABLES = ("events", "quarantine", "tracking", "snapshots", "leases")
 _DDL = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
     """CREATE TABLE IF NOT EXISTS {s}.events (
@@ -63,10 +66,12 @@ _DDL = (
         state TEXT NOT NULL,
         PRIMARY KEY (stream, version)
     )""",
+    *LEASES_DDL[1:],
 )
 
 _QUERIES = {
     "lock": "SELECT pg_advisory_xact_lock(%s)",
+    "acquire": ACQUIRE,
     # Under the lock: the events already stored, the next version of each stream, the head.
     "state": (
         "SELECT 0, position, stream, record, id FROM {s}.events WHERE id = ANY(%b)"
@@ -126,11 +131,8 @@ def _lock_key(schema: str, purpose: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _where(dsn: str) -> str:
-    """The server a DSN points at, without user or password (for error messages)."""
-    params = conninfo_to_dict(dsn)
-    host = params.get("host") or params.get("hostaddr") or "localhost"
-    return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or '(default)'}"
+class _LeaseBusy(Exception):
+    """Another holder has a lease an append needs: the transaction rolls back."""
 
 
 def _like_prefix(prefix: str) -> str:
@@ -196,7 +198,8 @@ class PostgresEventStore:
         before_commit: Callable[[], None] | None = None,
     ) -> None:
         try:
-            self._where = f"{_where(dsn)} schema {schema}"
+            self._server = server_of(dsn)
+            self._where = f"{self._server} schema {schema}"
         except psycopg.ProgrammingError as exc:
             raise ConfigError(
                 f"config error: the PostgreSQL DSN does not parse: {exc}"
@@ -294,10 +297,35 @@ class PostgresEventStore:
         """
         return self._append([(stream, events, None) for stream, events in items], new_ids)
 
+    def shares_leases(self, leases: Leases) -> bool:
+        """Whether ``leases`` are kept in this schema (then ``append_leased`` takes them)."""
+        return (
+            isinstance(leases, PostgresLeases)
+            and leases.schema == self.schema
+            and leases.server == self._server
+        )
+
+    def append_leased(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        expected_version: int | None,
+        claim: LeaseClaim,
+    ) -> list[Event] | None:
+        """Take every lease of ``claim`` and append ``events`` in one transaction.
+
+        The contract is :meth:`warden.ports.LeasedAppender.append_leased`.
+        """
+        try:
+            return self._append([(stream, events, expected_version)], claim=claim)[0]
+        except _LeaseBusy:
+            return None
+
     def _append(
         self,
         items: Sequence[tuple[str, Sequence[Event], int | None]],
         new_ids: set[str] | None = None,
+        claim: LeaseClaim | None = None,
     ) -> list[list[Event]]:
         records: dict[str, str] = {}
         for stream, events, _ in items:
@@ -307,13 +335,15 @@ class PostgresEventStore:
                     for field in ("id", "type", "time"):
                         _no_nul(getattr(event, field), field)
                     records[event.id] = encode_record(event)
-        if not records:
+        if not records and claim is None:
             return [[] for _ in items]
         streams = list(dict.fromkeys(stream for stream, _, _ in items))
         with self._write() as cur:
             # The lock is a statement of its own: a READ COMMITTED statement reads from a
             # snapshot taken when it starts, so the reads must start after the lock is held.
             cur.execute(self._q["lock"], (self._log_key,))
+            if claim is not None:
+                self._take(cur, claim)
             cur.execute(self._q["state"], (list(records), streams))
             stored: dict[str, tuple[int, str, str]] = {}
             versions: dict[str, int] = {}
@@ -351,6 +381,14 @@ class PostgresEventStore:
                 if event.id not in known:
                     known[event.id] = placed_event(event, *placed[event.id])
         return [[known[e.id] for e in events] for _, events, _ in items]
+
+    def _take(self, cur: psycopg.Cursor[TupleRow], claim: LeaseClaim) -> None:
+        """Take the leases of ``claim`` in the cursor's transaction, or raise _LeaseBusy."""
+        expires = claim.now + claim.ttl_s
+        for resource in claim.resources:
+            cur.execute(self._q["acquire"], (resource, claim.holder, expires, claim.now))
+            if cur.fetchone() is None:
+                raise _LeaseBusy(resource)
 
     def read_stream(self, stream: str, from_version: int = 0) -> list[Event]:
         """Events of one stream, in order, from a stream version (0-based)."""

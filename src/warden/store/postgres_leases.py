@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from warden.domain.errors import TemporaryError
 from warden.ports import Lease
@@ -21,13 +22,13 @@ from warden.ports import Lease
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-_DDL = (
+DDL = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
     "CREATE TABLE IF NOT EXISTS {s}.leases ("
     " resource TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL,"
     " expires_at DOUBLE PRECISION NOT NULL)",
 )
-_ACQUIRE = (
+ACQUIRE = (
     "INSERT INTO {s}.leases AS l (resource, holder, token, expires_at) VALUES (%s, %s, 1, %s)"
     " ON CONFLICT (resource) DO UPDATE SET"
     " token = CASE WHEN l.holder = EXCLUDED.holder THEN l.token ELSE l.token + 1 END,"
@@ -37,6 +38,17 @@ _ACQUIRE = (
 )
 _RELEASE = "DELETE FROM {s}.leases WHERE resource = %s AND holder = %s"
 _HOLDER = "SELECT holder, token, expires_at FROM {s}.leases WHERE resource = %s"
+
+
+def server_of(dsn: str) -> str:
+    """The server a DSN points at, without user or password (for messages and comparison).
+
+    Raises:
+        psycopg.ProgrammingError: the DSN does not parse.
+    """
+    params = conninfo_to_dict(dsn)
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or '(default)'}"
 
 
 class PostgresLeases:
@@ -49,16 +61,18 @@ class PostgresLeases:
             TemporaryError: the server cannot be reached within ``connect_timeout``.
         """
         ident = sql.Identifier(schema)
+        self.schema = schema
+        self.server = server_of(dsn)
         self._q = {
             name: sql.SQL(text).format(s=ident).as_string()
-            for name, text in (("acquire", _ACQUIRE), ("release", _RELEASE), ("holder", _HOLDER))
+            for name, text in (("acquire", ACQUIRE), ("release", _RELEASE), ("holder", _HOLDER))
         }
         self._lock = threading.Lock()
         try:
             self._db = psycopg.connect(
                 dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout))
             )
-            for statement in _DDL:
+            for statement in DDL:
                 self._db.execute(sql.SQL(statement).format(s=ident))
         except psycopg.OperationalError as exc:
             raise TemporaryError(f"cannot reach PostgreSQL for leases: {exc}") from exc

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Mapping
 
-__all__ = ["DIR_MODE", "FILE_MODE", "private_dir", "private_file"]
+__all__ = ["DIR_MODE", "FILE_MODE", "config_dir", "private_dir", "private_file"]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -34,3 +35,15 @@ def private_file(path: Path) -> Path:
     with contextlib.suppress(PermissionError):
         os.chmod(path, FILE_MODE)
     return path
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Warden's per-user configuration directory: ``$XDG_CONFIG_HOME/warden``.
+
+    ``~/.config/warden`` when the variable is unset, as the XDG base directory spec says.
+    Keys live here by default (the audit signing key, the originals key): outside every
+    state directory, so whoever can write the state cannot read or re-sign with them.
+    """
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".config") / "warden"

@@ -1,10 +1,13 @@
 """SQLite event store, the embedded default: WAL, synchronous=FULL. Store adapter.
 
 One file holds the event log, the quarantine of refused input, the positions of
-projections and the snapshots of long streams; ``append_batch`` commits many appends at
-once for high-volume ingest. Several processes may share the file (the CLI appends
+projections, the snapshots of long streams and the resource leases; ``append_batch``
+commits many appends at once for high-volume ingest, ``append_leased`` takes leases and
+appends in one transaction. Several processes may share the file (the CLI appends
 approvals and kill-switch events while the runtime runs): SQLite serialises writers, and
 global positions are assigned inside the write transaction, so they commit in order.
+Reads go through a connection of their own: in WAL mode they never wait for a writer's
+disk flush, and each sees a committed prefix of the log.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ConcurrencyConflict, TemporaryError
 from warden.ports import QuarantinedInput
 from warden.store.damage import names_damage
+from warden.store.leases import SCHEMA as LEASES_SCHEMA
+from warden.store.leases import SQLiteLeases, take
 from warden.store.private import private_dir, private_file
 from warden.store.records import decode_record, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from warden.domain.events import Event
+    from warden.ports import LeaseClaim, Leases
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -66,6 +72,10 @@ _record = encode_record
 _CHUNK = 500  # ids per IN (...) query, well below SQLite's limit on parameters
 
 
+class _LeaseBusy(Exception):
+    """Another holder has a lease an append needs: the transaction rolls back."""
+
+
 @names_damage
 class SQLiteEventStore:
     """Event store in one SQLite file."""
@@ -95,13 +105,28 @@ class SQLiteEventStore:
             if name == self.path.name or self.path.with_name(name).exists():
                 private_file(self.path.with_name(name))
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            str(self.path), timeout=lock_timeout_s, isolation_level=None, check_same_thread=False
+        self._db = self._connect()
+        self._db.executescript(SCHEMA + LEASES_SCHEMA)
+        # Reads take their own connection and lock: a reader never waits for a commit.
+        self._read_lock = threading.Lock()
+        self._reader = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            str(self.path),
+            timeout=self._lock_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(f"PRAGMA busy_timeout={round(lock_timeout_s * 1000)}")
-        self._db.executescript(SCHEMA)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA busy_timeout={round(self._lock_timeout_s * 1000)}")
+        return db
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of ``query`` (fetched at once: no read transaction stays open)."""
+        with self._read_lock:
+            return self._reader.execute(query, params).fetchall()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -144,80 +169,110 @@ class SQLiteEventStore:
         if not events:
             return []
         with self._write() as db:
-            ids = [e.id for e in events]
-            marks = ",".join("?" * len(ids))
-            known = {
-                row[0]: row
-                for row in db.execute(
-                    f"SELECT id, position, stream FROM events WHERE id IN ({marks})", ids
-                )
-            }
-            fresh = [e for e in events if e.id not in known]
-            (version,) = db.execute(
-                "SELECT COUNT(*) FROM events WHERE stream = ?", (stream,)
-            ).fetchone()
-            if fresh and expected_version is not None and version != expected_version:
-                raise ConcurrencyConflict(stream, expected_version, version)
-            stored: dict[str, Event] = {}
-            for event in fresh:
-                cursor = db.execute(
-                    "INSERT INTO events (id, stream, version, type, time, record)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (event.id, stream, version, event.type, event.time, _record(event)),
-                )
-                version += 1
-                position = cursor.lastrowid
-                assert position is not None
-                stored[event.id] = placed_event(event, stream, position)
-            rows = db.execute(
-                f"SELECT position, stream, record FROM events WHERE id IN ({marks})", ids
-            ).fetchall()
+            return self._append_in(db, stream, events, expected_version)
+
+    def shares_leases(self, leases: Leases) -> bool:
+        """Whether ``leases`` are kept in this file (then ``append_leased`` takes them)."""
+        return isinstance(leases, SQLiteLeases) and (
+            Path(leases.path).resolve() == self.path.resolve()
+        )
+
+    def append_leased(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        expected_version: int | None,
+        claim: LeaseClaim,
+    ) -> list[Event] | None:
+        """Take every lease of ``claim`` and append ``events`` in one transaction.
+
+        The contract is :meth:`warden.ports.LeasedAppender.append_leased`.
+        """
+        try:
+            with self._write() as db:
+                for resource in claim.resources:
+                    if take(db, resource, claim.holder, claim.ttl_s, claim.now) is None:
+                        raise _LeaseBusy(resource)
+                return self._append_in(db, stream, events, expected_version)
+        except _LeaseBusy:
+            return None
+
+    @staticmethod
+    def _append_in(
+        db: sqlite3.Connection, stream: str, events: Sequence[Event], expected_version: int | None
+    ) -> list[Event]:
+        """``append`` inside the caller's write transaction."""
+        if not events:
+            return []
+        ids = [e.id for e in events]
+        marks = ",".join("?" * len(ids))
+        known = {
+            row[0]: row
+            for row in db.execute(
+                f"SELECT id, position, stream FROM events WHERE id IN ({marks})", ids
+            )
+        }
+        fresh = [e for e in events if e.id not in known]
+        (version,) = db.execute(
+            "SELECT COUNT(*) FROM events WHERE stream = ?", (stream,)
+        ).fetchone()
+        if fresh and expected_version is not None and version != expected_version:
+            raise ConcurrencyConflict(stream, expected_version, version)
+        stored: dict[str, Event] = {}
+        for event in fresh:
+            cursor = db.execute(
+                "INSERT INTO events (id, stream, version, type, time, record)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (event.id, stream, version, event.type, event.time, _record(event)),
+            )
+            version += 1
+            position = cursor.lastrowid
+            assert position is not None
+            stored[event.id] = placed_event(event, stream, position)
+        if len(stored) == len(ids):
+            return [stored[i] for i in ids]
+        rows = db.execute(
+            f"SELECT position, stream, record FROM events WHERE id IN ({marks})", ids
+        ).fetchall()
         by_id = {e.id: e for e in map(_event_from_row, rows)}
         return [stored.get(i) or by_id[i] for i in ids]
 
     def read_stream(self, stream: str, from_version: int = 0) -> list[Event]:
         """Events of one stream, in order, from a stream version (0-based)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT position, stream, record FROM events WHERE stream = ? AND version >= ?"
-                " ORDER BY version",
-                (stream, from_version),
-            ).fetchall()
+        rows = self._read(
+            "SELECT position, stream, record FROM events WHERE stream = ? AND version >= ?"
+            " ORDER BY version",
+            (stream, from_version),
+        )
         return [_event_from_row(r) for r in rows]
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Event]:
         """Events of every stream after a global position, in order."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT position, stream, record FROM events WHERE position > ?"
-                " ORDER BY position LIMIT ?",
-                (after_position, -1 if limit is None else limit),
-            ).fetchall()
+        rows = self._read(
+            "SELECT position, stream, record FROM events WHERE position > ?"
+            " ORDER BY position LIMIT ?",
+            (after_position, -1 if limit is None else limit),
+        )
         return [_event_from_row(r) for r in rows]
 
     def stream_version(self, stream: str) -> int:
         """Number of events in ``stream``."""
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM events WHERE stream = ?", (stream,)
-            ).fetchone()
+        ((count,),) = self._read("SELECT COUNT(*) FROM events WHERE stream = ?", (stream,))
         return int(count)
 
     def head(self) -> int:
         """The highest global position stored (0 when empty)."""
-        with self._lock:
-            (top,) = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()
+        ((top,),) = self._read("SELECT COALESCE(MAX(position), 0) FROM events")
         return int(top)
 
     def streams(self, prefix: str = "") -> list[str]:
         """Names of the streams that start with ``prefix``, in order of first event."""
-        with self._lock:
-            # Not LIKE: it ignores ASCII case and treats "_" and "%" as wildcards.
-            rows = self._db.execute(
-                "SELECT stream, MIN(position) AS first FROM events"
-                " WHERE substr(stream, 1, ?) = ? GROUP BY stream ORDER BY first",
-                (len(prefix), prefix),
-            ).fetchall()
+        # Not LIKE: it ignores ASCII case and treats "_" and "%" as wildcards.
+        rows = self._read(
+            "SELECT stream, MIN(position) AS first FROM events"
+            " WHERE substr(stream, 1, ?) = ? GROUP BY stream ORDER BY first",
+            (len(prefix), prefix),
+        )
         return [r[0] for r in rows]
 
     def quarantine(self, source: str, reason: str, payload: str, received_at: str) -> int:
@@ -232,19 +287,15 @@ class SQLiteEventStore:
 
     def quarantined(self) -> list[QuarantinedInput]:
         """Everything in quarantine, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, received_at, source, reason, payload FROM quarantine ORDER BY id"
-            ).fetchall()
+        rows = self._read(
+            "SELECT id, received_at, source, reason, payload FROM quarantine ORDER BY id"
+        )
         return [QuarantinedInput(*r) for r in rows]
 
     def tracking(self, name: str) -> int:
         """The position a named projection has processed up to."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT position FROM tracking WHERE name = ?", (name,)
-            ).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._read("SELECT position FROM tracking WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
 
     def set_tracking(self, name: str, position: int) -> None:
         """Record that a named projection processed up to ``position``."""
@@ -370,13 +421,11 @@ class SQLiteEventStore:
 
     def load_snapshot(self, stream: str) -> Snapshot | None:
         """The newest snapshot of ``stream``, or None."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT version, state FROM snapshots WHERE stream = ?"
-                " ORDER BY version DESC LIMIT 1",
-                (stream,),
-            ).fetchone()
-        return None if row is None else Snapshot(stream, int(row[0]), decode_state(row[1]))
+        rows = self._read(
+            "SELECT version, state FROM snapshots WHERE stream = ? ORDER BY version DESC LIMIT 1",
+            (stream,),
+        )
+        return Snapshot(stream, int(rows[0][0]), decode_state(rows[0][1])) if rows else None
 
     def release_quarantined(self, ids: Sequence[int]) -> int:
         """Remove quarantined items whose replay was accepted; returns how many went."""
@@ -388,6 +437,7 @@ class SQLiteEventStore:
         return cursor.rowcount
 
     def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
+        """Close the connections."""
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reader.close()

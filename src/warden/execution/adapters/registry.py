@@ -30,6 +30,8 @@ Configuration (a mapping, usually the ``actions:`` section of ``warden.yaml``)::
         entry_point: mypkg.actions:scale   # module:function, or an entry point name in
                                            # the group `warden.actions`
         check: mypkg.actions:scaled        # optional module:function
+        timeout_s: 60                      # a child process runs each call; killed
+                                           # (its process group) when it overruns
 
 ``{name}`` placeholders take the step's target (``{target}``), action (``{action}``) and
 params (``{idempotency_key}`` too when the executor passes it); ``{{`` and ``}}`` are
@@ -142,7 +144,7 @@ _COMMON_KEYS = {"adapter"}
 _HTTP_KEYS = {"method", "url", "headers", "body", "timeout_s", "expect_status", "check"}
 _CHECK_KEYS = {"url", "headers", "timeout_s", "statuses", "absent_statuses", "expect"}
 _NATS_KEYS = {"subject", "stream", "body", "headers", "timeout_s"}
-_PYTHON_KEYS = {"entry_point", "check"}
+_PYTHON_KEYS = {"entry_point", "check", "timeout_s"}
 _NATS_SECTION_KEYS = {"servers", "connect_timeout_s"}
 DEFAULT_NATS_SERVERS = ("nats://127.0.0.1:4222",)
 
@@ -170,7 +172,7 @@ def build_adapters(
     # Imported here, so that importing this module does not load the NATS client.
     from warden.execution.adapters.http import HttpActionAdapter
     from warden.execution.adapters.nats_publish import NatsPublishAdapter
-    from warden.execution.adapters.plugin import PluginActionAdapter
+    from warden.execution.adapters.plugin import DEFAULT_TIMEOUT_S, PluginActionAdapter
 
     actions = config.get("actions") if isinstance(config, Mapping) else None
     if not isinstance(actions, Mapping) or not actions:
@@ -205,7 +207,12 @@ def build_adapters(
                 nats_routes[name] = _route(where, kind, raw)
             else:
                 _check_keys(where, raw, _PYTHON_KEYS | _COMMON_KEYS, required=("entry_point",))
-                plugins.load(name, raw["entry_point"], raw.get("check"))
+                plugins.load(
+                    name,
+                    raw["entry_point"],
+                    raw.get("check"),
+                    timeout_s=raw.get("timeout_s", DEFAULT_TIMEOUT_S),
+                )
         except ConfigError as exc:
             raise _placed(where, exc) from exc
     by_action: dict[str, ActionAdapter] = {}
