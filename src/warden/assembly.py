@@ -33,7 +33,7 @@ from warden.ingest.pipeline import Pipeline
 from warden.ingest.probes import HttpProbe, Probe
 from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
-from warden.ports import ActionAdapter, Clock, EventStore, SystemClock
+from warden.ports import ActionAdapter, Clock, EventStore, Leases, SystemClock
 from warden.runtime import Runtime, RuntimeSettings
 from warden.runtime.probing import ProbeLoop
 from warden.store.location import open_event_store, open_leases, remember
@@ -202,6 +202,8 @@ def build(
     probes: Mapping[str, Probe] | None = None,
     agents: Sequence[Agent] | None = None,
     action_workers: int | None = None,
+    store: EventStore | None = None,
+    leases: Leases | None = None,
 ) -> Warden:
     """Wire every plane from ``config``.
 
@@ -209,6 +211,8 @@ def build(
     for simulations and tests that drive targets Warden cannot run itself; such a run
     acts in the loop's own thread (deterministic order on a manual clock) unless
     ``action_workers`` says otherwise. A live run acts on ``ACTION_WORKERS`` threads.
+    ``store`` and ``leases`` replace the configured ones (the in-memory pair, for a
+    simulation whose log is thrown away).
     """
     clock = clock or SystemClock()
     state = private_dir(config.state_dir)
@@ -233,8 +237,10 @@ def build(
     sources = _sources(config)
     # Commands given --state-dir find a shared log through the pointer this leaves.
     remember(state, config.store_dsn, config.store_schema)
-    store = open_event_store(state, dsn=config.store_dsn, schema=config.store_schema)
-    leases = open_leases(state, dsn=config.store_dsn, schema=config.store_schema)
+    if store is None:
+        store = open_event_store(state, dsn=config.store_dsn, schema=config.store_schema)
+    if leases is None:
+        leases = open_leases(state, dsn=config.store_dsn, schema=config.store_schema)
     topology = config.topology
     executor = Executor(store, catalog, runners, clock)
     if probes is None:

@@ -23,7 +23,7 @@ from warden.governance.approvals import tally
 from warden.governance.context import Situation
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable, Hashable, Iterable
 
     from warden.domain.catalog import Catalog
     from warden.domain.incident import Incident
@@ -60,6 +60,7 @@ class Interpreter:
         state: Callable[[], Folded],
         world: Callable[[], World],
         probe: Callable[[str], None],
+        open_ids: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.store = store
         self.gate = gate
@@ -75,6 +76,8 @@ class Interpreter:
         self._state = state
         self._world = world
         self._probe = probe
+        # The ids of the incidents not in a terminal state (all of them when not given).
+        self._open_ids = open_ids
         self._lease_wait: dict[str, float] = {}
         self._renewed: dict[str, float] = {}  # when each incident's leases were last taken
         self._last_verification_probe: dict[str, float] = {}
@@ -108,7 +111,9 @@ class Interpreter:
         ignored: dict[str, tuple[str, ...]] = {}
         approved = set()
         agents = frozenset(a.name for a in self.planner.agents)
-        for incident in state.incidents.values():
+        incidents = state.incidents
+        ids = incidents if self._open_ids is None else self._open_ids()
+        for incident in [incidents[i] for i in ids]:
             if incident.state.value != "awaiting_approval":
                 continue
             pending = incident.decision_for(incident.step_hashes[incident.next_step])

@@ -101,6 +101,10 @@ class Runtime:
         # Start-up folds from the newest snapshot; listeners see only the events after it.
         self._snapshots = FoldSnapshots(store, self._state, snapshot_every)
         self._state = self._snapshots.resume()
+        # The incidents not in a terminal state: a round moves only these (the log keeps
+        # every incident ever opened; sorting all of them every round grows with history).
+        self._open_ids = {i for i, found in self._state.incidents.items() if not found.state.terminal}
+        self._depends_on: tuple[Topology, dict[str, tuple[str, ...]]] | None = None
         self._listeners: list[EventListener] = []
         self.planner = Planner(self.agents)
         self.workers = ActionWorkers(executor, settings.action_workers)
@@ -118,6 +122,7 @@ class Runtime:
             topology=self.topology,
             state=lambda: self._state,
             world=self.world,
+            open_ids=lambda: self._open_ids,
             probe=self._probe_for_verification,
         )
         self._last_probe_ok: dict[str, bool] = {}
@@ -150,13 +155,25 @@ class Runtime:
         """The kill switches, autonomy levels and policy version in force."""
         return self._state.controls
 
+    def open_incidents(self) -> list[Incident]:
+        """The incidents not in a terminal state, by id."""
+        incidents = self._state.incidents
+        return [incidents[i] for i in sorted(self._open_ids)]
+
+    def _depends(self) -> dict[str, tuple[str, ...]]:
+        """Each service's dependencies, built once per topology."""
+        cached = self._depends_on
+        if cached is None or cached[0] is not self.topology:
+            depends = {n.name: n.depends_on for n in self.topology.services.values()}
+            cached = self._depends_on = (self.topology, depends)
+        return dict(cached[1])
+
     def world(self) -> World:
         """What agents see now."""
-        depends = {n.name: n.depends_on for n in self.topology.services.values()}
         return World(
             now=self.clock.now(),
             health=dict(self._state.health),
-            depends_on=depends,
+            depends_on=self._depends(),
             signals=dict(self._state.signals),
             limits=self._limits,
             isolated=dict(self._state.isolated),
@@ -271,6 +288,10 @@ class Runtime:
             key = event.stream.removeprefix("incident-")
             folded = incident.apply(state.incidents.get(key), event)
             state.incidents[key] = folded
+            if folded.state.terminal:
+                self._open_ids.discard(key)
+            else:
+                self._open_ids.add(key)
             for release in lc.closing_commands(folded):
                 assert isinstance(release, lc.ReleaseLeases)
                 self.interpreter.release(release)
@@ -305,7 +326,7 @@ class Runtime:
                 self._open(detection, agent.name)
         added += len(self.tail())
         view = self.interpreter.view()
-        for incident_id in sorted(self._state.incidents):
+        for incident_id in sorted(self._open_ids):
             current = self._state.incidents[incident_id]
             if not current.state.terminal:
                 # Another worker may move this incident first; the tail then shows how.

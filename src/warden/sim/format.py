@@ -8,6 +8,7 @@ The JSON Schema printed by ``warden simulate --schema`` is generated from these 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -317,9 +318,16 @@ class Scenario(_Strict):
         """Every service name, in declaration order."""
         return [s.name for s in self.topology.services]
 
+    @functools.cached_property
+    def _resources(self) -> dict[str, Resource]:
+        found: dict[str, Resource] = {}
+        for r in self.topology.resources:
+            found.setdefault(r.id, r)  # the first of a repeated id, as a scan finds it
+        return found
+
     def resource(self, resource_id: str) -> Resource | None:
         """The resource with this id, if declared."""
-        return next((r for r in self.topology.resources if r.id == resource_id), None)
+        return self._resources.get(resource_id)
 
     def owner_of(self, target: str) -> str:
         """The service a target is or belongs to."""
