@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from warden.domain import events as ev
     from warden.domain.incident import Incident
     from warden.ingest.probes import ProbeResult
-    from warden.ports import ActionAdapter, EventStore
+    from warden.ports import ActionAdapter, EventStore, Leases
     from warden.sim.format import Scenario
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -182,6 +182,9 @@ def open_runtime(
     clock: SimClock,
     adapter: ActionAdapter,
     probes: Mapping[str, Any] | None = None,
+    *,
+    store: EventStore | None = None,
+    leases: Leases | None = None,
 ) -> SimRuntime:
     """The real Warden core for one run.
 

@@ -45,6 +45,7 @@ class FaultState:
     clearings: list[float] = field(default_factory=list)
     relapses: int = 0
     healed_by: list[str] = field(default_factory=list)
+    fixed_by: str = ""  # "warden" (an action's response) or who else fixed it
     effects: tuple[tuple[str, str, int | None, float | None, float | None], ...] = ()
 
 
@@ -166,6 +167,21 @@ class SimWorld:
         if self.on_change is not None:
             self.on_change(state)
 
+    def repair(self, fault_id: str, by: str) -> bool:
+        """Someone other than Warden fixes a fault for good; False if it was fixed already."""
+        state = self.faults[fault_id]
+        if state.fixed:
+            return False
+        if state.active:
+            self._clear(state)
+        state.fixed = True
+        state.fixed_by = by
+        return True
+
+    def reaching(self, service: str) -> bool:
+        """Whether an active fault affects the probe of ``service``."""
+        return any(s.active for s in self._reaching.get(service, ()))
+
     def force_probe(self, signal: ProbeSignal, until: float | None) -> None:
         """A scripted probe answer that holds until ``until`` (or the end)."""
         self.forced[signal.service] = (signal, until)
@@ -265,6 +281,7 @@ class SimWorld:
                 for state in touched:
                     if state.active:
                         self._clear(state)
+                    state.fixed_by = state.fixed_by or "warden"
                     state.fixed = True
             elif effect == "heals_for":
                 assert response.heals_s is not None
