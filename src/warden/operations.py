@@ -64,7 +64,12 @@ def approve(
     """
     registry = users(store)
     user = identity.authenticate(registry, identity.Credential(key=key), decision)
-    found = load_incidents(store)
+    # Only the streams the prefix names are folded, not every incident in the log.
+    found = incident_fold.fold_all(
+        e
+        for name in store.streams(incident_stream(incident_prefix))
+        for e in store.read_stream(name)
+    )
     matches = [i for i in found.values() if i.id.startswith(incident_prefix)]
     if len(matches) != 1:
         raise ValidationError(

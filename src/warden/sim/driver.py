@@ -189,10 +189,13 @@ def open_runtime(
     """The real Warden core for one run.
 
     Probes are given to the runtime empty: the simulator probes on simulated time itself
-    and records the answers, so no probe depends on the wall clock.
+    and records the answers, so no probe depends on the wall clock. ``store`` and
+    ``leases`` replace the temporary SQLite pair (the fleet runs on the in-memory ones).
     """
     config = config_for(scenario, autonomy, state_dir)
-    warden = build(config, clock, adapter=adapter, probes=dict(probes or {}))
+    warden = build(
+        config, clock, adapter=adapter, probes=dict(probes or {}), store=store, leases=leases
+    )
     runtime = warden.runtime
     # The audit log catches up once, when the run closes, instead of after every tick.
     runtime.after_tick = None

@@ -35,13 +35,13 @@ from warden.sim.lab import summarize
 from warden.sim.safety import safety_violations
 from warden.sim.scoring import Score, score
 from warden.sim.trace import Escalation, FaultOutcome, Move, Trace
-from warden.sim.world import FaultState, SimAdapter, SimWorld
+from warden.sim.world import FaultState, SimAdapter, SimWorld, answers
 from warden.store.memory import MemoryEventStore, MemoryLeases
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
-    from warden.sim.format import Scenario, Signal
+    from warden.sim.format import Response, Scenario, Signal
 
 APPROVER = "sim-approver"
 ON_CALL = "on-call"
@@ -64,6 +64,25 @@ class FleetSettings:
     probe_interval_s: float = 5.0
 
 
+class _FleetWorld(SimWorld):
+    """The world of one shard: an action meets the response model of the fault on its target now.
+
+    A shard holds every instance's responses; a restart today must not answer with the
+    response written for last week's crash of the same service.
+    """
+
+    shard: _Shard
+
+    def _matching(self, action: str, target: str, params: dict[str, Any]) -> Response | None:
+        instance = self.shard.instance_at(self.scenario.owner_of(target), self.now())
+        if instance is None:
+            return None
+        for response in instance.scenario.responses:
+            if answers(response, action, target, params):
+                return response
+        return None
+
+
 class _Shard:
     """One domain: its simulated services and the Warden that runs them."""
 
@@ -75,7 +94,8 @@ class _Shard:
         self.domain = domain
         self.scenario = scenario
         self.instances = instances
-        self.world = SimWorld(scenario, run.now, run.schedule, on_change=self._changed)
+        self.world = _FleetWorld(scenario, run.now, run.schedule, on_change=self._changed)
+        self.world.shard = self
         self.runtime: SimRuntime = open_runtime(
             scenario,
             run.settings.autonomy,
@@ -100,6 +120,8 @@ class _Shard:
         self.alerts: dict[str, list[Signal]] = defaultdict(list)  # fault id -> its alerts
         self.firing: dict[int, float] = {}  # id(signal) -> when it started firing
         self.paged: dict[str, float] = {}  # instance name -> Warden's first page
+        # Services whose fault a person took over: their repeats are not fed until fixed.
+        self.silenced: set[str] = set()
         self.stray_pages = 0  # escalations on a service with no fault in its window
         self.awaiting: dict[str, float] = {}
         self.poked = False
@@ -207,7 +229,8 @@ class _Shard:
                 feed.send_signal(self.runtime, signal, self.run.clock.now(), active)
                 self.poke()
             done = state is not None and state.fixed and not state.active
-            if signal.every_s is None or done:
+            owner = self.instance_of.get(signal.fault or "")
+            if signal.every_s is None or done or (owner is not None and owner.name in self.paged):
                 return  # a fixed fault's series ends with one recovered sample
             yield self.env.timeout(signal.every_s)
             if signal.until is not None and self.env.now > signal.until:
@@ -259,6 +282,9 @@ class _Shard:
             now = float(self.env.now)
             beats = math.floor((now - phase) / interval) + 1
             yield self.env.timeout(phase + beats * interval - now)
+            if service in self.silenced:
+                self.probing.discard(service)
+                return
             result = self.world.probe(service)
             before = self.runtime.store.head()
             self.runtime.record_probe(service, result)
@@ -299,6 +325,7 @@ class _Shard:
         if instance.name in self.paged:
             return
         self.paged[instance.name] = now
+        self.silenced |= instance.services()
         expect = instance.scenario.expect
         text = f"{event.data.get('reason', '')} {event.subject}".lower()
         carried = expect.decision == "escalate" and all(
@@ -317,6 +344,9 @@ class _Shard:
     def _by_hand(self, instance: Instance) -> None:
         """The person on call fixes what is still broken in an instance (and any harm done)."""
         services = instance.services()
+        self.silenced -= services
+        for service in services:
+            self._watch(service)
         for fault in instance.scenario.faults:
             if fault.root_cause:
                 self.world.repair(fault.id, ON_CALL)

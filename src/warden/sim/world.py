@@ -67,6 +67,14 @@ def _effect_tuple(e: Effect) -> tuple[str, str, int | None, float | None, float 
     return (e.service, e.probe, e.code, e.latency_ms, e.period_s)
 
 
+def answers(response: Response, action: str, target: str, params: dict[str, Any]) -> bool:
+    """Whether ``response`` is the response model's answer to this action."""
+    if response.action != action or not fnmatch.fnmatchcase(target, response.target):
+        return False
+    wanted = response.params or {}
+    return all(str(params.get(k)) == str(v) for k, v in wanted.items())
+
+
 class SimWorld:
     """Fault state of every target, advanced by the scenario's schedule and by actions."""
 
@@ -254,8 +262,7 @@ class SimWorld:
             (n, r) for n, r in self._globs.get(action, ()) if fnmatch.fnmatchcase(target, r.target)
         ]
         for _, response in sorted(candidates, key=lambda c: c[0]):
-            wanted = response.params or {}
-            if all(str(params.get(k)) == str(v) for k, v in wanted.items()):
+            if answers(response, action, target, params):
                 return response
         return None
 
