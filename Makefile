@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/loop.py
+	$(BIN)/python bench/fleet.py
 
 # The full reliability campaign (about an hour on two cores): kills, fuzzing, overload,
 # slow clients, a full and a read-only disk, tampering. `make test` runs its short form.

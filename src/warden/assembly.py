@@ -204,6 +204,7 @@ def build(
     action_workers: int | None = None,
     store: EventStore | None = None,
     leases: Leases | None = None,
+    registry: SchemaRegistry | None = None,
 ) -> Warden:
     """Wire every plane from ``config``.
 
@@ -212,7 +213,7 @@ def build(
     acts in the loop's own thread (deterministic order on a manual clock) unless
     ``action_workers`` says otherwise. A live run acts on ``ACTION_WORKERS`` threads.
     ``store`` and ``leases`` replace the configured ones (the in-memory pair, for a
-    simulation whose log is thrown away).
+    simulation whose log is thrown away); ``registry`` is a schema registry already built.
     """
     clock = clock or SystemClock()
     state = private_dir(config.state_dir)
@@ -284,7 +285,9 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(store, SchemaRegistry(), clock, redact_fields=config.redact_fields),
+        ingest=IngestGate(
+            store, registry or SchemaRegistry(), clock, redact_fields=config.redact_fields
+        ),
         agents=chosen,
         gate=DecisionGate(
             policies.current,

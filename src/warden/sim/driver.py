@@ -194,7 +194,13 @@ def open_runtime(
     """
     config = config_for(scenario, autonomy, state_dir)
     warden = build(
-        config, clock, adapter=adapter, probes=dict(probes or {}), store=store, leases=leases
+        config,
+        clock,
+        adapter=adapter,
+        probes=dict(probes or {}),
+        store=store,
+        leases=leases,
+        registry=_registry(),
     )
     runtime = warden.runtime
     # The audit log catches up once, when the run closes, instead of after every tick.

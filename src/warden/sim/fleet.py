@@ -28,7 +28,7 @@ import simpy
 from warden.domain import events as ev
 from warden.domain.incident import State
 from warden.sim import feed
-from warden.sim.baseline import OnCall, respond
+from warden.sim.baseline import OnCall, OnCallRota, respond
 from warden.sim.driver import START, SimClock, SimRuntime, open_runtime, state_directory
 from warden.sim.fleetgen import Fleet, Instance, generate
 from warden.sim.lab import summarize
@@ -58,7 +58,7 @@ class FleetSettings:
     seed: int = 0
     autonomy: str = "autonomous"
     approval_delay_s: float = 120.0
-    on_call: OnCall = field(default_factory=OnCall)
+    on_call: OnCall | OnCallRota = field(default_factory=OnCall)
     tick_s: float = 1.0
     heartbeat_s: float = 5.0
     probe_interval_s: float = 5.0

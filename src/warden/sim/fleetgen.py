@@ -157,9 +157,11 @@ def _roles(count: int, platform: bool) -> list[tuple[str, str, str]]:
     roles = fixed[:count]
     cycle = (("api", "api"), ("worker", "worker"), ("api", "api"), ("etl", "etl"))
     n = 0
+    numbered: dict[str, int] = {}
     while len(roles) < count:
         suffix, role = cycle[n % len(cycle)]
-        roles.append((f"{suffix}-{n // len(cycle) + 1}", "stateless", role))
+        numbered[suffix] = numbered.get(suffix, 0) + 1
+        roles.append((f"{suffix}-{numbered[suffix]}", "stateless", role))
         n += 1
     if count >= 12:
         roles[-1] = ("loadgen", "load_generator", "loadgen")
@@ -786,7 +788,7 @@ def _instance(
         fault_class=body["fault_class"],
         tags=[domain],
         source="warden simulate --fleet",
-        duration_s=WINDOW_S,
+        duration_s=round(body["faults"][0]["at"] + WINDOW_S, 1),  # times are the fleet's
         settings=Settings(),
         topology=Topology.model_construct(
             services=services, resources=[r for x in sorted(names) for r in owned.get(x, ())]
