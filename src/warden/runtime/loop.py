@@ -321,8 +321,11 @@ class Runtime:
         self._reload_policies()
         self.detect_drift()
         added += len(self.tail())
+        # One view of the world for every detector: nothing they open is folded until the
+        # tail below, so each would be shown the very same state.
+        world = self.world()
         for agent in self.agents:
-            for detection in agent.detect(self.world()):
+            for detection in agent.detect(world):
                 self._open(detection, agent.name)
         added += len(self.tail())
         view = self.interpreter.view()

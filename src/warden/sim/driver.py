@@ -48,10 +48,14 @@ class SimClock:
     def __init__(self, start: datetime, elapsed: Any) -> None:
         self.start = start
         self._elapsed = elapsed  # a callable giving simulated seconds since the start
+        self._last: tuple[float, datetime] = (0.0, start)
 
     def now(self) -> datetime:
-        """The simulated moment."""
-        return self.start + timedelta(seconds=float(self._elapsed()))
+        """The simulated moment (simulated time stands still while the core works)."""
+        seconds = float(self._elapsed())
+        if seconds != self._last[0]:
+            self._last = (seconds, self.start + timedelta(seconds=seconds))
+        return self._last[1]
 
 
 def state_directory() -> tempfile.TemporaryDirectory[str]:

@@ -81,7 +81,8 @@ def fleet_lines(report: dict[str, Any]) -> list[str]:
         f"safety violations: {len(report['safety_violations'])}",
         f"pages on a service with no fault: {report['summary'][level]['pages_without_fault']}",
         f"events: {report['events']:,}, ticks: {report['ticks']:,},"
-        f" wall {report['wall_s']:.1f} s ({report['events_per_s']:,.0f} events/s)",
+        f" wall {report['wall_s']:.1f} s, CPU {report.get('cpu_s', 0.0):.1f} s"
+        f" ({report['events_per_s']:,.0f} events/s)",
         f"digest: {report['digest']}",
     ]
 

@@ -37,7 +37,7 @@ DOMAINS = (
     "media", "recommendations", "fraud", "loyalty", "support", "notifications", "reporting",
     "ledger", "storefront", "returns", "tax", "warehouse", "partners", "mobile",
 )  # fmt: skip
-PER_DOMAIN = 20  # services per domain, about
+PER_DOMAIN = 10  # services per domain, about: one Warden runs one domain (a cell)
 WINDOW_S = 7200.0  # a fault instance keeps its services to itself this long
 WARMUP_S = 600.0  # no fault before this: the fleet's first probes settle
 
