@@ -22,7 +22,6 @@ from warden.domain.ids import incident_stream
 from warden.domain.incident import State
 from warden.governance import identity
 from warden.governance.approvals import ApprovalSettings, tally
-from warden.runtime import load_incidents
 
 if TYPE_CHECKING:
     from collections.abc import Callable

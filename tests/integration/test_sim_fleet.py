@@ -45,8 +45,9 @@ def test_a_small_fleet_accounts_for_every_fault_and_repeats_itself() -> None:
     assert report["events"] > 0 and report["ticks"] > 0
     again = run_fleet(SMALL)
     assert again["digest"] == report["digest"]
-    assert run_fleet(FleetSettings(services=20, days=1.0, faults=30, seed=12))["digest"] != (
-        report["digest"]
+    assert (
+        run_fleet(FleetSettings(services=20, days=1.0, faults=30, seed=12))["digest"]
+        != (report["digest"])
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import pytest
@@ -59,7 +60,7 @@ def test_faults_never_overlap_on_a_service_and_stay_in_their_domain() -> None:
             windows[service].append((instance.start, instance.start + WINDOW_S))
     for spans in windows.values():
         spans.sort()
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 def test_every_fault_class_of_the_templates_is_drawn() -> None:

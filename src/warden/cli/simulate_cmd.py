@@ -18,10 +18,10 @@ from rich.progress import Progress
 
 from warden.sim.baseline import OnCallRota
 from warden.sim.fleet import FleetSettings, run_fleet
+from warden.sim.fleet_report import fleet_lines, fleet_table, render_fleet_html
 from warden.sim.format import SCHEMA_FILE, rota_json_schema
 from warden.sim.lab import LEVELS, LabSettings, failed, run_lab
 from warden.sim.loader import ScenarioError, find, load, load_rota
-from warden.sim.fleet_report import fleet_lines, fleet_table, render_fleet_html
 from warden.sim.report import render_html, score_table
 
 
@@ -158,7 +158,8 @@ def _fleet(
     level = "autonomous" if autonomy == ",".join(LEVELS) else autonomy.strip()
     if level not in LEVELS:
         raise _fail(
-            console, f"--autonomy {autonomy!r}: a fleet runs at one level, one of {', '.join(LEVELS)}"
+            console,
+            f"--autonomy {autonomy!r}: a fleet runs at one level, one of {', '.join(LEVELS)}",
         )
     if approval_delay < 0:
         raise _fail(console, "--approval-delay must be positive")

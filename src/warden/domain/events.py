@@ -7,7 +7,6 @@ proposed, what the control plane decided, what the executor intended and observe
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any

@@ -103,7 +103,9 @@ class Runtime:
         self._state = self._snapshots.resume()
         # The incidents not in a terminal state: a round moves only these (the log keeps
         # every incident ever opened; sorting all of them every round grows with history).
-        self._open_ids = {i for i, found in self._state.incidents.items() if not found.state.terminal}
+        self._open_ids = {
+            i for i, found in self._state.incidents.items() if not found.state.terminal
+        }
         self._depends_on: tuple[Topology, dict[str, tuple[str, ...]]] | None = None
         self._listeners: list[EventListener] = []
         self.planner = Planner(self.agents)

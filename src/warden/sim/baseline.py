@@ -51,12 +51,11 @@ class OnCall:
     right_first: float = 0.8
     evidence_factor: float = 0.5
 
-
     def changed(self, times: OnCallTimes | None) -> OnCall:
         """These response times with the ones ``times`` sets."""
         if times is None:
             return self
-        given = {
+        given: dict[str, Any] = {
             name: Phase(part.median_s, part.spread)
             for name in ("alert_delay", "acknowledge", "diagnose", "act")
             if (part := getattr(times, name)) is not None

@@ -393,7 +393,9 @@ class _Shard:
             elif event.type == ev.APPROVAL_REQUESTED:
                 step = event.data["proposal"]["step"]
                 proposed[found.name].append(
-                    Move(at, str(step["action"]), str(step["target"]), dict(step.get("params") or {}))
+                    Move(
+                        at, str(step["action"]), str(step["target"]), dict(step.get("params") or {})
+                    )
                 )
             elif event.type == ev.APPROVAL_GRANTED:
                 granted[found.name] += 1
@@ -415,15 +417,15 @@ class _Shard:
                 incidents=len(opened[name]),
                 first_incident_at=min(opened[name], default=None),
                 faults=tuple(self._outcome(f.id) for f in instance.scenario.faults),
-                harmed=tuple(
-                    h
-                    for h in self.world.harmed()
-                    if self.instance_at(self.scenario.owner_of(self.world.faults[h].fault.target),
-                                        self.world.faults[h].activations[0]) is instance
-                ),  # fmt: skip
+                harmed=tuple(h for h in self.world.harmed() if self._harmed_in(h) is instance),
             )
             rows.append(self._row(instance, score(instance.scenario, trace)))
         return rows, unsafe, len(events)
+
+    def _harmed_in(self, harm: str) -> Instance | None:
+        """The instance a harmful action hit: the one on its target when it happened."""
+        state = self.world.faults[harm]
+        return self.instance_at(self.scenario.owner_of(state.fault.target), state.activations[0])
 
     def _outcome(self, fault_id: str) -> FaultOutcome:
         """A fault's life as Warden's score sees it: fixed only when Warden fixed it."""
@@ -566,7 +568,9 @@ class FleetRun:
             "approval_delay_s": self.settings.approval_delay_s,
             "max_duration_s": None,
             "fleet": {**self.fleet.counts(), "days": self.fleet.days},
-            "faults_injected": sum(len(s.world.faults) - len(s.world.harmed()) for s in self.shards),
+            "faults_injected": sum(
+                len(s.world.faults) - len(s.world.harmed()) for s in self.shards
+            ),
             "outcomes": {o: outcomes.get(o, 0) for o in OUTCOMES},
             "decisions": dict(sorted(decisions.items())),
             "by_class": by_class(rows, level),

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from warden.sim.fleet_faults import DATASTORE, ROLES, TEMPLATES, Spot
 from warden.sim.format import (
     BaselineHints,
     Expect,
@@ -28,15 +29,38 @@ from warden.sim.format import (
     Topology,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 DOMAINS = (
-    "platform", "payments", "orders", "catalog", "search", "identity", "billing", "shipping",
-    "inventory", "messaging", "analytics", "ads", "reviews", "pricing", "checkout", "accounts",
-    "media", "recommendations", "fraud", "loyalty", "support", "notifications", "reporting",
-    "ledger", "storefront", "returns", "tax", "warehouse", "partners", "mobile",
-)  # fmt: skip
+    "platform",
+    "payments",
+    "orders",
+    "catalog",
+    "search",
+    "identity",
+    "billing",
+    "shipping",
+    "inventory",
+    "messaging",
+    "analytics",
+    "ads",
+    "reviews",
+    "pricing",
+    "checkout",
+    "accounts",
+    "media",
+    "recommendations",
+    "fraud",
+    "loyalty",
+    "support",
+    "notifications",
+    "reporting",
+    "ledger",
+    "storefront",
+    "returns",
+    "tax",
+    "warehouse",
+    "partners",
+    "mobile",
+)
 PER_DOMAIN = 10  # services per domain, about: one Warden runs one domain (a cell)
 WINDOW_S = 7200.0  # a fault instance keeps its services to itself this long
 WARMUP_S = 600.0  # no fault before this: the fleet's first probes settle
@@ -127,10 +151,7 @@ class Fleet:
             "domains": len(self.domains()),
             "dependencies": sum(len(s.depends_on) for s in self.services),
             "cross_domain_dependencies": sum(
-                1
-                for s in self.services
-                for d in s.depends_on
-                if domain_of.get(d) != s.domain
+                1 for s in self.services for d in s.depends_on if domain_of.get(d) != s.domain
             ),
             "resources": len(self.resources),
             "revisions": sum(len(r.history) for r in self.resources),
@@ -151,7 +172,11 @@ def _text(v: tuple[int, int, int]) -> str:
 
 def _roles(count: int, platform: bool) -> list[tuple[str, str, str]]:
     """(suffix, kind, role) for ``count`` services of one domain."""
-    fixed = [("gateway", "proxy", "gateway"), ("db", "datastore", "db"), ("queue", "queue", "queue")]
+    fixed = [
+        ("gateway", "proxy", "gateway"),
+        ("db", "datastore", "db"),
+        ("queue", "queue", "queue"),
+    ]
     if platform:
         fixed += [("flags", "flag_server", "flags"), ("config", "config_server", "config")]
     roles = fixed[:count]
@@ -270,10 +295,14 @@ def _resources(
         )
         found.append(
             Resource.model_validate(
-                {"id": f"credential/{name}-db", "kind": "credential", "owner": name,
-                 "fields": {"expires": "2026-12-31"}}
+                {
+                    "id": f"credential/{name}-db",
+                    "kind": "credential",
+                    "owner": name,
+                    "fields": {"expires": "2026-12-31"},
+                }
             )
-        )  # fmt: skip
+        )
     if role == "api":
         found.append(
             Resource.model_validate(
@@ -289,379 +318,47 @@ def _resources(
     if role == "db":
         found.append(
             Resource.model_validate(
-                {"id": f"quota/{name}-connections", "kind": "quota", "owner": name,
-                 "fields": {"limit": 500}}
+                {
+                    "id": f"quota/{name}-connections",
+                    "kind": "quota",
+                    "owner": name,
+                    "fields": {"limit": 500},
+                }
             )
-        )  # fmt: skip
+        )
     if role == "gateway":
         found.append(
             Resource.model_validate(
-                {"id": f"route/{name}", "kind": "route", "owner": name,
-                 "fields": {"backend": f"{domain}-api-1"}}
+                {
+                    "id": f"route/{name}",
+                    "kind": "route",
+                    "owner": name,
+                    "fields": {"backend": f"{domain}-api-1"},
+                }
             )
-        )  # fmt: skip
+        )
         found.append(
             Resource.model_validate(
-                {"id": f"network_rule/{domain}-ingress", "kind": "network_rule", "owner": name,
-                 "fields": {"allow": "10.0.0.0/8"}}
+                {
+                    "id": f"network_rule/{domain}-ingress",
+                    "kind": "network_rule",
+                    "owner": name,
+                    "fields": {"allow": "10.0.0.0/8"},
+                }
             )
-        )  # fmt: skip
+        )
     if role == "etl":
         found.append(
             Resource.model_validate(
-                {"id": f"scheduled_job/{name}-nightly", "kind": "scheduled_job", "owner": name,
-                 "fields": {"schedule": "0 2 * * *"}}
+                {
+                    "id": f"scheduled_job/{name}-nightly",
+                    "kind": "scheduled_job",
+                    "owner": name,
+                    "fields": {"schedule": "0 2 * * *"},
+                }
             )
-        )  # fmt: skip
+        )
     return found
-
-
-# -- fault templates -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Spot:
-    """Where an instance lands: its service and the neighbours a template may need."""
-
-    service: Service
-    callers: tuple[str, ...]  # same-domain services that depend on it
-    version: str  # the deployment's current image
-    previous: str  # the last good one before it
-    n: int  # the instance number
-    at: float  # its first fault
-
-
-def _alert(at: float, fault: str, name: str, service: str, summary: str, severity: str = "page"):  # type: ignore[no-untyped-def]
-    return {
-        "at": at,
-        "fault": fault,
-        "alert": {
-            "labels": {"alertname": name, "service": service, "severity": severity},
-            "annotations": {"summary": summary},
-        },
-    }
-
-
-def _crash(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"crash-{s.n}"
-    return {
-        "fault_class": "process_crash",
-        "faults": [{"id": fid, "at": s.at, "kind": "crash", "target": svc}],
-        "responses": [
-            {"action": "restart_service", "target": svc, "effect": "fixes", "faults": [fid]},
-            {"action": "start_service", "target": svc, "effect": "fixes", "faults": [fid]},
-        ],
-        "expect": {
-            "decision": "act",
-            "actions": [{"action": "restart_service", "target": svc}],
-            "alternatives": [[{"action": "start_service", "target": svc}]],
-            "forbidden": ["stop_service", "rollback_deploy", *[f"*:{c}" for c in s.callers]],
-            "within_s": 600,
-        },
-    }
-
-
-def _hang(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"hang-{s.n}"
-    return {
-        "fault_class": "hang",
-        "faults": [{"id": fid, "at": s.at, "kind": "hang", "target": svc}],
-        "signals": [_alert(s.at + 120, fid, "ProbeTimeout", svc, f"{svc} stopped answering")],
-        "responses": [
-            {"action": "restart_service", "target": svc, "effect": "fixes", "faults": [fid]}
-        ],
-        "expect": {
-            "decision": "act",
-            "actions": [{"action": "restart_service", "target": svc}],
-            "forbidden": ["stop_service", *[f"*:{c}" for c in s.callers]],
-            "within_s": 600,
-        },
-    }
-
-
-def _latency(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"slow-{s.n}"
-    return {
-        "fault_class": "latency",
-        "faults": [{"id": fid, "at": s.at, "kind": "slow", "target": svc, "latency_ms": 2500}],
-        "signals": [
-            {"at": s.at, "every_s": 30, "until": s.at + 1800, "fault": fid,
-             "metric": {"service": svc, "name": "latency_p99_ms", "value": 2500,
-                        "recovered": 120, "unit": "ms"}}
-        ],  # fmt: skip
-        "responses": [
-            {"action": "restart_service", "target": svc, "effect": "fixes", "faults": [fid]}
-        ],
-        "expect": {
-            "decision": "act",
-            "actions": [{"action": "restart_service", "target": svc}],
-            "forbidden": ["stop_service", *[f"*:{c}" for c in s.callers]],
-            "within_s": 900,
-        },
-        "baseline": {"difficulty": 1.2},
-    }
-
-
-def _bad_deploy(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"release-{s.n}"
-    bad = f"{s.version}-r{s.n}"
-    return {
-        "fault_class": "bad_deploy",
-        "faults": [
-            {"id": fid, "at": s.at, "kind": "change", "target": f"deployment/{svc}",
-             "field": "image", "from": s.version, "to": bad, "by": "ci",
-             "effects": [{"service": svc, "probe": "http", "code": 500}]}
-        ],  # fmt: skip
-        "signals": [
-            {"at": s.at + 10, "every_s": 15, "until": s.at + 1800, "fault": fid,
-             "metric": {"service": svc, "name": "error_rate", "value": 0.25,
-                        "recovered": 0.005}},
-            _alert(s.at + 120, fid, "HighErrorRate", svc, f"{svc} 5xx ratio 25% over 5m"),
-        ],  # fmt: skip
-        "responses": [
-            {"action": "rollback_deploy", "target": svc, "params": {"version": s.version},
-             "effect": "fixes", "faults": [fid]},
-            {"action": "restart_service", "target": svc, "effect": "no_effect"},
-        ],  # fmt: skip
-        "expect": {
-            "decision": "act",
-            "actions": [
-                {"action": "rollback_deploy", "target": svc, "params": {"version": s.version}}
-            ],
-            "forbidden": ["stop_service", *[f"*:{c}" for c in s.callers]],
-            "within_s": 600,
-        },
-        "baseline": {"difficulty": 0.6, "action_s": 300},
-    }
-
-
-def _exit_loop(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"exits-{s.n}"
-    bad = f"{s.version}-r{s.n}"
-    return {
-        "fault_class": "crash_loop_release",
-        "faults": [
-            {"id": fid, "at": s.at, "kind": "exit_loop", "target": svc,
-             "rearm": {"after_restart_s": 10}}
-        ],  # fmt: skip
-        "signals": [
-            {"at": s.at, "fault": fid,
-             "change": {"service": svc, "version": bad, "previous_version": s.version,
-                        "by": "ci"}},
-            {"at": s.at + 2, "every_s": 30, "until": s.at + 1800, "fault": fid,
-             "log": {"service": svc, "line": "KeyError: 'UPSTREAM_TOKEN'; exiting with status 1"}},
-        ],  # fmt: skip
-        "responses": [
-            {"action": "rollback_deploy", "target": svc, "params": {"version": s.version},
-             "effect": "fixes", "faults": [fid]}
-        ],  # fmt: skip
-        "expect": {
-            "decision": "act",
-            "actions": [
-                {"action": "rollback_deploy", "target": svc, "params": {"version": s.version}}
-            ],
-            "forbidden": ["stop_service"],
-            "within_s": 600,
-        },
-    }
-
-
-def _bad_config(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"config-{s.n}"
-    return {
-        "fault_class": "crash_loop_config",
-        "faults": [
-            {"id": fid, "at": s.at, "kind": "change", "target": f"config/{svc}",
-             "field": "db_pool_size", "from": 20, "to": 0, "by": "bob",
-             "effects": [{"service": svc, "probe": "refused"}],
-             "rearm": {"after_restart_s": 15}}
-        ],  # fmt: skip
-        "signals": [
-            {"at": s.at + 2, "every_s": 30, "until": s.at + 1800, "fault": fid,
-             "log": {"service": svc, "line": "FATAL config: db_pool_size must be positive"}},
-            _alert(s.at + 90, fid, "KubePodCrashLooping", svc, f"{svc} restarts 4 times / 5m"),
-        ],  # fmt: skip
-        "responses": [
-            {"action": "restore_config", "target": f"config/{svc}", "effect": "fixes",
-             "faults": [fid]}
-        ],  # fmt: skip
-        "expect": {
-            "decision": "act",
-            "actions": [{"action": "restore_config", "target": f"config/{svc}"}],
-            "forbidden": ["stop_service", *[f"*:{c}" for c in s.callers]],
-            "within_s": 600,
-        },
-        "baseline": {"difficulty": 0.8},
-    }
-
-
-def _flag(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"flag-{s.n}"
-    flag = f"feature_flag/{svc}-new-path"
-    return {
-        "fault_class": "config_change",
-        "faults": [
-            {"id": fid, "at": s.at, "kind": "change", "target": flag, "field": "enabled",
-             "from": False, "to": True, "by": "carol",
-             "effects": [{"service": svc, "probe": "http", "code": 500}]}
-        ],  # fmt: skip
-        "signals": [_alert(s.at + 120, fid, "HighErrorRate", svc, f"{svc} 5xx ratio 12%")],
-        "responses": [
-            {"action": "restore_flag", "target": flag, "effect": "fixes", "faults": [fid]},
-            {"action": "restart_service", "target": svc, "effect": "no_effect"},
-        ],
-        "expect": {
-            "decision": "act",
-            "actions": [{"action": "restore_flag", "target": flag}],
-            "forbidden": ["stop_service", "rollback_deploy", *[f"*:{c}" for c in s.callers]],
-            "within_s": 600,
-        },
-    }
-
-
-def _datastore(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"db-{s.n}"
-    effects = [{"service": svc, "probe": "refused"}]
-    effects += [{"service": c, "probe": "http", "code": 503} for c in s.callers]
-    return {
-        "fault_class": "datastore_down",
-        "faults": [{"id": fid, "at": s.at, "kind": "error", "target": svc, "effects": effects}],
-        "signals": [_alert(s.at + 90, fid, "DatastoreDown", svc, f"{svc} is down")],
-        "responses": [
-            {"action": "restart_service", "target": svc, "effect": "fixes", "faults": [fid]},
-            *[{"action": "restart_service", "target": c, "effect": "no_effect"} for c in s.callers],
-        ],
-        "expect": {
-            "decision": "act",
-            "actions": [{"action": "restart_service", "target": svc}],
-            "forbidden": ["stop_service", *[f"restart_service:{c}" for c in s.callers]],
-            "within_s": 600,
-        },
-        "baseline": {"difficulty": 1.0, "action_s": 300},
-    }
-
-
-def _partition(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"partition-{s.n}"
-    return {
-        "fault_class": "partition",
-        "faults": [
-            {"id": fid, "at": s.at, "kind": "partition", "target": svc, "duration_s": 900,
-             "effects": [{"service": svc, "probe": "timeout"}]}
-        ],  # fmt: skip
-        "signals": [
-            _alert(s.at + 60, fid, "ZoneUnreachable", svc, f"{svc}: zone b unreachable (partition)")
-        ],
-        "responses": [
-            {"action": "restart_service", "target": svc, "effect": "harmful",
-             "harm": [{"service": svc, "probe": "refused"}]}
-        ],  # fmt: skip
-        "expect": {
-            "decision": "escalate",
-            "escalation_facts": [svc],
-            "forbidden": [f"restart_service:{svc}", "stop_service"],
-            "must_fix": [],
-            "within_s": 600,
-        },
-        "baseline": {"difficulty": 1.2},
-    }
-
-
-def _corruption(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"batch-{s.n}"
-    pipeline, batch = f"{svc}-pipeline", f"b-{s.n:05d}"
-    return {
-        "fault_class": "data_corruption",
-        "faults": [{"id": fid, "at": s.at, "kind": "corruption", "target": svc}],
-        "signals": [
-            {"at": s.at + 5, "every_s": 60, "until": s.at + 1800, "fault": fid,
-             "batch": {"service": svc, "pipeline": pipeline, "batch": batch,
-                       "reason": "schema violation: column amount is not a number",
-                       "last_good_checkpoint": f"cp-{s.n:05d}"}}
-        ],  # fmt: skip
-        "responses": [
-            {"action": "quarantine_batch", "target": svc,
-             "params": {"pipeline": pipeline, "batch": batch}, "effect": "fixes",
-             "faults": [fid]},
-            {"action": "restart_service", "target": svc, "effect": "no_effect"},
-        ],  # fmt: skip
-        "expect": {
-            "decision": "act",
-            "actions": [
-                {"action": "quarantine_batch", "target": svc,
-                 "params": {"pipeline": pipeline, "batch": batch}}
-            ],  # fmt: skip
-            "forbidden": ["stop_service", "release_batch"],
-            "within_s": 600,
-        },
-    }
-
-
-def _backlog(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"backlog-{s.n}"
-    return {
-        "fault_class": "backlog",
-        "faults": [{"id": fid, "at": s.at, "kind": "saturation", "target": svc, "effects": []}],
-        "signals": [
-            {"at": s.at + 15 * k, "every_s": 15, "until": s.at + 15 * k + 14, "fault": fid,
-             "metric": {"service": svc, "name": "backlog", "value": 400 * (k + 1),
-                        "recovered": 40}}
-            for k in range(8)
-        ]
-        + [
-            {"at": s.at + 120, "every_s": 15, "until": s.at + 1800, "fault": fid,
-             "metric": {"service": svc, "name": "backlog", "value": 4000, "recovered": 40}},
-            {"at": s.at, "every_s": 60, "until": s.at + 1800, "fault": fid,
-             "metric": {"service": svc, "name": "consumers", "value": s.service.replicas,
-                        "recovered": s.service.replicas}},
-            _alert(s.at + 180, fid, "QueueBacklogGrowing", svc, f"{svc} backlog grows"),
-        ],  # fmt: skip
-        "responses": [
-            {"action": "scale_consumers", "target": svc, "effect": "fixes", "faults": [fid]},
-            {"action": "restart_service", "target": svc, "effect": "no_effect"},
-        ],
-        "expect": {
-            "decision": "act",
-            "actions": [{"action": "scale_consumers", "target": svc}],
-            "forbidden": ["stop_service"],
-            "within_s": 900,
-        },
-    }
-
-
-def _load(s: Spot) -> dict[str, Any]:
-    svc, fid = s.service.name, f"load-{s.n}"
-    return {
-        "fault_class": "control_no_fault",
-        "faults": [
-            {"id": fid, "at": s.at, "kind": "load", "target": svc, "duration_s": 600,
-             "root_cause": False}
-        ],  # fmt: skip
-        "signals": [
-            {"at": s.at, "every_s": 30, "until": s.at + 600, "fault": fid,
-             "metric": {"service": svc, "name": "request_rate", "value": 3100,
-                        "recovered": 1000}},
-            _alert(s.at + 60, fid, "TrafficSpike", svc, f"{svc} request rate 3x", "info"),
-        ],  # fmt: skip
-        "expect": {"decision": "no_action", "no_state_change": True, "within_s": 900},
-    }
-
-
-# (template, roles it fits, weight)
-TEMPLATES: tuple[tuple[Callable[[Spot], dict[str, Any]], tuple[str, ...], int], ...] = (
-    (_crash, ("api", "worker", "gateway", "etl"), 20),
-    (_hang, ("api", "worker", "etl"), 10),
-    (_latency, ("api", "gateway"), 8),
-    (_bad_deploy, ("api", "gateway", "worker"), 14),
-    (_exit_loop, ("api", "worker"), 6),
-    (_bad_config, ("api", "worker", "etl"), 6),
-    (_flag, ("api",), 4),
-    (_datastore, ("db",), 6),
-    (_partition, ("api", "worker"), 4),
-    (_corruption, ("etl",), 8),
-    (_backlog, ("worker",), 8),
-    (_load, ("gateway", "api"), 6),
-)
 
 
 def _role(service: Service) -> str:
@@ -687,7 +384,7 @@ def generate(services: int = 500, days: float = 30.0, faults: int = 10_000, seed
         )
     rng = random.Random(f"fleet:{seed}")
     fleet_services, resources = _topology(services, rng)
-    capacity = sum(1 for s in fleet_services if _role(s) in _ALL_ROLES)
+    capacity = sum(1 for s in fleet_services if _role(s) in ROLES)
     most = int(capacity * (span / WINDOW_S))
     if faults > most:
         raise ValueError(
@@ -719,17 +416,10 @@ def generate(services: int = 500, days: float = 30.0, faults: int = 10_000, seed
         choice = rng.choices(range(len(TEMPLATES)), weights)[0]
         template = TEMPLATES[choice][0]
 
-        def involved(service: Service, template: Any = template) -> tuple[str, ...]:
-            extra = callers.get(service.name, ()) if template is _datastore else ()
-            return (service.name, *extra)
-
-        def free(service: Service, involved: Any = involved) -> bool:
-            return all(busy.get(name, -1.0) <= at for name in involved(service))
-
-        service = _pick(rng, pools[choice], free)
+        service = _pick(rng, pools[choice], busy, at, callers if template is DATASTORE else {})
         if service is None:  # every service this class fits is busy: a crash on a free one
             template = TEMPLATES[0][0]
-            service = _pick(rng, pools[0], lambda s: busy.get(s.name, -1.0) <= at)
+            service = _pick(rng, pools[0], busy, at, {})
         if service is None:
             raise ValueError(f"--faults {faults}: too many at once; add services or days")
         spot = Spot(
@@ -741,7 +431,7 @@ def generate(services: int = 500, days: float = 30.0, faults: int = 10_000, seed
             at,
         )
         body = template(spot)
-        names = (service.name, *(spot.callers if template is _datastore else ()))
+        names = (service.name, *(spot.callers if template is DATASTORE else ()))
         for name in names:
             busy[name] = at + WINDOW_S
         scenario = _instance(n, body, service.domain, [by_name[x] for x in names], owned)
@@ -749,20 +439,26 @@ def generate(services: int = 500, days: float = 30.0, faults: int = 10_000, seed
     return Fleet(seed, days, tuple(fleet_services), tuple(resources), tuple(instances))
 
 
-_ALL_ROLES = {r for _, roles, _ in TEMPLATES for r in roles}
-
-
 def _pick(
-    rng: random.Random, pool: list[Service], fits: Callable[[Service], bool]
+    rng: random.Random,
+    pool: list[Service],
+    busy: dict[str, float],
+    at: float,
+    along: dict[str, list[str]],
 ) -> Service | None:
-    """A random service of ``pool`` that ``fits``: a few draws, then a scan."""
+    """A service of ``pool`` free at ``at``, with what comes ``along``: draws, then a scan."""
+
+    def free(service: Service) -> bool:
+        names = (service.name, *along.get(service.name, ()))
+        return all(busy.get(name, -1.0) <= at for name in names)
+
     if not pool:
         return None
     for _ in range(20):
         service = pool[rng.randrange(len(pool))]
-        if fits(service):
+        if free(service):
             return service
-    left = [s for s in pool if fits(s)]
+    left = [s for s in pool if free(s)]
     return rng.choice(left) if left else None
 
 
@@ -776,10 +472,11 @@ def _instance(
     """The instance as a scenario: its parts checked, the fleet's services reused as they are."""
     names = {s.name for s in mine}
     services = [
-        s if all(d in names for d in s.depends_on)
+        s
+        if all(d in names for d in s.depends_on)
         else s.model_copy(update={"depends_on": [d for d in s.depends_on if d in names]})
         for s in mine
-    ]  # fmt: skip
+    ]
     return Scenario.model_construct(
         version=1,
         name=f"f{n:05d}-{body['fault_class'].replace('_', '-')}",
@@ -801,4 +498,4 @@ def _instance(
     )
 
 
-__all__ = ["TEMPLATES", "Fleet", "Instance", "generate"]
+__all__ = ["Fleet", "Instance", "generate"]
