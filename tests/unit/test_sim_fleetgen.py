@@ -21,7 +21,7 @@ def test_a_fleet_has_the_size_asked_and_a_realistic_shape() -> None:
     fleet = generate(60, 3, 120, seed=1)
     counts = fleet.counts()
     assert counts["services"] == 60 and counts["faults"] == 120
-    assert counts["domains"] == 3
+    assert counts["domains"] == 6  # about ten services a domain
     kinds = {s.kind for s in fleet.services}
     assert {"proxy", "datastore", "queue", "stateless", "flag_server", "config_server"} <= kinds
     resources = {r.kind for r in fleet.resources}
