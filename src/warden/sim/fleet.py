@@ -20,6 +20,7 @@ import time
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,8 +127,7 @@ class _Shard:
         self.awaiting: dict[str, float] = {}
         self.poked = False
         self.wake: simpy.Event | None = None
-        self.ticks = 0
-        self.reasons: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter(start=1)  # why each round ran
 
     # -- who is where --------------------------------------------------------------------
 
@@ -173,17 +173,16 @@ class _Shard:
             before = self.runtime.store.head()
             self.loop.tick()
             self._approve()
-            self.ticks += 1
             if self.runtime.store.head() != before:
                 self.poked = True
             yield self.env.timeout(settings.tick_s)
             if self.poked:
-                self.reasons["busy"] += 1
+                self.reasons["events added"] += 1
                 continue
             self.wake = self.env.event()
             if self.loop.open_incidents():
                 yield self.wake | self.env.timeout(settings.heartbeat_s)
-                self.reasons["heartbeat" if not self.wake.triggered else "input-open"] += 1
+                self.reasons["input (incident open)" if self.wake.triggered else "heartbeat"] += 1
             else:
                 yield self.wake
                 self.reasons["input"] += 1
@@ -259,7 +258,7 @@ class _Shard:
             self.poke()
         elif not state.active and started is not None:
             del self.firing[id(signal)]
-            starts = self.run.clock.at(started)
+            starts = START + timedelta(seconds=started)
             feed.send_alert(self.runtime, signal.alert, "resolved", starts, when)
             self.poke()
 
@@ -492,7 +491,7 @@ class FleetRun:
         self.settings = settings
         self.state_dir = state_dir
         self.env = simpy.Environment()
-        self.clock = _FleetClock(START, lambda: float(self.env.now))
+        self.clock = SimClock(START, lambda: float(self.env.now))
         by_domain: dict[str, list[Instance]] = defaultdict(list)
         for instance in fleet.instances:
             by_domain[instance.domain].append(instance)
@@ -531,7 +530,7 @@ class FleetRun:
         rows: list[dict[str, Any]] = []
         unsafe: list[str] = []
         events = 0
-        ticks = 0
+        ticks: Counter[str] = Counter()
         stray = 0
         for shard in self.shards:
             shard.loop.tick()
@@ -539,7 +538,7 @@ class FleetRun:
             rows += found
             unsafe += [f"{shard.domain}: {v}" for v in violations]
             events += count
-            ticks += shard.ticks
+            ticks.update(shard.reasons)
             stray += shard.stray_pages
             shard.close()
         rows.sort(key=lambda r: r["name"])
@@ -551,7 +550,7 @@ class FleetRun:
         rows: list[dict[str, Any]],
         unsafe: list[str],
         events: int,
-        ticks: int,
+        ticks: Counter[str],
         stray: int,
         wall: float,
     ) -> dict[str, Any]:
@@ -576,7 +575,10 @@ class FleetRun:
             "by_class": by_class(rows, level),
             "safety_violations": unsafe,
             "events": events,
-            "ticks": ticks,
+            "ticks": sum(ticks.values()),
+            # Why each round ran: input arrived (with or without an incident open), the
+            # previous round added events, or the heartbeat of an open incident.
+            "ticks_by_reason": dict(sorted(ticks.items())),
             "scenarios": rows,
             "summary": summary,
         }
@@ -584,16 +586,6 @@ class FleetRun:
         result["wall_s"] = round(wall, 3)
         result["events_per_s"] = round(events / wall, 1) if wall > 0 else None
         return result
-
-
-class _FleetClock(SimClock):
-    """The simulated clock, with the moment of a given simulated second."""
-
-    def at(self, seconds: float) -> Any:
-        """The moment ``seconds`` after the start."""
-        from datetime import timedelta
-
-        return self.start + timedelta(seconds=seconds)
 
 
 def _median(values: list[float]) -> float | None:
