@@ -145,7 +145,17 @@ class _Shard:
     # -- processes -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Schedule the shard's faults, signals, probes and ticks."""
+        """Feed the starting history; schedule the shard's faults, signals, probes and ticks."""
+        past = sorted(
+            (rev.at, n, res.id, res, rev)
+            for res in self.scenario.topology.resources
+            for n, rev in enumerate(res.history)
+        )
+        for at, _, _, res, rev in past:
+            feed.send_change(
+                self.runtime, res.owner, res.id, res.kind, rev.field, None, rev.value, rev.by,
+                START + timedelta(seconds=at),
+            )  # fmt: skip
         for name in self.scenario.service_names():
             self.runtime.record_probe(name, self.world.probe(name))
         for instance in self.instances:
