@@ -15,7 +15,7 @@ from warden.sim.report import decision_chart, mttr_chart, verdict_chart
 
 
 def _minutes(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds / 60:.1f} min"
+    return "—" if seconds is None else f"{seconds / 60:.1f}m"
 
 
 def fleet_table(report: dict[str, Any]) -> Table:
@@ -25,22 +25,20 @@ def fleet_table(report: dict[str, Any]) -> Table:
     table = Table(
         title=(
             f"Fleet: {fleet['services']} services in {fleet['domains']} domains,"
-            f" {fleet['days']:g} days, {report['faults_injected']} faults ({level})"
+            f" {fleet['days']:g} simulated day(s), {report['faults_injected']} faults ({level})"
         )
     )
-    for name, justify in (
-        ("fault class", "left"),
-        ("faults", "right"),
-        ("RIGHT/MISS/WRONG", "right"),
-        ("recovered/escalated/open/cleared", "right"),
-        ("Warden MTTR (median)", "right"),
-        ("with handover (mean)", "right"),
-        ("on-call MTTR (mean)", "right"),
-        ("actions", "right"),
-        ("approvals", "right"),
-        ("pages", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.caption = (
+        "R/M/W: RIGHT, MISS, WRONG. rec/esc/open/clr: recovered by Warden, escalated to"
+        " the person on call, still open, cleared. MTTRs: Warden's median (recovered),"
+        " with handover (mean), the on-call baseline's (mean)."
+    )
+    table.add_column("fault class", no_wrap=True)
+    for name in (
+        "faults", "R/M/W", "rec/esc/open/clr", "Warden", "handover", "on call", "actions",
+        "approvals", "pages",
+    ):  # fmt: skip
+        table.add_column(name, justify="right", no_wrap=True)
     for fault_class, c in report["by_class"].items():
         table.add_row(
             fault_class,
@@ -108,7 +106,7 @@ table{{border-collapse:collapse;margin:1rem 0;font-size:13px}}
 th,td{{border:1px solid #ddd;padding:4px 8px;text-align:left}}</style></head><body>
 <h1>Warden fleet simulation</h1>
 <p>{report["fleet"]["services"]} services in {report["fleet"]["domains"]} domains,
-{report["fleet"]["days"]:g} simulated days, {report["faults_injected"]} faults, seed
+{report["fleet"]["days"]:g} simulated day(s), {report["faults_injected"]} faults, seed
 {report["seed"]}, autonomy {escape(report["levels"][0])}.</p>
 <ul>{figures}</ul>{f"<h2>Safety violations</h2><ul>{unsafe}</ul>" if unsafe else ""}
 <table><thead><tr><th>fault class</th><th>faults</th><th>RIGHT/MISS/WRONG</th>
