@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,9 +10,6 @@ from hypothesis import strategies as st
 
 from warden.sim.baseline import OnCall, OnCallRota, Phase, respond
 from warden.sim.loader import ScenarioError, load_rota, parse
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 CRASH_TEXT = """
 version: 1
@@ -122,3 +119,10 @@ def test_a_bad_baseline_file_says_where_and_how_to_fix(
         load_rota(path)
     assert says in str(caught.value)
     assert str(path) in str(caught.value) and "fix:" in str(caught.value)
+
+
+def test_the_shipped_example_baseline_file_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "on-call-baseline.yaml"
+    rota = OnCallRota.from_file(load_rota(example))
+    assert rota.by_class["process_crash"].right_first == 0.95
+    assert rota.default == OnCall()  # the file spells the defaults out
