@@ -76,3 +76,8 @@ def test_the_cli_refuses_a_fleet_it_cannot_build(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "one level" in result.output
+    bad = tmp_path / "baseline.yaml"
+    bad.write_text("version: 1\ndiagnose: {median_s: 0}\n")
+    result = runner.invoke(app, ["simulate", "--fleet", "--baseline", str(bad)])
+    assert result.exit_code == 2
+    assert "diagnose.median_s" in result.output and "fix:" in result.output
