@@ -247,6 +247,7 @@ def build(
     action_workers: int | None = None,
     store: EventStore | None = None,
     leases: Leases | None = None,
+    registry: SchemaRegistry | None = None,
 ) -> Warden:
     """Wire every plane from ``config``.
 
@@ -256,6 +257,7 @@ def build(
     ``action_workers`` says otherwise. A live run acts on ``ACTION_WORKERS`` threads.
     ``store`` and ``leases`` (given together, e.g. a :class:`MemoryEventStore` and
     ``MemoryLeases(store.log.leases)``) replace the log the configuration names.
+    ``registry`` is a schema registry already built (a simulation shares one).
     """
     if (store is None) != (leases is None):
         raise ValueError("build: give both store and leases, or neither")
@@ -309,7 +311,7 @@ def build(
             last_signed[0] = time.monotonic()
 
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
-    registry = SchemaRegistry()
+    registry = registry or SchemaRegistry()
     runbooks = (
         load_runbooks(config.runbooks_dir, catalog=catalog, registry=registry)
         if config.runbooks_dir is not None

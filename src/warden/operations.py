@@ -22,7 +22,6 @@ from warden.domain.ids import incident_stream
 from warden.domain.incident import State
 from warden.governance import identity
 from warden.governance.approvals import ApprovalSettings, tally
-from warden.runtime import load_incidents
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -91,7 +90,12 @@ def awaiting_approval(
     Raises :class:`ValidationError` when no single incident matches, when it awaits no
     approval, or when it awaits another step than ``step_hash`` (when given).
     """
-    found = load_incidents(store)
+    # Only the streams the prefix names are folded, not every incident in the log.
+    found = incident_fold.fold_all(
+        e
+        for name in store.streams(incident_stream(incident_prefix))
+        for e in store.read_stream(name)
+    )
     matches = [i for i in found.values() if i.id.startswith(incident_prefix)]
     if len(matches) != 1:
         raise ValidationError(

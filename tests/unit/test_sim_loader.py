@@ -153,7 +153,8 @@ def test_dotted_paths() -> None:
 
 def test_the_documented_example_loads() -> None:
     text = (LIBRARY.parent / "docs" / "scenarios.md").read_text()
-    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    example = next(b for b in blocks if "\nname: " in b)  # the scenario, not a baseline file
     scenario = parse(example, "docs/scenarios.md")
     assert scenario.name == "feature-flag-change"
     assert {s.kind for s in scenario.topology.services} == {"stateless", "proxy"}

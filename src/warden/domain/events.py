@@ -6,6 +6,7 @@ proposed, what the control plane decided, what the executor intended and observe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -85,7 +86,17 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp; naive times are refused."""
+    """Parse an RFC 3339 timestamp; naive times are refused.
+
+    Folds and agents parse the same stamps again and again: the answers are remembered.
+    """
+    if type(text) is str:
+        return _parse_time(text)
+    return _parse_time.__wrapped__(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no timezone offset")

@@ -104,6 +104,7 @@ class Runtime:
         # The incidents not closed yet: a round looks at these only, however long the
         # history of closed ones grows.
         self._not_closed = {k for k, i in self._state.incidents.items() if not i.state.terminal}
+        self._depends_on: tuple[Topology, dict[str, tuple[str, ...]]] | None = None
         self._listeners: list[EventListener] = []
         # Called each round after folding, before agents detect (e.g. runbook hot reload).
         self.tick_hooks: list[Callable[[], None]] = []
@@ -155,13 +156,25 @@ class Runtime:
         """The kill switches, autonomy levels and policy version in force."""
         return self._state.controls
 
+    def open_incidents(self) -> list[Incident]:
+        """The incidents not in a terminal state, by id."""
+        incidents = self._state.incidents
+        return [incidents[i] for i in sorted(self._not_closed)]
+
+    def _depends(self) -> dict[str, tuple[str, ...]]:
+        """Each service's dependencies, built once per topology."""
+        cached = self._depends_on
+        if cached is None or cached[0] is not self.topology:
+            depends = {n.name: n.depends_on for n in self.topology.services.values()}
+            cached = self._depends_on = (self.topology, depends)
+        return dict(cached[1])
+
     def world(self) -> World:
         """What agents see now."""
-        depends = {n.name: n.depends_on for n in self.topology.services.values()}
         return World(
             now=self.clock.now(),
             health=dict(self._state.health),
-            depends_on=depends,
+            depends_on=self._depends(),
             signals=dict(self._state.signals),
             limits=self._limits,
             isolated=dict(self._state.isolated),
@@ -315,8 +328,11 @@ class Runtime:
             hook()
         self.detect_drift()
         added += len(self.tail())
+        # One view of the world for every detector: nothing they open is folded until the
+        # tail below, so each would be shown the very same state.
+        world = self.world()
         for agent in self.agents:
-            for detection in agent.detect(self.world()):
+            for detection in agent.detect(world):
                 self._open(detection, agent.name)
         added += len(self.tail())
         view = self.interpreter.view(self._not_closed)

@@ -1,6 +1,7 @@
 """A human on-call baseline on the same fault schedule: page, acknowledge, diagnose, act.
 
-Each phase takes a log-normal time (a median and a spread, configurable); the draws are
+Each phase takes a log-normal time (a median and a spread): the defaults below, a baseline
+file's (by fault class), then the scenario's own ``baseline.on_call``. The draws are
 seeded, so the same scenario and seed give the same baseline. Simulation (edge).
 """
 
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from warden.sim.format import Scenario
+    from collections.abc import Mapping
+
+    from warden.sim.format import OnCallTimes, Rota, Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,40 @@ class OnCall:
     act: Phase = Phase(120.0, 0.3)
     right_first: float = 0.8
     evidence_factor: float = 0.5
+
+    def changed(self, times: OnCallTimes | None) -> OnCall:
+        """These response times with the ones ``times`` sets."""
+        if times is None:
+            return self
+        given: dict[str, Any] = {
+            name: Phase(part.median_s, part.spread)
+            for name in ("alert_delay", "acknowledge", "diagnose", "act")
+            if (part := getattr(times, name)) is not None
+        }
+        if times.right_first is not None:
+            given["right_first"] = times.right_first
+        if times.evidence_factor is not None:
+            given["evidence_factor"] = times.evidence_factor
+        return replace(self, **given) if given else self
+
+
+@dataclass(frozen=True, slots=True)
+class OnCallRota:
+    """Response times for every fault class, with some classes' own (a baseline file)."""
+
+    default: OnCall = field(default_factory=OnCall)
+    by_class: Mapping[str, OnCall] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, rota: Rota) -> OnCallRota:
+        """The rota a checked baseline file describes, over the defaults."""
+        default = OnCall().changed(rota)
+        return cls(default, {k: default.changed(v) for k, v in rota.fault_classes.items()})
+
+    def for_scenario(self, scenario: Scenario) -> OnCall:
+        """The times for this scenario: its class's, then its own ``baseline.on_call``."""
+        chosen = self.by_class.get(scenario.fault_class, self.default)
+        return chosen.changed(scenario.baseline.on_call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +121,7 @@ def _first_symptom(scenario: Scenario) -> float | None:
 def respond(
     scenario: Scenario,
     seed: int,
-    model: OnCall | None = None,
+    model: OnCall | OnCallRota | None = None,
     *,
     paged_at: float | None = None,
     evidence: bool = False,
@@ -94,14 +131,17 @@ def respond(
     Args:
         scenario: The incident.
         seed: Seeds the draws (with the scenario's name).
-        model: The response times; the defaults describe a typical rota.
+        model: The response times (or a rota of them by fault class); the defaults
+            describe a typical rota. The scenario's ``baseline.on_call`` wins over both.
         paged_at: When a page arrives instead of the monitor's own (Warden escalated).
         evidence: Whether the page carried the facts that speed the diagnosis.
 
     Returns:
         The phases' end times; ``mttr_s`` is None when nothing needed fixing.
     """
-    model = model or OnCall()
+    if not isinstance(model, OnCallRota):
+        model = OnCallRota(model or OnCall())
+    model = model.for_scenario(scenario)
     rng = random.Random(f"baseline:{scenario.name}:{seed}")
     symptom = _first_symptom(scenario)
     page = model.alert_delay.draw(rng)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from warden.domain import events as ev
     from warden.domain.incident import Incident
     from warden.ingest.probes import ProbeResult
-    from warden.ports import ActionAdapter, EventStore
+    from warden.ports import ActionAdapter, EventStore, Leases
     from warden.sim.format import Scenario
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -48,10 +48,14 @@ class SimClock:
     def __init__(self, start: datetime, elapsed: Any) -> None:
         self.start = start
         self._elapsed = elapsed  # a callable giving simulated seconds since the start
+        self._last: tuple[float, datetime] = (0.0, start)
 
     def now(self) -> datetime:
-        """The simulated moment."""
-        return self.start + timedelta(seconds=float(self._elapsed()))
+        """The simulated moment (simulated time stands still while the core works)."""
+        seconds = float(self._elapsed())
+        if seconds != self._last[0]:
+            self._last = (seconds, self.start + timedelta(seconds=seconds))
+        return self._last[1]
 
 
 def state_directory() -> tempfile.TemporaryDirectory[str]:
@@ -182,14 +186,26 @@ def open_runtime(
     clock: SimClock,
     adapter: ActionAdapter,
     probes: Mapping[str, Any] | None = None,
+    *,
+    store: EventStore | None = None,
+    leases: Leases | None = None,
 ) -> SimRuntime:
     """The real Warden core for one run.
 
     Probes are given to the runtime empty: the simulator probes on simulated time itself
-    and records the answers, so no probe depends on the wall clock.
+    and records the answers, so no probe depends on the wall clock. ``store`` and
+    ``leases`` replace the temporary SQLite pair (the fleet runs on the in-memory ones).
     """
     config = config_for(scenario, autonomy, state_dir)
-    warden = build(config, clock, adapter=adapter, probes=dict(probes or {}))
+    warden = build(
+        config,
+        clock,
+        adapter=adapter,
+        probes=dict(probes or {}),
+        store=store,
+        leases=leases,
+        registry=_registry(),
+    )
     runtime = warden.runtime
     # The audit log catches up once, when the run closes, instead of after every tick.
     runtime.after_tick = None

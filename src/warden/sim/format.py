@@ -8,6 +8,7 @@ The JSON Schema printed by ``warden simulate --schema`` is generated from these 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -287,11 +288,44 @@ class Settings(_Strict):
     controls: list[Control] = Field(default_factory=list)
 
 
+class PhaseTimes(_Strict):
+    """A log-normal duration: half the draws are below ``median_s``; ``spread`` is its sigma."""
+
+    median_s: Annotated[float, Field(gt=0, le=7 * 86400)]
+    spread: Annotated[float, Field(ge=0, le=3)] = 0.5
+
+
+class OnCallTimes(_Strict):
+    """The person on call's response times; what is left out keeps the value in force."""
+
+    alert_delay: PhaseTimes | None = None
+    acknowledge: PhaseTimes | None = None
+    diagnose: PhaseTimes | None = None
+    act: PhaseTimes | None = None
+    right_first: Annotated[float, Field(ge=0, le=1)] | None = None
+    evidence_factor: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
 class BaselineHints(_Strict):
-    """How hard the incident is for a person on call (scales the baseline's diagnosis)."""
+    """How hard the incident is for a person on call (scales the baseline's diagnosis).
+
+    ``on_call`` sets this incident's response times (over the rota's, and the defaults).
+    """
 
     difficulty: Annotated[float, Field(gt=0)] = 1.0
     action_s: Annotated[float, Field(gt=0)] = 120.0
+    on_call: OnCallTimes | None = None
+
+
+class Rota(OnCallTimes):
+    """A baseline file (``warden simulate --baseline FILE``): response times, by fault class.
+
+    The top-level times apply to every fault class; ``fault_classes`` changes some of
+    them for one class (the classes are the scenarios' ``fault_class``).
+    """
+
+    version: Literal[1]
+    fault_classes: dict[Name, OnCallTimes] = Field(default_factory=dict)
 
 
 class Scenario(_Strict):
@@ -317,9 +351,16 @@ class Scenario(_Strict):
         """Every service name, in declaration order."""
         return [s.name for s in self.topology.services]
 
+    @functools.cached_property
+    def _resources(self) -> dict[str, Resource]:
+        found: dict[str, Resource] = {}
+        for r in self.topology.resources:
+            found.setdefault(r.id, r)  # the first of a repeated id, as a scan finds it
+        return found
+
     def resource(self, resource_id: str) -> Resource | None:
         """The resource with this id, if declared."""
-        return next((r for r in self.topology.resources if r.id == resource_id), None)
+        return self._resources.get(resource_id)
 
     def owner_of(self, target: str) -> str:
         """The service a target is or belongs to."""
@@ -331,6 +372,14 @@ class Scenario(_Strict):
         if self.expect.must_fix is not None:
             return list(self.expect.must_fix)
         return [f.id for f in self.faults if f.root_cause]
+
+
+def rota_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a baseline file (``warden simulate --baseline-schema``)."""
+    schema = Rota.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://warden.dev/schemas/on-call-baseline-v1.json"
+    return schema
 
 
 def json_schema() -> dict[str, Any]:

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from warden.sim.baseline import OnCall, respond
+from warden.sim.baseline import OnCall, OnCallRota, respond
 from warden.sim.engine import Run
 from warden.sim.scoring import Score, Verdict, score
 
@@ -33,7 +33,7 @@ class LabSettings:
     seed: int = 0
     approval_delay_s: float = 120.0
     max_duration_s: float | None = None
-    on_call: OnCall = field(default_factory=OnCall)
+    on_call: OnCall | OnCallRota = field(default_factory=OnCall)
 
 
 def with_fallback(scenario: Scenario, result: Score, settings: LabSettings) -> float | None:

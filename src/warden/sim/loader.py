@@ -16,7 +16,7 @@ import yaml
 
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError
-from warden.sim.format import Scenario
+from warden.sim.format import Rota, Scenario
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -307,6 +307,36 @@ def load(path: Path) -> Scenario:
             [Problem(str(path), "", f"cannot read the file: {reason}", "check the path")]
         ) from None
     return parse(text, str(path))
+
+
+def load_rota(path: Path) -> Rota:
+    """Read and check a baseline file (on-call response times by fault class).
+
+    Raises:
+        ScenarioError: every problem, with the file, the path in it, and the fix.
+    """
+    file = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ScenarioError(
+            [Problem(file, "", f"cannot read the file: {reason}", "check the path")]
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise ScenarioError(
+            [Problem(file, where, "not valid YAML", "fix the YAML syntax there")]
+        ) from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(
+            [Problem(file, "", "the document is not a mapping", "start with `version: 1`")]
+        )
+    try:
+        return Rota.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise ScenarioError(_shape_problems(file, exc)) from None
 
 
 def find(path: Path) -> list[Path]:

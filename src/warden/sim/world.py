@@ -45,6 +45,7 @@ class FaultState:
     clearings: list[float] = field(default_factory=list)
     relapses: int = 0
     healed_by: list[str] = field(default_factory=list)
+    fixed_by: str = ""  # "warden" (an action's response) or who else fixed it
     effects: tuple[tuple[str, str, int | None, float | None, float | None], ...] = ()
 
 
@@ -66,6 +67,14 @@ def _effect_tuple(e: Effect) -> tuple[str, str, int | None, float | None, float 
     return (e.service, e.probe, e.code, e.latency_ms, e.period_s)
 
 
+def answers(response: Response, action: str, target: str, params: dict[str, Any]) -> bool:
+    """Whether ``response`` is the response model's answer to this action."""
+    if response.action != action or not fnmatch.fnmatchcase(target, response.target):
+        return False
+    wanted = response.params or {}
+    return all(str(params.get(k)) == str(v) for k, v in wanted.items())
+
+
 class SimWorld:
     """Fault state of every target, advanced by the scenario's schedule and by actions."""
 
@@ -75,8 +84,11 @@ class SimWorld:
         now: Callable[[], float],
         schedule: Callable[[float, Callable[[], None]], None],
         latency_threshold_ms: float = 1000.0,
+        on_change: Callable[[FaultState], None] | None = None,
     ) -> None:
         self.scenario = scenario
+        # Told when a fault takes effect or clears (the fleet probes only what changed).
+        self.on_change = on_change
         self.now = now
         self.schedule = schedule
         self.latency_threshold_ms = latency_threshold_ms
@@ -89,12 +101,30 @@ class SimWorld:
                 else tuple(_effect_tuple(e) for e in fault.effects)
             )
             self.faults[fault.id] = state
+        # Indexes, in declaration order: the faults whose effects reach each service, the
+        # faults on each service, the responses by action (exact targets apart from globs).
+        self._reaching: dict[str, list[FaultState]] = {}
+        self._owned: dict[str, list[FaultState]] = {}
+        for state in self.faults.values():
+            self._index(state)
+        self._exact: dict[tuple[str, str], list[tuple[int, Response]]] = {}
+        self._globs: dict[str, list[tuple[int, Response]]] = {}
+        for n, response in enumerate(scenario.responses):
+            if any(c in response.target for c in "*?["):
+                self._globs.setdefault(response.action, []).append((n, response))
+            else:
+                self._exact.setdefault((response.action, response.target), []).append((n, response))
         self.calls: list[ActionCall] = []
         self.forced: dict[str, tuple[ProbeSignal, float | None]] = {}
         self.kill_switch = False
         self.versions = {s.name: s.version for s in scenario.topology.services}
         self.replicas = {s.name: s.replicas for s in scenario.topology.services}
         self._harm = 0
+
+    def _index(self, state: FaultState) -> None:
+        for service in dict.fromkeys(e[0] for e in state.effects):
+            self._reaching.setdefault(service, []).append(state)
+        self._owned.setdefault(self.scenario.owner_of(state.fault.target), []).append(state)
 
     def _implied(self, fault: Fault) -> tuple[tuple[str, str, int | None, float | None, None], ...]:
         """A process fault with no effects written makes its own service's probe fail."""
@@ -118,6 +148,8 @@ class SimWorld:
             state.relapses += 1
         state.activations.append(self.now())
         fault = state.fault
+        if self.on_change is not None:
+            self.on_change(state)
         if fault.duration_s is not None:
             started = len(state.activations)
             self.schedule(fault.duration_s, lambda: self._expire(fault_id, started))
@@ -140,6 +172,23 @@ class SimWorld:
     def _clear(self, state: FaultState) -> None:
         state.active = False
         state.clearings.append(self.now())
+        if self.on_change is not None:
+            self.on_change(state)
+
+    def repair(self, fault_id: str, by: str) -> bool:
+        """Someone other than Warden fixes a fault for good; False if it was fixed already."""
+        state = self.faults[fault_id]
+        if state.fixed:
+            return False
+        if state.active:
+            self._clear(state)
+        state.fixed = True
+        state.fixed_by = by
+        return True
+
+    def reaching(self, service: str) -> bool:
+        """Whether an active fault affects the probe of ``service``."""
+        return any(s.active for s in self._reaching.get(service, ()))
 
     def force_probe(self, signal: ProbeSignal, until: float | None) -> None:
         """A scripted probe answer that holds until ``until`` (or the end)."""
@@ -159,7 +208,9 @@ class SimWorld:
             sig = forced[0]
             return self._result(sig.probe, sig.code, sig.latency_ms, None, now, now)
         worst: tuple[int, ProbeResult] = (0, ProbeResult(True, 3.0, 200, ""))
-        for state in self.active_faults():
+        for state in self._reaching.get(service, ()):
+            if not state.active:
+                continue
             for svc, probe, code, latency, period in state.effects:
                 if svc != service:
                     continue
@@ -207,11 +258,11 @@ class SimWorld:
     # -- actions -----------------------------------------------------------------------
 
     def _matching(self, action: str, target: str, params: dict[str, Any]) -> Response | None:
-        for response in self.scenario.responses:
-            if response.action != action or not fnmatch.fnmatchcase(target, response.target):
-                continue
-            wanted = response.params or {}
-            if all(str(params.get(k)) == str(v) for k, v in wanted.items()):
+        candidates = self._exact.get((action, target), []) + [
+            (n, r) for n, r in self._globs.get(action, ()) if fnmatch.fnmatchcase(target, r.target)
+        ]
+        for _, response in sorted(candidates, key=lambda c: c[0]):
+            if answers(response, action, target, params):
                 return response
         return None
 
@@ -237,6 +288,7 @@ class SimWorld:
                 for state in touched:
                     if state.active:
                         self._clear(state)
+                    state.fixed_by = state.fixed_by or "warden"
                     state.fixed = True
             elif effect == "heals_for":
                 assert response.heals_s is not None
@@ -246,10 +298,9 @@ class SimWorld:
                 self._harmful(response)
         elif action in RESTARTS:
             # A fault that re-arms after a restart: the restart clears it for a while.
-            for state in self.faults.values():
+            for state in self._owned.get(target, ()):
                 rearm = state.fault.rearm
-                on_target = self.scenario.owner_of(state.fault.target) == target
-                if on_target and state.active and rearm and rearm.after_restart_s:
+                if state.active and rearm and rearm.after_restart_s:
                     self._heal(state, rearm.after_restart_s, action)
                     touched.append(state)
                     effect = "heals_for"
@@ -288,6 +339,7 @@ class SimWorld:
         state = FaultState(harm)
         state.effects = tuple(_effect_tuple(e) for e in response.harm)
         self.faults[fault_id] = state
+        self._index(state)
         self.activate(fault_id)
 
     def harmed(self) -> list[str]:
