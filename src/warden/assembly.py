@@ -181,6 +181,10 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
     settings: dict[str, Any] = {k: dict(v) for k, v in config.agent_settings.items()}
     service_down = settings.setdefault("service-down", {})
     service_down.setdefault("failure_threshold", config.failure_threshold)
+    for name in ("change", "capacity"):
+        section = settings.setdefault(name, {})
+        if section.get("enabled", True) is not False:
+            section.setdefault("failure_threshold", config.failure_threshold)
     agents: list[Agent] = [AlertAgent(), *builtin_agents(settings)]
     catalog = catalog or Catalog()
     # config.model is the `model:` section itself; the function reads a whole file's mapping.
@@ -300,6 +304,7 @@ def build(
             desired={s.name: dict(s.desired) for s in config.services if s.desired},
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
+            failure_threshold=config.failure_threshold,
             action_workers=(
                 action_workers
                 if action_workers is not None

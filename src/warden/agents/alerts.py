@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 from warden.agents.protocol import Detection
 
 if TYPE_CHECKING:
+    from warden.domain.health import Health
     from warden.domain.incident import Incident
     from warden.domain.plans import Plan
+    from warden.domain.signals import Alert
     from warden.domain.world import World
 
 _SEVERITY = {"critical": "critical", "page": "critical", "warning": "minor", "info": "minor"}
@@ -34,6 +36,8 @@ class AlertAgent:
         for service, signals in sorted(world.signals.items()):
             if not signals.alerts:
                 continue
+            if not self._pages(signals.alerts, world.health.get(service)):
+                continue
             alerts = sorted(signals.alerts, key=lambda a: a.started_at)
             first = alerts[0]
             names = ", ".join(sorted({a.alertname for a in alerts}))
@@ -51,6 +55,17 @@ class AlertAgent:
                 )
             )
         return found
+
+    @staticmethod
+    def _pages(alerts: tuple[Alert, ...], health: Health | None) -> bool:
+        """Whether the alerts call for an incident: one pages, or the service fails too.
+
+        Warning and info alerts with nothing else wrong are context (shown with any
+        incident of the service), not a page: a disk 78% full, a traffic spike.
+        """
+        if any(_SEVERITY.get(a.severity.lower(), "major") != "minor" for a in alerts):
+            return True
+        return health is not None and not health.healthy
 
     def propose(self, incident: Incident, world: World) -> Plan | None:
         """Nothing: the alert says something is wrong, not what to do."""

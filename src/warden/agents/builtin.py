@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from warden.agents.backlog import BacklogAgent
 from warden.agents.bad_deploy import BadDeployAgent
+from warden.agents.capacity import CapacityAgent
+from warden.agents.change import ChangeAgent
 from warden.agents.dependency import FailingDependencyAgent
 from warden.agents.drift import DriftAgent
 from warden.agents.escalation import EscalationAgent
@@ -79,6 +81,24 @@ _SECONDS = _Option("number", above=0)
 # Cause-specific agents first: on one service only one incident is open at a time, so
 # when two agents see the same service in one tick, the more specific diagnosis opens it.
 _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
+    "change": (
+        ChangeAgent,
+        {
+            "window_s": _SECONDS,
+            "relapse_lookback_s": _SECONDS,
+            "relapse_window_s": _Option("number", low=0),
+            "failure_threshold": _AT_LEAST_ONE,
+            "min_samples": _AT_LEAST_ONE,
+        },
+    ),
+    "capacity": (
+        CapacityAgent,
+        {
+            "failure_threshold": _AT_LEAST_ONE,
+            "min_samples": _AT_LEAST_ONE,
+            "quota_factor": _Option("number", above=1),
+        },
+    ),
     "bad-deploy": (
         BadDeployAgent,
         {
@@ -112,7 +132,10 @@ _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
         },
     ),
     "drift": (DriftAgent, {"grace_s": _Option("number", low=0)}),
-    "service-down": (ServiceDownAgent, {"failure_threshold": _AT_LEAST_ONE}),
+    "service-down": (
+        ServiceDownAgent,
+        {"failure_threshold": _AT_LEAST_ONE, "relapse_window_s": _Option("number", low=0)},
+    ),
 }
 ESCALATION = "escalation"
 BUILTIN_NAMES = (*_BUILTINS, ESCALATION)

@@ -59,9 +59,9 @@ class FailingDependencyAgent:
     """
 
     failure_threshold: int = 3
-    min_outage_s: float = 30.0
+    min_outage_s: float = 300.0
     isolation: str = "circuit"
-    restart_in_cascade: bool = True
+    restart_in_cascade: bool = False
     recovered_for_s: float = 30.0
     name: str = "failing-dependency"
     handles: frozenset[str] = frozenset({FAILING, RECOVERED})

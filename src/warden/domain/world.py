@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from warden.domain.changes import Changes
 from warden.domain.signals import Signals
 
 if TYPE_CHECKING:
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
     from warden.domain.health import Health
     from warden.domain.isolation import Isolation
+    from warden.domain.relapse import Remedy
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +22,8 @@ class World:
     """Health and signals of every service, the declared topology, the time of observation.
 
     ``isolated`` holds the services Warden isolated (circuit opened, drained) and has not
-    let back in yet.
+    let back in yet; ``changes`` is the change timeline (deploys, configuration, flags,
+    network, routes, scaling); ``remedies`` the remediation steps that succeeded lately.
     """
 
     now: datetime
@@ -29,6 +32,8 @@ class World:
     signals: Mapping[str, Signals] = field(default_factory=dict)
     limits: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     isolated: Mapping[str, Isolation] = field(default_factory=dict)
+    changes: Changes = field(default_factory=Changes)
+    remedies: tuple[Remedy, ...] = ()
 
     def signals_of(self, service: str) -> Signals:
         """The signals of one service (empty when none arrived)."""

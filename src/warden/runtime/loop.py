@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import control, drift, health, incident, isolation, users
+from warden.domain import changes, control, drift, health, incident, isolation, relapse, users
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain import signals as sig
@@ -102,7 +102,11 @@ class Runtime:
         self._snapshots = FoldSnapshots(store, self._state, snapshot_every)
         self._state = self._snapshots.resume()
         self._listeners: list[EventListener] = []
-        self.planner = Planner(self.agents)
+        self.planner = Planner(
+            self.agents,
+            failure_threshold=settings.failure_threshold,
+            relapse_window_s=settings.relapse_window_s,
+        )
         self.workers = ActionWorkers(executor, settings.action_workers)
         self.interpreter = Interpreter(
             store=store,
@@ -160,6 +164,8 @@ class Runtime:
             signals=dict(self._state.signals),
             limits=self._limits,
             isolated=dict(self._state.isolated),
+            changes=self._state.changes,
+            remedies=self._state.remedies,
         )
 
     def detect_drift(self) -> None:
@@ -246,6 +252,8 @@ class Runtime:
 
     def _fold(self, event: ev.Event) -> None:
         state = self._state
+        if event.type in changes.CHANGE_TYPES:
+            state.changes = changes.observe(state.changes, event)
         if event.type in (ev.PROBE_FAILED, ev.PROBE_SUCCEEDED):
             service = str(event.data.get("service", event.subject))
             current = state.health.get(service, health.Health(service))
@@ -279,6 +287,11 @@ class Runtime:
                 ev.COMPENSATION_SUCCEEDED,
             ):
                 step = folded.plan.steps[int(event.data["index"])]
+                if event.type == ev.STEP_SUCCEEDED:
+                    done = relapse.Remedy(
+                        event.time, step.action, step.target, folded.service, folded.id
+                    )
+                    state.remedies = relapse.remember(state.remedies, done)
                 state.isolated = (
                     isolation.after_step(state.isolated, step, event.time, folded.id)
                     if event.type == ev.STEP_SUCCEEDED
@@ -348,8 +361,27 @@ class Runtime:
 
     def _open(self, detection: Detection, detected_by: str) -> None:
         opening = self.planner.open(detection, detected_by, self._state.incidents, self.clock.now())
-        if opening is not None:
-            self.store.append(opening.stream, list(opening.events), opening.expected_version)
+        if opening is None:
+            return
+        self.store.append(opening.stream, list(opening.events), opening.expected_version)
+        # The fix of an earlier incident did not hold: it is a failure, not a resolution.
+        earlier = relapse.relapsed(
+            self._state.incidents,
+            detection.service,
+            detection.first_signal_at,
+            self.settings.relapse_window_s,
+        )
+        if earlier is not None:
+            reason = (
+                f"{detection.service} failed again at {detection.first_signal_at},"
+                f" {self.settings.relapse_window_s:g} s or less after this incident was"
+                f" resolved: the remediation did not hold ({detection.summary})"
+            )
+            said = lc.incident_event(
+                earlier, ev.INCIDENT_RELAPSED, {"reason": reason}, self.clock.now()
+            )
+            with contextlib.suppress(ConcurrencyConflict):
+                self.store.append(incident_stream(earlier.id), [said], earlier.version)
 
     def _probe_for_verification(self, service: str) -> None:
         probe = self.probes.get(service)
