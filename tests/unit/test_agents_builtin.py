@@ -61,6 +61,8 @@ def by_name(agents: list[Any]) -> dict[str, Any]:
 def test_defaults_build_every_builtin_in_detection_order() -> None:
     agents = builtin_agents(entry_points=())
     assert [a.name for a in agents] == [
+        "change",
+        "capacity",
         "bad-deploy",
         "pipeline-corruption",
         "backlog",
@@ -87,6 +89,15 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
 def test_each_agent_handles_its_own_kind() -> None:
     handles = {a.name: a.handles for a in builtin_agents(entry_points=())}
     assert handles == {
+        "change": {
+            "change",
+            "service_down",
+            "alert",
+            "bad_deploy",
+            "capacity",
+            "failing_dependency",
+        },
+        "capacity": {"capacity", "service_down", "alert"},
         "bad-deploy": {"bad_deploy"},
         "pipeline-corruption": {"pipeline_corruption"},
         "backlog": {"backlog_growth"},
@@ -139,7 +150,7 @@ def test_agents_can_be_disabled() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"chaos-monkey": {}}, r"agents\.chaos-monkey: unknown agent \(built-in: bad-deploy,"),
+        ({"chaos-monkey": {}}, r"agents\.chaos-monkey: unknown agent \(built-in: change, capacity, bad-deploy,"),
         (
             {"drift": {"grace": 3}},
             r"agents\.drift: unknown setting 'grace' \(known: enabled, grace_s, priority\)",

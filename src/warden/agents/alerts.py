@@ -1,7 +1,9 @@
 """Alert agent: an alert firing at its source opens an incident for its service. Decisioning.
 
 It proposes nothing itself; agents that know the alert's cause may, and otherwise the
-escalation agent pages a human with a summary. A resolved alert closes the incident if
+escalation agent pages a human with a summary. An alert on a service whose dependency
+fails is a symptom of that cascade: the root's incident carries it, so one cascade pages
+once; warning and info alerts alone are context, not a page. A resolved alert closes the incident if
 nothing was done yet, or annotates it (see ``Runtime``).
 """
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Detection
+from warden.domain import evidence
 
 if TYPE_CHECKING:
     from warden.domain.health import Health
@@ -38,6 +41,8 @@ class AlertAgent:
                 continue
             if not self._pages(signals.alerts, world.health.get(service)):
                 continue
+            if evidence.upstream(service, world, threshold=1):
+                continue  # a symptom of a failing dependency: evidence of the root's incident
             alerts = sorted(signals.alerts, key=lambda a: a.started_at)
             first = alerts[0]
             names = ", ".join(sorted({a.alertname for a in alerts}))

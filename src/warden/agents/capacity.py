@@ -132,7 +132,7 @@ class CapacityAgent:
         if full is None:
             return None
         hurt = []
-        for name in sorted({service, *_callers(service, world)}):
+        for name in sorted({service, *evidence.callers(service, world)}):
             seen = evidence.symptom(name, world, self.failure_threshold, self.min_samples)
             if seen is not None:
                 hurt.append(seen)
@@ -155,19 +155,6 @@ class CapacityAgent:
     def _describe(self, finding: _Finding) -> str:
         hurt = "; ".join(h.description for h in finding.hurt)
         return f"{finding.full.describe()} (saturated); {hurt}"
-
-
-def _callers(service: str, world: World) -> list[str]:
-    """Every service that depends on ``service``, directly or not."""
-    found: list[str] = []
-    frontier = [service]
-    while frontier:
-        node = frontier.pop()
-        for caller, deps in sorted(world.depends_on.items()):
-            if node in deps and caller not in found and caller != service:
-                found.append(caller)
-                frontier.append(caller)
-    return found
 
 
 __all__ = ["CapacityAgent"]

@@ -74,6 +74,16 @@ class ServiceDownAgent:
             for caller in callers:
                 ids.extend(i for i in world.health[caller].evidence if i not in ids)
             also = f"; callers failing with it: {', '.join(callers)}" if callers else ""
+            alerts = [
+                (caller, alert)
+                for caller in evidence.callers(service, world)
+                for alert in world.signals_of(caller).alerts
+            ]
+            ids.extend(a.event_id for _, a in alerts if a.event_id not in ids)
+            if alerts:
+                also += "; alerts on callers: " + ", ".join(
+                    f"{a.alertname} on {caller}" for caller, a in alerts
+                )
             found.append(
                 Detection(
                     service=service,

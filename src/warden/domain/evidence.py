@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from warden.domain import relapse
@@ -27,6 +28,9 @@ DEFAULT_FAILURE_THRESHOLD = 3
 SATURATED = 0.9  # a utilisation at or above this fraction of its ceiling
 EXHAUSTED = 0.98  # ... and at this one nothing is left
 DEFAULT_ERROR_RATE = 0.05
+# A dependency that recovered this recently still explains its caller's failure: the
+# caller has not been probed enough since to show a failure of its own.
+RECOVERY_GRACE_S = 30.0
 PAGE_SEVERITIES = frozenset({"critical", "page", "error", "high", ""})
 RESTARTS = frozenset({"restart_service", "start_service"})
 # Metric names that measure how full a resource is (the USE method's saturation), as
@@ -141,7 +145,7 @@ def stalled(signals: Signals, metric: str = BACKLOG) -> bool:
     series = signals.series(metric)[-STALLED_SAMPLES:]
     return (
         len(series) == STALLED_SAMPLES
-        and all(a.value <= b.value for a, b in zip(series, series[1:], strict=False))
+        and all(a.value <= b.value for a, b in pairwise(series))
         and series[-1].value > series[0].value
     )
 
@@ -160,17 +164,42 @@ def cause_of(service: str, world: World) -> Cause:
     return classify(seen.last_error)
 
 
-def troubled(service: str, world: World, threshold: int = DEFAULT_FAILURE_THRESHOLD) -> str:
-    """Why ``service`` is failing with evidence ("" when nothing says so)."""
+def troubled(
+    service: str, world: World, threshold: int = DEFAULT_FAILURE_THRESHOLD, since: str = ""
+) -> str:
+    """Why ``service`` is failing with evidence ("" when nothing says so).
+
+    With ``since`` (when a caller began to fail), a failure that overlapped it counts
+    too: a dependency that recovered after the caller began to fail, or a resource
+    saturated at any sample since, still explains the caller's failure until the caller
+    is probed again.
+    """
     seen = world.health.get(service)
     if seen is not None and seen.consecutive_failures >= threshold:
         return (
             f"{service} failed {seen.consecutive_failures} probes in a row since"
             f" {seen.failing_since} ({seen.last_error or 'no error text'})"
         )
-    full = saturation(world.signals_of(service))
+    signals = world.signals_of(service)
+    full = saturation(signals)
     if full is not None:
         return full.describe()
+    if not since:
+        return ""
+    began = parse_time(since)
+
+    def lately(stamp: str) -> bool:
+        moment = parse_time(stamp)
+        return moment >= began and (world.now - moment).total_seconds() <= RECOVERY_GRACE_S
+
+    if seen is not None and seen.healthy_since and lately(seen.healthy_since):
+        return f"{service} failed until {seen.healthy_since}, after its caller began to fail"
+    for name, samples in signals.metrics:
+        if not is_saturation_metric(name):
+            continue
+        for sample in samples:
+            if SATURATED <= sample.value <= 1.0 and lately(sample.time):
+                return f"{service} {name} was at {sample.value:.0%} at {sample.time}"
     return ""
 
 
@@ -180,8 +209,11 @@ def upstream(
     """The chain of failing dependencies below ``service``, down to the deepest (the root).
 
     Empty when no dependency fails with evidence. Among several failing dependencies the
-    one with the longest failing chain below it is followed, then the first by name.
+    one with the longest failing chain below it is followed, then the first by name. While
+    ``service`` fails, a dependency whose trouble overlapped its failure counts too.
     """
+    seen = world.health.get(service)
+    since = seen.failing_since if seen is not None and not seen.healthy else ""
     best: tuple[str, ...] = ()
 
     def walk(node: str, path: tuple[str, ...]) -> None:
@@ -189,7 +221,7 @@ def upstream(
         below = [
             d
             for d in sorted(world.depends_on.get(node, ()))
-            if d not in path and d != service and troubled(d, world, threshold)
+            if d not in path and d != service and troubled(d, world, threshold, since)
         ]
         if not below and len(path) > len(best):
             best = path
@@ -200,6 +232,19 @@ def upstream(
     return best
 
 
+def callers(service: str, world: World) -> tuple[str, ...]:
+    """Every service that depends on ``service``, directly or not, sorted."""
+    found: set[str] = set()
+    frontier = [service]
+    while frontier:
+        node = frontier.pop()
+        for caller, deps in world.depends_on.items():
+            if node in deps and caller not in found and caller != service:
+                found.add(caller)
+                frontier.append(caller)
+    return tuple(sorted(found))
+
+
 def neighbourhood(service: str, world: World) -> tuple[str, ...]:
     """``service`` and every service it depends on, directly or not, in order of distance."""
     seen = [service]
@@ -208,9 +253,7 @@ def neighbourhood(service: str, world: World) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def error_run(
-    signals: Signals, limit: float, metric: str = "error_rate"
-) -> tuple[Sample, ...]:
+def error_run(signals: Signals, limit: float, metric: str = "error_rate") -> tuple[Sample, ...]:
     """The latest unbroken run of samples above ``limit`` (empty when the last is below)."""
     series = signals.series(metric)
     start = len(series)
@@ -279,7 +322,8 @@ def symptom(
         parts.append(
             (
                 first.started_at,
-                f"{service}: alert {names} firing" + (f" ({first.summary})" if first.summary else ""),
+                f"{service}: alert {names} firing"
+                + (f" ({first.summary})" if first.summary else ""),
                 tuple(a.event_id for a in alerts),
                 Cause.UNKNOWN,
             )
@@ -291,9 +335,7 @@ def symptom(
     for part in parts:
         evidence.extend(i for i in part[2] if i not in evidence)
     cause = next((p[3] for p in parts if p[3] is not Cause.UNKNOWN), Cause.UNKNOWN)
-    return Symptom(
-        service, parts[0][0], "; ".join(p[1] for p in parts), tuple(evidence), cause
-    )
+    return Symptom(service, parts[0][0], "; ".join(p[1] for p in parts), tuple(evidence), cause)
 
 
 def suspects(
@@ -344,9 +386,10 @@ def restart_blockers(
     chain = upstream(service, world, threshold)
     if chain:
         root = chain[-1]
+        why = troubled(root, world, threshold, seen.failing_since)
         reasons.append(
-            f"{service} depends on {' -> '.join(chain)}, and {troubled(root, world, threshold)}:"
-            f" {service} is starved, not broken"
+            f"{service} depends on {' -> '.join(chain)}, and {why}: {service} is starved,"
+            " not broken"
         )
     full = saturation(world.signals_of(service))
     if full is not None and full.exhausted:
@@ -396,6 +439,7 @@ __all__ = [
     "Cause",
     "Saturation",
     "Symptom",
+    "callers",
     "cause_of",
     "classify",
     "error_limit",

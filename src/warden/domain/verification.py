@@ -46,6 +46,9 @@ def check(kind: str, service: str, world: World, started: datetime) -> Check:
         ok = seen is not None and not seen.healthy and _after(seen.last_seen_at, started)
         return Check(kind, ok, f"{service} no longer answers" if ok else "still answering")
     if kind == "error_rate":
+        if not signals.series("error_rate"):
+            # No error rate is sampled for this service: its probe is what can tell.
+            return _recovered(service, world, started)
         slo = float(world.limit(service, "error_rate_slo") or DEFAULT_ERROR_RATE_SLO)
         fresh = [s for s in signals.series("error_rate") if _after(s.time, started)]
         if not fresh:

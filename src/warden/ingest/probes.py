@@ -173,9 +173,7 @@ class HttpProbe:
                     if connected
                     else f"connect {error}"
                 )
-            return ProbeResult(
-                ok=False, latency_ms=_elapsed_ms(start), status=None, error=error
-            )
+            return ProbeResult(ok=False, latency_ms=_elapsed_ms(start), status=None, error=error)
         finally:
             conn.close()
         latency_ms = _elapsed_ms(start)

@@ -364,6 +364,7 @@ class Runtime:
         if opening is None:
             return
         self.store.append(opening.stream, list(opening.events), opening.expected_version)
+        self.tail()  # the next detection of this round sees the incident open
         # The fix of an earlier incident did not hold: it is a failure, not a resolution.
         earlier = relapse.relapsed(
             self._state.incidents,

@@ -97,7 +97,9 @@ class SimWorld:
         self.versions = {s.name: s.version for s in scenario.topology.services}
         self.replicas = {s.name: s.replicas for s in scenario.topology.services}
         self.fields: dict[tuple[str, str], Any] = {
-            (r.id, name): value for r in scenario.topology.resources for name, value in r.fields.items()
+            (r.id, name): value
+            for r in scenario.topology.resources
+            for name, value in r.fields.items()
         }
         self._harm = 0
 
@@ -350,6 +352,8 @@ class SimAdapter:
         if action in ("scale_consumers", "scale_service"):
             output["undo_params"] = {"replicas": before_replicas}
         if field and before_value is not None:
-            text = str(before_value).lower() if isinstance(before_value, bool) else str(before_value)
+            text = (
+                str(before_value).lower() if isinstance(before_value, bool) else str(before_value)
+            )
             output["undo_params"] = {"field": field, "value": text}
         return ActionResult(True, f"{action} {target}: {call.effect} (simulated)", output)
