@@ -11,6 +11,8 @@ import pytest
 from warden.agents.backlog import BacklogAgent
 from warden.agents.bad_deploy import BadDeployAgent
 from warden.agents.builtin import BUILTIN_NAMES, ENTRY_POINT_GROUP, builtin_agents, discover_agents
+from warden.agents.capacity import CapacityAgent
+from warden.agents.change import ChangeAgent
 from warden.agents.dependency import FailingDependencyAgent
 from warden.agents.drift import DriftAgent
 from warden.agents.escalation import EscalationAgent
@@ -72,6 +74,8 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
         "escalation",
     ]
     assert [type(a) for a in agents] == [
+        ChangeAgent,
+        CapacityAgent,
         BadDeployAgent,
         PipelineCorruptionAgent,
         BacklogAgent,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import pairwise
+from statistics import median
 from typing import TYPE_CHECKING
 
 from warden.domain import relapse
@@ -130,7 +131,7 @@ def saturation(signals: Signals) -> Saturation | None:
         if not SATURATED <= latest.value <= 1.0:
             continue
         earlier = [s.value for s in samples[:-1] if s.value < SATURATED]
-        baseline = sorted(earlier)[len(earlier) // 2] if earlier else None
+        baseline = median(earlier) if earlier else None
         if found is None or latest.value > found.value:
             found = Saturation(signals.service, name, latest.value, baseline, latest)
     return found
@@ -370,7 +371,7 @@ def restart_blockers(
     resource (a restart frees none), and no restart that already failed to hold.
     """
     seen = world.health.get(service)
-    if seen is None or not seen.last_seen_at:
+    if seen is None:
         return (f"{service} was never probed: no evidence that its process is the cause",)
     if seen.healthy:
         return (f"{service} answers its probe: nothing to restart",)
