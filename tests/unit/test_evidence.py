@@ -120,9 +120,9 @@ def test_saturation_metrics_are_known_by_name(name: str, saturation: bool) -> No
 def test_saturation_needs_a_fraction_at_or_above_ninety_percent() -> None:
     calm = metric("db", "cpu_utilisation", 0.3, 0.35, 0.4)
     assert evidence.saturation(calm) is None
-    hot = metric("db", "cpu_utilisation", 0.3, 0.35, 0.98)
+    hot = metric("db", "cpu_utilisation", 0.3, 0.35, 0.95)
     found = evidence.saturation(hot)
-    assert found is not None and found.value == 0.98
+    assert found is not None and found.value == 0.95
     assert found.baseline == pytest.approx(0.325)
     assert found.exhausted is False
     assert evidence.saturation(metric("db", "disk_used_ratio", 1.0)) is not None
