@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from warden.domain import evidence
 from warden.domain import events as ev
+from warden.domain import evidence
 from warden.domain.changes import CHANGE_RECORDED, Changes, observe
 from warden.domain.events import format_time
 from warden.domain.evidence import Cause
@@ -248,7 +248,9 @@ def test_an_error_rate_above_its_limit_is_a_symptom_from_its_first_bad_sample() 
     found = evidence.symptom("pricing", world(signals=[signals]))
     assert found is not None
     assert found.since == at(30) and found.cause is Cause.ERRORS
-    assert evidence.symptom("pricing", world(signals=[metric("pricing", "error_rate", 0.3)])) is None
+    assert (
+        evidence.symptom("pricing", world(signals=[metric("pricing", "error_rate", 0.3)])) is None
+    )
 
 
 def test_a_page_alert_is_a_symptom_a_warning_is_not() -> None:
