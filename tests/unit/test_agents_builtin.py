@@ -63,9 +63,9 @@ def by_name(agents: list[Any]) -> dict[str, Any]:
 def test_defaults_build_every_builtin_in_detection_order() -> None:
     agents = builtin_agents(entry_points=())
     assert [a.name for a in agents] == [
+        "bad-deploy",
         "change",
         "capacity",
-        "bad-deploy",
         "pipeline-corruption",
         "backlog",
         "failing-dependency",
@@ -74,9 +74,9 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
         "escalation",
     ]
     assert [type(a) for a in agents] == [
+        BadDeployAgent,
         ChangeAgent,
         CapacityAgent,
-        BadDeployAgent,
         PipelineCorruptionAgent,
         BacklogAgent,
         FailingDependencyAgent,
@@ -97,7 +97,6 @@ def test_each_agent_handles_its_own_kind() -> None:
             "change",
             "service_down",
             "alert",
-            "bad_deploy",
             "capacity",
             "failing_dependency",
         },
@@ -154,7 +153,7 @@ def test_agents_can_be_disabled() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"chaos-monkey": {}}, r"agents\.chaos-monkey: unknown agent \(built-in: change, capacity, bad-deploy,"),
+        ({"chaos-monkey": {}}, r"agents\.chaos-monkey: unknown agent \(built-in: bad-deploy, change, capacity,"),
         (
             {"drift": {"grace": 3}},
             r"agents\.drift: unknown setting 'grace' \(known: enabled, grace_s, priority\)",

@@ -44,6 +44,14 @@ def test_a_failure_soon_after_a_fix_is_a_relapse_of_it() -> None:
     assert relapsed({fixed.id: fixed}, "search", at(50), 1800) is None  # failed before it closed
 
 
+def test_only_symptoms_relapse() -> None:
+    fixed = resolved()
+    assert relapsed({fixed.id: fixed}, "search", at(300), 1800, kind="drift") is None
+    drifted = replace(fixed, kind="drift")
+    assert relapsed({fixed.id: drifted}, "search", at(300), 1800) is None
+    assert relapsed({fixed.id: fixed}, "search", at(300), 1800, kind="change") == fixed
+
+
 def test_a_fault_that_went_by_itself_did_not_relapse() -> None:
     untouched = resolved(acted=False)
     assert relapsed({untouched.id: untouched}, "search", at(300), 1800) is None

@@ -81,6 +81,17 @@ _SECONDS = _Option("number", above=0)
 # Cause-specific agents first: on one service only one incident is open at a time, so
 # when two agents see the same service in one tick, the more specific diagnosis opens it.
 _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
+    "bad-deploy": (
+        BadDeployAgent,
+        {
+            "error_rate_threshold": _Option("number", above=0, high=1),
+            "baseline_factor": _Option("number", low=1),
+            "window_s": _SECONDS,
+            "min_samples": _AT_LEAST_ONE,
+            "baseline_samples": _AT_LEAST_ONE,
+            "metric": _Option("text"),
+        },
+    ),
     "change": (
         ChangeAgent,
         {
@@ -97,17 +108,6 @@ _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
             "failure_threshold": _AT_LEAST_ONE,
             "min_samples": _AT_LEAST_ONE,
             "quota_factor": _Option("number", above=1),
-        },
-    ),
-    "bad-deploy": (
-        BadDeployAgent,
-        {
-            "error_rate_threshold": _Option("number", above=0, high=1),
-            "baseline_factor": _Option("number", low=1),
-            "window_s": _SECONDS,
-            "min_samples": _AT_LEAST_ONE,
-            "baseline_samples": _AT_LEAST_ONE,
-            "metric": _Option("text"),
         },
     ),
     "pipeline-corruption": (PipelineCorruptionAgent, {"max_batches": _AT_LEAST_ONE}),

@@ -53,7 +53,7 @@ class ChangeAgent:
     min_samples: int = 2
     name: str = "change"
     handles: frozenset[str] = frozenset(
-        {KIND, "service_down", "alert", "bad_deploy", "capacity", "failing_dependency"}
+        {KIND, "service_down", "alert", "capacity", "failing_dependency"}
     )
     priority: int = 70
     evidence_needed: tuple[str, ...] = EVIDENCE

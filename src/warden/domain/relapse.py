@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 DEFAULT_RELAPSE_WINDOW_S = 1800.0
 KEPT = 100
+# Incidents about a symptom of the service (it fails, errs, alerts, runs out of room):
+# one of these after a fix of another is the same trouble back. Drift, backlogs,
+# corrupt batches and isolations have their own kinds of recurrence.
+SYMPTOM_KINDS = frozenset({"service_down", "change", "alert", "bad_deploy", "capacity"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +59,27 @@ def before(
 
 
 def relapsed(
-    incidents: Mapping[str, Incident], service: str, first_signal_at: str, window_s: float
+    incidents: Mapping[str, Incident],
+    service: str,
+    first_signal_at: str,
+    window_s: float,
+    kind: str = "service_down",
 ) -> Incident | None:
     """The resolved incident of ``service`` whose remediation this new failure undoes.
 
-    It is the latest incident of the service resolved after a step ran, closed at most
-    ``window_s`` before ``first_signal_at``; None when the fix held that long, or when
-    nothing was done (a fault that went by itself and came back is not a failed fix).
+    It is the latest incident of the service about a symptom (:data:`SYMPTOM_KINDS`),
+    resolved after a step ran, closed at most ``window_s`` before ``first_signal_at``; None
+    when the fix held that long, when nothing was done (a fault that went by itself and
+    came back is not a failed fix), or when either is not about a symptom (``kind``).
     """
-    if not first_signal_at:
+    if not first_signal_at or kind not in SYMPTOM_KINDS:
         return None
     failed = parse_time(first_signal_at)
     found: Incident | None = None
     for incident in incidents.values():
         if incident.service != service or incident.state is not State.RESOLVED:
+            continue
+        if incident.kind not in SYMPTOM_KINDS:
             continue
         if not incident.intended or not incident.closed_at:
             continue
@@ -80,4 +91,4 @@ def relapsed(
     return found
 
 
-__all__ = ["DEFAULT_RELAPSE_WINDOW_S", "Remedy", "before", "relapsed", "remember"]
+__all__ = ["DEFAULT_RELAPSE_WINDOW_S", "SYMPTOM_KINDS", "Remedy", "before", "relapsed", "remember"]

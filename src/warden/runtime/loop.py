@@ -371,6 +371,7 @@ class Runtime:
             detection.service,
             detection.first_signal_at,
             self.settings.relapse_window_s,
+            detection.kind,
         )
         if earlier is not None:
             reason = (
