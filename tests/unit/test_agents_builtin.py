@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from warden.agents.alerts import AlertAgent
 from warden.agents.backlog import BacklogAgent
 from warden.agents.bad_deploy import BadDeployAgent
 from warden.agents.builtin import BUILTIN_NAMES, ENTRY_POINT_GROUP, builtin_agents, discover_agents
@@ -153,7 +154,10 @@ def test_agents_can_be_disabled() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"chaos-monkey": {}}, r"agents\.chaos-monkey: unknown agent \(built-in: bad-deploy, change, capacity,"),
+        (
+            {"chaos-monkey": {}},
+            r"agents\.chaos-monkey: unknown agent \(built-in: bad-deploy, change, capacity,",
+        ),
         (
             {"drift": {"grace": 3}},
             r"agents\.drift: unknown setting 'grace' \(known: enabled, grace_s, priority\)",
@@ -250,3 +254,11 @@ def test_broken_plugins_are_config_errors(
 def test_installed_entry_points_are_discovered_by_default() -> None:
     # Nothing in this environment registers warden.agents: the built-ins alone.
     assert [a.name for a in builtin_agents()][: len(BUILTIN_NAMES) - 1] == list(BUILTIN_NAMES[:-1])
+
+
+def test_every_builtin_agent_declares_the_evidence_its_action_needs() -> None:
+    for agent in [AlertAgent(), *builtin_agents(entry_points=())]:
+        if agent.name == "escalation":
+            continue  # it never acts
+        needed = getattr(agent, "evidence_needed", ())
+        assert needed and all(isinstance(n, str) and n for n in needed), agent.name

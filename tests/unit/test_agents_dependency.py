@@ -67,7 +67,6 @@ def incident(service: str = "orders") -> Incident:
 FAULT = world(up("gateway"), up("orders"), down("payments"))
 
 
-
 def legacy(**options: object) -> FailingDependencyAgent:
     """The agent as these tests pin it: 30 s outages isolated, the peer restarted.
 
@@ -82,6 +81,7 @@ def test_defaults_are_patient_and_restart_no_starved_peer() -> None:
     agent = FailingDependencyAgent()
     assert agent.min_outage_s == 300.0
     assert agent.restart_in_cascade is False
+
 
 def test_healthy_caller_of_a_failing_dependency_is_detected() -> None:
     (found,) = legacy().detect(FAULT)

@@ -32,6 +32,10 @@ class AlertAgent:
     name: str = "alerts"
     handles: frozenset[str] = frozenset()
     priority: int = 0
+    evidence_needed: tuple[str, ...] = (
+        "a firing alert of page severity, or any alert on a failing service",
+        "no failing dependency that explains it (then it is evidence of the root)",
+    )
 
     def detect(self, world: World) -> list[Detection]:
         """Services with alerts firing, the earliest alert first."""

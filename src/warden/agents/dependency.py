@@ -66,6 +66,11 @@ class FailingDependencyAgent:
     name: str = "failing-dependency"
     handles: frozenset[str] = frozenset({FAILING, RECOVERED})
     priority: int = 40
+    evidence_needed: tuple[str, ...] = (
+        "a healthy caller",
+        "a dependency failing failure_threshold probes for min_outage_s",
+        "for lifting: the isolated service answered its probe for recovered_for_s",
+    )
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
