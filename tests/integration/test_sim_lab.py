@@ -69,8 +69,10 @@ def test_the_same_seed_gives_the_same_report() -> None:
 
 
 def test_a_restart_that_relapses_is_not_repeated_and_the_change_is_reverted() -> None:
-    """GC thrash from a release: a restart heals for 240 s, then it relapses; the lab sees
-    the relapse, and Warden rolls the release back instead of restarting again."""
+    """GC thrash from a release: a restart heals for 240 s, then it relapses.
+
+    The lab sees the relapse, and Warden rolls the release back instead of restarting again.
+    """
     trace = Run(load(LIBRARY / "hang-gc-pauses.yaml"), "autonomous", 0).execute()
     (gc,) = [f for f in trace.faults if f.id == "gc-thrash"]
     actions = [m.action for m in trace.executed]
