@@ -225,6 +225,10 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
     settings: dict[str, Any] = {k: dict(v) for k, v in config.agent_settings.items()}
     service_down = settings.setdefault("service-down", {})
     service_down.setdefault("failure_threshold", config.failure_threshold)
+    for name in ("change", "capacity"):
+        section = settings.setdefault(name, {})
+        if section.get("enabled", True) is not False:
+            section.setdefault("failure_threshold", config.failure_threshold)
     agents: list[Agent] = [AlertAgent(), *builtin_agents(settings)]
     catalog = catalog or Catalog()
     model = model_agent_from_config(config.model, catalog) if config.model else None
@@ -371,6 +375,7 @@ def build(
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
             unmanaged=_unmanaged(config, runners, processes),
+            failure_threshold=config.failure_threshold,
             action_workers=(
                 action_workers
                 if action_workers is not None

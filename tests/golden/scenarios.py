@@ -264,7 +264,7 @@ SCENARIOS = (
     Scenario(
         "failing_dependency",
         "a restart that does not help: the dependency is isolated, then let back in",
-        FLEET,
+        FLEET + "agents: {settings: {failing-dependency: {min_outage_s: 30}}}\n",
         failing_dependency,
     ),
     Scenario(

@@ -11,6 +11,7 @@ from warden.domain import events as ev
 from warden.domain.control import AutonomyRule
 from warden.domain.errors import ValidationError
 from warden.domain.incident import State
+from warden.domain.kpis import resilience_report
 from warden.governance.approvals import ApprovalSettings
 from warden.governance.gate import Guardrails, RateLimit
 
@@ -50,19 +51,20 @@ def test_autonomous_restart_resolves(harnesses: Any) -> None:
 
 def test_autonomy_rule_per_domain_and_audited_change(harnesses: Any) -> None:
     h = harnesses(autonomy_rules=(AutonomyRule("*", "payments", "supervised"),))
+    # One at a time: orders fails while payments, its dependency, still answers (else
+    # orders is starved, not broken, and only payments gets an incident).
     h.fail("orders")
+    h.settle()
     h.fail("payments")
     h.settle()
     assert h.incidents("orders")[0].state is State.RESOLVED
     assert h.incidents("payments")[0].state is State.AWAITING_APPROVAL
 
-    h.control(ev.AUTONOMY_CHANGED, level="recommend", domain="shop", environment="*", by="al")
+    h.control(ev.AUTONOMY_CHANGED, level="recommend", domain="edge", environment="*", by="al")
     h.tick()
-    h.probes["orders"].healthy = True
-    h.observe("orders")
-    h.fail("orders")
+    h.fail("gateway")
     h.settle()
-    latest = h.incidents("orders")[-1]
+    latest = h.incidents("gateway")[-1]
     assert latest.state is State.ESCALATED
     assert latest.decisions[0].reasons[0].policy_id == "autonomy:recommend"
     audited = [r.record["type"] for r in h.warden.audit_log.entries()]
@@ -75,13 +77,13 @@ def test_domain_kill_switch_leaves_other_domains_alone(harnesses: Any) -> None:
     h = harnesses()
     h.control(ev.KILL_SWITCH_ENGAGED, domain="payments", by="al", reason="migration")
     h.fail("payments")
-    h.fail("orders")
+    h.fail("gateway")  # its dependency, orders, answers: gateway itself is broken
     h.settle()
     payments = h.incidents("payments")[0]
     assert payments.state is State.ESCALATED
     assert payments.decisions[0].reasons[0].policy_id == "guardrail:kill-switch"
-    assert h.incidents("orders")[0].state is State.RESOLVED
-    assert h.adapter.calls == [("restart_service", "orders", {})]
+    assert h.incidents("gateway")[0].state is State.RESOLVED
+    assert h.adapter.calls == [("restart_service", "gateway", {})]
 
 
 def test_kill_switch_after_allow_still_stops_the_step(harnesses: Any) -> None:
@@ -133,7 +135,9 @@ def test_quorum_roles_single_person_and_never_the_proposer(harnesses: Any, tmp_p
     assert allow.reasons[0].message == "approved by alice, bob"
     assert h.adapter.calls == [("restart_service", "payments", {})]
 
-    # The approvals were for that proposal only: a new failure needs new approvals.
+    # The approvals were for that proposal only: a new failure needs new approvals (after
+    # the relapse window: sooner, a restart that did not hold is not tried again).
+    h.clock.advance(1801)
     h.fail("payments")
     h.settle()
     second = h.incidents()[-1]
@@ -165,10 +169,11 @@ def test_approval_expires_into_the_fallback(harnesses: Any, tmp_path: Path, fall
 
 
 def test_rate_limit_guardrail_escalates_the_second_restart(harnesses: Any) -> None:
-    rails = Guardrails(per_target=RateLimit(1, 600))
+    rails = Guardrails(per_target=RateLimit(1, 3600))
     h = harnesses(guardrails=rails)
     h.fail("payments")
     h.settle()
+    h.clock.advance(1801)  # past the relapse window: a new failure, not the same one back
     h.fail("payments")
     h.settle()
     first, second = h.incidents("payments")
@@ -211,3 +216,19 @@ def test_broken_bundle_is_refused_and_the_old_one_keeps_serving(
     orders = h.incidents("orders")[0]
     assert orders.decisions[0].bundle_version == new
     assert orders.state is State.AWAITING_APPROVAL
+
+
+def test_a_restart_that_does_not_hold_is_a_relapse_and_is_not_repeated(harnesses: Any) -> None:
+    h = harnesses()
+    h.fail("payments")
+    h.settle()
+    h.fail("payments")  # back within the relapse window: the restart treated a symptom
+    h.settle()
+    first, second = sorted(h.incidents("payments"), key=lambda i: i.opened_at)
+    assert first.state is State.RELAPSED
+    assert "did not hold" in first.notes[-1]
+    assert second.state is State.ESCALATED
+    assert "a restart does not hold, it is a loop" in second.close_reason
+    assert h.adapter.calls == [("restart_service", "payments", {})]
+    report = resilience_report(h.warden.store.read_all())
+    assert (report.resolved, report.relapsed, report.remediation_success_rate) == (0, 1, 0.0)

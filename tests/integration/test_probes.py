@@ -127,7 +127,7 @@ def test_http_probe_times_out(silent_listener: int) -> None:
     result = HttpProbe(f"http://127.0.0.1:{silent_listener}/health", timeout_s=0.2).check()
     elapsed = time.monotonic() - start
     assert not result.ok
-    assert result.error == "timed out after 0.2 s"
+    assert result.error == "no answer within 0.2 s after connecting"
     assert result.status is None
     assert 0.15 < elapsed < 1.0
 
@@ -137,7 +137,7 @@ def test_http_probe_timeout_covers_the_whole_check(
 ) -> None:
     port = serve(http_server(delay_s=0.5))
     result = HttpProbe(f"http://127.0.0.1:{port}/", timeout_s=0.15).check()
-    assert result.error == "timed out after 0.15 s"
+    assert result.error == "no answer within 0.15 s after connecting"
     assert result.latency_ms < 450
 
 

@@ -68,16 +68,17 @@ def test_the_same_seed_gives_the_same_report() -> None:
     assert first == again
 
 
-def test_the_relapse_of_a_restart_is_measured() -> None:
-    """A crash loop from a bad configuration: restarts heal for seconds, then it relapses."""
-    trace = Run(
-        load(LIBRARY / "crash-loop-bad-config.yaml"), "autonomous", 0, duration_s=400
-    ).execute()
-    (pool,) = [f for f in trace.faults if f.id == "pool-zero"]
-    restarts = [m for m in trace.executed if m.action == "restart_service"]
-    assert restarts, "today's agents restart what fails its probe"
-    assert pool.relapses >= 1
-    assert not pool.fixed
+def test_a_restart_that_relapses_is_not_repeated_and_the_change_is_reverted() -> None:
+    """GC thrash from a release: a restart heals for 240 s, then it relapses.
+
+    The lab sees the relapse, and Warden rolls the release back instead of restarting again.
+    """
+    trace = Run(load(LIBRARY / "hang-gc-pauses.yaml"), "autonomous", 0).execute()
+    (gc,) = [f for f in trace.faults if f.id == "gc-thrash"]
+    actions = [m.action for m in trace.executed]
+    assert actions.count("restart_service") == 1
+    assert gc.relapses >= 1
+    assert "rollback_deploy" in actions and gc.fixed
 
 
 def test_the_cli_writes_the_reports_and_exits_by_the_verdicts(tmp_path: Path) -> None:
@@ -93,9 +94,17 @@ def test_the_cli_writes_the_reports_and_exits_by_the_verdicts(tmp_path: Path) ->
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["autonomous"]["RIGHT"] == 1
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
+    # A scenario whose author forbids the restart Warden makes: a WRONG run exits 1.
+    text = (LIBRARY / "process-crash.yaml").read_text()
+    forbidding = tmp_path / "forbidding.yaml"
+    forbidding.write_text(
+        text.replace("name: process-crash", "name: process-crash-forbidden").replace(
+            "forbidden: [", 'forbidden: ["restart_service:payments", '
+        )
+    )
     wrong = runner.invoke(
         app,
-        ["simulate", str(LIBRARY / "latency-rise-datastore.yaml"), "--autonomy", "autonomous",
+        ["simulate", str(forbidding), "--autonomy", "autonomous",
          "--out", str(tmp_path / "w"), "--max-duration", "400"],
     )  # fmt: skip
     assert wrong.exit_code == 1, wrong.output

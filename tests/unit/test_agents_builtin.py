@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from warden.agents.alerts import AlertAgent
 from warden.agents.anomaly import AnomalyAgent
 from warden.agents.backlog import BacklogAgent
 from warden.agents.bad_deploy import BadDeployAgent
 from warden.agents.builtin import BUILTIN_NAMES, ENTRY_POINT_GROUP, builtin_agents, discover_agents
+from warden.agents.capacity import CapacityAgent
+from warden.agents.change import ChangeAgent
 from warden.agents.dependency import FailingDependencyAgent
 from warden.agents.drift import DriftAgent
 from warden.agents.escalation import EscalationAgent
@@ -63,6 +66,8 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
     agents = builtin_agents(entry_points=())
     assert [a.name for a in agents] == [
         "bad-deploy",
+        "change",
+        "capacity",
         "pipeline-corruption",
         "backlog",
         "failing-dependency",
@@ -73,6 +78,8 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
     ]
     assert [type(a) for a in agents] == [
         BadDeployAgent,
+        ChangeAgent,
+        CapacityAgent,
         PipelineCorruptionAgent,
         BacklogAgent,
         FailingDependencyAgent,
@@ -90,6 +97,14 @@ def test_defaults_build_every_builtin_in_detection_order() -> None:
 def test_each_agent_handles_its_own_kind() -> None:
     handles = {a.name: a.handles for a in builtin_agents(entry_points=())}
     assert handles == {
+        "change": {
+            "change",
+            "service_down",
+            "alert",
+            "capacity",
+            "failing_dependency",
+        },
+        "capacity": {"capacity", "service_down", "alert"},
         "bad-deploy": {"bad_deploy"},
         "pipeline-corruption": {"pipeline_corruption"},
         "backlog": {"backlog_growth"},
@@ -143,7 +158,10 @@ def test_agents_can_be_disabled() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"chaos-monkey": {}}, r"agents\.chaos-monkey: unknown agent \(built-in: bad-deploy,"),
+        (
+            {"chaos-monkey": {}},
+            r"agents\.chaos-monkey: unknown agent \(built-in: bad-deploy, change, capacity,",
+        ),
         (
             {"drift": {"grace": 3}},
             r"agents\.drift: unknown setting 'grace' \(known: enabled, grace_s, priority\)",
@@ -240,3 +258,11 @@ def test_broken_plugins_are_config_errors(
 def test_installed_entry_points_are_discovered_by_default() -> None:
     # Nothing in this environment registers warden.agents: the built-ins alone.
     assert [a.name for a in builtin_agents()][: len(BUILTIN_NAMES) - 1] == list(BUILTIN_NAMES[:-1])
+
+
+def test_every_builtin_agent_declares_the_evidence_its_action_needs() -> None:
+    for agent in [AlertAgent(), *builtin_agents(entry_points=())]:
+        if agent.name == "escalation":
+            continue  # it never acts
+        needed = getattr(agent, "evidence_needed", ())
+        assert needed and all(isinstance(n, str) and n for n in needed), agent.name

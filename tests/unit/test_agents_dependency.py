@@ -67,8 +67,24 @@ def incident(service: str = "orders") -> Incident:
 FAULT = world(up("gateway"), up("orders"), down("payments"))
 
 
+def legacy(**options: object) -> FailingDependencyAgent:
+    """The agent as these tests pin it: 30 s outages isolated, the peer restarted.
+
+    The defaults are more patient (300 s) and restart no peer: a peer that fails with its
+    dependency is starved, and the planner's evidence rule refuses its restart anyway.
+    """
+    settings: dict[str, object] = {"min_outage_s": 30.0, "restart_in_cascade": True, **options}
+    return FailingDependencyAgent(**settings)  # type: ignore[arg-type]
+
+
+def test_defaults_are_patient_and_restart_no_starved_peer() -> None:
+    agent = FailingDependencyAgent()
+    assert agent.min_outage_s == 300.0
+    assert agent.restart_in_cascade is False
+
+
 def test_healthy_caller_of_a_failing_dependency_is_detected() -> None:
-    (found,) = FailingDependencyAgent().detect(FAULT)
+    (found,) = legacy().detect(FAULT)
     assert found.kind == "failing_dependency"
     assert found.service == "orders"  # gateway's dependency (orders) is up
     assert found.first_signal_at == at(10)
@@ -77,7 +93,7 @@ def test_healthy_caller_of_a_failing_dependency_is_detected() -> None:
 
 
 def test_plan_opens_the_circuit_on_the_dependency() -> None:
-    plan = FailingDependencyAgent().propose(incident(), FAULT)
+    plan = legacy().propose(incident(), FAULT)
     assert plan is not None
     assert plan.agent == "failing-dependency"
     assert plan.steps == (Step("open_circuit", "payments"),)
@@ -90,20 +106,20 @@ def test_plan_opens_the_circuit_on_the_dependency() -> None:
 
 def test_caller_seen_healthy_during_the_outage_adds_confidence() -> None:
     seen = world(up("orders", last_success=30), down("payments"))
-    plan = FailingDependencyAgent().propose(incident(), seen)
+    plan = legacy().propose(incident(), seen)
     assert plan is not None
     assert plan.confidence == 0.77
 
 
 def test_short_outages_are_left_to_a_restart() -> None:
     recent = world(up("orders"), down("payments", since=45))
-    assert FailingDependencyAgent().detect(recent) == []
-    assert "for 30 s" in FailingDependencyAgent().why_no_plan(incident(), recent)
-    assert FailingDependencyAgent(min_outage_s=10).detect(recent) != []
+    assert legacy().detect(recent) == []
+    assert "for 30 s" in legacy().why_no_plan(incident(), recent)
+    assert legacy(min_outage_s=10).detect(recent) != []
 
 
 def test_drain_isolation() -> None:
-    plan = FailingDependencyAgent(isolation="drain").propose(incident(), FAULT)
+    plan = legacy(isolation="drain").propose(incident(), FAULT)
     assert plan is not None
     assert plan.steps == (Step("drain_service", "payments"),)
     assert "restore_service" in plan.expected_outcome
@@ -111,7 +127,7 @@ def test_drain_isolation() -> None:
 
 def test_cascade_isolates_the_root_cause_then_restarts_the_peer() -> None:
     cascade = world(up("gateway"), down("orders", failures=3, since=15), down("payments"))
-    agent = FailingDependencyAgent()
+    agent = legacy()
     (found,) = agent.detect(cascade)
     assert found.service == "gateway"
     assert found.first_signal_at == at(10)
@@ -124,7 +140,7 @@ def test_cascade_isolates_the_root_cause_then_restarts_the_peer() -> None:
         *(f"payments-fail-{i}" for i in range(4)),
     }
     assert plan.confidence == 0.65  # a guess about the peer costs confidence
-    solo = FailingDependencyAgent(restart_in_cascade=False).propose(incident("gateway"), cascade)
+    solo = legacy(restart_in_cascade=False).propose(incident("gateway"), cascade)
     assert solo is not None
     assert solo.steps == (Step("open_circuit", "payments"),)
 
@@ -132,7 +148,7 @@ def test_cascade_isolates_the_root_cause_then_restarts_the_peer() -> None:
 def test_several_failing_dependencies_are_all_isolated() -> None:
     topology = {"api": ("auth", "db", "cache")}
     many = world(up("api"), down("auth"), down("db", failures=5), up("cache"), depends_on=topology)
-    plan = FailingDependencyAgent().propose(incident("api"), many)
+    plan = legacy().propose(incident("api"), many)
     assert plan is not None
     assert plan.steps == (Step("open_circuit", "auth"), Step("open_circuit", "db"))
 
@@ -140,7 +156,7 @@ def test_several_failing_dependencies_are_all_isolated() -> None:
 def test_dependency_cycles_terminate() -> None:
     cycle = {"front": ("a",), "a": ("b",), "b": ("a",)}
     w = world(up("front"), down("a"), down("b"), depends_on=cycle)
-    plan = FailingDependencyAgent().propose(incident("front"), w)
+    plan = legacy().propose(incident("front"), w)
     assert plan is not None
     assert plan.steps == (Step("open_circuit", "b"), Step("restart_service", "a"))
 
@@ -157,14 +173,14 @@ def test_dependency_cycles_terminate() -> None:
 )
 def test_nothing_to_isolate(health: tuple[Health, ...]) -> None:
     w = world(*health)
-    agent = FailingDependencyAgent()
+    agent = legacy()
     assert [d for d in agent.detect(w) if d.service == "orders"] == []
     assert agent.propose(incident(), w) is None
     assert agent.why_no_plan(incident(), w).startswith("failing-dependency: ")
 
 
 def test_same_inputs_same_plans() -> None:
-    agent = FailingDependencyAgent()
+    agent = legacy()
     assert agent.detect(FAULT) == agent.detect(FAULT)
     assert agent.propose(incident(), FAULT) == agent.propose(incident(), FAULT)
     assert agent.why_no_plan(incident(), FAULT) == ""

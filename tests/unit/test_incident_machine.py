@@ -113,7 +113,7 @@ TYPES = sorted(
         ev.INCIDENT_OPENED, ev.PLAN_PROPOSED, ev.DECISION_RECORDED, ev.APPROVAL_GRANTED,
         ev.STEP_INTENDED, ev.STEP_SUCCEEDED, ev.STEP_FAILED, ev.VERIFICATION_STARTED,
         ev.VERIFICATION_PASSED, ev.VERIFICATION_FAILED, ev.INCIDENT_RESOLVED,
-        ev.INCIDENT_ESCALATED, ev.INCIDENT_ROLLED_BACK,
+        ev.INCIDENT_ESCALATED, ev.INCIDENT_ROLLED_BACK, ev.INCIDENT_RELAPSED,
     }
 )  # fmt: skip
 hashes = st.sampled_from([*HASHES, "f" * 64])
@@ -159,8 +159,12 @@ def test_invariants_hold_for_any_history(history: list[ev.Event]) -> None:
             incident = apply(incident, item)
         except InvalidTransition:
             continue
-        # No transition out of a terminal state.
-        assert before is None or before.state not in TERMINAL
+        # No transition out of a terminal state, but a remediated resolution relapsing.
+        relapse = item.type == ev.INCIDENT_RELAPSED
+        assert before is None or before.state not in TERMINAL or relapse
+        if relapse:
+            assert before is not None and before.state is State.RESOLVED and before.intended
+            assert incident.state is State.RELAPSED
         if item.type == ev.DECISION_RECORDED and item.data["decision"]["outcome"] == "allow":
             allowed.add(item.data["decision"]["step_hash"])
         if item.type == ev.APPROVAL_GRANTED:
@@ -174,5 +178,7 @@ def test_invariants_hold_for_any_history(history: list[ev.Event]) -> None:
             assert item.data["step_hash"] in allowed
     if incident is not None and incident.state in TERMINAL:
         for item in TYPES:
+            if item == ev.INCIDENT_RELAPSED and incident.state is State.RESOLVED:
+                continue
             with pytest.raises(InvalidTransition):
                 apply(incident, event(item, {}, 99))

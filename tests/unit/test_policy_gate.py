@@ -278,12 +278,16 @@ def test_agent_plans_restart_with_rationale_evidence_confidence(clock: ManualClo
 
 
 def test_agent_is_pure(clock: ManualClock) -> None:
-    failing = Health("payments", 5, "2026-11-25T12:00:00Z", ("a",), "timed out after 0.5 s")
+    hung = "no answer within 0.5 s after connecting"
+    failing = Health("payments", 5, "2026-11-25T12:00:00Z", ("a",), hung)
     world = World(clock.now(), {"payments": failing})
     agent = ServiceDownAgent()
     assert agent.propose(planned(), world) == agent.propose(planned(), world)
     plan = agent.propose(planned(), world)
-    assert plan is not None and plan.confidence == 0.77
+    assert plan is not None and plan.confidence == 0.82
+    # A connect timeout points at the path, not the process: no restart.
+    cut = replace(failing, last_error="connect timed out after 0.5 s")
+    assert agent.propose(planned(), replace(world, health={"payments": cut})) is None
 
 
 def test_agent_cap_limits_autonomy(bundle: PolicyBundle) -> None:

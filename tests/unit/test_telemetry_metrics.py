@@ -153,7 +153,7 @@ def test_incidents_by_state(samples: Samples) -> None:
     }
     assert states == {
         "open": 0, "planned": 1, "awaiting_approval": 0, "executing": 0, "verifying": 0, "compensating": 0,
-        "resolved": 1, "escalated": 1, "rolled_back": 0,
+        "resolved": 1, "escalated": 1, "rolled_back": 0, "relapsed": 0,
     }  # fmt: skip
     assert value(samples, "warden_incident_mttr_seconds_count") == 1
     assert value(samples, "warden_incident_mttr_seconds_sum") == 20

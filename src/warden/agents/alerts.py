@@ -1,7 +1,9 @@
 """Alert agent: an alert firing at its source opens an incident for its service. Decisioning.
 
 It proposes nothing itself; agents that know the alert's cause may, and otherwise the
-escalation agent pages a human with a summary. A resolved alert closes the incident if
+escalation agent pages a human with a summary. An alert on a service whose dependency
+fails is a symptom of that cascade: the root's incident carries it, so one cascade pages
+once; warning and info alerts alone are context, not a page. A resolved alert closes the incident if
 nothing was done yet, or annotates it (see ``Runtime``).
 """
 
@@ -11,10 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Detection
+from warden.domain import evidence
 
 if TYPE_CHECKING:
+    from warden.domain.health import Health
     from warden.domain.incident import Incident
     from warden.domain.plans import Plan
+    from warden.domain.signals import Alert
     from warden.domain.world import World
 
 _SEVERITY = {"critical": "critical", "page": "critical", "warning": "minor", "info": "minor"}
@@ -27,6 +32,10 @@ class AlertAgent:
     name: str = "alerts"
     handles: frozenset[str] = frozenset()
     priority: int = 0
+    evidence_needed: tuple[str, ...] = (
+        "a firing alert of page severity, or any alert on a failing service",
+        "no failing dependency that explains it (then it is evidence of the root)",
+    )
 
     def detect(self, world: World) -> list[Detection]:
         """Services with alerts firing, the earliest alert first."""
@@ -34,6 +43,10 @@ class AlertAgent:
         for service, signals in sorted(world.signals.items()):
             if not signals.alerts:
                 continue
+            if not self._pages(signals.alerts, world.health.get(service)):
+                continue
+            if evidence.upstream(service, world, threshold=1):
+                continue  # a symptom of a failing dependency: evidence of the root's incident
             alerts = sorted(signals.alerts, key=lambda a: a.started_at)
             first = alerts[0]
             names = ", ".join(sorted({a.alertname for a in alerts}))
@@ -51,6 +64,17 @@ class AlertAgent:
                 )
             )
         return found
+
+    @staticmethod
+    def _pages(alerts: tuple[Alert, ...], health: Health | None) -> bool:
+        """Whether the alerts call for an incident: one pages, or the service fails too.
+
+        Warning and info alerts with nothing else wrong are context (shown with any
+        incident of the service), not a page: a disk 78% full, a traffic spike.
+        """
+        if any(_SEVERITY.get(a.severity.lower(), "major") != "minor" for a in alerts):
+            return True
+        return health is not None and not health.healthy
 
     def propose(self, incident: Incident, world: World) -> Plan | None:
         """Nothing: the alert says something is wrong, not what to do."""

@@ -84,6 +84,10 @@ class BacklogAgent:
     name: str = "backlog"
     handles: frozenset[str] = frozenset({"backlog_growth"})
     priority: int = 50
+    evidence_needed: tuple[str, ...] = (
+        "a backlog growing min_increases times in a row",
+        "consumers below max_consumers",
+    )
 
     def __post_init__(self) -> None:
         if self.threshold < 0:

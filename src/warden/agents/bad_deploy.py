@@ -61,6 +61,11 @@ class BadDeployAgent:
     name: str = "bad-deploy"
     handles: frozenset[str] = frozenset({"bad_deploy"})
     priority: int = 60
+    evidence_needed: tuple[str, ...] = (
+        "an error rate above the SLO and baseline_factor times the pre-deploy baseline,"
+        " within window_s after a deploy, for min_samples samples",
+        "an earlier version to roll back to",
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.error_rate_threshold <= 1.0:

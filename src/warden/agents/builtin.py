@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from warden.agents.anomaly import AnomalyAgent
 from warden.agents.backlog import BacklogAgent
 from warden.agents.bad_deploy import BadDeployAgent
+from warden.agents.capacity import CapacityAgent
+from warden.agents.change import ChangeAgent
 from warden.agents.dependency import FailingDependencyAgent
 from warden.agents.drift import DriftAgent
 from warden.agents.escalation import EscalationAgent
@@ -91,6 +93,24 @@ _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
             "metric": _Option("text"),
         },
     ),
+    "change": (
+        ChangeAgent,
+        {
+            "window_s": _SECONDS,
+            "relapse_lookback_s": _SECONDS,
+            "relapse_window_s": _Option("number", low=0),
+            "failure_threshold": _AT_LEAST_ONE,
+            "min_samples": _AT_LEAST_ONE,
+        },
+    ),
+    "capacity": (
+        CapacityAgent,
+        {
+            "failure_threshold": _AT_LEAST_ONE,
+            "min_samples": _AT_LEAST_ONE,
+            "quota_factor": _Option("number", above=1),
+        },
+    ),
     "pipeline-corruption": (PipelineCorruptionAgent, {"max_batches": _AT_LEAST_ONE}),
     "backlog": (
         BacklogAgent,
@@ -113,7 +133,10 @@ _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
         },
     ),
     "drift": (DriftAgent, {"grace_s": _Option("number", low=0)}),
-    "service-down": (ServiceDownAgent, {"failure_threshold": _AT_LEAST_ONE}),
+    "service-down": (
+        ServiceDownAgent,
+        {"failure_threshold": _AT_LEAST_ONE, "relapse_window_s": _Option("number", low=0)},
+    ),
     # Last: a metric shift is a symptom; a cause-specific diagnosis opens first.
     "anomaly": (
         AnomalyAgent,

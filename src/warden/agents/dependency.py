@@ -59,13 +59,18 @@ class FailingDependencyAgent:
     """
 
     failure_threshold: int = 3
-    min_outage_s: float = 30.0
+    min_outage_s: float = 300.0
     isolation: str = "circuit"
-    restart_in_cascade: bool = True
+    restart_in_cascade: bool = False
     recovered_for_s: float = 30.0
     name: str = "failing-dependency"
     handles: frozenset[str] = frozenset({FAILING, RECOVERED})
     priority: int = 40
+    evidence_needed: tuple[str, ...] = (
+        "a healthy caller",
+        "a dependency failing failure_threshold probes for min_outage_s",
+        "for lifting: the isolated service answered its probe for recovered_for_s",
+    )
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:

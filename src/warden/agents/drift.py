@@ -53,6 +53,9 @@ class DriftAgent:
     name: str = "drift"
     handles: frozenset[str] = frozenset({"drift"})
     priority: int = 30
+    evidence_needed: tuple[str, ...] = (
+        "an observed field differing from its desired value for grace_s",
+    )
 
     def __post_init__(self) -> None:
         if self.grace_s < 0:

@@ -41,6 +41,10 @@ class PipelineCorruptionAgent:
     name: str = "pipeline-corruption"
     handles: frozenset[str] = frozenset({"pipeline_corruption"})
     priority: int = 50
+    evidence_needed: tuple[str, ...] = (
+        "failed batches of a pipeline",
+        "a last good checkpoint to replay from",
+    )
 
     def __post_init__(self) -> None:
         if self.max_batches < 1:

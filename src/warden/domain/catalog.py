@@ -58,7 +58,28 @@ def _params(required: tuple[str, ...], **properties: dict[str, Any]) -> dict[str
 
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+_VALUE = {"type": "string", "maxLength": 2000}
 _BATCH = _params(("pipeline", "batch"), pipeline=_TEXT, batch=_TEXT)
+_FIELD_VALUE = _params(("field", "value"), field=_TEXT, value=_VALUE)
+
+
+def _restore(name: str, what: str, risk: Risk = Risk.LOW) -> ActionSpec:
+    """Put one field of an object back to a recorded value; undone the same way."""
+    return ActionSpec(
+        name=name,
+        description=(
+            f"Set one field of a {what} back to a recorded value (the one a change replaced);"
+            " reports the value it replaced, which its undo puts back."
+        ),
+        risk=risk,
+        idempotent=True,
+        timeout_s=60.0,
+        params_schema=_FIELD_VALUE,
+        verification="recovered",
+        compensation=name,
+        undo_needs=("field", "value"),
+    )
+
 
 BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
@@ -189,6 +210,57 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         timeout_s=120.0,
         params_schema=_params(("field", "desired"), field=_TEXT, desired=_TEXT),
         verification="drift",
+    ),
+    # Reverting a recorded change: each puts back what the change replaced.
+    _restore("restore_config", "configuration object"),
+    _restore("restore_flag", "feature flag"),
+    _restore("restore_network_rule", "network rule (re-applies the recorded rule)"),
+    _restore("restore_route", "routing object (re-applies the recorded route)"),
+    _restore("raise_quota", "quota (its limit)", Risk.MEDIUM),
+    ActionSpec(
+        name="scale_service",
+        description="Set the replica count of a service (back to a recorded count).",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=180.0,
+        params_schema=_params(
+            ("replicas",), replicas={"type": "integer", "minimum": 1, "maximum": 1000}
+        ),
+        verification="recovered",
+        compensation="scale_service",
+        undo_needs=("replicas",),
+    ),
+    ActionSpec(
+        name="suspend_job",
+        description="Suspend a scheduled job: no new run starts, the running one is stopped.",
+        risk=Risk.MEDIUM,
+        idempotent=True,
+        timeout_s=60.0,
+        params_schema=_NO_PARAMS,
+        verification="recovered",
+        compensation="resume_job",
+    ),
+    ActionSpec(
+        name="resume_job",
+        description="Resume a suspended scheduled job.",
+        risk=Risk.LOW,
+        idempotent=True,
+        timeout_s=60.0,
+        params_schema=_NO_PARAMS,
+        verification="recovered",
+    ),
+    ActionSpec(
+        name="rotate_credential",
+        description=(
+            "Issue a new credential or certificate from its issuer and put it in place; the"
+            " old one stays valid until it expires, so nothing needs undoing."
+        ),
+        risk=Risk.MEDIUM,
+        idempotent=False,
+        timeout_s=300.0,
+        params_schema=_NO_PARAMS,
+        verification="recovered",
+        max_attempts=1,
     ),
 )
 

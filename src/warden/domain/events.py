@@ -48,6 +48,7 @@ INCIDENT_RESOLVED = "warden.incident.resolved"
 INCIDENT_ESCALATED = "warden.incident.escalated"
 INCIDENT_ROLLED_BACK = "warden.incident.rolled_back"
 INCIDENT_ANNOTATED = "warden.incident.annotated"
+INCIDENT_RELAPSED = "warden.incident.relapsed"
 ALERT_FIRING = "warden.alert.firing"
 ALERT_RESOLVED = "warden.alert.resolved"
 # Control

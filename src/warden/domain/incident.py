@@ -1,7 +1,8 @@
 """Incident lifecycle as a pure state machine: an incident is a fold over its events. Pure core.
 
 ``open -> planned -> (awaiting_approval) -> executing -> verifying -> resolved``, and
-``escalated`` or ``rolled_back`` from any state that is not yet terminal. Every change of
+``escalated`` or ``rolled_back`` from any state that is not yet terminal; a resolved
+incident whose service fails again within the relapse window becomes ``relapsed``. Every change of
 state is an event; :func:`apply` refuses an event that does not fit the current state, so a
 stored history can only describe a legal lifecycle.
 """
@@ -34,6 +35,7 @@ class State(StrEnum):
     RESOLVED = "resolved"
     ESCALATED = "escalated"
     ROLLED_BACK = "rolled_back"
+    RELAPSED = "relapsed"  # resolved, then failed again within the relapse window
 
     @property
     def terminal(self) -> bool:
@@ -41,7 +43,7 @@ class State(StrEnum):
         return self in TERMINAL
 
 
-TERMINAL = frozenset({State.RESOLVED, State.ESCALATED, State.ROLLED_BACK})
+TERMINAL = frozenset({State.RESOLVED, State.ESCALATED, State.ROLLED_BACK, State.RELAPSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +216,9 @@ def apply(incident: Incident | None, event: ev.Event) -> Incident:
     if event.type == ev.INCIDENT_ANNOTATED:
         # A note never changes the state, so it may follow a closed incident too.
         return _track(replace(incident, notes=(*incident.notes, str(event.data["note"]))), event)
+    if event.type == ev.INCIDENT_RELAPSED:
+        # The one event after a resolution: the fix did not hold.
+        return _track(_relapsed(incident, event), event)
     _require(not incident.state.terminal, incident, event, "the incident is closed")
     return _track(_TRANSITIONS.get(event.type, _unknown)(incident, event), event)
 
@@ -486,6 +491,20 @@ def _rolled_back(incident: Incident, event: ev.Event) -> Incident:
     return _close(incident, event, State.ROLLED_BACK)
 
 
+def _relapsed(incident: Incident, event: ev.Event) -> Incident:
+    _require(
+        incident.state is State.RESOLVED and bool(incident.intended),
+        incident,
+        event,
+        "only a remediated, resolved incident can relapse",
+    )
+    return replace(
+        incident,
+        state=State.RELAPSED,
+        notes=(*incident.notes, str(event.data.get("reason", ""))),
+    )
+
+
 def _close(incident: Incident, event: ev.Event, state: State) -> Incident:
     return replace(
         incident, state=state, closed_at=event.time, close_reason=str(event.data.get("reason", ""))
@@ -515,6 +534,7 @@ _TRANSITIONS: dict[str, Any] = {
     ev.INCIDENT_RESOLVED: _resolved,
     ev.INCIDENT_ESCALATED: _escalated,
     ev.INCIDENT_ROLLED_BACK: _rolled_back,
+    ev.INCIDENT_RELAPSED: _relapsed,
 }
 
 INCIDENT_EVENT_TYPES = frozenset({ev.INCIDENT_OPENED, ev.INCIDENT_ANNOTATED, *_TRANSITIONS})

@@ -23,6 +23,7 @@ _CLOSING = {
     ev.INCIDENT_RESOLVED: State.RESOLVED,
     ev.INCIDENT_ESCALATED: State.ESCALATED,
     ev.INCIDENT_ROLLED_BACK: State.ROLLED_BACK,
+    ev.INCIDENT_RELAPSED: State.RELAPSED,
 }
 
 
@@ -207,7 +208,9 @@ def _apply(facts: IncidentFacts, event: ev.Event, at: datetime) -> IncidentFacts
     if kind == ev.VERIFICATION_STARTED:
         return replace(facts, state=State.VERIFYING)
     if kind in _CLOSING:
-        return replace(facts, state=_CLOSING[kind], closed_at=at)
+        # A relapse reopens nothing: the incident stays closed, as a failed remediation.
+        closed = facts.closed_at if kind == ev.INCIDENT_RELAPSED else at
+        return replace(facts, state=_CLOSING[kind], closed_at=closed or at)
     return facts
 
 
@@ -255,6 +258,7 @@ class ResilienceReport:
     resolved: int
     escalated: int
     rolled_back: int
+    relapsed: int
     automated: int
     mttr: Summary
     time_to_detect: Summary
@@ -280,7 +284,7 @@ class ResilienceReport:
     @property
     def closed(self) -> int:
         """Incidents in a terminal state."""
-        return self.resolved + self.escalated + self.rolled_back
+        return self.resolved + self.escalated + self.rolled_back + self.relapsed
 
     @property
     def decisions(self) -> int:
@@ -342,6 +346,7 @@ def summarise(
         resolved=resolved,
         escalated=escalated,
         rolled_back=by_state[State.ROLLED_BACK],
+        relapsed=by_state[State.RELAPSED],
         automated=automated,
         mttr=Summary.of(m for f in chosen if (m := f.mttr_s) is not None),
         time_to_detect=Summary.of(f.time_to_detect_s for f in chosen),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 DEFAULT_ERROR_RATE_SLO = 0.05
 QUIET_PERIOD_S = 5.0
+RECOVERY_QUIET_S = 15.0  # probes are not recorded while they pass: no failure this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ def check(kind: str, service: str, world: World, started: datetime) -> Check:
         ok = seen is not None and not seen.healthy and _after(seen.last_seen_at, started)
         return Check(kind, ok, f"{service} no longer answers" if ok else "still answering")
     if kind == "error_rate":
+        if not signals.series("error_rate"):
+            # No error rate is sampled for this service: its probe is what can tell.
+            return _recovered(service, world, started)
         slo = float(world.limit(service, "error_rate_slo") or DEFAULT_ERROR_RATE_SLO)
         fresh = [s for s in signals.series("error_rate") if _after(s.time, started)]
         if not fresh:
@@ -67,7 +71,30 @@ def check(kind: str, service: str, world: World, started: datetime) -> Check:
             else f"no failed batch for {QUIET_PERIOD_S:g} s"
         )
         return Check(kind, ok, detail)
+    if kind == "recovered":
+        return _recovered(service, world, started)
     if kind == "drift":
         ok = not signals.drift
         return Check(kind, ok, "observed state matches desired" if ok else "drift remains")
     return Check(kind, False, f"unknown verification {kind!r}")
+
+
+def _recovered(service: str, world: World, started: datetime) -> Check:
+    """The symptoms are gone: the probe passes, the error rate is within its SLO."""
+    seen = world.health.get(service)
+    if seen is not None and not seen.healthy:
+        return Check("recovered", False, f"{service} still fails its probe ({seen.last_error})")
+    waited = (world.now - started).total_seconds()
+    if waited < RECOVERY_QUIET_S:
+        return Check("recovered", False, f"watching {service} for {RECOVERY_QUIET_S:g} s")
+    series = world.signals_of(service).series("error_rate")
+    if series:
+        slo = float(world.limit(service, "error_rate_slo") or DEFAULT_ERROR_RATE_SLO)
+        fresh = [s for s in series if _after(s.time, started)]
+        if not fresh:
+            return Check("recovered", False, "no error-rate sample since acting")
+        if fresh[-1].value > slo:
+            return Check(
+                "recovered", False, f"error rate {fresh[-1].value:.1%} above SLO {slo:.1%}"
+            )
+    return Check("recovered", True, f"{service} answers its probe and its errors are in bounds")

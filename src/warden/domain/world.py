@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from warden.domain.changes import Changes
 from warden.domain.signals import Signals
 
 if TYPE_CHECKING:
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
     from warden.domain.health import Health
     from warden.domain.isolation import Isolation
+    from warden.domain.relapse import Remedy
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +23,9 @@ class World:
 
     ``isolated`` holds the services Warden isolated (circuit opened, drained) and has not
     let back in yet. ``unmanaged`` holds the services Warden watches but cannot restart
-    (``managed: false`` with no adapter of its own for ``restart_service``).
+    (``managed: false`` with no adapter of its own for ``restart_service``). ``changes`` is
+    the change timeline (deploys, configuration, flags, network, routes, scaling);
+    ``remedies`` the remediation steps that succeeded lately.
     """
 
     now: datetime
@@ -31,6 +35,8 @@ class World:
     limits: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     isolated: Mapping[str, Isolation] = field(default_factory=dict)
     unmanaged: frozenset[str] = frozenset()
+    changes: Changes = field(default_factory=Changes)
+    remedies: tuple[Remedy, ...] = ()
 
     def signals_of(self, service: str) -> Signals:
         """The signals of one service (empty when none arrived)."""

@@ -200,8 +200,10 @@ class HttpProbe:
             conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout_s)
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
+        connected = False
         try:
             conn.connect()
+            connected = True
             _limit(conn, deadline)
             conn.request("GET", self._path, headers={"User-Agent": "warden-probe"})
             _limit(conn, deadline)
@@ -210,7 +212,22 @@ class HttpProbe:
             response.read(_BODY_LIMIT)
             status = response.status
         except (OSError, http.client.HTTPException) as exc:
-            return _network_failure(exc, start, self.timeout_s)
+            error = describe_network_error(exc, self.timeout_s)
+            if isinstance(exc, TimeoutError):
+                # Connected and no answer: the process is alive and wedged. No connection:
+                # the way to it is cut. Diagnosis reads the difference.
+                error = (
+                    f"no answer within {self.timeout_s:g} s after connecting"
+                    if connected
+                    else f"connect {error}"
+                )
+            return ProbeResult(
+                ok=False,
+                latency_ms=_elapsed_ms(start),
+                status=None,
+                error=error,
+                kind=network_failure_kind(exc),
+            )
         finally:
             conn.close()
         latency_ms = _elapsed_ms(start)

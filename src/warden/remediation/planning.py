@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Summarizer, is_slow
 from warden.domain import events as ev
+from warden.domain import evidence
 from warden.domain.commands import Append
 from warden.domain.commands import incident_event as _event
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
+from warden.domain.relapse import DEFAULT_RELAPSE_WINDOW_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -40,8 +42,16 @@ class _Answer:
 class Planner:
     """Opens incidents from detections and plans them with the agents."""
 
-    def __init__(self, agents: list[Agent]) -> None:
+    def __init__(
+        self,
+        agents: list[Agent],
+        *,
+        failure_threshold: int = evidence.DEFAULT_FAILURE_THRESHOLD,
+        relapse_window_s: float = DEFAULT_RELAPSE_WINDOW_S,
+    ) -> None:
         self.agents = agents  # the runtime's own list: agents added later plan too
+        self.failure_threshold = failure_threshold
+        self.relapse_window_s = relapse_window_s
         self._asking: dict[tuple[str, str], Future[Plan | None]] = {}
         self._slow_pool: ThreadPoolExecutor | None = None
 
@@ -117,6 +127,26 @@ class Planner:
                 return []  # still thinking; the incident is planned on a later round
             if asked.plan is not None:
                 candidates.append((agent, asked.plan))
+        # The evidence rules hold for every agent's plan, a model's or a plugin's too.
+        refused: list[tuple[Agent, Plan, str]] = []
+        kept: list[tuple[Agent, Plan]] = []
+        for agent, plan in candidates:
+            why = self._unsupported(plan, world)
+            if why:
+                refused.append((agent, plan, why))
+            else:
+                kept.append((agent, plan))
+        candidates = kept
+        rejections = [
+            _event(
+                current,
+                ev.PLAN_REJECTED,
+                {"plan": plan.to_dict(), "reason": f"the evidence does not support it: {why}"},
+                now,
+                key=f"evidence:{agent.name}",
+            )
+            for agent, plan, why in refused
+        ]
         if not candidates:
             cleared = self._cleared(current, world)
             if cleared:
@@ -126,9 +156,13 @@ class Planner:
                     )
                 ]
             summary = self._escalation_summary(current, world)
-            return [
-                _append(current, _event(current, ev.INCIDENT_ESCALATED, {"reason": summary}, now))
-            ]
+            if refused:
+                summary += "; refused on evidence: " + "; ".join(
+                    f"{plan.steps[0].action} {plan.steps[0].target} from {agent.name} ({why})"
+                    for agent, plan, why in refused
+                )
+            escalated = _event(current, ev.INCIDENT_ESCALATED, {"reason": summary}, now)
+            return [_append(current, *rejections, escalated)]
         # The documented rule: higher agent priority wins, then higher confidence, then
         # the agent name, so the choice is deterministic; losers are recorded, not dropped.
         ranked = sorted(candidates, key=lambda c: (-c[0].priority, -c[1].confidence, c[0].name))
@@ -151,7 +185,17 @@ class Planner:
             for agent, plan in ranked[1:]
         ]
         events.append(_event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}, now))
-        return [_append(current, *events)]
+        return [_append(current, *rejections, *events)]
+
+    def _unsupported(self, plan: Plan, world: World) -> str:
+        """Why the evidence does not support a step of ``plan`` ("" when it does)."""
+        for step in plan.steps:
+            reasons = evidence.step_blockers(
+                step, world, self.failure_threshold, self.relapse_window_s
+            )
+            if reasons:
+                return f"{step.action} {step.target}: " + "; ".join(reasons)
+        return ""
 
     def _ask_slow(self, agent: Agent, current: Incident, world: World) -> _Answer | None:
         """A slow agent's proposal, asked off the loop's thread; None while it thinks.

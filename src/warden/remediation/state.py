@@ -6,17 +6,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from warden.domain import changes as change_fold
 from warden.domain import control, isolation
 from warden.domain import health as health_fold
 from warden.domain import signals as sig
 from warden.domain import users as users_fold
+from warden.domain.evidence import DEFAULT_FAILURE_THRESHOLD
 from warden.domain.lifecycle import LifecycleSettings
+from warden.domain.relapse import DEFAULT_RELAPSE_WINDOW_S
 from warden.governance.approvals import ApprovalSettings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from warden.domain.incident import Incident
+    from warden.domain.relapse import Remedy
     from warden.governance.context import ActionRecord, FreezeWindow
 
 
@@ -40,6 +44,8 @@ class RuntimeSettings:
     compensation_hold_s: float = 600.0  # a compensation the kill switch holds longer escalates
     action_workers: int = 0  # threads acting on intents off the loop (0: in the loop's own)
     unmanaged: frozenset[str] = frozenset()  # watched, never restarted (managed: false)
+    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD  # failed probes that make a failure
+    relapse_window_s: float = DEFAULT_RELAPSE_WINDOW_S  # a failure this soon after a fix: relapse
 
     @property
     def lifecycle(self) -> LifecycleSettings:
@@ -65,4 +71,6 @@ class Folded:
     reported: dict[str, dict[str, str]] = field(default_factory=dict)
     open_drift: dict[tuple[str, str], str] = field(default_factory=dict)
     isolated: dict[str, isolation.Isolation] = field(default_factory=dict)
+    changes: change_fold.Changes = field(default_factory=change_fold.Changes)
+    remedies: tuple[Remedy, ...] = ()
     position: int = 0

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import control, drift, health, incident, isolation, users
+from warden.domain import changes, control, drift, health, incident, isolation, relapse, users
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain import signals as sig
@@ -108,7 +108,11 @@ class Runtime:
         self._listeners: list[EventListener] = []
         # Called each round after folding, before agents detect (e.g. runbook hot reload).
         self.tick_hooks: list[Callable[[], None]] = []
-        self.planner = Planner(self.agents)
+        self.planner = Planner(
+            self.agents,
+            failure_threshold=settings.failure_threshold,
+            relapse_window_s=settings.relapse_window_s,
+        )
         self.workers = ActionWorkers(executor, settings.action_workers)
         self.interpreter = Interpreter(
             store=store,
@@ -179,6 +183,8 @@ class Runtime:
             limits=self._limits,
             isolated=dict(self._state.isolated),
             unmanaged=self.settings.unmanaged,
+            changes=self._state.changes,
+            remedies=self._state.remedies,
         )
 
     def detect_drift(self) -> None:
@@ -268,6 +274,8 @@ class Runtime:
 
     def _fold(self, event: ev.Event) -> None:
         state = self._state
+        if event.type in changes.CHANGE_TYPES:
+            state.changes = changes.observe(state.changes, event)
         if event.type in (ev.PROBE_FAILED, ev.PROBE_SUCCEEDED):
             service = str(event.data.get("service", event.subject))
             current = state.health.get(service, health.Health(service))
@@ -305,6 +313,11 @@ class Runtime:
                 ev.COMPENSATION_SUCCEEDED,
             ):
                 step = folded.plan.steps[int(event.data["index"])]
+                if event.type == ev.STEP_SUCCEEDED:
+                    done = relapse.Remedy(
+                        event.time, step.action, step.target, folded.service, folded.id
+                    )
+                    state.remedies = relapse.remember(state.remedies, done)
                 state.isolated = (
                     isolation.after_step(state.isolated, step, event.time, folded.id)
                     if event.type == ev.STEP_SUCCEEDED
@@ -385,8 +398,29 @@ class Runtime:
             self.clock.now(),
             self._decided_again,
         )
-        if opening is not None:
-            self.store.append(opening.stream, list(opening.events), opening.expected_version)
+        if opening is None:
+            return
+        self.store.append(opening.stream, list(opening.events), opening.expected_version)
+        self.tail()  # the next detection of this round sees the incident open
+        # The fix of an earlier incident did not hold: it is a failure, not a resolution.
+        earlier = relapse.relapsed(
+            self._state.incidents,
+            detection.service,
+            detection.first_signal_at,
+            self.settings.relapse_window_s,
+            detection.kind,
+        )
+        if earlier is not None:
+            reason = (
+                f"{detection.service} failed again at {detection.first_signal_at},"
+                f" {self.settings.relapse_window_s:g} s or less after this incident was"
+                f" resolved: the remediation did not hold ({detection.summary})"
+            )
+            said = lc.incident_event(
+                earlier, ev.INCIDENT_RELAPSED, {"reason": reason}, self.clock.now()
+            )
+            with contextlib.suppress(ConcurrencyConflict):
+                self.store.append(incident_stream(earlier.id), [said], earlier.version)
 
     def _decided_again(self, closed: Incident) -> str:
         # Only an incident a control denied asks for the (costlier) view.

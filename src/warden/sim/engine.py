@@ -101,6 +101,8 @@ class Run:
                 fault.by,
                 self.clock.now(),
             )
+            if fault.field:
+                self.world.fields[(fault.target, fault.field)] = fault.new
         self.world.activate(fault.id)
 
     def _signal(self, index: int) -> Generator[Any, Any, None]:

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
+from warden.domain.changes import CHANGE_RECORDED, KINDS
 from warden.domain.ids import derived_id, service_stream
 from warden.ingest.alertmanager import parse_webhook
 from warden.ingest.cloudevents import TraceContext
@@ -140,7 +141,7 @@ def send_change(
     by: str,
     when: datetime,
 ) -> None:
-    """A change to an object, as its system reports it: a deploy, or an observed state."""
+    """A change to an object, as its system reports it: a deploy, or a recorded change."""
     if kind == "deployment" and field in ("image", "version", "revision"):
         data: dict[str, Any] = {"service": owner, "version": str(new), "by": by}
         if old is not None:
@@ -148,10 +149,15 @@ def send_change(
         send(runtime, ev.DEPLOY_COMPLETED, data, when, f"{resource}:{field}:{new}")
         return
     value = new if isinstance(new, str | int | float | bool) else str(new)
-    send(
-        runtime,
-        ev.STATE_OBSERVED,
-        {"service": owner, "fields": {f"{resource}.{field}": value}},
-        when,
-        f"{resource}:{field}:{new}",
-    )
+    data = {
+        "service": owner,
+        "resource": resource,
+        "kind": kind if kind in KINDS else "other",
+        "field": field,
+        "value": value,
+    }
+    if old is not None:
+        data["previous"] = old if isinstance(old, str | int | float | bool) else str(old)
+    if by:
+        data["by"] = by
+    send(runtime, CHANGE_RECORDED, data, when, f"{resource}:{field}:{new}")

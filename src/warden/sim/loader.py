@@ -22,17 +22,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Actions a RIGHT answer may need that the catalog does not offer yet; a response or an
-# expectation may name them, nothing can run them.
-PROPOSED_ACTIONS = (
-    "restore_config",
-    "restore_flag",
-    "restore_network_rule",
-    "restore_route",
-    "raise_quota",
-    "rotate_credential",
-    "scale_service",
-    "suspend_job",
-)
+# expectation may name them, nothing can run them. Empty: every such action is in the
+# catalog now (restore_config, restore_flag, ..., suspend_job).
+PROPOSED_ACTIONS: tuple[str, ...] = ()
 
 _FIXES = {
     "missing": "add it",

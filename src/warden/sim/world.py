@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 RESTARTS = ("restart_service", "start_service")
 # How bad a probe answer is: the worst active effect on a service is what its probe sees.
 _SEVERITY = {"ok": 0, "flapping": 1, "slow": 2, "http": 3, "timeout": 4, "refused": 5}
+# Fault kinds whose timeouts come from a live process that does not answer.
+_ALIVE_WHEN_TIMING_OUT = frozenset({"hang", "slow", "saturation", "load", "error", "change"})
 _DEFAULT_EFFECT = {
     "crash": "refused",
     "exit_loop": "refused",
@@ -119,6 +121,11 @@ class SimWorld:
         self.kill_switch = False
         self.versions = {s.name: s.version for s in scenario.topology.services}
         self.replicas = {s.name: s.replicas for s in scenario.topology.services}
+        self.fields: dict[tuple[str, str], Any] = {
+            (r.id, name): value
+            for r in scenario.topology.resources
+            for name, value in r.fields.items()
+        }
         self._harm = 0
 
     def _index(self, state: FaultState) -> None:
@@ -214,7 +221,9 @@ class SimWorld:
             for svc, probe, code, latency, period in state.effects:
                 if svc != service:
                     continue
-                result = self._result(probe, code, latency, period, now, state.activations[-1])
+                result = self._result(
+                    probe, code, latency, period, now, state.activations[-1], state.fault.kind
+                )
                 rank = _SEVERITY[probe] if not result.ok else 0
                 if rank > worst[0]:
                     worst = (rank, result)
@@ -228,11 +237,16 @@ class SimWorld:
         period: float | None,
         now: float,
         since: float,
+        kind: str = "partition",
     ) -> ProbeResult:
         if probe == "refused":
             return ProbeResult(False, 1.0, None, "connection refused")
         if probe == "timeout":
-            return ProbeResult(False, 500.0, None, "timed out after 0.5 s")
+            # A process that is alive accepts the connection and never answers; a cut path
+            # (a partition, a scripted timeout) does not even connect.
+            if kind in _ALIVE_WHEN_TIMING_OUT:
+                return ProbeResult(False, 500.0, None, "no answer within 0.5 s after connecting")
+            return ProbeResult(False, 500.0, None, "connect timed out after 0.5 s")
         if probe == "http":
             status = code or 500
             if status < 400:
@@ -317,8 +331,10 @@ class SimWorld:
         self.calls.append(call)
         if action == "rollback_deploy" or action == "deploy_version":
             self.versions[target] = str(params.get("version", ""))
-        if action == "scale_consumers":
+        if action in ("scale_consumers", "scale_service"):
             self.replicas[target] = int(params.get("replicas", self.replicas.get(target, 1)))
+        if "field" in params and "value" in params:
+            self.fields[(target, str(params["field"]))] = params["value"]
         return call
 
     def _heal(self, state: FaultState, seconds: float, action: str) -> None:
@@ -379,10 +395,17 @@ class SimAdapter:
         key = str(params.pop("idempotency_key", ""))
         before_version = self.world.versions.get(target, "")
         before_replicas = self.world.replicas.get(target, 1)
+        field = str(params.get("field", ""))
+        before_value = self.world.fields.get((target, field))
         call = self.world.apply(action, target, params, key)
         output: dict[str, Any] = {"effect": call.effect}
         if action in ("rollback_deploy", "deploy_version") and before_version:
             output["undo_params"] = {"version": before_version}
-        if action == "scale_consumers":
+        if action in ("scale_consumers", "scale_service"):
             output["undo_params"] = {"replicas": before_replicas}
+        if field and before_value is not None:
+            text = (
+                str(before_value).lower() if isinstance(before_value, bool) else str(before_value)
+            )
+            output["undo_params"] = {"field": field, "value": text}
         return ActionResult(True, f"{action} {target}: {call.effect} (simulated)", output)

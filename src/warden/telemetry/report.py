@@ -22,6 +22,7 @@ OUTCOME_COLORS = {
     State.RESOLVED: ("resolved", "#2e9e5b"),
     State.ESCALATED: ("escalated", "#d64545"),
     State.ROLLED_BACK: ("rolled back", "#e08a1e"),
+    State.RELAPSED: ("relapsed", "#8e44ad"),
 }
 OPEN_COLOR = "#4a78c2"
 DECISION_COLORS = (("allow", "#2e9e5b"), ("needs approval", "#c9a227"), ("deny", "#d64545"))
@@ -104,7 +105,7 @@ def kpi_rows(report: ResilienceReport) -> list[tuple[str, str, str]]:
             "Incidents",
             str(r.incidents),
             f"{r.open} open · {r.resolved} resolved · {r.escalated} escalated"
-            f" · {r.rolled_back} rolled back",
+            f" · {r.rolled_back} rolled back · {r.relapsed} relapsed",
         ),
         _durations("MTTR (first signal to verified recovery)", r.mttr),
         _durations("Time to detect", r.time_to_detect),
@@ -234,6 +235,7 @@ def outcomes_chart(report: ResilienceReport) -> str:
         ("incidents resolved", float(r.resolved), OUTCOME_COLORS[State.RESOLVED][1]),
         ("incidents escalated", float(r.escalated), OUTCOME_COLORS[State.ESCALATED][1]),
         ("incidents rolled back", float(r.rolled_back), OUTCOME_COLORS[State.ROLLED_BACK][1]),
+        ("incidents relapsed", float(r.relapsed), OUTCOME_COLORS[State.RELAPSED][1]),
         ("incidents still open", float(r.open), OPEN_COLOR),
     ]
     counts = (r.decisions_allowed, r.decisions_needing_approval, r.decisions_denied)
@@ -252,7 +254,7 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid #e3e3e3; }
 th { background: #f5f5f5; } td.value { font-weight: 600; white-space: nowrap; }
 figure { margin: 1rem 0; } .state-resolved { color: #2e9e5b; }
-.state-escalated, .state-rolled_back { color: #d64545; }
+.state-escalated, .state-rolled_back, .state-relapsed { color: #d64545; }
 """
 
 
