@@ -57,6 +57,10 @@ class AnomalyAgent:
     name: str = "anomaly"
     handles: frozenset[str] = frozenset(SYMPTOM_KINDS)
     priority: int = 20
+    # It opens incidents and proposes nothing: its evidence names the symptom, not a fix.
+    evidence_needed: tuple[str, ...] = (
+        "a metric sustained k spreads above the baseline learned from its own series",
+    )
     detectors: Detectors = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
