@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from warden.domain.ids import derived_id
@@ -77,11 +78,21 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp; naive times are refused."""
+    """Parse an RFC 3339 timestamp; naive times are refused.
+
+    Cached: agents compare the same event times every round, and datetimes are immutable.
+    """
+    return _parsed(text) if type(text) is str else _parse(text)  # others fail uncached
+
+
+def _parse(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no timezone offset")
     return moment.astimezone(UTC)
+
+
+_parsed = lru_cache(maxsize=8192)(_parse)
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,8 +304,9 @@ class Runtime:
         self._reload_policies()
         self.detect_drift()
         added += len(self.tail())
+        world = self.world()  # openings are only appended here: the world is the same
         for agent in self.agents:
-            for detection in agent.detect(self.world()):
+            for detection in agent.detect(world):
                 self._open(detection, agent.name)
         added += len(self.tail())
         view = self.interpreter.view()
