@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from warden.agents.redact import (
+from warden.domain.redact import (
     RedactionSettings,
     is_secret_key,
     luhn_valid,

@@ -178,14 +178,17 @@ class BadDeployAgent:
             return None
         deploy = signals.deploys[-1]
         deployed_at = parse_time(deploy.time)
-        series = signals.series(self.metric)
-        before = [s for s in series if parse_time(s.time) < deployed_at]
-        after = [s for s in series if parse_time(s.time) >= deployed_at]
-        if not after:
+        before: list[Sample] = []
+        after: list[Sample] = []
+        for sample in signals.series(self.metric):
+            (before if parse_time(sample.time) < deployed_at else after).append(sample)
+        threshold = self._threshold(world, service)
+        # The limit is never below the threshold: when the latest sample is not above the
+        # threshold there is no run of bad samples, so skip the baseline (asked every round).
+        if not after or after[-1].value <= threshold:
             return None
         kept = before[-self.baseline_samples :]
         baseline = median(s.value for s in kept) if kept else None
-        threshold = self._threshold(world, service)
         limit = threshold
         if baseline is not None:
             limit = max(limit, self.baseline_factor * baseline)
@@ -212,7 +215,7 @@ class BadDeployAgent:
 
         Returns the version and whether samples showed it healthy ("" when none is known).
         """
-        series = signals.series(self.metric)
+        timed = [(parse_time(s.time), s.value) for s in signals.series(self.metric)]
         deploys = signals.deploys
         for index in range(len(deploys) - 2, -1, -1):
             candidate = deploys[index]
@@ -220,7 +223,7 @@ class BadDeployAgent:
                 continue
             start = parse_time(candidate.time)
             end = parse_time(deploys[index + 1].time)
-            ran = [s.value for s in series if start <= parse_time(s.time) < end]
+            ran = [value for at, value in timed if start <= at < end]
             if not ran:
                 return candidate.version, False
             if median(ran) <= threshold:

@@ -31,10 +31,10 @@ from warden.agents.model_prompt import (
     incident_context,
     known_targets,
 )
-from warden.agents.redact import DEFAULT_SETTINGS, RedactionSettings, redact, redact_text
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, ValidationError, WardenError
 from warden.domain.plans import Plan
+from warden.domain.redact import DEFAULT_SETTINGS, RedactionSettings, redact, redact_text
 
 if TYPE_CHECKING:
     from warden.agents.protocol import Detection

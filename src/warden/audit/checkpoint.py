@@ -85,10 +85,46 @@ def check_key_name(name: str) -> str:
     return name
 
 
-def key_id(name: str, public_key: bytes) -> bytes:
-    """The 4-byte note key ID: SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
-    data = name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key
+def key_id(name: str, public_key: bytes, alg: int = ALG_ED25519) -> bytes:
+    """The 4-byte note key ID: SHA-256(name || 0x0A || alg || public key)[:4]."""
+    data = name.encode("utf-8") + b"\n" + bytes([alg]) + public_key
     return hashlib.sha256(data).digest()[:4]
+
+
+def encode_key(name: str, key_id: bytes, alg: int, material: bytes) -> str:
+    """A note key string: ``name+<hex key id>+base64(alg || 32-byte key or seed)``."""
+    return f"{name}+{key_id.hex()}+{encode_base64(bytes([alg]) + material)}"
+
+
+def parse_key(
+    text: str, what: str, alg: int, shape: str, *, secret: bool = False
+) -> tuple[str, str, bytes]:
+    """Name, hex key ID and 32-byte material of ``name+<hex key id>+base64(alg || key)``.
+
+    ``what`` starts each message and ``shape`` names the expected key ("an Ed25519 key
+    (0x01 || 32 bytes)"); with ``secret``, no message quotes the material.
+
+    Raises:
+        ConfigError: the string is not of that shape.
+    """
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        prefix = "PRIVATE+KEY+" if secret else ""
+        raise ConfigError(f"{what}: expected {prefix}name+keyid+base64key")
+    name, hex_id, encoded = parts
+    try:
+        check_key_name(name)
+        raw = decode_base64(encoded)
+    except ValidationError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    except ValueError as exc:
+        why = "the key material is not canonical base64" if secret else str(exc)
+        raise ConfigError(f"{what}: {why}") from None
+    if not _KEY_ID.fullmatch(hex_id):
+        raise ConfigError(f"{what}: the key ID is not 8 lowercase hex digits")
+    if len(raw) != 33 or raw[0] != alg:
+        raise ConfigError(f"{what}: not {shape}")
+    return name, hex_id, raw[1:]
 
 
 # ---------------------------------------------------------------------------------------
@@ -119,29 +155,17 @@ class Verifier:
         Raises:
             ConfigError: the string is not a well-formed Ed25519 verifier key.
         """
-        text = text.strip()
-        parts = text.split("+", 2)
-        if len(parts) != 3:
-            raise ConfigError("verifier key: expected name+keyid+base64key")
-        name, hex_id, encoded = parts
-        try:
-            check_key_name(name)
-            raw = decode_base64(encoded)
-        except (ValidationError, ValueError) as exc:
-            raise ConfigError(f"verifier key: {exc}") from None
-        if not _KEY_ID.fullmatch(hex_id):
-            raise ConfigError("verifier key: the key ID is not 8 lowercase hex digits")
-        if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise ConfigError("verifier key: not an Ed25519 key (0x01 || 32 bytes)")
-        verifier = cls(name, key_id(name, raw[1:]), raw[1:])
+        name, hex_id, public = parse_key(
+            text.strip(), "verifier key", ALG_ED25519, "an Ed25519 key (0x01 || 32 bytes)"
+        )
+        verifier = cls(name, key_id(name, public), public)
         if verifier.key_id.hex() != hex_id:
             raise ConfigError("verifier key: the key ID does not match the name and key")
         return verifier
 
     def encode(self) -> str:
         """The verifier key string: ``name+<hex key id>+base64(0x01 || public key)``."""
-        raw = bytes([ALG_ED25519]) + self.public_key
-        return f"{self.name}+{self.key_id.hex()}+{encode_base64(raw)}"
+        return encode_key(self.name, self.key_id, ALG_ED25519, self.public_key)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's Ed25519 signature of ``message``."""
@@ -187,22 +211,14 @@ class Signer:
         text = text.strip()
         if not text.startswith(PRIVATE_KEY_PREFIX):
             raise ConfigError("signer key: expected PRIVATE+KEY+name+keyid+base64key")
-        parts = text[len(PRIVATE_KEY_PREFIX) :].split("+", 2)
-        if len(parts) != 3:
-            raise ConfigError("signer key: expected PRIVATE+KEY+name+keyid+base64key")
-        name, hex_id, encoded = parts
-        try:
-            check_key_name(name)
-            raw = decode_base64(encoded)
-        except ValidationError as exc:
-            raise ConfigError(f"signer key: {exc}") from None
-        except ValueError:
-            raise ConfigError("signer key: the key material is not canonical base64") from None
-        if not _KEY_ID.fullmatch(hex_id):
-            raise ConfigError("signer key: the key ID is not 8 lowercase hex digits")
-        if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise ConfigError("signer key: not an Ed25519 key (0x01 || 32-byte seed)")
-        signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
+        name, hex_id, seed = parse_key(
+            text[len(PRIVATE_KEY_PREFIX) :],
+            "signer key",
+            ALG_ED25519,
+            "an Ed25519 key (0x01 || 32-byte seed)",
+            secret=True,
+        )
+        signer = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
         if signer.key_id.hex() != hex_id:
             raise ConfigError("signer key: the key ID does not match the name and key")
         return signer
@@ -219,8 +235,7 @@ class Signer:
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        raw = bytes([ALG_ED25519]) + seed
-        return f"{PRIVATE_KEY_PREFIX}{self.name}+{self.key_id.hex()}+{encode_base64(raw)}"
+        return PRIVATE_KEY_PREFIX + encode_key(self.name, self.key_id, ALG_ED25519, seed)
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``message``."""

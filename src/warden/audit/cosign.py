@@ -6,8 +6,6 @@ bytes: key ID (4) || timestamp (8, big-endian) || Ed25519 signature (64). Pure, 
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,8 +20,9 @@ from warden.audit.checkpoint import (
     PRIVATE_KEY_PREFIX,
     NoteSignature,
     check_key_name,
-    decode_base64,
-    encode_base64,
+    encode_key,
+    key_id,
+    parse_key,
 )
 from warden.domain.errors import ConfigError, ValidationError
 
@@ -39,8 +38,7 @@ HEADER = "cosignature/v1\n"
 
 def cosignature_key_id(name: str, public_key: bytes) -> bytes:
     """SHA-256(name || 0x0A || 0x04 || public key)[:4]."""
-    data = name.encode("utf-8") + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key
-    return hashlib.sha256(data).digest()[:4]
+    return key_id(name, public_key, ALG_COSIGNATURE_V1)
 
 
 def signed_message(body: str, timestamp: int) -> bytes:
@@ -48,21 +46,9 @@ def signed_message(body: str, timestamp: int) -> bytes:
     return f"{HEADER}time {timestamp}\n{body}".encode()
 
 
-def _parse_key(text: str, what: str) -> tuple[str, bytes, bytes]:
-    parts = text.strip().split("+", 2)
-    if len(parts) != 3:
-        raise ConfigError(f"{what}: expected name+keyid+base64key")
-    name, hex_id, encoded = parts
-    try:
-        check_key_name(name)
-        raw = decode_base64(encoded)
-    except (ValidationError, ValueError) as exc:
-        raise ConfigError(f"{what}: {exc}") from None
-    if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
-        raise ConfigError(f"{what}: the key ID is not 8 lowercase hex digits")
-    if len(raw) != 33 or raw[0] != ALG_COSIGNATURE_V1:
-        raise ConfigError(f"{what}: not a cosignature/v1 key (0x04 || 32 bytes)")
-    return name, bytes.fromhex(hex_id), raw[1:]
+def _parse_key(text: str, what: str, *, secret: bool = False) -> tuple[str, str, bytes]:
+    shape = "a cosignature/v1 key (0x04 || 32 bytes)"
+    return parse_key(text, what, ALG_COSIGNATURE_V1, shape, secret=secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +66,15 @@ class CosignatureVerifier:
         Raises:
             ConfigError: not a well-formed cosignature/v1 verifier key.
         """
-        name, key_id, public = _parse_key(text, "witness key")
+        name, hex_id, public = _parse_key(text.strip(), "witness key")
         verifier = cls(name, cosignature_key_id(name, public), public)
-        if key_id != verifier.key_id:
+        if verifier.key_id.hex() != hex_id:
             raise ConfigError("witness key: the key ID does not match the name and key")
         return verifier
 
     def encode(self) -> str:
         """The verifier key string."""
-        raw = bytes([ALG_COSIGNATURE_V1]) + self.public_key
-        return f"{self.name}+{self.key_id.hex()}+{encode_base64(raw)}"
+        return encode_key(self.name, self.key_id, ALG_COSIGNATURE_V1, self.public_key)
 
     def timestamp(self, signature: NoteSignature, body: str) -> int | None:
         """The cosignature's time if ``signature`` is this key's valid one over ``body``."""
@@ -140,11 +125,13 @@ class Cosigner:
         if not text.startswith(PRIVATE_KEY_PREFIX):
             raise ConfigError("witness private key: expected PRIVATE+KEY+name+keyid+base64key")
         try:
-            name, key_id, seed = _parse_key(text[len(PRIVATE_KEY_PREFIX) :], "witness private key")
+            name, hex_id, seed = _parse_key(
+                text[len(PRIVATE_KEY_PREFIX) :], "witness private key", secret=True
+            )
         except ConfigError:
             raise ConfigError("witness private key: malformed") from None
         cosigner = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
-        if key_id != cosigner.verifier.key_id:
+        if cosigner.verifier.key_id.hex() != hex_id:
             raise ConfigError("witness private key: the key ID does not match the name and key")
         return cosigner
 
@@ -155,9 +142,9 @@ class Cosigner:
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        raw = bytes([ALG_COSIGNATURE_V1]) + seed
-        kid = self.verifier.key_id.hex()
-        return f"{PRIVATE_KEY_PREFIX}{self.name}+{kid}+{encode_base64(raw)}"
+        return PRIVATE_KEY_PREFIX + encode_key(
+            self.name, self.verifier.key_id, ALG_COSIGNATURE_V1, seed
+        )
 
     def cosign(self, body: str, timestamp: int) -> NoteSignature:
         """The cosignature line of a checkpoint body at ``timestamp`` (POSIX seconds)."""

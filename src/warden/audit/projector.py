@@ -75,21 +75,29 @@ class AuditProjector:
         self.batch_size = batch_size
         # Progress past skipped events only; never ahead of what the store has shown us.
         self._skipped_to = 0
+        # (log size, position of its last record): entries never change once written, so
+        # the last one is read again only when the log grew (catch_up runs every round).
+        self._last_seen = (0, 0)
 
     def audited_position(self) -> int:
         """The store position of the last audited event (0 when the log is empty)."""
-        record = self.log.last_record()
-        if record is None:
-            return 0
-        position = record.get("position")
-        return position if type(position) is int else 0
+        return self._position_at(self.log.size)
+
+    def _position_at(self, size: int) -> int:
+        if size == self._last_seen[0]:
+            return self._last_seen[1]
+        record = self.log.entry(size - 1).record if size else None
+        position = record.get("position") if record is not None else 0
+        found = position if type(position) is int else 0
+        self._last_seen = (size, found)
+        return found
 
     def catch_up(self) -> int:
         """Audit every event stored after the last audited one; return how many were added."""
         added = 0
         while True:
             size = self.log.size
-            after = max(self.audited_position(), self._skipped_to)
+            after = max(self._position_at(size), self._skipped_to)
             events = self.store.read_all(after_position=after, limit=self.batch_size)
             if not events:
                 return added

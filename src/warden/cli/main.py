@@ -239,18 +239,25 @@ def incidents(
         store.close()
 
 
+# The options of approve and reject, which differ only in the decision they record.
+DecidedIncident = Annotated[str, typer.Argument(help="The incident (a prefix is enough).")]
+StepHash = Annotated[
+    str | None,
+    typer.Option(help="The exact proposal hash you decide on (shown by incidents)."),
+]
+ApproversConfig = Annotated[
+    Path | None, typer.Option(help="The warden.yaml naming approvers (default: the state's).")
+]
+
+
 @app.command()
 def approve(
-    incident_id: Annotated[str, typer.Argument(help="The incident (a prefix is enough).")],
+    incident_id: DecidedIncident,
     key: KeyFile = None,
     token_file: TokenFile = None,
-    step_hash: Annotated[
-        str | None, typer.Option(help="The exact proposal hash you approve (shown by incidents).")
-    ] = None,
+    step_hash: StepHash = None,
     claimed: Claimed = None,
-    config: Annotated[
-        Path | None, typer.Option(help="The warden.yaml naming approvers (default: the state's).")
-    ] = None,
+    config: ApproversConfig = None,
     state_dir: StateDir = Path(".warden"),
 ) -> None:
     """Approve the step an incident is waiting on, signed with your key; bound to its hash.
@@ -262,16 +269,12 @@ def approve(
 
 @app.command()
 def reject(
-    incident_id: Annotated[str, typer.Argument(help="The incident (a prefix is enough).")],
+    incident_id: DecidedIncident,
     key: KeyFile = None,
     token_file: TokenFile = None,
-    step_hash: Annotated[
-        str | None, typer.Option(help="The exact proposal hash you reject (shown by incidents).")
-    ] = None,
+    step_hash: StepHash = None,
     claimed: Claimed = None,
-    config: Annotated[
-        Path | None, typer.Option(help="The warden.yaml naming approvers (default: the state's).")
-    ] = None,
+    config: ApproversConfig = None,
     state_dir: StateDir = Path(".warden"),
 ) -> None:
     """Reject the step an incident is waiting on, signed with your key: nothing runs."""
