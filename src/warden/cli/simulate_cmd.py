@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress
 
+from warden.cli.options import fail
 from warden.sim.format import SCHEMA_FILE
 from warden.sim.lab import LEVELS, LabSettings, failed, run_lab
 from warden.sim.loader import ScenarioError, find, load
@@ -22,8 +22,7 @@ from warden.sim.report import render_html, score_table
 
 
 def _fail(console: Console, message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    return fail(message)
 
 
 def _levels(text: str) -> tuple[str, ...]:
