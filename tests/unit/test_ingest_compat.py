@@ -102,7 +102,7 @@ def test_a_refusal_lists_only_the_breaking_changes() -> None:
     assert lines[0] == "x@2 is NOT backward compatible with x@1:"
     assert lines[1].startswith("  [breaking] /count: newly required")
     assert "[ok]" not in text
-    assert lines[-1] == "  (and 1 backward compatible change)"
+    assert lines[-1] == "  (and 2 backward compatible changes)"
     widened = changed(severity={"enum": ["low", "high", "mid"]})
     text = compare_schemas(BASE, widened, old_name="x@1", new_name="x@2").describe()
     assert '[ok] /severity: allowed value "mid" was added' in text
