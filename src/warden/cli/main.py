@@ -228,7 +228,7 @@ def incidents(
                 console.print(f"no incidents in {state_dir}/ yet")
                 return
             console.print(incident_table(list(found.values()), f"Incidents in {state_dir}/"))
-            _print_next(list(found.values()), state_dir)
+            _print_next(list(found.values()), state_dir, config)
             return
         matches = [i for i in found if i.startswith(incident_id)]
         if len(matches) != 1:
@@ -237,14 +237,16 @@ def incidents(
         timeline = Timeline(console, events[0].moment)
         for event in events:
             timeline(event)
-        _print_next([found[matches[0]]], state_dir)
+        _print_next([found[matches[0]]], state_dir, config)
     finally:
         store.close()
 
 
-def _print_next(found: list[Incident], state_dir: Path) -> None:
+def _print_next(found: list[Incident], state_dir: Path, config: Path | None) -> None:
     """What to do next: the exact approve and reject lines for each step awaiting approval."""
-    where = "" if state_dir == DEFAULT_STATE else f" -s {state_dir}"
+    where = f" -c {config}" if config is not None else ""
+    if state_dir != DEFAULT_STATE and config is None:
+        where = f" -s {state_dir}"
     waiting = [i for i in found if i.state is State.AWAITING_APPROVAL]
     for item in waiting:
         step = item.plan.steps[item.next_step] if item.plan is not None else None
