@@ -51,8 +51,13 @@ class Planner:
         detected_by: str,
         incidents: Mapping[str, Incident],
         now: datetime,
+        source_traceparent: str = "",
     ) -> Append | None:
-        """The opening of an incident for a detection, unless one is open already."""
+        """The opening of an incident for a detection, unless one is open already.
+
+        The incident continues the trace of its first evidence that carried a W3C
+        ``source_traceparent``; without one it starts a trace derived from its id.
+        """
         incident_id = derived_id(
             "incident", detection.kind, detection.service, detection.first_signal_at
         )
@@ -76,7 +81,7 @@ class Planner:
             ev.format_time(now),
             subject=detection.service,
             correlation_id=incident_id,
-            traceparent=traceparent_for(incident_id),
+            traceparent=source_traceparent or traceparent_for(incident_id),
         )
         return Append(incident_stream(incident_id), (opened,), 0)
 
