@@ -34,6 +34,8 @@ def test_the_example_configuration_is_valid() -> None:
     assert config.service("orders").desired == (("running", "true"), ("version", "1.4.2"))
     assert dict(config.agent_caps) == {"drift": "recommend"}
     assert (config.api_host, config.api_port) == ("127.0.0.1", 8400)
+    targets = config.notifications["targets"]
+    assert {t["format"] for t in targets.values()} == {"slack", "teams", "webhook"}
     assert config.adapters["actions"]["rollback_deploy"]["adapter"] == "http"
     assert config.topology.domain_of("orders") == "shop"
     senders = config.sources["webhook"]["senders"]

@@ -42,6 +42,7 @@ from warden.domain.ids import incident_stream
 from warden.domain.incident import Incident, State
 from warden.governance.identity import ApprovalCheck
 from warden.runtime import load_incidents
+from warden.runtime.notifications import Notifier, targets_from
 from warden.store.location import has_log, open_event_store
 from warden.telemetry.metrics import MetricsListener, serve_metrics
 from warden.telemetry.tracing import TracingListener, build_tracer_provider
@@ -143,6 +144,9 @@ def run(
     # Metrics and traces see the whole history; the timeline shows only what happens now.
     warden.runtime.tail()
     warden.runtime.subscribe(Timeline(console, started))
+    notifier = _notifier(settings)
+    if notifier is not None:  # after the tail: what happened before is not announced again
+        warden.runtime.subscribe(notifier)
     stop_at = None if duration is None else started.timestamp() + duration
     stopping = False
 
@@ -159,6 +163,8 @@ def run(
             lambda: stopping or (stop_at is not None and datetime.now(UTC).timestamp() >= stop_at)
         )
     finally:
+        if notifier is not None:
+            notifier.close()
         tracing.close()
         tracing_setup.provider.shutdown()
         if server is not None:
@@ -167,6 +173,20 @@ def run(
             api_server.stop()
             api_server.ctx.store.close()
     console.print("stopped; managed services were stopped too.")
+
+
+def _notifier(settings: WardenConfig) -> Notifier | None:
+    """The notifier of the config's ``notifications`` section; None without one."""
+    section = settings.notifications
+    if not section:
+        return None
+    try:
+        targets = targets_from(section)
+    except WardenError as exc:
+        raise _fail(str(exc)) from exc
+    names = ", ".join(f"{t.name} ({t.format})" for t in targets)
+    console.print(f"notifying {names}", highlight=False)
+    return Notifier(targets, str(section.get("console_url") or ""))
 
 
 def _start_api(settings: WardenConfig, port: int) -> ApiServer | None:
