@@ -100,7 +100,8 @@ def test_each_format_is_delivered_signed_and_retried(receiver: Receiver) -> None
     slack = by_path["/slack"][1]
     assert slack["blocks"][0]["text"]["text"].startswith("Approval needed: restart_service on web")
     assert (
-        slack["blocks"][-1]["elements"][0]["url"] == f"https://warden.example/console/inbox#{HASH}"
+        slack["blocks"][-1]["elements"][0]["url"]
+        == f"https://warden.example/console/inbox?step={HASH}"
     )
     assert f"--step-hash {HASH}" in slack["blocks"][1]["text"]["text"]
     (teams,) = by_path["/teams"]

@@ -42,6 +42,7 @@ from warden.domain.ids import incident_stream
 from warden.domain.incident import Incident, State
 from warden.governance.identity import ApprovalCheck
 from warden.runtime import load_incidents
+from warden.runtime.approval_links import ApprovalLinks
 from warden.runtime.notifications import Notifier, targets_from
 from warden.store.location import has_log, open_event_store
 from warden.telemetry.metrics import MetricsListener, serve_metrics
@@ -186,7 +187,12 @@ def _notifier(settings: WardenConfig) -> Notifier | None:
         raise _fail(str(exc)) from exc
     names = ", ".join(f"{t.name} ({t.format})" for t in targets)
     console.print(f"notifying {names}", highlight=False)
-    return Notifier(targets, str(section.get("console_url") or ""))
+    return Notifier(
+        targets,
+        str(section.get("console_url") or ""),
+        people=dict(settings.approvals.approvers),
+        links=ApprovalLinks(settings.state_dir),
+    )
 
 
 def _start_api(settings: WardenConfig, port: int) -> ApiServer | None:

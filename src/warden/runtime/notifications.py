@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain import events as ev
 from warden.ingest.auth import sign
 from warden.ingest.senders import read_secret
+from warden.runtime.approval_links import ApprovalLink, ApprovalLinks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -53,7 +54,31 @@ class Notice:
     data: Mapping[str, Any]
 
 
-def notice_for(event: ev.Event, console_url: str) -> Notice | None:
+def links_for(
+    event: ev.Event, people: Mapping[str, tuple[str, ...]], links: ApprovalLinks, base: str
+) -> dict[str, str]:
+    """One single-use console link per approver the step may count, by name."""
+    data = event.data
+    roles = set(data.get("approver_roles") or [])
+    incident_id = str((data.get("proposal") or {}).get("incident", ""))
+    expires = str(data.get("expires_at", ""))
+    if not expires:
+        return {}
+    out = {}
+    for name, theirs in sorted(people.items()):
+        if roles and not roles & set(theirs):
+            continue
+        link = ApprovalLink(incident_id, str(data.get("step_hash", "")), name, expires)
+        out[name] = f"{base}/console/link/{links.issue(link, event.moment)}"
+    return out
+
+
+def notice_for(
+    event: ev.Event,
+    console_url: str,
+    people: Mapping[str, tuple[str, ...]] | None = None,
+    links: ApprovalLinks | None = None,
+) -> Notice | None:
     """The notice an event calls for (an incident opened, an approval asked), else None."""
     kind = KINDS.get(event.type)
     if kind is None:
@@ -82,8 +107,12 @@ def notice_for(event: ev.Event, console_url: str) -> Notice | None:
             f"\nApprove in the console (signed with your key) or: warden approve {incident_id}"
             f" --step-hash {hash_} --key PATH"
         )
-        link = f"{base}/console/inbox#{hash_}" if base else ""
+        link = f"{base}/console/inbox?step={hash_}" if base else ""
         out = {"incident_id": incident_id, "step_hash": hash_, "expires_at": data.get("expires_at")}
+        if base and people and links is not None:
+            personal = links_for(event, people, links, base)
+            text += "".join(f"\n{name} (one-time link): {url}" for name, url in personal.items())
+            out["links"] = personal
     return Notice(kind, event.id, title, text, link, out)
 
 
@@ -165,9 +194,12 @@ class Notifier:
         backoff_s: float = 0.5,
         timeout_s: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        people: Mapping[str, tuple[str, ...]] | None = None,
+        links: ApprovalLinks | None = None,
     ) -> None:
         self.targets = targets
         self.console_url = console_url
+        self.people, self.links = people or {}, links
         self.attempts, self.backoff_s, self.timeout_s = attempts, backoff_s, timeout_s
         self._sleep = sleep
         self._queue: queue.Queue[tuple[Target, Notice] | None] = queue.Queue(QUEUE_SIZE)
@@ -178,7 +210,7 @@ class Notifier:
 
     def __call__(self, event: ev.Event) -> None:
         """Queue the notices ``event`` calls for; never waits (a full queue drops, logged)."""
-        notice = notice_for(event, self.console_url)
+        notice = notice_for(event, self.console_url, self.people, self.links)
         if notice is None:
             return
         for target in self.targets:
