@@ -87,6 +87,8 @@ class WardenConfig:
     lease_ttl_s: float = 30.0
     # Connectors feeding events in (format: ingest/sources.py; e.g. webhook, nats, jsonl).
     sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Outgoing notifications (format: runtime/notifications.py); empty means none.
+    notifications: Mapping[str, Any] = field(default_factory=dict)
     # The optional model adapter agent (format: agents/model.py); empty means off.
     model: Mapping[str, Any] = field(default_factory=dict)
     # Keys of ingested event data redacted before they are stored (secrets always are).
@@ -352,6 +354,7 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         adapters={k: raw[k] for k in ("actions", "nats") if raw.get(k) is not None},
         model=dict(raw["model"]) if raw.get("model") is not None else {},
         sources={str(name): dict(o or {}) for name, o in (raw.get("sources") or {}).items()},
+        notifications=dict(raw.get("notifications") or {}),
         redact_fields=tuple(checked.redact.fields) if checked.redact else (),
         redact_keep_original=bool(checked.redact and checked.redact.keep_original),
         redact_key_path=(

@@ -647,6 +647,23 @@ class ApiSection(Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 0
 
 
+class NotifyTarget(Section):
+    """One chat channel or signed webhook that hears of incidents and pending approvals."""
+
+    format: Literal["slack", "teams", "mattermost", "webhook"]
+    url: HttpUrl
+    secret_env: str | None = None  # webhook: the whsec_ secret it is signed with
+    secret_file: str | None = None
+    events: list[Literal["incident", "approval"]] = ["incident", "approval"]
+
+
+class Notifications(Section):
+    """Outgoing notifications; links point at ``console_url`` (the console as people reach it)."""
+
+    console_url: HttpUrl | None = None
+    targets: dict[PlainName, NotifyTarget]
+
+
 class WardenFile(Section):
     """A whole ``warden.yaml``."""
 
@@ -681,6 +698,7 @@ class WardenFile(Section):
     redact: RedactSection | None = None
     audit: Audit | None = None
     api: ApiSection | None = None
+    notifications: Notifications | None = None
 
 
 def json_schema() -> dict[str, Any]:

@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from warden.domain import events as ev
+from warden.domain.ids import incident_stream
 from warden.domain.incident import State
 from warden.ingest.alertmanager import parse_webhook
 from warden.ingest.cloudevents import TraceContext
 from warden.ingest.pipeline import Pipeline
+from warden.telemetry.tracing import TracingListener
 
 from .harness import Harness, make_harness
 
@@ -86,3 +91,24 @@ def test_resolution_before_any_action_closes_the_incident(harness: Harness) -> N
     assert "no action was needed" in by_service["payments"].close_reason
     # Orders' alert is still firing: nothing proposes a plan, so a human was paged.
     assert by_service["orders"].state is State.ESCALATED
+
+
+def test_an_incident_continues_the_trace_of_the_alert_that_opened_it(harness: Harness) -> None:
+    deliver(harness, "firing.json")
+    harness.settle(3)
+    (incident,) = [i for i in harness.incidents("payments") if i.kind == "alert"]
+    assert incident.traceparent == TRACE  # not a fresh trace derived from the incident id
+    mine = harness.warden.store.read_stream(incident_stream(incident.id))
+    assert {e.traceparent for e in mine} == {TRACE}
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    listener = TracingListener(provider)
+    for event in harness.warden.store.read_all():
+        listener(event)
+    listener.close()
+    (root,) = [s for s in exporter.get_finished_spans() if s.name == "incident payments"]
+    assert root.context.trace_id == int("ab" * 16, 16)
+    assert root.parent is not None
+    assert root.parent.span_id == int("cd" * 8, 16)  # the alert's span is its parent
+    provider.shutdown()

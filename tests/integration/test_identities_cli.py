@@ -231,6 +231,26 @@ def test_a_signed_rejection_stops_the_step(waiting: tuple[Harness, Cli, dict[str
     assert h.adapter.calls == []
 
 
+def test_incidents_says_what_to_do_next_and_the_line_works(
+    waiting: tuple[Harness, Cli, dict[str, Any]],
+) -> None:
+    h, cli, p = waiting
+    (incident,) = h.incidents()
+    code, out = cli("incidents")
+    assert code == 0, out
+    hash_ = incident.step_hashes[0]
+    line = next(x.strip() for x in out.splitlines() if x.strip().startswith("warden approve"))
+    assert line.startswith(f"warden approve {incident.id} --step-hash {hash_} --key PATH -s ")
+    assert f"warden reject {incident.id} --step-hash {hash_}" in out
+    code, timeline = cli("incidents", p["incident"])
+    assert f"--step-hash {hash_}" in timeline
+    # The line as printed, with the person's key for PATH and without the -s Cli adds.
+    argv = line.split()[1 : line.split().index("-s")]
+    code, out = cli(*[p["alice"] if a == "PATH" else a for a in argv])
+    assert code == 0, out
+    assert f"approved proposal {hash_[:12]}" in out
+
+
 def test_the_first_admin_bootstraps_then_only_admins_add(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "state")
     root = str(tmp_path / "root.token")

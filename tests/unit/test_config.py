@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,17 @@ import pytest
 import yaml
 
 from warden.config import load_config, parse_config
+from warden.config_schema import WardenFile
 from warden.domain.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "warden.yaml"
+
+
+def test_the_example_shows_every_section_of_the_configuration() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    shown = {m.group(1) for m in re.finditer(r"^(?:# ?)?([a-z_]+):", text, flags=re.MULTILINE)}
+    missing = sorted(set(WardenFile.model_fields) - shown)
+    assert missing == [], f"examples/warden.yaml lacks {missing} (set or commented out)"
 
 
 def test_the_example_configuration_is_valid() -> None:
@@ -26,6 +35,8 @@ def test_the_example_configuration_is_valid() -> None:
     assert config.service("orders").desired == (("running", "true"), ("version", "1.4.2"))
     assert dict(config.agent_caps) == {"drift": "recommend"}
     assert (config.api_host, config.api_port) == ("127.0.0.1", 8400)
+    targets = config.notifications["targets"]
+    assert {t["format"] for t in targets.values()} == {"slack", "teams", "webhook"}
     assert config.adapters["actions"]["rollback_deploy"]["adapter"] == "http"
     assert config.topology.domain_of("orders") == "shop"
     senders = config.sources["webhook"]["senders"]

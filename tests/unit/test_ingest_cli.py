@@ -81,6 +81,7 @@ def test_schema_check_refuses_a_breaking_change_with_a_diff(tmp_path: Path) -> N
     assert "acme.deploy@2 is NOT backward compatible with acme.deploy@1" in result.output
     assert "[breaking] /ok: newly required" in result.output
     assert "additionalProperties is now false" in result.output
+    assert "[ok]" not in result.output  # only what the refusal rests on
     changed = write_schema(tmp_path / "changed", "acme.deploy@1.json", narrowed)
     result = run(schema_app, "check", str(changed), "--schemas", str(registered))
     assert result.exit_code == 1

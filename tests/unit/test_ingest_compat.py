@@ -95,12 +95,16 @@ def test_restricting_an_unconstrained_value_is_breaking() -> None:
     assert breaking({"type": "string"}, {"type": "string", "enum": ["a"]})
 
 
-def test_the_diff_lists_breaking_changes_first() -> None:
+def test_a_refusal_lists_only_the_breaking_changes() -> None:
     new = {**changed(severity={"enum": ["low", "high", "mid"]}), "required": ["service", "count"]}
     text = compare_schemas(BASE, new, old_name="x@1", new_name="x@2").describe()
     lines = text.splitlines()
     assert lines[0] == "x@2 is NOT backward compatible with x@1:"
     assert lines[1].startswith("  [breaking] /count: newly required")
+    assert "[ok]" not in text
+    assert lines[-1] == "  (and 2 backward compatible changes)"
+    widened = changed(severity={"enum": ["low", "high", "mid"]})
+    text = compare_schemas(BASE, widened, old_name="x@1", new_name="x@2").describe()
     assert '[ok] /severity: allowed value "mid" was added' in text
 
 

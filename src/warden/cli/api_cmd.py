@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from warden.api.context import ApiContext, context_for
 from warden.api.server import ApiServer
 from warden.cli.auth import approval_settings
+from warden.cli.options import Config, StateDir, fail, state_dir_of
 from warden.config import load_config
 from warden.domain.errors import WardenError
 from warden.store.location import has_log, open_event_store
@@ -30,15 +31,8 @@ if TYPE_CHECKING:
 
 
 def api(
-    state_dir: Annotated[
-        Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
-    ] = Path(".warden"),
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-c", help="A warden.yaml: its state_dir, store and approvers win."
-        ),
-    ] = None,
+    config: Config = None,
+    state_dir: StateDir = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every one).")] = (
         "127.0.0.1"
     ),
@@ -51,12 +45,10 @@ def api(
     document is at /api/openapi.json; the console at /console.
     """
     console = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         store, ctx = _open(state_dir, config)
     except WardenError as exc:
-        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -68,8 +60,7 @@ def api(
         server = ApiServer(create_app(ctx), ctx, host, port)
     except WardenError as exc:
         store.close()
-        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     console.print(
         f"Warden API and console at {server.url}/console (state in {ctx.state_dir}/);"
         f" OpenAPI at {server.url}/api/openapi.json. Ctrl-C stops."
@@ -81,15 +72,18 @@ def api(
     console.print("stopped.")
 
 
-def _open(state_dir: Path, config: Path | None) -> tuple[EventStore, ApiContext]:
+def _open(given: Path | None, config: Path | None) -> tuple[EventStore, ApiContext]:
     if config is not None:
         settings = load_config(config)
+        if given is not None:  # --state-dir wins over the config's, as everywhere
+            settings = replace(settings, state_dir=given)
         if not settings.store_dsn and not has_log(settings.state_dir):
             raise WardenError(f"no Warden state in {settings.state_dir}/ (run `warden run` first)")
         store = open_event_store(
             settings.state_dir, dsn=settings.store_dsn, schema=settings.store_schema
         )
         return store, context_for(settings, store)
+    state_dir = state_dir_of(given, None)
     if not has_log(state_dir):
         raise WardenError(
             f"no Warden state in {state_dir}/ (run `warden demo` or `warden run` first, or"

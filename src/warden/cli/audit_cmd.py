@@ -25,6 +25,7 @@ from warden.audit.publish import CheckpointPublisher, check_published
 from warden.audit.state import AuditPaths, open_audit, parse_verifier_arg, trusted_verifiers
 from warden.audit.storecheck import crosscheck_store
 from warden.audit.trust import TrustStore, pin, verify_trusted
+from warden.cli.options import Config, StateDir, error_text, state_dir_of
 from warden.domain.errors import AuditVerificationError, WardenError
 from warden.store.location import has_log, open_event_store
 
@@ -38,9 +39,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 
-StateDir = Annotated[
-    Path, typer.Option("--state-dir", help="The Warden state directory.", show_default=True)
-]
 Keys = Annotated[
     list[str] | None,
     typer.Option(
@@ -49,7 +47,6 @@ Keys = Annotated[
         "Default: the state directory's current and retired keys.",
     ),
 ]
-DEFAULT_STATE = Path(".warden")
 
 
 def _out() -> Console:
@@ -67,10 +64,10 @@ def _failing(what: str) -> Iterator[None]:
         yield
     except AuditVerificationError as exc:
         where = f"first bad entry: {exc.index}; " if exc.index >= 0 else ""
-        _err().print(f"[bold red]{escape(what)} FAILED[/]: {where}{escape(str(exc))}")
+        _err().print(error_text(f"{where}{exc}", f"{what} FAILED"))
         raise typer.Exit(1) from None
     except (WardenError, OSError) as exc:
-        _err().print(f"[bold red]{escape(what)} failed[/]: {escape(str(exc))}")
+        _err().print(error_text(str(exc), f"{what} failed"))
         raise typer.Exit(1) from None
 
 
@@ -104,7 +101,8 @@ TrustDir = Annotated[
 
 @audit_app.command()
 def verify(
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
     key: Keys = None,
     trust_dir: TrustDir = None,
     witness_key: Annotated[
@@ -136,6 +134,7 @@ def verify(
     ] = False,
 ) -> None:
     """Verify the log byte for byte, against its checkpoints and the trusted checkpoint."""
+    state_dir = state_dir_of(state_dir, config)
     paths = AuditPaths.for_state(state_dir)
     log = AuditLog(paths.log)
     extra: list[tuple[str, str]] = []
@@ -238,10 +237,12 @@ def trust(
             "purpose); the next verify pins again.",
         ),
     ] = False,
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
     trust_dir: TrustDir = None,
 ) -> None:
     """Pin the log's public key in the trust store (instead of trusting it on first use)."""
+    state_dir = state_dir_of(state_dir, config)
     paths = AuditPaths.for_state(state_dir)
     store = TrustStore.at(trust_dir)
     with _failing("audit trust"):
@@ -270,9 +271,11 @@ def prove(
     out: Annotated[
         Path | None, typer.Option("-o", "--out", help=f"Proof file (default ENTRY{SUFFIX}).")
     ] = None,
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Write a C2SP tlog-proof that ENTRY is in the log, under a signed checkpoint."""
+    state_dir = state_dir_of(state_dir, config)
     target = out or Path(f"{entry}{SUFFIX}")
     with _failing("audit prove"):
         log, signer = open_audit(state_dir)
@@ -295,8 +298,9 @@ def prove(
 
 
 @audit_app.command()
-def key(state_dir: StateDir = DEFAULT_STATE) -> None:
+def key(config: Config = None, state_dir: StateDir = None) -> None:
     """Print the public verifier key (creating the signing key on first use)."""
+    state_dir = state_dir_of(state_dir, config)
     with _failing("audit key"):
         _, signer = open_audit(state_dir)
     typer.echo(signer.verifier.encode())
@@ -309,9 +313,11 @@ def keygen(
         Path | None,
         typer.Option("--out", help="Private key file (default: the key path, outside the state)."),
     ] = None,
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Generate a signing key into a new 0600 file and print its verifier key."""
+    state_dir = state_dir_of(state_dir, config)
     paths = AuditPaths.for_state(state_dir)
     with _failing("audit keygen"):
         if out is None:
@@ -324,8 +330,9 @@ def keygen(
 
 
 @audit_app.command()
-def rotate(state_dir: StateDir = DEFAULT_STATE) -> None:
+def rotate(config: Config = None, state_dir: StateDir = None) -> None:
     """Replace the signing key; the current tree is signed by both old and new keys."""
+    state_dir = state_dir_of(state_dir, config)
     with _failing("audit rotate"):
         old, new = state.rotate(state_dir)
     _out().print(
@@ -341,9 +348,11 @@ def checkpoint(
     out: Annotated[
         Path | None, typer.Option("-o", "--out", help="Also write the checkpoint to a file.")
     ] = None,
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Sign a checkpoint of the log now (after checking it extends the previous one)."""
+    state_dir = state_dir_of(state_dir, config)
     with _failing("audit checkpoint"):
         log, signer = open_audit(state_dir)
         signed = log.sign_checkpoint([signer])
@@ -386,10 +395,12 @@ def check_bundle(
 def consistency(
     old: Annotated[Path, typer.Argument(help="The older signed checkpoint file.")],
     new: Annotated[Path, typer.Argument(help="The newer signed checkpoint file.")],
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
     key: Keys = None,
 ) -> None:
     """Prove from the local log that checkpoint NEW extends checkpoint OLD."""
+    state_dir = state_dir_of(state_dir, config)
     paths = AuditPaths.for_state(state_dir)
     with _failing("audit consistency"):
         verifiers = _verifiers(key, paths)

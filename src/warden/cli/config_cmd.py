@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from warden.cli.options import error_text
 from warden.config import load_config
 from warden.domain.errors import ConfigError
 from warden.runbooks.loader import load_runbooks
@@ -48,7 +49,7 @@ def check(
     except ConfigError as exc:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         for line in str(exc).splitlines():
-            err.print(f"[bold red]config error:[/] {escape(line.removeprefix('config error: '))}")
+            err.print(error_text(line.removeprefix("config error: "), "config error"))
         raise typer.Exit(2) from None
     actions = len(settings.adapters.get("actions") or {})
     sources = ", ".join(sorted(settings.sources)) or "none"

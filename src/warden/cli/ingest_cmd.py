@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from warden.cli.options import Config, StateDir, state_dir_of
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
 from warden.domain.errors import ConfigError
 from warden.ingest.auth import SenderAuth
@@ -40,8 +41,6 @@ ingest_app = typer.Typer(
     no_args_is_help=True,
 )
 
-StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="The Warden state directory.")]
-DEFAULT_STATE = Path(".warden")
 TOKEN_ENV = "WARDEN_WEBHOOK_TOKEN"
 SECRET_ENV = "WARDEN_WEBHOOK_SECRET"
 PASSWORD_ENV = "WARDEN_WEBHOOK_PASSWORD"
@@ -85,11 +84,13 @@ def jsonl(
     file: Annotated[
         str, typer.Argument(metavar="FILE|-", help="A JSON-lines file, or - for stdin.")
     ],
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
     schemas: SchemaDirs = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for files.")] = True,
 ) -> None:
     """Replay CloudEvents JSON lines (one event per line) through the gates."""
+    state_dir = state_dir_of(state_dir, config)
     if file != "-" and not Path(file).is_file():
         raise fail(f"no such file: {file}")
     store, pipeline = _pipeline(state_dir, schemas)
@@ -135,7 +136,8 @@ def _auth(
 def serve(
     port: Annotated[int, typer.Option(help="TCP port to listen on.", min=0, max=65535)] = 8088,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
     schemas: SchemaDirs = None,
     token: Annotated[
         str,
@@ -204,6 +206,7 @@ def serve(
     token, or a Standard Webhooks signature (webhook-id, webhook-timestamp,
     webhook-signature), unless --insecure.
     """
+    state_dir = state_dir_of(state_dir, config)
     granted = frozenset(allow_type or [])
     try:
         routes = dict(parse_route(r) for r in route) if route else None

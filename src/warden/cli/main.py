@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
-from rich.markup import escape
 
 from warden import operations
 from warden.api.context import context_for
 from warden.api.server import ApiServer
 from warden.assembly import build
+from warden.cli.actions_cmd import actions
 from warden.cli.api_cmd import api
 from warden.cli.audit_cmd import audit_app
 from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
@@ -23,6 +24,7 @@ from warden.cli.config_cmd import config_app
 from warden.cli.drill_cmd import drill
 from warden.cli.event_cmd import event_app
 from warden.cli.ingest_cmd import ingest_app
+from warden.cli.options import DEFAULT_STATE, Config, StateDir, error_text, fail, state_dir_of
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
 from warden.cli.replay_cmd import replay
@@ -40,8 +42,11 @@ from warden.domain import events as ev
 from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.errors import WardenError
 from warden.domain.ids import incident_stream
+from warden.domain.incident import Incident, State
 from warden.governance.identity import ApprovalCheck
 from warden.runtime import load_incidents
+from warden.runtime.approval_links import ApprovalLinks
+from warden.runtime.notifications import Notifier, targets_from
 from warden.store.location import has_log, open_event_store
 from warden.telemetry.metrics import MetricsListener, serve_metrics
 from warden.telemetry.tracing import TracingListener, build_tracer_provider
@@ -75,14 +80,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(witness_app, name="witness")
 console = Console()
 
-StateDir = Annotated[
-    Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
-]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+_fail = fail
 
 
 def _open_store(state_dir: Path) -> EventStore:
@@ -118,10 +116,17 @@ def run(
             max=65535,
         ),
     ] = None,
+    state_dir: StateDir = None,
 ) -> None:
-    """Watch and heal the services declared in a config file until interrupted."""
+    """Watch and heal the services declared in a config file until interrupted.
+
+    Example: warden run -c warden.yaml   (then, in another terminal: warden incidents -c
+    warden.yaml)
+    """
     try:
         settings = load_config(config)
+        if state_dir is not None:
+            settings = replace(settings, state_dir=state_dir)
         warden = build(settings)
     except WardenError as exc:
         raise _fail(str(exc)) from exc
@@ -145,6 +150,9 @@ def run(
     # Metrics and traces see the whole history; the timeline shows only what happens now.
     warden.runtime.tail()
     warden.runtime.subscribe(Timeline(console, started))
+    notifier = _notifier(settings)
+    if notifier is not None:  # after the tail: what happened before is not announced again
+        warden.runtime.subscribe(notifier)
     stop_at = None if duration is None else started.timestamp() + duration
     stopping = False
 
@@ -161,6 +169,8 @@ def run(
             lambda: stopping or (stop_at is not None and datetime.now(UTC).timestamp() >= stop_at)
         )
     finally:
+        if notifier is not None:
+            notifier.close()
         tracing.close()
         tracing_setup.provider.shutdown()
         if server is not None:
@@ -169,6 +179,25 @@ def run(
             api_server.stop()
             api_server.ctx.store.close()
     console.print("stopped; managed services were stopped too.")
+
+
+def _notifier(settings: WardenConfig) -> Notifier | None:
+    """The notifier of the config's ``notifications`` section; None without one."""
+    section = settings.notifications
+    if not section:
+        return None
+    try:
+        targets = targets_from(section)
+    except WardenError as exc:
+        raise _fail(str(exc)) from exc
+    names = ", ".join(f"{t.name} ({t.format})" for t in targets)
+    console.print(f"notifying {names}", highlight=False)
+    return Notifier(
+        targets,
+        str(section.get("console_url") or ""),
+        people=dict(settings.approvals.approvers),
+        links=ApprovalLinks(settings.state_dir),
+    )
 
 
 def _start_api(settings: WardenConfig, port: int) -> ApiServer | None:
@@ -196,9 +225,10 @@ def demo(
         float, typer.Option(help="Seconds before the fault is injected.", min=1)
     ] = 4.0,
     victim: Annotated[str, typer.Option(help="Which service crashes.")] = "payments",
-    state_dir: StateDir = Path(".warden"),
+    state_dir: StateDir = None,
 ) -> None:
     """Start gateway -> orders -> payments, crash one, and watch Warden heal it live."""
+    state_dir = state_dir_of(state_dir, None)
     if crash_after >= duration - 3:
         raise _fail("--crash-after must leave at least 3 s before --duration ends")
     try:
@@ -213,9 +243,11 @@ def incidents(
     incident_id: Annotated[
         str | None, typer.Argument(help="Show this incident's timeline (a prefix is enough).")
     ] = None,
-    state_dir: StateDir = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
-    """List incidents, or show one incident's full timeline."""
+    """List incidents, or show one incident's full timeline, with what to do next."""
+    state_dir = state_dir_of(state_dir, config)
     store = _open_store(state_dir)
     try:
         try:
@@ -227,6 +259,7 @@ def incidents(
                 console.print(f"no incidents in {state_dir}/ yet")
                 return
             console.print(incident_table(list(found.values()), f"Incidents in {state_dir}/"))
+            _print_next(list(found.values()), state_dir, config)
             return
         matches = [i for i in found if i.startswith(incident_id)]
         if len(matches) != 1:
@@ -235,8 +268,36 @@ def incidents(
         timeline = Timeline(console, events[0].moment)
         for event in events:
             timeline(event)
+        _print_next([found[matches[0]]], state_dir, config)
     finally:
         store.close()
+
+
+def _print_next(found: list[Incident], state_dir: Path, config: Path | None) -> None:
+    """What to do next: the exact approve and reject lines for each step awaiting approval."""
+    where = f" -c {config}" if config is not None else ""
+    if state_dir != DEFAULT_STATE and config is None:
+        where = f" -s {state_dir}"
+    waiting = [i for i in found if i.state is State.AWAITING_APPROVAL]
+    for item in waiting:
+        step = item.plan.steps[item.next_step] if item.plan is not None else None
+        what = f"{step.action} on {step.target}" if step is not None else "a step"
+        hash_ = item.step_hashes[item.next_step]
+        console.print(
+            f"\nnext: incident {item.id[:12]} waits for your approval of {what}:\n"
+            f"  warden approve {item.id} --step-hash {hash_} --key PATH{where}\n"
+            f"  (or: warden reject {item.id} --step-hash {hash_} --key PATH{where})",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    if not waiting and len(found) > 1:
+        console.print(
+            f"\nnext: one incident's timeline: warden incidents {found[-1].id[:12]}{where}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 # The options of approve and reject, which differ only in the decision they record.
@@ -244,9 +305,6 @@ DecidedIncident = Annotated[str, typer.Argument(help="The incident (a prefix is 
 StepHash = Annotated[
     str | None,
     typer.Option(help="The exact proposal hash you decide on (shown by incidents)."),
-]
-ApproversConfig = Annotated[
-    Path | None, typer.Option(help="The warden.yaml naming approvers (default: the state's).")
 ]
 
 
@@ -257,14 +315,15 @@ def approve(
     token_file: TokenFile = None,
     step_hash: StepHash = None,
     claimed: Claimed = None,
-    config: ApproversConfig = None,
-    state_dir: StateDir = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Approve the step an incident is waiting on, signed with your key; bound to its hash.
 
     A token is not enough: an approval is signed, so the audit log alone proves who gave it.
     """
-    _decide(incident_id, (key, token_file), step_hash, claimed, config, state_dir, "approve")
+    state = state_dir_of(state_dir, config)
+    _decide(incident_id, (key, token_file), step_hash, claimed, config, state, "approve")
 
 
 @app.command()
@@ -274,11 +333,12 @@ def reject(
     token_file: TokenFile = None,
     step_hash: StepHash = None,
     claimed: Claimed = None,
-    config: ApproversConfig = None,
-    state_dir: StateDir = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Reject the step an incident is waiting on, signed with your key: nothing runs."""
-    _decide(incident_id, (key, token_file), step_hash, claimed, config, state_dir, "reject")
+    state = state_dir_of(state_dir, config)
+    _decide(incident_id, (key, token_file), step_hash, claimed, config, state, "reject")
 
 
 def _decide(
@@ -329,7 +389,8 @@ def killswitch(
     domain: Annotated[
         str, typer.Option(help="Only this domain (e.g. payments); default: everything.")
     ] = "",
-    state_dir: StateDir = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Stop all actions at once (engage), or allow them again (release).
 
@@ -340,7 +401,7 @@ def killswitch(
         raise _fail("say `engage` or `release`")
     type_ = ev.KILL_SWITCH_ENGAGED if action == "engage" else ev.KILL_SWITCH_RELEASED
     data = {"reason": reason, "domain": domain}
-    _control(state_dir, type_, data, (token_file, key, claimed))
+    _control(state_dir_of(state_dir, config), type_, data, (token_file, key, claimed))
 
 
 @app.command()
@@ -352,7 +413,8 @@ def autonomy(
     reason: Annotated[str, typer.Option(help="Why; kept in the audit log.")] = "",
     environment: Annotated[str, typer.Option(help="Environment, or * for all.")] = "*",
     domain: Annotated[str, typer.Option(help="Domain, or * for all.")] = "*",
-    state_dir: StateDir = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Change the autonomy level of an environment and domain (an audited event; admins).
 
@@ -362,7 +424,7 @@ def autonomy(
     if level not in AUTONOMY_LEVELS:
         raise _fail(f"{level!r} is not one of {', '.join(AUTONOMY_LEVELS)}")
     data = {"level": level, "environment": environment, "domain": domain, "reason": reason}
-    _control(state_dir, ev.AUTONOMY_CHANGED, data, (token_file, key, claimed))
+    _control(state_dir_of(state_dir, config), ev.AUTONOMY_CHANGED, data, (token_file, key, claimed))
 
 
 def _control(
@@ -384,6 +446,7 @@ def _control(
 
 
 # After the commands defined here, so `warden --help` lists run and demo first.
+app.command()(actions)
 app.command()(api)
 app.command()(report)
 app.command()(replay)
@@ -398,7 +461,5 @@ def main() -> None:
         app()
     except WardenError as exc:  # the one place: commands let these through
         message = " ".join(str(exc).split())
-        Console(stderr=True).print(
-            f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
-        )
+        Console(stderr=True, highlight=False, soft_wrap=True).print(error_text(message))
         raise SystemExit(2) from None

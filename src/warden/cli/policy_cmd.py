@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from warden.cli.options import fail
 from warden.domain.decisions import outcome_label
 from warden.domain.errors import ConfigError
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle, PolicyRequest
@@ -40,8 +41,7 @@ def _load(directory: Path) -> PolicyBundle:
     try:
         return PolicyBundle(directory)
     except ConfigError as exc:
-        console.print(f"[bold red]bundle refused:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), label="bundle refused") from exc
 
 
 @policy_app.command()
@@ -71,8 +71,7 @@ def run_tests(directory: BundleDir = BUILTIN_BUNDLE) -> None:
         try:
             cases = load_cases(path)
         except ConfigError as exc:
-            console.print(f"[bold red]{exc}", highlight=False)
-            raise typer.Exit(2) from exc
+            raise fail(str(exc)) from exc
         for case in cases:
             total += 1
             result = run_case(bundle, case)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from warden.cli.options import Config, StateDir, state_dir_of
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
 from warden.ingest.gate import IngestGate
 from warden.ingest.quarantine import ReplayVerdict, replay_quarantined
@@ -28,9 +29,6 @@ quarantine_app = typer.Typer(
     help="Input the quality gates refused, kept with the reason: list, show, replay.",
     no_args_is_help=True,
 )
-
-StateDir = Annotated[Path, typer.Option("--state-dir", "-s", help="The Warden state directory.")]
-DEFAULT_STATE = Path(".warden")
 
 
 def _out() -> Console:
@@ -52,10 +50,12 @@ def _find(items: list[QuarantinedInput], item_id: int) -> QuarantinedInput:
 
 @quarantine_app.command("list")
 def list_(
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
     limit: Annotated[int, typer.Option(help="Show at most this many, newest last.")] = 50,
 ) -> None:
     """List quarantined input: id, when, from where, and why."""
+    state_dir = state_dir_of(state_dir, config)
     store = _open(state_dir)
     try:
         items = store.quarantined()
@@ -78,9 +78,11 @@ def list_(
 @quarantine_app.command()
 def show(
     item_id: Annotated[int, typer.Argument(metavar="ID", help="The quarantine id.")],
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Show one quarantined item: its reason and the input exactly as received."""
+    state_dir = state_dir_of(state_dir, config)
     store = _open(state_dir)
     try:
         item = _find(store.quarantined(), item_id)
@@ -101,10 +103,12 @@ def replay(
         int | None, typer.Argument(metavar="[ID]", help="The item to replay.")
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every quarantined item.")] = False,
-    state_dir: StateDir = DEFAULT_STATE,
+    config: Config = None,
+    state_dir: StateDir = None,
     schemas: SchemaDirs = None,
 ) -> None:
     """Run quarantined input through the gates again; release what is now accepted."""
+    state_dir = state_dir_of(state_dir, config)
     if (item_id is None) == (not all_):
         raise fail("give one quarantine ID, or --all")
     registry = load_registry(schemas)

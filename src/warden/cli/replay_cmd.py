@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from warden.cli.options import DEFAULT_STATE, Config, StateDir, fail
 from warden.config import WardenConfig, load_config
 from warden.domain.errors import WardenError
 from warden.replay import ReplayReport
@@ -25,19 +26,8 @@ from warden.store.location import has_log, open_event_store
 
 
 def replay(
-    state_dir: Annotated[
-        Path,
-        typer.Option("--state-dir", "-s", help="The Warden state whose history is replayed."),
-    ] = Path(".warden"),
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="The warden.yaml the history ran with (services, autonomy, guardrails);"
-            " default: ./warden.yaml, else the one `warden demo` keeps in the state dir.",
-        ),
-    ] = None,
+    config: Config = None,
+    state_dir: StateDir = None,
     policy_dir: Annotated[
         Path | None,
         typer.Option(
@@ -54,11 +44,15 @@ def replay(
     candidate bundle (--policy-dir), the differences are what it would change. A model
     agent is not asked again; plans it made show up as differences.
 
-    Example: warden replay --config warden.yaml --policy-dir policies-next/
+    The history replayed is the one in the config's state_dir (or --state-dir); without
+    --config, ./warden.yaml, else the copy `warden demo` keeps in the state dir.
+
+    Example: warden replay -c warden.yaml --policy-dir policies-next/
     """
     err = Console(stderr=True)
     try:
-        settings = _settings(config, state_dir)
+        settings = _settings(config, state_dir or DEFAULT_STATE)
+        state_dir = state_dir or (settings.state_dir if config is not None else DEFAULT_STATE)
         if policy_dir is not None:
             if not policy_dir.is_dir():
                 raise WardenError(
@@ -80,8 +74,7 @@ def replay(
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )
     except WardenError as exc:
-        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(_as_dict(report), indent=2))
     else:

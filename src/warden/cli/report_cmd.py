@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from warden.cli.options import Config, StateDir, fail, state_dir_of
 from warden.domain.kpis import by_agent, resilience_report
 from warden.store.location import has_log, open_event_store
 from warden.telemetry.report import (
@@ -67,14 +68,12 @@ def _events(store: EventStore) -> Iterator[Event]:
 
 
 def _fail(console: Console, message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
-    return typer.Exit(2)
+    return fail(message)
 
 
 def report(
-    state_dir: Annotated[
-        Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
-    ] = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
     since: Annotated[
         str | None,
         typer.Option(help=f"Count incidents opened at or after this: {TIME_FORMS}."),
@@ -88,6 +87,7 @@ def report(
     ] = None,
 ) -> None:
     """Resilience KPIs (MTTR, automation coverage, ...) computed from the event history."""
+    state_dir = state_dir_of(state_dir, config)
     console = Console()
     now = datetime.now(UTC)
     try:

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from warden.cli.options import error_text
+from warden.cli.options import fail as shared_fail
 from warden.domain.errors import ConfigError, ValidationError
 from warden.ingest.registry import SchemaRegistry, parse_schema_name, read_schema
 
@@ -43,8 +45,7 @@ def _err() -> Console:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr; returns the Exit to raise."""
-    _err().print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code)
+    return shared_fail(message, code)
 
 
 def load_registry(schemas: list[Path] | None) -> SchemaRegistry:
@@ -123,7 +124,7 @@ def check(
             )
         report = registry.check_compatible(key.type, key.version, schema)
     except ValidationError as exc:
-        _err().print(f"[bold red]incompatible:[/] {escape(str(exc))}")
+        _err().print(error_text(str(exc), "incompatible"))
         raise typer.Exit(1) from None
     if known is not None:
         out.print(f"{key}: identical to the registered version")

@@ -8,7 +8,6 @@ with a one-line reason when there is no state.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,14 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from warden.cli.options import Config, StateDir, fail, state_dir_of
 from warden.domain import events as ev
 from warden.store.location import has_log, open_event_store
 
 
 def shadow(
-    state_dir: Annotated[
-        Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
-    ] = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparisons as JSON.")] = False,
 ) -> None:
     """Compare the shadow bundle's decisions with the live ones, step by step.
@@ -32,10 +31,9 @@ def shadow(
     decides is also decided by the candidate, recorded and never acted on. This lists how
     often they agree and every step where they did not.
     """
-    err = Console(stderr=True)
+    state_dir = state_dir_of(state_dir, config)
     if not has_log(state_dir):
-        err.print(f"[bold red]error:[/bold red] no Warden state in {escape(str(state_dir))}/")
-        raise typer.Exit(2)
+        raise fail(f"no Warden state in {state_dir}/ (run `warden run` first)")
     store = open_event_store(state_dir)
     try:
         compared = [e.data for e in store.read_stream(ev.SHADOW_STREAM)]

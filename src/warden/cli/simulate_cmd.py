@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress
 
+from warden.cli.options import fail
 from warden.sim.baseline import OnCallRota
 from warden.sim.fleet import FleetSettings, run_fleet
 from warden.sim.fleet_report import fleet_lines, fleet_table, render_fleet_html
@@ -26,8 +26,7 @@ from warden.sim.report import render_html, score_table
 
 
 def _fail(console: Console, message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    return fail(message)
 
 
 def _levels(text: str) -> tuple[str, ...]:

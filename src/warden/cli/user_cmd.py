@@ -18,6 +18,7 @@ from rich.table import Table
 
 from warden import operations
 from warden.cli.auth import Claimed, KeyFile, TokenFile, check_claim, credential
+from warden.cli.options import Config, StateDir, fail, state_dir_of
 from warden.domain.errors import ValidationError
 from warden.domain.users import PERMISSIONS, ROLES, may
 from warden.governance import identity
@@ -36,14 +37,8 @@ user_app = typer.Typer(
 )
 console = Console()
 
-StateDir = Annotated[
-    Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
-]
 
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    return typer.Exit(2)
+_fail = fail
 
 
 @user_app.command("add")
@@ -61,13 +56,15 @@ def add(
     token_file: TokenFile = None,
     key: KeyFile = None,
     claimed: Claimed = None,
-    state_dir: StateDir = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Register a person with a role; issues their personal token (shown once).
 
     While no admin exists, `warden user add NAME --role admin` needs no credential: that is
     how the first admin is made. After that an admin's credential is needed.
     """
+    state_dir = state_dir_of(state_dir, config)
     state_dir.mkdir(parents=True, exist_ok=True)
     store = open_event_store(state_dir)
     try:
@@ -114,8 +111,9 @@ def add(
 
 
 @user_app.command("list")
-def list_(state_dir: StateDir = Path(".warden")) -> None:
+def list_(config: Config = None, state_dir: StateDir = None) -> None:
     """List every registration: name, role, key, who added it, and revocations."""
+    state_dir = state_dir_of(state_dir, config)
     if not has_log(state_dir):
         raise _fail(f"no Warden state in {state_dir}/")
     store = open_event_store(state_dir)
@@ -140,9 +138,11 @@ def revoke(
     token_file: TokenFile = None,
     key: KeyFile = None,
     claimed: Claimed = None,
-    state_dir: StateDir = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Revoke a person's token and key at once; their pending approvals stop counting."""
+    state_dir = state_dir_of(state_dir, config)
     if not has_log(state_dir):
         raise _fail(f"no Warden state in {state_dir}/")
     store = open_event_store(state_dir)

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from warden.audit.cosign import Cosigner
 from warden.audit.state import make_private_dir, parse_verifier_arg
 from warden.audit.witness import PATH, Witness, make_server
+from warden.cli.options import fail
 from warden.domain.errors import ConfigError, WardenError
 
 if TYPE_CHECKING:
@@ -37,10 +36,7 @@ DEFAULT_NAME = "warden.local/witness"
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]witness failed[/]: {escape(message)}"
-    )
-    return typer.Exit(1)
+    return fail(message, 1, label="witness failed")
 
 
 def load_cosigner(path: Path, name: str) -> Cosigner:

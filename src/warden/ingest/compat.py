@@ -75,7 +75,7 @@ class CompatibilityReport:
         return not self.breaking
 
     def describe(self) -> str:
-        """A multi-line human-readable diff, breaking changes first."""
+        """A multi-line diff of what the verdict rests on: the breaking changes, if any."""
         if not self.changes:
             return f"{self.new} accepts the same events as {self.old}"
         verdict = (
@@ -83,8 +83,16 @@ class CompatibilityReport:
             if self.compatible
             else f"{self.new} is NOT backward compatible with {self.old}"
         )
-        ordered = sorted(self.changes, key=lambda c: (not c.breaking, c.path))
-        return "\n".join([verdict + ":", *(f"  {c.describe()}" for c in ordered)])
+        if self.compatible:
+            shown = sorted(self.changes, key=lambda c: c.path)
+            return "\n".join([verdict + ":", *(f"  {c.describe()}" for c in shown)])
+        # Only what the verdict rests on: compatible changes would bury the breaking ones.
+        shown = sorted(self.breaking, key=lambda c: c.path)
+        rest = len(self.changes) - len(shown)
+        lines = [verdict + ":", *(f"  {c.describe()}" for c in shown)]
+        if rest:
+            lines.append(f"  (and {rest} backward compatible change{'s' if rest > 1 else ''})")
+        return "\n".join(lines)
 
 
 def compare_schemas(

@@ -62,11 +62,14 @@ class Planner:
         incidents: Mapping[str, Incident],
         now: datetime,
         decided_again: Callable[[Incident], str] | None = None,
+        source_traceparent: str = "",
     ) -> Append | None:
         """The opening of an incident for a detection, unless one is open already.
 
         ``decided_again`` says whether a fault whose incident is closed is opened again,
-        and under which key (:func:`warden.domain.lifecycle.decided_again`).
+        and under which key (:func:`warden.domain.lifecycle.decided_again`). The incident
+        continues the trace of its first evidence that carried a W3C ``source_traceparent``;
+        without one it starts a trace derived from its id.
         """
         incident_id = derived_id(
             "incident", detection.kind, detection.service, detection.first_signal_at
@@ -100,7 +103,7 @@ class Planner:
             ev.format_time(now),
             subject=detection.service,
             correlation_id=incident_id,
-            traceparent=traceparent_for(incident_id),
+            traceparent=source_traceparent or traceparent_for(incident_id),
         )
         return Append(incident_stream(incident_id), (opened,), 0)
 

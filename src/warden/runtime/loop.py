@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from warden.domain.catalog import Catalog
 from warden.domain.errors import ConcurrencyConflict, WardenError
 from warden.domain.ids import incident_stream, service_stream
 from warden.domain.incident import State
+from warden.domain.kpis import INCIDENT_STREAM_PREFIX
 from warden.domain.plain_json import printable
 from warden.domain.topology import Topology
 from warden.domain.world import World
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from warden.ports import Clock, EventStore, IdSource, Leases
 
 HISTORY_KEPT = timedelta(hours=1)
+TRACEPARENTS_KEPT = 4096
 UNFOLDABLE = (WardenError, LookupError, TypeError, ValueError, AttributeError, RecursionError)
 """What folding a malformed stored record raises; the record is skipped, not fatal."""
 log = logging.getLogger(__name__)
@@ -96,6 +99,9 @@ class Runtime:
         self.leases = leases
         self.after_tick = after_tick
         self._resolutions: list[ev.Event] = []
+        # The W3C traceparent of recent inputs that carried one, by event id: an incident
+        # they are evidence of continues their trace.
+        self._traceparents: OrderedDict[str, str] = OrderedDict()
         # Configured autonomy rules come first; audited changes in the log override them.
         self._state = Folded(controls=control.Controls(autonomy=settings.autonomy_rules))
         # Start-up folds from the newest snapshot; listeners see only the events after it.
@@ -276,6 +282,10 @@ class Runtime:
         state = self._state
         if event.type in changes.CHANGE_TYPES:
             state.changes = changes.observe(state.changes, event)
+        if event.traceparent and not event.stream.startswith(INCIDENT_STREAM_PREFIX):
+            self._traceparents[event.id] = event.traceparent
+            if len(self._traceparents) > TRACEPARENTS_KEPT:
+                self._traceparents.popitem(last=False)
         if event.type in (ev.PROBE_FAILED, ev.PROBE_SUCCEEDED):
             service = str(event.data.get("service", event.subject))
             current = state.health.get(service, health.Health(service))
@@ -391,12 +401,14 @@ class Runtime:
             self.tail()
 
     def _open(self, detection: Detection, detected_by: str) -> None:
+        source = next((t for e in detection.evidence if (t := self._traceparents.get(e, ""))), "")
         opening = self.planner.open(
             detection,
             detected_by,
             self._state.incidents,
             self.clock.now(),
             self._decided_again,
+            source_traceparent=source,
         )
         if opening is None:
             return

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -424,7 +425,9 @@ def build_tracer_provider(
         )
         log.warning(message)
         return TracingSetup(provider, False, message)
-    provider.add_span_processor(BatchSpanProcessor(module.OTLPSpanExporter(endpoint=otlp_endpoint)))
-    return TracingSetup(
-        provider, True, f"exporting spans over OTLP ({protocol}) to {otlp_endpoint}"
-    )
+    endpoint = otlp_endpoint
+    if protocol == "http/protobuf" and urlsplit(endpoint).path in ("", "/"):
+        # A base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is: the traces path goes after it.
+        endpoint = endpoint.rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(module.OTLPSpanExporter(endpoint=endpoint)))
+    return TracingSetup(provider, True, f"exporting spans over OTLP ({protocol}) to {endpoint}")

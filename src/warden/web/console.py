@@ -31,6 +31,7 @@ from warden.domain.errors import WardenError
 from warden.domain.kpis import resilience_report
 from warden.governance import identity
 from warden.runtime import load_incidents
+from warden.runtime.approval_links import ApprovalLinks
 from warden.telemetry.report import incidents_over_time, kpi_rows, mttr_histogram, outcomes_chart
 
 if TYPE_CHECKING:
@@ -175,6 +176,17 @@ def incident_partial(request: Request, incident_id: str) -> Response:
 
 
 # -- the approval inbox ---------------------------------------------------------------------
+
+
+@router.get("/console/link/{token}", openapi_extra=needs("read"), response_class=Html)
+def approval_link(request: Request, token: str) -> Response:
+    """A one-time link from a notification: its approver, once, to the step in the inbox."""
+    ctx = context(request)
+    try:
+        link = ApprovalLinks(ctx.state_dir).redeem(token, caller(request).user.name, ctx.now())
+    except WardenError as exc:
+        return _back(request, "/console/inbox", error=str(exc))
+    return RedirectResponse(f"/console/inbox?step={link.step_hash}", status_code=303)
 
 
 @router.get("/console/inbox", openapi_extra=needs("read"), response_class=Html)
