@@ -18,6 +18,8 @@ from rich.console import Console
 
 from warden import operations
 from warden.cli.auth import Claimed, KeyFile, TokenFile, credential
+from warden.cli.options import Config, StateDir, fail, state_dir_of
+from warden.config import load_config
 from warden.domain.errors import ConfigError, ValidationError
 from warden.ingest.originals import OriginalsStore, default_key_path
 from warden.store.location import has_log, open_event_store
@@ -43,17 +45,18 @@ def original(
             dir_okay=False,
         ),
     ] = None,
-    state_dir: Annotated[
-        Path, typer.Option("--state-dir", "-s", help="Directory holding Warden's state.")
-    ] = Path(".warden"),
+    config: Config = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Print the unredacted data and extensions of event ID, as JSON (admins only).
 
     Example: warden event original 3f2a... --token-file ~/.warden-token -s .warden
     """
+    state_dir = state_dir_of(state_dir, config)
+    if originals_key is None and config is not None:
+        originals_key = load_config(config).redact_key_path
     if not has_log(state_dir):
-        console.print(f"[bold red]error:[/bold red] no Warden state in {state_dir}/")
-        raise typer.Exit(2)
+        raise fail(f"no Warden state in {state_dir}/")
     store = open_event_store(state_dir)
     originals = None
     try:
@@ -62,8 +65,7 @@ def original(
             store, originals, credential(token_file, key), event_id, datetime.now(UTC), claimed
         )
     except (ValidationError, ConfigError) as exc:
-        console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     finally:
         if originals is not None:
             originals.close()

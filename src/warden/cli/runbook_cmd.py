@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from warden.cli.options import Config, StateDir, state_dir_of
+from warden.config import load_config
 from warden.domain import events as ev
 from warden.domain.errors import ConfigError
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle
@@ -125,20 +127,30 @@ def explain(
         ),
     ],
     directory: Annotated[
-        Path, typer.Option("--runbooks", "-r", help="The runbook directory.")
-    ] = Path("runbooks"),
-    state_dir: Annotated[
-        Path, typer.Option("--state-dir", "-s", help="Where to look up an event id.")
-    ] = Path(".warden"),
+        Path | None,
+        typer.Option(
+            "--runbooks",
+            "-r",
+            help="The runbook directory (default: runbooks_dir of --config, else runbooks).",
+            show_default=False,
+        ),
+    ] = None,
+    config: Config = None,
+    state_dir: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
 ) -> None:
     """Show which runbooks match an event, and why the others do not.
 
     The world is taken as empty (healthy, no signals) and no throttle applies: this shows
-    what the rules say about the event itself.
+    what the rules say about the event itself. An event id is looked up in the state
+    directory's log.
     """
+    state = state_dir_of(state_dir, config)  # a broken config fails here, cleanly
+    if directory is None:
+        configured = load_config(config).runbooks_dir if config is not None else None
+        directory = configured or Path("runbooks")
     runbooks = _load(directory)
-    found = _event(event, state_dir)
+    found = _event(event, state)
     verdicts = [evaluate(r, found, None) for r in runbooks.runbooks]
     if as_json:
         rows: list[dict[str, Any]] = [
