@@ -144,6 +144,8 @@ def _sources(config: WardenConfig) -> list[Source]:
                     " export the token (or name senders: see examples/warden.yaml)"
                 )
             kwargs["token"] = token
+        if name == "webhook":
+            kwargs.setdefault("alert_routing", config.fleet_alert_routing)
         made.append(create_source(name, kwargs))
     return made
 
@@ -300,6 +302,7 @@ def build(
             desired={s.name: dict(s.desired) for s in config.services if s.desired},
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
+            repage_after_s=config.repage_after_s,
             action_workers=(
                 action_workers
                 if action_workers is not None

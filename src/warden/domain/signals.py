@@ -65,6 +65,7 @@ class Alert:
     summary: str
     started_at: str
     event_id: str
+    labels: tuple[tuple[str, str], ...] = ()  # as the source sent them, sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,7 @@ def observe(signals: Signals, event: ev.Event) -> Signals:
             str(notes.get("summary") or notes.get("description") or ""),
             str(data.get("starts_at", event.time)),
             event.id,
+            tuple(sorted((str(k), str(v)) for k, v in labels.items())),
         )
         kept_alerts = tuple(a for a in signals.alerts if a.fingerprint != alert.fingerprint)
         return replace(signals, alerts=(*kept_alerts, alert))

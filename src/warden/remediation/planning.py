@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Summarizer, is_slow
 from warden.domain import events as ev
-from warden.domain.commands import Append
+from warden.domain.commands import Append, append_to
 from warden.domain.commands import incident_event as _event
+from warden.domain.evidence import Sighting, where_it_goes
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
+from warden.domain.incident import State
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -51,15 +53,30 @@ class Planner:
         detected_by: str,
         incidents: Mapping[str, Incident],
         now: datetime,
+        repage_after_s: float = 1800.0,
     ) -> Append | None:
-        """The opening of an incident for a detection, unless one is open already."""
-        incident_id = derived_id(
-            "incident", detection.kind, detection.service, detection.first_signal_at
+        """The opening of an incident for a detection, or its evidence joining one.
+
+        A service's open incident, or its escalated one, takes the detection as evidence
+        (and re-pages on the cadence; :func:`warden.domain.evidence.where_it_goes`). A
+        fault still seen after its incident was resolved opens a successor incident.
+        """
+        sighting = Sighting(
+            detection.service,
+            detection.kind,
+            detection.first_signal_at,
+            detection.evidence,
+            detection.summary,
         )
-        if incident_id in incidents:
-            return None
-        if any(i.service == detection.service and not i.state.terminal for i in incidents.values()):
-            return None
+        joining = where_it_goes(sighting, incidents.values(), repage_after_s, now)
+        if joining is not None:
+            return append_to(joining.incident, *joining.events) if joining.events else None
+        parts = ("incident", detection.kind, detection.service, detection.first_signal_at)
+        incident_id = derived_id(*parts)
+        while incident_id in incidents:
+            if incidents[incident_id].state is not State.RESOLVED:
+                return None
+            incident_id = derived_id(*parts, "after", incident_id)
         opened = ev.derived_event(
             ev.INCIDENT_OPENED,
             incident_stream(incident_id),

@@ -39,6 +39,7 @@ class RuntimeSettings:
     lease_wait_s: float = 120.0
     compensation_hold_s: float = 600.0  # a compensation the kill switch holds longer escalates
     action_workers: int = 0  # threads acting on intents off the loop (0: in the loop's own)
+    repage_after_s: float = 1800.0  # an escalated incident that goes on pages again this often
 
     @property
     def lifecycle(self) -> LifecycleSettings:
