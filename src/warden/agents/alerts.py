@@ -1,8 +1,10 @@
 """Alert agent: an alert firing at its source opens an incident for its service. Decisioning.
 
 It proposes nothing itself; agents that know the alert's cause may, and otherwise the
-escalation agent pages a human with a summary. A resolved alert closes the incident if
-nothing was done yet, or annotates it (see ``Runtime``).
+escalation agent pages a human with a summary. An alert that maps to several services (a
+namespace rule) is detected once, on the first of them; one no rule maps opens an
+``alert_unmapped`` incident that pages with its labels. A resolved alert closes the
+incident once all of its evidence cleared, or annotates it (see ``Runtime``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ from warden.agents.protocol import Detection
 if TYPE_CHECKING:
     from warden.domain.incident import Incident
     from warden.domain.plans import Plan
+    from warden.domain.signals import Alert
     from warden.domain.world import World
 
 _SEVERITY = {"critical": "critical", "page": "critical", "warning": "minor", "info": "minor"}
+
+
+def labels_text(alert: Alert) -> str:
+    """An alert's labels as Alertmanager shows them: ``{alertname="X", job="y"}``."""
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in alert.labels) + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +40,26 @@ class AlertAgent:
         """Services with alerts firing, the earliest alert first."""
         found = []
         for service, signals in sorted(world.signals.items()):
-            if not signals.alerts:
+            # A fan-out alert is detected on the first of its services only.
+            alerts = sorted(
+                (a for a in signals.alerts if not a.services or a.services[0] == service),
+                key=lambda a: a.started_at,
+            )
+            if not alerts:
                 continue
-            alerts = sorted(signals.alerts, key=lambda a: a.started_at)
             first = alerts[0]
             names = ", ".join(sorted({a.alertname for a in alerts}))
-            summary = f"{service}: alert {names} firing" + (
-                f" ({first.summary})" if first.summary else ""
-            )
+            if first.unmapped:
+                summary = (
+                    f"alert {first.alertname or '(no alertname)'} firing on no known service"
+                    f" (labels {labels_text(first)})"
+                )
+            else:
+                summary = f"{service}: alert {names} firing"
+                shared = sorted({s for a in alerts for s in a.services if s != service})
+                if shared:
+                    summary += f" (also on {', '.join(shared)})"
+            summary += f" ({first.summary})" if first.summary else ""
             found.append(
                 Detection(
                     service=service,
@@ -47,7 +67,7 @@ class AlertAgent:
                     first_signal_at=first.started_at,
                     evidence=tuple(a.event_id for a in alerts),
                     severity=_SEVERITY.get(first.severity, "major"),
-                    kind="alert",
+                    kind="alert_unmapped" if first.unmapped else "alert",
                 )
             )
         return found
