@@ -134,7 +134,9 @@ class View:
     approval, the approvals that count (the control plane's tally) and ``approved`` those
     where they are enough; ``rejected``: who rejected the step, where a rejection counts;
     ``ignored``: approvals that did not count, as "who: why"; ``running``: incidents
-    with a step or compensation in the hands of one of this process's workers.
+    with a step or compensation in the hands of one of this process's workers;
+    ``leaders``: for each (action, target) that open plans name, the incident that
+    decides it (:func:`warden.domain.merging.leaders`); ``incidents``: every incident.
     """
 
     world: World
@@ -147,6 +149,8 @@ class View:
     counted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rejected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    leaders: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    incidents: Mapping[str, Incident] = field(default_factory=dict)
 
 
 def targets_of(incident: Incident) -> tuple[str, ...]:

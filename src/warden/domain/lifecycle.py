@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from warden.domain import briefing, merging, verification
 from warden.domain import events as ev
-from warden.domain import verification
 from warden.domain.commands import (
     Append,
     Command,
@@ -115,7 +115,8 @@ def _execute(incident: Incident, view: View, now: datetime) -> list[Command]:
     if failure is not None:
         return _after_failure(incident, view, index, failure, now)
     if incident.decision_for(incident.step_hashes[index]) is None:
-        return [Decide(incident.id, index)]
+        merged = merging.follow(incident, view, now)
+        return merged if merged is not None else [Decide(incident.id, index)]
     return _run(incident, view, index, now)
 
 
@@ -193,6 +194,8 @@ def _await_approval(
     reason = f"approval expired at {expires_at} with {len(counted)} of {needed} approvals"
     if fallback == "do_nothing":
         reason += "; fallback do_nothing: no action taken"
+    else:
+        reason = briefing.page(incident, view.world, reason)
     after = apply(incident, expired)
     closed = incident_event(
         after,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
+from warden.domain import merging
 from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
 from warden.domain.ids import incident_stream
 from warden.domain.lifecycle import View
@@ -131,6 +132,8 @@ class Interpreter:
             rejected=rejected,
             ignored=ignored,
             running=self.workers.running(state.incidents),
+            leaders=merging.leaders(state.incidents.values()),
+            incidents=state.incidents,
         )
 
     def advance(self, incident: Incident, view: View) -> bool:
