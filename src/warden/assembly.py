@@ -303,6 +303,7 @@ def build(
             limits={s.name: dict(s.limits) for s in config.services if s.limits},
             lease_ttl_s=config.lease_ttl_s,
             repage_after_s=config.repage_after_s,
+            minor_alert_wait_s=config.minor_alert_wait_s,
             action_workers=(
                 action_workers
                 if action_workers is not None

@@ -102,6 +102,8 @@ class WardenConfig:
     alert_routing: AlertRouting = field(default_factory=AlertRouting)
     # A human is paged once per incident, then again this often while it lasts.
     repage_after_s: float = 1800.0
+    # A warning or info alert with nothing else pages only once it fired this long.
+    minor_alert_wait_s: float = 900.0
 
     @property
     def fleet_alert_routing(self) -> AlertRouting:
@@ -379,6 +381,7 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         audit=parse_audit(raw.get("audit") or {}, base),
         alert_routing=_alert_routing(checked.alerts),
         repage_after_s=checked.escalation.repage_after_s if checked.escalation else 1800.0,
+        minor_alert_wait_s=(checked.escalation.minor_alert_wait_s if checked.escalation else 900.0),
     )
 
 

@@ -350,9 +350,14 @@ class AlertsSection(Section):
 
 
 class EscalationSection(Section):
-    """Paging: one page per incident, again every ``repage_after_s`` while it lasts."""
+    """Paging: one page per incident, again every ``repage_after_s`` while it lasts.
+
+    A warning or info alert that nothing else backs pages only once it has fired for
+    ``minor_alert_wait_s`` (one that resolves sooner closes without a page).
+    """
 
     repage_after_s: Annotated[float, Field(ge=60)] = 1800
+    minor_alert_wait_s: Annotated[float, Field(ge=0)] = 900
 
 
 class Store(Section):

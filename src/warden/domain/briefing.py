@@ -157,7 +157,8 @@ def next_step(incident: Incident, world: World) -> str:
     deps = sorted(world.depends_on.get(incident.service, ()))
     failing = [d for d in deps if _failing(world.health.get(d))]
     if failing:
-        return f"start with {', '.join(failing)}: {incident.service} depends on it and it fails"
+        them = "it and it fails" if len(failing) == 1 else "them and they fail"
+        return f"start with {', '.join(failing)}: {incident.service} depends on {them}"
     signals = world.signals_of(incident.service)
     if signals.previous_version:
         return (

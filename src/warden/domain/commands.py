@@ -124,6 +124,7 @@ class LifecycleSettings:
     approval_timeout_s: float = 900.0
     approval_fallback: str = "escalate"
     compensation_hold_s: float = 600.0  # a compensation held longer escalates
+    minor_alert_wait_s: float = 900.0  # a warning alert alone pages once it fired this long
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,10 @@
 
 An incident resolves without action only when all of its evidence has cleared: its alerts
 resolved, its service's probe passing, and no fault left that only its detector can judge.
-A detection on a service with an open incident joins that incident as evidence; one on a
-service whose incident was escalated joins it too (a human has it), and re-pages that
-human once ``repage_after_s`` has passed since the last page, while the fault goes on.
+A detection on a service with an open incident joins that incident as evidence (an
+incident of alerts alone takes only alerts); one on a service whose incident was
+escalated joins it too (a human has it), and re-pages that human once
+``repage_after_s`` has passed since the last page, while the fault goes on.
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ class Joining:
 def _holder(sighting: Sighting, incidents: Iterable[Incident]) -> Incident | None:
     """The incident a sighting on its service belongs to: the open one, else the escalated."""
     mine = [i for i in incidents if i.service == sighting.service]
+    if sighting.kind not in ALERT_KINDS:
+        # An alert alone says nothing of what to do: a detector's own fault gets its own.
+        mine = [i for i in mine if i.kind not in ALERT_KINDS]
     open_ = [i for i in mine if not i.state.terminal]
     if open_:
         return min(open_, key=lambda i: (i.opened_at, i.id))

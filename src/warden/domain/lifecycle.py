@@ -34,6 +34,7 @@ from warden.domain.commands import (
     targets_of,
 )
 from warden.domain.decisions import Decision, Outcome
+from warden.domain.evidence import ALERT_KINDS
 from warden.domain.ids import derived_id, incident_stream, service_stream
 from warden.domain.incident import Incident, State, apply
 from warden.domain.undoing import compensate, fail_plan, in_flight
@@ -75,7 +76,7 @@ def next_commands(
     if state.terminal:
         return []
     if state is State.OPEN:
-        return _open(incident, view, now)
+        return _open(incident, view, settings, now)
     if state in (State.PLANNED, State.EXECUTING):
         return _execute(incident, view, now)
     if state is State.AWAITING_APPROVAL:
@@ -92,12 +93,19 @@ def closing_commands(incident: Incident) -> list[Command]:
     return [ReleaseLeases(incident.id, targets_of(incident))]
 
 
-def _open(incident: Incident, view: View, now: datetime) -> list[Command]:
+def _open(
+    incident: Incident, view: View, settings: LifecycleSettings, now: datetime
+) -> list[Command]:
     observed = view.world.health.get(incident.service)
     if incident.kind == "service_down" and observed is not None and observed.healthy:
         return [
             closing(incident, ev.INCIDENT_RESOLVED, "recovered before any action was taken", now)
         ]
+    if incident.kind in ALERT_KINDS and incident.severity == "minor":
+        # A warning pages only when it lasts: one that resolves first closes unpaged.
+        age = (now - ev.parse_time(incident.first_signal_at)).total_seconds()
+        if age < settings.minor_alert_wait_s:
+            return []
     return [Plan(incident.id)]
 
 

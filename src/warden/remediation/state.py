@@ -40,6 +40,7 @@ class RuntimeSettings:
     compensation_hold_s: float = 600.0  # a compensation the kill switch holds longer escalates
     action_workers: int = 0  # threads acting on intents off the loop (0: in the loop's own)
     repage_after_s: float = 1800.0  # an escalated incident that goes on pages again this often
+    minor_alert_wait_s: float = 900.0  # a warning alert alone pages once it fired this long
 
     @property
     def lifecycle(self) -> LifecycleSettings:
@@ -49,6 +50,7 @@ class RuntimeSettings:
             approval_timeout_s=self.approvals.timeout_s,
             approval_fallback=self.approvals.fallback,
             compensation_hold_s=self.compensation_hold_s,
+            minor_alert_wait_s=self.minor_alert_wait_s,
         )
 
 
