@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from warden.domain import events as ev
-from warden.domain.commands import Append
 from warden.domain.errors import InvalidTransition
 from warden.domain.evidence import Sighting, on_alert_resolved, outstanding, where_it_goes
 from warden.domain.health import Health
 from warden.domain.incident import Incident, State, apply
 from warden.domain.signals import Alert, Signals
 from warden.domain.world import World
+
+if TYPE_CHECKING:
+    from warden.domain.commands import Append
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 REPAGE_S = 1800.0
