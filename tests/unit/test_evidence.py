@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,13 @@ import pytest
 
 from warden.domain import events as ev
 from warden.domain.errors import InvalidTransition
-from warden.domain.evidence import Sighting, on_alert_resolved, outstanding, where_it_goes
+from warden.domain.evidence import (
+    Sighting,
+    on_alert_resolved,
+    outstanding,
+    page_once,
+    where_it_goes,
+)
 from warden.domain.health import Health
 from warden.domain.incident import Incident, State, apply
 from warden.domain.signals import Alert, Signals
@@ -171,16 +178,19 @@ def escalated(incident: Incident, seconds: float) -> Incident:
     return apply(incident, event(ev.INCIDENT_ESCALATED, seconds, reason="needs a human"))
 
 
-def test_an_escalated_incident_holds_its_service_and_re_pages_on_the_cadence() -> None:
+def test_an_escalated_incident_holds_its_fault_and_re_pages_on_the_cadence() -> None:
     incident = escalated(opened(), 60)
     assert incident.pages == (stamp(60),)
-    # A minute later the probes still fail (restart storm capped): evidence, no page.
-    flap = sighting("service_down", 100, "p7")
-    joining = where_it_goes(flap, [incident], REPAGE_S, at(120))
+    # A minute later the same streak of failures (restart storm capped): no page.
+    same = sighting("service_down", 0, "p7")
+    joining = where_it_goes(same, [incident], REPAGE_S, at(120))
+    assert joining is not None
+    assert joining.events == ()
+    # An alert on the service joins it as evidence.
+    joining = where_it_goes(sighting(), [incident], REPAGE_S, at(130))
     assert joining is not None
     assert [e.type for e in joining.events] == [ev.EVIDENCE_ADDED]
     # The same fault still there after the cadence: one re-page.
-    same = sighting("service_down", 0, "p8")
     joining = where_it_goes(same, [incident], REPAGE_S, at(60 + REPAGE_S))
     assert joining is not None
     (repage,) = joining.events
@@ -190,10 +200,21 @@ def test_an_escalated_incident_holds_its_service_and_re_pages_on_the_cadence() -
     assert after.state is State.ESCALATED
 
 
-def test_a_fault_that_began_after_the_last_page_and_the_cadence_opens_a_new_incident() -> None:
-    incident = escalated(opened(), 60)
-    late = sighting("service_down", 60 + REPAGE_S + 5, "p9")
-    assert where_it_goes(late, [incident], REPAGE_S, at(60 + REPAGE_S + 10)) is None
+def test_a_fault_that_cleared_and_came_back_is_a_new_incident_paged_once() -> None:
+    first = escalated(opened(), 60)
+    came_back = sighting("service_down", 100, "p9")
+    assert where_it_goes(came_back, [first], REPAGE_S, at(110)) is None
+    second = opened(service="api", evidence=("p9",))
+    page = event(ev.INCIDENT_ESCALATED, 120, reason="restart-storm: stop and call a human")
+    incidents = {"first": first, "second": replace(second, id="second")}
+    quiet = page_once(page, incidents["second"], incidents, REPAGE_S, at(120))
+    assert quiet.data["notify"] is False
+    assert quiet.data["paged_with"] == first.id
+    assert apply(incidents["second"], quiet).pages == ()
+    # After the cadence, or for another kind, it pages.
+    assert page_once(page, incidents["second"], incidents, REPAGE_S, at(60 + REPAGE_S)) is page
+    other = replace(incidents["second"], kind="failing_dependency")
+    assert page_once(page, other, incidents, REPAGE_S, at(120)) is page
 
 
 def test_a_closing_nobody_is_paged_for_holds_nothing() -> None:

@@ -10,7 +10,7 @@ escalated joins it too (a human has it), and re-pages that human once
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from warden.domain import events as ev
@@ -18,7 +18,7 @@ from warden.domain.commands import Append, append_to, closing, incident_event
 from warden.domain.incident import State
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
     from warden.domain.incident import Incident
@@ -31,6 +31,7 @@ __all__ = [
     "firing_alerts",
     "on_alert_resolved",
     "outstanding",
+    "page_once",
     "where_it_goes",
 ]
 
@@ -131,15 +132,22 @@ class Joining:
 
 
 def _holder(sighting: Sighting, incidents: Iterable[Incident]) -> Incident | None:
-    """The incident a sighting on its service belongs to: the open one, else the escalated."""
+    """The incident a sighting on its service belongs to: the open one, else the escalated.
+
+    An incident of alerts alone takes only alerts: a detector's own fault is actionable
+    and gets its own. An escalated incident takes alerts and the same kind of fault it
+    was paged for (the fault goes on), not another kind (a recovery to act on).
+    """
     mine = [i for i in incidents if i.service == sighting.service]
-    if sighting.kind not in ALERT_KINDS:
-        # An alert alone says nothing of what to do: a detector's own fault gets its own.
-        mine = [i for i in mine if i.kind not in ALERT_KINDS]
-    open_ = [i for i in mine if not i.state.terminal]
+    alert = sighting.kind in ALERT_KINDS
+    open_ = [i for i in mine if not i.state.terminal and (alert or i.kind not in ALERT_KINDS)]
     if open_:
         return min(open_, key=lambda i: (i.opened_at, i.id))
-    paged = [i for i in mine if i.state is State.ESCALATED and i.pages]
+    paged = [
+        i
+        for i in mine
+        if i.state is State.ESCALATED and i.pages and (alert or i.kind == sighting.kind)
+    ]
     return max(paged, key=lambda i: (i.last_paged_at, i.id), default=None)
 
 
@@ -156,10 +164,10 @@ def where_it_goes(
 ) -> Joining | None:
     """Which incident a sighting joins, with the events that say so; None: open a new one.
 
-    An open incident on the service takes it. An escalated one takes it while its last
-    page is younger than ``repage_after_s``; after that, the same fault still going on
-    (it began before that page) re-pages the human, and a fault that began since opens a
-    new incident.
+    An open incident on the service takes it. An escalated one takes the same fault
+    still going on (it began before the last page): as evidence while that page is
+    younger than ``repage_after_s``, as a re-page after. A fault that began since opens
+    a new incident.
     """
     holder = _holder(sighting, incidents)
     if holder is None:
@@ -172,9 +180,11 @@ def where_it_goes(
         added = incident_event(holder, ev.EVIDENCE_ADDED, data, now, key=_key(sighting, new))
         return Joining(holder, (added,))
     paged = ev.parse_time(holder.last_paged_at)
+    if ev.parse_time(sighting.first_signal_at) > paged and sighting.kind not in ALERT_KINDS:
+        # It cleared and came back since: a new incident (whose page, if any, is folded
+        # into this one's while the cadence runs: see page_once).
+        return None
     if (now - paged).total_seconds() >= repage_after_s:
-        if ev.parse_time(sighting.first_signal_at) > paged:
-            return None  # a fault that began after the last page is a new incident
         why = f"still going on {(now - paged).total_seconds():.0f} s after the last page"
         repage = incident_event(
             holder,
@@ -188,6 +198,39 @@ def where_it_goes(
         return Joining(holder, ())
     added = incident_event(holder, ev.EVIDENCE_ADDED, data, now, key=_key(sighting, new))
     return Joining(holder, (added,))
+
+
+def page_once(
+    event: ev.Event,
+    incident: Incident,
+    incidents: Mapping[str, Incident],
+    repage_after_s: float,
+    now: datetime,
+) -> ev.Event:
+    """An escalation, without its page when the human already has this fault.
+
+    Another incident of the same kind on the same service, paged less than
+    ``repage_after_s`` ago (a fault that keeps coming back, a restart storm held by a
+    guardrail), covers it: the escalation is recorded, names that incident, and pages
+    nobody. Any other event is returned as it is.
+    """
+    if event.type != ev.INCIDENT_ESCALATED or event.data.get("notify", True) is False:
+        return event
+    covering = [
+        i
+        for i in incidents.values()
+        if i.id != incident.id
+        and i.service == incident.service
+        and i.kind == incident.kind
+        and i.pages
+        and (now - ev.parse_time(i.last_paged_at)).total_seconds() < repage_after_s
+    ]
+    if not covering:
+        return event
+    paged = max(covering, key=lambda i: (i.last_paged_at, i.id))
+    data = {**event.data, "notify": False, "paged_with": paged.id}
+    data["reason"] = f"{event.data.get('reason', '')} (not paged again: see incident {paged.id})"
+    return replace(event, data=data)
 
 
 def _key(sighting: Sighting, new: list[str]) -> str:

@@ -59,7 +59,8 @@ class Planner:
 
         A service's open incident, or its escalated one, takes the detection as evidence
         (and re-pages on the cadence; :func:`warden.domain.evidence.where_it_goes`). A
-        fault still seen after its incident was resolved opens a successor incident.
+        fault still seen after its incident was resolved without any action opens a
+        successor incident.
         """
         sighting = Sighting(
             detection.service,
@@ -74,8 +75,10 @@ class Planner:
         parts = ("incident", detection.kind, detection.service, detection.first_signal_at)
         incident_id = derived_id(*parts)
         while incident_id in incidents:
-            if incidents[incident_id].state is not State.RESOLVED:
-                return None
+            earlier = incidents[incident_id]
+            if earlier.state is not State.RESOLVED or earlier.intended:
+                return None  # an action ran and verified: the detector's view may lag
+            # Closed as resolved before any action, yet the fault is still seen.
             incident_id = derived_id(*parts, "after", incident_id)
         opened = ev.derived_event(
             ev.INCIDENT_OPENED,
