@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
+from warden.domain import evidence, merging
 from warden.domain import lifecycle as lc
-from warden.domain import merging
 from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
 from warden.domain.ids import incident_stream
 from warden.domain.lifecycle import View
@@ -150,7 +150,14 @@ class Interpreter:
     def carry_out(self, incident: Incident, command: lc.Command, view: View) -> bool:
         """Do one command; False when the rest of the incident's commands must wait."""
         if isinstance(command, lc.Append):
-            self.store.append(command.stream, list(command.events), command.expected_version)
+            events = list(command.events)
+            if command.stream == incident_stream(incident.id):
+                # One page per fault: an escalation the human already has pages nobody.
+                now, repage = self.clock.now(), self.settings.repage_after_s
+                events = [
+                    evidence.page_once(e, incident, view.incidents, repage, now) for e in events
+                ]
+            self.store.append(command.stream, events, command.expected_version)
             return True
         if isinstance(command, lc.Plan):
             for append in self.planner.plan(incident, view.world):
