@@ -97,10 +97,17 @@ def test_a_follower_resolves_with_its_leader_once_its_own_evidence_cleared() -> 
     found = lc.next_commands(follower, shared, SETTINGS, at(60))
     assert types(found) == [ev.INCIDENT_RESOLVED]
     assert "resolved with incident cart" in run(follower, found).close_reason
-    # Its own probe still failing: it is decided on its own.
+    # Its own probe still failing: probed while a verification could take, then escalated
+    # (the very step ran and did not help it), never decided and approved again.
     failing = World(now=at(60), health={"profile": Health("profile", consecutive_failures=2)})
     alone = view(world=failing, leaders=leaders(incidents.values()), incidents=incidents)
-    assert lc.next_commands(follower, alone, SETTINGS, at(60)) == [lc.Decide("profile", 0)]
+    assert lc.next_commands(follower, alone, SETTINGS, at(60)) == [lc.Probe("profile")]
+    late = lc.next_commands(follower, alone, SETTINGS, at(50 + SETTINGS.verification_timeout_s + 1))
+    assert types(late) == [ev.INCIDENT_ESCALATED]
+    assert (
+        "open_circuit on redis ran in incident cart and verified there"
+        in run(follower, late).close_reason
+    )
 
 
 def test_a_follower_of_an_escalated_leader_closes_without_a_page_of_its_own() -> None:

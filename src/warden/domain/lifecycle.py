@@ -78,7 +78,7 @@ def next_commands(
     if state is State.OPEN:
         return _open(incident, view, settings, now)
     if state in (State.PLANNED, State.EXECUTING):
-        return _execute(incident, view, now)
+        return _execute(incident, view, settings, now)
     if state is State.AWAITING_APPROVAL:
         return _await_approval(incident, view, settings, now)
     if state is State.VERIFYING:
@@ -109,7 +109,9 @@ def _open(
     return [Plan(incident.id)]
 
 
-def _execute(incident: Incident, view: View, now: datetime) -> list[Command]:
+def _execute(
+    incident: Incident, view: View, settings: LifecycleSettings, now: datetime
+) -> list[Command]:
     assert incident.plan is not None
     if incident.in_flight is not None:
         return in_flight(incident, view)
@@ -123,7 +125,7 @@ def _execute(incident: Incident, view: View, now: datetime) -> list[Command]:
     if failure is not None:
         return _after_failure(incident, view, index, failure, now)
     if incident.decision_for(incident.step_hashes[index]) is None:
-        merged = merging.follow(incident, view, now)
+        merged = merging.follow(incident, view, settings, now)
         return merged if merged is not None else [Decide(incident.id, index)]
     return _run(incident, view, index, now)
 

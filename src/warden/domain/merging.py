@@ -3,18 +3,29 @@
 Part of the lifecycle (:mod:`warden.domain.lifecycle`). When open incidents plan the same
 action on the same target (an alert storm from one cause), one of them, the *leader*,
 is decided, approved and run; the others wait, merged into it, and never ask for a
-decision or an approval of their own. When the leader closes, a follower whose own
-evidence cleared resolves with it; one whose leader was escalated or rolled back goes to
-the same human without a page of its own; otherwise it is decided on its own.
+decision or an approval of their own. When the leader is resolved, a follower whose own
+evidence cleared resolves with it (its service is probed meanwhile, for as long as a
+verification may take); one still failing after that is escalated: the very step ran and
+did not help it. One whose leader was escalated or rolled back goes to the same human
+without a page of its own.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from warden.domain import briefing
 from warden.domain import events as ev
-from warden.domain.commands import Command, Decide, View, append_to, closing, incident_event
-from warden.domain.evidence import firing_alerts
+from warden.domain.commands import (
+    Command,
+    LifecycleSettings,
+    Probe,
+    View,
+    append_to,
+    closing,
+    incident_event,
+)
+from warden.domain.evidence import firing_alerts, outstanding
 from warden.domain.incident import State
 
 if TYPE_CHECKING:
@@ -45,7 +56,9 @@ def leaders(incidents: Iterable[Incident]) -> dict[tuple[str, str], str]:
     return {key: incident_id for key, (_, incident_id) in ranked.items()}
 
 
-def follow(incident: Incident, view: View, now: datetime) -> list[Command] | None:
+def follow(
+    incident: Incident, view: View, settings: LifecycleSettings, now: datetime
+) -> list[Command] | None:
     """What a planned incident does about a leader of its next step; None: no leader.
 
     Only a plan nothing of which was decided or run merges.
@@ -68,15 +81,21 @@ def follow(incident: Incident, view: View, now: datetime) -> list[Command] | Non
         return [append_to(incident, merged)]
     if not incident.merged_into:
         return None
-    return _after(incident, view.incidents.get(incident.merged_into), view, now)
+    return _after(incident, view.incidents.get(incident.merged_into), view, settings, now)
 
 
 def _after(
-    incident: Incident, leader: Incident | None, view: View, now: datetime
+    incident: Incident,
+    leader: Incident | None,
+    view: View,
+    settings: LifecycleSettings,
+    now: datetime,
 ) -> list[Command] | None:
     """The leader closed (or is gone): resolve with it, hand over, or decide alone."""
-    if leader is None or not leader.state.terminal:
-        return None
+    if leader is None:
+        return None  # an incident we cannot see: decided on its own
+    if not leader.state.terminal:
+        return []
     what = f"incident {leader.id[:12]}"
     if leader.state is State.RESOLVED:
         seen = view.world.health.get(incident.service)
@@ -84,7 +103,20 @@ def _after(
         if not probe_failing and not firing_alerts(incident, view.world):
             reason = f"resolved with {what}, which ran the same step: {leader.close_reason}"
             return [closing(incident, ev.INCIDENT_RESOLVED, reason, now)]
-        return [Decide(incident.id, incident.next_step)]
+        waited = (now - ev.parse_time(leader.closed_at)).total_seconds()
+        if waited <= settings.verification_timeout_s:
+            return [Probe(incident.service)]  # its own service may be back too: look
+        # The very step ran and verified there; running it again would not help.
+        assert incident.plan is not None
+        step = incident.plan.steps[incident.next_step]
+        left = "; ".join(outstanding(incident, view.world)) or "its fault"
+        why = (
+            f"{step.action} on {step.target} ran in {what} and verified there, yet"
+            f" {incident.service} still shows: {left}"
+        )
+        return [
+            closing(incident, ev.INCIDENT_ESCALATED, briefing.page(incident, view.world, why), now)
+        ]
     # Escalated or rolled back: the human who has the leader has this one too.
     reason = f"merged into {what}, {leader.state.value}: {leader.close_reason[:300]}"
     return [closing(incident, ev.INCIDENT_ESCALATED, reason, now, notify=False)]
