@@ -16,7 +16,7 @@ from warden.agents.protocol import Summarizer, is_slow
 from warden.domain import events as ev
 from warden.domain.commands import Append, append_to
 from warden.domain.commands import incident_event as _event
-from warden.domain.evidence import Sighting, where_it_goes
+from warden.domain.evidence import ALERT_KINDS, Sighting, where_it_goes
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
 from warden.domain.incident import State
 
@@ -62,6 +62,11 @@ class Planner:
         fault still seen after its incident was resolved without any action opens a
         successor incident.
         """
+        parts = ("incident", detection.kind, detection.service, detection.first_signal_at)
+        incident_id = derived_id(*parts)
+        own = incidents.get(incident_id)
+        if own is not None and not own.state.terminal and detection.kind not in ALERT_KINDS:
+            return None  # the incident of this very detection is open: nothing new (fast path)
         sighting = Sighting(
             detection.service,
             detection.kind,
@@ -72,8 +77,6 @@ class Planner:
         joining = where_it_goes(sighting, incidents.values(), repage_after_s, now)
         if joining is not None:
             return append_to(joining.incident, *joining.events) if joining.events else None
-        parts = ("incident", detection.kind, detection.service, detection.first_signal_at)
-        incident_id = derived_id(*parts)
         while incident_id in incidents:
             earlier = incidents[incident_id]
             if earlier.state is not State.RESOLVED or earlier.intended:
