@@ -151,6 +151,8 @@ def _sources(config: WardenConfig) -> list[Source]:
                     " export the token (or name senders: see examples/warden.yaml)"
                 )
             kwargs["token"] = token
+        if name == "webhook":
+            kwargs.setdefault("alert_routing", config.fleet_alert_routing)
         made.append(create_source(name, kwargs))
     return made
 
@@ -376,6 +378,8 @@ def build(
             lease_ttl_s=config.lease_ttl_s,
             unmanaged=_unmanaged(config, runners, processes),
             failure_threshold=config.failure_threshold,
+            repage_after_s=config.repage_after_s,
+            minor_alert_wait_s=config.minor_alert_wait_s,
             action_workers=(
                 action_workers
                 if action_workers is not None

@@ -21,12 +21,18 @@ from warden.domain.topology import ServiceNode, Topology
 from warden.governance.approvals import ApprovalSettings
 from warden.governance.context import FreezeWindow
 from warden.governance.gate import Guardrails, RateLimit
+from warden.ingest.alert_routing import AlertRouting, AlertRule
 from warden.ingest.sources import BUILTIN_SOURCES, discover_sources
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from warden.config_schema import GuardrailsSection, RateLimitSection, WardenFile
+    from warden.config_schema import (
+        AlertsSection,
+        GuardrailsSection,
+        RateLimitSection,
+        WardenFile,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,17 @@ class WardenConfig:
     # The HTTP API and web console `warden run` serves; port 0 leaves them off.
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    # How Alertmanager alerts name services (the fleet is added by alert_routing_for_fleet).
+    alert_routing: AlertRouting = field(default_factory=AlertRouting)
+    # A human is paged once per incident, then again this often while it lasts.
+    repage_after_s: float = 1800.0
+    # A warning or info alert with nothing else pages only once it fired this long.
+    minor_alert_wait_s: float = 900.0
+
+    @property
+    def fleet_alert_routing(self) -> AlertRouting:
+        """The alert rules knowing the fleet: unknown names pass, namespaces default to domains."""
+        return self.alert_routing.with_fleet({s.name: s.domain for s in self.services})
 
     @property
     def topology(self) -> Topology:
@@ -213,7 +230,34 @@ def _cross_problems(data: dict[str, Any]) -> list[Problem]:
             )
         )
     problems.extend(_source_problems(data.get("sources")))
+    known = list(dict.fromkeys(n for n in names if isinstance(n, str)))
+    problems.extend(_alert_problems(data.get("alerts"), known))
     return problems
+
+
+def _unknown_service(where: tuple[Any, ...], name: Any, known: list[str]) -> Problem | None:
+    if not isinstance(name, str) or name in known:
+        return None
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return Problem(where, f"unknown service {name!r}{hint} (known: {', '.join(known)})")
+
+
+def _alert_problems(alerts: Any, known: list[str]) -> list[Problem]:
+    """Services named by alert rules must be in the fleet."""
+    if not isinstance(alerts, dict):
+        return []
+    found: list[Problem | None] = []
+    namespaces = alerts.get("namespaces")
+    for namespace, services in (namespaces if isinstance(namespaces, dict) else {}).items():
+        for i, name in enumerate(services if isinstance(services, list) else []):
+            found.append(_unknown_service(("alerts", "namespaces", namespace, i), name, known))
+    rules = alerts.get("rules")
+    for r, rule in enumerate(rules if isinstance(rules, list) else []):
+        services = rule.get("services") if isinstance(rule, dict) else None
+        for i, name in enumerate(services if isinstance(services, list) else []):
+            found.append(_unknown_service(("alerts", "rules", r, "services", i), name, known))
+    return [p for p in found if p is not None]
 
 
 def _cycle(graph: Mapping[str, list[str]]) -> list[str]:
@@ -365,6 +409,23 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         audit=parse_audit(raw.get("audit") or {}, base),
         api_host=checked.api.host if checked.api else "127.0.0.1",
         api_port=checked.api.port if checked.api else 0,
+        alert_routing=_alert_routing(checked.alerts),
+        repage_after_s=checked.escalation.repage_after_s if checked.escalation else 1800.0,
+        minor_alert_wait_s=(checked.escalation.minor_alert_wait_s if checked.escalation else 900.0),
+    )
+
+
+def _alert_routing(section: AlertsSection | None) -> AlertRouting:
+    if section is None:
+        return AlertRouting()
+    return AlertRouting(
+        service_labels=tuple(section.service_labels),
+        namespace_label=section.namespace_label,
+        namespaces=tuple(sorted((k, tuple(v)) for k, v in (section.namespaces or {}).items())),
+        rules=tuple(
+            AlertRule(tuple(sorted(r.match.items())), tuple(r.services))
+            for r in section.rules or ()
+        ),
     )
 
 

@@ -357,6 +357,58 @@ class AgentsSection(Section):
     settings: Annotated[dict[str, Any] | None, _from_config_error(check_settings)] = None
 
 
+_LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
+LabelName = Annotated[
+    str,
+    _shown(_LABEL),
+    _matching(_LABEL, "a Prometheus label name is required (letters, digits, _; e.g. app)"),
+]
+
+
+def _unique_labels(value: list[str]) -> list[str]:
+    twice = sorted({v for v in value if value.count(v) > 1})
+    if twice:
+        raise _fail(
+            "duplicate", "{labels} listed twice; name each label once", labels=", ".join(twice)
+        )
+    return value
+
+
+class AlertRuleSection(Section):
+    """Alerts whose labels hold every pair of ``match`` are about ``services``."""
+
+    match: Annotated[dict[LabelName, str], Field(min_length=1)]
+    services: Annotated[list[str], Field(min_length=1)]
+
+
+class AlertsSection(Section):
+    """How an Alertmanager alert names the services it is about (first rule that maps).
+
+    ``rules`` first; then the first of ``service_labels`` whose value is a service of the
+    fleet (an ``instance``'s port is dropped); then ``namespace_label`` through
+    ``namespaces`` (default: a namespace names the services of the domain of that name).
+    An alert nothing maps still pages, once, with its labels.
+    """
+
+    service_labels: Annotated[
+        list[LabelName], Field(min_length=1), AfterValidator(_unique_labels)
+    ] = ["service", "service_name", "app", "job", "instance"]
+    namespace_label: LabelName = "namespace"
+    namespaces: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
+    rules: list[AlertRuleSection] | None = None
+
+
+class EscalationSection(Section):
+    """Paging: one page per incident, again every ``repage_after_s`` while it lasts.
+
+    A warning or info alert that nothing else backs pages only once it has fired for
+    ``minor_alert_wait_s`` (one that resolves sooner closes without a page).
+    """
+
+    repage_after_s: Annotated[float, Field(ge=60)] = 1800
+    minor_alert_wait_s: Annotated[float, Field(ge=0)] = 900
+
+
 class Store(Section):
     """A shared PostgreSQL event log."""
 
@@ -688,6 +740,8 @@ class WardenFile(Section):
     guardrails: GuardrailsSection | None = None
     verification_timeout_s: Annotated[float, Field(ge=0.1)] = 15.0
     approvals: ApprovalsSection | None = None
+    alerts: AlertsSection | None = None
+    escalation: EscalationSection | None = None
     change_freezes: list[Freeze] | None = None
     agents: AgentsSection | None = None
     lease_ttl_s: Annotated[float, Field(ge=0.5)] = 30.0

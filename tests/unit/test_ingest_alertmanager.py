@@ -85,13 +85,16 @@ def test_captured_firing_notification_gives_one_event_per_alert() -> None:
     assert orders["data"]["labels"]["instance"] == "orders:8080"
 
 
-def test_subject_prefers_service_then_job_then_instance() -> None:
+def test_subject_prefers_service_then_service_name_app_job_instance() -> None:
     payload = json.loads(FIRING)
     alert = payload["alerts"][0]
     for labels, expected in [
         ({"alertname": "A", "service": "s", "job": "j", "instance": "i"}, "s"),
+        ({"alertname": "A", "service_name": "sn", "app": "a", "job": "j"}, "sn"),
+        ({"alertname": "A", "app": "a", "job": "j"}, "a"),
         ({"alertname": "A", "job": "j", "instance": "i"}, "j"),
         ({"alertname": "A", "instance": "i"}, "i"),
+        ({"alertname": "A", "instance": "i:9100"}, "i"),
     ]:
         payload["alerts"] = [{**alert, "labels": labels}]
         assert events(json.dumps(payload))[0]["subject"] == expected
@@ -208,7 +211,6 @@ def alert_with(**changes: Any) -> dict[str, Any]:
         (alert_with(startsAt="yesterday"), "alerts/1/startsAt"),
         (alert_with(startsAt="2026-11-25T12:00:00"), "no timezone offset"),
         (alert_with(endsAt="9999-12-31T23:59:59-23:00"), "alerts/1/endsAt"),
-        (alert_with(labels={"alertname": "A"}), "no service, job or instance label"),
         (alert_with(labels={"service": 5}), "alerts/1/labels: expected an object of string"),
         (alert_with(annotations=[]), "alerts/1/annotations"),
     ],

@@ -87,22 +87,32 @@ def test_replaying_an_event_already_stored_is_a_duplicate_and_releases(
 def test_alertmanager_items_are_parsed_again(store: SQLiteEventStore) -> None:
     clock = ManualClock(datetime(2026, 11, 25, 13, tzinfo=UTC))
     payload = json.loads(FIRING)
-    payload["alerts"][0]["labels"].pop("job", None)
-    payload["alerts"][0]["labels"].pop("instance", None)
-    payload["alerts"][0]["labels"].pop("service", None)
+    payload["alerts"][0]["fingerprint"] = ""
     jobs = parse_webhook(json.dumps(payload), received_at=clock.now(), context=TraceContext())
     Pipeline(gate_with(store, clock)).process(jobs)
     (item,) = store.quarantined()
-    assert "no service, job or instance label" in item.reason
+    assert "'fingerprint' must be a non-empty string" in item.reason
     (result,) = replay_quarantined(store, gate_with(store, clock), [item])
     assert result.verdict is ReplayVerdict.STILL_REFUSED
-    # Fix the input by hand (as an operator would, e.g. re-sending with a label): replay works.
+    # Fix the input by hand (as an operator would): replay works.
     fixed = json.loads(item.payload)
+    fixed["alerts"][0]["fingerprint"] = "0123456789abcdef"
     fixed["alerts"][0]["labels"]["service"] = "checkout"
     store.quarantine(item.source, item.reason, json.dumps(fixed), item.received_at)
     results = replay_quarantined(store, gate_with(store, clock), store.quarantined())
     assert [r.verdict for r in results] == [ReplayVerdict.STILL_REFUSED, ReplayVerdict.ACCEPTED]
     assert [e.subject for e in store.read_stream("service-checkout")] == ["checkout"]
+
+
+def test_an_alert_without_a_service_label_is_not_quarantined(store: SQLiteEventStore) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 13, tzinfo=UTC))
+    payload = json.loads(FIRING)
+    for label in ("job", "instance", "service"):
+        payload["alerts"][0]["labels"].pop(label, None)
+    jobs = parse_webhook(json.dumps(payload), received_at=clock.now(), context=TraceContext())
+    Pipeline(gate_with(store, clock)).process(jobs)
+    assert store.quarantined() == []
+    assert any(s.startswith("service-unmapped/") for s in store.streams("service-"))
 
 
 @pytest.mark.parametrize(

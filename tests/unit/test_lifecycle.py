@@ -183,9 +183,13 @@ def test_a_step_gives_up_after_its_attempts_or_when_not_retryable() -> None:
             story.then(ev.STEP_RETRY_SCHEDULED, index=0, attempt=attempt + 1, due_at=due)
     found = commands(story, at(60))
     assert appended(found) == [ev.INCIDENT_ESCALATED]
-    assert reason_of(found) == "step 0 failed (3 of 3 attempts used)"
+    assert reason_of(found).startswith("step 0 failed (3 of 3 attempts used). health: ")
     permanent = Story().decided().ran(ok=False, retryable=False)
-    assert reason_of(commands(permanent, at(9))) == "step 0 failed (not retryable)"
+    reason = reason_of(commands(permanent, at(9)))
+    assert reason.startswith("step 0 failed (not retryable). ")
+    # The page says what was tried, with its outcome, and what to do next.
+    assert "tried: open_circuit on orders: failed after 1 attempt" in reason
+    assert "next step: " in reason
 
 
 def test_a_retry_whose_allow_was_replaced_by_a_deny_is_not_run() -> None:
@@ -218,7 +222,8 @@ def test_an_expired_approval_escalates_or_does_nothing_as_configured() -> None:
     assert appended(found) == [ev.APPROVAL_EXPIRED, ev.INCIDENT_ESCALATED]
     closing = found[0].events[1]  # type: ignore[union-attr]
     assert closing.data["notify"] is True
-    assert closing.data["reason"].endswith("with 0 of 1 approvals")
+    assert "with 0 of 1 approvals. health: " in closing.data["reason"]
+    assert "tried: open_circuit on orders: waited for approval" in closing.data["reason"]
     quiet = lc.LifecycleSettings(approval_fallback="do_nothing")
     found = lc.next_commands(story.incident, view(), quiet, at(61))
     assert reason_of(found).endswith("; fallback do_nothing: no action taken")
@@ -294,8 +299,8 @@ def test_steps_that_cannot_be_undone_are_named_when_escalating() -> None:
              evidence=(), confidence=0.9)
     ).decided().ran()  # fmt: skip
     found = lc.fail_plan(story.incident, view(), "not verified", at(9))
-    assert reason_of(found) == (
-        "not verified; left as is: step 0 (restart_service) has no compensation"
+    assert reason_of(found).startswith(
+        "not verified; left as is: step 0 (restart_service) has no compensation. "
     )
     unrunnable = lc.fail_plan(
         Story().decided().ran().incident, view(runnable=frozenset()), "x", at(9)

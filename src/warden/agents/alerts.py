@@ -3,8 +3,10 @@
 It proposes nothing itself; agents that know the alert's cause may, and otherwise the
 escalation agent pages a human with a summary. An alert on a service whose dependency
 fails is a symptom of that cascade: the root's incident carries it, so one cascade pages
-once; warning and info alerts alone are context, not a page. A resolved alert closes the incident if
-nothing was done yet, or annotates it (see ``Runtime``).
+once; warning and info alerts alone are context, not a page. An alert that maps to several
+services (a namespace rule) is detected once, on the first of them; one no rule maps opens
+an ``alert_unmapped`` incident that pages with its labels. A resolved alert closes the
+incident once all of its evidence cleared, or annotates it (see ``Runtime``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ if TYPE_CHECKING:
 _SEVERITY = {"critical": "critical", "page": "critical", "warning": "minor", "info": "minor"}
 
 
+def labels_text(alert: Alert) -> str:
+    """An alert's labels as Alertmanager shows them: ``{alertname="X", job="y"}``."""
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in alert.labels) + "}"
+
+
 @dataclass(frozen=True, slots=True)
 class AlertAgent:
     """Opens one incident per service with firing alerts."""
@@ -41,18 +48,31 @@ class AlertAgent:
         """Services with alerts firing, the earliest alert first."""
         found = []
         for service, signals in sorted(world.signals.items()):
-            if not signals.alerts:
+            # A fan-out alert is detected on the first of its services only.
+            alerts = sorted(
+                (a for a in signals.alerts if not a.services or a.services[0] == service),
+                key=lambda a: a.started_at,
+            )
+            if not alerts:
                 continue
-            if not self._pages(signals.alerts, world.health.get(service)):
-                continue
-            if evidence.upstream(service, world, threshold=1):
-                continue  # a symptom of a failing dependency: evidence of the root's incident
-            alerts = sorted(signals.alerts, key=lambda a: a.started_at)
+            if not alerts[0].unmapped:
+                if not self._pages(tuple(alerts), world.health.get(service)):
+                    continue
+                if evidence.upstream(service, world, threshold=1):
+                    continue  # a symptom of a failing dependency: evidence of the root's incident
             first = alerts[0]
             names = ", ".join(sorted({a.alertname for a in alerts}))
-            summary = f"{service}: alert {names} firing" + (
-                f" ({first.summary})" if first.summary else ""
-            )
+            if first.unmapped:
+                summary = (
+                    f"alert {first.alertname or '(no alertname)'} firing on no known service"
+                    f" (labels {labels_text(first)})"
+                )
+            else:
+                summary = f"{service}: alert {names} firing"
+                shared = sorted({s for a in alerts for s in a.services if s != service})
+                if shared:
+                    summary += f" (also on {', '.join(shared)})"
+            summary += f" ({first.summary})" if first.summary else ""
             found.append(
                 Detection(
                     service=service,
@@ -60,7 +80,7 @@ class AlertAgent:
                     first_signal_at=first.started_at,
                     evidence=tuple(a.event_id for a in alerts),
                     severity=_SEVERITY.get(first.severity, "major"),
-                    kind="alert",
+                    kind="alert_unmapped" if first.unmapped else "alert",
                 )
             )
         return found

@@ -124,6 +124,7 @@ class LifecycleSettings:
     approval_timeout_s: float = 900.0
     approval_fallback: str = "escalate"
     compensation_hold_s: float = 600.0  # a compensation held longer escalates
+    minor_alert_wait_s: float = 900.0  # a warning alert alone pages once it fired this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,9 @@ class View:
     approval, the approvals that count (the control plane's tally) and ``approved`` those
     where they are enough; ``rejected``: who rejected the step, where a rejection counts;
     ``ignored``: approvals that did not count, as "who: why"; ``running``: incidents
-    with a step or compensation in the hands of one of this process's workers.
+    with a step or compensation in the hands of one of this process's workers;
+    ``leaders``: for each (action, target) that open plans name, the incident that
+    decides it (:func:`warden.domain.merging.leaders`); ``incidents``: every incident.
     """
 
     world: World
@@ -149,6 +152,8 @@ class View:
     ignored: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     environment: str = ""  # with default_autonomy: the level in force where none is set
     default_autonomy: str = ""
+    leaders: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    incidents: Mapping[str, Incident] = field(default_factory=dict)
 
 
 def targets_of(incident: Incident) -> tuple[str, ...]:

@@ -4,7 +4,8 @@
 ``escalated`` or ``rolled_back`` from any state that is not yet terminal; a resolved
 incident whose service fails again within the relapse window becomes ``relapsed``. Every change of
 state is an event; :func:`apply` refuses an event that does not fit the current state, so a
-stored history can only describe a legal lifecycle.
+stored history can only describe a legal lifecycle. Notes, evidence that joins, and the
+re-pages of an escalated incident change no state (:data:`SIDE_EVENTS`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ class Incident:
     version: int = 0
     history: tuple[tuple[str, str, str], ...] = field(default=())  # (time, type, state)
     notes: tuple[str, ...] = ()
+    joined: tuple[str, ...] = ()  # keys of the detections whose evidence joined this one
+    pages: tuple[str, ...] = ()  # when a human was paged about it (escalation, re-pages)
+    merged_into: str = ""  # the incident deciding the same action on the same target
+
+    @property
+    def last_paged_at(self) -> str:
+        """When a human was last paged about this incident ("" when never)."""
+        return self.pages[-1] if self.pages else ""
 
     def decision_for(self, hash_: str) -> Decision | None:
         """The latest decision recorded for one step, if any."""
@@ -219,6 +228,8 @@ def apply(incident: Incident | None, event: ev.Event) -> Incident:
     if event.type == ev.INCIDENT_RELAPSED:
         # The one event after a resolution: the fix did not hold.
         return _track(_relapsed(incident, event), event)
+    if event.type in (ev.EVIDENCE_ADDED, ev.INCIDENT_REPAGED):
+        return _track(_side(incident, event), event)
     _require(not incident.state.terminal, incident, event, "the incident is closed")
     return _track(_TRANSITIONS.get(event.type, _unknown)(incident, event), event)
 
@@ -240,6 +251,35 @@ def _plan(incident: Incident, event: ev.Event) -> Incident:
     plan = Plan.from_dict(event.data["plan"])
     hashes = tuple(step_hash(incident.id, i, s) for i, s in enumerate(plan.steps))
     return replace(incident, state=State.PLANNED, plan=plan, step_hashes=hashes)
+
+
+def _side(incident: Incident, event: ev.Event) -> Incident:
+    """Evidence that joins, or a re-page: open incidents and escalated ones (a human has it)."""
+    _require(
+        not incident.state.terminal or incident.state is State.ESCALATED,
+        incident,
+        event,
+        "only an open or escalated incident takes evidence and re-pages",
+    )
+    added = tuple(str(e) for e in event.data.get("evidence", ()))
+    kept = (*incident.evidence_ids, *(e for e in added if e not in incident.evidence_ids))
+    key = str(event.data.get("detection", ""))
+    joined = (*incident.joined, key) if key and key not in incident.joined else incident.joined
+    changed = replace(incident, evidence_ids=kept, joined=joined)
+    if event.type == ev.INCIDENT_REPAGED:
+        _require(incident.state is State.ESCALATED, incident, event, "only an escalation re-pages")
+        return replace(changed, pages=(*incident.pages, event.time))
+    return changed
+
+
+def _merged(incident: Incident, event: ev.Event) -> Incident:
+    _require(
+        incident.state is State.PLANNED and not incident.intended,
+        incident,
+        event,
+        "a plan merges into another before anything of it was decided or ran",
+    )
+    return replace(incident, merged_into=str(event.data["into"]))
 
 
 def _plan_rejected(incident: Incident, event: ev.Event) -> Incident:
@@ -475,7 +515,10 @@ def _resolved(incident: Incident, event: ev.Event) -> Incident:
 
 
 def _escalated(incident: Incident, event: ev.Event) -> Incident:
-    return _close(incident, event, State.ESCALATED)
+    closed = _close(incident, event, State.ESCALATED)
+    if event.data.get("notify", True) is False:
+        return closed  # the people who decided know already: nobody is paged
+    return replace(closed, pages=(*incident.pages, event.time))
 
 
 def _rolled_back(incident: Incident, event: ev.Event) -> Incident:
@@ -514,6 +557,7 @@ def _close(incident: Incident, event: ev.Event, state: State) -> Incident:
 _TRANSITIONS: dict[str, Any] = {
     ev.PLAN_PROPOSED: _plan,
     ev.PLAN_REJECTED: _plan_rejected,
+    ev.PLAN_MERGED: _merged,
     ev.DECISION_RECORDED: _decision,
     ev.APPROVAL_GRANTED: _approval,
     ev.APPROVAL_REJECTED: _approval,
@@ -537,7 +581,9 @@ _TRANSITIONS: dict[str, Any] = {
     ev.INCIDENT_RELAPSED: _relapsed,
 }
 
-INCIDENT_EVENT_TYPES = frozenset({ev.INCIDENT_OPENED, ev.INCIDENT_ANNOTATED, *_TRANSITIONS})
+SIDE_EVENTS = frozenset({ev.INCIDENT_ANNOTATED, ev.EVIDENCE_ADDED, ev.INCIDENT_REPAGED})
+"""Incident events that change no state: they may land between a step's intent and result."""
+INCIDENT_EVENT_TYPES = frozenset({ev.INCIDENT_OPENED, *SIDE_EVENTS, *_TRANSITIONS})
 
 
 def fold(events: Iterable[ev.Event]) -> Incident | None:

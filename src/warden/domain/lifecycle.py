@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from warden.domain import briefing, merging, verification
 from warden.domain import events as ev
-from warden.domain import verification
 from warden.domain.commands import (
     Append,
     Command,
@@ -37,6 +37,7 @@ from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.decisions import Decision, Outcome
 from warden.domain.ids import derived_id, incident_stream, service_stream
 from warden.domain.incident import Incident, State, apply
+from warden.domain.joining import ALERT_KINDS
 from warden.domain.undoing import compensate, fail_plan, in_flight
 
 if TYPE_CHECKING:
@@ -78,9 +79,9 @@ def next_commands(
     if state.terminal:
         return []
     if state is State.OPEN:
-        return _open(incident, view, now)
+        return _open(incident, view, settings, now)
     if state in (State.PLANNED, State.EXECUTING):
-        return _execute(incident, view, now)
+        return _execute(incident, view, settings, now)
     if state is State.AWAITING_APPROVAL:
         return _await_approval(incident, view, settings, now)
     if state is State.VERIFYING:
@@ -143,16 +144,25 @@ def closing_commands(incident: Incident) -> list[Command]:
     return [ReleaseLeases(incident.id, targets_of(incident))]
 
 
-def _open(incident: Incident, view: View, now: datetime) -> list[Command]:
+def _open(
+    incident: Incident, view: View, settings: LifecycleSettings, now: datetime
+) -> list[Command]:
     observed = view.world.health.get(incident.service)
     if incident.kind == "service_down" and observed is not None and observed.healthy:
         return [
             closing(incident, ev.INCIDENT_RESOLVED, "recovered before any action was taken", now)
         ]
+    if incident.kind in ALERT_KINDS and incident.severity == "minor":
+        # A warning pages only when it lasts: one that resolves first closes unpaged.
+        age = (now - ev.parse_time(incident.first_signal_at)).total_seconds()
+        if age < settings.minor_alert_wait_s:
+            return []
     return [Plan(incident.id)]
 
 
-def _execute(incident: Incident, view: View, now: datetime) -> list[Command]:
+def _execute(
+    incident: Incident, view: View, settings: LifecycleSettings, now: datetime
+) -> list[Command]:
     assert incident.plan is not None
     if incident.in_flight is not None:
         return in_flight(incident, view)
@@ -166,7 +176,8 @@ def _execute(incident: Incident, view: View, now: datetime) -> list[Command]:
     if failure is not None:
         return _after_failure(incident, view, index, failure, now)
     if incident.decision_for(incident.step_hashes[index]) is None:
-        return [Decide(incident.id, index)]
+        merged = merging.follow(incident, view, settings, now)
+        return merged if merged is not None else [Decide(incident.id, index)]
     return _run(incident, view, index, now)
 
 
@@ -244,6 +255,8 @@ def _await_approval(
     reason = f"approval expired at {expires_at} with {len(counted)} of {needed} approvals"
     if fallback == "do_nothing":
         reason += "; fallback do_nothing: no action taken"
+    else:
+        reason = briefing.page(incident, view.world, reason)
     after = apply(incident, expired)
     closed = incident_event(
         after,

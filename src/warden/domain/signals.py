@@ -68,6 +68,9 @@ class Alert:
     summary: str
     started_at: str
     event_id: str
+    labels: tuple[tuple[str, str], ...] = ()  # as the source sent them, sorted
+    services: tuple[str, ...] = ()  # every service it maps to, when more than one
+    unmapped: bool = False  # no rule named a service: it is kept under its own name
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,9 @@ def observe(signals: Signals, event: ev.Event) -> Signals:
             str(notes.get("summary") or notes.get("description") or ""),
             str(data.get("starts_at", event.time)),
             event.id,
+            tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+            tuple(str(s) for s in data.get("services") or ()),
+            data.get("unmapped") is True,
         )
         kept_alerts = tuple(a for a in signals.alerts if a.fingerprint != alert.fingerprint)
         return replace(signals, alerts=(*kept_alerts, alert))

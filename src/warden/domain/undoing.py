@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from warden.domain import briefing
 from warden.domain import events as ev
 from warden.domain.commands import (
     Command,
@@ -35,14 +36,8 @@ def fail_plan(incident: Incident, view: View, reason: str, now: datetime) -> lis
         started = incident_event(incident, ev.COMPENSATION_STARTED, {"reason": reason}, now)
         return [append_to(incident, started)]
     left = _not_undone(incident, view)
-    return [
-        closing(
-            incident,
-            ev.INCIDENT_ESCALATED,
-            f"{reason}; left as is: {left}" if left else reason,
-            now,
-        )
-    ]
+    why = f"{reason}; left as is: {left}" if left else reason
+    return [closing(incident, ev.INCIDENT_ESCALATED, briefing.page(incident, view.world, why), now)]
 
 
 def compensate(

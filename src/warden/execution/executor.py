@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain import events as ev
 from warden.domain.errors import ConcurrencyConflict, PermanentError, PolicyDenied, TemporaryError
 from warden.domain.ids import derived_id, incident_stream
+from warden.domain.incident import SIDE_EVENTS
 from warden.ports import ActionChecker, ActionResult
 
 if TYPE_CHECKING:
@@ -320,7 +321,7 @@ class Executor:
                 return stored
             except ConcurrencyConflict:
                 later = self.store.read_stream(stream, version)
-                if any(e.type != ev.INCIDENT_ANNOTATED for e in later):
+                if any(e.type not in SIDE_EVENTS for e in later):
                     raise
                 version += len(later)
 

@@ -1,8 +1,10 @@
 """Prometheus Alertmanager webhook (version 4) into one event per alert. Data plane (pure).
 
-Each alert becomes ``warden.alert.firing`` or ``warden.alert.resolved`` whose subject is
-the alert's ``service`` label (else ``job``, else ``instance``). The event id is derived
-from groupKey + fingerprint + startsAt + status, so Alertmanager's re-sends (every
+Each alert becomes ``warden.alert.firing`` or ``warden.alert.resolved`` about the service
+its labels name (:class:`~warden.ingest.alert_routing.AlertRouting`: ``service``,
+``service_name``, ``app``, ``job``, ``instance``, namespace rules), one event per service;
+an alert no rule maps is kept under an ``unmapped/`` name and still pages. The event id is
+derived from groupKey + fingerprint + startsAt + status, so Alertmanager's re-sends (every
 ``repeat_interval``, and after failed deliveries) append nothing new, across restarts too.
 :func:`resolution_for` tells the runtime which incident a resolved alert closes.
 """
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from warden.domain.errors import ValidationError
 from warden.domain.events import SPEC_VERSION, format_time, parse_time
 from warden.domain.ids import derived_id
+from warden.ingest.alert_routing import AlertRouting, unmapped_service
 from warden.ingest.cloudevents import load_json
 from warden.ingest.pipeline import Admit, Job, Refuse
 
@@ -37,13 +40,15 @@ __all__ = [
 
 ALERT_FIRING = "warden.alert.firing"
 ALERT_RESOLVED = "warden.alert.resolved"
-SUBJECT_LABELS = ("service", "job", "instance")
+SUBJECT_LABELS = AlertRouting().service_labels
 MAX_ALERTS = 1000
 _TYPES = {"firing": ALERT_FIRING, "resolved": ALERT_RESOLVED}
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def alert_event_id(group_key: str, fingerprint: str, starts_at: str, status: str) -> str:
+def alert_event_id(
+    group_key: str, fingerprint: str, starts_at: str, status: str, *service: str
+) -> str:
     """The id of the event for one alert notification; re-sends get the same id.
 
     Args:
@@ -51,8 +56,9 @@ def alert_event_id(group_key: str, fingerprint: str, starts_at: str, status: str
         fingerprint: The alert's ``fingerprint``.
         starts_at: The alert's ``startsAt``, normalised with ``format_time``.
         status: ``firing`` or ``resolved``.
+        service: The service, when the alert maps to several (one event each).
     """
-    return derived_id("alertmanager", group_key, fingerprint, starts_at, status)
+    return derived_id("alertmanager", group_key, fingerprint, starts_at, status, *service)
 
 
 def _labels(value: Any, where: str) -> dict[str, str]:
@@ -124,13 +130,14 @@ def _notification(payload: Any) -> tuple[_Notification, list[Any]]:
     )
 
 
-def _alert_event(
+def _alert_events(
     alert: Any,
     index: int,
     note: _Notification,
     received_at: datetime,
     context: TraceContext,
-) -> dict[str, Any]:
+    routing: AlertRouting,
+) -> list[dict[str, Any]]:
     where = f"alerts/{index}"
     if not isinstance(alert, dict):
         raise ValidationError("an alert must be a JSON object", field=where)
@@ -145,44 +152,54 @@ def _alert_event(
     ends_at = None
     if isinstance(ends_raw, str) and ends_raw and not ends_raw.startswith("0001-01-01"):
         ends_at = _time(ends_raw, f"{where}/endsAt")
-    service = next((labels[k] for k in SUBJECT_LABELS if labels.get(k)), "")
-    if not service:
-        raise ValidationError(
-            "the alert has no service, job or instance label",
-            field=f"{where}/labels",
-            fix="add a `service` label to the alerting rule so Warden knows what to heal",
-        )
+    route = routing.route(labels)
+    alertname = labels.get("alertname", "")
+    services = route.services or (unmapped_service(alertname, fingerprint),)
     moment = ends_at or format_time(received_at) if status == "resolved" else starts_at
-    data: dict[str, Any] = {
-        "alertname": labels.get("alertname", ""),
-        "status": status,
-        "fingerprint": fingerprint,
-        "service": service,
-        "labels": labels,
-        "annotations": annotations,
-        "starts_at": starts_at,
-        "ends_at": ends_at,
-        "generator_url": alert.get("generatorURL", ""),
-        "group_key": note.group_key,
-        "group_labels": note.group_labels,
-        "receiver": note.receiver,
-        "external_url": note.external_url,
-        "truncated_alerts": note.truncated,
-    }
-    event_id = alert_event_id(note.group_key, fingerprint, starts_at, status)
-    raw: dict[str, Any] = {
-        "specversion": SPEC_VERSION,
-        "id": event_id,
-        "source": note.external_url or "warden://alertmanager",
-        "type": _TYPES[status],
-        "time": moment,
-        "subject": service,
-        "datacontenttype": "application/json",
-        "schemaversion": 1,
-        "data": data,
-    }
-    # Firing and resolved notifications of one alert share a correlation id.
-    return context.apply(raw, derived_id("alert", fingerprint, starts_at))
+    events = []
+    for service in services:
+        data: dict[str, Any] = {
+            "alertname": alertname,
+            "status": status,
+            "fingerprint": fingerprint,
+            "service": service,
+            "labels": labels,
+            "annotations": annotations,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "generator_url": alert.get("generatorURL", ""),
+            "group_key": note.group_key,
+            "group_labels": note.group_labels,
+            "receiver": note.receiver,
+            "external_url": note.external_url,
+            "truncated_alerts": note.truncated,
+            "mapped_by": route.mapped_by,
+        }
+        if route.unmapped:
+            data["unmapped"] = True
+        if len(services) > 1:
+            data["services"] = list(services)
+        # One service keeps the plain id; a fan-out names the service in each id.
+        extra = (service,) if len(services) > 1 else ()
+        event_id = alert_event_id(note.group_key, fingerprint, starts_at, status, *extra)
+        if status == "resolved":
+            data["firing_event_id"] = alert_event_id(
+                note.group_key, fingerprint, starts_at, "firing", *extra
+            )
+        raw: dict[str, Any] = {
+            "specversion": SPEC_VERSION,
+            "id": event_id,
+            "source": note.external_url or "warden://alertmanager",
+            "type": _TYPES[status],
+            "time": moment,
+            "subject": service,
+            "datacontenttype": "application/json",
+            "schemaversion": 1,
+            "data": data,
+        }
+        # Firing and resolved notifications of one alert share a correlation id.
+        events.append(context.apply(raw, derived_id("alert", fingerprint, starts_at)))
+    return events
 
 
 def _single(payload: dict[str, Any], alert: Any) -> str:
@@ -198,6 +215,7 @@ def parse_webhook(
     received_at: datetime,
     context: TraceContext,
     source: str = "webhook:alertmanager",
+    routing: AlertRouting | None = None,
 ) -> list[Job]:
     """Jobs for one Alertmanager webhook notification.
 
@@ -210,6 +228,7 @@ def parse_webhook(
         received_at: When it arrived (the time of a resolved alert without ``endsAt``).
         context: Trace context from the request headers.
         source: The name kept with quarantined input.
+        routing: The rules from labels to services (default: the service labels only).
 
     Returns:
         The jobs, in the order of the alerts.
@@ -222,14 +241,15 @@ def parse_webhook(
         note, alerts = _notification(payload)
     except ValidationError as exc:
         return [Refuse(text, source, str(exc))]
+    routes = routing or AlertRouting()
     jobs: list[Job] = []
     for index, alert in enumerate(alerts):
         try:
-            event = _alert_event(alert, index, note, received_at, context)
+            events = _alert_events(alert, index, note, received_at, context, routes)
         except ValidationError as exc:
             jobs.append(Refuse(_single(payload, alert), source, str(exc)))
             continue
-        jobs.append(Admit(event, source))
+        jobs.extend(Admit(event, source) for event in events)
     return jobs
 
 
@@ -279,9 +299,8 @@ def resolution_for(event: Event) -> AlertResolution | None:
         service=data["service"],
         fingerprint=data["fingerprint"],
         alertname=alertname if isinstance(alertname, str) else "",
-        firing_event_id=alert_event_id(
-            data["group_key"], data["fingerprint"], data["starts_at"], "firing"
-        ),
+        firing_event_id=str(data.get("firing_event_id") or "")
+        or alert_event_id(data["group_key"], data["fingerprint"], data["starts_at"], "firing"),
         started_at=data["starts_at"],
         resolved_at=data.get("ends_at") or event.time,
         correlation_id=event.correlation_id,

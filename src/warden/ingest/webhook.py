@@ -39,6 +39,7 @@ from warden.ingest.pipeline import Admit, Origin, Refuse, Tally, Verdict
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from warden.ingest.alert_routing import AlertRouting
     from warden.ingest.pipeline import Job, Outcome
     from warden.ingest.senders import Sender
     from warden.ingest.writer import IngestWriter
@@ -100,6 +101,7 @@ class WebhookSettings:
         max_body_bytes: The largest body read; larger requests get 413.
         wait_timeout_s: How long a request waits for the store before a 503.
         sender: The CloudEvents ``source`` of wrapped generic JSON events.
+        alert_routing: The rules from Alertmanager labels to services.
     """
 
     auth: SenderAuth | None = None
@@ -107,6 +109,7 @@ class WebhookSettings:
     max_body_bytes: int = 1024 * 1024
     wait_timeout_s: float = 10.0
     sender: str = "warden://webhook"
+    alert_routing: AlertRouting | None = None
 
 
 def _json_error(status: int, error: str, **extra: Any) -> Response:
@@ -258,7 +261,11 @@ class WebhookApp:
             return parse_cloudevents(request.headers, request.body, source=source)
         if name == "alertmanager":
             return parse_webhook(
-                request.body, received_at=self.clock.now(), context=context, source=source
+                request.body,
+                received_at=self.clock.now(),
+                context=context,
+                source=source,
+                routing=self.settings.alert_routing,
             )
         route = self.settings.routes[name[5:]]
         key = request.headers.get("idempotency-key", "").strip()

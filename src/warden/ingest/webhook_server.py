@@ -40,6 +40,7 @@ from warden.ingest.writer import IngestWriter
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 
+    from warden.ingest.alert_routing import AlertRouting
     from warden.ingest.pipeline import Pipeline, Tally
     from warden.ports import Clock
 
@@ -323,6 +324,7 @@ class WebhookSource:
         body_timeout_s: float = 30.0,
         clock: Clock | None = None,
         on_ready: Callable[[WebhookServer], None] | None = None,
+        alert_routing: AlertRouting | None = None,
     ) -> None:
         """Configure the webhook; secrets are read now, so a missing one fails at start.
 
@@ -345,6 +347,7 @@ class WebhookSource:
             body_timeout_s: Longest wait for a request body.
             clock: The event clock (default: the pipeline's).
             on_ready: Called once the server listens.
+            alert_routing: The rules from Alertmanager labels to services (``alerts:``).
 
         Raises:
             ConfigError: When no sender is named and ``insecure`` is not set, or a
@@ -387,6 +390,7 @@ class WebhookSource:
             auth=auth,
             routes=dict(routes) if routes is not None else {"default": GenericRoute()},
             max_body_bytes=max_body_bytes,
+            alert_routing=alert_routing,
         )
 
     def run(self, pipeline: Pipeline, stop: threading.Event) -> Tally:

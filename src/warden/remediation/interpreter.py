@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
+from warden.domain import joining, merging
 from warden.domain import lifecycle as lc
 from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
 from warden.domain.errors import PolicyDenied
@@ -149,6 +150,8 @@ class Interpreter:
             running=self.workers.running(state.incidents),
             environment=self.settings.environment,
             default_autonomy=self.settings.autonomy,
+            leaders=merging.leaders(state.incidents.values()),
+            incidents=state.incidents,
         )
 
     def advance(self, incident: Incident, view: View) -> bool:
@@ -167,7 +170,14 @@ class Interpreter:
     def carry_out(self, incident: Incident, command: lc.Command, view: View) -> bool:
         """Do one command; False when the rest of the incident's commands must wait."""
         if isinstance(command, lc.Append):
-            self.store.append(command.stream, list(command.events), command.expected_version)
+            events = list(command.events)
+            if command.stream == incident_stream(incident.id):
+                # One page per fault: an escalation the human already has pages nobody.
+                now, repage = self.clock.now(), self.settings.repage_after_s
+                events = [
+                    joining.page_once(e, incident, view.incidents, repage, now) for e in events
+                ]
+            self.store.append(command.stream, events, command.expected_version)
             return True
         if isinstance(command, lc.Plan):
             for append in self.planner.plan(incident, view.world):

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 from warden.agents.protocol import Summarizer, is_slow
 from warden.domain import events as ev
 from warden.domain import evidence
-from warden.domain.commands import Append
+from warden.domain.commands import Append, append_to
 from warden.domain.commands import incident_event as _event
 from warden.domain.ids import derived_id, incident_stream, traceparent_for
+from warden.domain.incident import State
+from warden.domain.joining import ALERT_KINDS, Sighting, where_it_goes
 from warden.domain.relapse import DEFAULT_RELAPSE_WINDOW_S
 
 if TYPE_CHECKING:
@@ -63,29 +65,51 @@ class Planner:
         now: datetime,
         decided_again: Callable[[Incident], str] | None = None,
         source_traceparent: str = "",
+        repage_after_s: float = 1800.0,
     ) -> Append | None:
-        """The opening of an incident for a detection, unless one is open already.
+        """The opening of an incident for a detection, or its evidence joining one.
 
-        ``decided_again`` says whether a fault whose incident is closed is opened again,
-        and under which key (:func:`warden.domain.lifecycle.decided_again`). The incident
-        continues the trace of its first evidence that carried a W3C ``source_traceparent``;
-        without one it starts a trace derived from its id.
+        A service's open incident, or its escalated one, takes the detection as evidence
+        (and re-pages on the cadence; :func:`warden.domain.joining.where_it_goes`). A
+        fault still seen after its incident was resolved without any action opens a
+        successor incident. ``decided_again`` says whether a fault whose incident a
+        control closed is opened again, and under which key
+        (:func:`warden.domain.lifecycle.decided_again`). The incident continues the trace
+        of its first evidence that carried a W3C ``source_traceparent``; without one it
+        starts a trace derived from its id.
         """
-        incident_id = derived_id(
-            "incident", detection.kind, detection.service, detection.first_signal_at
+        parts = ("incident", detection.kind, detection.service, detection.first_signal_at)
+        incident_id = derived_id(*parts)
+        own = incidents.get(incident_id)
+        if own is not None and not own.state.terminal and detection.kind not in ALERT_KINDS:
+            return None  # the incident of this very detection is open: nothing new (fast path)
+        sighting = Sighting(
+            detection.service,
+            detection.kind,
+            detection.first_signal_at,
+            detection.evidence,
+            detection.summary,
         )
-        closed = incidents.get(incident_id)
-        if closed is not None:
-            again = decided_again(closed) if decided_again is not None else ""
-            if not again:
-                return None
-            incident_id = derived_id(
-                "incident", detection.kind, detection.service, detection.first_signal_at, again
-            )
-            if incident_id in incidents:
-                return None
-        if any(i.service == detection.service and not i.state.terminal for i in incidents.values()):
-            return None
+        joining = where_it_goes(sighting, incidents.values(), repage_after_s, now)
+        if joining is not None:
+            return append_to(joining.incident, *joining.events) if joining.events else None
+        if any(
+            i.service == detection.service and not i.state.terminal and i.kind not in ALERT_KINDS
+            for i in incidents.values()
+        ):
+            return None  # one incident per service: the open one already holds this fault
+        while incident_id in incidents:
+            earlier = incidents[incident_id]
+            again = decided_again(earlier) if decided_again is not None else ""
+            if again:
+                incident_id = derived_id(*parts, again)
+                if incident_id in incidents:
+                    return None
+                break
+            if earlier.state is not State.RESOLVED or earlier.intended:
+                return None  # an action ran and verified: the detector's view may lag
+            # Closed as resolved before any action, yet the fault is still seen.
+            incident_id = derived_id(*parts, "after", incident_id)
         opened = ev.derived_event(
             ev.INCIDENT_OPENED,
             incident_stream(incident_id),

@@ -46,6 +46,8 @@ class RuntimeSettings:
     unmanaged: frozenset[str] = frozenset()  # watched, never restarted (managed: false)
     failure_threshold: int = DEFAULT_FAILURE_THRESHOLD  # failed probes that make a failure
     relapse_window_s: float = DEFAULT_RELAPSE_WINDOW_S  # a failure this soon after a fix: relapse
+    repage_after_s: float = 1800.0  # an escalated incident that goes on pages again this often
+    minor_alert_wait_s: float = 900.0  # a warning alert alone pages once it fired this long
 
     @property
     def lifecycle(self) -> LifecycleSettings:
@@ -55,6 +57,7 @@ class RuntimeSettings:
             approval_timeout_s=self.approvals.timeout_s,
             approval_fallback=self.approvals.fallback,
             compensation_hold_s=self.compensation_hold_s,
+            minor_alert_wait_s=self.minor_alert_wait_s,
         )
 
 

@@ -17,14 +17,23 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from warden.domain import changes, control, drift, health, incident, isolation, relapse, users
+from warden.domain import (
+    changes,
+    control,
+    drift,
+    health,
+    incident,
+    isolation,
+    joining,
+    relapse,
+    users,
+)
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain import signals as sig
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConcurrencyConflict, WardenError
 from warden.domain.ids import incident_stream, service_stream
-from warden.domain.incident import State
 from warden.domain.kpis import INCIDENT_STREAM_PREFIX
 from warden.domain.plain_json import printable
 from warden.domain.topology import Topology
@@ -374,31 +383,15 @@ class Runtime:
         return added
 
     def _apply_resolutions(self) -> None:
-        """A resolved alert closes its incident if nothing was done yet, else annotates it."""
+        """A resolved alert closes its incident once all its evidence cleared, else notes it."""
         pending, self._resolutions = self._resolutions, []
         for event in pending:
-            service = sig.service_of(event)
-            firing = str(event.data.get("firing_event_id", ""))
-            mine = [i for i in self._state.incidents.values() if i.service == service]
-            ranked = sorted(
-                mine,
-                key=lambda i: (firing not in i.evidence_ids, i.state.terminal, i.opened_at),
+            said = joining.on_alert_resolved(
+                event, self._state.incidents.values(), self.world(), self.clock.now()
             )
-            if not ranked:
-                continue
-            target = ranked[0]
-            note = f"alert {event.data.get('alertname', '')} resolved at the source at {event.time}"
-            quiet = target.state in (State.OPEN, State.PLANNED, State.AWAITING_APPROVAL)
-            now = self.clock.now()
-            if quiet and not target.intended:
-                reason = f"{note}; no action was needed"
-                said = lc.incident_event(target, ev.INCIDENT_RESOLVED, {"reason": reason}, now)
-            else:
-                said = lc.incident_event(
-                    target, ev.INCIDENT_ANNOTATED, {"note": note}, now, key=event.id
-                )
-            self.store.append(incident_stream(target.id), [said], target.version)
-            self.tail()
+            if said is not None:
+                self.store.append(said.stream, list(said.events), said.expected_version)
+                self.tail()
 
     def _open(self, detection: Detection, detected_by: str) -> None:
         source = next((t for e in detection.evidence if (t := self._traceparents.get(e, ""))), "")
@@ -409,6 +402,7 @@ class Runtime:
             self.clock.now(),
             self._decided_again,
             source_traceparent=source,
+            repage_after_s=self.settings.repage_after_s,
         )
         if opening is None:
             return

@@ -249,7 +249,9 @@ class Run:
                 )
             elif event.type == ev.APPROVAL_GRANTED:
                 granted += 1
-            elif event.type == ev.INCIDENT_ESCALATED:
+            elif event.type in (ev.INCIDENT_ESCALATED, ev.INCIDENT_REPAGED):
+                if event.data.get("notify", True) is False:
+                    continue  # closed for people who know already (a rejection): no page
                 text = f"{incidents.get(event.stream, '')} {event.data.get('reason', '')}"
                 escalations.append(Escalation(self._seconds(event.time), text.strip()))
         faults = tuple(

@@ -82,7 +82,12 @@ def send_alert(
             }
         ],
     }
-    jobs = parse_webhook(json.dumps(body), received_at=when, context=TraceContext.from_headers({}))
+    jobs = parse_webhook(
+        json.dumps(body),
+        received_at=when,
+        context=TraceContext.from_headers({}),
+        routing=runtime.warden.config.fleet_alert_routing,
+    )
     runtime.pipeline.process(jobs)
 
 
