@@ -30,7 +30,7 @@ golden: $(STAMP)
 
 # Every bench/*.py writes its figures to bench/results/NAME.json through bench/report.py;
 # the summary (bench/results/README.md) is rebuilt after each. See docs/benchmarks.md.
-BENCHES := policy audit ingest loop startup tamper eda fleet
+BENCHES := scenarios policy audit ingest loop startup tamper eda fleet
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 	$(BIN)/python bench/report.py

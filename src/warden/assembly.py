@@ -227,6 +227,7 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
     settings: dict[str, Any] = {k: dict(v) for k, v in config.agent_settings.items()}
     service_down = settings.setdefault("service-down", {})
     service_down.setdefault("failure_threshold", config.failure_threshold)
+    service_down.setdefault("relapse_window_s", config.relapse_window_s)
     for name in ("change", "capacity"):
         section = settings.setdefault(name, {})
         if section.get("enabled", True) is not False:
@@ -378,6 +379,7 @@ def build(
             lease_ttl_s=config.lease_ttl_s,
             unmanaged=_unmanaged(config, runners, processes),
             failure_threshold=config.failure_threshold,
+            relapse_window_s=config.relapse_window_s,
             repage_after_s=config.repage_after_s,
             minor_alert_wait_s=config.minor_alert_wait_s,
             action_workers=(

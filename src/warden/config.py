@@ -84,6 +84,7 @@ class WardenConfig:
     store_schema: str = "warden"
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     failure_threshold: int = 3
+    relapse_window_s: float = 1800.0  # a failure this soon after a fix is a relapse
     guardrails: Guardrails = field(default_factory=Guardrails)
     verification_timeout_s: float = 15.0
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
@@ -378,6 +379,7 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         if probe
         else ProbeConfig(),
         failure_threshold=checked.failure_threshold,
+        relapse_window_s=checked.relapse_window_s,
         guardrails=_guardrails(checked.guardrails),
         verification_timeout_s=checked.verification_timeout_s,
         approvals=ApprovalSettings(

@@ -737,6 +737,8 @@ class WardenFile(Section):
     store: Store | None = None
     probe: Probe | None = None
     failure_threshold: Annotated[int, Field(ge=1)] = 3
+    # A failure this soon after a verified fix is a relapse: the fix counts as failed.
+    relapse_window_s: Annotated[float, Field(ge=0)] = 1800.0
     guardrails: GuardrailsSection | None = None
     verification_timeout_s: Annotated[float, Field(ge=0.1)] = 15.0
     approvals: ApprovalsSection | None = None

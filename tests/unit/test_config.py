@@ -35,6 +35,7 @@ def test_the_example_configuration_is_valid() -> None:
     assert config.service("orders").desired == (("running", "true"), ("version", "1.4.2"))
     assert dict(config.agent_caps) == {"drift": "recommend"}
     assert (config.api_host, config.api_port) == ("127.0.0.1", 8400)
+    assert config.relapse_window_s == 1800
     targets = config.notifications["targets"]
     assert {t["format"] for t in targets.values()} == {"slack", "teams", "webhook"}
     assert config.adapters["actions"]["rollback_deploy"]["adapter"] == "http"
@@ -65,6 +66,7 @@ def base(**extra: Any) -> dict[str, Any]:
         (base(agents={"max_autonomy": {"x": "god"}}), "'god' is not one of"),
         (base(api={"port": 99999}), "api.port: expected a whole number <= 65535"),
         (base(api={"listen": 8400}), "unknown key 'listen'"),
+        (base(relapse_window_s=-1), "relapse_window_s: -1 is out of range; use a value at least 0"),
     ],
 )  # fmt: skip
 def test_mistakes_are_named(raw: dict[str, Any], message: str) -> None:
