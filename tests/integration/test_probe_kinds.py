@@ -86,11 +86,12 @@ def test_refused_points_at_the_process_for_tcp_and_http() -> None:
         )
 
 
-def test_a_silent_listener_is_a_timeout_and_a_403_is_an_http_status(
+def test_a_silent_listener_is_hung_and_a_403_is_an_http_status(
     listener: int, forbidden: int
 ) -> None:
     silent = HttpProbe(f"http://127.0.0.1:{listener}/health", 0.2).check()
-    assert (silent.kind, silent.status) == (kinds.TIMEOUT, None)
+    # Connected, then nothing: the process is there and answers nothing.
+    assert (silent.kind, silent.status) == (kinds.HUNG, None)
     denied = HttpProbe(f"http://127.0.0.1:{forbidden}/health", 1.0).check()
     assert (denied.kind, denied.status, denied.error) == (kinds.HTTP_STATUS, 403, "HTTP 403")
     assert TcpProbe("127.0.0.1", listener, 1.0).check().ok

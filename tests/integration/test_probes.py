@@ -15,8 +15,9 @@ import pytest
 
 from warden.demo import free_port
 from warden.demo.service import build_server
+from warden.domain import evidence, health
 from warden.domain.errors import ConfigError
-from warden.ingest.probes import HttpProbe, ProbeResult, TcpProbe, jittered
+from warden.ingest.probes import HttpProbe, ProbeResult, TcpProbe, _timed_out, jittered
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -255,3 +256,51 @@ def test_demo_downstream_timeout_is_a_502(
     assert status == 502
     assert body["error"] == "timed out after 0.1 s"
     assert body["failed_hop"] == f"orders -> http://127.0.0.1:{silent_listener}"
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A loopback listener that accepts nothing and whose accept queue is full.
+
+    What a stopped (SIGSTOP) or deadlocked server looks like once a few probes queued up:
+    the kernel drops further SYNs, so a connect times out though nothing is in between.
+    """
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued = []
+    for _ in range(8):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        queued.append(client)
+    time.sleep(0.05)  # let the handshakes that fit complete
+    try:
+        yield port
+    finally:
+        for client in queued:
+            client.close()
+        server.close()
+
+
+@pytest.mark.parametrize("make", ["http", "tcp"])
+def test_a_connect_timeout_on_loopback_points_at_the_process(full_backlog: int, make: str) -> None:
+    probe = (
+        HttpProbe(f"http://127.0.0.1:{full_backlog}/health", timeout_s=0.3)
+        if make == "http"
+        else TcpProbe("127.0.0.1", full_backlog, timeout_s=0.3)
+    )
+    result = probe.check()
+    assert not result.ok
+    assert result.kind == health.HUNG
+    assert "on loopback" in result.error
+    # The diagnosis reads it as a process that is alive and answers nothing.
+    assert evidence.classify(result.error) is evidence.Cause.HUNG
+
+
+def test_a_connect_timeout_elsewhere_points_at_the_path() -> None:
+    result = _timed_out("orders.internal", 0.5, time.perf_counter(), connected=False)
+    assert result.kind == health.TIMEOUT
+    assert evidence.classify(result.error) is evidence.Cause.PATH
+    assert _timed_out("::1", 0.5, time.perf_counter(), connected=False).kind == health.HUNG

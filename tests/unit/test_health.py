@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import warden.ingest
 from warden.domain import events as ev
 from warden.domain import health as kinds
 from warden.domain.events import PROBE_FAILED, PROBE_SUCCEEDED, Event
@@ -110,3 +114,11 @@ def test_a_success_clears_the_kind_and_no_fault_is_both(kind: str, status: int |
     )  # fmt: skip
     healed = observe(folded, ok)
     assert (healed.last_kind, healed.last_status, healed.process_fault) == ("", None, False)
+
+
+def test_the_probe_failed_schema_admits_every_failure_kind() -> None:
+    # A kind the schema does not list would quarantine every probe failure of that kind.
+    schema = json.loads(
+        (Path(warden.ingest.__file__).parent / "schemas" / "warden.probe.failed@1.json").read_text()
+    )
+    assert set(schema["properties"]["kind"]["enum"]) == set(kinds.FAILURE_KINDS)

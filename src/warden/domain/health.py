@@ -18,6 +18,7 @@ SUCCESSES_KEPT = 5
 REFUSED = "refused"  # nothing listens on the port
 RESET = "reset"  # the connection was reset or closed without an answer
 TIMEOUT = "timeout"  # no answer in time
+HUNG = "hung"  # the process is there and answers nothing (connected, or nothing accepted)
 DNS = "dns"  # the host name does not resolve
 UNREACHABLE = "unreachable"  # no route to the host or its network
 TLS = "tls"  # the TLS handshake failed
@@ -28,12 +29,12 @@ EXIT_CODE = "exit_code"  # a check command exited non-zero (or was killed)
 NOT_RUN = "not_run"  # a check command could not be started
 OTHER = "other"
 FAILURE_KINDS = (
-    REFUSED, RESET, TIMEOUT, DNS, UNREACHABLE, TLS, PROTOCOL, HTTP_STATUS, LATENCY, EXIT_CODE,
+    REFUSED, RESET, TIMEOUT, HUNG, DNS, UNREACHABLE, TLS, PROTOCOL, HTTP_STATUS, LATENCY, EXIT_CODE,
     NOT_RUN, OTHER,
 )  # fmt: skip
 # Where each kind points: the process itself, or the path to it (network, DNS, a proxy
 # or a policy in between, or a slow dependency).
-PROCESS_KINDS = frozenset({REFUSED, RESET, EXIT_CODE})
+PROCESS_KINDS = frozenset({REFUSED, RESET, HUNG, EXIT_CODE})
 PATH_KINDS = frozenset({TIMEOUT, DNS, UNREACHABLE, TLS})
 # HTTP statuses that a proxy or a policy in front of the service answers: the path.
 PATH_STATUSES = frozenset({401, 403, 407, 502, 504})
@@ -56,6 +57,7 @@ def failure_kind(error: str, status: int | None = None) -> str:
 
 _MARKERS = (
     (REFUSED, ("connection refused",)),
+    (HUNG, ("no answer",)),
     (TIMEOUT, ("timed out", "timeout")),
     (DNS, ("cannot resolve", "name or service not known", "nodename nor servname")),
     (UNREACHABLE, ("unreachable", "no route to host")),

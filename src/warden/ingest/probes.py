@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.client
+import ipaddress
 import os
 import signal
 import socket
@@ -118,6 +119,32 @@ def _network_failure(exc: BaseException, start: float, timeout_s: float) -> Prob
     )
 
 
+def _timed_out(host: str, timeout_s: float, start: float, *, connected: bool) -> ProbeResult:
+    """A probe that timed out, saying whether the process or the path is the likely cause.
+
+    Connected and no answer: the process is alive and wedged. No connection on loopback:
+    no network lies between, so the listener's accept queue is full and the process
+    accepts nothing (stopped, deadlocked). No connection elsewhere: the way to it is cut.
+    """
+    if connected:
+        error, kind = f"no answer within {timeout_s:g} s after connecting", kinds.HUNG
+    elif _is_loopback(host):
+        error = f"no answer: connect timed out after {timeout_s:g} s on loopback (nothing accepts)"
+        kind = kinds.HUNG
+    else:
+        error, kind = f"connect timed out after {timeout_s:g} s", kinds.TIMEOUT
+    return ProbeResult(ok=False, latency_ms=_elapsed_ms(start), status=None, error=error, kind=kind)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def describe_network_error(exc: BaseException, timeout_s: float) -> str:
     """A short human-readable reason for a network failure.
 
@@ -212,22 +239,9 @@ class HttpProbe:
             response.read(_BODY_LIMIT)
             status = response.status
         except (OSError, http.client.HTTPException) as exc:
-            error = describe_network_error(exc, self.timeout_s)
             if isinstance(exc, TimeoutError):
-                # Connected and no answer: the process is alive and wedged. No connection:
-                # the way to it is cut. Diagnosis reads the difference.
-                error = (
-                    f"no answer within {self.timeout_s:g} s after connecting"
-                    if connected
-                    else f"connect {error}"
-                )
-            return ProbeResult(
-                ok=False,
-                latency_ms=_elapsed_ms(start),
-                status=None,
-                error=error,
-                kind=network_failure_kind(exc),
-            )
+                return _timed_out(self._host, self.timeout_s, start, connected=connected)
+            return _network_failure(exc, start, self.timeout_s)
         finally:
             conn.close()
         latency_ms = _elapsed_ms(start)
@@ -306,6 +320,8 @@ class TcpProbe:
         start = time.perf_counter()
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        except TimeoutError:
+            return _timed_out(self.host, self.timeout_s, start, connected=False)
         except OSError as exc:
             return _network_failure(exc, start, self.timeout_s)
         sock.close()
