@@ -28,7 +28,7 @@ def test_builtin_bundle_checks_and_its_tests_pass() -> None:
     assert "policies, version default@" in out
     code, out = invoke("policy", "test", str(BUILTIN_BUNDLE))
     assert code == 0, out
-    assert "9 passed, 0 failed" in out
+    assert "10 passed, 0 failed" in out
 
 
 def test_a_failing_case_fails_the_run(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_a_failing_case_fails_the_run(tmp_path: Path) -> None:
     code, out = invoke("policy", "test", str(bundle))
     assert code == 1
     assert "expected deny, got allow" in out
-    assert "9 passed, 1 failed" in out
+    assert "10 passed, 1 failed" in out
 
 
 def test_a_case_with_a_mistyped_context_fails_strictly(tmp_path: Path) -> None:

@@ -210,8 +210,9 @@ def test_incidents_on_a_tampered_store_names_the_bad_record(tmp_path: Path) -> N
     result = warden("incidents", "--state-dir", str(state))
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
-    assert "incident-abc position 2 (warden.incident.opened)" in result.stdout
-    assert "warden audit verify --store" in result.stdout
+    said = result.stdout + result.stderr
+    assert "incident-abc position 2 (warden.incident.opened)" in said
+    assert "warden audit verify --store" in said
 
 
 def test_a_key_directory_others_can_write_is_refused(tmp_path: Path) -> None:

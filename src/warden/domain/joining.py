@@ -101,7 +101,8 @@ def on_alert_resolved(
     if target.state in UNTOUCHED and not target.intended and not left:
         reason = f"{note}; all of its evidence has cleared, no action was needed"
         return closing(target, ev.INCIDENT_RESOLVED, reason, now)
-    if left and not target.state.terminal:
+    # An escalated incident is with a human, who needs to know the fault goes on.
+    if left and (not target.state.terminal or target.state is State.ESCALATED):
         note += "; still showing: " + "; ".join(left)
     said = incident_event(target, ev.INCIDENT_ANNOTATED, {"note": note}, now, key=event.id)
     return append_to(target, said)
