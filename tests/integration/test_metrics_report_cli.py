@@ -137,7 +137,10 @@ def test_a_range_and_the_html_report(state: Path, tmp_path: Path) -> None:
         str(out),
     )
     assert code == 0, output
-    assert row(output, "Incidents") == ["1", "0 open · 0 resolved · 1 escalated · 0 rolled back"]
+    assert row(output, "Incidents") == [
+        "1",
+        "0 open · 0 resolved · 1 escalated · 0 rolled back · 0 relapsed",
+    ]
     assert row(output, "Escalations per incident")[0] == "1.00"
     assert "wrote the HTML report" in output
     page = out.read_text(encoding="utf-8")

@@ -83,33 +83,37 @@ class Planner:
         own = incidents.get(incident_id)
         if own is not None and not own.state.terminal and detection.kind not in ALERT_KINDS:
             return None  # the incident of this very detection is open: nothing new (fast path)
-        sighting = Sighting(
-            detection.service,
-            detection.kind,
-            detection.first_signal_at,
-            detection.evidence,
-            detection.summary,
-        )
-        joining = where_it_goes(sighting, incidents.values(), repage_after_s, now)
-        if joining is not None:
-            return append_to(joining.incident, *joining.events) if joining.events else None
-        if any(
-            i.service == detection.service and not i.state.terminal and i.kind not in ALERT_KINDS
-            for i in incidents.values()
-        ):
-            return None  # one incident per service: the open one already holds this fault
-        while incident_id in incidents:
-            earlier = incidents[incident_id]
-            again = decided_again(earlier) if decided_again is not None else ""
-            if again:
-                incident_id = derived_id(*parts, again)
-                if incident_id in incidents:
-                    return None
-                break
-            if earlier.state is not State.RESOLVED or earlier.intended:
-                return None  # an action ran and verified: the detector's view may lag
-            # Closed as resolved before any action, yet the fault is still seen.
-            incident_id = derived_id(*parts, "after", incident_id)
+        # A control that closed this fault's incident has changed: it is decided again,
+        # once per change, rather than joining the closed incident as evidence.
+        again = decided_again(own) if own is not None and decided_again is not None else ""
+        if again:
+            incident_id = derived_id(*parts, again)
+            if incident_id in incidents:
+                return None
+        else:
+            sighting = Sighting(
+                detection.service,
+                detection.kind,
+                detection.first_signal_at,
+                detection.evidence,
+                detection.summary,
+            )
+            joining = where_it_goes(sighting, incidents.values(), repage_after_s, now)
+            if joining is not None:
+                return append_to(joining.incident, *joining.events) if joining.events else None
+            if any(
+                i.service == detection.service
+                and not i.state.terminal
+                and i.kind not in ALERT_KINDS
+                for i in incidents.values()
+            ):
+                return None  # one incident per service: the open one already holds this fault
+            while incident_id in incidents:
+                earlier = incidents[incident_id]
+                if earlier.state is not State.RESOLVED or earlier.intended:
+                    return None  # an action ran and verified: the detector's view may lag
+                # Closed as resolved before any action, yet the fault is still seen.
+                incident_id = derived_id(*parts, "after", incident_id)
         opened = ev.derived_event(
             ev.INCIDENT_OPENED,
             incident_stream(incident_id),
