@@ -68,8 +68,15 @@ def test_the_service_down_agent_proposes_for_managed_services_only() -> None:
     from warden.domain.incident import Incident
     from warden.domain.world import World
 
-    health = Health("ledger", consecutive_failures=3, failing_since="t", evidence=("e",))
-    incident = Incident("i", "ledger", State.OPEN, "t", "t", "down")
+    at = "2026-11-25T11:59:00Z"
+    health = Health(
+        "ledger",
+        consecutive_failures=3,
+        failing_since=at,
+        evidence=("e",),
+        last_error="connection refused",
+    )
+    incident = Incident("i", "ledger", State.OPEN, at, at, "down")
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     agent = ServiceDownAgent()
     managed = World(now=now, health={"ledger": health})
