@@ -84,9 +84,37 @@ class Summarizer(Agent, Protocol):
         ...
 
 
+@runtime_checkable
+class RuleOfItsOwner(Agent, Protocol):
+    """An agent whose rule its owner wrote as data (a runbook): its trigger is its evidence.
+
+    The built-in evidence rules (a restart needs a process fault, no starving dependency)
+    judge the plans of every other agent; a runbook's plan is its owner's explicit rule, so
+    it passes straight to policy, guardrails and approvals, which judge it like any plan.
+    """
+
+    @property
+    def owner_rule(self) -> bool:
+        """True when the plan states its owner's own rule."""
+        ...
+
+
+def is_owner_rule(agent: Agent) -> bool:
+    """Whether ``agent``'s plans are its owner's explicit rules (see :class:`RuleOfItsOwner`)."""
+    return isinstance(agent, RuleOfItsOwner) and agent.owner_rule
+
+
 def is_slow(agent: Agent) -> bool:
     """Whether the runtime asks ``agent`` off the loop's thread."""
     return isinstance(agent, SlowAgent) and agent.slow
 
 
-__all__ = ["Agent", "Detection", "SlowAgent", "Summarizer", "is_slow"]
+__all__ = [
+    "Agent",
+    "Detection",
+    "RuleOfItsOwner",
+    "SlowAgent",
+    "Summarizer",
+    "is_owner_rule",
+    "is_slow",
+]

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from warden.agents.protocol import Summarizer, is_slow
+from warden.agents.protocol import Summarizer, is_owner_rule, is_slow
 from warden.domain import events as ev
 from warden.domain import evidence
 from warden.domain.commands import Append, append_to
@@ -158,11 +158,12 @@ class Planner:
                 return []  # still thinking; the incident is planned on a later round
             if asked.plan is not None:
                 candidates.append((agent, asked.plan))
-        # The evidence rules hold for every agent's plan, a model's or a plugin's too.
+        # The evidence rules hold for every agent's plan, a model's or a plugin's too; a
+        # runbook's plan is its owner's explicit rule (policy and approvals still judge it).
         refused: list[tuple[Agent, Plan, str]] = []
         kept: list[tuple[Agent, Plan]] = []
         for agent, plan in candidates:
-            why = self._unsupported(plan, world)
+            why = "" if is_owner_rule(agent) else self._unsupported(plan, world)
             if why:
                 refused.append((agent, plan, why))
             else:

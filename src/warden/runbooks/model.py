@@ -256,6 +256,11 @@ class RunbookAgent:
         return self.runbook.name
 
     @property
+    def owner_rule(self) -> bool:
+        """A runbook states its owner's rule: its trigger and condition are its evidence."""
+        return True
+
+    @property
     def version(self) -> str:
         """The content hash of the runbook's file."""
         return self.runbook.version

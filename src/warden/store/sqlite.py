@@ -107,9 +107,13 @@ class SQLiteEventStore:
         self._lock = threading.RLock()
         self._db = self._connect()
         self._db.executescript(SCHEMA + LEASES_SCHEMA)
-        # Reads take their own connection and lock: a reader never waits for a commit.
-        self._read_lock = threading.Lock()
+        # Reads take their own connection and lock: a reader never waits for a commit. An
+        # in-memory database exists only on its one connection, so reads share it.
+        self._read_lock: threading.Lock | threading.RLock = threading.Lock()
         self._reader = self._connect()
+        if str(path) == ":memory:":
+            self._reader.close()
+            self._read_lock, self._reader = self._lock, self._db
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(
