@@ -99,11 +99,13 @@ class SQLiteEventStore:
         self.path = Path(path)
         self._before_commit = before_commit
         self._lock_timeout_s = lock_timeout_s
-        private_dir(self.path.parent)
-        # SQLite gives the -wal and -shm files the mode of the database file.
-        for name in (self.path.name, f"{self.path.name}-wal", f"{self.path.name}-shm"):
-            if name == self.path.name or self.path.with_name(name).exists():
-                private_file(self.path.with_name(name))
+        in_memory = str(path) == ":memory:"
+        if not in_memory:  # a file named ":memory:" would be a surprise
+            private_dir(self.path.parent)
+            # SQLite gives the -wal and -shm files the mode of the database file.
+            for name in (self.path.name, f"{self.path.name}-wal", f"{self.path.name}-shm"):
+                if name == self.path.name or self.path.with_name(name).exists():
+                    private_file(self.path.with_name(name))
         self._lock = threading.RLock()
         self._db = self._connect()
         self._db.executescript(SCHEMA + LEASES_SCHEMA)
@@ -111,7 +113,7 @@ class SQLiteEventStore:
         # in-memory database exists only on its one connection, so reads share it.
         self._read_lock: threading.Lock | threading.RLock = threading.Lock()
         self._reader = self._connect()
-        if str(path) == ":memory:":
+        if in_memory:
             self._reader.close()
             self._read_lock, self._reader = self._lock, self._db
 
