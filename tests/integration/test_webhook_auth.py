@@ -226,6 +226,45 @@ def test_a_slow_head_is_cut_after_the_header_timeout(hook: Hook) -> None:
     assert hook.post(event("after"), {"Authorization": f"Bearer {TOKEN}"})[0] == 202
 
 
+@pytest.mark.parametrize("hook", [{"header_timeout_s": 0.3}], indirect=True)
+def test_a_head_that_waited_while_the_server_was_busy_is_served(hook: Hook) -> None:
+    # The sender connects, then sends its whole request at once; the server's loop is
+    # busy for longer than the head deadline meanwhile (an overload does that). The head
+    # was in the socket in time: the sender is served, not told it was too slow.
+    sock = socket.create_connection(("127.0.0.1", hook.server.port), timeout=10)
+    busy, wake = socket.socketpair()
+    try:
+        time.sleep(0.1)  # accepted: the head's clock runs
+        (loop,) = {s.get_loop() for s in hook.server._server.servers}
+
+        # Busy for 1 s while handling another socket (as under an overload): the head
+        # arrives meanwhile and its deadline falls due; the loop runs due timers before it
+        # reads sockets again.
+        def work() -> None:
+            loop.remove_reader(busy.fileno())
+            busy.recv(1)
+            time.sleep(1.0)
+
+        loop.call_soon_threadsafe(loop.add_reader, busy.fileno(), work)
+        time.sleep(0.05)
+        wake.send(b"x")
+        time.sleep(0.1)
+        body = event("busy-1")
+        head = (
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Type: {CE}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)
+        answer = read_until_closed(sock, 10)
+    finally:
+        sock.close()
+        busy.close()
+        wake.close()
+    assert answer.startswith(b"HTTP/1.1 202"), answer
+    assert hook.stored("busy-1") == ["webhook/alerts"]
+
+
 @pytest.mark.parametrize("hook", [{"body_timeout_s": 0.5}], indirect=True)
 def test_an_authenticated_slow_body_is_cut_after_the_body_timeout(hook: Hook) -> None:
     head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"

@@ -28,6 +28,7 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
 
     header_timeout_s = 10.0
     _head_timer: asyncio.TimerHandle | None = None
+    _second_look = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """A new connection: its first head is due within the timeout."""
@@ -51,6 +52,7 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
 
     def _arm_head_timer(self) -> None:
         self._disarm_head_timer()
+        self._second_look = False
         self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
 
     def _disarm_head_timer(self) -> None:
@@ -62,11 +64,19 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing():
             return
+        if not self._second_look:
+            # The event loop runs due timers before it reads sockets: a server busy for
+            # longer than the deadline would cut clients whose head has been waiting in
+            # the socket all along. One more look, after the loop has read what waits.
+            self._second_look = True
+            self._head_timer = self.loop.call_later(_SECOND_LOOK_S, self._head_timed_out)
+            return
         if self.cycle is None or self.cycle.response_complete:  # nothing owed: say why
             self.transport.write(_TIMEOUT_RESPONSE)
         self.transport.close()
 
 
+_SECOND_LOOK_S = 0.05
 _TIMEOUT_BODY = b'{"error":"the request head did not arrive in time"}'
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
