@@ -16,13 +16,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warden.assembly import build
 from warden.config import ServiceConfig, WardenConfig
+from warden.domain.events import parse_time
+from warden.domain.incident import Incident, State
 from warden.domain.plans import Plan, Step
 from warden.ingest.probes import ProbeResult
 from warden.ports import ActionResult
+
+if TYPE_CHECKING:
+    from warden.domain.health import Health
 
 SERVICES = ("payments", "orders")
 
@@ -91,6 +96,19 @@ class DrainRestartRestore:
         return Plan(self.name, steps, "drain, restart, restore", health.evidence, 0.9)
 
 
+def _holds(incident: Incident, service: str, health: Health) -> bool:
+    """Whether ``incident`` holds the fault ``health`` shows on ``service``."""
+    if incident.service != service:
+        return False
+    if incident.first_signal_at == health.failing_since:
+        return True
+    return (
+        incident.state is State.ESCALATED
+        and bool(incident.last_paged_at)
+        and parse_time(incident.last_paged_at) >= parse_time(health.failing_since)
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("state", type=Path)
@@ -136,12 +154,12 @@ def main() -> int:
         runtime.tick()
         incidents = list(runtime.incidents.values())
         health = runtime.world().health
-        # Settled: every incident closed, and every failing service has had its incident
-        # (an escalated one stays down until a human acts).
+        # Settled: every incident closed, and every failing service's fault is held by an
+        # incident: its own, or an escalated one paged while this fault was going on (it
+        # joins that one: a human has it, see domain/joining.py). Escalated stays down
+        # until a human acts.
         handled = all(
-            h.healthy
-            or any(i.service == s and i.first_signal_at == h.failing_since for i in incidents)
-            for s, h in health.items()
+            h.healthy or any(_holds(i, s, h) for i in incidents) for s, h in health.items()
         )
         if handled and all(i.state.terminal for i in incidents):
             warden.close()
