@@ -165,6 +165,20 @@ def main() -> int:
             warden.close()
             return 0
         time.sleep(0.02)
+    # Say what did not settle, for the campaign's failure message.
+    for incident in runtime.incidents.values():
+        if not incident.state.terminal:
+            print(
+                f"incident {incident.id} of {incident.service} left {incident.state.value}",
+                file=sys.stderr,
+            )
+    for name, health in runtime.world().health.items():
+        if not health.healthy and not any(
+            _holds(i, name, health) for i in runtime.incidents.values()
+        ):
+            print(
+                f"{name} failing since {health.failing_since}, held by no incident", file=sys.stderr
+            )
     warden.close()
     return 3
 
