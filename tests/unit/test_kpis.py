@@ -170,7 +170,9 @@ def test_every_kpi_over_all_time() -> None:
     assert r.closed == 5
     assert r.automated == 2  # a and e; b needed alice
     assert r.automation_coverage == pytest.approx(2 / 5)
-    assert r.remediation_success_rate == pytest.approx(3 / 5)
+    # remediations (a step ran): a, b held; c failed; d (denied) and e (no step) are none
+    assert (r.remediations, r.remediations_held) == (3, 2)
+    assert r.remediation_success_rate == pytest.approx(2 / 3)
     assert r.escalations_per_incident == pytest.approx(2 / 6)
     # MTTR: [10, 20, 50]
     assert r.mttr == Summary(count=3, mean=pytest.approx(80 / 3), p50=20, p90=50, p99=50, max=50)
@@ -193,10 +195,10 @@ def test_every_kpi_over_all_time() -> None:
     # bundle versions in decision order: v1 v1 v1 v2 v2 v1 -> two changes
     assert r.policy_changes == 2
     assert r.policy_versions == ("v1", "v2")
-    # from a's opening (10 s) to f's last event (1 day + 1 s): just under a day, counted as one
-    assert r.period_days == pytest.approx((DAY + 1 - 10) / DAY)
-    assert r.escalations_per_day == pytest.approx(2.0)
-    assert r.policy_changes_per_day == pytest.approx(2.0)
+    # from the first signal (0 s) to f's last event (1 day + 1 s)
+    assert r.period_days == pytest.approx((DAY + 1) / DAY)
+    assert r.escalations_per_day == pytest.approx(2 / ((DAY + 1) / DAY))
+    assert r.policy_changes_per_day == pytest.approx(2 / ((DAY + 1) / DAY))
     assert r.kill_switch_engagements == 1
     assert [f.incident_id for f in r.facts] == ["a", "b", "c", "d", "e", "f"]
     assert [f.state for f in r.facts] == [
