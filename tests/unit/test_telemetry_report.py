@@ -99,7 +99,10 @@ def test_the_page_escapes_what_it_shows() -> None:
 def test_kpi_rows_read_well() -> None:
     rows = {name: (value, detail) for name, value, detail in kpi_rows(summarise([]))}
     # nothing to divide by: n/a, never 0
-    assert rows["Automation coverage"] == ("n/a", "0 of 0 closed incidents resolved without a human")
+    assert rows["Automation coverage"] == (
+        "n/a",
+        "0 of 0 closed incidents resolved without a human",
+    )
     assert rows["Policy drift"] == (
         "n/a", "0 of 0 shadow decisions changed between bundle versions · n/a per day"
     )  # fmt: skip
