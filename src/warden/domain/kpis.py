@@ -8,6 +8,7 @@ splits it per version of each agent, runbook and policy bundle. Definitions: doc
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -423,27 +424,36 @@ def mark_relapses(facts: Iterable[IncidentFacts], window_s: float) -> list[Incid
     after the resolution: whether or not the runtime recorded ``warden.incident.relapsed``.
     """
     every = list(facts)
-    failures: dict[str, list[tuple[str, datetime]]] = {}
+    failures: dict[str, list[tuple[datetime, str]]] = {}
     for f in every:
         if f.kind in SYMPTOM_KINDS:
-            failures.setdefault(f.service, []).append((f.incident_id, f.first_signal_at))
-    out = []
-    for f in every:
-        closed = f.closed_at
-        if (
-            f.state is State.RESOLVED
-            and f.remediated
-            and closed is not None
-            and f.kind in SYMPTOM_KINDS
-            and any(
-                within_window(closed, t, window_s)
-                for other, t in failures.get(f.service, ())
-                if other != f.incident_id
-            )
-        ):
-            f = replace(f, state=State.RELAPSED, relapse_inferred=True)
-        out.append(f)
-    return out
+            failures.setdefault(f.service, []).append((f.first_signal_at, f.incident_id))
+    for found in failures.values():
+        found.sort()
+    return [
+        replace(f, state=State.RELAPSED, relapse_inferred=True)
+        if _undone(f, failures, window_s)
+        else f
+        for f in every
+    ]
+
+
+def _undone(
+    f: IncidentFacts, failures: dict[str, list[tuple[datetime, str]]], window_s: float
+) -> bool:
+    """Whether another symptom of ``f``'s service began within the window after its fix."""
+    closed = f.closed_at
+    if not (f.state is State.RESOLVED and f.remediated and closed is not None):
+        return False
+    if f.kind not in SYMPTOM_KINDS:
+        return False
+    found = failures.get(f.service, [])
+    for failed_at, other in found[bisect_left(found, (closed, "")) :]:
+        if not within_window(closed, failed_at, window_s):
+            return False
+        if other != f.incident_id:
+            return True
+    return False
 
 
 def page_minutes(
@@ -473,11 +483,14 @@ def summarise(
     settings: KpiSettings | None = None,
     fleet: FleetFacts | None = None,
     history_end: datetime | None = None,
+    shared: ResilienceReport | None = None,
 ) -> ResilienceReport:
     """The KPIs of the incidents opened in ``[since, until)`` (either bound may be open).
 
     ``fleet`` holds the signals and shadow records of the same history (none when omitted);
-    ``history_end`` is the time of its last event (pages still running end there).
+    ``history_end`` is the time of its last event (pages still running end there). With
+    ``shared`` (a report these facts are part of, see :func:`part_of`), its period and
+    fleet figures are taken as they are.
     """
     since, until = _aware(since, "since"), _aware(until, "until")
     if since is not None and until is not None and until <= since:
@@ -509,7 +522,7 @@ def summarise(
         if versions and version != versions[-1]:
             changes += 1
         versions.append(version)
-    period = _period_days(chosen, fleet, since, until)
+    period = shared.period_days if shared else _period_days(chosen, fleet, since, until)
     per_day = max(period, 1.0) if period is not None else None
     closed = sum(1 for f in chosen if f.closed_at is not None)
     resolved = by_state[State.RESOLVED]
@@ -526,10 +539,7 @@ def summarise(
         page_minutes=sum(page_minutes(f, fleet.recoveries.get(f.service, ()), end) for f in chosen),
         prices=settings.prices,
     )
-    services = {
-        *settings.services,
-        *(f.service for f in marked if until is None or f.opened_at < until),
-    }
+
     return ResilienceReport(
         since=since,
         until=until,
@@ -564,11 +574,39 @@ def summarise(
         policy_versions=tuple(dict.fromkeys(versions)),
         kill_switch_engagements=sum(1 for t in kill_switch_engaged_at if in_range(t)),
         cost=cost,
-        fleet=fleet_figures(fleet, services, since, until, period),
+        fleet=shared.fleet if shared else _fleet(marked, fleet, settings, since, until, period),
         settings=settings,
         facts=chosen,
         source=fleet,
         history_end=history_end,
+    )
+
+
+def _fleet(
+    facts: Iterable[IncidentFacts],
+    fleet: FleetFacts,
+    settings: KpiSettings,
+    since: datetime | None,
+    until: datetime | None,
+    period: float | None,
+) -> FleetFigures:
+    services = {
+        *settings.services,
+        *(f.service for f in facts if until is None or f.opened_at < until),
+    }
+    return fleet_figures(fleet, services, since, until, period)
+
+
+def part_of(report: ResilienceReport, facts: Iterable[IncidentFacts]) -> ResilienceReport:
+    """The KPIs of some of ``report``'s incidents, over its range, period and fleet figures."""
+    return summarise(
+        facts,
+        report.since,
+        report.until,
+        settings=report.settings,
+        fleet=report.source,
+        history_end=report.history_end,
+        shared=report,
     )
 
 
@@ -612,17 +650,7 @@ def by_version(report: ResilienceReport) -> dict[VersionKey, ResilienceReport]:
     for facts in report.facts:
         for key in version_keys(facts):
             groups.setdefault(key, []).append(facts)
-    return {
-        key: summarise(
-            groups[key],
-            report.since,
-            report.until,
-            settings=report.settings,
-            fleet=report.source,
-            history_end=report.history_end,
-        )
-        for key in sorted(groups)
-    }
+    return {key: part_of(report, groups[key]) for key in sorted(groups)}
 
 
 def by_agent(report: ResilienceReport) -> dict[str, ResilienceReport]:

@@ -20,7 +20,14 @@ from prometheus_client.exposition import choose_encoder
 from warden.domain import events as ev
 from warden.domain.errors import ConfigError
 from warden.domain.incident import State
-from warden.domain.kpis import History, KpiSettings, VersionKey, summarise, version_keys
+from warden.domain.kpis import (
+    History,
+    KpiSettings,
+    VersionKey,
+    part_of,
+    summarise,
+    version_keys,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -363,17 +370,7 @@ def bounded_versions(report: ResilienceReport) -> dict[VersionKey, ResilienceRep
     for facts in report.facts:
         for key in version_keys(facts):
             groups.setdefault(label(key), {})[facts.incident_id] = facts
-    return {
-        key: summarise(
-            groups[key].values(),
-            report.since,
-            report.until,
-            settings=report.settings,
-            fleet=report.source,
-            history_end=report.history_end,
-        )
-        for key in sorted(groups)
-    }
+    return {key: part_of(report, groups[key].values()) for key in sorted(groups)}
 
 
 def _version_families(versions: dict[VersionKey, ResilienceReport]) -> Iterator[Metric]:
