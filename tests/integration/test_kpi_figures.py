@@ -9,6 +9,7 @@ arithmetic that gives it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -430,3 +431,28 @@ def test_the_table_shows_n_a_where_nothing_divides(tmp_path: Path) -> None:
     assert "n/a" in lines["Remediation success rate"]
     assert "n/a" in lines["Automation coverage"]
     assert "set kpis.prices" in lines["Cost of resilience"]
+
+
+def test_the_html_plots_per_version_coverage_and_cost(
+    world: tuple[Path, SQLiteEventStore], tmp_path: Path
+) -> None:
+    config, _ = world
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        app, ["report", "-c", str(config), "--html", str(out)], env={"COLUMNS": "220"}
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+
+    def bar(label: str) -> str:
+        found = re.search(rf">{re.escape(label)}</text>.*?<text[^>]*>([^<]*)</text>", page)
+        assert found, label
+        return found.group(1)
+
+    assert bar("restart-on-oom@abc123") == "100"
+    assert bar("service-down@sd2") == "0"
+    assert bar("bp@v1") == "50"
+    assert (bar("with probes %"), bar("with alerts %"), bar("with changes %")) == ("50", "25", "25")
+    assert (bar("action"), bar("approval"), bar("page_minute")) == ("0.7", "10", "52.8")
+    assert "restart-on-oom@abc123" in result.output  # the per-version table
+    assert "<td>restart-on-oom@abc123</td>" in page  # the per-version table

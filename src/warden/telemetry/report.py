@@ -444,26 +444,24 @@ def _short(key: VersionKey) -> str:
     return f"{key.name}@{key.version[:8]}" if key.version else key.name
 
 
+KIND_COLORS = {"agent": OPEN_COLOR, "runbook": "#2e9e5b", "bundle": "#c9a227"}
+
+
 def versions_chart(versions: dict[VersionKey, ResilienceReport]) -> str:
-    """Remediation success and automation coverage (%) per version of each agent and bundle."""
-    title = "Per version: remediation success and automation coverage (%)"
-    shown = [(k, r) for k, r in versions.items() if r.incidents]
-    if not shown:
-        return svg.empty_chart(title, "no incidents planned or decided in this range")
-    series = [
-        svg.Series(
-            "success %",
-            OUTCOME_COLORS[State.RESOLVED][1],
-            tuple(round((r.remediation_success_rate or 0.0) * 100, 1) for _, r in shown),
-        ),
-        svg.Series(
-            "automated %",
-            OPEN_COLOR,
-            tuple(round((r.automation_coverage or 0.0) * 100, 1) for _, r in shown),
-        ),
+    """Remediation success (%) per version of each agent, runbook and bundle."""
+    title = "Remediation success per version (%)"
+    items = [
+        (
+            f"{_short(k)}" if r.remediation_success_rate is not None else f"{_short(k)} (n/a)",
+            round((r.remediation_success_rate or 0.0) * 100, 1),
+            KIND_COLORS.get(k.kind, OPEN_COLOR),
+        )
+        for k, r in versions.items()
+        if r.incidents
     ]
-    labels = [f"{k.kind}: {_short(k)}" for k, _ in shown]
-    return svg.columns(title, labels, series, y_label="%", x_label="n/a is drawn as 0")
+    if not items:
+        return svg.empty_chart(title, "no incidents planned or decided in this range")
+    return svg.bars(title, items)
 
 
 def coverage_chart(report: ResilienceReport) -> str:
