@@ -17,6 +17,7 @@ from warden.config_yaml import Document, Problem
 from warden.domain.control import AutonomyRule
 from warden.domain.errors import ConfigError
 from warden.domain.events import parse_time
+from warden.domain.kpis import KpiSettings, Prices
 from warden.domain.topology import ServiceNode, Topology
 from warden.governance.approvals import ApprovalSettings
 from warden.governance.context import FreezeWindow
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from warden.config_schema import (
         AlertsSection,
         GuardrailsSection,
+        PricesSection,
         RateLimitSection,
         WardenFile,
     )
@@ -118,6 +120,8 @@ class WardenConfig:
     repage_after_s: float = 1800.0
     # A warning or info alert with nothing else pages only once it fired this long.
     minor_alert_wait_s: float = 900.0
+    # What an action, an approval asked and a minute of a paged human cost (kpis.prices).
+    kpi_prices: Prices | None = None
 
     @property
     def fleet_alert_routing(self) -> AlertRouting:
@@ -129,6 +133,15 @@ class WardenConfig:
         """The services as a topology (domains, tiers, dependencies)."""
         return Topology.of(
             ServiceNode(s.name, s.domain, s.tier, s.depends_on) for s in self.services
+        )
+
+    @property
+    def kpi_settings(self) -> KpiSettings:
+        """What the KPIs need from this file: relapse window, prices, the services."""
+        return KpiSettings(
+            relapse_window_s=self.relapse_window_s,
+            prices=self.kpi_prices,
+            services=tuple(s.name for s in self.services),
         )
 
     def service(self, name: str) -> ServiceConfig:
@@ -414,7 +427,14 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         alert_routing=_alert_routing(checked.alerts),
         repage_after_s=checked.escalation.repage_after_s if checked.escalation else 1800.0,
         minor_alert_wait_s=(checked.escalation.minor_alert_wait_s if checked.escalation else 900.0),
+        kpi_prices=_prices(checked.kpis.prices if checked.kpis else None),
     )
+
+
+def _prices(section: PricesSection | None) -> Prices | None:
+    if section is None:
+        return None
+    return Prices(section.action, section.approval, section.page_minute)
 
 
 def _alert_routing(section: AlertsSection | None) -> AlertRouting:

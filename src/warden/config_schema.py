@@ -716,6 +716,20 @@ class Notifications(Section):
     targets: dict[PlainName, NotifyTarget]
 
 
+class PricesSection(Section):
+    """What one unit of resilience costs, in any one currency: the cost KPI multiplies by these."""
+
+    action: Annotated[float, Field(ge=0)] = 0.0
+    approval: Annotated[float, Field(ge=0)] = 0.0
+    page_minute: Annotated[float, Field(ge=0)] = 0.0
+
+
+class KpisSection(Section):
+    """How `warden report`, /metrics and /api/kpis price the cost of resilience."""
+
+    prices: PricesSection | None = None
+
+
 class WardenFile(Section):
     """A whole ``warden.yaml``."""
 
@@ -755,6 +769,7 @@ class WardenFile(Section):
     audit: Audit | None = None
     api: ApiSection | None = None
     notifications: Notifications | None = None
+    kpis: KpisSection | None = None
 
 
 def json_schema() -> dict[str, Any]:

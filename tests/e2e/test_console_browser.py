@@ -181,6 +181,6 @@ def test_an_admin_flips_controls_and_reads_audit_kpis_and_quarantine(
 
     page.click("text=KPIs")
     page.wait_for_selector("figure svg", timeout=WAIT_MS)
-    assert page.locator("figure svg").count() == 3
+    assert page.locator("figure svg").count() == 6  # outcomes, MTTR, time; versions, coverage, cost
     _shot(page, "console-kpis")
     assert errors == []

@@ -119,8 +119,10 @@ def test_the_table_shows_the_kpis_of_all_time(state: Path) -> None:
         "33.3%",
         "1 of 3 closed incidents resolved without a human",
     ]
-    assert row(output, "Remediation success rate")[0] == "66.7%"
-    assert row(output, "Policy drift")[0] == "1 change"
+    # remediations: a and c ran a step and held; b was denied, nothing ran
+    assert row(output, "Remediation success rate")[0] == "100.0%"
+    assert row(output, "Live bundle changes")[0] == "1 change"
+    assert row(output, "Policy drift")[0] == "n/a"  # no shadow bundle compared
     assert row(output, "Decisions")[0] == "4"
 
 
@@ -145,7 +147,7 @@ def test_a_range_and_the_html_report(state: Path, tmp_path: Path) -> None:
     assert "wrote the HTML report" in output
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<svg ") == 3
+    assert page.count("<svg ") == 6
     for title in ("MTTR distribution", "Incidents over time (by outcome)", "Outcomes"):
         assert f"<title>{title}</title>" in page
     assert "no resolved incidents in this range" in page  # b was escalated

@@ -3,112 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.kpi_history import DAY, T0, Script
 from warden.domain import events as ev
-from warden.domain.decisions import Decision, Outcome, Reason
+from warden.domain.decisions import Outcome
 from warden.domain.incident import State, fold
 from warden.domain.kpis import Summary, incident_facts, nearest_rank, resilience_report
-from warden.domain.plans import Plan, Step, step_hash
 
 if TYPE_CHECKING:
     from warden.store.sqlite import SQLiteEventStore
-
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-DAY = 86_400
-
-
-def at(seconds: float) -> str:
-    return ev.format_time(T0 + timedelta(seconds=seconds))
-
-
-class Script:
-    """A log of events in global order, as a store would return it."""
-
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-
-    def add(self, stream: str, type_: str, seconds: float, data: dict[str, Any]) -> None:
-        n = len(self.events) + 1
-        self.events.append(
-            ev.Event(
-                id=f"e{n}", source="test", type=type_, time=at(seconds), data=data,
-                stream=stream, position=n,
-            )
-        )  # fmt: skip
-
-    def incident(self, name: str, service: str, steps: int = 1) -> Scripted:
-        return Scripted(self, name, service, steps)
-
-
-class Scripted:
-    """One incident's stream, written step by step with legal data."""
-
-    def __init__(self, script: Script, name: str, service: str, steps: int) -> None:
-        self.script = script
-        self.id = name
-        self.stream = f"incident-{name}"
-        self.service = service
-        self.plan = Plan(
-            agent="service-down",
-            steps=tuple(Step("restart_service", service, (("attempt", i),)) for i in range(steps)),
-            rationale="probe failed",
-            evidence=("p1",),
-            confidence=0.9,
-        )
-        self.hashes = [step_hash(name, i, s) for i, s in enumerate(self.plan.steps)]
-
-    def add(self, type_: str, seconds: float, data: dict[str, Any] | None = None) -> Scripted:
-        self.script.add(self.stream, type_, seconds, data or {})
-        return self
-
-    def opened(self, seconds: float, first_signal: float) -> Scripted:
-        data = {
-            "incident_id": self.id,
-            "service": self.service,
-            "first_signal_at": at(first_signal),
-        }
-        return self.add(ev.INCIDENT_OPENED, seconds, data)
-
-    def planned(self, seconds: float) -> Scripted:
-        return self.add(ev.PLAN_PROPOSED, seconds, {"plan": self.plan.to_dict()})
-
-    def decided(
-        self, seconds: float, index: int, outcome: Outcome, version: str, approvers: int = 0
-    ) -> Scripted:
-        decision = Decision(outcome, self.hashes[index], (Reason("p", "m"),), approvers, version)
-        return self.add(
-            ev.DECISION_RECORDED, seconds, {"decision": decision.to_dict(), "index": index}
-        )
-
-    def approved(self, seconds: float, index: int, who: str) -> Scripted:
-        return self.add(
-            ev.APPROVAL_GRANTED, seconds, {"step_hash": self.hashes[index], "approver": who}
-        )
-
-    def intended(self, seconds: float, index: int) -> Scripted:
-        data = {
-            "index": index,
-            "step_hash": self.hashes[index],
-            "action": "restart_service",
-            "target": self.service,
-        }
-        return self.add(ev.STEP_INTENDED, seconds, data)
-
-    def finished(
-        self, seconds: float, index: int, ok: bool = True, duration_ms: float | None = None
-    ) -> Scripted:
-        data: dict[str, Any] = {"index": index, "step_hash": self.hashes[index]}
-        if duration_ms is not None:
-            data["duration_ms"] = duration_ms
-        return self.add(ev.STEP_SUCCEEDED if ok else ev.STEP_FAILED, seconds, data)
-
-    def verified(self, started: float, passed: float) -> Scripted:
-        self.add(ev.VERIFICATION_STARTED, started)
-        return self.add(ev.VERIFICATION_PASSED, passed)
 
 
 def history() -> Script:
@@ -170,7 +77,9 @@ def test_every_kpi_over_all_time() -> None:
     assert r.closed == 5
     assert r.automated == 2  # a and e; b needed alice
     assert r.automation_coverage == pytest.approx(2 / 5)
-    assert r.remediation_success_rate == pytest.approx(3 / 5)
+    # remediations (a step ran): a, b held; c failed; d (denied) and e (no step) are none
+    assert (r.remediations, r.remediations_held) == (3, 2)
+    assert r.remediation_success_rate == pytest.approx(2 / 3)
     assert r.escalations_per_incident == pytest.approx(2 / 6)
     # MTTR: [10, 20, 50]
     assert r.mttr == Summary(count=3, mean=pytest.approx(80 / 3), p50=20, p90=50, p99=50, max=50)
@@ -193,10 +102,10 @@ def test_every_kpi_over_all_time() -> None:
     # bundle versions in decision order: v1 v1 v1 v2 v2 v1 -> two changes
     assert r.policy_changes == 2
     assert r.policy_versions == ("v1", "v2")
-    # from a's opening (10 s) to f's last event (1 day + 1 s): just under a day, counted as one
-    assert r.period_days == pytest.approx((DAY + 1 - 10) / DAY)
-    assert r.escalations_per_day == pytest.approx(2.0)
-    assert r.policy_changes_per_day == pytest.approx(2.0)
+    # from the first signal (0 s) to f's last event (1 day + 1 s)
+    assert r.period_days == pytest.approx((DAY + 1) / DAY)
+    assert r.escalations_per_day == pytest.approx(2 / ((DAY + 1) / DAY))
+    assert r.policy_changes_per_day == pytest.approx(2 / ((DAY + 1) / DAY))
     assert r.kill_switch_engagements == 1
     assert [f.incident_id for f in r.facts] == ["a", "b", "c", "d", "e", "f"]
     assert [f.state for f in r.facts] == [

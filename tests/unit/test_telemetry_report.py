@@ -98,8 +98,17 @@ def test_the_page_escapes_what_it_shows() -> None:
 
 def test_kpi_rows_read_well() -> None:
     rows = {name: (value, detail) for name, value, detail in kpi_rows(summarise([]))}
-    assert rows["Automation coverage"] == ("-", "0 of 0 closed incidents resolved without a human")
-    assert rows["Policy drift"][0] == "0 changes"
+    # nothing to divide by: n/a, never 0
+    assert rows["Automation coverage"] == (
+        "n/a",
+        "0 of 0 closed incidents resolved without a human",
+    )
+    assert rows["Policy drift"] == (
+        "n/a", "0 of 0 shadow decisions changed between bundle versions · n/a per day"
+    )  # fmt: skip
+    assert rows["Live bundle changes"][0] == "0 changes"
+    assert rows["Cost of resilience"][0] == "n/a"
+    assert rows["Observability density (signals per service per hour)"][0] == "n/a"
     assert [format_seconds(s) for s in (None, 0.25, 12, 600, 7200, 3 * 86400)] == [
-        "-", "250 ms", "12.0 s", "10.0 min", "2.0 h", "3.0 d",
+        "n/a", "250 ms", "12.0 s", "10.0 min", "2.0 h", "3.0 d",
     ]  # fmt: skip

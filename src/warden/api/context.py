@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from warden.api.sessions import Sessions
+from warden.domain.kpis import KpiSettings
 from warden.governance.approvals import ApprovalSettings
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class ApiContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # How often a live stream looks for new events.
     poll_s: float = 0.5
+    # The relapse window, prices and services the KPIs are computed with.
+    kpis: KpiSettings = field(default_factory=KpiSettings)
 
 
 def context_for(config: WardenConfig, store: EventStore) -> ApiContext:
@@ -50,4 +53,5 @@ def context_for(config: WardenConfig, store: EventStore) -> ApiContext:
         approvals=config.approvals,
         environment=config.environment,
         default_autonomy=config.autonomy,
+        kpis=config.kpi_settings,
     )

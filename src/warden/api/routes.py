@@ -35,7 +35,7 @@ from warden.ingest.quarantine import replay_quarantined
 from warden.ingest.registry import SchemaRegistry
 from warden.ports import SystemClock
 from warden.runtime import load_incidents
-from warden.telemetry.report import kpi_rows, render_html
+from warden.telemetry.report import kpi_rows, render_html, report_json
 
 if TYPE_CHECKING:
     from warden.api.context import ApiContext
@@ -424,25 +424,18 @@ def _report(ctx: ApiContext, since: datetime | None, until: datetime | None) -> 
             raise ApiError(400, "give times with a timezone offset, e.g. 2025-01-01T00:00:00Z")
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "until must be after since")
-    return resilience_report(views.history(ctx.store), since, until)
+    return resilience_report(views.history(ctx.store), since, until, ctx.kpis)
 
 
 @router.get("/api/kpis", openapi_extra=needs("read"), tags=["kpis"])
 def kpis(request: Request, since: Since = None, until: Until = None) -> dict[str, Any]:
-    """Resilience KPIs (MTTR, coverage, success rate, …) computed from the history."""
+    """Every resilience KPI computed from the history, overall and per version.
+
+    The same JSON as `warden report --json` (null: n/a, nothing to divide by), and the
+    rows people read under ``kpis``. Definitions: docs/kpis.md.
+    """
     report = _report(context(request), since, until)
-    return {
-        "since": views.moment_text(report.since),
-        "until": views.moment_text(report.until),
-        "incidents": report.incidents,
-        "open": report.open,
-        "resolved": report.resolved,
-        "escalated": report.escalated,
-        "rolled_back": report.rolled_back,
-        "automation_coverage": report.automation_coverage,
-        "remediation_success_rate": report.remediation_success_rate,
-        "kpis": views.kpi_summary(kpi_rows(report)),
-    }
+    return {**report_json(report), "kpis": views.kpi_summary(kpi_rows(report))}
 
 
 @router.get("/api/report", openapi_extra=needs("read"), tags=["kpis"], response_class=HTMLResponse)

@@ -137,7 +137,12 @@ def run(
         raise _fail(str(exc)) from exc
     started = datetime.now(UTC)
     registry = CollectorRegistry()
-    listener = MetricsListener(registry, quarantine=warden.store, approval_counts=ApprovalCheck())
+    listener = MetricsListener(
+        registry,
+        quarantine=warden.store,
+        approval_counts=ApprovalCheck(),
+        settings=settings.kpi_settings,
+    )
     warden.runtime.subscribe(listener)
     server = serve_metrics(registry, "127.0.0.1", metrics_port) if metrics_port else None
     if server is not None:

@@ -1,11 +1,12 @@
-"""`warden report`: resilience KPIs from the event history, as a table and an HTML page. CLI edge.
+"""`warden report`: resilience KPIs from the event history: a table, JSON, an HTML page. CLI edge.
 
 Register with ``app.command()(report)``. Exits 0 on success, 2 with a one-line reason when
-the state directory or a time bound is wrong.
+the state directory, the config or a time bound is wrong.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,21 +17,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warden.cli.options import Config, StateDir, fail, state_dir_of
-from warden.domain.kpis import by_agent, resilience_report
+from warden.cli.options import DEFAULT_STATE, Config, StateDir, fail
+from warden.config import load_config
+from warden.domain.errors import WardenError
+from warden.domain.kpis import KpiSettings, by_version, resilience_report
 from warden.store.location import has_log, open_event_store
 from warden.telemetry.report import (
+    VERSION_COLUMNS,
     describe_range,
-    format_ratio,
-    format_seconds,
     kpi_rows,
     render_html,
+    report_json,
+    version_rows,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from warden.domain.events import Event
+    from warden.domain.kpis import ResilienceReport
     from warden.ports import EventStore
 
 PAGE = 5000
@@ -71,6 +76,17 @@ def _fail(console: Console, message: str) -> typer.Exit:
     return fail(message)
 
 
+def _settings(config: Path | None, state_dir: Path | None) -> tuple[Path, KpiSettings]:
+    """The state directory and the KPI settings (relapse window, prices, services)."""
+    if config is None:
+        return state_dir or DEFAULT_STATE, KpiSettings()
+    try:
+        loaded = load_config(config)
+    except WardenError as exc:
+        raise fail(str(exc)) from None
+    return state_dir or loaded.state_dir, loaded.kpi_settings
+
+
 def report(
     config: Config = None,
     state_dir: StateDir = None,
@@ -85,9 +101,21 @@ def report(
         Path | None,
         typer.Option("--html", help="Also write a self-contained HTML report to this file."),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print every KPI, overall and per version, as JSON."),
+    ] = False,
 ) -> None:
-    """Resilience KPIs (MTTR, automation coverage, ...) computed from the event history."""
-    state_dir = state_dir_of(state_dir, config)
+    """Resilience KPIs computed from the event history, overall and per version.
+
+    MTTR, time to detect, decide and act, automation coverage, remediation success (a
+    relapse within relapse_window_s is a failure), escalations, policy and config drift,
+    observability density and the cost of resilience. Give -c warden.yaml to use its
+    relapse window, its kpis.prices and its services. n/a: nothing to divide by.
+
+    Example: warden report -c warden.yaml --since 7d --html report.html
+    """
+    state_dir, settings = _settings(config, state_dir)
     console = Console()
     now = datetime.now(UTC)
     try:
@@ -105,32 +133,14 @@ def report(
         )
     store = open_event_store(state_dir)
     try:
-        kpis = resilience_report(_events(store), start, end)
+        kpis = resilience_report(_events(store), start, end, settings)
     finally:
         store.close()
 
-    table = Table(title=f"Resilience KPIs: {describe_range(kpis)}", title_justify="left")
-    table.add_column("KPI", style="bold")
-    table.add_column("value", justify="right")
-    table.add_column("detail")
-    for name, value, detail in kpi_rows(kpis):
-        table.add_row(escape(name), escape(value), escape(detail))
-    console.print(table)
-    agents = by_agent(kpis)
-    if agents:
-        per = Table(title="By agent (runbooks as name@version)", title_justify="left")
-        for column in ("agent", "incidents", "automated", "resolved", "escalated", "MTTR p50"):
-            per.add_column(column, justify="left" if column == "agent" else "right")
-        for agent, mine in agents.items():
-            per.add_row(
-                escape(agent),
-                str(mine.incidents),
-                format_ratio(mine.automation_coverage),
-                str(mine.resolved),
-                str(mine.escalated),
-                format_seconds(mine.mttr.p50),
-            )
-        console.print(per)
+    if as_json:
+        typer.echo(json.dumps(report_json(kpis), indent=2))
+    else:
+        _print_tables(console, kpis)
     if html is not None:
         page = render_html(kpis, generated_at=now, source=str(state_dir))
         try:
@@ -138,4 +148,25 @@ def report(
             html.write_text(page, encoding="utf-8")
         except OSError as exc:
             raise _fail(console, f"cannot write {html}: {exc.strerror or exc}") from None
-        console.print(f"wrote the HTML report to {escape(str(html))}", highlight=False)
+        if not as_json:
+            console.print(f"wrote the HTML report to {escape(str(html))}", highlight=False)
+
+
+def _print_tables(console: Console, kpis: ResilienceReport) -> None:
+    table = Table(title=f"Resilience KPIs: {describe_range(kpis)}", title_justify="left")
+    table.add_column("KPI", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("detail")
+    for name, value, detail in kpi_rows(kpis):
+        table.add_row(escape(name), escape(value), escape(detail))
+    console.print(table)
+    rows = version_rows(by_version(kpis))
+    if rows:
+        per = Table(
+            title="By version of each agent, runbook and policy bundle", title_justify="left"
+        )
+        for column in VERSION_COLUMNS:
+            per.add_column(column, justify="left" if column in ("kind", "version") else "right")
+        for row in rows:
+            per.add_row(*(escape(c) for c in row))
+        console.print(per)

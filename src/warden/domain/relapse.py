@@ -16,6 +16,7 @@ from warden.domain.incident import State
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from datetime import datetime
 
     from warden.domain.incident import Incident
 
@@ -43,6 +44,11 @@ def remember(remedies: tuple[Remedy, ...], remedy: Remedy) -> tuple[Remedy, ...]
     return (*remedies, remedy)[-KEPT:]
 
 
+def within_window(fixed_at: datetime, failed_at: datetime, window_s: float) -> bool:
+    """True when a failure at ``failed_at`` undoes a fix made at ``fixed_at`` (gap in window)."""
+    return 0.0 <= (failed_at - fixed_at).total_seconds() <= window_s
+
+
 def before(
     remedies: Iterable[Remedy], service: str, failing_since: str, window_s: float
 ) -> tuple[Remedy, ...]:
@@ -53,8 +59,7 @@ def before(
     return tuple(
         r
         for r in remedies
-        if service in (r.service, r.target)
-        and 0.0 <= (failed - parse_time(r.at)).total_seconds() <= window_s
+        if service in (r.service, r.target) and within_window(parse_time(r.at), failed, window_s)
     )
 
 
@@ -83,12 +88,19 @@ def relapsed(
             continue
         if not incident.intended or not incident.closed_at:
             continue
-        gap = (failed - parse_time(incident.closed_at)).total_seconds()
-        if 0.0 <= gap <= window_s and (
+        if within_window(parse_time(incident.closed_at), failed, window_s) and (
             found is None or parse_time(incident.closed_at) > parse_time(found.closed_at)
         ):
             found = incident
     return found
 
 
-__all__ = ["DEFAULT_RELAPSE_WINDOW_S", "SYMPTOM_KINDS", "Remedy", "before", "relapsed", "remember"]
+__all__ = [
+    "DEFAULT_RELAPSE_WINDOW_S",
+    "SYMPTOM_KINDS",
+    "Remedy",
+    "before",
+    "relapsed",
+    "remember",
+    "within_window",
+]

@@ -20,16 +20,24 @@ from prometheus_client.exposition import choose_encoder
 from warden.domain import events as ev
 from warden.domain.errors import ConfigError
 from warden.domain.incident import State
-from warden.domain.kpis import INCIDENT_STREAM_PREFIX, IncidentFacts, observe, summarise
+from warden.domain.kpis import (
+    History,
+    KpiSettings,
+    VersionKey,
+    part_of,
+    summarise,
+    version_keys,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
+    from datetime import datetime
     from types import TracebackType
 
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
-    from warden.domain.kpis import ResilienceReport, Summary
+    from warden.domain.kpis import IncidentFacts, ResilienceReport, Summary
     from warden.ports import QuarantinedInput
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,12 @@ ACTION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 DECISION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 MTTR_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0)
 STATS = ("mean", "p50", "p90", "p99", "max")
+# Per-version series stay bounded: the latest versions of each name, the busiest names.
+MAX_VERSIONS_PER_NAME = 5
+MAX_NAMES_PER_KIND = 20
+OLDER = "older"  # the version label of the versions beyond MAX_VERSIONS_PER_NAME
+OTHER = "other"  # the name label of the names beyond MAX_NAMES_PER_KIND
+VERSION_LABELS = ["kind", "name", "version"]
 SHUTDOWN_POLL_S = 0.1
 
 
@@ -63,12 +77,14 @@ class MetricsListener:
         *,
         quarantine: QuarantineReader | None = None,
         approval_counts: Callable[[ev.Event], bool] | None = None,
+        settings: KpiSettings | None = None,
     ) -> None:
         # Sees every event in log order and says whether an approval counts (a signed one
         # from a registered approver: governance.identity.ApprovalCheck); None counts all.
         self._approval_counts = approval_counts
         self._lock = threading.Lock()
-        self._facts: dict[str, IncidentFacts] = {}
+        self._history = History()
+        self.settings = settings or KpiSettings()
         self.events = Counter(
             "warden_events_ingested",
             "Events stored and folded by the runtime, by type.",
@@ -132,20 +148,24 @@ class MetricsListener:
                     self.kill_switch.set(1)
                 elif event.type == ev.KILL_SWITCH_RELEASED:
                     self.kill_switch.set(0)
-                if event.stream.startswith(INCIDENT_STREAM_PREFIX):
-                    self._incident_event(event, approval_counts=counts)
+                before = self._history.incidents.get(event.stream)
+                after = self._history.observe(event)
+                if after is not None:
+                    self._incident_event(event, before, after, approval_counts=counts)
         except Exception:  # telemetry must not stop remediation
             self.errors.inc()
             log.warning(
                 "metrics could not count event %s (%s)", event.id, event.type, exc_info=True
             )
 
-    def _incident_event(self, event: ev.Event, *, approval_counts: bool = True) -> None:
-        before = self._facts.get(event.stream)
-        after = observe(before, event)
-        if after is None or after is before:
-            return
-        self._facts[event.stream] = after
+    def _incident_event(
+        self,
+        event: ev.Event,
+        before: IncidentFacts | None,
+        after: IncidentFacts,
+        *,
+        approval_counts: bool = True,
+    ) -> None:
         kind = event.type
         if kind == ev.INCIDENT_OPENED:
             self.incidents_opened.inc()
@@ -166,10 +186,9 @@ class MetricsListener:
             self.mttr.observe(after.mttr_s)
 
     def report(self) -> ResilienceReport:
-        """The resilience KPIs of every incident seen so far."""
+        """The resilience KPIs of everything seen so far."""
         with self._lock:
-            facts = list(self._facts.values())
-        return summarise(facts)
+            return self._history.report(settings=self.settings)
 
 
 def _summary_family(name: str, help_: str, summary: Summary) -> GaugeMetricFamily:
@@ -198,7 +217,8 @@ class _KpiCollector:
         return list(_kpi_families(summarise(())))
 
     def collect(self) -> Iterable[Metric]:
-        return list(_kpi_families(self.listener.report()))
+        report = self.listener.report()
+        return [*_kpi_families(report), *_version_families(bounded_versions(report))]
 
 
 def _kpi_families(r: ResilienceReport) -> Iterator[Metric]:
@@ -250,6 +270,133 @@ def _kpi_families(r: ResilienceReport) -> Iterator[Metric]:
         ),
     ):
         yield _gauge(f"warden_kpi_{name}", help_, value)
+    yield from _fleet_families(r)
+
+
+def _fleet_families(r: ResilienceReport) -> Iterator[Metric]:
+    seen, drift, policy, cost = (
+        r.fleet.observability,
+        r.fleet.config_drift,
+        r.fleet.policy_drift,
+        r.cost,
+    )
+    yield _summary_family(
+        "warden_kpi_time_to_act_seconds",
+        "First decision to the first step's intent, over all incidents (KPI).",
+        r.time_to_act,
+    )
+    for name, help_, value in (
+        ("remediations", "Closed incidents where a step was attempted.", float(r.remediations)),
+        (
+            "policy_drift_ratio",
+            "Shadow decisions that changed between bundle versions on the same inputs.",
+            policy.rate,
+        ),
+        ("policy_drift_changes", "Shadow decisions that changed.", float(policy.changed)),
+        (
+            "policy_drift_per_day",
+            "Changed shadow decisions per day (at least one day).",
+            policy.per_day,
+        ),
+        (
+            "config_drift_per_service_day",
+            "Drift events per service per day (at least one day).",
+            drift.per_service_day,
+        ),
+        (
+            "signals_per_service_hour",
+            "Signals recorded per service per hour (at least one hour).",
+            seen.signals_per_service_hour,
+        ),
+        ("cost", "The cost of resilience at kpis.prices (absent without prices).", cost.total),
+    ):
+        yield _gauge(f"warden_kpi_{name}", help_, value)
+    covered = GaugeMetricFamily(
+        "warden_kpi_service_coverage_ratio",
+        "Share of services with at least one probe result, alert or change event.",
+        labels=["signal"],
+    )
+    for signal, share in (
+        ("probes", seen.probe_share),
+        ("alerts", seen.alert_share),
+        ("changes", seen.change_share),
+    ):
+        if share is not None:
+            covered.add_metric([signal], share)
+    yield covered
+    units = GaugeMetricFamily(
+        "warden_kpi_cost_units",
+        "What resilience took: actions run, approvals asked, minutes a human was paged.",
+        labels=["unit"],
+    )
+    units.add_metric(["action"], cost.actions)
+    units.add_metric(["approval"], cost.approvals_asked)
+    units.add_metric(["page_minute"], cost.page_minutes)
+    yield units
+
+
+def bounded_versions(report: ResilienceReport) -> dict[VersionKey, ResilienceReport]:
+    """The KPIs per version, in a bounded number of series.
+
+    Per kind, the :data:`MAX_NAMES_PER_KIND` names with the most incidents keep their name
+    (the rest are counted as :data:`OTHER`); per name, the :data:`MAX_VERSIONS_PER_NAME`
+    versions that opened an incident last keep theirs (older ones as :data:`OLDER`).
+    """
+    latest: dict[VersionKey, datetime] = {}
+    counts: Tally[tuple[str, str]] = Tally()
+    for facts in report.facts:
+        for key in version_keys(facts):
+            latest[key] = max(latest.get(key, facts.opened_at), facts.opened_at)
+            counts[key.kind, key.name] += 1
+    kept_names: set[tuple[str, str]] = set()
+    for kind in {k for k, _ in counts}:
+        names = sorted((n for k, n in counts if k == kind), key=lambda n: (-counts[kind, n], n))
+        kept_names.update((kind, n) for n in names[:MAX_NAMES_PER_KIND])
+    kept_versions: set[VersionKey] = set()
+    for kind, name in kept_names:
+        mine = sorted(
+            (k for k in latest if (k.kind, k.name) == (kind, name)),
+            key=lambda k: (latest[k], k.version),
+            reverse=True,
+        )
+        kept_versions.update(mine[:MAX_VERSIONS_PER_NAME])
+
+    def label(key: VersionKey) -> VersionKey:
+        if (key.kind, key.name) not in kept_names:
+            return VersionKey(key.kind, OTHER, "")
+        return key if key in kept_versions else VersionKey(key.kind, key.name, OLDER)
+
+    groups: dict[VersionKey, dict[str, IncidentFacts]] = {}
+    for facts in report.facts:
+        for key in version_keys(facts):
+            groups.setdefault(label(key), {})[facts.incident_id] = facts
+    return {key: part_of(report, groups[key].values()) for key in sorted(groups)}
+
+
+def _version_families(versions: dict[VersionKey, ResilienceReport]) -> Iterator[Metric]:
+    for name, help_, value_of in (
+        ("incidents", "Incidents it planned (agent, runbook) or first decided (bundle).",
+         lambda r: float(r.incidents)),
+        ("mttr_p50_seconds", "Median first signal to verified recovery.", lambda r: r.mttr.p50),
+        ("automation_coverage_ratio", "Closed incidents resolved with no human.",
+         lambda r: r.automation_coverage),
+        ("remediation_success_ratio", "Remediations that held (no relapse in the window).",
+         lambda r: r.remediation_success_rate),
+        ("escalations", "Incidents escalated.", lambda r: float(r.escalated)),
+        ("actions", "Actions run.", lambda r: float(r.cost.actions)),
+        ("page_minutes", "Minutes a human was paged.", lambda r: r.cost.page_minutes),
+        ("cost", "The cost of resilience at kpis.prices.", lambda r: r.cost.total),
+    ):  # fmt: skip
+        family = GaugeMetricFamily(
+            f"warden_kpi_version_{name}",
+            f"{help_} Per version of each agent, runbook and policy bundle.",
+            labels=VERSION_LABELS,
+        )
+        for key, report in versions.items():
+            value = value_of(report)
+            if value is not None:
+                family.add_metric([key.kind, key.name, key.version], value)
+        yield family
 
 
 class _QuarantineCollector:

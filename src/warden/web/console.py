@@ -28,11 +28,19 @@ from warden.domain import events as ev
 from warden.domain import users as users_fold
 from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.errors import WardenError
-from warden.domain.kpis import resilience_report
+from warden.domain.kpis import by_version, resilience_report
 from warden.governance import identity
 from warden.runtime import load_incidents
 from warden.runtime.approval_links import ApprovalLinks
-from warden.telemetry.report import incidents_over_time, kpi_rows, mttr_histogram, outcomes_chart
+from warden.telemetry.report import (
+    cost_chart,
+    coverage_chart,
+    incidents_over_time,
+    kpi_rows,
+    mttr_histogram,
+    outcomes_chart,
+    versions_chart,
+)
 
 if TYPE_CHECKING:
     from warden.api.auth import Caller
@@ -303,8 +311,16 @@ def audit_page(request: Request) -> Response:
 @router.get("/console/kpis", openapi_extra=needs("read"), response_class=Html)
 def kpis_page(request: Request) -> Response:
     """Resilience KPIs with charts drawn on the server (SVG)."""
-    report = resilience_report(views.history(context(request).store))
-    charts = [incidents_over_time(report), mttr_histogram(report), outcomes_chart(report)]
+    ctx = context(request)
+    report = resilience_report(views.history(ctx.store), settings=ctx.kpis)
+    charts = [
+        incidents_over_time(report),
+        mttr_histogram(report),
+        outcomes_chart(report),
+        versions_chart(by_version(report)),
+        coverage_chart(report),
+        cost_chart(report),
+    ]
     return _page(request, "kpis.html", rows=kpi_rows(report), charts=charts)
 
 
