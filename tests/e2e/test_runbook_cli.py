@@ -21,7 +21,7 @@ def copy(tmp_path: Path) -> Path:
 def test_the_example_cases_pass(tmp_path: Path) -> None:
     result = runner.invoke(app, ["runbook", "test", str(copy(tmp_path))])
     assert result.exit_code == 0, result.output
-    assert "6 passed, 0 failed" in result.output
+    assert "8 passed, 0 failed" in result.output
 
 
 def test_a_failing_case_exits_1_and_says_why(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_a_broken_runbook_is_refused_with_its_file_and_line(tmp_path: Path) -> N
     path.write_text(path.read_text().replace("world.previous_version !=", "world.prev !="))
     result = runner.invoke(app, ["runbook", "check", str(directory)])
     assert result.exit_code == 2
-    assert "rollback-on-errors.yaml line 6" in result.output
+    assert "rollback-on-errors.yaml line 8" in result.output
     assert "the world has no field 'prev'" in result.output
     config = tmp_path / "warden.yaml"
     config.write_text(
@@ -48,7 +48,7 @@ def test_a_broken_runbook_is_refused_with_its_file_and_line(tmp_path: Path) -> N
     )
     checked = runner.invoke(app, ["config", "check", "-c", str(config)])
     assert checked.exit_code == 2
-    assert "rollback-on-errors.yaml line 6" in checked.output
+    assert "rollback-on-errors.yaml line 8" in checked.output
 
 
 def test_explain_shows_which_runbook_matched_and_why_the_others_did_not(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -29,11 +30,12 @@ from warden.domain import events as ev
 from warden.domain.catalog import Catalog
 from warden.domain.decisions import outcome_label
 from warden.domain.errors import ConfigError
+from warden.domain.world import World
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle, PolicyRequest
 from warden.governance.policy_tests import DEFAULT_CONTEXT
 from warden.runbooks.expr import WORLD_SCHEMA
 from warden.runbooks.loader import CASES_SUFFIX
-from warden.runbooks.model import Verdict, evaluate
+from warden.runbooks.model import Verdict, evaluate, world_variable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -146,14 +148,14 @@ def load_cases(path: Path) -> list[Case]:
     return cases
 
 
+# What is known of a service nobody has seen: healthy, no version, no changes (the time
+# of observation is read by no world variable).
+_UNSEEN = World(now=datetime(1970, 1, 1, tzinfo=UTC))
+
+
 def _world(case: Case) -> Any:
     def variable(service: str) -> dict[str, Any]:
-        base: dict[str, Any] = {
-            "service": service, "healthy": True, "consecutive_failures": 0,
-            "failing_since": "", "last_error": "", "version": "", "previous_version": "",
-            "metrics": {}, "alerts": [], "isolated": False, "depends_on": [], "limits": {},
-        }  # fmt: skip
-        return base | case.world
+        return world_variable(_UNSEEN, service) | case.world
 
     return variable
 

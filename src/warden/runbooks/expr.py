@@ -57,6 +57,9 @@ WORLD_SCHEMA: dict[str, Any] = {
         "alerts": {"type": "array", "items": {"type": "string"}},
         "isolated": {"type": "boolean"},
         "depends_on": {"type": "array", "items": {"type": "string"}},
+        "deployed_at": {"type": "string"},
+        "changes_since_deploy": {"type": "array", "items": {"type": "string"}},
+        "failing_dependencies": {"type": "array", "items": {"type": "string"}},
         "limits": _TEXT_MAP,
     },
 }

@@ -128,6 +128,8 @@ def world_variable(world: World, service: str) -> dict[str, Any]:
     """The ``world`` variable: what is known about ``service`` (see ``expr.WORLD_SCHEMA``)."""
     health = world.health.get(service)
     signals = world.signals_of(service)
+    depends_on = world.depends_on.get(service, ())
+    deployed_at = signals.deploys[-1].time if signals.deploys else ""
     return {
         "service": service,
         "healthy": health.healthy if health is not None else True,
@@ -139,9 +141,24 @@ def world_variable(world: World, service: str) -> dict[str, Any]:
         "metrics": {name: s[-1].value for name, s in signals.metrics if s},
         "alerts": sorted({a.alertname for a in signals.alerts}),
         "isolated": service in world.isolated,
-        "depends_on": list(world.depends_on.get(service, ())),
+        "depends_on": list(depends_on),
+        "deployed_at": deployed_at,
+        "changes_since_deploy": _changes_since(world, (service, *depends_on), deployed_at),
+        "failing_dependencies": sorted(
+            d for d in depends_on if d in world.health and not world.health[d].healthy
+        ),
         "limits": dict(world.limits.get(service, ())),
     }
+
+
+def _changes_since(world: World, services: tuple[str, ...], deployed_at: str) -> list[str]:
+    """Other changes to ``services``' objects after ``deployed_at`` (all kept, when "")."""
+    after = ev.parse_time(deployed_at) if deployed_at else None
+    return [
+        c.describe()
+        for c in world.changes.about(services)
+        if not c.is_deploy and (after is None or ev.parse_time(c.time) > after)
+    ]
 
 
 def evaluate(
