@@ -308,6 +308,31 @@ def test_steps_that_cannot_be_undone_are_named_when_escalating() -> None:
     assert "no adapter runs close_circuit" in reason_of(unrunnable)
 
 
+def test_a_denied_replay_leaves_the_corrupt_batch_quarantined() -> None:
+    # The batch was quarantined because it failed: undoing the quarantine when the replay
+    # is denied would feed the corrupt data to the pipeline again.
+    batch = (("batch", "b-7"), ("pipeline", "ingest"))
+    plan = Plan(
+        agent="pipeline-corruption",
+        steps=(
+            Step("quarantine_batch", "payments", batch),
+            Step(
+                "replay_from_checkpoint",
+                "payments",
+                (("checkpoint", "c-6"), ("pipeline", "ingest")),
+            ),
+        ),
+        rationale="batch b-7 failed",
+        evidence=("e1",),
+        confidence=0.9,
+    )
+    story = Story(plan).decided().ran().decided(Outcome.DENY)
+    found = commands(story, at(9))
+    assert appended(found) == [ev.INCIDENT_ESCALATED]
+    assert "left as is: step 0 (quarantine_batch)" in reason_of(found)
+    assert not [c for c in found if isinstance(c, lc.RunCompensation)]
+
+
 # -- verification ------------------------------------------------------------------------
 
 

@@ -170,7 +170,9 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         timeout_s=60.0,
         params_schema=_BATCH,
         verification="batch",
-        compensation="release_batch",
+        # No compensation: the batch is quarantined because it failed, so undoing the
+        # quarantine (when a later step is denied or fails) would feed known-corrupt data
+        # to the pipeline again. It stays aside; release_batch is a human's call.
     ),
     ActionSpec(
         name="release_batch",
