@@ -40,6 +40,8 @@ class ApiContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # How often a live stream looks for new events.
     poll_s: float = 0.5
+    # The configuration in force, when known: quarantine replay applies its redaction.
+    config: WardenConfig | None = None
 
 
 def context_for(config: WardenConfig, store: EventStore) -> ApiContext:
@@ -50,4 +52,5 @@ def context_for(config: WardenConfig, store: EventStore) -> ApiContext:
         approvals=config.approvals,
         environment=config.environment,
         default_autonomy=config.autonomy,
+        config=config,
     )
