@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_demo_cli import processes_marked
+from tests.builders import processes_marked
 from warden.runtime import load_incidents
 from warden.store.location import open_event_store
 
