@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,8 @@ from warden.governance.policy import BUILTIN_BUNDLE
 from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from warden.ports import EventStore
     from warden.telemetry.tracing import TracingListener
 
@@ -116,6 +119,15 @@ def register(
         store, name, role, by, moment, public_key=identity.public_key_of(key), entropy=entropy
     )
     return Person(name, key, token)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Return once ``condition()`` holds; fail after ``timeout_s`` naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
 
 
 # -- secret markers: values no file, log, answer or page may ever hold ------------------

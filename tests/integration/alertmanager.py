@@ -11,15 +11,15 @@ import http.client
 import json
 import shutil
 import subprocess
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.builders import wait_for
 from warden.demo import free_port
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -50,15 +50,6 @@ HTTP_CONFIGS = {
     "bearer": "          authorization: {{type: Bearer, credentials: {token}}}",
     "basic": "          basic_auth: {{username: alertmanager, password: {token}}}",
 }
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    """Return once ``condition()`` holds; fail after ``timeout_s`` naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def post_alerts(port: int, alerts: list[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.builders import wait_for
 from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_for
 from warden.ingest.auth import SenderAuth
 from warden.ingest.gate import IngestGate
@@ -31,7 +32,6 @@ from .alertmanager import (
     needs_alertmanager,
     post_alerts,
     running_alertmanager,
-    wait_for,
 )
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.builders import wait_for
 from warden.domain import events as ev
 from warden.domain.incident import State
 from warden.ingest.auth import SenderAuth
@@ -21,7 +22,7 @@ from warden.ingest.webhook import WebhookApp, WebhookSettings
 from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter
 
-from .alertmanager import TOKEN, needs_alertmanager, post_alerts, running_alertmanager, wait_for
+from .alertmanager import TOKEN, needs_alertmanager, post_alerts, running_alertmanager
 from .harness import Harness, make_harness
 
 if TYPE_CHECKING:
