@@ -22,8 +22,13 @@ from warden import operations
 from warden.assembly import build
 from warden.config import load_config
 from warden.domain import events as ev
+from warden.domain import lifecycle as lc
+from warden.domain.catalog import Catalog
+from warden.domain.control import Controls
 from warden.domain.decisions import Decision, Outcome, Reason
 from warden.domain.plans import Plan, Step, step_hash
+from warden.domain.topology import ServiceNode, Topology
+from warden.domain.world import World
 from warden.governance import identity
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
@@ -303,3 +308,30 @@ def approved_incident(feed: Feed) -> None:
     feed.emit(stream, ev.VERIFICATION_STARTED, 65, {"probe": "health"}, TRACEPARENT)
     feed.emit(stream, ev.VERIFICATION_PASSED, 70, {}, TRACEPARENT)
     feed.emit(stream, ev.INCIDENT_RESOLVED, 70, {"reason": "verified", "mttr_s": 70.0}, TRACEPARENT)
+
+
+# -- the pure lifecycle's view of the world ----------------------------------------------
+
+LIFECYCLE_START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SETTINGS = lc.LifecycleSettings(
+    verification_timeout_s=15, approval_timeout_s=60, compensation_hold_s=120
+)
+EVERY_ACTION = frozenset(Catalog().names())
+TOPOLOGY = Topology.of([ServiceNode("payments", "payments"), ServiceNode("orders", "shop")])
+
+
+def at(seconds: float) -> datetime:
+    """``seconds`` after LIFECYCLE_START."""
+    return LIFECYCLE_START + timedelta(seconds=seconds)
+
+
+def view(**overrides: Any) -> lc.View:
+    """What the lifecycle sees: an empty world, every action runnable, ``overrides`` on top."""
+    fields: dict[str, Any] = {
+        "world": World(now=LIFECYCLE_START),
+        "controls": Controls(),
+        "topology": TOPOLOGY,
+        "catalog": Catalog(),
+        "runnable": EVERY_ACTION,
+    }
+    return lc.View(**(fields | overrides))
