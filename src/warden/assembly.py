@@ -45,6 +45,7 @@ from warden.store.private import private_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
 
     from warden.agents.protocol import Agent
     from warden.audit.log import AuditLog
@@ -244,6 +245,32 @@ def default_agents(config: WardenConfig, catalog: Catalog | None = None) -> list
 ACTION_WORKERS = 4  # steps and compensations acted on at once, off the loop
 
 
+def ingest_gate(
+    store: EventStore,
+    registry: SchemaRegistry,
+    clock: Clock,
+    config: WardenConfig | None,
+    state_dir: Path | None = None,
+) -> IngestGate:
+    """The one quality gate every way in shares (run, ingest, quarantine replay).
+
+    `warden run`'s webhook and sources, `warden ingest`, and quarantine replay from the CLI,
+    the API and the console all pass it. With a configuration it redacts the configured
+    ``redact.fields`` and keeps the sealed originals when ``redact.keep_original`` says so;
+    without one, the built-in redaction.
+    """
+    if config is None:
+        return IngestGate(store, registry, clock)
+    originals = (
+        OriginalsStore(state_dir or config.state_dir, config.redact_key_path)
+        if config.redact_keep_original
+        else None
+    )
+    return IngestGate(
+        store, registry, clock, redact_fields=config.redact_fields, originals=originals
+    )
+
+
 def build(
     config: WardenConfig,
     clock: Clock | None = None,
@@ -345,17 +372,7 @@ def build(
     )
     runtime = Runtime(
         store=store,
-        ingest=IngestGate(
-            store,
-            registry,
-            clock,
-            redact_fields=config.redact_fields,
-            originals=(
-                OriginalsStore(state, config.redact_key_path)
-                if config.redact_keep_original
-                else None
-            ),
-        ),
+        ingest=ingest_gate(store, registry, clock, config, state),
         agents=chosen,
         gate=DecisionGate(
             policies.current,

@@ -6,7 +6,6 @@ the schema is :mod:`warden.config_schema` (``warden config schema`` prints it).
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from warden.audit.settings import AuditSettings, parse_audit
 from warden.config_yaml import Document, Problem
 from warden.domain.control import AutonomyRule
-from warden.domain.errors import ConfigError
+from warden.domain.errors import ConfigError, did_you_mean
 from warden.domain.events import parse_time
 from warden.domain.kpis import KpiSettings, Prices
 from warden.domain.topology import ServiceNode, Topology
@@ -229,8 +228,7 @@ def _cross_problems(data: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(where, f"{name!r} depends on itself; remove it"))
             elif isinstance(dep, str) and dep not in names:
                 known = list(dict.fromkeys(n for n in names if isinstance(n, str)))
-                close = difflib.get_close_matches(dep, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean(dep, known)
                 problems.append(
                     Problem(where, f"unknown service {dep!r}{hint} (known: {', '.join(known)})")
                 )
@@ -252,8 +250,7 @@ def _cross_problems(data: dict[str, Any]) -> list[Problem]:
 def _unknown_service(where: tuple[Any, ...], name: Any, known: list[str]) -> Problem | None:
     if not isinstance(name, str) or name in known:
         return None
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, known)
     return Problem(where, f"unknown service {name!r}{hint} (known: {', '.join(known)})")
 
 
@@ -313,8 +310,7 @@ def _source_problems(sources: Any) -> list[Problem]:
     problems = []
     for name in others:
         if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(str(name), known)
             problems.append(
                 Problem(
                     ("sources", name),

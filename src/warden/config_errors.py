@@ -6,7 +6,6 @@ into a :class:`~warden.config_yaml.Problem`, and :func:`config_error` lists them
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -17,7 +16,7 @@ from pydantic import BaseModel, Tag
 from warden.agents.model import DEFAULT_API_KEY_ENV
 from warden.config_schema import RELATIVE
 from warden.config_yaml import DocPath, Document, Problem, format_path
-from warden.domain.errors import ConfigError
+from warden.domain.errors import ConfigError, closest
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -99,8 +98,7 @@ def _problem(
                 f" environment variable named by model.api_key_env (default {DEFAULT_API_KEY_ENV})",
             )
         known = _known_keys(root, loc[:-1])
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _key_hint(root, loc[:-1], key)
         return Problem(path, f"unknown key {key!r}{hint}; known: {', '.join(known)}")
     if kind in ("invalid", "value_error") or kind not in _MESSAGES:
         return _placed(path, str(item["msg"]).removeprefix("Value error, "))
@@ -193,6 +191,28 @@ _MESSAGES: dict[str, Any] = {
         "NaN and infinite numbers are not allowed; give a finite number"
     ),
 }
+
+
+def _key_hint(root: type[BaseModel], loc: tuple[str | int, ...], key: str) -> str:
+    """The did-you-mean of an unknown key: a key of this section, or of a section inside it.
+
+    ``command`` typed beside ``health`` instead of in it is ``health.command``, not the
+    sibling ``domain`` that merely looks alike: the sections inside are searched too, and
+    the closer name wins (a sibling on a tie).
+    """
+    siblings = _known_keys(root, loc)
+    inside: dict[str, str] = {}
+    for section in siblings:
+        for inner in _known_keys(root, (*loc, section)):
+            inside.setdefault(inner, f"{section}.{inner}")
+    near = closest(key, siblings)
+    nested = closest(key, inside)
+    best = closest(key, [n for n in (near, nested) if n is not None])
+    if best is None:
+        return ""
+    if best == nested and best != near:
+        return f" (did you mean {inside[best]!r}?)"
+    return f" (did you mean {best!r}?)"
 
 
 def _known_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:

@@ -16,15 +16,13 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.cli import ENV, WARDEN, one_error_line, warden
 from warden.demo import free_port
-
-from .test_cli_faults import ENV, WARDEN, busy_port, one_error_line, warden
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.slow
-__all__ = ["busy_port"]  # a fixture, imported to be used here
 
 
 def _config(tmp_path: Path, api_port: int) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_demo_cli import processes_marked
+from tests.builders import processes_marked
 from warden.runtime import load_incidents
 from warden.store.location import open_event_store
 
@@ -67,6 +67,10 @@ def test_every_experiment_finds_the_steady_state_restored(tmp_path: Path) -> Non
     )  # fmt: skip
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
+    # Chaos Toolkit writes chaostoolkit.log and journal.json into its working directory
+    # unless told where: every run here names both, and none lands in the tree.
+    strays = [ROOT / "chaostoolkit.log", CHAOS_DIR / "chaostoolkit.log", CHAOS_DIR / "journal.json"]
+    before = {p for p in strays if p.exists()}
     print(f"\nChaos Toolkit journals: {ARTIFACTS}/")
     try:
         fleet = wait_ready(state / "fleet.json", server, 60.0)
@@ -91,6 +95,7 @@ def test_every_experiment_finds_the_steady_state_restored(tmp_path: Path) -> Non
         server.send_signal(signal.SIGTERM)
         out, _ = server.communicate(timeout=60)
     assert server.returncode == 0, out
+    assert {p for p in strays if p.exists()} == before
     assert processes_marked(state) == []
     # What Warden did, from its own history: the faults were healed by Warden's actions.
     store = open_event_store(state)

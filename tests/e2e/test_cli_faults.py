@@ -7,10 +7,7 @@ port and a damaged events.db each end the command with `error: ...` and exit cod
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,25 +15,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.cli import ENV, WARDEN, one_error_line, warden
 from warden.demo import free_port
 from warden.domain.events import Event
 from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.slow
-
-WARDEN = [sys.executable, "-m", "warden.cli"]
-ENV = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
-
-
-def warden(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*WARDEN, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
 
 
 def config(tmp_path: Path, port: object) -> Path:
@@ -48,27 +35,6 @@ def config(tmp_path: Path, port: object) -> Path:
     }
     path.write_text(json.dumps(raw))  # JSON is YAML
     return path
-
-
-def one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> str:
-    shown = result.stdout + result.stderr
-    assert result.returncode == 2, shown
-    assert "Traceback" not in shown, shown
-    errors = [line for line in shown.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, shown
-    assert result.stderr.strip() in ("", errors[0]), shown  # nothing else went wrong
-    assert errors[0].startswith("error: "), shown
-    for word in words:
-        assert word in errors[0], shown
-    return errors[0]
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        yield int(held.getsockname()[1])
 
 
 def test_a_webhook_on_a_busy_port_stops_run_with_one_line(tmp_path: Path, busy_port: int) -> None:

@@ -6,28 +6,18 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.builders import processes_marked
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
 WARDEN = [sys.executable, "-m", "warden.cli"]
-
-
-def processes_marked(state_dir: Path) -> list[int]:
-    marker = f"WARDEN_DEMO_STATE={state_dir.resolve()}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
 
 
 def warden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.test_demo_cli import processes_marked
+from tests.builders import processes_marked
 
 if TYPE_CHECKING:
     from pathlib import Path

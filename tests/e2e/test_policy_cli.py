@@ -96,3 +96,13 @@ def test_explain_refuses_unknown_context_keys() -> None:
     )
     assert code == 2
     assert "with a key among: environment, domain" in out
+
+
+def test_explain_takes_the_risk_from_the_catalog_and_names_unknown_actions() -> None:
+    code, out = invoke("policy", "explain", "--action", "rollback_deploy", "--resource", "p")
+    assert code == 0, out
+    assert "policy-error" not in out and "error:" not in out
+    assert "decision: needs_approval(1)" in out  # rollback_deploy is a medium-risk action
+    code, out = invoke("policy", "explain", "--action", "rollback_deploi", "--resource", "p")
+    assert code == 2
+    assert "not in the catalog (did you mean 'rollback_deploy'?)" in out

@@ -4,63 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from typer.testing import CliRunner
 
-from tests.builders import frozen_restarts_bundle
-from warden.assembly import build
+from tests.builders import frozen_restarts_bundle, recorded_outage
 from warden.cli.main import app
-from warden.config import load_config
 from warden.governance.policy import BUILTIN_BUNDLE
-from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 runner = CliRunner()
 
-CONFIG = """
-environment: staging
-state_dir: {state}
-verification_timeout_s: 5
-services:
-  - {{name: payments, domain: payments, health: "http://127.0.0.1:9/health", managed: false}}
-  - {{name: orders, domain: shop, health: "http://127.0.0.1:9/health", managed: false,
-     depends_on: [payments]}}
-"""
-
 
 def invoke(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
     return result.exit_code, result.output
-
-
-def recorded_outage(tmp_path: Path, extra: str = "") -> Path:
-    """A config file, and a history in its state directory: payments down, restarted."""
-    config = tmp_path / "warden.yaml"
-    config.write_text(CONFIG.format(state=tmp_path / "state") + extra)
-    clock = ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC))
-    probes = {"payments": ScriptedProbe(), "orders": ScriptedProbe()}
-    warden = build(load_config(config), clock, adapter=RecordingAdapter(probes), probes=probes)
-    try:
-        runtime = warden.runtime
-        for name, probe in probes.items():
-            runtime.record_probe(name, "scripted", probe.check(), "watch")
-        probes["payments"].healthy = False
-        for _ in range(3):
-            clock.advance(1)
-            runtime.record_probe("payments", "scripted", probes["payments"].check(), "watch")
-            runtime.tick()
-        for _ in range(20):
-            clock.advance(0.1)
-            runtime.tick()
-        (incident,) = runtime.incidents.values()
-        assert incident.state.value == "resolved", incident.close_reason
-    finally:
-        warden.close()
-    return config
 
 
 def test_the_history_replays_to_the_same_decisions(tmp_path: Path) -> None:

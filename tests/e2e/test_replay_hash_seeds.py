@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.test_replay_cli import recorded_outage
+from tests.builders import recorded_outage
 from warden.governance.policy import BUILTIN_BUNDLE
 
 if TYPE_CHECKING:

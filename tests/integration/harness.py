@@ -8,11 +8,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hypothesis import strategies as st
+
 from tests.builders import Person, register
 from warden.assembly import Warden, build
 from warden.config import ServiceConfig, WardenConfig
 from warden.domain import events as ev
 from warden.domain.ids import derived_id
+from warden.domain.incident import State
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.operations import approve, control
 from warden.testing import ManualClock, RecordingAdapter, ScriptedProbe
@@ -180,3 +183,59 @@ def make_harness(
         harness.observe(name)
     harness.tick()
     return harness
+
+
+# -- random live histories: moves a property test draws, and the loop that plays them --
+
+MOVE_SERVICES = ("payments", "orders", "gateway")
+MOVES = st.one_of(
+    st.tuples(st.just("fail"), st.sampled_from(MOVE_SERVICES)),
+    st.tuples(st.just("heal"), st.sampled_from(MOVE_SERVICES)),
+    st.tuples(st.just("deploy"), st.sampled_from(MOVE_SERVICES)),
+    st.tuples(st.just("errors"), st.sampled_from(MOVE_SERVICES), st.sampled_from([0.01, 0.3])),
+    st.tuples(st.just("bad_deploy"), st.sampled_from(MOVE_SERVICES)),
+    st.tuples(st.just("approve"), st.sampled_from(["alice", "bob"])),
+    st.tuples(st.just("wait"), st.integers(1, 40)),
+)
+
+
+def live(h: Harness, moves: list[tuple[Any, ...]]) -> None:
+    """Drive the live runtime as the real loop would: a round every 0.1 s of its clock."""
+    versions: dict[str, int] = {}
+
+    def run(seconds: float) -> None:
+        for _ in range(round(seconds / 0.1)):
+            h.clock.advance(0.1)
+            h.tick()
+
+    for move in moves:
+        kind = move[0]
+        if kind in ("fail", "heal"):
+            h.probes[move[1]].healthy = kind == "heal"
+            for _ in range(3 if kind == "fail" else 1):  # the threshold is 3 in a row
+                run(0.5)
+                h.observe(move[1])
+        elif kind == "deploy":
+            versions[move[1]] = versions.get(move[1], 0) + 1
+            h.ingest(ev.DEPLOY_COMPLETED, move[1], version=f"v{versions[move[1]]}")
+        elif kind == "bad_deploy":  # a new version, and errors right after it
+            for _ in range(2):
+                versions[move[1]] = versions.get(move[1], 0) + 1
+                h.ingest(ev.DEPLOY_COMPLETED, move[1], version=f"v{versions[move[1]]}")
+                run(2.0)
+            for _ in range(3):
+                run(2.0)
+                h.ingest(ev.METRIC_SAMPLED, move[1], metric="error_rate", value=0.3)
+        elif kind == "errors":
+            for _ in range(3):  # a bad deploy shows in 3 samples in a row
+                run(2.0)
+                h.ingest(ev.METRIC_SAMPLED, move[1], metric="error_rate", value=move[2])
+        elif kind == "approve":
+            waiting = [i for i in h.incidents() if i.state is State.AWAITING_APPROVAL]
+            if waiting:
+                h.approve(waiting[0], move[1])
+        else:
+            run(move[1])
+            continue
+        run(1.0)
+    run(10.0)

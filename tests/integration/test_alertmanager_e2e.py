@@ -6,19 +6,15 @@ WARDEN_CAPTURE_ALERTMANAGER=1 to refresh the captured payloads in tests/fixtures
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import shutil
-import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from warden.demo import free_port
+from tests.builders import wait_for
 from warden.ingest.alertmanager import ALERT_FIRING, ALERT_RESOLVED, resolution_for
 from warden.ingest.auth import SenderAuth
 from warden.ingest.gate import IngestGate
@@ -30,49 +26,23 @@ from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter
 from warden.ports import SystemClock
 
+from .alertmanager import (
+    HTTP_CONFIGS,
+    TOKEN,
+    needs_alertmanager,
+    post_alerts,
+    running_alertmanager,
+)
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from warden.domain.events import Event
     from warden.store.sqlite import SQLiteEventStore
 
-BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager"
-TOKEN = "s3cret-token-0123456789"
 
-pytestmark = pytest.mark.skipif(
-    BINARY is None,
-    reason="Alertmanager binary not found: `apt-get install -y prometheus-alertmanager`",
-)
-
-CONFIG = """
-route:
-  receiver: warden
-  group_by: ['alertname']
-  group_wait: 100ms
-  group_interval: 400ms
-  repeat_interval: 800ms
-receivers:
-  - name: warden
-    webhook_configs:
-      - url: {url}/v1/alertmanager
-        send_resolved: true
-        http_config:
-{http_config}
-"""
-# Alertmanager's own receiver credentials, one per scheme Warden takes from it.
-HTTP_CONFIGS = {
-    "bearer": "          authorization: {{type: Bearer, credentials: {token}}}",
-    "basic": "          basic_auth: {{username: alertmanager, password: {token}}}",
-}
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
+pytestmark = needs_alertmanager
 
 
 class RecordingApp(WebhookApp):
@@ -91,32 +61,6 @@ class RecordingApp(WebhookApp):
 
 def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def post_alerts(port: int, alerts: list[dict[str, Any]]) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(
-            "POST", "/api/v2/alerts", json.dumps(alerts), {"Content-Type": "application/json"}
-        )
-        response = conn.getresponse()
-        assert response.status == 200, response.read()
-        response.read()
-    finally:
-        conn.close()
-
-
-def ready(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/-/ready")
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 @pytest.fixture(params=sorted(HTTP_CONFIGS))
@@ -146,36 +90,8 @@ def webhook(store: SQLiteEventStore, scheme: str) -> Iterator[tuple[RecordingApp
 def alertmanager(
     tmp_path: Path, webhook: tuple[RecordingApp, WebhookServer], scheme: str
 ) -> Iterator[int]:
-    assert BINARY is not None
-    port = free_port()
-    config = tmp_path / "alertmanager.yml"
-    http_config = HTTP_CONFIGS[scheme].format(token=TOKEN)
-    config.write_text(CONFIG.format(url=webhook[1].url, http_config=http_config), encoding="utf-8")
-    log = (tmp_path / "alertmanager.log").open("wb")
-    process = subprocess.Popen(
-        [
-            BINARY,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: ready(port) or process.poll() is not None, "Alertmanager to be ready")
-        assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
+    with running_alertmanager(tmp_path, webhook[1].url, scheme) as port:
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def of_type(store: SQLiteEventStore, type_: str) -> list[Event]:

@@ -8,13 +8,12 @@ Skips when the `prometheus-alertmanager` binary (Debian package) is missing.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from warden.demo import free_port
+from tests.builders import wait_for
 from warden.domain import events as ev
 from warden.domain.incident import State
 from warden.ingest.auth import SenderAuth
@@ -23,8 +22,8 @@ from warden.ingest.webhook import WebhookApp, WebhookSettings
 from warden.ingest.webhook_server import WebhookServer
 from warden.ingest.writer import IngestWriter
 
+from .alertmanager import TOKEN, needs_alertmanager, post_alerts, running_alertmanager
 from .harness import Harness, make_harness
-from .test_alertmanager_e2e import BINARY, CONFIG, HTTP_CONFIGS, TOKEN, post_alerts, ready, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,10 +31,7 @@ if TYPE_CHECKING:
 
     from warden.domain.incident import Incident
 
-pytestmark = pytest.mark.skipif(
-    BINARY is None,
-    reason="Alertmanager binary not found: `apt-get install -y prometheus-alertmanager`",
-)
+pytestmark = needs_alertmanager
 
 
 @pytest.fixture
@@ -56,7 +52,6 @@ class Wired:
 @pytest.fixture
 def alertmanager(tmp_path: Path, harness: Harness) -> Iterator[Wired]:
     """Alertmanager -> Warden's webhook (the fleet's alert rules) -> the harness's runtime."""
-    assert BINARY is not None
     writer = IngestWriter(Pipeline(harness.warden.runtime.ingest))
     writer.start()
     settings = WebhookSettings(
@@ -66,35 +61,10 @@ def alertmanager(tmp_path: Path, harness: Harness) -> Iterator[Wired]:
     app = WebhookApp(writer, harness.clock, settings)
     server = WebhookServer(app)
     server.start()
-    port = free_port()
-    config = tmp_path / "alertmanager.yml"
-    http_config = HTTP_CONFIGS["bearer"].format(token=TOKEN)
-    config.write_text(CONFIG.format(url=server.url, http_config=http_config), encoding="utf-8")
-    log = (tmp_path / "alertmanager.log").open("wb")
-    process = subprocess.Popen(
-        [
-            BINARY,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        wait_for(lambda: ready(port) or process.poll() is not None, "Alertmanager to be ready")
-        assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
-        yield Wired(port, app)
+        with running_alertmanager(tmp_path, server.url) as port:
+            yield Wired(port, app)
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
         server.stop()
         writer.close()
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.builders import BEARER, EMAIL, MARKERS, PASSWORD, PEM
 from warden.domain import events as ev
 from warden.ingest.pipeline import Admit, Pipeline
 
 from .api_world import World, make_world
-from .test_secret_markers import BEARER, EMAIL, MARKERS, PASSWORD, PEM
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

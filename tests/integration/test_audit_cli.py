@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.builders import register
 from warden.audit.checkpoint import Signer
 from warden.audit.state import KEY_ENV, AuditPaths, open_audit
 from warden.cli.audit_cmd import audit_app
+from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -219,3 +221,33 @@ def test_a_key_file_readable_by_others_is_refused(state: Path) -> None:
 def test_verify_of_an_empty_state(state: Path) -> None:
     result = run("verify", "--state-dir", str(state))
     assert result.exit_code == 0, result.output
+
+
+def test_keygen_and_rotate_take_an_admin_once_there_is_one(state: Path, tmp_path: Path) -> None:
+    # A fresh state has no admin yet: setting up its key needs no credential (as the first
+    # `warden user add --role admin` needs none); after that, only an admin changes keys.
+    assert run("key", "--state-dir", str(state)).exit_code == 0
+    store = SQLiteEventStore(state / "events.db")
+    try:
+        admin = register(store, "ada", "admin").token
+        operator = register(store, "otto", "operator").token
+    finally:
+        store.close()
+    refused = run("rotate", "--state-dir", str(state), env={"WARDEN_TOKEN": ""})
+    assert refused.exit_code == 1
+    assert "no credential given" in refused.output
+    refused = run("rotate", "--state-dir", str(state), env={"WARDEN_TOKEN": operator})
+    assert refused.exit_code == 1
+    assert "otto has the role operator; audit.keys needs the role admin" in (
+        " ".join(refused.output.split())
+    )
+    before = secret(state)
+    rotated = run("rotate", "--state-dir", str(state), env={"WARDEN_TOKEN": admin})
+    assert rotated.exit_code == 0, rotated.output
+    assert secret(state) != before
+    refused = run("keygen", "example.org/log", "-s", str(state), env={"WARDEN_TOKEN": operator})
+    assert refused.exit_code == 1
+    assert "audit.keys needs the role admin" in " ".join(refused.output.split())
+    # --out writes a key file and touches no state: no credential.
+    out = run("keygen", "example.org/log", "--out", str(tmp_path / "k"), env={"WARDEN_TOKEN": ""})
+    assert out.exit_code == 0, out.output

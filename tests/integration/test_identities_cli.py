@@ -7,9 +7,6 @@ runtime then shows what counted.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,10 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, generate_latest
-from typer.testing import CliRunner
 
 from tests.builders import register
-from warden.cli.main import app
+from tests.cli import Cli
 from warden.domain import events as ev
 from warden.domain.ids import incident_stream
 from warden.domain.incident import State
@@ -35,33 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PEOPLE = {"alice": ("sre",), "bob": ("sre",), "carol": ("dev",), "dave": ("sre",)}
-
-
-class Cli:
-    """`warden …` against one state directory: in process, or as a real subprocess."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-
-    def __call__(
-        self, *args: str, env: dict[str, str] | None = None, real: bool = False
-    ) -> tuple[int, str]:
-        argv = [*args, "-s", str(self.state)]
-        env = {"COLUMNS": "300", **(env or {})}
-        if real:
-            done = subprocess.run(
-                [sys.executable, "-m", "warden.cli", *argv],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                env={**os.environ, **env},
-                check=False,
-            )
-            assert "Traceback" not in done.stderr, done.stderr
-            return done.returncode, done.stdout + done.stderr
-        result = CliRunner().invoke(app, argv, env=env)
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result.exit_code, result.output
 
 
 def keypair(directory: Path, name: str) -> tuple[Path, Path]:

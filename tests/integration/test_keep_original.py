@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.builders import register
+from tests.cli import Cli
 from warden.domain import events as ev
 from warden.domain.errors import ConfigError, ValidationError
 from warden.governance import identity
@@ -17,7 +18,6 @@ from warden.ingest.originals import OriginalsStore, default_key_path
 from warden.operations import ORIGINALS_STREAM, read_original
 
 from .harness import Harness, make_harness
-from .test_identities_cli import Cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.unit.test_telemetry_tracing import PARENT_ID, TRACE_ID, Feed, approved_incident
+from tests.builders import PARENT_ID, TRACE_ID, Feed, approved_incident
 from warden.telemetry.tracing import TracingListener, build_tracer_provider
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ import pytest
 
 from warden.demo import free_port
 from warden.demo.service import build_server
-from warden.domain import evidence, health
+from warden.domain import health
 from warden.domain.errors import ConfigError
-from warden.ingest.probes import HttpProbe, ProbeResult, TcpProbe, _timed_out, jittered
+from warden.ingest.probes import HttpProbe, ProbeResult, TcpProbe, jittered, timed_out
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -296,11 +296,11 @@ def test_a_connect_timeout_on_loopback_points_at_the_process(full_backlog: int, 
     assert result.kind == health.HUNG
     assert "on loopback" in result.error
     # The diagnosis reads it as a process that is alive and answers nothing.
-    assert evidence.classify(result.error) is evidence.Cause.HUNG
+    assert health.cause(result.kind, result.status) is health.Cause.HUNG
 
 
 def test_a_connect_timeout_elsewhere_points_at_the_path() -> None:
-    result = _timed_out("orders.internal", 0.5, time.perf_counter(), connected=False)
+    result = timed_out("orders.internal", 0.5, time.perf_counter(), connected=False)
     assert result.kind == health.TIMEOUT
-    assert evidence.classify(result.error) is evidence.Cause.PATH
-    assert _timed_out("::1", 0.5, time.perf_counter(), connected=False).kind == health.HUNG
+    assert health.cause(result.kind, result.status) is health.Cause.PATH
+    assert timed_out("::1", 0.5, time.perf_counter(), connected=False).kind == health.HUNG

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.builders import wait_for
 from warden.demo import free_port
 from warden.domain.errors import ConfigError, ValidationError
 from warden.execution.adapters import LocalProcessAdapter, ProcessSpec
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 SERVICES = ("gateway", "orders", "payments")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:

@@ -7,24 +7,14 @@ from typing import TYPE_CHECKING
 from tests.integration.harness import Harness, make_harness
 from warden.domain import events as ev
 from warden.domain.kpis import by_agent, resilience_report
+from warden.runbooks.loader import EXAMPLE
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-RUNBOOK = """\
-name: restart-on-oom
-trigger:
-  events: [warden.alert.firing]
-  alertnames: [KubePodOOMKilled]
-condition: event.data.labels.namespace == "prod"
-throttle: {once_within: 5m, group_by: "{{ event.data.service }}"}
-plan:
-  steps:
-    - action: restart_service
-      target: "{{ event.data.service }}"
-  rationale: "{{ event.data.service }} was killed for memory"
-  confidence: 0.9
-"""
+# The documented example, surer of itself and throttled for 5 minutes.
+RUNBOOK = EXAMPLE.replace("once_within: 10m", "once_within: 5m").replace("0.8", "0.9") + "\n"
+assert "once_within: 5m" in RUNBOOK and "confidence: 0.9" in RUNBOOK
 
 
 def oom(h: Harness, service: str, n: int, namespace: str = "prod") -> ev.Event:

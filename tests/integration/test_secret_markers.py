@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from tests.builders import AWS_KEY, BEARER, EMAIL, PASSWORD, PEM, SSN, found_in
 from tests.integration.harness import make_harness
 from warden.agents.model_prompt import incident_context
 from warden.audit.checkpoint import Signer
@@ -32,27 +33,9 @@ if TYPE_CHECKING:
 
     import pytest
 
-PASSWORD = "hunter2-Zq81x"
-BEARER = "eyMarkerBearer0c8d7e6f5a4b3c2d1"
-AWS_KEY = "AKIAMARKER0123456789"
-PEM_BODY = "MIIEmarkerPEMbodyQWERTY"
-PEM = f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----"
-SSN = "078-05-1120-marker"
-EMAIL = "jane.marker@example.org"
-MARKERS = (PASSWORD, BEARER, AWS_KEY, PEM_BODY, SSN, EMAIL)
-
 
 def everything_under(root: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def found_in(blobs: dict[Path, bytes] | dict[str, bytes]) -> list[str]:
-    return [
-        f"{marker} in {where}"
-        for where, blob in blobs.items()
-        for marker in MARKERS
-        if marker.encode() in blob
-    ]
 
 
 def test_secret_markers_reach_no_file_log_metric_or_model(

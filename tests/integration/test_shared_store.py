@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from typer.testing import CliRunner
 
+from tests.builders import wait_for
 from warden.agents.service_down import ServiceDownAgent
 from warden.cli.main import app
 from warden.config import ProbeConfig
@@ -18,7 +19,7 @@ from warden.store.location import pointed
 from .harness import Harness, make_harness
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.postgres
@@ -83,13 +84,6 @@ def checks(h: Harness) -> dict[str, int]:
     return {name: probe.checks for name, probe in h.probes.items()}
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s: {what}"
-        time.sleep(0.02)
-
-
 def test_each_service_is_probed_by_one_worker_at_a_time(workers: list[Harness]) -> None:
     before = [checks(h) for h in workers]
     for h in workers:
@@ -104,5 +98,5 @@ def test_each_service_is_probed_by_one_worker_at_a_time(workers: list[Harness]) 
     workers[owner].warden.probes.stop()
     other = workers[1 - owner]
     handed = checks(other)["payments"]
-    wait_until(lambda: checks(other)["payments"] > handed + 3, "the other worker to probe")
+    wait_for(lambda: checks(other)["payments"] > handed + 3, "the other worker to probe")
     other.warden.probes.stop()

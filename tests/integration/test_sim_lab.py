@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.unit.test_sim_loader import LIBRARY
+from tests.builders import LIBRARY
 from warden.cli.main import app
 from warden.sim.engine import Run
 from warden.sim.lab import LabSettings, run_lab

@@ -22,8 +22,7 @@ from warden.runtime import Runtime
 from warden.store.memory import MemoryEventStore
 from warden.testing import ManualClock
 
-from .harness import make_harness
-from .test_replay import MOVES, live
+from .harness import MOVES, live, make_harness
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

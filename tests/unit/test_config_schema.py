@@ -203,6 +203,19 @@ def test_unknown_keys_suggest_the_closest_known_one(tmp_path: Path) -> None:
     assert "sources.webhook.prot: unknown key 'prot' (did you mean 'port'?)" in nested
 
 
+@pytest.mark.parametrize("key", ["command", "comand", "timeout_s"])
+def test_a_key_of_an_inner_section_typed_beside_it_names_that_section(
+    tmp_path: Path, key: str
+) -> None:
+    # ``command`` belongs to a service's health, not to the service; ``domain`` only looks
+    # alike.
+    message = refused(tmp_path, SERVICE.replace("argv: [run]", f"argv: [run], {key}: [x]"))
+    assert f"unknown key {key!r} (did you mean 'health.{key.replace('comand', 'command')}'?)" in (
+        message
+    )
+    assert "did you mean 'domain'" not in message
+
+
 def test_duplicate_keys_are_refused_with_both_lines(tmp_path: Path) -> None:
     message = refused(tmp_path, SERVICE + "environment: a\nprobe: {}\nenvironment: b\n")
     assert "environment: the key 'environment' is given twice (lines 3 and 5); keep one" in (

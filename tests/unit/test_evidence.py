@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from warden.domain import events as ev
-from warden.domain import evidence
+from warden.domain import evidence, health
 from warden.domain.changes import CHANGE_RECORDED, Changes, observe
 from warden.domain.events import format_time
 from warden.domain.evidence import Cause
@@ -140,6 +140,18 @@ def test_a_process_that_exited_with_nothing_upstream_may_be_restarted() -> None:
 def test_a_process_hung_while_alive_may_be_restarted() -> None:
     w = world(down("inventory", "no answer within 0.5 s after connecting"))
     assert evidence.restart_blockers("inventory", w) == ()
+
+
+@pytest.mark.parametrize(
+    ("kind", "blocked"),
+    [(health.HUNG, False), (health.REFUSED, False), (health.TIMEOUT, True), (health.DNS, True)],
+)
+def test_the_diagnosis_reads_the_stored_kind_not_the_error_text(kind: str, blocked: bool) -> None:
+    # The same text with different recorded kinds: the kind the probe saw decides.
+    seen = replace(down("inventory", "connect timed out after 0.5 s"), last_kind=kind)
+    w = world(seen)
+    assert bool(evidence.restart_blockers("inventory", w)) is blocked
+    assert (evidence.cause_of("inventory", w) in evidence.PROCESS_CAUSES) is not blocked
 
 
 @pytest.mark.parametrize(

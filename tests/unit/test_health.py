@@ -13,7 +13,7 @@ import warden.ingest
 from warden.domain import events as ev
 from warden.domain import health as kinds
 from warden.domain.events import PROBE_FAILED, PROBE_SUCCEEDED, Event
-from warden.domain.health import SUCCESSES_KEPT, Health, observe
+from warden.domain.health import PROCESS_CAUSES, SUCCESSES_KEPT, Cause, Health, observe
 
 
 def probe(n: int, ok: bool) -> ev.Event:
@@ -87,20 +87,33 @@ def _failed(**data: object) -> Event:
 
 
 @pytest.mark.parametrize(
-    ("data", "process", "path"),
+    ("data", "cause"),
     [
-        ({"error": "connection refused", "kind": "refused"}, True, False),
-        ({"error": "check command exit code 1", "kind": "exit_code"}, True, False),
-        ({"error": "timed out after 0.5 s"}, False, True),  # an older log: no kind recorded
-        ({"error": "HTTP 403", "status": 403, "kind": "http_status"}, False, True),
-        ({"error": "HTTP 502", "status": 502, "kind": "http_status"}, False, True),
-        ({"error": "HTTP 500", "status": 500, "kind": "http_status"}, True, False),
-        ({"error": "HTTP 404", "status": 404, "kind": "http_status"}, False, False),
+        ({"error": "connection refused", "kind": "refused"}, Cause.EXITED),
+        ({"error": "check command exit code 1", "kind": "exit_code"}, Cause.EXITED),
+        ({"error": "timed out after 0.5 s"}, Cause.PATH),  # an older log: no kind recorded
+        ({"error": "HTTP 403", "status": 403, "kind": "http_status"}, Cause.PATH),
+        ({"error": "HTTP 502", "status": 502, "kind": "http_status"}, Cause.UPSTREAM),
+        ({"error": "HTTP 500", "status": 500, "kind": "http_status"}, Cause.ERRORS),
+        ({"error": "HTTP 404", "status": 404, "kind": "http_status"}, Cause.PATH),
+        ({"error": "HTTP 503"}, Cause.UPSTREAM),  # an older log: status from the text
+        ({"error": "slow: 3000 ms over 1000 ms"}, Cause.SLOW),
     ],
 )
-def test_the_kind_says_process_or_path(data: dict[str, object], process: bool, path: bool) -> None:
+def test_the_kind_says_what_the_failure_points_at(data: dict[str, object], cause: Cause) -> None:
     folded = observe(Health("api"), _failed(**data))
-    assert (folded.process_fault, folded.path_fault) == (process, path)
+    assert folded.cause is cause
+    assert folded.process_fault == (cause in PROCESS_CAUSES)
+    assert folded.path_fault == (cause is Cause.PATH)
+
+
+def test_the_stored_kind_decides_not_the_error_text() -> None:
+    # A probe that connected and then heard nothing says "hung" whatever its text reads;
+    # the text alone would say the path timed out.
+    folded = observe(Health("api"), _failed(error="connect timed out after 0.5 s", kind=kinds.HUNG))
+    assert folded.cause is Cause.HUNG and folded.process_fault
+    older = observe(Health("api"), _failed(error="connect timed out after 0.5 s"))
+    assert older.cause is Cause.PATH
 
 
 @given(st.sampled_from(kinds.FAILURE_KINDS), st.one_of(st.none(), st.integers(100, 599)))

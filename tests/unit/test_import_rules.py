@@ -156,3 +156,19 @@ def test_the_web_rule_catches_what_it_must(tmp_path: Path) -> None:
         "starlette.routing",
     ]
     assert all(web_framework_allowed("warden.api.probe", n) for n in names)
+
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.rglob("test_*.py")), ids=lambda p: p.name)
+def test_no_test_module_imports_from_another(path: Path) -> None:
+    # Shared helpers live in tests/builders.py, tests/cli.py, the conftest files and the
+    # integration harness: a test module changed or deleted breaks no other.
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        if node.module.rsplit(".", 1)[-1].startswith("test_"):
+            found.append(("." * node.level) + node.module)
+    assert found == [], f"{path.relative_to(TESTS)} imports from test modules {found}"

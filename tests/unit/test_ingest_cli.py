@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.builders import probe_cloudevent, register
 from warden.cli.ingest_cmd import ingest_app, parse_route
 from warden.cli.quarantine_cmd import quarantine_app
 from warden.cli.schema_cmd import schema_app
@@ -25,8 +26,17 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def run(app: Any, *args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=stdin)
+def run(app: Any, *args: str, stdin: str | None = None, token: str = "") -> Result:
+    return CliRunner().invoke(app, list(args), input=stdin, env={"WARDEN_TOKEN": token})
+
+
+def person(state: Path, name: str, role: str) -> str:
+    """Register ``name`` in the state's user registry; their token."""
+    store = SQLiteEventStore(state / "events.db")
+    try:
+        return register(store, name, role).token
+    finally:
+        store.close()
 
 
 def write_schema(directory: Path, name: str, schema: dict[str, Any]) -> Path:
@@ -138,9 +148,18 @@ def test_jsonl_then_quarantine_list_show_and_replay(tmp_path: Path) -> None:
     # The fix: a schema for the unknown type; replay releases that item only.
     schemas = tmp_path / "schemas"
     write_schema(schemas, "warden.probe.unknown@1.json", {"type": "object"})
-    replayed = run(
-        quarantine_app, "replay", "--all", "--state-dir", str(state), "--schemas", str(schemas)
+    replay = ("replay", "--all", "--state-dir", str(state), "--schemas", str(schemas))
+    operator = person(state, "olga", "operator")
+    viewer = person(state, "vic", "viewer")
+    refused = run(quarantine_app, *replay)  # replay changes the log: who does it counts
+    assert refused.exit_code == 2
+    assert "no credential given" in refused.output
+    refused = run(quarantine_app, *replay, token=viewer)
+    assert refused.exit_code == 2
+    assert "vic has the role viewer; quarantine.replay needs the role operator" in (
+        " ".join(refused.output.split())
     )
+    replayed = run(quarantine_app, *replay, token=operator)
     assert replayed.exit_code == 1
     assert f"{unknown_type.id}: accepted (cap-3); released" in replayed.output
     assert f"{bad_json.id}: still refused: not JSON" in replayed.output
@@ -149,8 +168,48 @@ def test_jsonl_then_quarantine_list_show_and_replay(tmp_path: Path) -> None:
     assert [q.id for q in store.quarantined()] == [bad_json.id]
     assert "cap-3" in [e.id for e in store.read_all()]
     store.close()
-    single = run(quarantine_app, "replay", str(bad_json.id), "--state-dir", str(state))
+    single = run(
+        quarantine_app, "replay", str(bad_json.id), "--state-dir", str(state), token=operator
+    )
     assert single.exit_code == 1
+
+
+def test_ingested_and_replayed_input_pass_the_configured_redaction(tmp_path: Path) -> None:
+    # `warden ingest` and quarantine replay use the gate of the running Warden: the
+    # configuration's redact.fields are redacted before anything is stored.
+    state = tmp_path / "state"
+    config = tmp_path / "warden.yaml"
+    config.write_text(
+        f"state_dir: {state}\nredact: {{fields: [customer_id]}}\n"
+        "services:\n  - {name: payments, health: 'http://127.0.0.1:9/'}\n",
+        encoding="utf-8",
+    )
+    secret = "cust-8f3a9c1d"
+    data = {"service": "payments", "customer_id": secret}
+    good = probe_cloudevent(id="r-1", type="acme.refund.done", data=data)
+    late = probe_cloudevent(id="r-2", type="acme.refund.late", data=data)
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(json.dumps(good) + "\n" + json.dumps(late) + "\n", encoding="utf-8")
+    schemas = tmp_path / "schemas"
+    write_schema(schemas, "acme.refund.done@1.json", {"type": "object"})
+    ingest = ("jsonl", str(capture), "-c", str(config), "--schemas", str(schemas))
+    result = run(ingest_app, *ingest, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "1 accepted, 0 duplicate, 1 quarantined" in result.stdout
+    write_schema(schemas, "acme.refund.late@1.json", {"type": "object"})
+    operator = person(state, "olga", "operator")
+    replay = ("replay", "--all", "-c", str(config), "--schemas", str(schemas))
+    replayed = run(quarantine_app, *replay, token=operator)
+    assert replayed.exit_code == 0, replayed.output
+    store = SQLiteEventStore(state / "events.db")
+    try:
+        stored = {e.id: e.data for e in store.read_all()}
+    finally:
+        store.close()
+    assert set(stored) >= {"r-1", "r-2"}
+    for event_id in ("r-1", "r-2"):
+        assert secret not in json.dumps(stored[event_id])
+        assert str(stored[event_id]["customer_id"]).startswith("[REDACTED")
 
 
 def test_jsonl_from_stdin(tmp_path: Path) -> None:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.builders import LIFECYCLE_START as T0
+from tests.builders import SETTINGS, at, view
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
-from warden.domain.catalog import Catalog
 from warden.domain.control import Controls
 from warden.domain.decisions import Decision, Outcome, Reason
 from warden.domain.health import Health
 from warden.domain.ids import derived_id
 from warden.domain.incident import Incident, State, apply
 from warden.domain.plans import Plan, Step
-from warden.domain.topology import ServiceNode, Topology
 from warden.domain.world import World
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PLAN = Plan(
     agent="dependency",
     steps=(Step("open_circuit", "orders"), Step("start_service", "payments")),
@@ -27,26 +26,6 @@ PLAN = Plan(
     evidence=("e1",),
     confidence=0.9,
 )
-SETTINGS = lc.LifecycleSettings(
-    verification_timeout_s=15, approval_timeout_s=60, compensation_hold_s=120
-)
-EVERY_ACTION = frozenset(Catalog().names())
-TOPOLOGY = Topology.of([ServiceNode("payments", "payments"), ServiceNode("orders", "shop")])
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def view(**overrides: Any) -> lc.View:
-    fields: dict[str, Any] = {
-        "world": World(now=T0),
-        "controls": Controls(),
-        "topology": TOPOLOGY,
-        "catalog": Catalog(),
-        "runnable": EVERY_ACTION,
-    }
-    return lc.View(**(fields | overrides))
 
 
 class Story:
@@ -306,6 +285,31 @@ def test_steps_that_cannot_be_undone_are_named_when_escalating() -> None:
         Story().decided().ran().incident, view(runnable=frozenset()), "x", at(9)
     )
     assert "no adapter runs close_circuit" in reason_of(unrunnable)
+
+
+def test_a_denied_replay_leaves_the_corrupt_batch_quarantined() -> None:
+    # The batch was quarantined because it failed: undoing the quarantine when the replay
+    # is denied would feed the corrupt data to the pipeline again.
+    batch = (("batch", "b-7"), ("pipeline", "ingest"))
+    plan = Plan(
+        agent="pipeline-corruption",
+        steps=(
+            Step("quarantine_batch", "payments", batch),
+            Step(
+                "replay_from_checkpoint",
+                "payments",
+                (("checkpoint", "c-6"), ("pipeline", "ingest")),
+            ),
+        ),
+        rationale="batch b-7 failed",
+        evidence=("e1",),
+        confidence=0.9,
+    )
+    story = Story(plan).decided().ran().decided(Outcome.DENY)
+    found = commands(story, at(9))
+    assert appended(found) == [ev.INCIDENT_ESCALATED]
+    assert "left as is: step 0 (quarantine_batch)" in reason_of(found)
+    assert not [c for c in found if isinstance(c, lc.RunCompensation)]
 
 
 # -- verification ------------------------------------------------------------------------

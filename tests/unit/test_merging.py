@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.builders import SETTINGS, at, view
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain.decisions import Decision, Outcome, Reason
@@ -12,8 +13,6 @@ from warden.domain.incident import Incident, State, apply
 from warden.domain.merging import leaders
 from warden.domain.plans import Plan, Step
 from warden.domain.world import World
-
-from .test_lifecycle import SETTINGS, at, view
 
 OPEN_CIRCUIT = Plan(
     agent="dependency",

@@ -22,6 +22,7 @@ from warden.domain.world import World
 from warden.governance.context import ActionRecord, FreezeWindow, Situation
 from warden.governance.gate import DecisionGate, Guardrails, RateLimit
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle, PolicyRequest
+from warden.governance.policy_tests import DEFAULT_CONTEXT
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -301,3 +302,14 @@ def test_agent_cap_limits_autonomy(bundle: PolicyBundle) -> None:
         .decision.describe()
         .startswith("needs_approval(1)")
     )
+
+
+@pytest.mark.parametrize("action", Catalog().names())
+def test_every_catalog_action_is_in_the_builtin_schema(bundle: PolicyBundle, action: str) -> None:
+    # Strict evaluation (policy tests, explain) checks the request against the schema: an
+    # action the schema does not declare would be a policy error, never a decision.
+    request = PolicyRequest("service-down", action, "payments", dict(DEFAULT_CONTEXT))
+    explanation = bundle.explain(request)
+    assert explanation.errors == ()
+    assert [r for r in explanation.verdict.reasons if r.policy_id == "policy-error"] == []
+    assert explanation.matched  # the default context is permitted by some policy

@@ -16,27 +16,22 @@ from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, WardenError
 from warden.ingest.registry import SchemaRegistry
 from warden.runbooks.cases import case_files, load_cases, run_case
-from warden.runbooks.loader import load_runbook, load_runbooks
+from warden.runbooks.loader import EXAMPLE, load_runbook, load_runbooks
 from warden.runbooks.model import evaluate
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "runbooks"
 CATALOG = Catalog()
 REGISTRY = SchemaRegistry()
 
-GOOD = """\
-name: restart-on-oom
-trigger:
-  events: [warden.alert.firing]
-  alertnames: [KubePodOOMKilled]
-condition: event.data.labels.namespace == "prod"
-throttle: {once_within: 5s, group_by: "{{ event.data.labels.host }}"}
-plan:
-  steps:
-    - action: restart_service
-      target: "{{ event.data.service }}"
-  rationale: "{{ event.data.service }} was killed for memory"
-  confidence: 0.8
-"""
+# The documented example, throttled per host over a few seconds (the tests step by seconds).
+GOOD = (
+    EXAMPLE.replace(
+        'throttle: {once_within: 10m, group_by: "{{ event.data.service }}"}',
+        'throttle: {once_within: 5s, group_by: "{{ event.data.labels.host }}"}',
+    )
+    + "\n"
+)
+assert GOOD != EXAMPLE + "\n", "the example's throttle line changed: update GOOD"
 
 
 def load(text: str) -> object:

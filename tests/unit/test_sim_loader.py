@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import LIBRARY
 from warden.sim.format import json_schema
 from warden.sim.loader import ScenarioError, dotted, find, load, parse
 
-LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "src/warden/sim/scenario.schema.json"
 
 MINIMAL = """

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+import sys
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -12,53 +12,37 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tests.builders import (
+    FEED_START,
+    PARENT_ID,
+    TRACE_ID,
+    TRACEPARENT,
+    Feed,
+    approved_incident,
+    decision,
+)
 from warden.domain import events as ev
-from warden.domain.decisions import Decision, Outcome, Reason
+from warden.domain.decisions import Outcome
 from warden.domain.errors import ConfigError
 from warden.domain.ids import traceparent_for
 from warden.domain.plans import Plan, Step, step_hash
-from warden.telemetry.tracing import TracingListener, build_tracer_provider, nanos
+from warden.telemetry.tracing import (
+    OTLP_EXPORTERS,
+    TracingListener,
+    build_tracer_provider,
+    nanos,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from opentelemetry.sdk.trace import ReadableSpan
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT_ID = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+T0 = FEED_START
 
 
 def ns(seconds: float) -> int:
     return nanos(T0 + timedelta(seconds=seconds))
-
-
-class Feed:
-    """Builds events (in log order) and hands each to the listener, as the runtime would."""
-
-    def __init__(self, listener: TracingListener) -> None:
-        self.listener = listener
-        self.n = 0
-
-    def emit(
-        self, stream: str, type_: str, seconds: float, data: dict[str, Any], traceparent: str = ""
-    ) -> ev.Event:
-        self.n += 1
-        event = ev.Event(
-            id=f"e{self.n}", source="test", type=type_,
-            time=ev.format_time(T0 + timedelta(seconds=seconds)), data=data,
-            traceparent=traceparent, stream=stream, position=self.n,
-        )  # fmt: skip
-        self.listener(event)
-        return event
-
-
-def decision(
-    hash_: str, outcome: Outcome, version: str = "v1", approvers: int = 0
-) -> dict[str, Any]:
-    reasons = (Reason("autonomy", "ok"), Reason("blast", "small"))
-    return {"decision": Decision(outcome, hash_, reasons, approvers, version).to_dict(), "index": 0}
 
 
 @pytest.fixture
@@ -72,59 +56,6 @@ def listener(exporter: InMemorySpanExporter) -> Iterator[TracingListener]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield TracingListener(provider)
     provider.shutdown()
-
-
-def approved_incident(feed: Feed) -> None:
-    """Three failed probes, an incident that needs an approval, a restart, a verification."""
-    signals = [
-        feed.emit("service-payments", ev.PROBE_FAILED, s, {"service": "payments", "latency_ms": 250.0, "error": "connection refused"})
-        for s in (0, 1, 2)
-    ]  # fmt: skip
-    feed.emit("service-payments", ev.PROBE_FAILED, 2.5, {"service": "payments"})  # not evidence
-    stream = "incident-inc1"
-    plan = Plan("service-down", (Step("restart_service", "payments"),), "down", ("x",), 0.95)
-    hash_ = step_hash("inc1", 0, plan.steps[0])
-    opened = {
-        "incident_id": "inc1", "service": "payments", "summary": "payments down",
-        "first_signal_at": signals[0].time, "evidence": [s.id for s in signals],
-    }  # fmt: skip
-    feed.emit(stream, ev.INCIDENT_OPENED, 3, opened, TRACEPARENT)
-    feed.emit(stream, ev.PLAN_PROPOSED, 4, {"plan": plan.to_dict()}, TRACEPARENT)
-    feed.emit(
-        stream,
-        ev.DECISION_RECORDED,
-        4.5,
-        decision(hash_, Outcome.NEEDS_APPROVAL, approvers=1),
-        TRACEPARENT,
-    )
-    feed.emit(
-        stream, ev.APPROVAL_GRANTED, 60, {"step_hash": hash_, "approver": "alice"}, TRACEPARENT
-    )
-    feed.emit(stream, ev.DECISION_RECORDED, 61, decision(hash_, Outcome.ALLOW), TRACEPARENT)
-    feed.emit(
-        stream,
-        ev.STEP_INTENDED,
-        62,
-        {
-            "index": 0,
-            "step_hash": hash_,
-            "action": "restart_service",
-            "target": "payments",
-            "idempotency_key": "k1",
-            "timeout_s": 10.0,
-        },
-        TRACEPARENT,
-    )
-    feed.emit(
-        stream,
-        ev.STEP_SUCCEEDED,
-        64,
-        {"index": 0, "step_hash": hash_, "duration_ms": 1980.5, "detail": "restarted"},
-        TRACEPARENT,
-    )
-    feed.emit(stream, ev.VERIFICATION_STARTED, 65, {"probe": "health"}, TRACEPARENT)
-    feed.emit(stream, ev.VERIFICATION_PASSED, 70, {}, TRACEPARENT)
-    feed.emit(stream, ev.INCIDENT_RESOLVED, 70, {"reason": "verified", "mttr_s": 70.0}, TRACEPARENT)
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
@@ -261,19 +192,18 @@ def test_without_an_endpoint_nothing_is_exported() -> None:
     setup.provider.shutdown()
 
 
-def otlp_http_installed() -> bool:
-    try:
-        return importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is not None
-    except ModuleNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(otlp_http_installed(), reason="the OTLP exporter is installed here")
-def test_a_missing_otlp_exporter_is_reported_not_fatal() -> None:
-    setup = build_tracer_provider("http://127.0.0.1:4318/v1/traces")
+@pytest.mark.parametrize(("protocol", "package"), sorted(OTLP_EXPORTERS.items()))
+def test_a_missing_otlp_exporter_is_reported_not_fatal(
+    monkeypatch: pytest.MonkeyPatch, protocol: str, package: tuple[str, str]
+) -> None:
+    # Whether or not the optional exporter is installed here, the import is made to fail
+    # as it does where it is not (None in sys.modules: the import raises ImportError).
+    module, name = package
+    monkeypatch.setitem(sys.modules, module, None)
+    setup = build_tracer_provider("http://127.0.0.1:4318/v1/traces", protocol=protocol)
     assert not setup.exporting
-    assert "opentelemetry-exporter-otlp-proto-http is not installed" in setup.message
-    assert "pip install opentelemetry-exporter-otlp-proto-http" in setup.message
+    assert f"{name} is not installed" in setup.message
+    assert f"pip install {name}" in setup.message
     span = setup.provider.get_tracer("t").start_span("still works")
     span.end()
     setup.provider.shutdown()

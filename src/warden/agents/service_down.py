@@ -107,7 +107,7 @@ class ServiceDownAgent:
         if self._blockers(incident.service, world):
             return None
         failures = health.consecutive_failures
-        cause = evidence.classify(health.last_error)
+        cause = health.cause
         return Plan(
             agent=self.name,
             steps=(Step("restart_service", incident.service),),

@@ -43,6 +43,8 @@ class ApiContext:
     poll_s: float = 0.5
     # The relapse window, prices and services the KPIs are computed with.
     kpis: KpiSettings = field(default_factory=KpiSettings)
+    # The configuration in force, when known: quarantine replay applies its redaction.
+    config: WardenConfig | None = None
 
 
 def context_for(config: WardenConfig, store: EventStore) -> ApiContext:
@@ -54,4 +56,5 @@ def context_for(config: WardenConfig, store: EventStore) -> ApiContext:
         environment=config.environment,
         default_autonomy=config.autonomy,
         kpis=config.kpi_settings,
+        config=config,
     )

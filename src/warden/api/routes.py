@@ -21,6 +21,7 @@ from warden.api import views
 from warden.api.auth import PUBLIC, caller, context, needs
 from warden.api.errors import ApiError
 from warden.api.live import event_stream
+from warden.assembly import ingest_gate
 from warden.audit.log import AuditLog
 from warden.audit.merkle import verify_consistency
 from warden.audit.proofs import build_proof
@@ -30,7 +31,6 @@ from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.errors import AuditVerificationError
 from warden.domain.incident import State
 from warden.domain.kpis import resilience_report
-from warden.ingest.gate import IngestGate
 from warden.ingest.quarantine import replay_quarantined
 from warden.ingest.registry import SchemaRegistry
 from warden.ports import SystemClock
@@ -295,7 +295,7 @@ def replay_item(request: Request, item_id: int) -> dict[str, Any]:
     """Run one item through the gates again; it is released when now accepted."""
     ctx = context(request)
     item = _item(ctx, item_id)
-    gate = IngestGate(ctx.store, SchemaRegistry(), SystemClock())
+    gate = ingest_gate(ctx.store, SchemaRegistry(), SystemClock(), ctx.config, ctx.state_dir)
     (result,) = replay_quarantined(ctx.store, gate, [item])
     return {
         "id": result.quarantine_id,

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from typing import TYPE_CHECKING
 
 import uvicorn
 
-from warden.domain.errors import ConfigError
+from warden.ingest.serving import base_url, bind, start_in_thread, stop_thread
 
 if TYPE_CHECKING:
+    import threading
+
     from fastapi import FastAPI
 
     from warden.api.context import ApiContext
-
-_START_TIMEOUT_S = 10.0
 
 
 class ApiServer:
@@ -26,15 +23,7 @@ class ApiServer:
         self, app: FastAPI, ctx: ApiContext, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.ctx = ctx
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            self._socket = socket.create_server((host, port), family=family, backlog=256)
-        except (OSError, OverflowError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(
-                f"the API cannot listen on {host}:{port}: {reason}; free that port or choose"
-                " another (api.port in warden.yaml, or --port)"
-            ) from None
+        self._socket = bind(host, port, 256, "the API", "api.port in warden.yaml, or --port")
         config = uvicorn.Config(
             app,
             loop="uvloop",
@@ -52,22 +41,11 @@ class ApiServer:
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:8400``."""
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        return base_url(self._socket)
 
     def start(self) -> None:
         """Serve in a background thread; returns once connections are accepted."""
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="api", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the API server stopped while starting; see the log")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API server did not start in {_START_TIMEOUT_S:g} s")
-            time.sleep(0.005)
+        self._thread = start_in_thread(self._server, self._socket, "API")
 
     def serve_forever(self, stop: threading.Event) -> None:
         """Start, wait until ``stop`` is set, then stop."""
@@ -82,8 +60,6 @@ class ApiServer:
     def stop(self) -> None:
         """End live streams, finish requests in flight, close the socket."""
         self.ctx.stopping.set()
-        if self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join()
-            self._thread = None
+        stop_thread(self._server, self._thread)
+        self._thread = None
         self._socket.close()

@@ -37,6 +37,7 @@ from warden.domain.errors import (
     ConfigError,
     ValidationError,
 )
+from warden.store.private import fsync_dir
 
 CHECKPOINTS_SUFFIX = ".checkpoints"
 AUDIT_STREAM = "audit"
@@ -76,14 +77,6 @@ def _split_entry(line: bytes, index: int) -> tuple[bytes, bytes]:
             f"entry {index} is malformed; run `warden audit verify` for details", index
         )
     return leaf, bytes.fromhex(match.group(1).decode("ascii"))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -350,7 +343,7 @@ class AuditLog:
             created = not self.path.exists()
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         else:
             try:
                 fd = os.open(self.path, os.O_RDONLY)
@@ -467,4 +460,4 @@ class AuditLog:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.checkpoints_path.parent)
+            fsync_dir(self.checkpoints_path.parent)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from warden.audit.checkpoint import Signer, Verifier
 from warden.audit.log import AuditLog
 from warden.domain.errors import ConfigError
-from warden.store.private import config_dir
+from warden.store.private import config_dir, fsync_dir
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -137,7 +137,7 @@ def write_signer_key(signer: Signer, path: Path, *, replace: bool = False) -> No
         os.close(fd)
     if replace:
         os.replace(target, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def make_private_dir(path: Path) -> None:
@@ -285,7 +285,7 @@ def migrate_legacy_key(paths: AuditPaths) -> None:
     with tmp.open("rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, paths.key)
-    _fsync_dir(paths.key.parent)
+    fsync_dir(paths.key.parent)
     legacy.unlink()
     _log.warning(
         "moved the audit signing key out of the state directory: %s -> %s (it lay where "
@@ -302,7 +302,7 @@ def _write_text_atomically(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _append_line(path: Path, line: str) -> None:
@@ -310,14 +310,6 @@ def _append_line(path: Path, line: str) -> None:
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish_verifier(paths: AuditPaths, signer: Signer) -> None:

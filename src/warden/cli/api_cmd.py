@@ -17,8 +17,7 @@ from rich.console import Console
 
 from warden.api.context import ApiContext, context_for
 from warden.api.server import ApiServer
-from warden.cli.auth import approval_settings
-from warden.cli.options import Config, StateDir, fail, state_dir_of
+from warden.cli.options import Config, StateDir, configured, fail, state_dir_of
 from warden.config import load_config
 from warden.domain.errors import WardenError
 from warden.store.location import has_log, open_event_store
@@ -89,9 +88,9 @@ def _open(given: Path | None, config: Path | None) -> tuple[EventStore, ApiConte
             f"no Warden state in {state_dir}/ (run `warden demo` or `warden run` first, or"
             " give -c warden.yaml)"
         )
+    found = configured(None, state_dir)
     store = open_event_store(state_dir)
-    approvals = approval_settings(None, state_dir)
-    ctx = ApiContext(store, state_dir)
-    if approvals is not None:
-        ctx.approvals = approvals
+    ctx = ApiContext(store, state_dir, config=found)
+    if found is not None:
+        ctx.approvals = found.approvals
     return store, ctx

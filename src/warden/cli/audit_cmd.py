@@ -25,6 +25,7 @@ from warden.audit.publish import CheckpointPublisher, check_published
 from warden.audit.state import AuditPaths, open_audit, parse_verifier_arg, trusted_verifiers
 from warden.audit.storecheck import crosscheck_store
 from warden.audit.trust import TrustStore, pin, verify_trusted
+from warden.cli.auth import Claimed, KeyFile, TokenFile, gate
 from warden.cli.options import Config, StateDir, error_text, state_dir_of
 from warden.domain.errors import AuditVerificationError, WardenError
 from warden.store.location import has_log, open_event_store
@@ -313,14 +314,22 @@ def keygen(
         Path | None,
         typer.Option("--out", help="Private key file (default: the key path, outside the state)."),
     ] = None,
+    token_file: TokenFile = None,
+    key: KeyFile = None,
+    claimed: Claimed = None,
     config: Config = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Generate a signing key into a new 0600 file and print its verifier key."""
+    """Generate a signing key into a new 0600 file and print its verifier key.
+
+    Into the state (no --out) it takes an admin's credential once an admin exists
+    (--token-file, WARDEN_TOKEN or --key); --out only writes a file and takes none.
+    """
     state_dir = state_dir_of(state_dir, config)
     paths = AuditPaths.for_state(state_dir)
     with _failing("audit keygen"):
         if out is None:
+            gate(state_dir, "audit.keys", (token_file, key, claimed), until_an_admin=True)
             paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             signer = state.keygen(name, paths.signer_key)
             state.publish_verifier(paths, state.read_signer_key(paths.signer_key))
@@ -330,10 +339,20 @@ def keygen(
 
 
 @audit_app.command()
-def rotate(config: Config = None, state_dir: StateDir = None) -> None:
-    """Replace the signing key; the current tree is signed by both old and new keys."""
+def rotate(
+    token_file: TokenFile = None,
+    key: KeyFile = None,
+    claimed: Claimed = None,
+    config: Config = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Replace the signing key; the current tree is signed by both old and new keys.
+
+    Takes an admin's credential once an admin exists (--token-file, WARDEN_TOKEN or --key).
+    """
     state_dir = state_dir_of(state_dir, config)
     with _failing("audit rotate"):
+        gate(state_dir, "audit.keys", (token_file, key, claimed), until_an_admin=True)
         old, new = state.rotate(state_dir)
     _out().print(
         _summary(

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from warden.config import load_config
+from warden import operations
+from warden.cli.options import configured
 from warden.domain.errors import ValidationError
 from warden.governance import identity
+from warden.store.location import has_log, open_event_store
 
 if TYPE_CHECKING:
     from warden.domain.users import User
@@ -82,7 +84,35 @@ def check_claim(user: User, claimed: str | None) -> None:
 
 def approval_settings(config: Path | None, state_dir: Path) -> ApprovalSettings | None:
     """The configured approvers: from ``config``, else the warden.yaml kept in the state dir."""
-    chosen = config or next(
-        (p for p in (state_dir / "warden.yaml", Path("warden.yaml")) if p.is_file()), None
-    )
-    return None if chosen is None else load_config(chosen).approvals
+    found = configured(config, state_dir)
+    return None if found is None else found.approvals
+
+
+def gate(
+    state_dir: Path,
+    action: str,
+    who: tuple[Path | None, Path | None, str | None],
+    *,
+    until_an_admin: bool = False,
+) -> User | None:
+    """The person the options name, if their role allows ``action``; else refuse.
+
+    ``who`` is (--token-file, --key, --as). With ``until_an_admin``, a state with no admin
+    yet (a fresh install, being set up) needs no credential and gives None, as
+    `warden user add` makes the first admin.
+    """
+    store = open_event_store(state_dir) if has_log(state_dir) else None
+    try:
+        if until_an_admin and (store is None or not operations.users(store).has_admin()):
+            return None
+        if store is None:
+            raise identity.AuthenticationError(
+                f"no Warden state in {state_dir}/, so no user to check {action} against",
+                fix="give --state-dir (or -c) of the Warden you operate",
+            )
+        user = operations.authenticate(store, credential(who[0], who[1]), action)
+    finally:
+        if store is not None:
+            store.close()
+    check_claim(user, who[2])
+    return user

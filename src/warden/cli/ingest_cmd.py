@@ -16,12 +16,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from warden.cli.options import Config, StateDir, state_dir_of
+from warden.assembly import ingest_gate
+from warden.cli.options import Config, StateDir, configured, state_dir_of
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
-from warden.domain.errors import ConfigError
+from warden.domain.errors import ConfigError, WardenError
 from warden.ingest.auth import SenderAuth
 from warden.ingest.cloudevents import GenericRoute
-from warden.ingest.gate import IngestGate
 from warden.ingest.jsonl import ingest_jsonl
 from warden.ingest.pipeline import Pipeline
 from warden.ingest.senders import Sender, hmac_key
@@ -56,10 +56,17 @@ def _summary(tally: Tally) -> str:
     )
 
 
-def _pipeline(state_dir: Path, schemas: list[Path] | None) -> tuple[EventStore, Pipeline]:
+def _pipeline(
+    state_dir: Path, config: Path | None, schemas: list[Path] | None
+) -> tuple[EventStore, Pipeline]:
+    """The store and the gates of the running Warden (its redact.fields included)."""
     registry = load_registry(schemas)
+    try:
+        settings = configured(config, state_dir)
+    except WardenError as exc:
+        raise fail(str(exc)) from None
     store = open_event_store(state_dir)
-    return store, Pipeline(IngestGate(store, registry, SystemClock()))
+    return store, Pipeline(ingest_gate(store, registry, SystemClock(), settings, state_dir))
 
 
 def parse_route(text: str) -> tuple[str, GenericRoute]:
@@ -93,7 +100,7 @@ def jsonl(
     state_dir = state_dir_of(state_dir, config)
     if file != "-" and not Path(file).is_file():
         raise fail(f"no such file: {file}")
-    store, pipeline = _pipeline(state_dir, schemas)
+    store, pipeline = _pipeline(state_dir, config, schemas)
     try:
         tally = ingest_jsonl(file, pipeline, console=_err() if progress else None)
     except OSError as exc:
@@ -213,7 +220,7 @@ def serve(
         auth = _auth(secret, token, basic_user, granted, insecure=insecure)
     except ConfigError as exc:
         raise fail(str(exc).replace("sources.webhook", "ingest serve")) from None
-    store, pipeline = _pipeline(state_dir, schemas)
+    store, pipeline = _pipeline(state_dir, config, schemas)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

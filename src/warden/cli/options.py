@@ -7,7 +7,7 @@ and without either the state is in ``.warden/``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.markup import escape
 
 from warden.config import load_config
 from warden.domain.errors import WardenError
+
+if TYPE_CHECKING:
+    from warden.config import WardenConfig
 
 DEFAULT_STATE = Path(".warden")
 
@@ -52,6 +55,19 @@ def state_dir_of(state_dir: Path | None, config: Path | None) -> Path:
         except WardenError as exc:
             raise fail(str(exc)) from None
     return DEFAULT_STATE
+
+
+def configured(config: Path | None, state_dir: Path) -> WardenConfig | None:
+    """The configuration in force: ``config``, the state dir's warden.yaml, or ./warden.yaml.
+
+    None when there is none. Commands that act on a state without running Warden
+    (approvals, ingest, quarantine replay) read from it what the running Warden would
+    apply: approvers, redaction.
+    """
+    chosen = config or next(
+        (p for p in (state_dir / "warden.yaml", Path("warden.yaml")) if p.is_file()), None
+    )
+    return None if chosen is None else load_config(chosen)
 
 
 def error_text(message: str, label: str = "error") -> str:

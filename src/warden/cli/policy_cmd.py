@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from warden.cli.options import fail
+from warden.domain.catalog import Catalog
 from warden.domain.decisions import outcome_label
-from warden.domain.errors import ConfigError
+from warden.domain.errors import ConfigError, did_you_mean
 from warden.governance.policy import BUILTIN_BUNDLE, PolicyBundle, PolicyRequest
 from warden.governance.policy_tests import (
     DEFAULT_CONTEXT,
@@ -117,9 +118,19 @@ def explain(
     ),
     source: Annotated[bool, typer.Option(help="Print the source of matched policies.")] = False,
 ) -> None:
-    """Show, for one request, which policies matched, which did not, and the decision."""
+    """Show, for one request, which policies matched, which did not, and the decision.
+
+    The action's risk and idempotence come from the catalog unless --set gives them.
+    """
     bundle = _load(directory)
-    context = dict(DEFAULT_CONTEXT)
+    catalog = Catalog()
+    spec = catalog.get(action)
+    if spec is None:
+        hint = did_you_mean(action, catalog.names())
+        known = ", ".join(catalog.names())
+        console.print(f"[red]--action {action!r}: not in the catalog{hint}; known: {known}")
+        raise typer.Exit(2)
+    context = {**DEFAULT_CONTEXT, "risk": spec.risk.value, "idempotent": spec.idempotent}
     for item in set_ or []:
         key, sep, value = item.partition("=")
         if not sep or key not in DEFAULT_CONTEXT:

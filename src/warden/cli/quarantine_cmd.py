@@ -15,9 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warden.cli.options import Config, StateDir, state_dir_of
+from warden.assembly import ingest_gate
+from warden.cli.auth import Claimed, KeyFile, TokenFile
+from warden.cli.auth import gate as gate_for
+from warden.cli.options import Config, StateDir, configured, state_dir_of
 from warden.cli.schema_cmd import SchemaDirs, fail, load_registry
-from warden.ingest.gate import IngestGate
+from warden.domain.errors import WardenError
 from warden.ingest.quarantine import ReplayVerdict, replay_quarantined
 from warden.ports import SystemClock
 from warden.store.location import has_log, open_event_store
@@ -103,20 +106,34 @@ def replay(
         int | None, typer.Argument(metavar="[ID]", help="The item to replay.")
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every quarantined item.")] = False,
+    token_file: TokenFile = None,
+    key: KeyFile = None,
+    claimed: Claimed = None,
     config: Config = None,
     state_dir: StateDir = None,
     schemas: SchemaDirs = None,
 ) -> None:
-    """Run quarantined input through the gates again; release what is now accepted."""
+    """Run quarantined input through the gates again; release what is now accepted.
+
+    Takes an operator's credential (--token-file, WARDEN_TOKEN or --key). The gates are
+    those of the running Warden: the configuration's redact.fields apply.
+    """
     state_dir = state_dir_of(state_dir, config)
     if (item_id is None) == (not all_):
         raise fail("give one quarantine ID, or --all")
     registry = load_registry(schemas)
+    if not has_log(state_dir):
+        raise fail(f"no Warden state in {state_dir}/ (nothing was ingested there yet)")
+    try:
+        gate_for(state_dir, "quarantine.replay", (token_file, key, claimed))
+        settings = configured(config, state_dir)
+    except WardenError as exc:
+        raise fail(str(exc)) from None
     store = _open(state_dir)
     try:
         items = store.quarantined()
         chosen = items if all_ else [_find(items, item_id or 0)]
-        gate = IngestGate(store, registry, SystemClock())
+        gate = ingest_gate(store, registry, SystemClock(), settings, state_dir)
         results = replay_quarantined(store, gate, chosen)
     finally:
         store.close()

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from warden import operations
-from warden.cli.auth import Claimed, KeyFile, TokenFile, check_claim, credential
+from warden.cli.auth import Claimed, KeyFile, TokenFile, check_claim, credential, gate
 from warden.cli.options import Config, StateDir, fail, state_dir_of
 from warden.domain.errors import ValidationError
 from warden.domain.users import PERMISSIONS, ROLES, may
@@ -65,13 +65,13 @@ def add(
     how the first admin is made. After that an admin's credential is needed.
     """
     state_dir = state_dir_of(state_dir, config)
+    try:
+        by = gate(state_dir, "users", (token_file, key, claimed), until_an_admin=True)
+    except ValidationError as exc:
+        raise _fail(str(exc)) from exc
     state_dir.mkdir(parents=True, exist_ok=True)
     store = open_event_store(state_dir)
     try:
-        by = None
-        if operations.users(store).has_admin():
-            by = operations.authenticate(store, credential(token_file, key), "users")
-            check_claim(by, claimed)
         text = ""
         if public_key is not None:
             try:

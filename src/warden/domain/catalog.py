@@ -60,7 +60,16 @@ def _params(required: tuple[str, ...], **properties: dict[str, Any]) -> dict[str
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
 _VALUE = {"type": "string", "maxLength": 2000}
 _BATCH = _params(("pipeline", "batch"), pipeline=_TEXT, batch=_TEXT)
+# The parameter shapes of the actions that put something back (a revert, or an undo):
+# each is defined once, and what an undo needs reported is its required parameters.
 _FIELD_VALUE = _params(("field", "value"), field=_TEXT, value=_VALUE)
+_VERSION = _params(("version",), version=_TEXT)
+_REPLICAS = _params(("replicas",), replicas={"type": "integer", "minimum": 1, "maximum": 1000})
+
+
+def _undo_needs(shape: dict[str, Any]) -> tuple[str, ...]:
+    """What a step's result must report for an undo whose parameters have ``shape``."""
+    return tuple(shape["required"])
 
 
 def _restore(name: str, what: str, risk: Risk = Risk.LOW) -> ActionSpec:
@@ -77,7 +86,7 @@ def _restore(name: str, what: str, risk: Risk = Risk.LOW) -> ActionSpec:
         params_schema=_FIELD_VALUE,
         verification="recovered",
         compensation=name,
-        undo_needs=("field", "value"),
+        undo_needs=_undo_needs(_FIELD_VALUE),
     )
 
 
@@ -115,10 +124,10 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         risk=Risk.MEDIUM,
         idempotent=True,
         timeout_s=120.0,
-        params_schema=_params(("version",), version=_TEXT),
+        params_schema=_VERSION,
         verification="error_rate",
         compensation="deploy_version",
-        undo_needs=("version",),
+        undo_needs=_undo_needs(_VERSION),
     ),
     ActionSpec(
         name="deploy_version",
@@ -126,7 +135,7 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         risk=Risk.MEDIUM,
         idempotent=True,
         timeout_s=120.0,
-        params_schema=_params(("version",), version=_TEXT),
+        params_schema=_VERSION,
     ),
     ActionSpec(
         name="open_circuit",
@@ -170,7 +179,9 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         timeout_s=60.0,
         params_schema=_BATCH,
         verification="batch",
-        compensation="release_batch",
+        # No compensation: the batch is quarantined because it failed, so undoing the
+        # quarantine (when a later step is denied or fails) would feed known-corrupt data
+        # to the pipeline again. It stays aside; release_batch is a human's call.
     ),
     ActionSpec(
         name="release_batch",
@@ -195,12 +206,10 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         risk=Risk.MEDIUM,
         idempotent=True,
         timeout_s=120.0,
-        params_schema=_params(
-            ("replicas",), replicas={"type": "integer", "minimum": 1, "maximum": 1000}
-        ),
+        params_schema=_REPLICAS,
         verification="backlog",
         compensation="scale_consumers",
-        undo_needs=("replicas",),
+        undo_needs=_undo_needs(_REPLICAS),
     ),
     ActionSpec(
         name="reconcile_state",
@@ -223,12 +232,10 @@ BUILTIN_ACTIONS: tuple[ActionSpec, ...] = (
         risk=Risk.MEDIUM,
         idempotent=True,
         timeout_s=180.0,
-        params_schema=_params(
-            ("replicas",), replicas={"type": "integer", "minimum": 1, "maximum": 1000}
-        ),
+        params_schema=_REPLICAS,
         verification="recovered",
         compensation="scale_service",
-        undo_needs=("replicas",),
+        undo_needs=_undo_needs(_REPLICAS),
     ),
     ActionSpec(
         name="suspend_job",

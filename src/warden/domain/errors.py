@@ -17,6 +17,12 @@ WardenError
 
 from __future__ import annotations
 
+import difflib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 
 class WardenError(Exception):
     """Root of every error Warden raises on purpose."""
@@ -86,3 +92,27 @@ class TemporaryError(WardenError):
 
 class PermanentError(WardenError):
     """A failure not worth retrying: compensate and escalate."""
+
+
+def closest(word: str, known: Iterable[str]) -> str | None:
+    """The known name a mistyped ``word`` most likely meant, or None when none is close.
+
+    Case is ignored; a candidate must share most of its letters with ``word`` (difflib's
+    ratio of at least 0.6) and, of two equally close, the one of nearer length wins.
+    """
+    names = sorted(set(known))
+    lowered = {n.lower(): n for n in names}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    scored = [(difflib.SequenceMatcher(None, word.lower(), n.lower()).ratio(), n) for n in names]
+    good = [(r, -abs(len(n) - len(word)), n) for r, n in scored if r >= _CLOSE]
+    return max(good)[2] if good else None
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or ``""``: every hint says it so."""
+    found = closest(word, known)
+    return f" (did you mean {found!r}?)" if found is not None else ""
+
+
+_CLOSE = 0.6

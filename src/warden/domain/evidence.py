@@ -1,9 +1,10 @@
 """Evidence rules: what a failure says about its cause, over the topology. Pure core (domain).
 
-A probe's error names a kind of cause: the process exited (refused, reset) or hangs while
-alive (connected, no answer) point at the process; a connect timeout, a DNS or TLS
-failure, HTTP 401/403/404 point at the path; 502/503/504 at something behind the service;
-429/507 at exhausted capacity. A service whose dependency fails (its probes, or a
+A failed probe's kind names its cause (:class:`warden.domain.health.Cause`, the one
+taxonomy): the process exited (refused, reset) or hangs while alive (connected, no answer)
+point at the process; a connect timeout, a DNS or TLS failure, HTTP 401/403/404 point at
+the path; 502/503/504 at something behind the service; 429/507 at exhausted capacity. A
+service whose dependency fails (its probes, or a
 saturated resource) is starved, not broken; the root candidate of a cascade is the deepest
 failing dependency. :func:`restart_blockers` is the rule every restart must pass.
 """
@@ -11,13 +12,13 @@ failing dependency. :func:`restart_blockers` is the rule every restart must pass
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from itertools import pairwise
 from statistics import median
 from typing import TYPE_CHECKING
 
-from warden.domain import relapse
+from warden.domain import health, relapse
 from warden.domain.events import parse_time
+from warden.domain.health import PROCESS_CAUSES, Cause
 
 if TYPE_CHECKING:
     from warden.domain.changes import Change
@@ -40,56 +41,10 @@ _SATURATION_WORDS = ("util", "used", "usage", "saturation", "full")
 _NOT_SATURATION_WORDS = ("error", "fail", "loss", "drop", "hit", "success")
 
 
-class Cause(StrEnum):
-    """What a failed probe points at."""
-
-    EXITED = "exited"  # nothing listens: the process is gone
-    HUNG = "hung"  # it accepts a connection and never answers: alive, wedged
-    PATH = "path"  # the way to it: connect timeout, DNS, TLS, 401/403/404, routing
-    UPSTREAM = "upstream"  # it answers that something behind it fails: 502/503/504
-    ERRORS = "errors"  # it answers with its own errors: 500
-    SLOW = "slow"  # it answers, too slowly
-    CAPACITY = "capacity"  # out of room: 429, 507, no space left
-    UNKNOWN = "unknown"
-
-
-PROCESS_CAUSES = frozenset({Cause.EXITED, Cause.HUNG})
-_PATH_STATUSES = frozenset({401, 403, 404, 407, 421, 495, 496, 525, 526})
-_UPSTREAM_STATUSES = frozenset({502, 503, 504})
-_CAPACITY_STATUSES = frozenset({429, 507, 509})
-
-
-def _status(error: str) -> int | None:
-    head, _, rest = error.partition("HTTP ")
-    digits = rest[:3]
-    return int(digits) if not head.strip() and len(digits) == 3 and digits.isdigit() else None
-
-
 def classify(error: str) -> Cause:
-    """The kind of cause a probe's error text points at."""
-    text = error.strip().lower()
-    status = _status(error.strip())
-    if status is not None:
-        if status in _PATH_STATUSES:
-            return Cause.PATH
-        if status in _UPSTREAM_STATUSES:
-            return Cause.UPSTREAM
-        if status in _CAPACITY_STATUSES:
-            return Cause.CAPACITY
-        return Cause.ERRORS if status >= 500 else Cause.PATH
-    if "refused" in text or "reset" in text or "closed without" in text or "exited" in text:
-        return Cause.EXITED
-    if "out of memory" in text or "oom" in text.split():
-        return Cause.EXITED
-    if "no answer" in text or "response timed out" in text or "read timed out" in text:
-        return Cause.HUNG
-    if "no space" in text or "quota" in text:
-        return Cause.CAPACITY
-    if text.startswith(("slow", "latency")):
-        return Cause.SLOW
-    if "timed out" in text or "resolve" in text or "tls" in text or "unreachable" in text:
-        return Cause.PATH
-    return Cause.UNKNOWN
+    """What a probe's error text points at, for a failure recorded without its kind."""
+    status = health.status_in(error)
+    return health.cause(health.failure_kind(error, status), status)
 
 
 def is_saturation_metric(name: str) -> bool:
@@ -162,7 +117,7 @@ def cause_of(service: str, world: World) -> Cause:
     seen = world.health.get(service)
     if seen is None or seen.healthy:
         return Cause.UNKNOWN
-    return classify(seen.last_error)
+    return seen.cause
 
 
 def troubled(
@@ -300,7 +255,7 @@ def symptom(
                 f"{service} failed {seen.consecutive_failures} probes in a row since"
                 f" {seen.failing_since} ({seen.last_error or 'no error text'})",
                 seen.evidence,
-                classify(seen.last_error),
+                seen.cause,
             )
         )
     signals = world.signals_of(service)
@@ -376,7 +331,7 @@ def restart_blockers(
     if seen.healthy:
         return (f"{service} answers its probe: nothing to restart",)
     reasons: list[str] = []
-    cause = classify(seen.last_error)
+    cause = seen.cause
     if cause is Cause.SLOW and stalled(world.signals_of(service)):
         cause = Cause.HUNG  # alive, answering slowly, and its own work makes no progress
     if cause not in PROCESS_CAUSES:

@@ -1,13 +1,18 @@
 """Observed health of services, folded from probe events. Pure core (domain).
 
-A failed probe says what kind of failure it saw, because the kind tells where the fault
-is: nothing listening or a command exiting non-zero points at the process; a timeout, a
-name that does not resolve, an unreachable network or an HTTP 403 at the path to it.
+The one taxonomy of probe failures. A failed probe says what kind of failure it saw
+(``kind`` in ``warden.probe.failed``: refused, timeout, HTTP status, ...), and the kind
+with the HTTP status tells the cause the diagnosis reasons with (:class:`Cause`): nothing
+listening or a command exiting non-zero points at the process; a connect timeout, a name
+that does not resolve, an unreachable network or an HTTP 403 at the path to it. Older
+records without a kind get one from their error text (:func:`failure_kind`), nothing else
+reads that text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from warden.domain import events as ev
 
@@ -32,12 +37,59 @@ FAILURE_KINDS = (
     REFUSED, RESET, TIMEOUT, HUNG, DNS, UNREACHABLE, TLS, PROTOCOL, HTTP_STATUS, LATENCY, EXIT_CODE,
     NOT_RUN, OTHER,
 )  # fmt: skip
-# Where each kind points: the process itself, or the path to it (network, DNS, a proxy
-# or a policy in between, or a slow dependency).
-PROCESS_KINDS = frozenset({REFUSED, RESET, HUNG, EXIT_CODE})
-PATH_KINDS = frozenset({TIMEOUT, DNS, UNREACHABLE, TLS})
-# HTTP statuses that a proxy or a policy in front of the service answers: the path.
-PATH_STATUSES = frozenset({401, 403, 407, 502, 504})
+
+
+class Cause(StrEnum):
+    """What a failed probe points at."""
+
+    EXITED = "exited"  # nothing listens: the process is gone
+    HUNG = "hung"  # it accepts a connection and never answers: alive, wedged
+    PATH = "path"  # the way to it: connect timeout, DNS, TLS, 401/403/404, routing
+    UPSTREAM = "upstream"  # it answers that something behind it fails: 502/503/504
+    ERRORS = "errors"  # it answers with its own errors: 500
+    SLOW = "slow"  # it answers, too slowly
+    CAPACITY = "capacity"  # out of room: 429, 507
+    UNKNOWN = "unknown"
+
+
+PROCESS_CAUSES = frozenset({Cause.EXITED, Cause.HUNG})
+_KIND_CAUSES = {
+    REFUSED: Cause.EXITED,
+    RESET: Cause.EXITED,
+    EXIT_CODE: Cause.EXITED,
+    HUNG: Cause.HUNG,
+    TIMEOUT: Cause.PATH,
+    DNS: Cause.PATH,
+    UNREACHABLE: Cause.PATH,
+    TLS: Cause.PATH,
+    LATENCY: Cause.SLOW,
+}
+# HTTP statuses that something between the caller and the service answers: the path.
+_PATH_STATUSES = frozenset({401, 403, 404, 407, 421, 495, 496, 525, 526})
+_UPSTREAM_STATUSES = frozenset({502, 503, 504})
+_CAPACITY_STATUSES = frozenset({429, 507, 509})
+
+
+def cause(kind: str, status: int | None = None) -> Cause:
+    """What a failure of ``kind`` (with its HTTP status, if an answer came) points at."""
+    if kind == HTTP_STATUS:
+        if status is None:
+            return Cause.UNKNOWN
+        if status in _PATH_STATUSES:
+            return Cause.PATH
+        if status in _UPSTREAM_STATUSES:
+            return Cause.UPSTREAM
+        if status in _CAPACITY_STATUSES:
+            return Cause.CAPACITY
+        return Cause.ERRORS if status >= 500 else Cause.PATH
+    return _KIND_CAUSES.get(kind, Cause.UNKNOWN)
+
+
+def status_in(error: str) -> int | None:
+    """The HTTP status an error text starts with ("HTTP 503" gives 503), if any."""
+    head, _, rest = error.strip().partition("HTTP ")
+    digits = rest[:3]
+    return int(digits) if not head.strip() and len(digits) == 3 and digits.isdigit() else None
 
 
 def failure_kind(error: str, status: int | None = None) -> str:
@@ -57,16 +109,16 @@ def failure_kind(error: str, status: int | None = None) -> str:
 
 _MARKERS = (
     (REFUSED, ("connection refused",)),
-    (HUNG, ("no answer",)),
+    (HUNG, ("no answer", "read timed out", "response timed out")),
     (TIMEOUT, ("timed out", "timeout")),
     (DNS, ("cannot resolve", "name or service not known", "nodename nor servname")),
     (UNREACHABLE, ("unreachable", "no route to host")),
     (RESET, ("connection reset", "closed without a response", "broken pipe")),
     (TLS, ("tls error", "ssl")),
-    (LATENCY, ("latency ",)),
+    (LATENCY, ("latency ", "slow: ")),
     (HTTP_STATUS, ("http ",)),
     (PROTOCOL, ("bad http response",)),
-    (EXIT_CODE, ("exit code", "killed by signal")),
+    (EXIT_CODE, ("exit code", "killed by signal", "exited", "out of memory")),
     (NOT_RUN, ("cannot run",)),
 )
 
@@ -93,30 +145,28 @@ class Health:
         return self.consecutive_failures == 0
 
     @property
-    def process_fault(self) -> bool:
-        """The latest failure points at the process itself.
-
-        Refused, reset, a failed check command, or a 5xx the service answered itself (not
-        502 or 504, which a proxy answers).
-        """
+    def cause(self) -> Cause:
+        """What the latest failure points at (UNKNOWN while healthy)."""
         if self.healthy:
-            return False
-        if self.last_kind == HTTP_STATUS and self.last_status is not None:
-            return self.last_status >= 500 and self.last_status not in PATH_STATUSES
-        return self.last_kind in PROCESS_KINDS
+            return Cause.UNKNOWN
+        kind = self.last_kind or failure_kind(self.last_error, self.last_status)
+        return cause(
+            kind, self.last_status if self.last_status is not None else status_in(self.last_error)
+        )
+
+    @property
+    def process_fault(self) -> bool:
+        """The latest failure points at the process itself: it exited, or hangs alive."""
+        return self.cause in PROCESS_CAUSES
 
     @property
     def path_fault(self) -> bool:
         """The latest failure points at the path to the process.
 
-        A timeout, a name that does not resolve, an unreachable network, TLS, or an HTTP
-        401, 403, 407, 502 or 504 from something in between.
+        A connect timeout, a name that does not resolve, an unreachable network, TLS, or
+        an HTTP 401, 403, 404 or 407 from something in between.
         """
-        if self.healthy:
-            return False
-        if self.last_kind == HTTP_STATUS:
-            return self.last_status in PATH_STATUSES
-        return self.last_kind in PATH_KINDS
+        return self.cause is Cause.PATH
 
 
 def observe(health: Health, event: ev.Event) -> Health:

@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, str] = {
     "policy": "admin",
     "users": "admin",
     "originals": "admin",  # unredacted event data kept with redact.keep_original
+    "audit.keys": "admin",  # make or rotate the key that signs the audit log's checkpoints
 }
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9._-]{0,63}")

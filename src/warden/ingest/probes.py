@@ -39,6 +39,7 @@ __all__ = [
     "jittered",
     "network_failure_kind",
     "tcp_address",
+    "timed_out",
 ]
 
 _BODY_LIMIT = 64 * 1024
@@ -119,7 +120,7 @@ def _network_failure(exc: BaseException, start: float, timeout_s: float) -> Prob
     )
 
 
-def _timed_out(host: str, timeout_s: float, start: float, *, connected: bool) -> ProbeResult:
+def timed_out(host: str, timeout_s: float, start: float, *, connected: bool) -> ProbeResult:
     """A probe that timed out, saying whether the process or the path is the likely cause.
 
     Connected and no answer: the process is alive and wedged. No connection on loopback:
@@ -240,7 +241,7 @@ class HttpProbe:
             status = response.status
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, TimeoutError):
-                return _timed_out(self._host, self.timeout_s, start, connected=connected)
+                return timed_out(self._host, self.timeout_s, start, connected=connected)
             return _network_failure(exc, start, self.timeout_s)
         finally:
             conn.close()
@@ -321,7 +322,7 @@ class TcpProbe:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
         except TimeoutError:
-            return _timed_out(self.host, self.timeout_s, start, connected=False)
+            return timed_out(self.host, self.timeout_s, start, connected=False)
         except OSError as exc:
             return _network_failure(exc, start, self.timeout_s)
         sock.close()

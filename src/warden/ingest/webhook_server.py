@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +24,7 @@ from warden.ingest.auth import DEFAULT_TOLERANCE_S, Denied, Pending, SenderAuth
 from warden.ingest.cloudevents import GenericRoute
 from warden.ingest.head_timeout import protocol_with_head_timeout
 from warden.ingest.senders import Sender, senders_from_options
+from warden.ingest.serving import base_url, bind, start_in_thread, stop_thread
 from warden.ingest.webhook import (
     QUARANTINE_PREFIX_BYTES,
     Request,
@@ -38,6 +36,7 @@ from warden.ingest.webhook import (
 from warden.ingest.writer import IngestWriter
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 
     from warden.ingest.alert_routing import AlertRouting
@@ -51,8 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["WebhookServer", "WebhookSource"]
 
 log = logging.getLogger(__name__)
-
-_START_TIMEOUT_S = 10.0
 
 
 class _Asgi:
@@ -237,15 +234,7 @@ class WebhookServer:
         if header_timeout_s <= 0 or body_timeout_s <= 0:
             raise ValueError("header_timeout_s and body_timeout_s must be positive")
         self.app = app
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            self._socket = socket.create_server((host, port), family=family, backlog=1024)
-        except (OSError, OverflowError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(
-                f"the webhook cannot listen on {host}:{port}: {reason}; free that port or"
-                " choose another (sources.webhook.port)"
-            ) from None
+        self._socket = bind(host, port, 1024, "the webhook", "sources.webhook.port")
         self.asgi = _Asgi(app, _Limits(max_in_flight, max_pending, body_timeout_s))
         config = uvicorn.Config(
             self.asgi,
@@ -269,8 +258,7 @@ class WebhookServer:
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:8080``."""
-        host = self._socket.getsockname()[0]
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        return base_url(self._socket)
 
     def start(self) -> None:
         """Serve in a background thread; returns once the server accepts connections.
@@ -278,24 +266,12 @@ class WebhookServer:
         Raises:
             RuntimeError: The server did not start (its error is in the log).
         """
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="webhook", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the webhook server stopped while starting; see the log")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the webhook server did not start in {_START_TIMEOUT_S:g} s")
-            time.sleep(0.005)
+        self._thread = start_in_thread(self._server, self._socket, "webhook")
 
     def stop(self) -> None:
         """Stop accepting, finish requests in flight, close the socket."""
-        if self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join()
-            self._thread = None
+        stop_thread(self._server, self._thread)
+        self._thread = None
         self._socket.close()
 
 

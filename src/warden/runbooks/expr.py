@@ -8,14 +8,13 @@ shape, so a field the event type does not have is refused before the runbook run
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import cel
 
-from warden.domain.errors import ConfigError
+from warden.domain.errors import ConfigError, did_you_mean
 
 ROOTS = ("event", "world")
 """The variables an expression may read."""
@@ -253,10 +252,9 @@ def _walk(
             continue
         if extra is False:
             known = sorted(properties)
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(name, known)
             raise ConfigError(
-                f"{shown}: {owner} has no field {name!r}; {hint}its fields: {', '.join(known)}"
+                f"{shown}: {owner} has no field {name!r}{hint}; its fields: {', '.join(known)}"
             )
         return  # an open object: anything may be there
 

@@ -8,7 +8,6 @@ policy bundles.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +17,7 @@ import jsonschema
 
 from warden.config_yaml import Document, format_path, read_document
 from warden.domain.catalog import Catalog
-from warden.domain.errors import ConfigError, WardenError
+from warden.domain.errors import ConfigError, WardenError, did_you_mean
 from warden.governance.policy import fingerprint
 from warden.ingest.registry import SchemaRegistry
 from warden.runbooks.expr import compile_expression, compile_template
@@ -272,10 +271,9 @@ def _build(
 def _known(mapping: dict[Any, Any], path: tuple[str | int, ...], keys: set[str]) -> None:
     for key in mapping:
         if key not in keys:
-            close = difflib.get_close_matches(str(key), sorted(keys), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(str(key), keys)
             raise _Refused(
-                (*path, key), f"unknown key {key!r}; {hint}known: {', '.join(sorted(keys))}"
+                (*path, key), f"unknown key {key!r}{hint}; known: {', '.join(sorted(keys))}"
             )
 
 
@@ -293,11 +291,10 @@ def _trigger(raw: Any, registry: SchemaRegistry) -> Trigger:
     known = registry.types()
     for index, type_ in enumerate(types):
         if type_ not in known:
-            close = difflib.get_close_matches(type_, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(type_, known)
             raise _Refused(
                 ("trigger", "events", index),
-                f"unknown event type {type_!r}; {hint}known: {', '.join(known)}",
+                f"unknown event type {type_!r}{hint}; known: {', '.join(known)}",
             )
     names = raw.get("alertnames", [])
     if isinstance(names, str):
@@ -361,11 +358,10 @@ def _steps(raw: Any, schemas: dict[str, Any], catalog: Catalog) -> tuple[StepTem
         action = item.get("action")
         spec = catalog.get(action) if isinstance(action, str) else None
         if spec is None:
-            close = difflib.get_close_matches(str(action), catalog.names(), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(str(action), catalog.names())
             raise _Refused(
                 (*where, "action"),
-                f"unknown action {action!r}; {hint}known: {', '.join(catalog.names())}",
+                f"unknown action {action!r}{hint}; known: {', '.join(catalog.names())}",
             )
         if "target" not in item:
             raise _Refused(where, "expected a target, e.g. target: '{{ event.data.service }}'")

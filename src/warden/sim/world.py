@@ -12,6 +12,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from warden.domain import health as kinds
 from warden.domain.catalog import Catalog
 from warden.ingest.probes import ProbeResult
 from warden.ports import ActionResult
@@ -240,18 +241,20 @@ class SimWorld:
         kind: str = "partition",
     ) -> ProbeResult:
         if probe == "refused":
-            return ProbeResult(False, 1.0, None, "connection refused")
+            return ProbeResult(False, 1.0, None, "connection refused", kinds.REFUSED)
         if probe == "timeout":
             # A process that is alive accepts the connection and never answers; a cut path
             # (a partition, a scripted timeout) does not even connect.
             if kind in _ALIVE_WHEN_TIMING_OUT:
-                return ProbeResult(False, 500.0, None, "no answer within 0.5 s after connecting")
-            return ProbeResult(False, 500.0, None, "connect timed out after 0.5 s")
+                return ProbeResult(
+                    False, 500.0, None, "no answer within 0.5 s after connecting", kinds.HUNG
+                )
+            return ProbeResult(False, 500.0, None, "connect timed out after 0.5 s", kinds.TIMEOUT)
         if probe == "http":
             status = code or 500
             if status < 400:
                 return ProbeResult(True, 5.0, status, "")
-            return ProbeResult(False, 5.0, status, f"HTTP {status}")
+            return ProbeResult(False, 5.0, status, f"HTTP {status}", kinds.HTTP_STATUS)
         if probe == "slow":
             spent = latency or 2500.0
             if spent > self.latency_threshold_ms:
@@ -260,12 +263,13 @@ class SimWorld:
                     spent,
                     200,
                     f"slow: {spent:.0f} ms over {self.latency_threshold_ms:.0f} ms",
+                    kinds.LATENCY,
                 )
             return ProbeResult(True, spent, 200, "")
         if probe == "flapping":
             down = int((now - since) // (period or 30.0)) % 2 == 1
             if down:
-                return ProbeResult(False, 1.0, None, "connection refused")
+                return ProbeResult(False, 1.0, None, "connection refused", kinds.REFUSED)
             return ProbeResult(True, 3.0, 200, "")
         return ProbeResult(True, 3.0, 200, "")
 

@@ -14,10 +14,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["DIR_MODE", "FILE_MODE", "config_dir", "private_dir", "private_file"]
+__all__ = ["DIR_MODE", "FILE_MODE", "config_dir", "fsync_dir", "private_dir", "private_file"]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in the directory ``path`` durable (fsync the directory)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def private_dir(path: Path) -> Path:
