@@ -432,13 +432,8 @@ def _period_days(
     until: datetime | None,
 ) -> float | None:
     """Length of the range in days; an open bound is closed by the history in the range."""
-
-    def inside(moment: datetime) -> bool:
-        return (since is None or moment >= since) and (until is None or moment < until)
-
     moments = [t for f in chosen for t in (f.opened_at, f.last_event_at)]
-    moments += [s.at for s in fleet.signals if inside(s.at)]
-    moments += [d.at for d in fleet.shadow if inside(d.at)]
+    moments += fleet.moments(since, until)  # signals and shadow records, by the hour
     if not moments:
         return None
     start = since if since is not None else min(moments)
