@@ -77,8 +77,9 @@ class FleetFacts:
     With ``retain_hours`` (the live listener), only the latest hours keep their buckets;
     older ones fold into totals that count in ranges from the start of the history
     (``since`` None), and a range that begins before :attr:`horizon` is refused.
-    ``recoveries`` keep every recovery moment (pages end at the next one); :meth:`prune`
-    bounds them to what retained pages still need.
+    ``recoveries`` keep every recovery moment (a page ends at the next one); bounded, only
+    the latest of each service and the first after each page (:meth:`paged`), which
+    :meth:`prune` trims to the pages still kept.
     """
 
     signals: Counter[tuple[int, str, str]] = field(default_factory=Counter)  # hour, svc, kind
@@ -91,6 +92,8 @@ class FleetFacts:
     retain_hours: int | None = None
     horizon: int | None = None  # the first hour still in buckets, once older ones are folded
     folded: Folded | None = None
+    loose: set[str] = field(default_factory=set)  # bounded: the last recovery ends no page
+    awaiting: set[str] = field(default_factory=set)  # bounded: a page waits for a recovery
 
     def observe(self, event: ev.Event) -> None:
         """Fold one event of any stream (events of other types are ignored)."""
@@ -110,7 +113,7 @@ class FleetFacts:
             if seen is None or moment < seen:
                 self.first_seen[service, kind] = moment
             if event.type in RECOVERY_TYPES:
-                self.recoveries.setdefault(service, []).append(moment)
+                self._recovered(service, moment)
             if self.horizon is not None and hour < self.horizon:
                 self._fold_late(service, kind, event, moment)
                 return
@@ -128,6 +131,31 @@ class FleetFacts:
         self.spans[hour] = _span(self.spans.get(hour), moment)
         if self.retain_hours is not None:
             self._retire(hour - self.retain_hours + 1)
+
+    def _recovered(self, service: str, moment: datetime) -> None:
+        moments = self.recoveries.setdefault(service, [])
+        if self.retain_hours is None:
+            moments.append(moment)
+        elif service in self.loose:  # the last one ends no page: this one takes its place
+            moments[-1] = max(moments[-1], moment)
+        else:
+            moments.append(moment)
+        if self.retain_hours is not None:
+            if service in self.awaiting:  # the first after a page: it ends that page
+                self.awaiting.discard(service)
+                self.loose.discard(service)
+            else:
+                self.loose.add(service)
+
+    def paged(self, service: str, moment: datetime) -> None:
+        """Note a page (bounded only): the next recovery of ``service`` ends it, so is kept."""
+        if self.retain_hours is None:
+            return
+        moments = self.recoveries.get(service)
+        if moments and moments[-1] >= moment:
+            self.loose.discard(service)
+        else:
+            self.awaiting.add(service)
 
     def _older(self) -> Folded:
         if self.folded is None:
@@ -165,24 +193,28 @@ class FleetFacts:
             older.compared[key[1], key[2]] += self.compared.pop(key)
             older.changed[key[1], key[2]] += self.changed.pop(key, 0)
 
-    def prune(self, pages: dict[str, list[datetime]], now: datetime) -> None:
+    def prune(self, pages: dict[str, list[datetime]]) -> None:
         """Keep only the recoveries that can still end a page: bounded by pages, not events.
 
         ``pages`` are the pages of every incident still kept, by service; a recovery is kept
-        when it is the first at or after one of them, or at or after ``now`` (the latest
-        moment folded: pages to come, in time order, can only end at those).
+        when it is the first at or after one of them, or the latest of its service.
         """
-        for service, moments in list(self.recoveries.items()):
+        for service, moments in self.recoveries.items():
             moments.sort()
-            keep = {t for t in moments if t >= now}
-            for paged in pages.get(service, ()):
-                at = bisect_left(moments, paged)
-                if at < len(moments):
-                    keep.add(moments[at])
-            if keep:
-                self.recoveries[service] = sorted(keep)
+            ends = {
+                moments[i]
+                for p in pages.get(service, ())
+                if (i := bisect_left(moments, p)) < len(moments)
+            }
+            self.recoveries[service] = sorted({*ends, moments[-1]})
+            if moments[-1] in ends:
+                self.loose.discard(service)
             else:
-                del self.recoveries[service]
+                self.loose.add(service)
+            if any(p > moments[-1] for p in pages.get(service, ())):
+                self.awaiting.add(service)
+            else:
+                self.awaiting.discard(service)
 
     def window(self, since: datetime | None, until: datetime | None) -> tuple[int | None, bool]:
         """The first hour a range counts, and whether it counts the folded totals.
