@@ -11,14 +11,17 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.kpi_history import DAY, T0, Script, at
+from warden.config import load_config
 from warden.domain import events as ev
 from warden.domain.decisions import Outcome
+from warden.domain.errors import ConfigError
 from warden.domain.kpis import History, KpiSettings, Retention, page_minutes, resilience_report
 from warden.telemetry.metrics import MetricsListener
 from warden.telemetry.report import report_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 SERVICES = tuple(f"svc{n}" for n in range(10))
 RETAIN_LIMIT_BYTES = 256_000  # growth once its hours are full; one object an event: >5 MB
@@ -193,3 +196,15 @@ def test_the_listener_counts_the_incidents_it_let_go_by_state() -> None:
     for state in ("resolved", "escalated", "relapsed"):
         expected = sum(1 for f in every.facts if f.state.value == state)
         assert registry.get_sample_value("warden_incidents", {"state": state}) == expected
+
+
+def test_kpis_retention_in_warden_yaml_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "warden.yaml"
+    head = "services:\n  - {name: web, health: 'http://127.0.0.1:1/'}\n"
+    path.write_text(head)
+    assert load_config(path).kpi_retention == Retention(hours=7 * 24, closed_incidents=1000)
+    path.write_text(head + "kpis:\n  retain_days: 2\n  retain_closed_incidents: 50\n")
+    assert load_config(path).kpi_retention == Retention(hours=48, closed_incidents=50)
+    path.write_text(head + "kpis:\n  retain_days: 0\n")
+    with pytest.raises(ConfigError, match=r"line 4: kpis\.retain_days: expected a whole number >= 1, got 0"):
+        load_config(path)
