@@ -206,5 +206,7 @@ def test_kpis_retention_in_warden_yaml_is_checked(tmp_path: Path) -> None:
     path.write_text(head + "kpis:\n  retain_days: 2\n  retain_closed_incidents: 50\n")
     assert load_config(path).kpi_retention == Retention(hours=48, closed_incidents=50)
     path.write_text(head + "kpis:\n  retain_days: 0\n")
-    with pytest.raises(ConfigError, match=r"line 4: kpis\.retain_days: expected a whole number >= 1, got 0"):
+    with pytest.raises(
+        ConfigError, match=r"line 4: kpis\.retain_days: expected a whole number >= 1, got 0"
+    ):
         load_config(path)
