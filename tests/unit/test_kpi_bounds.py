@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from tests.kpi_history import DAY, T0, Script, at
@@ -210,3 +212,38 @@ def test_kpis_retention_in_warden_yaml_is_checked(tmp_path: Path) -> None:
         ConfigError, match=r"line 4: kpis\.retain_days: expected a whole number >= 1, got 0"
     ):
         load_config(path)
+
+
+SIGNAL_TYPES = (ev.PROBE_FAILED, ev.PROBE_SUCCEEDED, ev.ALERT_FIRING, ev.DRIFT_DETECTED)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 5 * DAY),
+            st.sampled_from(("web", "db", "mq")),
+            st.sampled_from((*SIGNAL_TYPES, "shadow")),
+            st.booleans(),
+        ),
+        max_size=80,
+    ),
+    st.integers(1, 30),
+)
+def test_a_live_fold_of_signals_in_time_order_reports_what_the_whole_fold_does(
+    signals: list[tuple[float, str, str, bool]], hours: int
+) -> None:
+    s = Script()
+    for t, service, type_, agree in sorted(signals):
+        if type_ == "shadow":
+            s.shadow(t, "bp@v1", f"bp@{service}", agree=agree)
+        else:
+            s.signal(type_, service, t)
+    live = History(retention=Retention(hours=hours))
+    for event in s.events:
+        live.observe(event)
+    whole = resilience_report(s.events)
+    # per hour kept: 3 services x 3 kinds, 3 drifting, 3 bundle pairs, its span; beside them
+    # first moments (9), the latest recovery (3) and the folded totals (9 + 3 + 3)
+    assert live.fleet.size() <= hours * 16 + 9 + 3 + 15
+    assert report_json(live.report()) == report_json(whole)
