@@ -56,6 +56,7 @@ def folded(count: int, retention: Retention | None = None, **kw: bool) -> Histor
     return history
 
 
+@pytest.mark.slow
 def test_the_fold_of_a_history_grows_with_hours_not_with_probe_results() -> None:
     small, big = folded(20_000), folded(200_000)
     for history in (small, big):
@@ -70,6 +71,7 @@ def test_the_fold_of_a_history_grows_with_hours_not_with_probe_results() -> None
     assert seen.signals_per_service_hour == pytest.approx(200_000 / 10 / 48, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_the_live_fold_keeps_the_latest_hours_and_folds_the_rest_into_totals() -> None:
     day = Retention(hours=24)
     small, big = (folded(n, day, recoveries=True) for n in (20_000, 200_000))
@@ -155,6 +157,7 @@ def test_the_live_fold_keeps_the_latest_closed_incidents_and_counts_the_others()
     assert sum(len(r) for r in live.fleet.recoveries.values()) <= len(live.incidents) + 1
 
 
+@pytest.mark.slow
 def test_the_listener_holds_no_more_after_100k_more_probe_results() -> None:
     # A day of probe results fills the hours kept; the next day's only replace them.
     listener = MetricsListener(CollectorRegistry(), retention=Retention(hours=24))

@@ -199,10 +199,11 @@ class MetricsListener:
         with self._lock:
             return self._history.report(settings=self.settings)
 
-    def folded_states(self) -> Tally[State]:
-        """The closed incidents no longer kept whole, by their final state."""
+    def scrape(self) -> tuple[ResilienceReport, Tally[State]]:
+        """The KPIs of everything kept, and the incidents let go by their final state."""
         with self._lock:
-            return Tally(self._history.folded_states)
+            history = self._history
+            return history.report(settings=self.settings), Tally(history.folded_states)
 
     def statistics(self) -> Retained:
         """How much the listener holds: what its memory grows with."""
@@ -250,8 +251,7 @@ class _KpiCollector:
         return list(_kpi_families(summarise(())))
 
     def collect(self) -> Iterable[Metric]:
-        report = self.listener.report()
-        folded = self.listener.folded_states()
+        report, folded = self.listener.scrape()
         return [*_kpi_families(report, folded), *_version_families(bounded_versions(report))]
 
 
