@@ -16,7 +16,7 @@ from warden.config_yaml import Document, Problem
 from warden.domain.control import AutonomyRule
 from warden.domain.errors import ConfigError, did_you_mean
 from warden.domain.events import parse_time
-from warden.domain.kpis import KpiSettings, Prices
+from warden.domain.kpis import KpiSettings, Prices, Retention
 from warden.domain.topology import ServiceNode, Topology
 from warden.governance.approvals import ApprovalSettings
 from warden.governance.context import FreezeWindow
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from warden.config_schema import (
         AlertsSection,
         GuardrailsSection,
+        KpisSection,
         PricesSection,
         RateLimitSection,
         WardenFile,
@@ -121,6 +122,8 @@ class WardenConfig:
     minor_alert_wait_s: float = 900.0
     # What an action, an approval asked and a minute of a paged human cost (kpis.prices).
     kpi_prices: Prices | None = None
+    # What the live /metrics keeps (kpis.retain_days, kpis.retain_closed_incidents).
+    kpi_retention: Retention = field(default_factory=Retention)
 
     @property
     def fleet_alert_routing(self) -> AlertRouting:
@@ -424,7 +427,14 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         repage_after_s=checked.escalation.repage_after_s if checked.escalation else 1800.0,
         minor_alert_wait_s=(checked.escalation.minor_alert_wait_s if checked.escalation else 900.0),
         kpi_prices=_prices(checked.kpis.prices if checked.kpis else None),
+        kpi_retention=_retention(checked.kpis),
     )
+
+
+def _retention(section: KpisSection | None) -> Retention:
+    if section is None:
+        return Retention()
+    return Retention(section.retain_days * 24, section.retain_closed_incidents)
 
 
 def _prices(section: PricesSection | None) -> Prices | None:

@@ -725,9 +725,15 @@ class PricesSection(Section):
 
 
 class KpisSection(Section):
-    """How `warden report`, /metrics and /api/kpis price the cost of resilience."""
+    """How `warden report`, /metrics and /api/kpis price the cost of resilience.
+
+    ``retain_days`` and ``retain_closed_incidents`` bound what the live /metrics of
+    `warden run` keeps: days of hourly signal counts, and closed incidents kept whole.
+    """
 
     prices: PricesSection | None = None
+    retain_days: Annotated[int, Field(ge=1, le=3660)] = 7
+    retain_closed_incidents: Annotated[int, Field(ge=0)] = 1000
 
 
 class WardenFile(Section):

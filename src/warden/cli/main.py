@@ -142,6 +142,7 @@ def run(
         quarantine=warden.store,
         approval_counts=ApprovalCheck(),
         settings=settings.kpi_settings,
+        retention=settings.kpi_retention,
     )
     warden.runtime.subscribe(listener)
     server = serve_metrics(registry, "127.0.0.1", metrics_port) if metrics_port else None

@@ -111,7 +111,9 @@ def report(
     MTTR, time to detect, decide and act, automation coverage, remediation success (a
     relapse within relapse_window_s is a failure), escalations, policy and config drift,
     observability density and the cost of resilience. Give -c warden.yaml to use its
-    relapse window, its kpis.prices and its services. n/a: nothing to divide by.
+    relapse window, its kpis.prices and its services. n/a: nothing to divide by. Signals,
+    drift and shadow decisions are counted by the hour: a range takes the whole hours it
+    touches (incidents are taken by their exact opening time).
 
     Example: warden report -c warden.yaml --since 7d --html report.html
     """

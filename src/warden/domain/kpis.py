@@ -10,13 +10,14 @@ Definitions: docs/kpis.md.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from warden.domain import events as ev
 from warden.domain.decisions import Outcome
-from warden.domain.fleet_kpis import FleetFacts, FleetFigures, fleet_figures
+from warden.domain.fleet_kpis import FleetFacts, FleetFigures, fleet_figures, hour_of
 from warden.domain.incident import State
 from warden.domain.kpi_facts import (
     INCIDENT_STREAM_PREFIX,
@@ -44,6 +45,7 @@ __all__ = [
     "KpiSettings",
     "Prices",
     "ResilienceReport",
+    "Retention",
     "Summary",
     "VersionKey",
     "bundle_key",
@@ -432,13 +434,8 @@ def _period_days(
     until: datetime | None,
 ) -> float | None:
     """Length of the range in days; an open bound is closed by the history in the range."""
-
-    def inside(moment: datetime) -> bool:
-        return (since is None or moment >= since) and (until is None or moment < until)
-
     moments = [t for f in chosen for t in (f.opened_at, f.last_event_at)]
-    moments += [s.at for s in fleet.signals if inside(s.at)]
-    moments += [d.at for d in fleet.shadow if inside(d.at)]
+    moments += fleet.moments(since, until)  # signals and shadow records, by the hour
     if not moments:
         return None
     start = since if since is not None else min(moments)
@@ -446,24 +443,56 @@ def _period_days(
     return max((end - start) / ONE_DAY, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What a long-running fold keeps (the live ``/metrics``): ``kpis.retain_*`` in warden.yaml.
+
+    ``hours`` of hourly signal buckets (older ones fold into totals over the whole
+    history); ``closed_incidents``: the latest closed incidents kept whole (older ones fold
+    into counts by state once past the relapse window). Open incidents are all kept.
+    """
+
+    hours: int = 7 * 24
+    closed_incidents: int = 1000
+    relapse_window_s: float = DEFAULT_RELAPSE_WINDOW_S
+
+    def __post_init__(self) -> None:
+        if self.hours < 1:
+            raise ValueError("kpis.retain_days must be positive")
+        if self.closed_incidents < 0:
+            raise ValueError("kpis.retain_closed_incidents must not be negative")
+
+
 @dataclass(slots=True)
 class History:
     """Everything the KPIs need from an event log, folded one event at a time.
 
     A mutable accumulator (a long log folds in linear time); it does no I/O. Feed it the
-    events in log order, with their ``stream`` as the store gives them.
+    events in log order, with their ``stream`` as the store gives them. Signals are kept
+    as counts per hour (see :class:`FleetFacts`); incidents whole. With ``retention`` its
+    size is bounded for a process that runs forever: it assumes events come in time order
+    and counts the incidents it let go in :attr:`folded_states` (see :class:`Retention`).
     """
 
     incidents: dict[str, IncidentFacts] = field(default_factory=dict)
     fleet: FleetFacts = field(default_factory=FleetFacts)
     kill_switch: list[datetime] = field(default_factory=list)
     last_at: datetime | None = None
+    retention: Retention | None = None
+    folded_states: Counter[State] = field(default_factory=Counter)
+    _compacted: tuple[int, int] = (0, 0)  # the hour and incident count at the last compaction
+
+    def __post_init__(self) -> None:
+        if self.retention is not None:
+            self.fleet.retain_hours = self.retention.hours
 
     def observe(self, event: ev.Event) -> IncidentFacts | None:
         """Fold one event; returns the incident's facts when it changed them."""
         moment = event.moment
         if self.last_at is None or moment > self.last_at:
             self.last_at = moment
+            if self.retention is not None:
+                self._compact_when_due(self.retention, moment)
         if event.type == ev.KILL_SWITCH_ENGAGED:
             self.kill_switch.append(moment)
         if event.stream.startswith(INCIDENT_STREAM_PREFIX):
@@ -471,10 +500,45 @@ class History:
             after = observe(before, event)
             if after is not None and after is not before:
                 self.incidents[event.stream] = after
+                if before is not None and len(after.pages) > len(before.pages):
+                    self.fleet.paged(after.service, after.pages[-1])
                 return after
             return None
         self.fleet.observe(event)
         return None
+
+    def _compact_when_due(self, retention: Retention, now: datetime) -> None:
+        """Compact once an hour, or when incidents grew by the number of closed ones kept."""
+        hour, count = hour_of(now), len(self.incidents)
+        if hour > self._compacted[0] or count > self._compacted[1] + retention.closed_incidents:
+            self.compact()
+
+    def compact(self) -> None:
+        """Let go of what ``retention`` does not keep (nothing without it)."""
+        retention, now = self.retention, self.last_at
+        if retention is None or now is None:
+            return
+        streams = list(self.incidents)
+        marked = mark_relapses(self.incidents.values(), retention.relapse_window_s)
+        closed = sorted(
+            (
+                (f.closed_at, f.incident_id, stream, f)
+                for stream, f in zip(streams, marked, strict=True)
+                if f.closed_at is not None
+            ),
+            reverse=True,
+        )
+        settled = now - timedelta(seconds=retention.relapse_window_s)
+        for closed_at, _, stream, facts in closed[retention.closed_incidents :]:
+            if closed_at < settled:  # no incident to come can make it a relapse any more
+                del self.incidents[stream]
+                self.folded_states[facts.state] += 1
+                self.fleet.fold_span((facts.opened_at, facts.last_event_at))
+        pages: dict[str, list[datetime]] = {}
+        for facts in self.incidents.values():
+            pages.setdefault(facts.service, []).extend(facts.pages)
+        self.fleet.prune(pages)
+        self._compacted = (hour_of(now), len(self.incidents))
 
     def report(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter as Tally
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from warden.domain.incident import State
 from warden.domain.kpis import (
     History,
     KpiSettings,
+    Retention,
     VersionKey,
     part_of,
     summarise,
@@ -68,7 +70,9 @@ class MetricsListener:
 
     Pass it to ``Runtime.subscribe``. The runtime folds the whole log when it starts, so
     after a restart the counters are rebuilt from history. Quarantined input never becomes
-    an event; give ``quarantine`` (the store) to count it at scrape time.
+    an event; give ``quarantine`` (the store) to count it at scrape time. Its memory is
+    bounded by ``retention`` (the defaults of :class:`~warden.domain.kpis.Retention`): the
+    KPI gauges cover the open incidents and the latest closed ones, and every signal.
     """
 
     def __init__(
@@ -78,13 +82,18 @@ class MetricsListener:
         quarantine: QuarantineReader | None = None,
         approval_counts: Callable[[ev.Event], bool] | None = None,
         settings: KpiSettings | None = None,
+        retention: Retention | None = None,
     ) -> None:
         # Sees every event in log order and says whether an approval counts (a signed one
         # from a registered approver: governance.identity.ApprovalCheck); None counts all.
         self._approval_counts = approval_counts
         self._lock = threading.Lock()
-        self._history = History()
         self.settings = settings or KpiSettings()
+        self._history = History(
+            retention=replace(
+                retention or Retention(), relapse_window_s=self.settings.relapse_window_s
+            )
+        )
         self.events = Counter(
             "warden_events_ingested",
             "Events stored and folded by the runtime, by type.",
@@ -186,9 +195,34 @@ class MetricsListener:
             self.mttr.observe(after.mttr_s)
 
     def report(self) -> ResilienceReport:
-        """The resilience KPIs of everything seen so far."""
+        """The resilience KPIs of everything kept so far (see ``retention``)."""
         with self._lock:
             return self._history.report(settings=self.settings)
+
+    def scrape(self) -> tuple[ResilienceReport, Tally[State]]:
+        """The KPIs of everything kept, and the incidents let go by their final state."""
+        with self._lock:
+            history = self._history
+            return history.report(settings=self.settings), Tally(history.folded_states)
+
+    def statistics(self) -> Retained:
+        """How much the listener holds: what its memory grows with."""
+        with self._lock:
+            history = self._history
+            return Retained(
+                incidents=len(history.incidents),
+                fleet_keys=history.fleet.size(),
+                folded_incidents=sum(history.folded_states.values()),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Retained:
+    """What a :class:`MetricsListener` holds (see :meth:`MetricsListener.statistics`)."""
+
+    incidents: int  # open incidents and the closed ones kept whole
+    fleet_keys: int  # hourly signal, drift and shadow buckets, recoveries, folded totals
+    folded_incidents: int  # closed incidents counted only by state
 
 
 def _summary_family(name: str, help_: str, summary: Summary) -> GaugeMetricFamily:
@@ -217,13 +251,13 @@ class _KpiCollector:
         return list(_kpi_families(summarise(())))
 
     def collect(self) -> Iterable[Metric]:
-        report = self.listener.report()
-        return [*_kpi_families(report), *_version_families(bounded_versions(report))]
+        report, folded = self.listener.scrape()
+        return [*_kpi_families(report, folded), *_version_families(bounded_versions(report))]
 
 
-def _kpi_families(r: ResilienceReport) -> Iterator[Metric]:
+def _kpi_families(r: ResilienceReport, folded: Tally[State] | None = None) -> Iterator[Metric]:
     states = GaugeMetricFamily("warden_incidents", "Incidents by current state.", labels=["state"])
-    counts = Tally(f.state for f in r.facts)
+    counts = Tally(f.state for f in r.facts) + (folded or Tally())
     for state in State:
         states.add_metric([state.value], counts[state])
     yield states
