@@ -167,15 +167,16 @@ def count(
         if found is None:
             unmatched.append(proposal)
         else:
-            by_past.setdefault(found.incident_id, []).extend(proposal.steps)
+            seen = by_past.setdefault(found.incident_id, [])
+            seen.extend(s for s in proposal.steps if s not in seen)  # a repeat counts once
     out = []
     for p in recorded:
         if p.incident_id not in by_past and not p.owned:
             continue
-        steps = tuple(by_past.get(p.incident_id, ()))
+        said = tuple(by_past.get(p.incident_id, ()))
         out.append(
             Comparison(
-                p.incident_id, p.service, p.steps, p.human, steps, agrees(p.steps, p.human, steps)
+                p.incident_id, p.service, p.steps, p.human, said, agrees(p.steps, p.human, said)
             )
         )
     for u in unmatched:
