@@ -45,6 +45,11 @@ class Quiet:
         return None
 
 
+class Lazy(Quiet):
+    name = "service-down"  # in place of the built-in agent of that name
+    handles = frozenset({"service_down"})
+
+
 class Chatty(Quiet):
     name = "chatty"
     slow = True  # asks a model endpoint
@@ -161,6 +166,11 @@ def test_an_agent_plugin_is_scored_and_a_model_agent_refused(
     assert found["version"].startswith("quiet@")
     assert found["library"] == {"right": 2, "miss": 0, "wrong": 0, "total": 2}
     assert found["changed"] == []
+    code, out = invoke("evaluate", "candidate_agents:Lazy", "--scenarios", str(scenarios), "--json")
+    assert code == 0, out
+    (found,) = json.loads(out)["candidates"]
+    assert found["library"] == {"right": 1, "miss": 1, "wrong": 0, "total": 2}
+    assert found["changed"] == ["process-crash"]
     code, out = invoke("evaluate", "candidate_agents:Chatty", "--scenarios", str(scenarios))
     assert code == 2
     assert "asks a model endpoint; evaluation never calls one" in out

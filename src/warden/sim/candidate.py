@@ -68,11 +68,14 @@ class Candidate:
         return replace(config, runbooks_dir=staged)
 
     def agents(self, config: WardenConfig) -> list[Agent] | None:
-        """The configured agents with this one among them (None: not an agent candidate)."""
+        """The configured agents with this one among them (None: not an agent candidate).
+
+        A configured model agent is left out, as replay leaves it out.
+        """
         if self.make_agent is None:
             return None
         agent = self.make_agent()
-        chosen = default_agents(config)
+        chosen = default_agents(replace(config, model={}))  # no endpoint is ever asked
         names = [a.name for a in chosen]
         if agent.name in names:
             chosen[names.index(agent.name)] = agent
