@@ -192,11 +192,12 @@ def _print(
         )
     console.print(table)
     for candidate, library, history in results:
-        if library.changed:
-            changed = Table(title=f"scenarios {candidate.name} changed")
+        shown = [s for s in library.scenarios if s.changed or s.verdict == "WRONG"]
+        if shown:
+            changed = Table(title=f"scenarios {candidate.name} changed (and any WRONG)")
             for column in ("scenario", "expected", "without", "with", "why"):
                 changed.add_column(column, overflow="fold")
-            for s in library.changed:
+            for s in shown:
                 changed.add_row(s.scenario, s.expected, s.baseline, s.verdict, escape(s.why))
             console.print(changed)
         differ = [c for c in history.comparisons if not c.agree]
