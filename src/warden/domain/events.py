@@ -75,8 +75,13 @@ RUNBOOKS_LOADED = "warden.runbooks.loaded"
 RUNBOOKS_REJECTED = "warden.runbooks.rejected"
 RUNBOOK_SHADOWED = "warden.runbook.shadowed"
 
+# A candidate runbook, agent or bundle scored on the scenario library and on history
+# (`warden evaluate --record`); promotion reads these as its evidence
+CANDIDATE_EVALUATED = "warden.candidate.evaluated"
+
 SHADOW_STREAM = "shadow"
 RUNBOOKS_STREAM = "runbooks"
+CANDIDATES_STREAM = "candidates"
 
 CONTROL_STREAM = "control"
 USERS_STREAM = "users"
