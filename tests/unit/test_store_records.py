@@ -132,6 +132,8 @@ def test_json_is_read_as_the_standard_library_reads_it(value: Any) -> None:
         '"\\ud800"',
         "1e400",
         '{"n": 9223372036854775807, "m": -9223372036854775808}',
+        '["\u00e9\ud83d\ude00", "é😀", 18446744073709551617]',  # after non-ASCII text
+        '["\\udc00", 100000000000000000001]',
     ],
 )
 def test_what_orjson_reads_otherwise_is_read_as_json_reads_it(text: str) -> None:

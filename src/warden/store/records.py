@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import fields
 from typing import Any
 
@@ -59,7 +58,14 @@ def encode_json(value: Any) -> str:
 
 # A run of 19 digits may be part of an integer beyond 64 bits, which orjson reads as a
 # float without a word: text with one is read by ``json``, which keeps every integer.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+# The run is found in C: every digit byte becomes "0", every other byte a space, and the
+# run of 19 zeros is a substring search (several times faster than a regex).
+_DIGIT_BYTES = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def _has_long_digit_run(text: str) -> bool:
+    return _LONG_RUN in text.encode("utf-8", "surrogatepass").translate(_DIGIT_BYTES)
 
 
 def decode_json(text: str) -> Any:
@@ -73,7 +79,7 @@ def decode_json(text: str) -> Any:
     Raises:
         ValueError: ``text`` is not JSON (``json.JSONDecodeError``).
     """
-    if _LONG_DIGITS.search(text) is None:
+    if not _has_long_digit_run(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
