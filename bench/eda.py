@@ -4,13 +4,15 @@ Run with ``python bench/eda.py [--events N] [--hosts H]``. Both process the same
 (half of them match ``severity == "critical"``), throttle once within 5 s per host and run
 a no-op action. ansible-rulebook runs from its own virtual environment (made on first use
 under .bench-venv/eda with ``ansible-rulebook`` and ``ansible-core`` from PyPI) on the
-machine's Java 17; its events come from a local source plugin. Warden validates every
-event, stores it durably (SQLite, synchronous=FULL), folds
-it, runs the runbook, and sends each plan through Cedar, guardrails and the executor.
-Events are admitted through the group committer, as the webhook does: what arrived while
-the previous commit ran is made durable in one transaction.
-Each system runs in its own process; peak memory is that process tree's maximum RSS.
-Latency is from an event's creation to its action running, for the events that fire.
+machine's Java 17; its events come from a local source plugin. Warden runs as two
+processes on one durable store (SQLite, synchronous=FULL), as `warden ingest serve`
+beside `warden run`: the ingest process validates every event at the ingest gate and
+appends it through the group committer, as the webhook does (what arrived while the
+previous commit ran is made durable in one transaction); the loop process folds it, runs
+the runbook, and sends each plan through Cedar, guardrails and the executor.
+``--processes 1`` runs both in one process. Peak memory is each system's maximum RSS,
+Warden's two processes' peaks added. Latency is from an event's creation to its action
+running, for the events that fire.
 """
 
 from __future__ import annotations
