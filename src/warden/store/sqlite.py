@@ -107,6 +107,7 @@ class SQLiteEventStore:
                 if name == self.path.name or self.path.with_name(name).exists():
                     private_file(self.path.with_name(name))
         self._lock = threading.RLock()
+        self._appended = 0  # append transactions committed through this handle
         self._db = self._connect()
         self._db.executescript(SCHEMA + LEASES_SCHEMA)
         # Reads take their own connection and lock: a reader never waits for a commit. An
@@ -135,7 +136,8 @@ class SQLiteEventStore:
             return self._reader.execute(query, params).fetchall()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, appends: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction; with ``appends``, its commit counts in :meth:`appended`."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -167,6 +169,8 @@ class SQLiteEventStore:
                     " make the state directory writable, then retry",
                     delay=1.0,
                 ) from exc
+            if appends:  # after COMMIT: a reader that sees the new count sees the events
+                self._appended += 1
 
     def append(
         self, stream: str, events: Sequence[Event], expected_version: int | None = None
@@ -174,8 +178,12 @@ class SQLiteEventStore:
         """Append to ``stream``; idempotent on event id; optimistic on ``expected_version``."""
         if not events:
             return []
-        with self._write() as db:
+        with self._write(appends=True) as db:
             return self._append_in(db, stream, events, expected_version)
+
+    def appended(self) -> int:
+        """How many appends were committed through this handle (:class:`AppendCounter`)."""
+        return self._appended
 
     def shares_leases(self, leases: Leases) -> bool:
         """Whether ``leases`` are kept in this file (then ``append_leased`` takes them)."""
@@ -195,7 +203,7 @@ class SQLiteEventStore:
         The contract is :meth:`warden.ports.LeasedAppender.append_leased`.
         """
         try:
-            with self._write() as db:
+            with self._write(appends=True) as db:
                 for resource in claim.resources:
                     if take(db, resource, claim.holder, claim.ttl_s, claim.now) is None:
                         raise _LeaseBusy(resource)
@@ -334,7 +342,7 @@ class SQLiteEventStore:
         # Only the reads and writes hold the lock; encoding and decoding happen outside it.
         records = [_record(event) for event in firsts.values()]
         ids = list(firsts)
-        with self._write() as db:
+        with self._write(appends=True) as db:
             known = {
                 row[3]: row[:3]
                 for start in range(0, len(ids), _CHUNK)
