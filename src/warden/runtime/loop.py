@@ -382,8 +382,23 @@ class Runtime:
             for detection in agent.detect(world):
                 self._open(detection, agent.name)
         added += len(self._tail_if_appended())
+        walked = set(self._not_closed)
+        added += self._walk(sorted(walked))
+        # Incidents another thread stored while this round walked are moved in it too, on
+        # a fresh view: a plan stored mid-round does not wait for the next round.
+        added += len(self._tail_if_appended())
+        if arrived := sorted(self._not_closed - walked):
+            added += self._walk(arrived)
+        self.planner.forget_closed(self._state.incidents)
+        if self.after_tick is not None:
+            self.after_tick()
+        return added
+
+    def _walk(self, incident_ids: list[str]) -> int:
+        """Move each of ``incident_ids`` one step, in order; returns the events added."""
+        added = 0
         view = self.interpreter.view(self._not_closed)
-        for incident_id in sorted(self._not_closed):
+        for incident_id in incident_ids:
             current = self._state.incidents[incident_id]
             if not current.state.terminal:  # closed by a tail earlier in this round
                 # Another worker may move this incident first; the tail then shows how.
@@ -392,9 +407,6 @@ class Runtime:
                     acted = self.interpreter.advance(current, view)
                 if acted:
                     added += len(self._tail_if_appended())
-        self.planner.forget_closed(self._state.incidents)
-        if self.after_tick is not None:
-            self.after_tick()
         return added
 
     def _apply_resolutions(self) -> None:
