@@ -320,7 +320,7 @@ def build(
     remember(state, config.store_dsn, config.store_schema)
     if store is None or leases is None:
         store = open_event_store(state, dsn=config.store_dsn, schema=config.store_schema)
-        leases = open_leases(state, dsn=config.store_dsn, schema=config.store_schema)
+        leases = open_leases(state, dsn=config.store_dsn, schema=config.store_schema, store=store)
     topology = config.topology
     executor = Executor(store, catalog, runners, clock)
     if probes is None:

@@ -174,6 +174,23 @@ class BatchAppender(Protocol):
         ...
 
 
+@runtime_checkable
+class AppendCounter(Protocol):
+    """An event store that counts the appends committed through it (SQLite, memory).
+
+    The loop reads the log back after each incident it moved only when the count changed:
+    a round that wrote nothing does not query the log once per incident.
+    """
+
+    def appended(self) -> int:
+        """A number that grows with every append committed through this handle.
+
+        Equal to an earlier answer: nothing was appended through this handle since (another
+        process's appends show only in :meth:`EventStore.read_all`).
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseClaim:
     """Leases to take (or renew) in the same transaction as an append.

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from warden.domain.errors import ConcurrencyConflict, TemporaryError
 from warden.domain.events import Event
+from warden.ports import AppendCounter, BatchAppender
 from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
@@ -262,6 +263,36 @@ class EventStoreContract:
         assert [e.position for e in seen] == list(range(1, total + 1))
         assert sorted(e.id for e in seen) == sorted(written)
         assert [e.id for e in seen] == [e.id for e in writer.read_all()]
+
+    def test_the_append_count_changes_with_every_append_and_only_then(
+        self, store: EventStore
+    ) -> None:
+        # The loop skips reading the log back while the count stands still: a write that
+        # left it unchanged would go unseen until the next round.
+        assert isinstance(store, AppendCounter)
+        seen = [store.appended()]
+        store.append("s", [make(1)])
+        seen.append(store.appended())
+        with pytest.raises(ConcurrencyConflict):
+            store.append("s", [make(2)], expected_version=0)
+        store.read_all()
+        store.quarantine("test", "bad", "{}", "2026-11-25T12:00:00Z")
+        store.set_tracking("audit", 1)
+        seen.append(store.appended())
+        assert isinstance(store, BatchAppender)
+        store.append_batch([("s", [make(2)]), ("t", [make(1, "t")])])
+        seen.append(store.appended())
+        assert seen[0] != seen[1] == seen[2] != seen[3]
+        assert [e.id for e in store.read_all()] == ["s-1", "s-2", "t-1"]
+
+    def test_an_append_seen_in_the_count_is_seen_by_read_all(
+        self, open_store: Callable[..., Any]
+    ) -> None:
+        writer, reader = open_store(), open_store()
+        before = writer.appended()
+        writer.append("s", [make(1)])
+        assert writer.appended() != before
+        assert [e.id for e in reader.read_all()] == ["s-1"]
 
 
 class TestMemoryEventStore(EventStoreContract):

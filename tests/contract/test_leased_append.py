@@ -163,6 +163,22 @@ class TestSQLiteLeasedAppend(LeasedAppendContract):
             elsewhere.close()
 
 
+class TestSQLiteLeasedAppendKeptByTheStore(LeasedAppendContract):
+    """Leases kept through the event store's own connection, as ``warden run`` opens them."""
+
+    @pytest.fixture
+    def open_store(self, sqlite_factory: Callable[..., Any]) -> Callable[..., Any]:
+        return sqlite_factory
+
+    @pytest.fixture
+    def open_leases(self, open_store: Callable[..., Any]) -> Callable[[], Any]:
+        def make_leases() -> SQLiteLeases:
+            store = open_store()
+            return SQLiteLeases(store.path, store=store)
+
+        return make_leases
+
+
 @pytest.mark.postgres
 class TestPostgresLeasedAppend(LeasedAppendContract):
     @pytest.fixture

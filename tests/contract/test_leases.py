@@ -9,6 +9,7 @@ import pytest
 
 from warden.store.leases import SQLiteLeases
 from warden.store.memory import LeaseTable, MemoryLeases
+from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -79,6 +80,31 @@ class TestSQLiteLeases(LeasesContract):
         yield make
         for leases in opened:
             leases.close()
+
+
+class TestSQLiteLeasesKeptByTheStore(LeasesContract):
+    """Leases through the event store's own connection, each handle with its own store."""
+
+    @pytest.fixture
+    def open_leases(self, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+        stores: list[SQLiteEventStore] = []
+
+        def make() -> SQLiteLeases:
+            stores.append(SQLiteEventStore(tmp_path / "events.db"))
+            return SQLiteLeases(tmp_path / "events.db", store=stores[-1])
+
+        yield make
+        for store in stores:
+            store.close()
+
+
+def test_leases_are_kept_only_by_the_store_of_their_file(tmp_path: Path) -> None:
+    store = SQLiteEventStore(tmp_path / "events.db")
+    try:
+        with pytest.raises(ValueError, match="cannot be kept by the store"):
+            SQLiteLeases(tmp_path / "other.db", store=store)
+    finally:
+        store.close()
 
 
 @pytest.mark.postgres

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
+from warden.domain.ids import incident_stream
 from warden.domain.incident import State
+from warden.domain.plans import Plan, Step
 from warden.testing import RecordingAdapter
 
 from .harness import Harness, make_harness
@@ -77,4 +79,50 @@ def test_a_slow_action_does_not_hold_up_another_incident(tmp_path: Path) -> None
         assert [c[1] for c in adapter.calls] == ["payments", "orders"]
     finally:
         adapter.release.set()
+        h.close()
+
+
+@dataclass
+class StoresAnIncident(RecordingAdapter):
+    """While restarting payments, another writer stores a planned incident on gateway."""
+
+    store: Any = None
+    clock: Any = None
+
+    def run(self, action: str, target: str, params: dict[str, Any]) -> ActionResult:
+        if target == "payments" and self.store is not None:
+            now = ev.format_time(self.clock.now())
+            stream = incident_stream("elsewhere")
+            plan = Plan("other", (Step("restart_service", "gateway"),), "another writer", (), 0.9)
+            opened = {"incident_id": "elsewhere", "service": "gateway", "first_signal_at": now}
+            self.store.append(
+                stream,
+                [
+                    ev.derived_event(ev.INCIDENT_OPENED, stream, opened, now, subject="gateway"),
+                    ev.derived_event(ev.PLAN_PROPOSED, stream, {"plan": plan.to_dict()}, now),
+                ],
+                expected_version=0,
+            )
+        return super().run(action, target, params)
+
+
+def test_an_incident_stored_while_a_round_walks_is_decided_in_that_round(
+    tmp_path: Path,
+) -> None:
+    adapter = StoresAnIncident()
+    h = make_harness(tmp_path, adapter=adapter, action_workers=0)
+    try:
+        adapter.store, adapter.clock = h.warden.store, h.clock
+        h.fail("payments")
+        for _ in range(40):
+            h.clock.advance(0.5)
+            h.tick()
+            if adapter.calls:
+                break
+        # The very round that restarted payments (and saw gateway's plan stored meanwhile)
+        # decided gateway's step and acted on it: the plan did not wait for the next round.
+        assert [c[1] for c in adapter.calls] == ["payments", "gateway"]
+        decided = [e for e in h.events(ev.DECISION_RECORDED) if e.stream == "incident-elsewhere"]
+        assert len(decided) == 1
+    finally:
         h.close()

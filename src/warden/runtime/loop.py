@@ -40,7 +40,7 @@ from warden.domain.topology import Topology
 from warden.domain.world import World
 from warden.execution.workers import ActionWorkers
 from warden.governance.context import ActionRecord
-from warden.ports import UuidIds
+from warden.ports import AppendCounter, UuidIds
 from warden.remediation import Folded, Interpreter, RuntimeSettings, backoff_s
 from warden.remediation.planning import Planner
 from warden.runtime.snapshots import DEFAULT_SNAPSHOT_EVERY, FoldSnapshots
@@ -116,6 +116,9 @@ class Runtime:
         # Start-up folds from the newest snapshot; listeners see only the events after it.
         self._snapshots = FoldSnapshots(store, self._state, snapshot_every)
         self._state = self._snapshots.resume()
+        # A store that counts its appends lets a round skip reading back what nobody wrote.
+        self._counter = store if isinstance(store, AppendCounter) else None
+        self._read_at = -1  # the count when the log was last read
         # The incidents not closed yet: a round looks at these only, however long the
         # history of closed ones grows.
         self._not_closed = {k for k, i in self._state.incidents.items() if not i.state.terminal}
@@ -268,6 +271,8 @@ class Runtime:
 
     def tail(self) -> list[ev.Event]:
         """Fold every event appended since the last call; returns them."""
+        if self._counter is not None:
+            self._read_at = self._counter.appended()  # before the read: a later append shows
         fresh = self.store.read_all(self._state.position)
         for event in fresh:
             try:
@@ -286,6 +291,16 @@ class Runtime:
                     reason = printable(str(exc))
                     log.warning("event %r at %d not shown: %s", event.id, event.position, reason)
         return fresh
+
+    def _tail_if_appended(self) -> list[ev.Event]:
+        """:meth:`tail`, unless nothing was appended through the store since the last one.
+
+        Within a round, what the runtime writes itself is read back at once; what other
+        processes append waits for the next round's first tail.
+        """
+        if self._counter is not None and self._counter.appended() == self._read_at:
+            return []
+        return self.tail()
 
     def _fold(self, event: ev.Event) -> None:
         state = self._state
@@ -359,16 +374,31 @@ class Runtime:
         for hook in self.tick_hooks:
             hook()
         self.detect_drift()
-        added += len(self.tail())
+        added += len(self._tail_if_appended())
         # One view of the world for every detector: nothing they open is folded until the
         # tail below, so each would be shown the very same state.
         world = self.world()
         for agent in self.agents:
             for detection in agent.detect(world):
                 self._open(detection, agent.name)
-        added += len(self.tail())
+        added += len(self._tail_if_appended())
+        walked = set(self._not_closed)
+        added += self._walk(sorted(walked))
+        # Incidents another thread stored while this round walked are moved in it too, on
+        # a fresh view: a plan stored mid-round does not wait for the next round.
+        added += len(self._tail_if_appended())
+        if arrived := sorted(self._not_closed - walked):
+            added += self._walk(arrived)
+        self.planner.forget_closed(self._state.incidents)
+        if self.after_tick is not None:
+            self.after_tick()
+        return added
+
+    def _walk(self, incident_ids: list[str]) -> int:
+        """Move each of ``incident_ids`` one step, in order; returns the events added."""
+        added = 0
         view = self.interpreter.view(self._not_closed)
-        for incident_id in sorted(self._not_closed):
+        for incident_id in incident_ids:
             current = self._state.incidents[incident_id]
             if not current.state.terminal:  # closed by a tail earlier in this round
                 # Another worker may move this incident first; the tail then shows how.
@@ -376,10 +406,7 @@ class Runtime:
                 with contextlib.suppress(ConcurrencyConflict):
                     acted = self.interpreter.advance(current, view)
                 if acted:
-                    added += len(self.tail())
-        self.planner.forget_closed(self._state.incidents)
-        if self.after_tick is not None:
-            self.after_tick()
+                    added += len(self._tail_if_appended())
         return added
 
     def _apply_resolutions(self) -> None:

@@ -83,11 +83,20 @@ def open_event_store(state_dir: Path, *, dsn: str = "", schema: str = "warden") 
     return PostgresEventStore(where[0], schema=where[1])
 
 
-def open_leases(state_dir: Path, *, dsn: str = "", schema: str = "warden") -> Leases:
-    """The leases beside the event store of ``state_dir`` (the same database)."""
+def open_leases(
+    state_dir: Path, *, dsn: str = "", schema: str = "warden", store: EventStore | None = None
+) -> Leases:
+    """The leases beside the event store of ``state_dir`` (the same database).
+
+    ``store``: that event store, opened; embedded leases are then kept through its own
+    connection (:class:`SQLiteLeases`).
+    """
     where = (dsn, schema) if dsn else pointed(state_dir)
     if where is None:
-        return SQLiteLeases(sqlite_path(state_dir))
+        path = sqlite_path(state_dir)
+        if isinstance(store, SQLiteEventStore) and store.path.resolve() == path.resolve():
+            return SQLiteLeases(path, store=store)
+        return SQLiteLeases(path)
     from warden.store.postgres_leases import PostgresLeases
 
     return PostgresLeases(where[0], where[1])

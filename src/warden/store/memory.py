@@ -217,6 +217,10 @@ class MemoryEventStore:
         """The highest global position stored (0 when empty)."""
         return len(self.log.events)
 
+    def appended(self) -> int:
+        """Grows with every event appended to the log (:class:`~warden.ports.AppendCounter`)."""
+        return len(self.log.events)
+
     def quarantine(self, source: str, reason: str, payload: str, received_at: str) -> int:
         """Keep refused input with its reason; returns its quarantine id."""
         with self._writing() as log:

@@ -8,6 +8,7 @@ order and a reader of ``read_all`` never passes a position that is yet to commit
 from __future__ import annotations
 
 import hashlib
+import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -209,6 +210,8 @@ class PostgresEventStore:
         self._before_commit = before_commit
         self._log_key = _lock_key(schema, "log")
         self._lock_timeout_s = lock_timeout_s
+        self._appended = 0  # append transactions committed through this handle
+        self._counting = threading.Lock()
         lock_timeout_ms = max(1, round(lock_timeout_s * 1000))
         options = str(conninfo_to_dict(dsn).get("options", ""))  # kept, not replaced
         ident = sql.Identifier(schema)
@@ -373,6 +376,8 @@ class PostgresEventStore:
                     placed[event.id] = (stream, position)
             if columns[0]:
                 cur.execute(self._q["insert"], columns)
+        with self._counting:  # after COMMIT: a reader that sees the new count sees the events
+            self._appended += 1
         if new_ids is not None:
             new_ids.update(placed)
         known = {i: decode_record(*row) for i, row in stored.items()}
@@ -381,6 +386,10 @@ class PostgresEventStore:
                 if event.id not in known:
                     known[event.id] = placed_event(event, *placed[event.id])
         return [[known[e.id] for e in events] for _, events, _ in items]
+
+    def appended(self) -> int:
+        """How many appends were committed through this handle (:class:`AppendCounter`)."""
+        return self._appended
 
     def _take(self, cur: psycopg.Cursor[TupleRow], claim: LeaseClaim) -> None:
         """Take the leases of ``claim`` in the cursor's transaction, or raise _LeaseBusy."""

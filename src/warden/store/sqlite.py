@@ -107,6 +107,7 @@ class SQLiteEventStore:
                 if name == self.path.name or self.path.with_name(name).exists():
                     private_file(self.path.with_name(name))
         self._lock = threading.RLock()
+        self._appended = 0  # append transactions committed through this handle
         self._db = self._connect()
         self._db.executescript(SCHEMA + LEASES_SCHEMA)
         # Reads take their own connection and lock: a reader never waits for a commit. An
@@ -129,44 +130,77 @@ class SQLiteEventStore:
         db.execute(f"PRAGMA busy_timeout={round(self._lock_timeout_s * 1000)}")
         return db
 
+    def read_rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of ``query`` on the read connection (the leases in this file use it)."""
+        return self._read(query, params)
+
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         """Every row of ``query`` (fetched at once: no read transaction stays open)."""
         with self._read_lock:
             return self._reader.execute(query, params).fetchall()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def write_transaction(self, *, flush: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this store's own connection, for the leases in its file.
+
+        Writers of one process then wait for each other on a lock of the process, never in
+        SQLite's busy handler, which sleeps in steps of up to 100 ms. ``flush=False``
+        commits without a disk flush (the next durable commit carries it). Counts in no
+        :meth:`appended`, and ``before_commit`` is not called: nothing is appended.
+        """
+        with self._write(flush=flush, hooked=False) as db:
+            yield db
+
+    @contextmanager
+    def _write(
+        self, *, appends: bool = False, flush: bool = True, hooked: bool = True
+    ) -> Iterator[sqlite3.Connection]:
+        """A write transaction; with ``appends``, its commit counts in :meth:`appended`."""
         with self._lock:
+            if not flush:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc):
-                    raise
-                raise TemporaryError(
-                    f"the event log {self.path} stayed locked by another writer for"
-                    f" {self._lock_timeout_s:g} s; retry, or look for a stuck process",
-                    delay=1.0,
-                ) from exc
-            try:
-                yield self._db
-                if self._before_commit is not None:
-                    self._before_commit()
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                with self._transaction(hooked=hooked):
+                    yield self._db
+            finally:
+                if not flush:
+                    self._db.execute("PRAGMA synchronous=FULL")
+            if appends:  # after COMMIT: a reader that sees the new count sees the events
+                self._appended += 1
+
+    @contextmanager
+    def _transaction(self, *, hooked: bool) -> Iterator[None]:
+        """BEGIN IMMEDIATE .. COMMIT on the write connection; the caller holds the lock."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
                 raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                # A full disk or a read-only file can fail the COMMIT itself; SQLite may
-                # or may not have rolled back, and a transaction left open would refuse
-                # every later write.
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise TemporaryError(
-                    f"the event log {self.path} cannot be written: {exc}; free space or"
-                    " make the state directory writable, then retry",
-                    delay=1.0,
-                ) from exc
+            raise TemporaryError(
+                f"the event log {self.path} stayed locked by another writer for"
+                f" {self._lock_timeout_s:g} s; retry, or look for a stuck process",
+                delay=1.0,
+            ) from exc
+        try:
+            yield
+            if hooked and self._before_commit is not None:
+                self._before_commit()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            # A full disk or a read-only file can fail the COMMIT itself; SQLite may
+            # or may not have rolled back, and a transaction left open would refuse
+            # every later write.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise TemporaryError(
+                f"the event log {self.path} cannot be written: {exc}; free space or"
+                " make the state directory writable, then retry",
+                delay=1.0,
+            ) from exc
 
     def append(
         self, stream: str, events: Sequence[Event], expected_version: int | None = None
@@ -174,8 +208,12 @@ class SQLiteEventStore:
         """Append to ``stream``; idempotent on event id; optimistic on ``expected_version``."""
         if not events:
             return []
-        with self._write() as db:
+        with self._write(appends=True) as db:
             return self._append_in(db, stream, events, expected_version)
+
+    def appended(self) -> int:
+        """How many appends were committed through this handle (:class:`AppendCounter`)."""
+        return self._appended
 
     def shares_leases(self, leases: Leases) -> bool:
         """Whether ``leases`` are kept in this file (then ``append_leased`` takes them)."""
@@ -195,7 +233,7 @@ class SQLiteEventStore:
         The contract is :meth:`warden.ports.LeasedAppender.append_leased`.
         """
         try:
-            with self._write() as db:
+            with self._write(appends=True) as db:
                 for resource in claim.resources:
                     if take(db, resource, claim.holder, claim.ttl_s, claim.now) is None:
                         raise _LeaseBusy(resource)
@@ -334,7 +372,7 @@ class SQLiteEventStore:
         # Only the reads and writes hold the lock; encoding and decoding happen outside it.
         records = [_record(event) for event in firsts.values()]
         ids = list(firsts)
-        with self._write() as db:
+        with self._write(appends=True) as db:
             known = {
                 row[3]: row[:3]
                 for start in range(0, len(ids), _CHUNK)
