@@ -134,8 +134,10 @@ def test_private_keys_from_openssh_and_pem() -> None:
 def test_the_role_table(role: str, action: str) -> None:
     allowed = {
         "viewer": {"read"},
-        "operator": {"read", "killswitch.engage", "quarantine.replay"},
-        "approver": {"read", "killswitch.engage", "quarantine.replay", "approve", "reject"},
+        "operator": {"read", "killswitch.engage", "quarantine.replay", "rollback"},
+        "approver": {
+            "read", "killswitch.engage", "quarantine.replay", "rollback", "approve", "reject",
+        },
         "admin": set(PERMISSIONS),
     }
     assert may(role, action) == (action in allowed[role])

@@ -20,11 +20,13 @@ PERMISSIONS: dict[str, str] = {
     "read": "viewer",  # incidents, audit, reports
     "killswitch.engage": "operator",  # stopping is always safe to allow early
     "quarantine.replay": "operator",  # input still passes every gate again
+    "rollback": "operator",  # back to the version that ran before: always safe to allow early
     "approve": "approver",
     "reject": "approver",
     "killswitch.release": "admin",  # starting again is not
     "autonomy": "admin",
     "policy": "admin",
+    "promote": "admin",  # new logic acts: on evidence, by an admin
     "users": "admin",
     "originals": "admin",  # unredacted event data kept with redact.keep_original
     "audit.keys": "admin",  # make or rotate the key that signs the audit log's checkpoints
