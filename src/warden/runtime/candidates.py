@@ -152,6 +152,29 @@ def versions_table(lifecycle: vs.Lifecycle) -> list[dict[str, Any]]:
     return rows
 
 
+def candidate_comparisons(store: EventStore) -> list[dict[str, Any]]:
+    """Each candidate agent or runbook: its counts per verdict and every comparison."""
+    records = shadow_records(store)
+    if not records:
+        return []
+    lifecycle = lifecycle_of(store)
+    incidents = incidents_of(store).values()
+    found = []
+    for kind, name, version in candidates(records):
+        since = lifecycle.track(kind, name).first_loaded(version)
+        compared = compare_candidate(records, incidents, kind, name, version, since)
+        found.append(
+            {
+                "kind": kind,
+                "name": name,
+                "version": version,
+                "counts": pr.tally(compared),
+                "incidents": [c.to_dict() for c in compared],
+            }
+        )
+    return found
+
+
 def choose_candidate(track: vs.Track, to: str, given: str | None) -> str:
     """The version a promotion to ``to`` means: ``given``, else the only candidate.
 
@@ -176,6 +199,7 @@ def choose_candidate(track: vs.Track, to: str, given: str | None) -> str:
 
 __all__ = [
     "CANDIDATE_TYPES",
+    "candidate_comparisons",
     "candidates",
     "choose_candidate",
     "compare_candidate",
