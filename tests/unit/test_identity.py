@@ -136,7 +136,12 @@ def test_the_role_table(role: str, action: str) -> None:
         "viewer": {"read"},
         "operator": {"read", "killswitch.engage", "quarantine.replay", "rollback"},
         "approver": {
-            "read", "killswitch.engage", "quarantine.replay", "rollback", "approve", "reject",
+            "read",
+            "killswitch.engage",
+            "quarantine.replay",
+            "rollback",
+            "approve",
+            "reject",
         },
         "admin": set(PERMISSIONS),
     }

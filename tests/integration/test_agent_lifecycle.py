@@ -1,0 +1,220 @@
+"""A candidate runbook earns its autonomy, and loses it: shadow, evidence, canary, rollback.
+
+A real store, gate, Cedar, audit log and reconcile loop on a manual clock; the candidate
+is a second file of the same runbook in ``mode: shadow``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.integration.harness import Harness, make_harness
+from warden import operations
+from warden.domain import events as ev
+from warden.domain.errors import PolicyDenied
+from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
+from warden.governance.identity import AuthenticationError, Credential
+from warden.runbooks.loader import EXAMPLE
+from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versions_table
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LIVE = EXAMPLE.replace("once_within: 10m", "once_within: 5m") + "\n"
+# The candidate: the same plan, surer of itself (a new version of restart-on-oom).
+CANDIDATE = "mode: shadow\n" + LIVE.replace("confidence: 0.8", "confidence: 0.9")
+assert CANDIDATE != "mode: shadow\n" + LIVE
+POLICY = PromotionPolicy(
+    default=Thresholds(min_shadow_proposals=2, min_agreement_pct=90.0, max_wrong=0),
+    canary=CanarySettings(fraction=0.0, services=("orders",)),
+)
+
+
+def lifecycle_harness(tmp_path: Path) -> Harness:
+    directory = tmp_path / "runbooks"
+    if not directory.exists():
+        directory.mkdir()
+        (directory / "oom.yaml").write_text(LIVE)
+        (directory / "oom-next.yaml").write_text(CANDIDATE)
+    return make_harness(tmp_path, runbooks_dir=directory, promotion=POLICY)
+
+
+def oom(h: Harness, service: str) -> ev.Event:
+    return h.ingest(
+        ev.ALERT_FIRING,
+        service,
+        alertname="KubePodOOMKilled",
+        status="firing",
+        fingerprint=f"{service}-{h.clock.now().isoformat()}",
+        labels={"namespace": "prod"},
+        starts_at=ev.format_time(h.clock.now()),
+        group_key="g",
+    )
+
+
+def oom_then_recovered(h: Harness, service: str) -> None:
+    """An OOM kill whose alert resolves once the runbook restarted the service."""
+    firing = oom(h, service)
+    h.settle(rounds=3)
+    fields = {k: v for k, v in firing.data.items() if k != "service"}
+    h.ingest(ev.ALERT_RESOLVED, service, **{**fields, "status": "resolved"})
+    h.settle()
+
+
+def versions_of(h: Harness) -> dict[str, str]:
+    loaded = h.events(ev.RUNBOOKS_LOADED)[-1].data
+    return {
+        "live": loaded["runbooks"]["restart-on-oom"],
+        "next": loaded["shadow"]["restart-on-oom"],
+    }
+
+
+def plans(h: Harness) -> list[dict[str, Any]]:
+    return [e.data["plan"] for e in h.events(ev.PLAN_PROPOSED)]
+
+
+def evaluated(h: Harness, version: str, wrong: int = 0) -> None:
+    """What `warden evaluate` appends: the candidate scored on the library and history."""
+    data = {
+        "kind": "runbook",
+        "name": "restart-on-oom",
+        "version": version,
+        "library": {"right": 6 - wrong, "miss": 0, "wrong": wrong, "total": 6},
+        "history": {"agree": 2, "differ": 0, "total": 2, "human_agreement": None},
+    }
+    when = ev.format_time(h.clock.now())
+    event = ev.derived_event(
+        ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when, key=f"{version}:{wrong}:{when}"
+    )
+    h.warden.store.append(ev.LIFECYCLE_STREAM, [event])
+
+
+def promote(h: Harness, who: str, to: str, role: str = "admin") -> ev.Event:
+    person = h.person(who, role)
+    return operations.promote(
+        h.warden.store,
+        Credential(key=person.key),
+        "runbook",
+        "restart-on-oom",
+        to,
+        h.clock.now(),
+        POLICY,
+        h.warden.runtime.catalog,
+    )
+
+
+def audited(h: Harness) -> list[dict[str, Any]]:
+    h.warden.audit.catch_up()
+    return [e.record for e in h.warden.audit_log.entries()]
+
+
+def shadow_then_evidence(h: Harness) -> dict[str, str]:
+    """OOM kills of payments and gateway: the live version acts, the candidate shadows."""
+    version = versions_of(h)
+    for service in ("payments", "gateway"):
+        oom_then_recovered(h, service)
+        h.clock.advance(360)
+    assert [p["agent_version"] for p in plans(h)] == [version["live"]] * 2
+    assert [c[:2] for c in h.adapter.calls] == [
+        ("restart_service", "payments"),
+        ("restart_service", "gateway"),
+    ]
+    return version
+
+
+def test_a_candidate_runbook_is_shadowed_scored_promoted_to_canary_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    h = lifecycle_harness(tmp_path)
+    try:
+        version = shadow_then_evidence(h)
+        # In shadow: its plans decided by the live policy, recorded, never acted on.
+        shadowed = [e for e in h.events(ev.RUNBOOK_SHADOWED)]
+        assert {e.stream for e in shadowed} == {ev.SHADOW_STREAM}
+        assert [s.data["version"] for s in shadowed] == [version["next"]] * 2
+        assert [s.data["decisions"][0]["outcome"] for s in shadowed] == ["allow"] * 2
+        (found,) = candidate_comparisons(h.warden.store)
+        assert found["counts"] == {
+            "same plan": 2,
+            "different plan": 0,
+            "only shadow": 0,
+            "only live": 0,
+        }
+
+        # Not yet scored on the library: refused, every unmet threshold said.
+        with pytest.raises(PolicyDenied) as refused:
+            promote(h, "ada", "canary")
+        assert refused.value.reasons == (
+            f"scenario library: no evaluation of version {version['next']}"
+            " (run `warden evaluate runbook restart-on-oom`)",
+        )
+        evaluated(h, version["next"], wrong=1)
+        with pytest.raises(PolicyDenied, match="1 WRONG of 6, at most 0 allowed"):
+            promote(h, "ada", "canary")
+        evaluated(h, version["next"])
+        # An operator may roll back, never promote.
+        with pytest.raises(AuthenticationError, match="promote needs the role admin"):
+            promote(h, "otto", "canary", role="operator")
+        promoted = promote(h, "ada", "canary")
+        assert promoted.data["evidence"]["shadow_proposals"] == 2
+        assert promoted.data["evidence"]["agreement_pct"] == 100.0
+        assert promoted.data["evidence"]["library"]["wrong"] == 0
+        h.tick()
+
+        # In canary: orders gets the new version, payments keeps the previous one.
+        h.adapter.script["restart_service"] = ["fail"]  # the canary's restart does not take
+        oom(h, "orders")
+        h.settle()
+        by_service = {p["steps"][0]["target"]: p["agent_version"] for p in plans(h)[2:]}
+        assert by_service == {"orders": version["next"]}
+        (orders,) = [i for i in h.incidents("orders") if i.intended]
+        assert orders.state.terminal
+        assert [i.state.value for i in h.incidents() if i.intended and i.service != "orders"] == [
+            "resolved",
+            "resolved",
+        ]
+
+        # The canary did worse than the version before it: rolled back automatically.
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert rolled.data["automatic"] is True
+        assert rolled.data["version"] == version["next"]
+        assert rolled.data["restored"] == version["live"]
+        assert "below the previous version's 100%" in rolled.data["reason"]
+        assert rolled.data["evidence"]["canary"] == {
+            "version": version["next"],
+            "closed": 1,
+            "held": 0,
+        }
+        # From now on the previous version acts on orders too.
+        h.clock.advance(360)
+        oom(h, "orders")
+        h.settle()
+        assert plans(h)[-1]["agent_version"] == version["live"]
+        table = {r["version"]: r["stage"] for r in versions_table(lifecycle_of(h.warden.store))}
+        assert table[version["next"]] == "rolled back"
+        assert table[version["live"]] == "live"
+
+        # All of it in the audit log, in order.
+        kinds = [
+            r["type"]
+            for r in audited(h)
+            if r["type"]
+            in (
+                ev.RUNBOOK_SHADOWED,
+                ev.CANDIDATE_EVALUATED,
+                ev.VERSION_PROMOTED,
+                ev.VERSION_ROLLED_BACK,
+            )
+        ]
+        assert kinds == [
+            ev.RUNBOOK_SHADOWED,
+            ev.RUNBOOK_SHADOWED,
+            ev.CANDIDATE_EVALUATED,
+            ev.CANDIDATE_EVALUATED,
+            ev.VERSION_PROMOTED,
+            ev.VERSION_ROLLED_BACK,
+        ]
+    finally:
+        h.close()
