@@ -218,3 +218,64 @@ def test_a_candidate_runbook_is_shadowed_scored_promoted_to_canary_and_rolled_ba
         ]
     finally:
         h.close()
+
+
+def test_a_rollback_by_hand_loses_no_incident_in_flight_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    h = lifecycle_harness(tmp_path)
+    try:
+        version = shadow_then_evidence(h)
+        evaluated(h, version["next"])
+        promote(h, "ada", "canary")
+        # Steps now wait for a person: the canary's incident is in flight at the switch.
+        h.control(ev.AUTONOMY_CHANGED, level="supervised", environment="*", domain="*", by="ada")
+        oom(h, "orders")
+        h.settle(rounds=3)
+        (in_flight,) = [i for i in h.incidents("orders") if i.plan is not None]
+        assert in_flight.plan is not None and in_flight.plan.agent_version == version["next"]
+        assert not in_flight.state.terminal
+        # An operator rolls back at once: the previous version acts from the next event.
+        operator = h.person("otto", "operator")
+        rolled = operations.roll_back(
+            h.warden.store,
+            Credential(key=operator.key),
+            "runbook",
+            "restart-on-oom",
+            h.clock.now(),
+            reason="canary pages too often",
+        )
+        assert rolled.data["restored"] == version["live"] and rolled.data["automatic"] is False
+        h.tick()
+        h.approve(h.warden.runtime.incidents[in_flight.id], "bob")
+        h.settle()
+        stream = list(h.warden.store.read_stream(f"incident-{in_flight.id}"))
+        kinds = [e.type for e in stream]
+        # Planned once, decided once (then approved once), acted once, closed once.
+        assert kinds.count(ev.PLAN_PROPOSED) == 1
+        assert kinds.count(ev.STEP_INTENDED) == 1
+        assert kinds.count(ev.INCIDENT_RESOLVED) == 1
+        assert [c[:2] for c in h.adapter.calls].count(("restart_service", "orders")) == 1
+        assert len([i for i in h.incidents("orders") if i.plan is not None]) == 1
+        h.clock.advance(360)
+        oom(h, "orders")
+        h.settle(rounds=3)
+        assert plans(h)[-1]["agent_version"] == version["live"]
+    finally:
+        h.close()
+    again = lifecycle_harness(tmp_path)
+    try:
+        rows = versions_table(lifecycle_of(again.warden.store))
+        table = {r["version"]: r["stage"] for r in rows if r["kind"] == "runbook"}
+        assert table == {version["live"]: "live", version["next"]: "rolled back"}
+        # Everything that decides has a version: built-in agents and the bundle too.
+        kinds = {(r["kind"], r["stage"]) for r in rows}
+        assert {("agent", "live"), ("bundle", "live")} <= kinds
+        again.clock.advance(720)
+        oom(again, "orders")
+        again.settle(rounds=3)
+        # Folded at start-up: the rolled back version neither acts nor shadows any more.
+        assert plans(again)[-1]["agent_version"] == version["live"]
+        assert len(again.events(ev.RUNBOOK_SHADOWED)) == 2
+    finally:
+        again.close()
