@@ -6,10 +6,12 @@ is a second file of the same runbook in ``mode: shadow``.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.cli import Cli
 from tests.integration.harness import Harness, make_harness
 from warden import operations
 from warden.domain import events as ev
@@ -279,3 +281,63 @@ def test_a_rollback_by_hand_loses_no_incident_in_flight_and_survives_a_restart(
         assert len(again.events(ev.RUNBOOK_SHADOWED)) == 2
     finally:
         again.close()
+
+
+def test_the_commands_list_compare_promote_and_roll_back(tmp_path: Path) -> None:
+    h = lifecycle_harness(tmp_path)
+    try:
+        version = shadow_then_evidence(h)
+        state = h.warden.config.state_dir
+        (state / "warden.yaml").write_text(
+            "services:\n"
+            + "".join(
+                f"  - {{name: {s}, health: 'http://127.0.0.1:9/h'}}\n"
+                for s in ("payments", "orders", "gateway")
+            )
+            + "promotion:\n  default: {min_shadow_proposals: 2, min_agreement_pct: 90}\n"
+            + "  canary: {fraction: 0, services: [orders]}\n"
+        )
+        cli = Cli(state)
+        token = {
+            name: str(h.person(name, role).token_file(tmp_path))
+            for name, role in (("ada", "admin"), ("otto", "operator"), ("vic", "viewer"))
+        }
+        code, out = cli("versions", "--json")
+        assert code == 0, out
+        rows = [r for r in json.loads(out)["versions"] if r["kind"] == "runbook"]
+        assert {r["version"]: r["stage"] for r in rows} == {
+            version["live"]: "live",
+            version["next"]: "shadow",
+        }
+        code, out = cli("versions")
+        assert code == 0 and "restart-on-oom" in out and "shadow" in out, out
+        code, out = cli("shadow", "--json")
+        (found,) = json.loads(out)["candidates"]
+        assert found["counts"]["same plan"] == 2, out
+        code, out = cli("shadow")
+        assert "runbook restart-on-oom" in out and "same plan" in out, out
+
+        args = ("promote", "runbook", "restart-on-oom", "--to", "canary")
+        code, out = cli(*args, "--token-file", token["ada"])
+        assert code == 2
+        assert "promotion to canary refused; unmet:" in out
+        assert "scenario library: no evaluation of version" in out
+        evaluated(h, version["next"])
+        code, out = cli(*args, "--token-file", token["otto"])
+        assert code == 2 and "promote needs the role admin" in out, out
+        code, out = cli(*args, "--token-file", token["ada"])
+        assert code == 0, out
+        assert f"{version['next']} promoted to canary by ada" in out
+        code, out = cli("versions")
+        assert "canary" in out and "orders" in out, out
+
+        back = ("rollback", "runbook", "restart-on-oom", "--reason", "drill")
+        code, out = cli(*back, "--token-file", token["vic"])
+        assert code == 2 and "rollback needs the role operator" in out, out
+        code, out = cli(*back, "--token-file", token["otto"])
+        assert code == 0, out
+        assert f"{version['next']} rolled back, {version['live']} restored by otto" in out
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert (rolled.data["by"], rolled.data["reason"]) == ("otto", "drill")
+    finally:
+        h.close()
