@@ -486,7 +486,8 @@ def roll_back(
     track = candidates.lifecycle_of(store).track(kind, name)
     restored = track.previous()
     current = track.canary.version if track.canary is not None else track.live
-    if not restored or not current:
+    # A candidate that was the first of its name to act goes back to shadow.
+    if not current or (not restored and not track.pinned):
         raise ValidationError(
             f"{kind} {name} has no previous version to restore",
             field="NAME",

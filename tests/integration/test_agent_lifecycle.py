@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.cli import Cli
-from tests.integration.harness import Harness, make_harness
+from tests.integration.harness import SERVICES, Harness, make_harness
 from warden import operations
+from warden.assembly import default_agents
+from warden.config import WardenConfig
 from warden.domain import events as ev
 from warden.domain.errors import PolicyDenied
+from warden.domain.plans import Plan, Step
 from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
 from warden.governance.identity import AuthenticationError, Credential
 from warden.runbooks.loader import EXAMPLE
@@ -23,6 +26,10 @@ from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versi
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from warden.agents.protocol import Detection
+    from warden.domain.incident import Incident
+    from warden.domain.world import World
 
 LIVE = EXAMPLE.replace("once_within: 10m", "once_within: 5m") + "\n"
 # The candidate: the same plan, surer of itself (a new version of restart-on-oom).
@@ -339,5 +346,86 @@ def test_the_commands_list_compare_promote_and_roll_back(tmp_path: Path) -> None
         assert f"{version['next']} rolled back, {version['live']} restored by otto" in out
         (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
         assert (rolled.data["by"], rolled.data["reason"]) == ("otto", "drill")
+    finally:
+        h.close()
+
+
+class CautiousRestarts:
+    """A candidate agent: restarts a service that is down, as the built-in one does."""
+
+    name = "cautious-restarts"
+    handles = frozenset({"service_down"})
+    priority = 5
+
+    def detect(self, world: World) -> list[Detection]:
+        return []
+
+    def propose(self, incident: Incident, world: World) -> Plan | None:
+        return Plan(
+            agent=self.name,
+            steps=(Step("restart_service", incident.service),),
+            rationale=f"{incident.service} is down",
+            evidence=incident.evidence_ids,
+            confidence=0.9,
+        )
+
+
+def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled_back(
+    tmp_path: Path,
+) -> None:
+    config = WardenConfig(services=SERVICES, state_dir=tmp_path / "state")
+    agents = [*default_agents(config), CautiousRestarts()]
+    h = make_harness(tmp_path, agents=agents, shadow_agents=("cautious-restarts",))
+    try:
+        h.fail("payments")
+        h.settle()
+        (planned,) = h.events(ev.PLAN_PROPOSED)
+        assert planned.data["plan"]["agent"] == "service-down"
+        # The plan records the version of the agent that made it, as listed when loaded.
+        loaded = {
+            (v["name"], v["mode"]): v["version"]
+            for v in h.events(ev.VERSIONS_LOADED)[-1].data["versions"]
+        }
+        assert planned.data["versions"] == {"agent": loaded[("service-down", "live")]}
+        (shadowed,) = h.events(ev.AGENT_SHADOWED)
+        assert shadowed.stream == ev.SHADOW_STREAM
+        assert shadowed.data["version"] == loaded[("cautious-restarts", "shadow")]
+        assert shadowed.data["decisions"][0]["outcome"] == "allow"
+        assert [c[:2] for c in h.adapter.calls] == [("restart_service", "payments")]
+        (found,) = candidate_comparisons(h.warden.store)
+        assert found["counts"]["same plan"] == 1
+
+        candidate = loaded[("cautious-restarts", "shadow")]
+        data = {
+            "kind": "agent",
+            "name": "cautious-restarts",
+            "version": candidate,
+            "library": {"right": 4, "miss": 0, "wrong": 0, "total": 4},
+            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": 1.0},
+        }
+        when = ev.format_time(h.clock.now())
+        h.warden.store.append(
+            ev.LIFECYCLE_STREAM,
+            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when)],
+        )
+        policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
+        admin = h.person("ada", "admin")
+        operations.promote(
+            h.warden.store, Credential(key=admin.key), "agent", "cautious-restarts",
+            "supervised", h.clock.now(), policy, h.warden.runtime.catalog,
+        )  # fmt: skip
+        h.tick()
+        runtime = h.warden.runtime
+        assert "cautious-restarts" in [a.name for a in runtime.agents]
+        assert runtime.agents[-1].name == "escalation"
+        assert ("cautious-restarts", "supervised") in runtime.settings.agent_caps
+
+        operations.roll_back(
+            h.warden.store, Credential(key=h.person("otto", "operator").key), "agent",
+            "cautious-restarts", h.clock.now(), reason="too eager",
+        )  # fmt: skip
+        h.tick()
+        assert "cautious-restarts" not in [a.name for a in runtime.agents]
+        assert ("cautious-restarts", "supervised") not in runtime.settings.agent_caps
     finally:
         h.close()

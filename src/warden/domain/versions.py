@@ -273,7 +273,7 @@ def _rolled_back(track: Track, data: dict[str, Any]) -> Track:
         return replace(track, canary=None, rolled_back=rolled_back)
     return replace(
         track,
-        live=restored or track.live,
+        live=restored,  # "" when the version rolled back was the first to act
         stage="",
         canary=None,
         retired=tuple(v for v in _retire(track.retired, version) if v != restored),
