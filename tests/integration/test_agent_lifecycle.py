@@ -7,6 +7,7 @@ is a second file of the same runbook in ``mode: shadow``.
 from __future__ import annotations
 
 import json
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,10 +18,11 @@ from warden import operations
 from warden.assembly import default_agents
 from warden.config import WardenConfig
 from warden.domain import events as ev
-from warden.domain.errors import PolicyDenied
+from warden.domain.errors import PolicyDenied, ValidationError
 from warden.domain.plans import Plan, Step
 from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
 from warden.governance.identity import AuthenticationError, Credential
+from warden.governance.policy import BUILTIN_BUNDLE
 from warden.runbooks.loader import EXAMPLE
 from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versions_table
 
@@ -429,3 +431,66 @@ def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled
         assert ("cautious-restarts", "supervised") not in runtime.settings.agent_caps
     finally:
         h.close()
+
+
+def test_a_candidate_bundle_is_promoted_kept_across_a_restart_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    candidate = tmp_path / "candidate"
+    shutil.copytree(BUILTIN_BUNDLE, candidate)
+    first = sorted(candidate.glob("*.cedar"))[0]
+    first.write_text(first.read_text() + "\n// the candidate: same rules, reviewed again\n")
+    h = make_harness(tmp_path, shadow_policy_dir=candidate)
+    try:
+        live = h.warden.runtime.gate.bundle.version
+        assert h.warden.runtime.shadow is not None
+        next_ = h.warden.runtime.shadow.bundle.version
+        assert live != next_
+        h.fail("payments")
+        h.settle()
+        assert [e.data["agree"] for e in h.events(ev.SHADOW_DECIDED)] == [True]
+        data = {
+            "kind": "bundle",
+            "name": "policy",
+            "version": next_,
+            "library": {"right": 31, "miss": 0, "wrong": 0, "total": 31},
+            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": None},
+        }
+        when = ev.format_time(h.clock.now())
+        h.warden.store.append(
+            ev.LIFECYCLE_STREAM,
+            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when)],
+        )
+        policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
+        admin = Credential(key=h.person("ada", "admin").key)
+        with pytest.raises(ValidationError, match="a policy bundle decides for the whole fleet"):
+            operations.promote(
+                h.warden.store, admin, "bundle", "policy", "canary", h.clock.now(), policy,
+                h.warden.runtime.catalog,
+            )  # fmt: skip
+        promoted = operations.promote(
+            h.warden.store, admin, "bundle", "policy", "autonomous", h.clock.now(), policy,
+            h.warden.runtime.catalog,
+        )  # fmt: skip
+        assert promoted.data["evidence"]["shadow_proposals"] == 1
+        h.tick()
+        assert h.warden.runtime.gate.bundle.version == next_
+    finally:
+        h.close()
+    # The candidate's directory is gone: the promoted bundle comes back from the kept copy.
+    shutil.rmtree(candidate)
+    again = make_harness(tmp_path)
+    try:
+        assert again.warden.runtime.gate.bundle.version == next_
+        operations.roll_back(
+            again.warden.store, Credential(key=again.person("otto", "operator").key),
+            "bundle", "policy", again.clock.now(),
+        )  # fmt: skip
+        again.tick()
+        assert again.warden.runtime.gate.bundle.version == live
+        again.fail("orders")
+        again.settle()
+        decided = again.events(ev.DECISION_RECORDED)[-1].data["decision"]
+        assert decided["bundle_version"] == live
+    finally:
+        again.close()

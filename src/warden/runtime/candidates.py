@@ -101,6 +101,8 @@ def evidence_for(
 ) -> tuple[pr.Evidence, list[str]]:
     """The evidence for a promotion of that version, and the actions its plans use."""
     lifecycle = lifecycle_of(store)
+    if kind == "bundle":
+        return _bundle_evidence(store, lifecycle, name, version)
     records = [
         r
         for r in shadow_records(store)
@@ -121,6 +123,27 @@ def evidence_for(
         evaluation=lifecycle.evaluation(kind, name, version),
     )
     return evidence, actions
+
+
+def _bundle_evidence(
+    store: EventStore, lifecycle: vs.Lifecycle, name: str, version: str
+) -> tuple[pr.Evidence, list[str]]:
+    """A candidate bundle's record: every step it decided beside the live one."""
+    decided = [
+        e.data
+        for e in store.read_stream(ev.SHADOW_STREAM)
+        if e.type == ev.SHADOW_DECIDED and (e.data.get("shadow") or {}).get("bundle") == version
+    ]
+    agree = sum(1 for d in decided if d.get("agree"))
+    evidence = pr.Evidence(
+        kind="bundle",
+        name=name,
+        version=version,
+        shadow_proposals=len(decided),
+        compared={pr.SAME: agree, pr.DIFFERENT: len(decided) - agree},
+        evaluation=lifecycle.evaluation("bundle", name, version),
+    )
+    return evidence, sorted({str(d.get("action", "")) for d in decided})
 
 
 def versions_table(lifecycle: vs.Lifecycle) -> list[dict[str, Any]]:
