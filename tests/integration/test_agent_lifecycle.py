@@ -43,12 +43,12 @@ POLICY = PromotionPolicy(
 )
 
 
-def lifecycle_harness(tmp_path: Path) -> Harness:
+def lifecycle_harness(tmp_path: Path, candidate: str = CANDIDATE) -> Harness:
     directory = tmp_path / "runbooks"
     if not directory.exists():
         directory.mkdir()
         (directory / "oom.yaml").write_text(LIVE)
-        (directory / "oom-next.yaml").write_text(CANDIDATE)
+        (directory / "oom-next.yaml").write_text(candidate)
     return make_harness(tmp_path, runbooks_dir=directory, promotion=POLICY)
 
 
@@ -494,3 +494,26 @@ def test_a_candidate_bundle_is_promoted_kept_across_a_restart_and_rolled_back(
         assert decided["bundle_version"] == live
     finally:
         again.close()
+
+
+def test_a_guardrail_tripped_in_the_canary_rolls_it_back(tmp_path: Path) -> None:
+    # The same plan, but less sure of itself than the guardrails' confidence floor (0.6).
+    unsure = CANDIDATE.replace("confidence: 0.9", "confidence: 0.5")
+    h = lifecycle_harness(tmp_path, candidate=unsure)
+    try:
+        version = shadow_then_evidence(h)
+        shadowed = h.events(ev.RUNBOOK_SHADOWED)
+        assert [s.data["decisions"][0]["policy"] for s in shadowed] == [
+            "guardrail:confidence-floor"
+        ] * 2
+        evaluated(h, version["next"])
+        promote(h, "ada", "canary")
+        h.tick()
+        oom(h, "orders")
+        h.settle(rounds=3)
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert rolled.data["automatic"] is True
+        assert rolled.data["reason"].startswith("guardrail guardrail:confidence-floor tripped")
+        assert not [c for c in h.adapter.calls if c[1] == "orders"]
+    finally:
+        h.close()
