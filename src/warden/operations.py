@@ -337,12 +337,7 @@ def operate(
     """
     if type_ not in CONTROL_ACTIONS:
         raise ValidationError(f"{type_} is not an operator control", field="type")
-    user = authenticate(store, credential, CONTROL_ACTIONS[type_])
-    if claimed is not None and claimed != user.name:
-        raise identity.AuthenticationError(
-            f"your credential is {user.name}'s, not {claimed!r}",
-            fix="drop --as, or use that person's own credential",
-        )
+    user = _authenticated(store, credential, CONTROL_ACTIONS[type_], claimed)
     return control(store, type_, {**data, "by": user.name, "auth": credential.method}, when)
 
 
@@ -362,12 +357,7 @@ def read_original(
         AuthenticationError: the credential is not an admin's (or not ``claimed``'s).
         ValidationError: no original is kept for the event, or it does not open.
     """
-    user = identity.authenticate(users(store), credential, "originals")
-    if claimed is not None and claimed != user.name:
-        raise identity.AuthenticationError(
-            f"your credential is {user.name}'s, not {claimed!r}",
-            fix="drop --as, or use that person's own credential",
-        )
+    user = _authenticated(store, credential, "originals", claimed)
     original = originals.read(event_id)
     stamp = ev.format_time(when)
     read = ev.derived_event(
@@ -455,16 +445,7 @@ def promote(
     if to == "canary":
         data["fraction"] = policy.canary.fraction
         data["services"] = list(policy.canary.services)
-    stamp = ev.format_time(when)
-    event = ev.derived_event(
-        ev.VERSION_PROMOTED,
-        ev.LIFECYCLE_STREAM,
-        data,
-        stamp,
-        key=f"{kind}:{name}:{chosen}:{to}:{stamp}",
-    )
-    (stored,) = store.append(ev.LIFECYCLE_STREAM, [event])
-    return stored
+    return _lifecycle_event(store, ev.VERSION_PROMOTED, data, when, f"{kind}:{name}:{chosen}:{to}")
 
 
 def roll_back(
@@ -503,14 +484,14 @@ def roll_back(
         "auth": credential.method,
         "automatic": False,
     }
+    return _lifecycle_event(store, ev.VERSION_ROLLED_BACK, data, when, f"{kind}:{name}:{current}")
+
+
+def _lifecycle_event(
+    store: EventStore, type_: str, data: dict[str, Any], when: datetime, key: str
+) -> ev.Event:
     stamp = ev.format_time(when)
-    event = ev.derived_event(
-        ev.VERSION_ROLLED_BACK,
-        ev.LIFECYCLE_STREAM,
-        data,
-        stamp,
-        key=f"{kind}:{name}:{current}:{stamp}",
-    )
+    event = ev.derived_event(type_, ev.LIFECYCLE_STREAM, data, stamp, key=f"{key}:{stamp}")
     (stored,) = store.append(ev.LIFECYCLE_STREAM, [event])
     return stored
 
@@ -518,6 +499,7 @@ def roll_back(
 def _authenticated(
     store: EventStore, credential: identity.Credential, action: str, claimed: str | None
 ) -> User:
+    """The user behind ``credential`` if allowed ``action``; ``claimed`` only narrows."""
     user = authenticate(store, credential, action)
     if claimed is not None and claimed != user.name:
         raise identity.AuthenticationError(

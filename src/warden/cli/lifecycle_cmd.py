@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,13 @@ from warden.domain.errors import PolicyDenied, WardenError
 from warden.domain.promotion import PromotionPolicy
 from warden.runtime.candidates import lifecycle_of, versions_table
 from warden.store.location import has_log, open_event_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from warden.domain import events as ev
+    from warden.ports import EventStore
 
 console = Console()
 
@@ -91,31 +98,27 @@ def promote(
     event. Example: warden promote runbook restart-on-oom --to canary --token-file t
     """
     state_dir = state_dir_of(state_dir, config)
-    if not has_log(state_dir):
-        raise fail(f"no Warden state in {state_dir}/ (run `warden run` first)")
-    found = configured(config, state_dir)
+    found = configured(config, state_dir) if has_log(state_dir) else None
     policy = found.promotion if found is not None else PromotionPolicy()
-    store = open_event_store(state_dir)
     try:
-        event = operations.promote(
-            store,
-            credential(token_file, key),
-            kind,
-            name,
-            to,
-            datetime.now(UTC),
-            policy,
-            Catalog(),
-            version=version,
-            claimed=claimed,
+        event = _appended(
+            state_dir,
+            lambda store: operations.promote(
+                store,
+                credential(token_file, key),
+                kind,
+                name,
+                to,
+                datetime.now(UTC),
+                policy,
+                Catalog(),
+                version=version,
+                claimed=claimed,
+            ),
         )
     except PolicyDenied as exc:
         listed = "\n".join(f"  - {r}" for r in exc.reasons)
         raise fail(f"{kind} {name}: promotion to {to} refused; unmet:\n{listed}") from exc
-    except WardenError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        store.close()
     data = event.data
     console.print(
         f"{kind} {name} {data['version']} promoted to {to} by {data['by']}"
@@ -135,12 +138,9 @@ def rollback(
     state_dir: StateDir = None,
 ) -> None:
     """Restore the previous version at once (operators and admins), as an audited event."""
-    state_dir = state_dir_of(state_dir, config)
-    if not has_log(state_dir):
-        raise fail(f"no Warden state in {state_dir}/ (run `warden run` first)")
-    store = open_event_store(state_dir)
-    try:
-        event = operations.roll_back(
+    event = _appended(
+        state_dir_of(state_dir, config),
+        lambda store: operations.roll_back(
             store,
             credential(token_file, key),
             kind,
@@ -148,14 +148,26 @@ def rollback(
             datetime.now(UTC),
             reason=reason,
             claimed=claimed,
-        )
-    except WardenError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        store.close()
+        ),
+    )
     data = event.data
     console.print(
         f"{kind} {name}: {data['version']} rolled back, {data['restored']} restored"
         f" by {data['by']}",
         highlight=False,
     )
+
+
+def _appended(state_dir: Path, append: Callable[[EventStore], ev.Event]) -> ev.Event:
+    """Run ``append`` against the state's store; refusals other than policy are one line."""
+    if not has_log(state_dir):
+        raise fail(f"no Warden state in {state_dir}/ (run `warden run` first)")
+    store = open_event_store(state_dir)
+    try:
+        return append(store)
+    except PolicyDenied:
+        raise
+    except WardenError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        store.close()
