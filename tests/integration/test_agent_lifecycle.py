@@ -389,6 +389,12 @@ def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled
             for v in h.events(ev.VERSIONS_LOADED)[-1].data["versions"]
         }
         assert planned.data["versions"] == {"agent": loaded[("service-down", "live")]}
+        # So does each decision, with the bundle's.
+        decided = h.events(ev.DECISION_RECORDED)[0].data
+        assert decided["versions"] == {
+            "agent": loaded[("service-down", "live")],
+            "bundle": h.warden.runtime.gate.bundle.version,
+        }
         (shadowed,) = h.events(ev.AGENT_SHADOWED)
         assert shadowed.stream == ev.SHADOW_STREAM
         assert shadowed.data["version"] == loaded[("cautious-restarts", "shadow")]
