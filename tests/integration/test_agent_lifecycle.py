@@ -523,3 +523,64 @@ def test_a_guardrail_tripped_in_the_canary_rolls_it_back(tmp_path: Path) -> None
         assert not [c for c in h.adapter.calls if c[1] == "orders"]
     finally:
         h.close()
+
+
+class EagerRestarts(CautiousRestarts):
+    """A candidate that, once acting, outranks the built-in agent."""
+
+    name = "eager-restarts"
+    priority = 90
+
+
+def test_a_candidate_agent_in_canary_acts_on_its_services_only_and_rolls_back(
+    tmp_path: Path,
+) -> None:
+    config = WardenConfig(services=SERVICES, state_dir=tmp_path / "state")
+    agents = [*default_agents(config), EagerRestarts()]
+    h = make_harness(tmp_path, agents=agents, shadow_agents=("eager-restarts",))
+    try:
+        h.fail("gateway")
+        h.settle()
+        (shadowed,) = h.events(ev.AGENT_SHADOWED)
+        version = shadowed.data["version"]
+        data = {
+            "kind": "agent",
+            "name": "eager-restarts",
+            "version": version,
+            "library": {"right": 4, "miss": 0, "wrong": 0, "total": 4},
+            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": None},
+        }
+        when = ev.format_time(h.clock.now())
+        h.warden.store.append(
+            ev.LIFECYCLE_STREAM,
+            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when)],
+        )
+        policy = PromotionPolicy(
+            default=Thresholds(min_shadow_proposals=1),
+            canary=CanarySettings(fraction=0.0, services=("orders",)),
+        )
+        operations.promote(
+            h.warden.store, Credential(key=h.person("ada", "admin").key), "agent",
+            "eager-restarts", "canary", h.clock.now(), policy, h.warden.runtime.catalog,
+        )  # fmt: skip
+        h.tick()
+        h.fail("payments")
+        h.settle()
+        h.adapter.script["restart_service"] = ["fail"]
+        h.fail("orders")
+        h.settle()
+        by_service = {
+            e.data["plan"]["steps"][0]["target"]: e.data["plan"]["agent"]
+            for e in h.events(ev.PLAN_PROPOSED)
+        }
+        assert by_service == {
+            "gateway": "service-down",
+            "payments": "service-down",  # not in the canary: the agents it had
+            "orders": "eager-restarts",  # in the canary: the candidate acts
+        }
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert (rolled.data["automatic"], rolled.data["version"]) == (True, version)
+        h.tick()
+        assert "eager-restarts" not in [a.name for a in h.warden.runtime.agents]
+    finally:
+        h.close()

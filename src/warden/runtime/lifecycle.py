@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from warden.agents.canary import CanaryAgent
 from warden.agents.versioning import versions_of
 from warden.domain import events as ev
 from warden.domain import incident as incident_fold
@@ -72,6 +73,14 @@ class Outcomes:
         return self.held / self.closed if self.closed else None
 
 
+def made_by(incident: Incident) -> str:
+    """The version of the agent or runbook that planned ``incident`` ("" unknown)."""
+    plan = incident.plan
+    if plan is None:
+        return ""
+    return dict(incident.plan_versions).get("agent") or plan.agent_version
+
+
 def remediation_outcomes(incidents: Sequence[Incident]) -> Outcomes:
     """Closed remediations (a step was intended) and those that held, as the KPIs count."""
     remediated = [i for i in incidents if i.state.terminal and i.intended]
@@ -94,7 +103,10 @@ class LifecycleController:
         self.runtime = runtime
         self.policy = policy
         self.runbooks = runbooks
+        # Every agent that began as a candidate, and those proposing in shadow now.
+        self.candidates = list(shadow_agents)
         self.shadow_agents = list(shadow_agents)
+        self._placed: dict[str, str] = {}
         self.keep_dir = keep_dir
         self._model_version = (
             vs.content_version(canonical_json(_without_secrets(dict(model_settings))).decode())
@@ -123,11 +135,12 @@ class LifecycleController:
         """Every loaded version as (kind, name, version, mode), sorted."""
         entries: set[tuple[str, str, str, str]] = set()
         runbooks = self.runbooks()
-        watched = {id(r.agent) for r in runbooks}
+        watched = {id(r.agent) for r in runbooks} | {id(a) for a in self.candidates}
         for agent in self.runtime.agents:
-            if id(agent) not in watched:
+            if id(agent) not in watched and not isinstance(agent, CanaryAgent):
                 entries.add(("agent", agent.name, versions_of(agent)["agent"], vs.LIVE))
-        for agent in self.shadow_agents:
+        # A candidate is loaded as one wherever it acts: promotions say where.
+        for agent in self.candidates:
             entries.add(("agent", agent.name, versions_of(agent)["agent"], vs.SHADOW))
         for runbook in runbooks:
             entries.add(("runbook", runbook.name, runbook.version, runbook.mode))
@@ -216,7 +229,7 @@ class LifecycleController:
             if (
                 canary is not None
                 and track.name == incident.plan.agent
-                and incident.plan.agent_version == canary.version
+                and made_by(incident) == canary.version
             ):
                 self._tripped[track.key] = (
                     f"guardrail {guardrail} tripped on incident {incident_id}"
@@ -241,20 +254,32 @@ class LifecycleController:
         self._move_agents()
 
     def _move_agents(self) -> None:
-        """A candidate agent promoted acts; one rolled back goes back to shadow."""
-        for agent in list(self.shadow_agents):
-            track = self.lifecycle.tracks.get(("agent", agent.name))
-            if track is not None and track.live == versions_of(agent)["agent"]:
-                self.shadow_agents.remove(agent)
-                agents = self.runtime.agents
-                at = len(agents) - 1 if agents and agents[-1].name == "escalation" else len(agents)
-                agents.insert(at, agent)
-        for agent in list(self.runtime.agents):
+        """Each candidate agent where its track says: live, in canary, or in shadow."""
+        for agent in self.candidates:
             track = self.lifecycle.tracks.get(("agent", agent.name))
             version = versions_of(agent)["agent"]
-            if track is not None and version in track.rolled_back and track.live != version:
-                self.runtime.agents.remove(agent)
+            want, canary = vs.SHADOW, None
+            found = track.canary if track is not None else None
+            if track is not None and track.live == version:
+                want = vs.LIVE
+            elif found is not None and found.version == version:
+                want, canary = "canary", found
+            if self._placed.get(agent.name, vs.SHADOW) == want:
+                continue
+            self._placed[agent.name] = want
+            self.shadow_agents = [a for a in self.shadow_agents if a is not agent]
+            agents = self.runtime.agents
+            agents[:] = [
+                a
+                for a in agents
+                if a is not agent and not (isinstance(a, CanaryAgent) and a.agent is agent)
+            ]
+            if want == vs.SHADOW:
                 self.shadow_agents.append(agent)
+                continue
+            acting = agent if canary is None else CanaryAgent(agent, canary.covers)
+            at = len(agents) - 1 if agents and agents[-1].name == "escalation" else len(agents)
+            agents.insert(at, acting)
 
     def runbook_role(self, name: str, version: str, mode: str, service: str) -> str:
         """Whether this runbook version acts, shadows or idles for ``service``."""
@@ -435,8 +460,8 @@ class LifecycleController:
         planned: dict[str, list[Incident]] = {v: [] for v in versions}
         for incident in incidents:
             plan = incident.plan
-            if plan is not None and plan.agent == name and plan.agent_version in planned:
-                planned[plan.agent_version].append(incident)
+            if plan is not None and plan.agent == name and made_by(incident) in planned:
+                planned[made_by(incident)].append(incident)
         return [remediation_outcomes(planned[v]) for v in versions]
 
     def roll_back_automatically(
@@ -502,5 +527,6 @@ __all__ = [
     "LifecycleController",
     "Outcomes",
     "RunbookVersion",
+    "made_by",
     "remediation_outcomes",
 ]
