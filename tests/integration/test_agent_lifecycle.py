@@ -10,11 +10,14 @@ import json
 import shutil
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from tests.cli import Cli
 from tests.integration.harness import SERVICES, Harness, make_harness
 from warden import operations
+from warden.api.context import ApiContext
+from warden.api.server import ApiServer
 from warden.assembly import default_agents
 from warden.config import WardenConfig
 from warden.domain import events as ev
@@ -25,6 +28,7 @@ from warden.governance.identity import AuthenticationError, Credential
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.runbooks.loader import EXAMPLE
 from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versions_table
+from warden.web.app import create_app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -583,4 +587,31 @@ def test_a_candidate_agent_in_canary_acts_on_its_services_only_and_rolls_back(
         h.tick()
         assert "eager-restarts" not in [a.name for a in h.warden.runtime.agents]
     finally:
+        h.close()
+
+
+def test_the_api_lists_versions_and_candidates(tmp_path: Path) -> None:
+    h = lifecycle_harness(tmp_path)
+    ctx = ApiContext(h.warden.store, h.warden.config.state_dir, now=h.clock.now, poll_s=0.05)
+    server = ApiServer(create_app(ctx), ctx, "127.0.0.1", 0)
+    server.start()
+    try:
+        version = shadow_then_evidence(h)
+        viewer = {"Authorization": f"Bearer {h.person('vic', 'viewer').token}"}
+        with httpx.Client(timeout=30) as client:
+            listed = client.get(server.url + "/api/versions", headers=viewer)
+            compared = client.get(server.url + "/api/shadow", headers=viewer)
+            nobody = client.get(server.url + "/api/versions")
+        assert listed.status_code == 200, listed.text
+        rows = [r for r in listed.json()["versions"] if r["kind"] == "runbook"]
+        assert {r["version"]: r["stage"] for r in rows} == {
+            version["live"]: "live",
+            version["next"]: "shadow",
+        }
+        (candidate,) = compared.json()["candidates"]
+        assert candidate["counts"]["same plan"] == 2
+        assert nobody.status_code == 401
+    finally:
+        server.stop()
+        ctx.stopping.set()
         h.close()
