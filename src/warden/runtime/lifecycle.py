@@ -107,6 +107,9 @@ class LifecycleController:
         self.candidates = list(shadow_agents)
         self.shadow_agents = list(shadow_agents)
         self._placed: dict[str, str] = {}
+        self._seen: tuple[object, ...] = ()
+        self._held: tuple[object, ...] = ()
+        self._applied = False  # the lifecycle or what is loaded changed since _apply
         self.keep_dir = keep_dir
         self._model_version = (
             vs.content_version(canonical_json(_without_secrets(dict(model_settings))).decode())
@@ -155,8 +158,25 @@ class LifecycleController:
             entries.add((MODEL, MODEL, self._model_version, vs.LIVE))
         return tuple(sorted(entries))
 
+    def _what_is_loaded(self) -> tuple[object, ...]:
+        """A cheap fingerprint of what :meth:`loaded` lists: the objects, not their versions."""
+        runtime = self.runtime
+        return (
+            tuple(map(id, runtime.agents)),
+            tuple(map(id, self.shadow_agents)),
+            runtime.gate.bundle,
+            runtime.policies.current if runtime.policies is not None else None,
+            runtime.shadow.bundle if runtime.shadow is not None else None,
+        )
+
     def record_loaded(self) -> None:
         """Record the loaded versions when they differ from those last recorded."""
+        seen = self._what_is_loaded()
+        if seen == self._seen:
+            return  # the same objects: the same versions (agents and bundles never change)
+        self._seen = seen
+        self._held = (*self.runtime.agents, *self.shadow_agents)  # their ids stay theirs
+        self._applied = False
         self._keep_bundle(self.runtime.gate.bundle)
         if self.runtime.policies is not None:
             self._keep_bundle(self.runtime.policies.current)
@@ -198,6 +218,7 @@ class LifecycleController:
         if event.position <= self.lifecycle.position and self.lifecycle.position:
             return
         self.lifecycle = vs.observe(self.lifecycle, event)
+        self._applied = False
         if event.type in (ev.VERSION_PROMOTED, ev.VERSION_ROLLED_BACK):
             self._apply()
 
@@ -239,6 +260,7 @@ class LifecycleController:
 
     def _apply(self) -> None:
         """Autonomy caps of promoted agents and runbooks, and the bundle in force."""
+        self._applied = True
         caps = dict(self._base_caps)
         for track in self.lifecycle.tracks.values():
             if track.kind in ("agent", "runbook") and track.stage == "supervised":
@@ -494,7 +516,8 @@ class LifecycleController:
     def on_tick(self) -> None:
         """Record what is loaded, ask candidate agents, watch the canaries."""
         self.record_loaded()
-        self._apply()
+        if not self._applied:
+            self._apply()
         self._ask_shadow_agents()
         self.check_canaries()
 
