@@ -335,3 +335,54 @@ def view(**overrides: Any) -> lc.View:
         "runnable": EVERY_ACTION,
     }
     return lc.View(**(fields | overrides))
+
+
+# -- a judged history: people approved one restart and rejected another ---------------
+
+
+def judged_outages(tmp_path: Path) -> Path:
+    """A supervised history: alice approves restarting payments, bob rejects orders'.
+
+    Returns the config file; the store is in ``tmp_path / "state"``.
+    """
+    config = tmp_path / "warden.yaml"
+    config.write_text(OUTAGE_CONFIG.format(state=tmp_path / "state") + "autonomy: supervised\n")
+    clock = ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC))
+    probes = {"payments": ScriptedProbe(), "orders": ScriptedProbe()}
+    warden = build(load_config(config), clock, adapter=RecordingAdapter(probes), probes=probes)
+    try:
+        runtime = warden.runtime
+        alice = register(warden.store, "alice", when=clock.now(), seed="judged")
+        bob = register(warden.store, "bob", when=clock.now(), seed="judged")
+        for name, probe in probes.items():
+            runtime.record_probe(name, "scripted", probe.check(), "watch")
+        for service, person, decision in (
+            ("payments", alice, "approve"),
+            ("orders", bob, "reject"),
+        ):
+            probes[service].healthy = False
+            for _ in range(3):
+                clock.advance(1)
+                runtime.record_probe(service, "scripted", probes[service].check(), "watch")
+                runtime.tick()
+            for _ in range(5):
+                clock.advance(0.1)
+                runtime.tick()
+            (waiting,) = (i for i in runtime.incidents.values() if i.service == service)
+            assert waiting.state.value == "awaiting_approval", waiting.state
+            clock.advance(30)
+            operations.approve(
+                warden.store, waiting.id, person.key, when=clock.now(), decision=decision
+            )
+            for _ in range(20):
+                clock.advance(0.1)
+                runtime.tick()
+            probes[service].healthy = True
+            clock.advance(1)
+            runtime.record_probe(service, "scripted", probes[service].check(), "watch")
+            runtime.tick()
+            clock.advance(900)
+            runtime.tick()
+    finally:
+        warden.close()
+    return config

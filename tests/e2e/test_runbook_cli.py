@@ -21,7 +21,7 @@ def copy(tmp_path: Path) -> Path:
 def test_the_example_cases_pass(tmp_path: Path) -> None:
     result = runner.invoke(app, ["runbook", "test", str(copy(tmp_path))])
     assert result.exit_code == 0, result.output
-    assert "8 passed, 0 failed" in result.output
+    assert "9 passed, 0 failed" in result.output
 
 
 def test_a_failing_case_exits_1_and_says_why(tmp_path: Path) -> None:

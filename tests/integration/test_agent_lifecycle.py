@@ -26,8 +26,11 @@ from warden.domain.plans import Plan, Step
 from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
 from warden.governance.identity import AuthenticationError, Credential
 from warden.governance.policy import BUILTIN_BUNDLE
+from warden.ingest.registry import SchemaRegistry
 from warden.runbooks.loader import EXAMPLE
 from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versions_table
+from warden.sim.candidate import agent_candidate, find_candidates
+from warden.sim.evaluation import record_evaluation
 from warden.web.app import create_app
 
 if TYPE_CHECKING:
@@ -91,7 +94,7 @@ def plans(h: Harness) -> list[dict[str, Any]]:
 
 
 def evaluated(h: Harness, version: str, wrong: int = 0) -> None:
-    """What `warden evaluate` appends: the candidate scored on the library and history."""
+    """What `warden evaluate --record` appends: the candidate scored on library and history."""
     data = {
         "kind": "runbook",
         "name": "restart-on-oom",
@@ -99,11 +102,8 @@ def evaluated(h: Harness, version: str, wrong: int = 0) -> None:
         "library": {"right": 6 - wrong, "miss": 0, "wrong": wrong, "total": 6},
         "history": {"agree": 2, "differ": 0, "total": 2, "human_agreement": None},
     }
-    when = ev.format_time(h.clock.now())
-    event = ev.derived_event(
-        ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when, key=f"{version}:{wrong}:{when}"
-    )
-    h.warden.store.append(ev.LIFECYCLE_STREAM, [event])
+    h.clock.advance(1)  # a second evaluation is a new record, not the first one again
+    record_evaluation(h.warden.store, data, h.clock.now(), SchemaRegistry())
 
 
 def promote(h: Harness, who: str, to: str, role: str = "admin") -> ev.Event:
@@ -145,6 +145,13 @@ def test_a_candidate_runbook_is_shadowed_scored_promoted_to_canary_and_rolled_ba
     h = lifecycle_harness(tmp_path)
     try:
         version = shadow_then_evidence(h)
+        # The version `warden evaluate` gives the candidate's file is the one loaded.
+        (scored,) = find_candidates(str(tmp_path / "runbooks" / "oom-next.yaml"))
+        assert (scored.kind, scored.name, scored.version) == (
+            "runbook",
+            "restart-on-oom",
+            version["next"],
+        )
         # In shadow: its plans decided by the live policy, recorded, never acted on.
         shadowed = [e for e in h.events(ev.RUNBOOK_SHADOWED)]
         assert {e.stream for e in shadowed} == {ev.SHADOW_STREAM}
@@ -163,7 +170,7 @@ def test_a_candidate_runbook_is_shadowed_scored_promoted_to_canary_and_rolled_ba
             promote(h, "ada", "canary")
         assert refused.value.reasons == (
             f"scenario library: no evaluation of version {version['next']}"
-            " (run `warden evaluate runbook restart-on-oom`)",
+            " (run `warden evaluate` on it with --record)",
         )
         evaluated(h, version["next"], wrong=1)
         with pytest.raises(PolicyDenied, match="1 WRONG of 6, at most 0 allowed"):
@@ -402,6 +409,9 @@ def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled
         (shadowed,) = h.events(ev.AGENT_SHADOWED)
         assert shadowed.stream == ev.SHADOW_STREAM
         assert shadowed.data["version"] == loaded[("cautious-restarts", "shadow")]
+        # The version `warden evaluate` gives the agent is the one loaded.
+        scored = agent_candidate(f"{__name__}:CautiousRestarts")
+        assert scored.version == loaded[("cautious-restarts", "shadow")]
         assert shadowed.data["decisions"][0]["outcome"] == "allow"
         assert [c[:2] for c in h.adapter.calls] == [("restart_service", "payments")]
         (found,) = candidate_comparisons(h.warden.store)
@@ -413,12 +423,12 @@ def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled
             "name": "cautious-restarts",
             "version": candidate,
             "library": {"right": 4, "miss": 0, "wrong": 0, "total": 4},
-            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": 1.0},
+            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": 100.0},
         }
         when = ev.format_time(h.clock.now())
         h.warden.store.append(
-            ev.LIFECYCLE_STREAM,
-            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when)],
+            ev.CANDIDATES_STREAM,
+            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.CANDIDATES_STREAM, data, when)],
         )
         policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
         admin = h.person("ada", "admin")
@@ -468,8 +478,8 @@ def test_a_candidate_bundle_is_promoted_kept_across_a_restart_and_rolled_back(
         }
         when = ev.format_time(h.clock.now())
         h.warden.store.append(
-            ev.LIFECYCLE_STREAM,
-            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when)],
+            ev.CANDIDATES_STREAM,
+            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.CANDIDATES_STREAM, data, when)],
         )
         policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
         admin = Credential(key=h.person("ada", "admin").key)
@@ -556,8 +566,8 @@ def test_a_candidate_agent_in_canary_acts_on_its_services_only_and_rolls_back(
         }
         when = ev.format_time(h.clock.now())
         h.warden.store.append(
-            ev.LIFECYCLE_STREAM,
-            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.LIFECYCLE_STREAM, data, when)],
+            ev.CANDIDATES_STREAM,
+            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.CANDIDATES_STREAM, data, when)],
         )
         policy = PromotionPolicy(
             default=Thresholds(min_shadow_proposals=1),

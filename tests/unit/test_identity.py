@@ -134,11 +134,12 @@ def test_private_keys_from_openssh_and_pem() -> None:
 def test_the_role_table(role: str, action: str) -> None:
     allowed = {
         "viewer": {"read"},
-        "operator": {"read", "killswitch.engage", "quarantine.replay", "rollback"},
+        "operator": {"read", "killswitch.engage", "quarantine.replay", "evaluate", "rollback"},
         "approver": {
             "read",
             "killswitch.engage",
             "quarantine.replay",
+            "evaluate",
             "rollback",
             "approve",
             "reject",

@@ -95,14 +95,14 @@ def test_the_latest_evaluation_of_the_exact_version_counts() -> None:
             "name": "oom",
             "version": version,
             "library": {"right": 3, "miss": 1, "wrong": wrong, "total": 4 + wrong},
-            "history": {"agree": 9, "differ": 1, "total": 10, "human_agreement": 0.9},
+            "history": {"agree": 9, "differ": 1, "total": 10, "human_agreement": 90.0},
         }
         return event(ev.CANDIDATE_EVALUATED, data, position)
 
     life = vs.fold([scored("v2", 2, 1), scored("v2", 0, 2), scored("v3", 5, 3)])
     found = life.evaluation("runbook", "oom", "v2")
     assert found is not None
-    assert (found.wrong, found.human_agreement) == (0, 0.9)
+    assert (found.wrong, found.human_agreement_pct) == (0, 90.0)
     assert life.evaluation("runbook", "oom", "v4") is None
 
 
@@ -162,7 +162,7 @@ def test_unmet_lists_every_threshold_short() -> None:
 
 
 def test_human_agreement_counts_before_agreement_with_the_live_version() -> None:
-    found = vs.Evaluation(6, 0, 0, 6, 0, 0, 10, 0.5, T0)
+    found = vs.Evaluation(6, 0, 0, 6, 0, 0, 10, 50.0, T0)
     with_humans = pr.Evidence("runbook", "oom", "v2", 30, {pr.SAME: 30}, found)
     assert with_humans.agreement_pct == 50.0
     assert pr.unmet(pr.Thresholds(), with_humans) == ["agreement: 50%, at least 90% needed"]

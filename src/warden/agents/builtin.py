@@ -206,7 +206,7 @@ def _build(name: str, section: Mapping[str, Any]) -> Agent:
         raise ConfigError(f"agents.{name}: {exc}") from exc
 
 
-def _not_an_agent(candidate: Any) -> str:
+def not_an_agent(candidate: Any) -> str:
     """What ``candidate`` lacks to be an agent ("" when it is one)."""
     name = getattr(candidate, "name", None)
     if not isinstance(name, str) or not name:
@@ -264,7 +264,7 @@ def discover_agents(
             loaded = point.load()
         except Exception as exc:  # a broken plugin is a configuration problem, reported as such
             raise ConfigError(f"{where} cannot be loaded: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(loaded, type) and not _not_an_agent(loaded):
+        if not isinstance(loaded, type) and not not_an_agent(loaded):
             if section:
                 raise ConfigError(
                     f"{where} is an agent object, which takes no settings; remove agents.{name}"
@@ -280,7 +280,7 @@ def discover_agents(
                 ) from exc
         else:
             agent = loaded
-        problem = _not_an_agent(agent)
+        problem = not_an_agent(agent)
         if problem:
             raise ConfigError(f"{where} did not give an agent: {problem}")
         agents.append(agent)
@@ -374,4 +374,5 @@ __all__ = [
     "builtin_agents",
     "check_settings",
     "discover_agents",
+    "not_an_agent",
 ]

@@ -13,7 +13,7 @@ import inspect
 import sys
 from typing import TYPE_CHECKING
 
-from warden.domain.versions import content_version
+from warden.domain.versions import fingerprint
 
 if TYPE_CHECKING:
     from warden.agents.protocol import Agent
@@ -24,7 +24,7 @@ def version_of(agent: Agent) -> str:
     own = getattr(agent, "version", None)
     if isinstance(own, str) and own:
         return own
-    return _code_version(type(agent))
+    return _code_version(agent)
 
 
 def settings_version(agent: Agent) -> str:
@@ -42,14 +42,19 @@ def versions_of(agent: Agent) -> dict[str, str]:
     return found
 
 
+def _code_version(agent: Agent) -> str:
+    """``name@hash`` of the module the agent's class is defined in (as `warden evaluate`)."""
+    return f"{agent.name}@{_module_hash(type(agent).__module__)}"
+
+
 @functools.cache
-def _code_version(kind: type) -> str:
-    module = sys.modules.get(kind.__module__)
+def _module_hash(name: str) -> str:
+    module = sys.modules.get(name)
     try:
         source = inspect.getsource(module) if module is not None else ""
     except (OSError, TypeError):
         source = ""
-    return content_version(kind.__module__, kind.__qualname__, source)
+    return fingerprint({name: source})
 
 
 __all__ = ["settings_version", "version_of", "versions_of"]

@@ -22,6 +22,7 @@ from warden.cli.audit_cmd import audit_app
 from warden.cli.auth import Claimed, KeyFile, TokenFile, approval_settings, check_claim, credential
 from warden.cli.config_cmd import config_app
 from warden.cli.drill_cmd import drill
+from warden.cli.evaluate_cmd import evaluate
 from warden.cli.event_cmd import event_app
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.lifecycle_cmd import promote, rollback, versions
@@ -463,6 +464,7 @@ app.command()(promote)
 app.command()(rollback)
 app.command()(simulate)
 app.command()(drill)
+app.command()(evaluate)
 
 
 def main() -> None:

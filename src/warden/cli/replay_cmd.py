@@ -51,7 +51,7 @@ def replay(
     """
     err = Console(stderr=True)
     try:
-        settings = _settings(config, state_dir or DEFAULT_STATE)
+        settings = history_settings(config, state_dir or DEFAULT_STATE)
         state_dir = state_dir or (settings.state_dir if config is not None else DEFAULT_STATE)
         if policy_dir is not None:
             if not policy_dir.is_dir():
@@ -82,7 +82,7 @@ def replay(
     raise typer.Exit(0 if report.identical else 1)
 
 
-def _settings(config: Path | None, state_dir: Path) -> WardenConfig:
+def history_settings(config: Path | None, state_dir: Path) -> WardenConfig:
     """The configuration named, else ./warden.yaml, else the one kept in the state dir."""
     candidates = (
         [config] if config is not None else [Path("warden.yaml"), state_dir / "warden.yaml"]

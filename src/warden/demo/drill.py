@@ -105,6 +105,18 @@ def steady_state(fleet: DrillFleet) -> str:
     return ""
 
 
+def stop_seen(fleet: DrillFleet, since: float) -> float | None:
+    """When the processor last stopped on a batch, if at or after ``since`` (wall time).
+
+    A cure faster than one look at the steady state still leaves this witness: the
+    processor's own record of the stop, kept after the stop is over.
+    """
+    _, body = _get(fleet.url("processor", "/status"))
+    stop = body.get("last_stop") or {}
+    at = stop.get("at")
+    return float(at) if isinstance(at, (int, float)) and at >= since else None
+
+
 @dataclass
 class DrillResult:
     """What one drill found."""
@@ -181,7 +193,7 @@ class DrillRunner:
         target = fault.target(round_)
         result = DrillResult(fault.name, target, "", expected)
         mark = self.events.mark()
-        start = time.monotonic()
+        start, wall_start = time.monotonic(), time.time()
         result.injected = fault.inject(self.fleet, target)
         broken_at: float | None = None
         restored_at: float | None = None
@@ -192,6 +204,8 @@ class DrillRunner:
             now = time.monotonic()
             if problem and broken_at is None:
                 broken_at = now
+            elif broken_at is None and (stopped := stop_seen(self.fleet, wall_start)):
+                broken_at = start + (stopped - wall_start)
             if not problem and broken_at is not None:
                 restored_at = now
                 break

@@ -66,6 +66,7 @@ class Stage:
         self.lock = threading.Lock()
         self.corrupt_next = False
         self.stuck_on = ""
+        self.last_stop: dict[str, Any] = {}  # outlives the stop: a quick cure leaves a witness
         self.reported_at = 0.0
         self.last_batch_at = 0.0
         self.batches = 0
@@ -115,6 +116,8 @@ class Stage:
         now = time.monotonic()
         if batch == self.stuck_on and now - self.reported_at < _REPORT_AGAIN_S:
             return
+        if batch != self.stuck_on:
+            self.last_stop = {"batch": batch, "at": time.time()}
         self.stuck_on, self.reported_at = batch, now
         data = {"service": self.name, "pipeline": PIPELINE, "batch": batch, "reason": problem}
         checkpoint = self._checkpoint()
@@ -174,6 +177,7 @@ class Stage:
             "role": self.role,
             "batches": self.batches,
             "stuck_on": self.stuck_on,
+            "last_stop": self.last_stop,
             "last_batch_age_s": age,
         }
 

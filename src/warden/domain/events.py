@@ -75,17 +75,19 @@ RUNBOOKS_LOADED = "warden.runbooks.loaded"
 RUNBOOKS_REJECTED = "warden.runbooks.rejected"
 RUNBOOK_SHADOWED = "warden.runbook.shadowed"
 
+# A candidate runbook, agent or bundle scored on the scenario library and on history
+# (`warden evaluate --record`); promotion reads these as its evidence
+CANDIDATE_EVALUATED = "warden.candidate.evaluated"
 # Versions of what decides (see warden.domain.versions): loaded, promoted, rolled back; a
-# candidate scored on the scenario library and history (appended by `warden evaluate`); a
 # candidate agent's would-be plan (a runbook's is RUNBOOK_SHADOWED)
 VERSIONS_LOADED = "warden.versions.loaded"
 VERSION_PROMOTED = "warden.version.promoted"
 VERSION_ROLLED_BACK = "warden.version.rolled_back"
-CANDIDATE_EVALUATED = "warden.candidate.evaluated"
 AGENT_SHADOWED = "warden.agent.shadowed"
 
 SHADOW_STREAM = "shadow"
 RUNBOOKS_STREAM = "runbooks"
+CANDIDATES_STREAM = "candidates"
 LIFECYCLE_STREAM = "lifecycle"
 
 CONTROL_STREAM = "control"

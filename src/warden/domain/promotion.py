@@ -84,8 +84,8 @@ class Evidence:
     @property
     def agreement_pct(self) -> float | None:
         """Agreement with humans when the history had any, else with the live version."""
-        if self.evaluation is not None and self.evaluation.human_agreement is not None:
-            return round(100 * self.evaluation.human_agreement, 2)
+        if self.evaluation is not None and self.evaluation.human_agreement_pct is not None:
+            return round(self.evaluation.human_agreement_pct, 2)
         total = sum(self.compared.values())
         return round(100 * self.compared.get(SAME, 0) / total, 2) if total else None
 
@@ -100,7 +100,7 @@ class Evidence:
             "compared": dict(sorted(self.compared.items())),
             "agreement_pct": self.agreement_pct,
             "agreement_with": (
-                "humans" if found is not None and found.human_agreement is not None else "live"
+                "humans" if found is not None and found.human_agreement_pct is not None else "live"
             ),
             "library": None
             if found is None
@@ -135,7 +135,7 @@ def unmet(thresholds: Thresholds, evidence: Evidence) -> list[str]:
     if found is None or found.total == 0:
         missing.append(
             f"scenario library: no evaluation of version {evidence.version}"
-            f" (run `warden evaluate {evidence.kind} {evidence.name}`)"
+            " (run `warden evaluate` on it with --record)"
         )
     elif found.wrong > thresholds.max_wrong:
         missing.append(

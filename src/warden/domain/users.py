@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, str] = {
     "read": "viewer",  # incidents, audit, reports
     "killswitch.engage": "operator",  # stopping is always safe to allow early
     "quarantine.replay": "operator",  # input still passes every gate again
+    "evaluate": "operator",  # record a candidate's scores; promoting it is an admin's
     "rollback": "operator",  # back to the version that ran before: always safe to allow early
     "approve": "approver",
     "reject": "approver",

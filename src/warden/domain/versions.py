@@ -22,8 +22,16 @@ STAGES = ("supervised", "autonomous", "canary")
 LIVE, SHADOW, IDLE = "live", "shadow", "idle"
 
 
+def fingerprint(texts: dict[str, str]) -> str:
+    """A short content hash of named texts, names included (bundles, runbooks, code)."""
+    digest = hashlib.sha256()
+    for file_name in sorted(texts):
+        digest.update(file_name.encode() + b"\0" + texts[file_name].encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def content_version(*parts: str) -> str:
-    """A short content hash of ``parts`` (the way runbooks and bundles are versioned)."""
+    """A short content hash of ``parts`` (settings, a set of versions)."""
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode() + b"\0")
@@ -70,7 +78,7 @@ class Evaluation:
     agree: int
     differ: int
     compared: int
-    human_agreement: float | None  # 0..1; None when no human acted in the history
+    human_agreement_pct: float | None  # 0..100; None when no human acted in the history
     at: str
 
     @classmethod
@@ -79,9 +87,6 @@ class Evaluation:
         library = data.get("library") or {}
         history = data.get("history") or {}
         human = history.get("human_agreement")
-        agreement = None if human is None else float(human)
-        if agreement is not None and agreement > 1:  # given as a percentage
-            agreement /= 100
         return cls(
             right=int(library.get("right", 0)),
             miss=int(library.get("miss", 0)),
@@ -90,7 +95,7 @@ class Evaluation:
             agree=int(history.get("agree", 0)),
             differ=int(history.get("differ", 0)),
             compared=int(history.get("total", 0)),
-            human_agreement=agreement,
+            human_agreement_pct=None if human is None else float(human),
             at=at,
         )
 
@@ -173,8 +178,17 @@ class Lifecycle:
         return self.tracks.get((kind, name)) or Track(kind, name)
 
     def evaluation(self, kind: str, name: str, version: str) -> Evaluation | None:
-        """The latest evaluation of that exact version, or None."""
-        return self.evaluations.get((kind, name, version))
+        """The latest evaluation of that exact version, or None.
+
+        A bundle is known by its version alone (``NAME@hash`` names it already).
+        """
+        found = self.evaluations.get((kind, name, version))
+        if found is None and kind == "bundle":
+            found = next(
+                (e for (k, _, v), e in self.evaluations.items() if k == kind and v == version),
+                None,
+            )
+        return found
 
 
 def observe(lifecycle: Lifecycle, event: ev.Event) -> Lifecycle:
@@ -302,6 +316,7 @@ __all__ = [
     "Lifecycle",
     "Track",
     "content_version",
+    "fingerprint",
     "fold",
     "in_canary",
     "observe",

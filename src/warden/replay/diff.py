@@ -24,6 +24,7 @@ class IncidentView:
     steps: tuple[str, ...]
     decisions: tuple[str, ...]
     state: str
+    opened_at: str = ""  # not compared: what the candidate's evaluation matches by
 
     @property
     def plan(self) -> str:
@@ -47,6 +48,7 @@ class IncidentView:
                 for d in incident.decisions
             ),
             incident.state.value,
+            incident.opened_at,
         )
 
 

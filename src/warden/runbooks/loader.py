@@ -18,7 +18,7 @@ import jsonschema
 from warden.config_yaml import Document, format_path, read_document
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, WardenError, did_you_mean
-from warden.governance.policy import fingerprint
+from warden.domain.versions import fingerprint
 from warden.ingest.registry import SchemaRegistry
 from warden.runbooks.expr import compile_expression, compile_template
 from warden.runbooks.model import MODES, Runbook, StepTemplate, Trigger

@@ -23,9 +23,19 @@ if TYPE_CHECKING:
 CANDIDATE_TYPES = frozenset({ev.RUNBOOK_SHADOWED, ev.AGENT_SHADOWED})
 
 
+LIFECYCLE_STREAMS = (ev.LIFECYCLE_STREAM, ev.CANDIDATES_STREAM)
+"""Where the lifecycle is folded from: versions, promotions, rollbacks, and evaluations."""
+
+
+def lifecycle_events(store: EventStore) -> list[ev.Event]:
+    """The events of :data:`LIFECYCLE_STREAMS`, in log order."""
+    found = [e for s in LIFECYCLE_STREAMS for e in store.read_stream(s)]
+    return sorted(found, key=lambda e: e.position)
+
+
 def lifecycle_of(store: EventStore) -> vs.Lifecycle:
     """The lifecycle the log holds now."""
-    return vs.fold(list(store.read_stream(ev.LIFECYCLE_STREAM)))
+    return vs.fold(lifecycle_events(store))
 
 
 def shadow_records(store: EventStore) -> list[dict[str, Any]]:
@@ -222,12 +232,14 @@ def choose_candidate(track: vs.Track, to: str, given: str | None) -> str:
 
 __all__ = [
     "CANDIDATE_TYPES",
+    "LIFECYCLE_STREAMS",
     "candidate_comparisons",
     "candidates",
     "choose_candidate",
     "compare_candidate",
     "evidence_for",
     "incidents_of",
+    "lifecycle_events",
     "lifecycle_of",
     "shadow_records",
     "versions_table",

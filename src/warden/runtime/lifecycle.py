@@ -29,6 +29,7 @@ from warden.domain.errors import ConfigError, WardenError
 from warden.domain.ids import derived_id, incident_stream
 from warden.domain.incident import State
 from warden.governance.policy import PolicyBundle
+from warden.runtime.candidates import LIFECYCLE_STREAMS, lifecycle_events
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -119,7 +120,7 @@ class LifecycleController:
         self._base_caps = dict(runtime.settings.agent_caps)
         self._bundles: dict[str, PolicyBundle] = {}
         self._keep_bundle(runtime.gate.bundle)
-        self.lifecycle = vs.fold(list(runtime.store.read_stream(ev.LIFECYCLE_STREAM)))
+        self.lifecycle = vs.fold(lifecycle_events(runtime.store))
         self._loaded: tuple[tuple[str, str, str, str], ...] = self._last_loaded()
         self._restore_kept_bundles()
         # Incidents a candidate agent is to be asked about, and those already asked.
@@ -223,7 +224,7 @@ class LifecycleController:
             self._apply()
 
     def _observe(self, event: ev.Event) -> None:
-        if event.stream == ev.LIFECYCLE_STREAM:
+        if event.stream in LIFECYCLE_STREAMS:
             self._fold(event)
             return
         if not event.stream.startswith("incident-"):

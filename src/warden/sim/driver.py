@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from warden.domain.incident import Incident
     from warden.ingest.probes import ProbeResult
     from warden.ports import ActionAdapter, EventStore, Leases
+    from warden.sim.candidate import Candidate
     from warden.sim.format import Scenario
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -189,19 +190,24 @@ def open_runtime(
     *,
     store: EventStore | None = None,
     leases: Leases | None = None,
+    candidate: Candidate | None = None,
 ) -> SimRuntime:
     """The real Warden core for one run.
 
     Probes are given to the runtime empty: the simulator probes on simulated time itself
     and records the answers, so no probe depends on the wall clock. ``store`` and
     ``leases`` replace the temporary SQLite pair (the fleet runs on the in-memory ones).
+    A ``candidate`` (a runbook, agent or bundle under evaluation) goes live in the run.
     """
     config = config_for(scenario, autonomy, state_dir)
+    if candidate is not None:
+        config = candidate.configure(config, state_dir)
     warden = build(
         config,
         clock,
         adapter=adapter,
         probes=dict(probes or {}),
+        agents=candidate.agents(config) if candidate is not None else None,
         store=store,
         leases=leases,
         registry=_registry(),

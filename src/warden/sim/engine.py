@@ -25,13 +25,14 @@ from warden.sim.world import SimAdapter, SimWorld
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
+    from warden.sim.candidate import Candidate
     from warden.sim.format import Scenario, Signal
 
 APPROVER = "sim-approver"
 
 
 class Run:
-    """One scenario at one autonomy level with one seed."""
+    """One scenario at one autonomy level with one seed (and a candidate, when evaluating)."""
 
     def __init__(
         self,
@@ -41,8 +42,10 @@ class Run:
         *,
         approval_delay_s: float = 120.0,
         duration_s: float | None = None,
+        candidate: Candidate | None = None,
     ) -> None:
         self.scenario = scenario
+        self.candidate = candidate
         self.autonomy = autonomy
         self.seed = seed
         self.approval_delay_s = approval_delay_s
@@ -183,7 +186,12 @@ class Run:
         with state_directory() as directory:
             adapter = SimAdapter(self.world)
             self._runtime = open_runtime(
-                self.scenario, self.autonomy, Path(directory), self.clock, adapter
+                self.scenario,
+                self.autonomy,
+                Path(directory),
+                self.clock,
+                adapter,
+                candidate=self.candidate,
             )
             try:
                 self._history()
