@@ -93,17 +93,29 @@ def plans(h: Harness) -> list[dict[str, Any]]:
     return [e.data["plan"] for e in h.events(ev.PLAN_PROPOSED)]
 
 
-def evaluated(h: Harness, version: str, wrong: int = 0) -> None:
+def record_scores(
+    h: Harness,
+    kind: str,
+    name: str,
+    version: str,
+    wrong: int = 0,
+    human: float | None = None,
+) -> None:
     """What `warden evaluate --record` appends: the candidate scored on library and history."""
     data = {
-        "kind": "runbook",
-        "name": "restart-on-oom",
+        "kind": kind,
+        "name": name,
         "version": version,
         "library": {"right": 6 - wrong, "miss": 0, "wrong": wrong, "total": 6},
-        "history": {"agree": 2, "differ": 0, "total": 2, "human_agreement": None},
+        "history": {"agree": 2, "differ": 0, "total": 2, "human_agreement": human},
     }
     h.clock.advance(1)  # a second evaluation is a new record, not the first one again
     record_evaluation(h.warden.store, data, h.clock.now(), SchemaRegistry())
+
+
+def evaluated(h: Harness, version: str, wrong: int = 0) -> None:
+    """The candidate runbook scored."""
+    record_scores(h, "runbook", "restart-on-oom", version, wrong)
 
 
 def promote(h: Harness, who: str, to: str, role: str = "admin") -> ev.Event:
@@ -418,18 +430,7 @@ def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled
         assert found["counts"]["same plan"] == 1
 
         candidate = loaded[("cautious-restarts", "shadow")]
-        data = {
-            "kind": "agent",
-            "name": "cautious-restarts",
-            "version": candidate,
-            "library": {"right": 4, "miss": 0, "wrong": 0, "total": 4},
-            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": 100.0},
-        }
-        when = ev.format_time(h.clock.now())
-        h.warden.store.append(
-            ev.CANDIDATES_STREAM,
-            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.CANDIDATES_STREAM, data, when)],
-        )
+        record_scores(h, "agent", "cautious-restarts", candidate, human=100.0)
         policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
         admin = h.person("ada", "admin")
         operations.promote(
@@ -469,18 +470,10 @@ def test_a_candidate_bundle_is_promoted_kept_across_a_restart_and_rolled_back(
         h.fail("payments")
         h.settle()
         assert [e.data["agree"] for e in h.events(ev.SHADOW_DECIDED)] == [True]
-        data = {
-            "kind": "bundle",
-            "name": "policy",
-            "version": next_,
-            "library": {"right": 31, "miss": 0, "wrong": 0, "total": 31},
-            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": None},
-        }
-        when = ev.format_time(h.clock.now())
-        h.warden.store.append(
-            ev.CANDIDATES_STREAM,
-            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.CANDIDATES_STREAM, data, when)],
-        )
+        # Scored as `warden evaluate` names the bundle: by its directory, the same version.
+        (bundle,) = find_candidates(str(candidate))
+        assert (bundle.kind, bundle.version) == ("bundle", next_)
+        record_scores(h, "bundle", bundle.name, bundle.version)
         policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
         admin = Credential(key=h.person("ada", "admin").key)
         with pytest.raises(ValidationError, match="a policy bundle decides for the whole fleet"):
@@ -557,18 +550,7 @@ def test_a_candidate_agent_in_canary_acts_on_its_services_only_and_rolls_back(
         h.settle()
         (shadowed,) = h.events(ev.AGENT_SHADOWED)
         version = shadowed.data["version"]
-        data = {
-            "kind": "agent",
-            "name": "eager-restarts",
-            "version": version,
-            "library": {"right": 4, "miss": 0, "wrong": 0, "total": 4},
-            "history": {"agree": 1, "differ": 0, "total": 1, "human_agreement": None},
-        }
-        when = ev.format_time(h.clock.now())
-        h.warden.store.append(
-            ev.CANDIDATES_STREAM,
-            [ev.derived_event(ev.CANDIDATE_EVALUATED, ev.CANDIDATES_STREAM, data, when)],
-        )
+        record_scores(h, "agent", "eager-restarts", version, human=None)
         policy = PromotionPolicy(
             default=Thresholds(min_shadow_proposals=1),
             canary=CanarySettings(fraction=0.0, services=("orders",)),
