@@ -450,6 +450,11 @@ def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled
         h.tick()
         assert "cautious-restarts" not in [a.name for a in runtime.agents]
         assert ("cautious-restarts", "supervised") not in runtime.settings.agent_caps
+        # Rolled back, it stays loaded and idle: it neither acts nor proposes in shadow.
+        h.fail("orders")
+        h.settle()
+        assert len(h.events(ev.AGENT_SHADOWED)) == 1
+        assert h.events(ev.PLAN_PROPOSED)[-1].data["plan"]["agent"] == "service-down"
     finally:
         h.close()
 

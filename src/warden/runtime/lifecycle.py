@@ -414,6 +414,9 @@ class LifecycleController:
             for agent in self.shadow_agents:
                 if incident.kind not in agent.handles and "*" not in agent.handles:
                     continue
+                track = self.lifecycle.tracks.get(("agent", agent.name))
+                if track is not None and versions_of(agent)["agent"] in track.rolled_back:
+                    continue  # rolled back: loaded, idle; a new version may try again
                 try:
                     plan = agent.propose(incident, world)
                 except WardenError as exc:
