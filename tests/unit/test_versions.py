@@ -12,9 +12,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from warden.agents.model import ModelAgent
+from warden.agents.service_down import ServiceDownAgent
+from warden.agents.versioning import versions_of
 from warden.domain import events as ev
 from warden.domain import promotion as pr
 from warden.domain import versions as vs
+from warden.domain.catalog import Catalog
 
 T0 = "2026-11-25T12:00:00.000000Z"
 
@@ -213,3 +217,15 @@ def test_compare_sorts_proposals_against_the_live_incidents() -> None:
         pr.ONLY_SHADOW: 1,
         pr.ONLY_LIVE: 2,
     }
+
+
+def test_agents_and_model_settings_carry_versions() -> None:
+    one = versions_of(ModelAgent("http://127.0.0.1:9/v1", "model-one", Catalog()))
+    two = versions_of(ModelAgent("http://127.0.0.1:9/v1", "model-two", Catalog()))
+    assert one["agent"] == two["agent"]  # the same code
+    assert one["model"] != two["model"]  # other settings
+    assert one["agent"].startswith("model-advisor@")
+    built_in = versions_of(ServiceDownAgent())
+    assert set(built_in) == {"agent"}
+    assert built_in["agent"].startswith("service-down@")
+    assert built_in == versions_of(ServiceDownAgent())  # a function of the code alone
