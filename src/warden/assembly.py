@@ -18,7 +18,6 @@ from warden.agents.model import DEFAULT_MAX_AUTONOMY, ModelAgent, model_agent_fr
 from warden.agents.protocol import is_slow
 from warden.audit.checkpointer import Checkpointer
 from warden.audit.projector import AuditProjector
-from warden.audit.publish import CheckpointPublisher
 from warden.audit.state import open_audit
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, SourceStopped
@@ -330,13 +329,13 @@ def build(
     if probes is None:
         probes = {s.name: health_probe(s, config) for s in config.services}
     log, signer = open_audit(state, key_path=config.audit.key_path)
-    publish = config.audit.publish_dsn
-    checkpointer = Checkpointer(
-        log,
-        signer,
-        config.audit.witnesses,
-        CheckpointPublisher(publish, config.audit.publish_schema) if publish else None,
-    )
+    publisher = None
+    if config.audit.publish_dsn:
+        # Imported only here: psycopg takes some 20 MiB that a Warden without it never needs.
+        from warden.audit.publish import CheckpointPublisher
+
+        publisher = CheckpointPublisher(config.audit.publish_dsn, config.audit.publish_schema)
+    checkpointer = Checkpointer(log, signer, config.audit.witnesses, publisher)
     projector = AuditProjector(store, log)
     last_signed = [time.monotonic()]
 

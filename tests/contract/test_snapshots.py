@@ -59,6 +59,15 @@ class SnapshotContract:
         assert store.load_snapshot("s") == Snapshot("s", 3, state)
         assert store.load_snapshot("other") is None
 
+    def test_integers_beyond_64_bits_come_back_as_integers(self, store: Any) -> None:
+        fill(store, "s", 0, 1)
+        state = {"big": [2**64 + 1, -(2**63) - 1, 10**30, 2**63 - 1]}
+        store.save_snapshot("s", 1, state)
+        loaded = store.load_snapshot("s")
+        assert loaded is not None
+        assert loaded.state == state
+        assert all(type(n) is int for n in loaded.state["big"])
+
     def test_the_newest_snapshot_wins(self, store: Any) -> None:
         fill(store, "s", 0, 5)
         store.save_snapshot("s", 2, {"at": 2})

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from warden.domain.events import format_time
 from warden.ingest.gate import IngestGate
 from warden.ingest.registry import SchemaRegistry
 from warden.store.sqlite import SQLiteEventStore
@@ -45,6 +46,31 @@ def test_valid_event_is_stored_with_context(gate: IngestGate, store: SQLiteEvent
     assert stored.traceparent == "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
     assert stored.correlation_id == "c9"
     assert stored.time == "2026-11-25T12:00:00.000000Z"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("2026-11-25T17:30:00.5+05:30", "2026-11-25T12:00:00.500000Z"),
+        ("0005-01-01T00:00:00Z", "0005-01-01T00:00:00.000000Z"),  # four digits, read back
+    ],
+)
+def test_event_time_is_stored_in_utc_with_microseconds(
+    gate: IngestGate, store: SQLiteEventStore, sent: str, stored: str
+) -> None:
+    assert gate.admit(json.dumps(probe_event(time=sent)), "service-payments", "test").event
+    (event,) = store.read_stream("service-payments")
+    assert event.time == stored
+    assert format_time(event.moment) == stored
+
+
+def test_unknown_attributes_are_kept_as_extensions(
+    gate: IngestGate, store: SQLiteEventStore
+) -> None:
+    admission = gate.admit(json.dumps(probe_event(region="eu", shard=3)), "s", "test")
+    assert admission.event is not None
+    assert admission.event.extensions == {"region": "eu", "shard": "3"}
+    assert store.read_stream("s")[0].extensions == {"region": "eu", "shard": "3"}
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from warden.domain.events import Event
-from warden.store.records import decode_record, encode_json, encode_record, placed_event
+from warden.store.records import (
+    decode_json,
+    decode_record,
+    encode_json,
+    encode_record,
+    placed_event,
+)
 
 # Text without lone surrogates (not UTF-8, so not JSON text), with the characters the
 # encoders spell differently made likely: DEL, NUL, other controls, line separators,
@@ -109,6 +115,35 @@ def objects(text: str) -> list[list[str]]:
 @given(JSON_VALUES)
 def test_json_reads_back_equal(value: Any) -> None:
     assert same(json.loads(encode_json(value)), value)
+
+
+@given(JSON_VALUES)
+def test_json_is_read_as_the_standard_library_reads_it(value: Any) -> None:
+    for text in (encode_json(value), json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        assert same(decode_json(text), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "18446744073709551616",  # 2**64: orjson would read a float
+        "[-9223372036854775809, 123456789012345678901234567890]",
+        '{"a": NaN, "b": -Infinity}',
+        '"\\ud800"',
+        "1e400",
+        '{"n": 9223372036854775807, "m": -9223372036854775808}',
+        '["\u00e9\ud83d\ude00", "é😀", 18446744073709551617]',  # after non-ASCII text
+        '["\\udc00", 100000000000000000001]',
+    ],
+)
+def test_what_orjson_reads_otherwise_is_read_as_json_reads_it(text: str) -> None:
+    assert same(decode_json(text), json.loads(text))
+
+
+@pytest.mark.parametrize("text", ["", "{", "[1,]", "nul", '{"a": 1} x'])
+def test_what_is_not_json_raises_as_json_does(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        decode_json(text)
 
 
 @pytest.mark.parametrize(

@@ -184,23 +184,29 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
     """
     if settings.ip_addresses or settings.phone_numbers or settings.high_entropy:
         return True
+    texts: list[str] = []
+    names: list[str] = []
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if _maybe_secret(item):
-                return True
+            texts.append(item)
         elif isinstance(item, Mapping):
             for key, inner in item.items():
-                name = str(key)
-                if name.lower() in settings.fields or _maybe_secret(name, _MAYBE_KEY_WORDS):
-                    return True
+                names.append(str(key))
                 stack.append(inner)
         elif isinstance(item, list | tuple):
             stack.extend(item)
         elif isinstance(item, int) and not isinstance(item, bool) and settings.card_integers:
             return True
-    return False
+    if settings.fields and any(name.lower() in settings.fields for name in names):
+        return True
+    # One search over all the texts (and one over all the names), joined by NUL: no word
+    # and no card number holds a NUL, so nothing matches across two of them, and the
+    # answer is the one of testing each text in turn.
+    return (names != [] and _maybe_secret("\x00".join(names), _MAYBE_KEY_WORDS)) or (
+        texts != [] and _maybe_secret("\x00".join(texts))
+    )
 
 
 _RANDOM_RUN = re.compile(r"[A-Za-z0-9+/=_\-]+")

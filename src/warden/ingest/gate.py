@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ValidationError
@@ -37,23 +37,29 @@ class Admission:
     reason: str = ""
 
 
-def event_from_cloudevent(raw: dict[str, Any]) -> Event:
-    """Build an Event from a structured-mode CloudEvents JSON object (already validated)."""
-    known = {
-        "specversion", "id", "source", "type", "time", "data", "subject",
-        "datacontenttype", "schemaversion", "traceparent", "correlationid",
-    }  # fmt: skip
+_KNOWN = frozenset({
+    "specversion", "id", "source", "type", "time", "data", "subject",
+    "datacontenttype", "schemaversion", "traceparent", "correlationid",
+})  # fmt: skip
+
+
+def event_from_cloudevent(raw: dict[str, Any], moment: datetime | None = None) -> Event:
+    """Build an Event from a structured-mode CloudEvents JSON object (already validated).
+
+    ``moment`` is ``raw["time"]`` already parsed, when the caller has it.
+    """
+    unknown = raw.keys() - _KNOWN
     return Event(
         id=raw["id"],
         source=raw["source"],
         type=raw["type"],
-        time=format_time(parse_time(raw["time"])),
+        time=format_time(parse_time(raw["time"]) if moment is None else moment),
         data=raw["data"],
         subject=raw.get("subject", ""),
         schema_version=int(raw.get("schemaversion", 1)),
         traceparent=raw.get("traceparent", ""),
         correlation_id=raw.get("correlationid", ""),
-        extensions={k: str(v) for k, v in raw.items() if k not in known},
+        extensions={k: str(v) for k, v in raw.items() if k in unknown} if unknown else {},
     )
 
 
@@ -121,7 +127,7 @@ class IngestGate:
                 fix=f"fix the sender's clock; at most {self.max_skew.total_seconds():.0f} s ahead",
             )
         self.registry.check_data(raw["type"], int(raw.get("schemaversion", 1)), raw["data"])
-        event = event_from_cloudevent(raw)
+        event = event_from_cloudevent(raw, moment)
         # Secrets and named fields never reach the store (nor the audit log, logs or a
         # model, which all read from it). Redaction is idempotent, so replay agrees.
         if might_hold_secrets((event.data, event.extensions), self.redaction):

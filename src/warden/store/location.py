@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from warden.domain.errors import ConfigError
 from warden.store.leases import SQLiteLeases
 from warden.store.private import private_dir, private_file
@@ -38,6 +36,9 @@ def remember(state_dir: Path, dsn: str, schema: str) -> None:
     if not dsn:
         pointer.unlink(missing_ok=True)
         return
+    # Here, not at the top: psycopg takes some 20 MiB that a SQLite log never needs.
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     kept = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password" and v is not None}
     private_dir(state_dir)
     shareable = make_conninfo("", **kept)
