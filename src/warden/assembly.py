@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from warden.agents.alerts import AlertAgent
 from warden.agents.builtin import builtin_agents
 from warden.agents.model import DEFAULT_MAX_AUTONOMY, ModelAgent, model_agent_from_config
+from warden.agents.protocol import is_slow
 from warden.audit.checkpointer import Checkpointer
 from warden.audit.projector import AuditProjector
 from warden.audit.state import open_audit
@@ -36,8 +37,9 @@ from warden.ingest.registry import SchemaRegistry
 from warden.ingest.sources import Source, create_source
 from warden.ports import ActionAdapter, Clock, EventStore, Leases, SystemClock
 from warden.runbooks.loader import load_runbooks
-from warden.runbooks.watch import RunbookWatcher
+from warden.runbooks.watch import RunbookWatcher, attach, runbook_versions
 from warden.runtime import Runtime, RuntimeSettings
+from warden.runtime.lifecycle import LifecycleController
 from warden.runtime.probing import ProbeLoop
 from warden.store.location import open_event_store, open_leases, remember
 from warden.store.private import private_dir
@@ -71,6 +73,7 @@ class Warden:
     _source_threads: list[threading.Thread] = field(default_factory=list)
     source_failures: list[str] = field(default_factory=list)
     runbooks: RunbookWatcher | None = None  # set when runbooks_dir is configured
+    lifecycle: LifecycleController | None = None  # versions, shadow, canary, rollback
 
     def start(self, startup_grace_s: float = 10.0) -> None:
         """Start the managed services, the probes and the connectors.
@@ -344,6 +347,22 @@ def build(
             last_signed[0] = time.monotonic()
 
     chosen = list(agents) if agents is not None else default_agents(config, catalog)
+    # Candidates named in agents.shadow propose beside the live agents, never acting.
+    unknown = sorted(set(config.shadow_agents) - {a.name for a in chosen})
+    if unknown:
+        raise ConfigError(
+            f"config error: agents.shadow: unknown agent {unknown[0]!r}; known:"
+            f" {', '.join(sorted(a.name for a in chosen))}"
+        )
+    candidates = [a for a in chosen if a.name in config.shadow_agents]
+    slow = [a.name for a in candidates if is_slow(a)]
+    if slow:
+        raise ConfigError(
+            f"config error: agents.shadow: {slow[0]} is asked off the loop's thread (a model"
+            " agent); only agents that answer at once can run in shadow yet: remove it from"
+            " agents.shadow"
+        )
+    chosen = [a for a in chosen if a.name not in config.shadow_agents]
     registry = registry or SchemaRegistry()
     runbooks = (
         load_runbooks(config.runbooks_dir, catalog=catalog, registry=registry)
@@ -419,6 +438,16 @@ def build(
         if config.runbooks_dir is not None
         else None
     )
+    lifecycle = LifecycleController(
+        runtime,
+        config.promotion,
+        runbooks=runbook_versions(watcher),
+        shadow_agents=candidates,
+        model_settings=config.model,
+        keep_dir=config.state_dir / "versions",
+    )
+    if watcher is not None:
+        attach(watcher, lifecycle)
     loop = ProbeLoop(
         runtime,
         probes,
@@ -431,5 +460,5 @@ def build(
     )
     return Warden(
         config, store, processes, runtime, loop, projector, log, checkpointer, sources,
-        runbooks=watcher,
+        runbooks=watcher, lifecycle=lifecycle,
     )  # fmt: skip

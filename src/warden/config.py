@@ -17,6 +17,7 @@ from warden.domain.control import AutonomyRule
 from warden.domain.errors import ConfigError, did_you_mean
 from warden.domain.events import parse_time
 from warden.domain.kpis import KpiSettings, Prices, Retention
+from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
 from warden.domain.topology import ServiceNode, Topology
 from warden.governance.approvals import ApprovalSettings
 from warden.governance.context import FreezeWindow
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
         GuardrailsSection,
         KpisSection,
         PricesSection,
+        PromotionSection,
+        PromotionThresholds,
         RateLimitSection,
         WardenFile,
     )
@@ -124,6 +127,10 @@ class WardenConfig:
     kpi_prices: Prices | None = None
     # What the live /metrics keeps (kpis.retain_days, kpis.retain_closed_incidents).
     kpi_retention: Retention = field(default_factory=Retention)
+    # Promotion on evidence and the canary (promotion:; see docs/agent-lifecycle.md).
+    promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
+    # Agents that propose in shadow beside the live ones (agents.shadow).
+    shadow_agents: tuple[str, ...] = ()
 
     @property
     def fleet_alert_routing(self) -> AlertRouting:
@@ -428,6 +435,27 @@ def _settings(checked: WardenFile, raw: dict[str, Any], base: Path) -> WardenCon
         minor_alert_wait_s=(checked.escalation.minor_alert_wait_s if checked.escalation else 900.0),
         kpi_prices=_prices(checked.kpis.prices if checked.kpis else None),
         kpi_retention=_retention(checked.kpis),
+        promotion=_promotion(checked.promotion),
+        shadow_agents=tuple((agents and agents.shadow) or ()),
+    )
+
+
+def _promotion(section: PromotionSection | None) -> PromotionPolicy:
+    if section is None:
+        return PromotionPolicy()
+
+    def thresholds(given: PromotionThresholds | None) -> Thresholds:
+        if given is None:
+            return Thresholds()
+        return Thresholds(given.min_shadow_proposals, given.min_agreement_pct, given.max_wrong)
+
+    canary = section.canary
+    return PromotionPolicy(
+        default=thresholds(section.default),
+        classes=tuple(sorted((k, thresholds(v)) for k, v in (section.classes or {}).items())),
+        canary=CanarySettings(canary.fraction, tuple(canary.services or ()), canary.min_outcomes)
+        if canary
+        else CanarySettings(),
     )
 
 

@@ -354,6 +354,8 @@ class AgentsSection(Section):
 
     groups: dict[str, list[str]] | None = None
     max_autonomy: dict[str, Level] | None = None
+    # Candidates: these agents propose beside the live ones, recorded and never acted on.
+    shadow: Annotated[list[str], BeforeValidator(_listed)] | None = None
     settings: Annotated[dict[str, Any] | None, _from_config_error(check_settings)] = None
 
 
@@ -736,6 +738,47 @@ class KpisSection(Section):
     retain_closed_incidents: Annotated[int, Field(ge=0)] = 1000
 
 
+class PromotionThresholds(Section):
+    """What a candidate must show before it is promoted (see docs/agent-lifecycle.md)."""
+
+    min_shadow_proposals: Annotated[int, Field(ge=0)] = 20
+    min_agreement_pct: Annotated[float, Field(ge=0, le=100)] = 90.0
+    max_wrong: Annotated[int, Field(ge=0)] = 0
+
+
+class CanarySection(Section):
+    """Where a version promoted to canary acts first; the rest keep the previous one."""
+
+    fraction: Annotated[float, Field(ge=0, le=1)] = 0.1
+    services: list[str] | None = None
+    min_outcomes: Annotated[int, Field(ge=1)] = 1
+
+
+_RISKS = ("low", "medium", "high")
+
+
+def _action_class(value: str) -> str:
+    if value in _RISKS or re.fullmatch(_ACTION, value):
+        return value
+    raise _fail(
+        "action_class",
+        "an action class is a risk (low, medium, high) or an action name (got {given})",
+        given=repr(value),
+    )
+
+
+class PromotionSection(Section):
+    """Promotion on evidence: thresholds by default and per action class, and the canary.
+
+    ``classes`` keys are a risk (low, medium, high) or an action name; a candidate must
+    meet the strictest thresholds of the actions its plans use.
+    """
+
+    default: PromotionThresholds | None = None
+    classes: dict[Annotated[str, AfterValidator(_action_class)], PromotionThresholds] | None = None
+    canary: CanarySection | None = None
+
+
 class WardenFile(Section):
     """A whole ``warden.yaml``."""
 
@@ -776,6 +819,22 @@ class WardenFile(Section):
     api: ApiSection | None = None
     notifications: Notifications | None = None
     kpis: KpisSection | None = None
+    promotion: PromotionSection | None = None
+
+    @model_validator(mode="after")
+    def _canary_services(self) -> Self:
+        """A canary names services of the fleet."""
+        canary = self.promotion.canary if self.promotion else None
+        known = {s.name for s in self.services}
+        for name in (canary.services or []) if canary else []:
+            if name not in known:
+                raise _fail(
+                    "canary_service",
+                    "promotion.canary.services: unknown service {given}; known: {known}",
+                    given=repr(name),
+                    known=", ".join(sorted(known)),
+                )
+        return self
 
 
 def json_schema() -> dict[str, Any]:

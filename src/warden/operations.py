@@ -16,18 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain import incident as incident_fold
+from warden.domain import promotion, versions
 from warden.domain import users as users_fold
-from warden.domain.errors import InvalidTransition, ValidationError
+from warden.domain.errors import InvalidTransition, PolicyDenied, ValidationError
 from warden.domain.ids import incident_stream
 from warden.domain.incident import State
 from warden.governance import identity
 from warden.governance.approvals import ApprovalSettings, tally
+from warden.runtime import candidates
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from warden.domain.catalog import Catalog
+    from warden.domain.promotion import PromotionPolicy
     from warden.domain.users import Registry, User
     from warden.ingest.originals import OriginalsStore
     from warden.ports import EventStore
@@ -333,12 +337,7 @@ def operate(
     """
     if type_ not in CONTROL_ACTIONS:
         raise ValidationError(f"{type_} is not an operator control", field="type")
-    user = authenticate(store, credential, CONTROL_ACTIONS[type_])
-    if claimed is not None and claimed != user.name:
-        raise identity.AuthenticationError(
-            f"your credential is {user.name}'s, not {claimed!r}",
-            fix="drop --as, or use that person's own credential",
-        )
+    user = _authenticated(store, credential, CONTROL_ACTIONS[type_], claimed)
     return control(store, type_, {**data, "by": user.name, "auth": credential.method}, when)
 
 
@@ -358,12 +357,7 @@ def read_original(
         AuthenticationError: the credential is not an admin's (or not ``claimed``'s).
         ValidationError: no original is kept for the event, or it does not open.
     """
-    user = identity.authenticate(users(store), credential, "originals")
-    if claimed is not None and claimed != user.name:
-        raise identity.AuthenticationError(
-            f"your credential is {user.name}'s, not {claimed!r}",
-            fix="drop --as, or use that person's own credential",
-        )
+    user = _authenticated(store, credential, "originals", claimed)
     original = originals.read(event_id)
     stamp = ev.format_time(when)
     read = ev.derived_event(
@@ -375,3 +369,141 @@ def read_original(
     )
     store.append(ORIGINALS_STREAM, [read])
     return original
+
+
+def promote(
+    store: EventStore,
+    credential: identity.Credential,
+    kind: str,
+    name: str,
+    to: str,
+    when: datetime,
+    policy: PromotionPolicy,
+    catalog: Catalog,
+    *,
+    version: str | None = None,
+    claimed: str | None = None,
+) -> ev.Event:
+    """Promote a candidate on evidence, as an admin; the evidence goes with the event.
+
+    Raises:
+        ValidationError: An unknown kind or level, or no such candidate.
+        PolicyDenied: The evidence falls short; ``reasons`` lists each unmet threshold.
+    """
+    if kind not in versions.KINDS or kind == "model":
+        raise ValidationError(
+            f"cannot promote a {kind!r}", field="KIND", fix="give agent, runbook or bundle"
+        )
+    if to not in versions.STAGES:
+        raise ValidationError(
+            f"cannot promote to {to!r}", field="--to", fix="give " + ", ".join(versions.STAGES)
+        )
+    if to == "canary" and kind == "bundle":
+        raise ValidationError(
+            "a policy bundle decides for the whole fleet: it has no canary",
+            field="--to",
+            fix="promote it to supervised or autonomous, or run it in shadow first",
+        )
+    user = _authenticated(store, credential, "promote", claimed)
+    track = candidates.lifecycle_of(store).track(kind, name)
+    try:
+        chosen = candidates.choose_candidate(track, to, version)
+    except ValueError as exc:
+        raise ValidationError(
+            str(exc), field="NAME", fix="see `warden versions` for what is loaded"
+        ) from None
+    if chosen not in track.loaded:
+        raise ValidationError(
+            f"{kind} {name} version {chosen} is not loaded",
+            field="--version",
+            fix="see `warden versions` for what is loaded",
+        )
+    evidence, actions = candidates.evidence_for(store, kind, name, chosen)
+    risks = [(a, spec.risk.value if (spec := catalog.get(a)) else "") for a in actions]
+    thresholds = policy.for_actions(risks)
+    unmet = promotion.unmet(thresholds, evidence)
+    if unmet:
+        raise PolicyDenied(
+            f"{kind} {name} {chosen} cannot be promoted to {to}: " + "; ".join(unmet), tuple(unmet)
+        )
+    data: dict[str, Any] = {
+        "kind": kind,
+        "name": name,
+        "version": chosen,
+        "to": to,
+        "previous": track.live,
+        "by": user.name,
+        "auth": credential.method,
+        "evidence": evidence.to_dict(),
+        "thresholds": {
+            "min_shadow_proposals": thresholds.min_shadow_proposals,
+            "min_agreement_pct": thresholds.min_agreement_pct,
+            "max_wrong": thresholds.max_wrong,
+            "actions": actions,
+        },
+    }
+    if to == "canary":
+        data["fraction"] = policy.canary.fraction
+        data["services"] = list(policy.canary.services)
+    return _lifecycle_event(store, ev.VERSION_PROMOTED, data, when, f"{kind}:{name}:{chosen}:{to}")
+
+
+def roll_back(
+    store: EventStore,
+    credential: identity.Credential,
+    kind: str,
+    name: str,
+    when: datetime,
+    *,
+    reason: str = "",
+    claimed: str | None = None,
+) -> ev.Event:
+    """Restore the previous version of ``kind`` ``name`` at once, as an operator or admin.
+
+    Raises:
+        ValidationError: Nothing to roll back to.
+    """
+    user = _authenticated(store, credential, "rollback", claimed)
+    track = candidates.lifecycle_of(store).track(kind, name)
+    restored = track.previous()
+    current = track.canary.version if track.canary is not None else track.live
+    # A candidate that was the first of its name to act goes back to shadow.
+    if not current or (not restored and not track.pinned):
+        raise ValidationError(
+            f"{kind} {name} has no previous version to restore",
+            field="NAME",
+            fix="see `warden versions`: a rollback needs a retired version still loaded",
+        )
+    data = {
+        "kind": kind,
+        "name": name,
+        "version": current,
+        "restored": restored,
+        "reason": reason or "rolled back by hand",
+        "by": user.name,
+        "auth": credential.method,
+        "automatic": False,
+    }
+    return _lifecycle_event(store, ev.VERSION_ROLLED_BACK, data, when, f"{kind}:{name}:{current}")
+
+
+def _lifecycle_event(
+    store: EventStore, type_: str, data: dict[str, Any], when: datetime, key: str
+) -> ev.Event:
+    stamp = ev.format_time(when)
+    event = ev.derived_event(type_, ev.LIFECYCLE_STREAM, data, stamp, key=f"{key}:{stamp}")
+    (stored,) = store.append(ev.LIFECYCLE_STREAM, [event])
+    return stored
+
+
+def _authenticated(
+    store: EventStore, credential: identity.Credential, action: str, claimed: str | None
+) -> User:
+    """The user behind ``credential`` if allowed ``action``; ``claimed`` only narrows."""
+    user = authenticate(store, credential, action)
+    if claimed is not None and claimed != user.name:
+        raise identity.AuthenticationError(
+            f"your credential is {user.name}'s, not {claimed!r}",
+            fix="drop --as, or use that person's own credential",
+        )
+    return user

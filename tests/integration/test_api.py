@@ -304,7 +304,7 @@ def test_kpis_report_and_shadow(world: World) -> None:
     assert any(k["name"].startswith("MTTR") for k in kpis["kpis"])
     assert naive.status_code == 400
     assert "<svg" in report.text
-    assert shadow == {"compared": 0, "agree": 0, "differences": []}
+    assert shadow == {"compared": 0, "agree": 0, "differences": [], "candidates": []}
 
 
 def test_a_reconnecting_stream_resumes_after_its_last_event_id(world: World) -> None:

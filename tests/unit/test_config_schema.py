@@ -378,3 +378,47 @@ def test_a_corrupted_file_loads_or_raises_config_error(at: int, junk: bytes) -> 
         except ConfigError as exc:
             outcome = exc
     assert isinstance(outcome, WardenConfig) or str(outcome).startswith("config error: ")
+
+
+def test_the_promotion_section_is_typed_and_read(tmp_path: Path) -> None:
+    path = tmp_path / "warden.yaml"
+    path.write_text(
+        SERVICE
+        + "promotion:\n"
+        + "  default: {min_shadow_proposals: 5, min_agreement_pct: 95}\n"
+        + "  classes: {high: {max_wrong: 0, min_shadow_proposals: 40}, restart_service: {}}\n"
+        + "  canary: {fraction: 0.25, services: [a]}\n"
+        + "agents: {shadow: [capacity]}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    policy = config.promotion
+    assert (policy.default.min_shadow_proposals, policy.default.min_agreement_pct) == (5, 95.0)
+    assert dict(policy.classes)["high"].min_shadow_proposals == 40
+    assert (policy.canary.fraction, policy.canary.services) == (0.25, ("a",))
+    assert config.shadow_agents == ("capacity",)
+
+
+@pytest.mark.parametrize(
+    ("section", "said"),
+    [
+        (
+            "{canary: {services: [b]}}",
+            "line 4: promotion.canary.services: unknown service 'b'; known: a",
+        ),
+        (
+            "{default: {min_agreement_pct: 120}}",
+            "line 4: promotion.default.min_agreement_pct:",
+        ),
+        (
+            "{classes: {'not an action': {}}}",
+            "an action class is a risk (low, medium, high) or an action name",
+        ),
+        ("{default: {max_wrongs: 0}}", "promotion.default.max_wrongs: unknown key"),
+    ],
+)
+def test_a_bad_promotion_section_says_where_and_why(
+    tmp_path: Path, section: str, said: str
+) -> None:
+    message = refused(tmp_path, SERVICE + "environment: prod\npromotion: " + section + "\n")
+    assert said in message, message

@@ -134,9 +134,16 @@ def test_private_keys_from_openssh_and_pem() -> None:
 def test_the_role_table(role: str, action: str) -> None:
     allowed = {
         "viewer": {"read"},
-        "operator": {"read", "killswitch.engage", "quarantine.replay", "evaluate"},
-        "approver": {"read", "killswitch.engage", "quarantine.replay", "evaluate", "approve"}
-        | {"reject"},
+        "operator": {"read", "killswitch.engage", "quarantine.replay", "evaluate", "rollback"},
+        "approver": {
+            "read",
+            "killswitch.engage",
+            "quarantine.replay",
+            "evaluate",
+            "rollback",
+            "approve",
+            "reject",
+        },
         "admin": set(PERMISSIONS),
     }
     assert may(role, action) == (action in allowed[role])

@@ -35,6 +35,7 @@ from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, ValidationError, WardenError
 from warden.domain.plans import Plan
 from warden.domain.redact import DEFAULT_SETTINGS, RedactionSettings, redact, redact_text
+from warden.domain.versions import content_version
 
 if TYPE_CHECKING:
     from warden.agents.protocol import Detection
@@ -110,6 +111,14 @@ class ModelAgent:
         self._prompt = SYSTEM_PROMPT.format(max_steps=max_steps)
         # The runtime asks from worker threads (it is slow): counts change one at a time.
         self._stats = Shared(ModelAgentStatistics())
+
+    @property
+    def settings_version(self) -> str:
+        """A content hash of the model settings that shape its plans (never the key)."""
+        endpoint = self._endpoint
+        return content_version(
+            endpoint.url, str(endpoint.timeout_s), self._model, self._prompt, repr(self._redaction)
+        )
 
     @property
     def name(self) -> str:

@@ -35,6 +35,7 @@ from warden.ingest.quarantine import replay_quarantined
 from warden.ingest.registry import SchemaRegistry
 from warden.ports import SystemClock
 from warden.runtime import load_incidents
+from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versions_table
 from warden.telemetry.report import kpi_rows, render_html, report_json
 
 if TYPE_CHECKING:
@@ -448,9 +449,26 @@ def report_page(request: Request, since: Since = None, until: Until = None) -> s
 @router.get("/api/shadow", openapi_extra=needs("read"), tags=["shadow"])
 def shadow(request: Request) -> dict[str, Any]:
     """How the shadow bundle's decisions compare with the live ones, step by step."""
-    compared = [e.data for e in context(request).store.read_stream(ev.SHADOW_STREAM)]
+    store = context(request).store
+    shadowed = store.read_stream(ev.SHADOW_STREAM)
+    compared = [e.data for e in shadowed if e.type == ev.SHADOW_DECIDED]
     differ = [c for c in compared if not c.get("agree")]
-    return {"compared": len(compared), "agree": len(compared) - len(differ), "differences": differ}
+    return {
+        "compared": len(compared),
+        "agree": len(compared) - len(differ),
+        "differences": differ,
+        "candidates": candidate_comparisons(store),
+    }
+
+
+@router.get("/api/versions", openapi_extra=needs("read"), tags=["shadow"])
+def versions(request: Request) -> dict[str, Any]:
+    """Every version of what decides, and its stage (as `warden versions --json`).
+
+    Agents, runbooks, policy bundles and model settings: live, canary, shadow, retired
+    (kept loaded for a rollback) or rolled back.
+    """
+    return {"versions": versions_table(lifecycle_of(context(request).store))}
 
 
 # -- live -----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from warden.cli.drill_cmd import drill
 from warden.cli.evaluate_cmd import evaluate
 from warden.cli.event_cmd import event_app
 from warden.cli.ingest_cmd import ingest_app
+from warden.cli.lifecycle_cmd import promote, rollback, versions
 from warden.cli.options import DEFAULT_STATE, Config, StateDir, error_text, fail, state_dir_of
 from warden.cli.policy_cmd import policy_app
 from warden.cli.quarantine_cmd import quarantine_app
@@ -458,6 +459,9 @@ app.command()(api)
 app.command()(report)
 app.command()(replay)
 app.command()(shadow)
+app.command()(versions)
+app.command()(promote)
+app.command()(rollback)
 app.command()(simulate)
 app.command()(drill)
 app.command()(evaluate)

@@ -110,6 +110,14 @@ def describe(event: ev.Event) -> tuple[str, str] | None:
         return "CONTROL", f"policy bundle {data['version']} in force"
     if kind == ev.POLICY_REJECTED:
         return "CONTROL", f"policy bundle refused, {data['serving']} keeps serving: {data['error']}"
+    if kind == ev.VERSION_PROMOTED:
+        what = f"{data['kind']} {data['name']} {data['version']}"
+        return "CONTROL", f"{what} promoted to {data['to']} by {data.get('by', '?')}"
+    if kind == ev.VERSION_ROLLED_BACK:
+        what = f"{data['kind']} {data['name']} {data['version']}"
+        how = "automatically" if data.get("automatic") else f"by {data.get('by', '?')}"
+        restored = data.get("restored") or "none"
+        return "ROLLBACK", f"{what} rolled back {how} ({restored} restored): {data['reason']}"
     if kind == ev.APPROVAL_REQUESTED:
         roles = data.get("approver_roles") or []
         who = f" from {'/'.join(roles)}" if roles else ""

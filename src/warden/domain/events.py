@@ -78,10 +78,17 @@ RUNBOOK_SHADOWED = "warden.runbook.shadowed"
 # A candidate runbook, agent or bundle scored on the scenario library and on history
 # (`warden evaluate --record`); promotion reads these as its evidence
 CANDIDATE_EVALUATED = "warden.candidate.evaluated"
+# Versions of what decides (see warden.domain.versions): loaded, promoted, rolled back; a
+# candidate agent's would-be plan (a runbook's is RUNBOOK_SHADOWED)
+VERSIONS_LOADED = "warden.versions.loaded"
+VERSION_PROMOTED = "warden.version.promoted"
+VERSION_ROLLED_BACK = "warden.version.rolled_back"
+AGENT_SHADOWED = "warden.agent.shadowed"
 
 SHADOW_STREAM = "shadow"
 RUNBOOKS_STREAM = "runbooks"
 CANDIDATES_STREAM = "candidates"
+LIFECYCLE_STREAM = "lifecycle"
 
 CONTROL_STREAM = "control"
 USERS_STREAM = "users"

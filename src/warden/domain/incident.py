@@ -64,6 +64,8 @@ class Incident:
     correlation_id: str = ""
     traceparent: str = ""
     plan: Plan | None = None
+    # The versions that made the plan (agent, model settings), as its proposal recorded.
+    plan_versions: tuple[tuple[str, str], ...] = ()
     step_hashes: tuple[str, ...] = ()
     decisions: tuple[Decision, ...] = ()
     approvals: tuple[tuple[str, str], ...] = ()  # (step_hash, approver)
@@ -250,7 +252,15 @@ def _plan(incident: Incident, event: ev.Event) -> Incident:
     _require(incident.state is State.OPEN, incident, event, "a plan was already proposed")
     plan = Plan.from_dict(event.data["plan"])
     hashes = tuple(step_hash(incident.id, i, s) for i, s in enumerate(plan.steps))
-    return replace(incident, state=State.PLANNED, plan=plan, step_hashes=hashes)
+    made_by = event.data.get("versions")
+    versions = (
+        tuple(sorted((str(k), str(v)) for k, v in made_by.items()))
+        if isinstance(made_by, dict)
+        else ()
+    )
+    return replace(
+        incident, state=State.PLANNED, plan=plan, step_hashes=hashes, plan_versions=versions
+    )
 
 
 def _side(incident: Incident, event: ev.Event) -> Incident:

@@ -65,6 +65,7 @@ __all__ = [
     "fail_plan",
     "incident_event",
     "next_commands",
+    "versions_of_decision",
 ]
 
 
@@ -364,6 +365,16 @@ def verifications(incident: Incident, view: View) -> list[str]:
 # -- decisions -----------------------------------------------------------------------
 
 
+def versions_of_decision(incident: Incident, decision: Decision) -> dict[str, str]:
+    """The versions behind a decision on the incident's plan: agent, model, bundle."""
+    found = dict(incident.plan_versions)
+    plan = incident.plan
+    if plan is not None and plan.agent_version and "agent" not in found:
+        found["agent"] = plan.agent_version
+    found["bundle"] = decision.bundle_version
+    return dict(sorted(found.items()))
+
+
 def decision_events(
     incident: Incident,
     decision: Decision,
@@ -377,6 +388,8 @@ def decision_events(
         "decision": decision.to_dict(),
         "index": index,
         "describe": decision.describe(),
+        # Every version that made this decision: the plan's (agent, model) and the bundle's.
+        "versions": versions_of_decision(incident, decision),
     }
     if context is not None:
         data["context"] = dict(context)

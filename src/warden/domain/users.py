@@ -21,11 +21,13 @@ PERMISSIONS: dict[str, str] = {
     "killswitch.engage": "operator",  # stopping is always safe to allow early
     "quarantine.replay": "operator",  # input still passes every gate again
     "evaluate": "operator",  # record a candidate's scores; promoting it is an admin's
+    "rollback": "operator",  # back to the version that ran before: always safe to allow early
     "approve": "approver",
     "reject": "approver",
     "killswitch.release": "admin",  # starting again is not
     "autonomy": "admin",
     "policy": "admin",
+    "promote": "admin",  # new logic acts: on evidence, by an admin
     "users": "admin",
     "originals": "admin",  # unredacted event data kept with redact.keep_original
     "audit.keys": "admin",  # make or rotate the key that signs the audit log's checkpoints

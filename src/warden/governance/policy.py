@@ -11,7 +11,6 @@ Cedar reports matches in no fixed order, and the first reason labels the decisio
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import cedarpy
 
 from warden.domain.decisions import Outcome, Reason
 from warden.domain.errors import ConfigError
+from warden.domain.versions import fingerprint
 
 BUILTIN_BUNDLE = Path(__file__).parent / "bundle"
 SCHEMA_SUFFIX = ".cedarschema"
@@ -230,11 +230,3 @@ class PolicyBundle:
             errors += [f"{info.id}: {e}" for e in result.diagnostics.errors]
             (matched if cedar_id in result.diagnostics.reasons else missed).append(info)
         return Explanation(verdict, tuple(matched), tuple(missed), tuple(errors))
-
-
-def fingerprint(texts: dict[str, str]) -> str:
-    """A short content hash of a bundle's files, names included."""
-    digest = hashlib.sha256()
-    for file_name in sorted(texts):
-        digest.update(file_name.encode() + b"\0" + texts[file_name].encode() + b"\0")
-    return digest.hexdigest()[:16]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Summarizer, is_owner_rule, is_slow
+from warden.agents.versioning import versions_of
 from warden.domain import events as ev
 from warden.domain import evidence
 from warden.domain.commands import Append, append_to
@@ -216,7 +217,9 @@ class Planner:
             )
             for agent, plan in ranked[1:]
         ]
-        events.append(_event(current, ev.PLAN_PROPOSED, {"plan": winner.to_dict()}, now))
+        # The versions that made the plan (the agent's, its model settings'), beside it.
+        proposed = {"plan": winner.to_dict(), "versions": versions_of(winner_agent)}
+        events.append(_event(current, ev.PLAN_PROPOSED, proposed, now))
         return [_append(current, *rejections, *events)]
 
     def _unsupported(self, plan: Plan, world: World) -> str:

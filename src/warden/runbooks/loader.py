@@ -18,7 +18,7 @@ import jsonschema
 from warden.config_yaml import Document, format_path, read_document
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, WardenError, did_you_mean
-from warden.governance.policy import fingerprint
+from warden.domain.versions import fingerprint
 from warden.ingest.registry import SchemaRegistry
 from warden.runbooks.expr import compile_expression, compile_template
 from warden.runbooks.model import MODES, Runbook, StepTemplate, Trigger
@@ -68,8 +68,9 @@ class RunbookSet:
     version: str
 
     def get(self, name: str) -> Runbook | None:
-        """The runbook called ``name``."""
-        return next((r for r in self.runbooks if r.name == name), None)
+        """The runbook called ``name`` (its live one when a candidate shares the name)."""
+        named = [r for r in self.runbooks if r.name == name]
+        return next((r for r in named if r.mode == "live"), named[0] if named else None)
 
 
 class _Refused(Exception):
@@ -112,7 +113,7 @@ def load_runbooks(
     texts: dict[str, str] = {}
     runbooks: list[Runbook] = []
     errors: list[str] = []
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     for path in runbook_files(directory):
         try:
             raw = path.read_bytes()
@@ -125,13 +126,15 @@ def load_runbooks(
         except WardenError as exc:
             errors.append(str(exc))
             continue
-        if runbook.name in seen:
+        # One live runbook per name, and beside it at most one candidate in shadow.
+        if (runbook.name, runbook.mode) in seen:
             errors.append(
                 f"config error: {path}: name {runbook.name!r} is also the name of"
-                f" {seen[runbook.name]}; a runbook's name is its identity, rename one"
+                f" {seen[(runbook.name, runbook.mode)]}; a runbook's name is its identity,"
+                " rename one (a candidate of the same name needs mode: shadow)"
             )
             continue
-        seen[runbook.name] = str(path)
+        seen[(runbook.name, runbook.mode)] = str(path)
         runbooks.append(runbook)
     if errors:
         raise ConfigError("\n".join(errors))

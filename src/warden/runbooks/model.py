@@ -262,6 +262,10 @@ class RunbookAgent:
 
     runbook: Runbook
     world: Callable[[], World] | None = None  # set by the runtime's wiring
+    # Whether this version acts, proposes in shadow or idles for a service ("live",
+    # "shadow", "idle"); set by the lifecycle (canary, promotion, rollback). Without it
+    # the runbook's own mode decides.
+    role: Callable[[Runbook, str], str] | None = None
     _pending: dict[tuple[str, str], tuple[Verdict, ev.Event]] = field(default_factory=dict)
     _plans: dict[tuple[str, str], Plan] = field(default_factory=dict)
     fired: dict[str, str] = field(default_factory=dict)
@@ -308,8 +312,11 @@ class RunbookAgent:
         verdict = evaluate(self.runbook, event, variables, self.last_fired)
         if not verdict.matched:
             return verdict
+        role = self.runbook.mode if self.role is None else self.role(self.runbook, verdict.service)
+        if role == "idle":
+            return verdict
         self.fired[verdict.key] = event.time
-        if self.runbook.mode == "shadow":
+        if role == "shadow":
             self.shadowed.append((verdict, event))
         else:
             self._pending[(verdict.service, event.time)] = (verdict, event)

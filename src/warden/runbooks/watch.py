@@ -10,18 +10,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain.errors import ConfigError
 from warden.runbooks.loader import RunbookSet, load_runbooks, runbook_files
 from warden.runbooks.model import RunbookAgent
+from warden.runtime.lifecycle import LifecycleController, RunbookVersion
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from warden.domain.catalog import Catalog
     from warden.ingest.registry import SchemaRegistry
+    from warden.runbooks.model import Runbook, Verdict
     from warden.runtime.loop import Runtime
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,10 @@ class RunbookWatcher:
         self._stamp = _stamp(directory)
         self._last_poll = time.monotonic()
         self.agents: list[RunbookAgent] = []
+        # Set by the lifecycle: which version acts for a service, and how a shadow plan
+        # is recorded (decided by the live policy); see warden.runtime.lifecycle.
+        self.role: Callable[[Runbook, str], str] | None = None
+        self.record_shadow: Callable[[RunbookAgent, Verdict, ev.Event], None] | None = None
         self._install(self.current)
         self._recall_throttles()
         runtime.subscribe(self._observe)
@@ -70,9 +77,14 @@ class RunbookWatcher:
 
     def _install(self, runbooks: RunbookSet) -> None:
         """Replace the runtime's runbook agents; throttles carry over by runbook name."""
-        fired = {a.name: a.fired for a in self.agents}
+        fired = {(a.name, a.runbook.mode): a.fired for a in self.agents}
         agents = [
-            RunbookAgent(r, world=self.runtime.world, fired=dict(fired.get(r.name, {})))
+            RunbookAgent(
+                r,
+                world=self.runtime.world,
+                fired=dict(fired.get((r.name, r.mode), {})),
+                role=self._role,
+            )
             for r in runbooks.runbooks
         ]
         old = {id(a) for a in self.agents}
@@ -86,10 +98,19 @@ class RunbookWatcher:
             {
                 "version": runbooks.version,
                 "directory": runbooks.directory,
-                "runbooks": {r.name: r.version for r in runbooks.runbooks},
-            },
+                "runbooks": {r.name: r.version for r in runbooks.runbooks if r.mode != "shadow"},
+            }
+            | self._candidates(runbooks),
             key=runbooks.version,
         )
+
+    @staticmethod
+    def _candidates(runbooks: RunbookSet) -> dict[str, object]:
+        shadow = {r.name: r.version for r in runbooks.runbooks if r.mode == "shadow"}
+        return {"shadow": shadow} if shadow else {}
+
+    def _role(self, runbook: Runbook, service: str) -> str:
+        return runbook.mode if self.role is None else self.role(runbook, service)
 
     def _recall_throttles(self) -> None:
         """Throttles from the incidents runbooks opened: the history, not this process."""
@@ -106,10 +127,12 @@ class RunbookWatcher:
         for agent in self.agents:
             agent.observe(event)
 
-    def _record(self, type_: str, data: dict[str, object], key: str) -> None:
+    def _record(
+        self, type_: str, data: dict[str, object], key: str, stream: str = ev.RUNBOOKS_STREAM
+    ) -> None:
         when = ev.format_time(self.runtime.clock.now())
-        event = ev.derived_event(type_, ev.RUNBOOKS_STREAM, data, when, key=key)
-        self.runtime.store.append(ev.RUNBOOKS_STREAM, [event])
+        event = ev.derived_event(type_, stream, data, when, key=key)
+        self.runtime.store.append(stream, [event])
 
     # -- each round --------------------------------------------------------------------
 
@@ -117,18 +140,15 @@ class RunbookWatcher:
         """Record shadow runbooks' plans, and reload the directory when it changed."""
         for agent in self.agents:
             for verdict, event in agent.take_shadowed():
+                if self.record_shadow is not None:
+                    self.record_shadow(agent, verdict, event)
+                    continue
                 plan = verdict.plan.to_dict() if verdict.plan is not None else None
                 self._record(
                     ev.RUNBOOK_SHADOWED,
-                    {
-                        "runbook": agent.name,
-                        "version": agent.version,
-                        "event_id": event.id,
-                        "service": verdict.service,
-                        "group_key": verdict.key,
-                        "plan": plan,
-                    },
+                    shadowed(agent, verdict, event, plan),
                     key=f"{agent.name}:{agent.version}:{event.id}",
+                    stream=ev.SHADOW_STREAM,
                 )
         now = time.monotonic()
         if now - self._last_poll >= self.poll_s:
@@ -158,4 +178,43 @@ class RunbookWatcher:
         return True
 
 
-__all__ = ["RunbookWatcher"]
+def shadowed(
+    agent: RunbookAgent, verdict: Verdict, event: ev.Event, plan: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The data of a shadow runbook's ``warden.runbook.shadowed`` record."""
+    return {
+        "kind": "runbook",
+        "name": agent.name,
+        "runbook": agent.name,
+        "version": agent.version,
+        "event_id": event.id,
+        "event_time": event.time,
+        "service": verdict.service,
+        "group_key": verdict.key,
+        "plan": plan,
+    }
+
+
+def attach(watcher: RunbookWatcher, controller: LifecycleController) -> None:
+    """Let ``controller`` say which runbook version acts, and record shadow plans."""
+
+    def role(runbook: Runbook, service: str) -> str:
+        return controller.runbook_role(runbook.name, runbook.version, runbook.mode, service)
+
+    def record(agent: RunbookAgent, verdict: Verdict, event: ev.Event) -> None:
+        plan = verdict.plan
+        data = shadowed(agent, verdict, event, plan.to_dict() if plan is not None else None)
+        controller.record_runbook_shadow(data, plan, agent.runbook.kind, event)
+
+    watcher.role = role
+    watcher.record_shadow = record
+
+
+def runbook_versions(watcher: RunbookWatcher | None) -> Callable[[], list[RunbookVersion]]:
+    """What the lifecycle controller lists of the watcher's runbooks (none without one)."""
+    if watcher is None:
+        return list
+    return lambda: [RunbookVersion(a.name, a.version, a.runbook.mode, a) for a in watcher.agents]
+
+
+__all__ = ["RunbookWatcher", "attach", "runbook_versions", "shadowed"]

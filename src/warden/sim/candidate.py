@@ -21,7 +21,8 @@ from warden.agents.protocol import is_slow
 from warden.assembly import default_agents
 from warden.domain.catalog import Catalog
 from warden.domain.errors import ConfigError, ValidationError
-from warden.governance.policy import PolicyBundle, fingerprint
+from warden.domain.versions import fingerprint
+from warden.governance.policy import PolicyBundle
 from warden.ingest.registry import SchemaRegistry
 from warden.runbooks.loader import SUFFIXES, load_runbook, load_runbooks, runbook_files
 

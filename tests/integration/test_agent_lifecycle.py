@@ -1,0 +1,614 @@
+"""A candidate runbook earns its autonomy, and loses it: shadow, evidence, canary, rollback.
+
+A real store, gate, Cedar, audit log and reconcile loop on a manual clock; the candidate
+is a second file of the same runbook in ``mode: shadow``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.cli import Cli
+from tests.integration.harness import SERVICES, Harness, make_harness
+from warden import operations
+from warden.api.context import ApiContext
+from warden.api.server import ApiServer
+from warden.assembly import default_agents
+from warden.config import WardenConfig
+from warden.domain import events as ev
+from warden.domain.errors import PolicyDenied, ValidationError
+from warden.domain.plans import Plan, Step
+from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
+from warden.governance.identity import AuthenticationError, Credential
+from warden.governance.policy import BUILTIN_BUNDLE
+from warden.ingest.registry import SchemaRegistry
+from warden.runbooks.loader import EXAMPLE
+from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versions_table
+from warden.sim.candidate import agent_candidate, find_candidates
+from warden.sim.evaluation import record_evaluation
+from warden.web.app import create_app
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from warden.agents.protocol import Detection
+    from warden.domain.incident import Incident
+    from warden.domain.world import World
+
+LIVE = EXAMPLE.replace("once_within: 10m", "once_within: 5m") + "\n"
+# The candidate: the same plan, surer of itself (a new version of restart-on-oom).
+CANDIDATE = "mode: shadow\n" + LIVE.replace("confidence: 0.8", "confidence: 0.9")
+assert CANDIDATE != "mode: shadow\n" + LIVE
+POLICY = PromotionPolicy(
+    default=Thresholds(min_shadow_proposals=2, min_agreement_pct=90.0, max_wrong=0),
+    canary=CanarySettings(fraction=0.0, services=("orders",)),
+)
+
+
+def lifecycle_harness(tmp_path: Path, candidate: str = CANDIDATE) -> Harness:
+    directory = tmp_path / "runbooks"
+    if not directory.exists():
+        directory.mkdir()
+        (directory / "oom.yaml").write_text(LIVE)
+        (directory / "oom-next.yaml").write_text(candidate)
+    return make_harness(tmp_path, runbooks_dir=directory, promotion=POLICY)
+
+
+def oom(h: Harness, service: str) -> ev.Event:
+    return h.ingest(
+        ev.ALERT_FIRING,
+        service,
+        alertname="KubePodOOMKilled",
+        status="firing",
+        fingerprint=f"{service}-{h.clock.now().isoformat()}",
+        labels={"namespace": "prod"},
+        starts_at=ev.format_time(h.clock.now()),
+        group_key="g",
+    )
+
+
+def oom_then_recovered(h: Harness, service: str) -> None:
+    """An OOM kill whose alert resolves once the runbook restarted the service."""
+    firing = oom(h, service)
+    h.settle(rounds=3)
+    fields = {k: v for k, v in firing.data.items() if k != "service"}
+    h.ingest(ev.ALERT_RESOLVED, service, **{**fields, "status": "resolved"})
+    h.settle()
+
+
+def versions_of(h: Harness) -> dict[str, str]:
+    loaded = h.events(ev.RUNBOOKS_LOADED)[-1].data
+    return {
+        "live": loaded["runbooks"]["restart-on-oom"],
+        "next": loaded["shadow"]["restart-on-oom"],
+    }
+
+
+def plans(h: Harness) -> list[dict[str, Any]]:
+    return [e.data["plan"] for e in h.events(ev.PLAN_PROPOSED)]
+
+
+def record_scores(
+    h: Harness,
+    kind: str,
+    name: str,
+    version: str,
+    wrong: int = 0,
+    human: float | None = None,
+) -> None:
+    """What `warden evaluate --record` appends: the candidate scored on library and history."""
+    data = {
+        "kind": kind,
+        "name": name,
+        "version": version,
+        "library": {"right": 6 - wrong, "miss": 0, "wrong": wrong, "total": 6},
+        "history": {"agree": 2, "differ": 0, "total": 2, "human_agreement": human},
+    }
+    h.clock.advance(1)  # a second evaluation is a new record, not the first one again
+    record_evaluation(h.warden.store, data, h.clock.now(), SchemaRegistry())
+
+
+def evaluated(h: Harness, version: str, wrong: int = 0) -> None:
+    """The candidate runbook scored."""
+    record_scores(h, "runbook", "restart-on-oom", version, wrong)
+
+
+def promote(h: Harness, who: str, to: str, role: str = "admin") -> ev.Event:
+    person = h.person(who, role)
+    return operations.promote(
+        h.warden.store,
+        Credential(key=person.key),
+        "runbook",
+        "restart-on-oom",
+        to,
+        h.clock.now(),
+        POLICY,
+        h.warden.runtime.catalog,
+    )
+
+
+def audited(h: Harness) -> list[dict[str, Any]]:
+    h.warden.audit.catch_up()
+    return [e.record for e in h.warden.audit_log.entries()]
+
+
+def shadow_then_evidence(h: Harness) -> dict[str, str]:
+    """OOM kills of payments and gateway: the live version acts, the candidate shadows."""
+    version = versions_of(h)
+    for service in ("payments", "gateway"):
+        oom_then_recovered(h, service)
+        h.clock.advance(360)
+    assert [p["agent_version"] for p in plans(h)] == [version["live"]] * 2
+    assert [c[:2] for c in h.adapter.calls] == [
+        ("restart_service", "payments"),
+        ("restart_service", "gateway"),
+    ]
+    return version
+
+
+def test_a_candidate_runbook_is_shadowed_scored_promoted_to_canary_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    h = lifecycle_harness(tmp_path)
+    try:
+        version = shadow_then_evidence(h)
+        # The version `warden evaluate` gives the candidate's file is the one loaded.
+        (scored,) = find_candidates(str(tmp_path / "runbooks" / "oom-next.yaml"))
+        assert (scored.kind, scored.name, scored.version) == (
+            "runbook",
+            "restart-on-oom",
+            version["next"],
+        )
+        # In shadow: its plans decided by the live policy, recorded, never acted on.
+        shadowed = [e for e in h.events(ev.RUNBOOK_SHADOWED)]
+        assert {e.stream for e in shadowed} == {ev.SHADOW_STREAM}
+        assert [s.data["version"] for s in shadowed] == [version["next"]] * 2
+        assert [s.data["decisions"][0]["outcome"] for s in shadowed] == ["allow"] * 2
+        (found,) = candidate_comparisons(h.warden.store)
+        assert found["counts"] == {
+            "same plan": 2,
+            "different plan": 0,
+            "only shadow": 0,
+            "only live": 0,
+        }
+
+        # Not yet scored on the library: refused, every unmet threshold said.
+        with pytest.raises(PolicyDenied) as refused:
+            promote(h, "ada", "canary")
+        assert refused.value.reasons == (
+            f"scenario library: no evaluation of version {version['next']}"
+            " (run `warden evaluate` on it with --record)",
+        )
+        evaluated(h, version["next"], wrong=1)
+        with pytest.raises(PolicyDenied, match="1 WRONG of 6, at most 0 allowed"):
+            promote(h, "ada", "canary")
+        evaluated(h, version["next"])
+        # An operator may roll back, never promote.
+        with pytest.raises(AuthenticationError, match="promote needs the role admin"):
+            promote(h, "otto", "canary", role="operator")
+        promoted = promote(h, "ada", "canary")
+        assert promoted.data["evidence"]["shadow_proposals"] == 2
+        assert promoted.data["evidence"]["agreement_pct"] == 100.0
+        assert promoted.data["evidence"]["library"]["wrong"] == 0
+        h.tick()
+
+        # In canary: orders gets the new version, payments keeps the previous one.
+        h.adapter.script["restart_service"] = ["fail"]  # the canary's restart does not take
+        oom(h, "orders")
+        h.settle()
+        by_service = {p["steps"][0]["target"]: p["agent_version"] for p in plans(h)[2:]}
+        assert by_service == {"orders": version["next"]}
+        (orders,) = [i for i in h.incidents("orders") if i.intended]
+        assert orders.state.terminal
+        assert [i.state.value for i in h.incidents() if i.intended and i.service != "orders"] == [
+            "resolved",
+            "resolved",
+        ]
+
+        # The canary did worse than the version before it: rolled back automatically.
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert rolled.data["automatic"] is True
+        assert rolled.data["version"] == version["next"]
+        assert rolled.data["restored"] == version["live"]
+        assert "below the previous version's 100%" in rolled.data["reason"]
+        assert rolled.data["evidence"]["canary"] == {
+            "version": version["next"],
+            "closed": 1,
+            "held": 0,
+        }
+        # From now on the previous version acts on orders too.
+        h.clock.advance(360)
+        oom(h, "orders")
+        h.settle()
+        assert plans(h)[-1]["agent_version"] == version["live"]
+        table = {r["version"]: r["stage"] for r in versions_table(lifecycle_of(h.warden.store))}
+        assert table[version["next"]] == "rolled back"
+        assert table[version["live"]] == "live"
+
+        # All of it in the audit log, in order.
+        kinds = [
+            r["type"]
+            for r in audited(h)
+            if r["type"]
+            in (
+                ev.RUNBOOK_SHADOWED,
+                ev.CANDIDATE_EVALUATED,
+                ev.VERSION_PROMOTED,
+                ev.VERSION_ROLLED_BACK,
+            )
+        ]
+        assert kinds == [
+            ev.RUNBOOK_SHADOWED,
+            ev.RUNBOOK_SHADOWED,
+            ev.CANDIDATE_EVALUATED,
+            ev.CANDIDATE_EVALUATED,
+            ev.VERSION_PROMOTED,
+            ev.VERSION_ROLLED_BACK,
+        ]
+    finally:
+        h.close()
+
+
+def test_a_rollback_by_hand_loses_no_incident_in_flight_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    h = lifecycle_harness(tmp_path)
+    try:
+        version = shadow_then_evidence(h)
+        evaluated(h, version["next"])
+        promote(h, "ada", "canary")
+        # Steps now wait for a person: the canary's incident is in flight at the switch.
+        h.control(ev.AUTONOMY_CHANGED, level="supervised", environment="*", domain="*", by="ada")
+        oom(h, "orders")
+        h.settle(rounds=3)
+        (in_flight,) = [i for i in h.incidents("orders") if i.plan is not None]
+        assert in_flight.plan is not None and in_flight.plan.agent_version == version["next"]
+        assert not in_flight.state.terminal
+        # An operator rolls back at once: the previous version acts from the next event.
+        operator = h.person("otto", "operator")
+        rolled = operations.roll_back(
+            h.warden.store,
+            Credential(key=operator.key),
+            "runbook",
+            "restart-on-oom",
+            h.clock.now(),
+            reason="canary pages too often",
+        )
+        assert rolled.data["restored"] == version["live"] and rolled.data["automatic"] is False
+        h.tick()
+        h.approve(h.warden.runtime.incidents[in_flight.id], "bob")
+        h.settle()
+        stream = list(h.warden.store.read_stream(f"incident-{in_flight.id}"))
+        kinds = [e.type for e in stream]
+        # Planned once, decided once (then approved once), acted once, closed once.
+        assert kinds.count(ev.PLAN_PROPOSED) == 1
+        assert kinds.count(ev.STEP_INTENDED) == 1
+        assert kinds.count(ev.INCIDENT_RESOLVED) == 1
+        assert [c[:2] for c in h.adapter.calls].count(("restart_service", "orders")) == 1
+        assert len([i for i in h.incidents("orders") if i.plan is not None]) == 1
+        h.clock.advance(360)
+        oom(h, "orders")
+        h.settle(rounds=3)
+        assert plans(h)[-1]["agent_version"] == version["live"]
+    finally:
+        h.close()
+    again = lifecycle_harness(tmp_path)
+    try:
+        rows = versions_table(lifecycle_of(again.warden.store))
+        table = {r["version"]: r["stage"] for r in rows if r["kind"] == "runbook"}
+        assert table == {version["live"]: "live", version["next"]: "rolled back"}
+        # Everything that decides has a version: built-in agents and the bundle too.
+        kinds = {(r["kind"], r["stage"]) for r in rows}
+        assert {("agent", "live"), ("bundle", "live")} <= kinds
+        again.clock.advance(720)
+        oom(again, "orders")
+        again.settle(rounds=3)
+        # Folded at start-up: the rolled back version neither acts nor shadows any more.
+        assert plans(again)[-1]["agent_version"] == version["live"]
+        assert len(again.events(ev.RUNBOOK_SHADOWED)) == 2
+    finally:
+        again.close()
+
+
+def test_the_commands_list_compare_promote_and_roll_back(tmp_path: Path) -> None:
+    h = lifecycle_harness(tmp_path)
+    try:
+        version = shadow_then_evidence(h)
+        state = h.warden.config.state_dir
+        (state / "warden.yaml").write_text(
+            "services:\n"
+            + "".join(
+                f"  - {{name: {s}, health: 'http://127.0.0.1:9/h'}}\n"
+                for s in ("payments", "orders", "gateway")
+            )
+            + "promotion:\n  default: {min_shadow_proposals: 2, min_agreement_pct: 90}\n"
+            + "  canary: {fraction: 0, services: [orders]}\n"
+        )
+        cli = Cli(state)
+        token = {
+            name: str(h.person(name, role).token_file(tmp_path))
+            for name, role in (("ada", "admin"), ("otto", "operator"), ("vic", "viewer"))
+        }
+        code, out = cli("versions", "--json")
+        assert code == 0, out
+        rows = [r for r in json.loads(out)["versions"] if r["kind"] == "runbook"]
+        assert {r["version"]: r["stage"] for r in rows} == {
+            version["live"]: "live",
+            version["next"]: "shadow",
+        }
+        code, out = cli("versions")
+        assert code == 0 and "restart-on-oom" in out and "shadow" in out, out
+        code, out = cli("shadow", "--json")
+        (found,) = json.loads(out)["candidates"]
+        assert found["counts"]["same plan"] == 2, out
+        code, out = cli("shadow")
+        assert "runbook restart-on-oom" in out and "same plan" in out, out
+
+        args = ("promote", "runbook", "restart-on-oom", "--to", "canary")
+        code, out = cli(*args, "--token-file", token["ada"])
+        assert code == 2
+        assert "promotion to canary refused; unmet:" in out
+        assert "scenario library: no evaluation of version" in out
+        evaluated(h, version["next"])
+        code, out = cli(*args, "--token-file", token["otto"])
+        assert code == 2 and "promote needs the role admin" in out, out
+        code, out = cli(*args, "--token-file", token["ada"])
+        assert code == 0, out
+        assert f"{version['next']} promoted to canary by ada" in out
+        code, out = cli("versions")
+        assert "canary" in out and "orders" in out, out
+
+        back = ("rollback", "runbook", "restart-on-oom", "--reason", "drill")
+        code, out = cli(*back, "--token-file", token["vic"])
+        assert code == 2 and "rollback needs the role operator" in out, out
+        code, out = cli(*back, "--token-file", token["otto"])
+        assert code == 0, out
+        assert f"{version['next']} rolled back, {version['live']} restored by otto" in out
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert (rolled.data["by"], rolled.data["reason"]) == ("otto", "drill")
+    finally:
+        h.close()
+
+
+class CautiousRestarts:
+    """A candidate agent: restarts a service that is down, as the built-in one does."""
+
+    name = "cautious-restarts"
+    handles = frozenset({"service_down"})
+    priority = 5
+
+    def detect(self, world: World) -> list[Detection]:
+        return []
+
+    def propose(self, incident: Incident, world: World) -> Plan | None:
+        return Plan(
+            agent=self.name,
+            steps=(Step("restart_service", incident.service),),
+            rationale=f"{incident.service} is down",
+            evidence=incident.evidence_ids,
+            confidence=0.9,
+        )
+
+
+def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled_back(
+    tmp_path: Path,
+) -> None:
+    config = WardenConfig(services=SERVICES, state_dir=tmp_path / "state")
+    agents = [*default_agents(config), CautiousRestarts()]
+    h = make_harness(tmp_path, agents=agents, shadow_agents=("cautious-restarts",))
+    try:
+        h.fail("payments")
+        h.settle()
+        (planned,) = h.events(ev.PLAN_PROPOSED)
+        assert planned.data["plan"]["agent"] == "service-down"
+        # The plan records the version of the agent that made it, as listed when loaded.
+        loaded = {
+            (v["name"], v["mode"]): v["version"]
+            for v in h.events(ev.VERSIONS_LOADED)[-1].data["versions"]
+        }
+        assert planned.data["versions"] == {"agent": loaded[("service-down", "live")]}
+        # So does each decision, with the bundle's.
+        decided = h.events(ev.DECISION_RECORDED)[0].data
+        assert decided["versions"] == {
+            "agent": loaded[("service-down", "live")],
+            "bundle": h.warden.runtime.gate.bundle.version,
+        }
+        (shadowed,) = h.events(ev.AGENT_SHADOWED)
+        assert shadowed.stream == ev.SHADOW_STREAM
+        assert shadowed.data["version"] == loaded[("cautious-restarts", "shadow")]
+        # The version `warden evaluate` gives the agent is the one loaded.
+        scored = agent_candidate(f"{__name__}:CautiousRestarts")
+        assert scored.version == loaded[("cautious-restarts", "shadow")]
+        assert shadowed.data["decisions"][0]["outcome"] == "allow"
+        assert [c[:2] for c in h.adapter.calls] == [("restart_service", "payments")]
+        (found,) = candidate_comparisons(h.warden.store)
+        assert found["counts"]["same plan"] == 1
+
+        candidate = loaded[("cautious-restarts", "shadow")]
+        record_scores(h, "agent", "cautious-restarts", candidate, human=100.0)
+        policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
+        admin = h.person("ada", "admin")
+        operations.promote(
+            h.warden.store, Credential(key=admin.key), "agent", "cautious-restarts",
+            "supervised", h.clock.now(), policy, h.warden.runtime.catalog,
+        )  # fmt: skip
+        h.tick()
+        runtime = h.warden.runtime
+        assert "cautious-restarts" in [a.name for a in runtime.agents]
+        assert runtime.agents[-1].name == "escalation"
+        assert ("cautious-restarts", "supervised") in runtime.settings.agent_caps
+
+        operations.roll_back(
+            h.warden.store, Credential(key=h.person("otto", "operator").key), "agent",
+            "cautious-restarts", h.clock.now(), reason="too eager",
+        )  # fmt: skip
+        h.tick()
+        assert "cautious-restarts" not in [a.name for a in runtime.agents]
+        assert ("cautious-restarts", "supervised") not in runtime.settings.agent_caps
+        # Rolled back, it stays loaded and idle: it neither acts nor proposes in shadow.
+        h.fail("orders")
+        h.settle()
+        assert len(h.events(ev.AGENT_SHADOWED)) == 1
+        assert h.events(ev.PLAN_PROPOSED)[-1].data["plan"]["agent"] == "service-down"
+    finally:
+        h.close()
+
+
+def test_a_candidate_bundle_is_promoted_kept_across_a_restart_and_rolled_back(
+    tmp_path: Path,
+) -> None:
+    candidate = tmp_path / "candidate"
+    shutil.copytree(BUILTIN_BUNDLE, candidate)
+    first = sorted(candidate.glob("*.cedar"))[0]
+    first.write_text(first.read_text() + "\n// the candidate: same rules, reviewed again\n")
+    h = make_harness(tmp_path, shadow_policy_dir=candidate)
+    try:
+        live = h.warden.runtime.gate.bundle.version
+        assert h.warden.runtime.shadow is not None
+        next_ = h.warden.runtime.shadow.bundle.version
+        assert live != next_
+        h.fail("payments")
+        h.settle()
+        assert [e.data["agree"] for e in h.events(ev.SHADOW_DECIDED)] == [True]
+        # Scored as `warden evaluate` names the bundle: by its directory, the same version.
+        (bundle,) = find_candidates(str(candidate))
+        assert (bundle.kind, bundle.version) == ("bundle", next_)
+        record_scores(h, "bundle", bundle.name, bundle.version)
+        policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
+        admin = Credential(key=h.person("ada", "admin").key)
+        with pytest.raises(ValidationError, match="a policy bundle decides for the whole fleet"):
+            operations.promote(
+                h.warden.store, admin, "bundle", "policy", "canary", h.clock.now(), policy,
+                h.warden.runtime.catalog,
+            )  # fmt: skip
+        promoted = operations.promote(
+            h.warden.store, admin, "bundle", "policy", "autonomous", h.clock.now(), policy,
+            h.warden.runtime.catalog,
+        )  # fmt: skip
+        assert promoted.data["evidence"]["shadow_proposals"] == 1
+        h.tick()
+        assert h.warden.runtime.gate.bundle.version == next_
+    finally:
+        h.close()
+    # The candidate's directory is gone: the promoted bundle comes back from the kept copy.
+    shutil.rmtree(candidate)
+    again = make_harness(tmp_path)
+    try:
+        assert again.warden.runtime.gate.bundle.version == next_
+        operations.roll_back(
+            again.warden.store, Credential(key=again.person("otto", "operator").key),
+            "bundle", "policy", again.clock.now(),
+        )  # fmt: skip
+        again.tick()
+        assert again.warden.runtime.gate.bundle.version == live
+        again.fail("orders")
+        again.settle()
+        decided = again.events(ev.DECISION_RECORDED)[-1].data["decision"]
+        assert decided["bundle_version"] == live
+    finally:
+        again.close()
+
+
+def test_a_guardrail_tripped_in_the_canary_rolls_it_back(tmp_path: Path) -> None:
+    # The same plan, but less sure of itself than the guardrails' confidence floor (0.6).
+    unsure = CANDIDATE.replace("confidence: 0.9", "confidence: 0.5")
+    h = lifecycle_harness(tmp_path, candidate=unsure)
+    try:
+        version = shadow_then_evidence(h)
+        shadowed = h.events(ev.RUNBOOK_SHADOWED)
+        assert [s.data["decisions"][0]["policy"] for s in shadowed] == [
+            "guardrail:confidence-floor"
+        ] * 2
+        evaluated(h, version["next"])
+        promote(h, "ada", "canary")
+        h.tick()
+        oom(h, "orders")
+        h.settle(rounds=3)
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert rolled.data["automatic"] is True
+        assert rolled.data["reason"].startswith("guardrail guardrail:confidence-floor tripped")
+        assert not [c for c in h.adapter.calls if c[1] == "orders"]
+    finally:
+        h.close()
+
+
+class EagerRestarts(CautiousRestarts):
+    """A candidate that, once acting, outranks the built-in agent."""
+
+    name = "eager-restarts"
+    priority = 90
+
+
+def test_a_candidate_agent_in_canary_acts_on_its_services_only_and_rolls_back(
+    tmp_path: Path,
+) -> None:
+    config = WardenConfig(services=SERVICES, state_dir=tmp_path / "state")
+    agents = [*default_agents(config), EagerRestarts()]
+    h = make_harness(tmp_path, agents=agents, shadow_agents=("eager-restarts",))
+    try:
+        h.fail("gateway")
+        h.settle()
+        (shadowed,) = h.events(ev.AGENT_SHADOWED)
+        version = shadowed.data["version"]
+        record_scores(h, "agent", "eager-restarts", version, human=None)
+        policy = PromotionPolicy(
+            default=Thresholds(min_shadow_proposals=1),
+            canary=CanarySettings(fraction=0.0, services=("orders",)),
+        )
+        operations.promote(
+            h.warden.store, Credential(key=h.person("ada", "admin").key), "agent",
+            "eager-restarts", "canary", h.clock.now(), policy, h.warden.runtime.catalog,
+        )  # fmt: skip
+        h.tick()
+        h.fail("payments")
+        h.settle()
+        h.adapter.script["restart_service"] = ["fail"]
+        h.fail("orders")
+        h.settle()
+        by_service = {
+            e.data["plan"]["steps"][0]["target"]: e.data["plan"]["agent"]
+            for e in h.events(ev.PLAN_PROPOSED)
+        }
+        assert by_service == {
+            "gateway": "service-down",
+            "payments": "service-down",  # not in the canary: the agents it had
+            "orders": "eager-restarts",  # in the canary: the candidate acts
+        }
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert (rolled.data["automatic"], rolled.data["version"]) == (True, version)
+        h.tick()
+        assert "eager-restarts" not in [a.name for a in h.warden.runtime.agents]
+    finally:
+        h.close()
+
+
+def test_the_api_lists_versions_and_candidates(tmp_path: Path) -> None:
+    h = lifecycle_harness(tmp_path)
+    ctx = ApiContext(h.warden.store, h.warden.config.state_dir, now=h.clock.now, poll_s=0.05)
+    server = ApiServer(create_app(ctx), ctx, "127.0.0.1", 0)
+    server.start()
+    try:
+        version = shadow_then_evidence(h)
+        viewer = {"Authorization": f"Bearer {h.person('vic', 'viewer').token}"}
+        with httpx.Client(timeout=30) as client:
+            listed = client.get(server.url + "/api/versions", headers=viewer)
+            compared = client.get(server.url + "/api/shadow", headers=viewer)
+            nobody = client.get(server.url + "/api/versions")
+        assert listed.status_code == 200, listed.text
+        rows = [r for r in listed.json()["versions"] if r["kind"] == "runbook"]
+        assert {r["version"]: r["stage"] for r in rows} == {
+            version["live"]: "live",
+            version["next"]: "shadow",
+        }
+        (candidate,) = compared.json()["candidates"]
+        assert candidate["counts"]["same plan"] == 2
+        assert nobody.status_code == 401
+    finally:
+        server.stop()
+        ctx.stopping.set()
+        h.close()
