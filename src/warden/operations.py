@@ -386,25 +386,45 @@ def promote(
 ) -> ev.Event:
     """Promote a candidate on evidence, as an admin; the evidence goes with the event.
 
+    Authenticates ``credential`` (the CLI's way), then :func:`promote_as`.
+
     Raises:
         ValidationError: An unknown kind or level, or no such candidate.
         PolicyDenied: The evidence falls short; ``reasons`` lists each unmet threshold.
     """
-    if kind not in versions.KINDS or kind == "model":
-        raise ValidationError(
-            f"cannot promote a {kind!r}", field="KIND", fix="give agent, runbook or bundle"
-        )
-    if to not in versions.STAGES:
-        raise ValidationError(
-            f"cannot promote to {to!r}", field="--to", fix="give " + ", ".join(versions.STAGES)
-        )
-    if to == "canary" and kind == "bundle":
-        raise ValidationError(
-            "a policy bundle decides for the whole fleet: it has no canary",
-            field="--to",
-            fix="promote it to supervised or autonomous, or run it in shadow first",
-        )
+    _check_promotion(kind, to)
     user = _authenticated(store, credential, "promote", claimed)
+    return promote_as(
+        store, user, credential.method, kind, name, to, when, policy, catalog, version=version
+    )
+
+
+def promote_as(
+    store: EventStore,
+    user: User,
+    auth: str,
+    kind: str,
+    name: str,
+    to: str,
+    when: datetime,
+    policy: PromotionPolicy,
+    catalog: Catalog,
+    *,
+    version: str | None = None,
+) -> ev.Event:
+    """Promote a candidate on evidence as ``user``, who authenticated by ``auth``.
+
+    The one path of a promotion, from the CLI (:func:`promote`) or the API: the role must
+    allow ``promote``, the evidence must meet every threshold, and the event records who,
+    how, the thresholds and the evidence.
+
+    Raises:
+        AuthenticationError: The user's role does not allow a promotion.
+        ValidationError: An unknown kind or level, or no such candidate.
+        PolicyDenied: The evidence falls short; ``reasons`` lists each unmet threshold.
+    """
+    _check_promotion(kind, to)
+    identity.authorize(user, "promote")
     track = candidates.lifecycle_of(store).track(kind, name)
     try:
         chosen = candidates.choose_candidate(track, to, version)
@@ -433,7 +453,7 @@ def promote(
         "to": to,
         "previous": track.live,
         "by": user.name,
-        "auth": credential.method,
+        "auth": auth,
         "evidence": evidence.to_dict(),
         "thresholds": {
             "min_shadow_proposals": thresholds.min_shadow_proposals,
@@ -448,6 +468,24 @@ def promote(
     return _lifecycle_event(store, ev.VERSION_PROMOTED, data, when, f"{kind}:{name}:{chosen}:{to}")
 
 
+def _check_promotion(kind: str, to: str) -> None:
+    """Refuse a kind that cannot be promoted, or a stage it cannot be promoted to."""
+    if kind not in versions.KINDS or kind == "model":
+        raise ValidationError(
+            f"cannot promote a {kind!r}", field="KIND", fix="give agent, runbook or bundle"
+        )
+    if to not in versions.STAGES:
+        raise ValidationError(
+            f"cannot promote to {to!r}", field="--to", fix="give " + ", ".join(versions.STAGES)
+        )
+    if to == "canary" and kind == "bundle":
+        raise ValidationError(
+            "a policy bundle decides for the whole fleet: it has no canary",
+            field="--to",
+            fix="promote it to supervised or autonomous, or run it in shadow first",
+        )
+
+
 def roll_back(
     store: EventStore,
     credential: identity.Credential,
@@ -460,10 +498,32 @@ def roll_back(
 ) -> ev.Event:
     """Restore the previous version of ``kind`` ``name`` at once, as an operator or admin.
 
+    Authenticates ``credential`` (the CLI's way), then :func:`roll_back_as`.
+
     Raises:
         ValidationError: Nothing to roll back to.
     """
     user = _authenticated(store, credential, "rollback", claimed)
+    return roll_back_as(store, user, credential.method, kind, name, when, reason=reason)
+
+
+def roll_back_as(
+    store: EventStore,
+    user: User,
+    auth: str,
+    kind: str,
+    name: str,
+    when: datetime,
+    *,
+    reason: str = "",
+) -> ev.Event:
+    """Restore the previous version as ``user``, who authenticated by ``auth``.
+
+    Raises:
+        AuthenticationError: The user's role does not allow a rollback.
+        ValidationError: Nothing to roll back to.
+    """
+    identity.authorize(user, "rollback")
     track = candidates.lifecycle_of(store).track(kind, name)
     restored = track.previous()
     current = track.canary.version if track.canary is not None else track.live
@@ -481,7 +541,7 @@ def roll_back(
         "restored": restored,
         "reason": reason or "rolled back by hand",
         "by": user.name,
-        "auth": credential.method,
+        "auth": auth,
         "automatic": False,
     }
     return _lifecycle_event(store, ev.VERSION_ROLLED_BACK, data, when, f"{kind}:{name}:{current}")

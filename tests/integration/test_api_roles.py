@@ -46,7 +46,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     world.ctx.stopping.set()  # the live stream answers, then ends: one request, one answer
     server = world.serve()
     world.ctx.stopping.set()
-    values = {"incident_id": incident, "item_id": str(item), "entry": "0", "token": "unknown"}
+    values = {
+        "incident_id": incident,
+        "item_id": str(item),
+        "entry": "0",
+        "token": "unknown",
+        "kind": "runbook",
+        "name": "restart-on-oom",
+    }
     with httpx.Client(timeout=30, follow_redirects=False) as client:
         yield {"world": world, "url": server.url, "values": values, "client": client}
     world.close()

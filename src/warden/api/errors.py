@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from warden.domain.errors import ValidationError, WardenError
+from warden.domain.errors import PolicyDenied, ValidationError, WardenError
 from warden.governance.identity import AuthenticationError
 
 if TYPE_CHECKING:
@@ -48,7 +48,10 @@ def install(app: FastAPI) -> None:
             return JSONResponse(_body(str(exc)), 403)
         if isinstance(exc, ValidationError):
             return JSONResponse(_body(str(exc), field=exc.field), 400)
-        return JSONResponse(_body(str(exc)), 409)
+        body: dict[str, Any] = _body(str(exc))
+        if isinstance(exc, PolicyDenied):
+            body["reasons"] = list(exc.reasons)  # e.g. every unmet threshold of a promotion
+        return JSONResponse(body, 409)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(WardenError, warden_error)

@@ -27,10 +27,12 @@ from warden.audit.merkle import verify_consistency
 from warden.audit.proofs import build_proof
 from warden.audit.state import AuditPaths
 from warden.domain import events as ev
+from warden.domain.catalog import Catalog
 from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.errors import AuditVerificationError
 from warden.domain.incident import State
 from warden.domain.kpis import resilience_report
+from warden.domain.promotion import PromotionPolicy
 from warden.ingest.quarantine import replay_quarantined
 from warden.ingest.registry import SchemaRegistry
 from warden.ports import SystemClock
@@ -70,6 +72,19 @@ class PrepareBody(_Body):
     """What you are about to sign: your decision and why."""
 
     decision: Literal["approve", "reject"] = "approve"
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
+class PromoteBody(_Body):
+    """Where the candidate goes, and which one when several run in shadow."""
+
+    to: Literal["canary", "supervised", "autonomous"]
+    version: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+
+
+class RollbackBody(_Body):
+    """Why; kept in the audit log."""
+
     reason: Annotated[str, Field(max_length=2000)] = ""
 
 
@@ -469,6 +484,51 @@ def versions(request: Request) -> dict[str, Any]:
     (kept loaded for a rollback) or rolled back.
     """
     return {"versions": versions_table(lifecycle_of(context(request).store))}
+
+
+VersionKind = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z]+$")]
+VersionName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[0-9a-zA-Z_.:@-]+$")]
+
+
+@router.post("/api/versions/{kind}/{name}/promote", openapi_extra=needs("promote"), tags=["shadow"])
+def promote(
+    request: Request, kind: VersionKind, name: VersionName, body: PromoteBody
+) -> dict[str, Any]:
+    """Promote a candidate on evidence (admins), as `warden promote` does.
+
+    Refused with 409 and every unmet threshold in ``reasons`` when the evidence falls
+    short; the ``warden.version.promoted`` event carries who, the thresholds and the
+    evidence.
+    """
+    ctx = context(request)
+    policy = ctx.config.promotion if ctx.config is not None else PromotionPolicy()
+    event = operations.promote_as(
+        ctx.store,
+        caller(request).user,
+        "token",
+        kind,
+        name,
+        body.to,
+        ctx.now(),
+        policy,
+        Catalog(),
+        version=body.version,
+    )
+    return {"recorded": event.id, "type": event.type, **event.data}
+
+
+@router.post(
+    "/api/versions/{kind}/{name}/rollback", openapi_extra=needs("rollback"), tags=["shadow"]
+)
+def rollback(
+    request: Request, kind: VersionKind, name: VersionName, body: RollbackBody
+) -> dict[str, Any]:
+    """Restore the previous version at once (operators and admins), as `warden rollback`."""
+    ctx = context(request)
+    event = operations.roll_back_as(
+        ctx.store, caller(request).user, "token", kind, name, ctx.now(), reason=body.reason
+    )
+    return {"recorded": event.id, "type": event.type, **event.data}
 
 
 # -- live -----------------------------------------------------------------------------------
