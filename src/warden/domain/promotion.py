@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from warden.domain import plan_compare
+from warden.domain.plan_compare import DIFFERENT, ONLY_LIVE, SAME, compare_steps
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from warden.domain.versions import Evaluation
 
-SAME, DIFFERENT, ONLY_SHADOW, ONLY_LIVE = "same plan", "different plan", "only shadow", "only live"
+ONLY_SHADOW = plan_compare.ONLY_CANDIDATE
 VERDICTS = (SAME, DIFFERENT, ONLY_SHADOW, ONLY_LIVE)
 
 
@@ -205,26 +208,17 @@ def compare(proposals: Iterable[Proposal], incidents: Iterable[LiveIncident]) ->
         found = by_id.get(proposal.incident_id) or next(
             (by_evidence[e] for e in proposal.evidence if e in by_evidence), None
         )
-        if found is None or not found.steps:
-            if proposal.steps:
-                out.append(
-                    Comparison(
-                        ONLY_SHADOW,
-                        proposal.service,
-                        proposal.time,
-                        found.incident_id if found else "",
-                        (),
-                        proposal.steps,
-                    )
-                )
-            if found is not None:
-                matched.add(found.incident_id)
+        if found is not None:
+            matched.add(found.incident_id)
+        verdict = compare_steps(found.steps if found is not None else (), proposal.steps)
+        if verdict == plan_compare.NEITHER:
             continue
-        matched.add(found.incident_id)
-        if not proposal.steps:
-            verdict = ONLY_LIVE
-        else:
-            verdict = SAME if proposal.steps == found.steps else DIFFERENT
+        if verdict == ONLY_SHADOW:
+            about = found.incident_id if found is not None else ""
+            shadow = proposal.steps
+            out.append(Comparison(verdict, proposal.service, proposal.time, about, (), shadow))
+            continue
+        assert found is not None
         out.append(
             Comparison(
                 verdict,
@@ -258,19 +252,6 @@ def tally(comparisons: Iterable[Comparison]) -> dict[str, int]:
     return counts
 
 
-def plan_steps(plan: dict[str, Any] | None) -> tuple[tuple[str, str, str], ...]:
-    """A stored plan's steps as compared: (action, target, parameters as text)."""
-    if not plan:
-        return ()
-    steps = []
-    for step in plan.get("steps") or ():
-        params = step.get("params") or {}
-        items = params.items() if isinstance(params, dict) else params
-        shown = ",".join(f"{k}={v}" for k, v in sorted((str(k), str(v)) for k, v in items))
-        steps.append((str(step.get("action", "")), str(step.get("target", "")), shown))
-    return tuple(steps)
-
-
 __all__ = [
     "DIFFERENT",
     "ONLY_LIVE",
@@ -285,7 +266,6 @@ __all__ = [
     "Proposal",
     "Thresholds",
     "compare",
-    "plan_steps",
     "tally",
     "unmet",
 ]

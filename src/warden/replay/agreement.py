@@ -1,8 +1,10 @@
 """Agreement of a candidate with history: its proposals against what happened and what people did.
 
 Pure counting over small records (no store, no clock): each past incident the candidate
-had a say in is one comparison, agree or differ, and the ones people decided on (approved,
-rejected, acted by hand) give the agreement with humans. See docs/evaluation.md. App layer.
+had a say in is one comparison, agree or differ (steps compared as `warden shadow`
+compares them, by :mod:`warden.domain.plan_compare`), and the ones people decided on
+(approved, rejected, acted by hand) give the agreement with humans. See
+docs/evaluation.md. App layer.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.domain.events import parse_time
+from warden.domain.plan_compare import same_steps
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -121,13 +124,11 @@ def agrees(recorded: Sequence[str], human: str, candidate: Sequence[str]) -> boo
     does not say what they did). Otherwise: it proposes what Warden did (nothing for
     nothing).
     """
-    if human == APPROVED:
-        return tuple(candidate) == tuple(recorded)
     if human == REJECTED:
-        return tuple(candidate) != tuple(recorded)
+        return not same_steps(recorded, candidate)
     if human == BY_HAND:
         return bool(candidate)
-    return tuple(candidate) == tuple(recorded)
+    return same_steps(recorded, candidate)  # approved, or Warden alone
 
 
 def _apart(a: str, b: str) -> float:

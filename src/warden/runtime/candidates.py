@@ -13,6 +13,7 @@ from warden.domain import events as ev
 from warden.domain import incident as incident_fold
 from warden.domain import promotion as pr
 from warden.domain import versions as vs
+from warden.domain.plan_compare import plan_keys
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -81,7 +82,7 @@ def compare_candidate(
             service=str(r.get("service", "")),
             time=str(r.get("event_time", "")),
             evidence=(str(r.get("event_id", "")),),
-            steps=pr.plan_steps(r.get("plan")),
+            steps=plan_keys(r.get("plan")),
             incident_id=str(r.get("incident_id", "")),
         )
         for r in records
@@ -100,7 +101,7 @@ def compare_candidate(
                 service=incident.service,
                 opened_at=incident.first_signal_at,
                 evidence=incident.evidence_ids,
-                steps=pr.plan_steps(plan.to_dict()) if plan is not None else (),
+                steps=plan_keys(plan.to_dict()) if plan is not None else (),
             )
         )
     return pr.compare(proposals, sorted(live, key=lambda i: i.incident_id))
@@ -123,7 +124,7 @@ def evidence_for(
         records, incidents_of(store).values(), kind, name, version, since
     )
     proposals = sum(1 for r in records if r.get("plan"))
-    actions = sorted({s[0] for r in records for s in pr.plan_steps(r.get("plan"))})
+    actions = sorted({s[0] for r in records for s in plan_keys(r.get("plan"))})
     evidence = pr.Evidence(
         kind=kind,
         name=name,
