@@ -41,7 +41,9 @@ class IncidentView:
             incident.service,
             incident.kind,
             plan.agent if plan is not None else "",
-            tuple(_step(s.action, s.target, dict(s.params)) for s in plan.steps) if plan else (),
+            tuple(step_text(s.action, s.target, dict(s.params)) for s in plan.steps)
+            if plan
+            else (),
             tuple(
                 f"step {index.get(d.step_hash, '?')}: {outcome_label(d.outcome.value, d.approvers)}"
                 f" ({d.reasons[0].policy_id if d.reasons else 'no policy'})"
@@ -52,7 +54,8 @@ class IncidentView:
         )
 
 
-def _step(action: str, target: str, params: Mapping[str, Any]) -> str:
+def step_text(action: str, target: str, params: Mapping[str, Any]) -> str:
+    """A step as replay and evaluation show it: ``action(target: k=v, k=v)``."""
     shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
     return f"{action}({target}{': ' + shown if shown else ''})"
 
@@ -77,6 +80,9 @@ class ReplayReport:
     replayed: tuple[IncidentView, ...]
     differences: tuple[Difference, ...]
     notes: tuple[str, ...] = field(default=())
+    # What candidate agents in shadow (agents.shadow) proposed in the replay: the data of
+    # each ``warden.agent.shadowed``, in log order. Never acted on.
+    shadowed: tuple[dict[str, Any], ...] = field(default=())
 
     @property
     def identical(self) -> bool:

@@ -151,11 +151,21 @@ def replay(
             horizon = max(e.moment for e in history) + timedelta(seconds=settle_s)
             _run_until(runtime, clock, horizon)
             replayed = tuple(IncidentView.of(i) for i in runtime.incidents.values())
+            shadowed = tuple(
+                e.data
+                for e in warden.store.read_stream(ev.SHADOW_STREAM)
+                if e.type == ev.AGENT_SHADOWED
+            )
         finally:
             warden.close()
     notes += [f"a step the history never ran was decided: {s}" for s in outcomes.unrecorded]
     return ReplayReport(
-        len(inputs), recorded, replayed, tuple(compare(recorded, replayed)), tuple(notes)
+        len(inputs),
+        recorded,
+        replayed,
+        tuple(compare(recorded, replayed)),
+        tuple(notes),
+        shadowed,
     )
 
 

@@ -9,14 +9,16 @@ what people did (:mod:`warden.replay.agreement`). Simulation (edge).
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain import incident as incident_fold
+from warden.domain.plans import Step
 from warden.replay import IncidentView, replay
 from warden.replay.agreement import Agreement, Past, Proposal, count, human_decision
+from warden.replay.diff import step_text
 from warden.runbooks.model import KIND_PREFIX
 from warden.sim.engine import Run
 from warden.sim.scoring import Verdict, score
@@ -161,12 +163,53 @@ def run_history(
     with tempfile.TemporaryDirectory(prefix="warden-evaluate-") as scratch:
         live = candidate.configure(config, Path(scratch))
         report = replay(history, live, agents=candidate.agents(live), progress=progress)
-    proposals = [
-        Proposal(v.incident_id, v.service, v.opened_at, _put_forward(v))
-        for v in report.replayed
-        if _owned(candidate, v)
-    ]
+        proposals = [
+            Proposal(v.incident_id, v.service, v.opened_at, _put_forward(v))
+            for v in report.replayed
+            if _owned(candidate, v)
+        ]
+        if candidate.kind == "agent":
+            proposals += _asked_beside(candidate, history, live, report.replayed)
     return count(past, proposals)
+
+
+def _asked_beside(
+    candidate: Candidate,
+    history: Sequence[ev.Event],
+    config: WardenConfig,
+    replayed: Sequence[IncidentView],
+) -> list[Proposal]:
+    """A candidate agent's say where another agent planned first, as shadow asks it.
+
+    Live in the replay, the candidate is not asked about an incident an agent of higher
+    priority planned. Replayed again with it in shadow (asked beside the live agents about
+    every incident they planned or escalated, never acting), its would-be plans for those
+    incidents count too: the steps the live policy did not deny.
+    """
+    others = {v.incident_id: v for v in replayed if v.agent and v.agent != candidate.name}
+    if not others:
+        return []
+    beside = replace(config, shadow_agents=(*config.shadow_agents, candidate.name))
+    shadowed = replay(history, beside, agents=candidate.agents(beside)).shadowed
+    found = []
+    for record in shadowed:
+        if record.get("name") != candidate.name or record.get("incident_id") not in others:
+            continue
+        denied = any(
+            str(d.get("outcome", "")).startswith("deny") for d in record.get("decisions") or ()
+        )
+        view = others[str(record["incident_id"])]
+        steps = () if denied else _steps_of(record.get("plan"))
+        found.append(Proposal(view.incident_id, view.service, view.opened_at, steps))
+    return found
+
+
+def _steps_of(plan: dict[str, Any] | None) -> tuple[str, ...]:
+    """A stored plan's steps as replay shows them."""
+    if not plan:
+        return ()
+    steps = (Step.from_dict(s) for s in plan.get("steps") or ())
+    return tuple(step_text(s.action, s.target, dict(s.params)) for s in steps)
 
 
 def evaluated_data(
