@@ -118,3 +118,60 @@ def test_promote_and_rollback_over_the_api_take_the_clis_roles_evidence_and_even
         server.stop()
         ctx.stopping.set()
         h.close()
+
+
+def _console(client: httpx.Client, token: str) -> str:
+    """Log in to the console with ``token``; the session's CSRF token."""
+    login = client.post("/login", data={"token": token, "next": "/console/versions"})
+    assert login.status_code == 303, login.text
+    page = client.get("/console/versions")
+    assert page.status_code == 200, page.text
+    return page.text.split('name="csrf" content="')[1].split('"')[0]
+
+
+def test_the_console_lists_versions_with_the_buttons_each_role_may_press(
+    tmp_path: Path,
+) -> None:
+    h = lifecycle_harness(tmp_path)
+    ctx = ApiContext(
+        h.warden.store, h.warden.config.state_dir, now=h.clock.now, config=h.warden.config
+    )
+    server = ApiServer(create_app(ctx), ctx, "127.0.0.1", 0)
+    server.start()
+    try:
+        version = shadow_then_evidence(h)
+        tokens = {
+            who: h.person(who, role).token
+            for who, role in (("ada", "admin"), ("otto", "operator"), ("vic", "viewer"))
+        }
+        pages = {}
+        for who, token in tokens.items():
+            with httpx.Client(base_url=server.url, timeout=30, follow_redirects=False) as client:
+                _console(client, token)
+                pages[who] = client.get("/console/versions").text
+        assert all(version["next"] in page and version["live"] in page for page in pages.values())
+        promote_form = f"{PATH.replace('/api', '/console')}/promote"
+        rollback_form = f"{PATH.replace('/api', '/console')}/rollback"
+        assert promote_form in pages["ada"] and rollback_form in pages["ada"]
+        assert promote_form not in pages["otto"] and rollback_form in pages["otto"]
+        assert promote_form not in pages["vic"] and rollback_form not in pages["vic"]
+
+        with httpx.Client(base_url=server.url, timeout=30, follow_redirects=False) as client:
+            csrf = _console(client, tokens["ada"])
+            form = {"to": "canary", "version": version["next"], "csrf": csrf}
+            refused = client.post(promote_form, data=form)
+            assert refused.status_code == 303
+            shown = client.get(refused.headers["location"]).text
+            assert "promotion to canary refused" in shown and "scenario library" in shown
+            evaluated(h, version["next"])
+            done = client.post(promote_form, data=form)
+            assert "promoted+to+canary" in done.headers["location"]
+            (event,) = h.events(ev.VERSION_PROMOTED)
+            assert (event.data["by"], event.data["auth"]) == ("ada", "token")
+            forged = client.post(rollback_form, data={"reason": "no csrf"})
+            assert forged.status_code == 403
+            assert not h.events(ev.VERSION_ROLLED_BACK)
+    finally:
+        server.stop()
+        ctx.stopping.set()
+        h.close()

@@ -500,21 +500,36 @@ def promote(
     short; the ``warden.version.promoted`` event carries who, the thresholds and the
     evidence.
     """
+    event = promote_version(request, kind, name, body.to, body.version)
+    return {"recorded": event.id, "type": event.type, **event.data}
+
+
+def promote_version(
+    request: Request, kind: str, name: str, to: str, version: str | None
+) -> ev.Event:
+    """Promote as the caller, with the configured promotion policy (API and console)."""
     ctx = context(request)
     policy = ctx.config.promotion if ctx.config is not None else PromotionPolicy()
-    event = operations.promote_as(
+    return operations.promote_as(
         ctx.store,
         caller(request).user,
         "token",
         kind,
         name,
-        body.to,
+        to,
         ctx.now(),
         policy,
         Catalog(),
-        version=body.version,
+        version=version,
     )
-    return {"recorded": event.id, "type": event.type, **event.data}
+
+
+def roll_back_version(request: Request, kind: str, name: str, reason: str) -> ev.Event:
+    """Roll back as the caller (API and console)."""
+    ctx = context(request)
+    return operations.roll_back_as(
+        ctx.store, caller(request).user, "token", kind, name, ctx.now(), reason=reason
+    )
 
 
 @router.post(
@@ -524,10 +539,7 @@ def rollback(
     request: Request, kind: VersionKind, name: VersionName, body: RollbackBody
 ) -> dict[str, Any]:
     """Restore the previous version at once (operators and admins), as `warden rollback`."""
-    ctx = context(request)
-    event = operations.roll_back_as(
-        ctx.store, caller(request).user, "token", kind, name, ctx.now(), reason=body.reason
-    )
+    event = roll_back_version(request, kind, name, body.reason)
     return {"recorded": event.id, "type": event.type, **event.data}
 
 

@@ -1,4 +1,4 @@
-"""The console's pages: incidents, the approval inbox, controls, quarantine, audit, KPIs.
+"""The console's pages: incidents, approvals, controls, versions, quarantine, audit, KPIs.
 
 Each page is a template over the same views the JSON API returns; the parts that change
 are htmx partials reloaded when the live stream reports an event. Forms post with the
@@ -20,18 +20,19 @@ from warden import operations
 from warden.api import views
 from warden.api.auth import PUBLIC, caller, context, needs
 from warden.api.errors import ApiError
-from warden.api.routes import replay_item
+from warden.api.routes import promote_version, replay_item, roll_back_version
 from warden.api.sessions import COOKIE, CSRF_FIELD, TTL
 from warden.audit.log import AuditLog
 from warden.audit.state import AuditPaths
 from warden.domain import events as ev
 from warden.domain import users as users_fold
 from warden.domain.control import AUTONOMY_LEVELS
-from warden.domain.errors import WardenError
+from warden.domain.errors import PolicyDenied, WardenError
 from warden.domain.kpis import by_version, resilience_report
 from warden.governance import identity
 from warden.runtime import load_incidents
 from warden.runtime.approval_links import ApprovalLinks
+from warden.runtime.candidates import lifecycle_of, versions_table
 from warden.telemetry.report import (
     cost_chart,
     coverage_chart,
@@ -260,6 +261,53 @@ async def autonomy(request: Request) -> Response:
     """Set an autonomy level (form)."""
     return await _control(
         request, ev.AUTONOMY_CHANGED, ("level", "environment", "domain", "reason")
+    )
+
+
+# -- versions -------------------------------------------------------------------------------
+
+VERSIONS = "/console/versions"
+
+
+@router.get(VERSIONS, openapi_extra=needs("read"), response_class=Html)
+def versions_page(request: Request, done: str = "", error: str = "") -> Response:
+    """Every version and its stage; admins may promote, operators and admins roll back."""
+    rows = versions_table(lifecycle_of(context(request).store))
+    return _page(request, "versions.html", rows=rows, done=done, error=error)
+
+
+@router.post(VERSIONS + "/{kind}/{name}/promote", openapi_extra=needs("promote"))
+async def promote_form(request: Request, kind: str, name: str) -> Response:
+    """Promote a candidate on evidence (form); refused with every unmet threshold."""
+    form = await request.form()
+    to = str(form.get("to", ""))
+    version = str(form.get("version", "")) or None
+    try:
+        event = promote_version(request, kind, name, to, version)
+    except PolicyDenied as exc:
+        unmet = "; ".join(exc.reasons)
+        return _back(request, VERSIONS, error=f"{kind} {name}: promotion to {to} refused: {unmet}")
+    except WardenError as exc:
+        return _back(request, VERSIONS, error=str(exc))
+    return _back(
+        request, VERSIONS, message=f"{kind} {name} {event.data['version']} promoted to {to}"
+    )
+
+
+@router.post(VERSIONS + "/{kind}/{name}/rollback", openapi_extra=needs("rollback"))
+async def rollback_form(request: Request, kind: str, name: str) -> Response:
+    """Restore the previous version at once (form)."""
+    form = await request.form()
+    try:
+        event = roll_back_version(request, kind, name, str(form.get("reason", "")).strip())
+    except WardenError as exc:
+        return _back(request, VERSIONS, error=str(exc))
+    data = event.data
+    restored = data["restored"] or "the live one"
+    return _back(
+        request,
+        VERSIONS,
+        message=f"{kind} {name}: {data['version']} rolled back, {restored} restored",
     )
 
 
