@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -65,8 +65,10 @@ def _page(request: Request, name: str, **values: Any) -> Response:
 
 
 def _back(request: Request, where: str, message: str = "", error: str = "") -> Response:
-    query = f"?error={error}" if error else (f"?done={message}" if message else "")
-    return RedirectResponse(where + query.replace(" ", "+"), status_code=303)
+    # A message may hold '&' or '#': encoded, it reaches the page whole.
+    pairs = {"error": error} if error else ({"done": message} if message else {})
+    query = f"?{urlencode(pairs, safe=',:')}" if pairs else ""
+    return RedirectResponse(where + query, status_code=303)
 
 
 # -- login ----------------------------------------------------------------------------------
