@@ -24,6 +24,7 @@ from warden.cli.config_cmd import config_app
 from warden.cli.drill_cmd import drill
 from warden.cli.evaluate_cmd import evaluate
 from warden.cli.event_cmd import event_app
+from warden.cli.helptext import HelpGroup
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.lifecycle_cmd import promote, rollback, versions
 from warden.cli.options import DEFAULT_STATE, Config, StateDir, error_text, fail, state_dir_of
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from warden.ports import EventStore
 
 app = typer.Typer(
+    cls=HelpGroup,  # reflows every command's help to the terminal's width
     help=(
         "Warden: governed, agentic remediation. Agents detect faults and propose plans,"
         " Cedar policy and guardrails decide, the executor acts and verifies, and every"

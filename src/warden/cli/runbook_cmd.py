@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ runbook_app = typer.Typer(
         " template), run as agents under policy, guardrails and approvals.\n\n"
         "Set runbooks_dir in warden.yaml; the directory is hot reloaded. Cases beside the"
         " runbooks (NAME.cases.yaml) say which event gives which plan. See docs/runbooks.md."
-        f"\n\nA runbook:\n\n{EXAMPLE}"
+        f"\n\nA runbook:\n\n{textwrap.indent(EXAMPLE, '    ')}"
     ),
     no_args_is_help=True,
 )
