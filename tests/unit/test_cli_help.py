@@ -78,6 +78,17 @@ def test_the_main_commands_teach_by_an_example_that_fits_on_one_line(name: str) 
 
 
 @pytest.mark.parametrize(
+    ("name", "written"),
+    [
+        ("runbook", "events: [warden.alert.firing]"),
+        ("ingest serve", "TYPE[@VERSION][:SUBJECT_KEY]"),
+    ],
+)
+def test_help_shows_brackets_as_written_not_as_rich_markup(name: str, written: str) -> None:
+    assert written in help_of(name, 200)
+
+
+@pytest.mark.parametrize(
     ("source", "shown"),
     [
         ("One line\n    wrapped here.\n\n    Next paragraph.", "One line wrapped here.\n\nNext paragraph."),
