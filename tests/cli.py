@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from typer.testing import CliRunner
 
@@ -41,6 +41,23 @@ def one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> str
     for word in words:
         assert word in errors[0], shown
     return errors[0]
+
+
+def commands(group: Any, prefix: str = "", *, groups: bool = False) -> list[tuple[str, Any]]:
+    """Every command under ``group`` by its full name (``audit verify``).
+
+    With ``groups``, the groups too (``audit``), each before its commands.
+    """
+    found: list[tuple[str, Any]] = []
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if hasattr(command, "commands"):
+            if groups:
+                found.append((path, command))
+            found.extend(commands(command, f"{path} ", groups=groups))
+        else:
+            found.append((path, command))
+    return found
 
 
 class Cli:

@@ -9,6 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from tests.cli import commands
 from warden.cli.main import app
 from warden.domain.catalog import BUILTIN_ACTIONS
 
@@ -20,18 +21,6 @@ ENV = {"COLUMNS": "300"}
 
 def warden(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), env=ENV)
-
-
-def commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Every command under ``group`` by its full name (``audit verify``)."""
-    found: list[tuple[str, Any]] = []
-    for name, command in group.commands.items():
-        path = f"{prefix}{name}"
-        if hasattr(command, "commands"):
-            found.extend(commands(command, f"{path} "))
-        else:
-            found.append((path, command))
-    return found
 
 
 ALL = commands(typer.main.get_group(app))

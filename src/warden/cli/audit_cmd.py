@@ -134,7 +134,14 @@ def verify(
         ),
     ] = False,
 ) -> None:
-    """Verify the log byte for byte, against its checkpoints and the trusted checkpoint."""
+    """Verify the log byte for byte, against its checkpoints and the trusted checkpoint.
+
+    Reads only the log file, its checkpoints and public keys: every byte is checked, each
+    checkpoint's signature and tree against the entries, and the log must extend the
+    checkpoint last trusted for this state directory. Exit 1 with the first problem.
+
+    Example: warden audit verify -s .warden --store
+    """
     state_dir = state_dir_of(state_dir, config)
     paths = AuditPaths.for_state(state_dir)
     log = AuditLog(paths.log)

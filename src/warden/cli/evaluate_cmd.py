@@ -76,7 +76,10 @@ def evaluate(
     replay with the candidate live; each past incident it proposed for is compared with
     what happened and with what people did (approved, rejected, acted by hand).
 
-    Example: warden evaluate examples/runbooks/ -s .warden --record --token-file me.token
+    --record keeps the scores as the evidence `warden promote` reads; it takes an operator's
+    credential (--token-file, WARDEN_TOKEN or --key).
+
+    Example: warden evaluate examples/runbooks/ -s .warden --record
     """
     if autonomy not in LEVELS:
         raise fail(f"--autonomy {autonomy!r}: use one of {', '.join(LEVELS)}")

@@ -95,7 +95,9 @@ def promote(
 
     The thresholds are the promotion: section of warden.yaml; the evidence (shadow
     proposals, agreement, the scenario library's WRONG count) is attached to the audited
-    event. Example: warden promote runbook restart-on-oom --to canary --token-file t
+    event.
+
+    Example: warden promote runbook restart-on-oom --to canary --key me.key
     """
     state_dir = state_dir_of(state_dir, config)
     found = configured(config, state_dir) if has_log(state_dir) else None
@@ -137,7 +139,13 @@ def rollback(
     config: Config = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Restore the previous version at once (operators and admins), as an audited event."""
+    """Restore the previous version at once (operators and admins), as an audited event.
+
+    No evidence is asked for: the version acting now (the canary, else the live one) is
+    taken out and the one before it acts again. `warden versions` shows both.
+
+    Example: warden rollback runbook restart-on-oom --reason relapses --key me.key
+    """
     event = _appended(
         state_dir_of(state_dir, config),
         lambda store: operations.roll_back(

@@ -24,6 +24,7 @@ from warden.cli.config_cmd import config_app
 from warden.cli.drill_cmd import drill
 from warden.cli.evaluate_cmd import evaluate
 from warden.cli.event_cmd import event_app
+from warden.cli.helptext import HelpGroup
 from warden.cli.ingest_cmd import ingest_app
 from warden.cli.lifecycle_cmd import promote, rollback, versions
 from warden.cli.options import DEFAULT_STATE, Config, StateDir, error_text, fail, state_dir_of
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from warden.ports import EventStore
 
 app = typer.Typer(
+    cls=HelpGroup,  # reflows every command's help to the terminal's width
     help=(
         "Warden: governed, agentic remediation. Agents detect faults and propose plans,"
         " Cedar policy and guardrails decide, the executor acts and verifies, and every"
@@ -122,8 +124,13 @@ def run(
 ) -> None:
     """Watch and heal the services declared in a config file until interrupted.
 
-    Example: warden run -c warden.yaml   (then, in another terminal: warden incidents -c
-    warden.yaml)
+    Probes, alerts and events come in; agents propose, policy decides, the executor acts
+    and verifies. Metrics are served on --metrics-port, the API and console on --api-port;
+    Ctrl-C (or --duration) stops Warden and the services it started.
+
+    Example: warden run -c warden.yaml
+
+    Then, in another terminal: warden incidents -c warden.yaml
     """
     try:
         settings = load_config(config)
@@ -235,7 +242,15 @@ def demo(
     victim: Annotated[str, typer.Option(help="Which service crashes.")] = "payments",
     state_dir: StateDir = None,
 ) -> None:
-    """Start gateway -> orders -> payments, crash one, and watch Warden heal it live."""
+    """Start gateway -> orders -> payments, crash one, and watch Warden heal it live.
+
+    The services are real processes; --victim crashes after --crash-after seconds and the
+    timeline shows detection, the plan, the policy decision and the verified restart. The
+    state is kept (default .warden) for `warden incidents`, `warden audit verify` and
+    `warden replay` afterwards.
+
+    Example: warden demo --victim orders --duration 20
+    """
     state_dir = state_dir_of(state_dir, None)
     if crash_after >= duration - 3:
         raise _fail("--crash-after must leave at least 3 s before --duration ends")
@@ -329,6 +344,9 @@ def approve(
     """Approve the step an incident is waiting on, signed with your key; bound to its hash.
 
     A token is not enough: an approval is signed, so the audit log alone proves who gave it.
+    `warden incidents` prints the exact line for each step that waits, with its hash.
+
+    Example: warden approve 3f2a9c --step-hash 8d41e0... --key ~/.ssh/id_ed25519
     """
     state = state_dir_of(state_dir, config)
     _decide(incident_id, (key, token_file), step_hash, claimed, config, state, "approve")

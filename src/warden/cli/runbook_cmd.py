@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,11 +24,12 @@ from warden.store.location import has_log, open_event_store
 
 runbook_app = typer.Typer(
     help=(
-        "Runbooks: remediation rules written as YAML (trigger, CEL condition, throttle, plan"
-        " template), run as agents under policy, guardrails and approvals.\n\n"
-        "Set runbooks_dir in warden.yaml; the directory is hot reloaded. Cases beside the"
-        " runbooks (NAME.cases.yaml) say which event gives which plan. See docs/runbooks.md."
-        f"\n\nA runbook:\n\n{EXAMPLE}"
+        "Runbooks: remediation rules written as YAML; check them, test them, explain one.\n\n"
+        "A runbook has a trigger, a CEL condition, a throttle and a plan template, and runs"
+        " as an agent under policy, guardrails and approvals. Set runbooks_dir in warden.yaml;"
+        " the directory is hot reloaded. Cases beside the runbooks (NAME.cases.yaml) say"
+        " which event gives which plan. See docs/runbooks.md."
+        f"\n\nA runbook:\n\n{textwrap.indent(EXAMPLE, '    ')}"
     ),
     no_args_is_help=True,
 )

@@ -87,6 +87,10 @@ def simulate(
     With --fleet, generate a fleet of services with its topology, resources and a fault
     schedule drawn from the format's fault classes, run it for days of simulated time,
     and report MTTR per fault class against the on-call baseline.
+
+    Example: warden simulate scenarios/ --autonomy supervised,autonomous
+
+    Example: warden simulate --fleet --services 100 --days 7 --faults 500
     """
     console = Console()
     if schema:

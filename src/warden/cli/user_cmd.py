@@ -26,12 +26,12 @@ from warden.store.location import has_log, open_event_store
 
 user_app = typer.Typer(
     help=(
-        "Who may do what: add, list and revoke people. Roles: "
-        + "; ".join(
-            f"{role}: {', '.join(a for a in PERMISSIONS if PERMISSIONS[a] == role)}"
+        "Who may do what: add, list and revoke people.\n\n"
+        "Roles, each of which may also do what the roles before it may:\n"
+        + "\n".join(
+            f"- {role}: {', '.join(a for a in PERMISSIONS if PERMISSIONS[a] == role)}"
             for role in ROLES
         )
-        + " (each role may also do what the roles before it may)."
     ),
     no_args_is_help=True,
 )
