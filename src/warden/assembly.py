@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from warden.agents.alerts import AlertAgent
 from warden.agents.builtin import builtin_agents
 from warden.agents.model import DEFAULT_MAX_AUTONOMY, ModelAgent, model_agent_from_config
-from warden.agents.protocol import is_slow
 from warden.audit.checkpointer import Checkpointer
 from warden.audit.projector import AuditProjector
 from warden.audit.state import open_audit
@@ -355,13 +354,6 @@ def build(
             f" {', '.join(sorted(a.name for a in chosen))}"
         )
     candidates = [a for a in chosen if a.name in config.shadow_agents]
-    slow = [a.name for a in candidates if is_slow(a)]
-    if slow:
-        raise ConfigError(
-            f"config error: agents.shadow: {slow[0]} is asked off the loop's thread (a model"
-            " agent); only agents that answer at once can run in shadow yet: remove it from"
-            " agents.shadow"
-        )
     chosen = [a for a in chosen if a.name not in config.shadow_agents]
     registry = registry or SchemaRegistry()
     runbooks = (
@@ -376,8 +368,11 @@ def build(
         | {r.name: ("runbooks",) for r in (runbooks.runbooks if runbooks else ())}
         | dict(config.agent_groups)
     )
-    # A model agent acts through people unless the configuration caps it otherwise.
-    caps = {a.name: DEFAULT_MAX_AUTONOMY for a in chosen if isinstance(a, ModelAgent)}
+    # A model agent acts through people unless the configuration caps it otherwise, a
+    # candidate too once promoted.
+    caps = {
+        a.name: DEFAULT_MAX_AUTONOMY for a in (*chosen, *candidates) if isinstance(a, ModelAgent)
+    }
     agent_caps = tuple(sorted((caps | dict(config.agent_caps)).items()))
     entities = cedar_entities(topology, groups, dict(agent_caps))
     shadow_policies = (

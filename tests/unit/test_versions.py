@@ -12,7 +12,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from warden.agents.canary import CanaryAgent
 from warden.agents.model import ModelAgent
+from warden.agents.protocol import is_slow
 from warden.agents.service_down import ServiceDownAgent
 from warden.agents.versioning import versions_of
 from warden.domain import events as ev
@@ -229,3 +231,9 @@ def test_agents_and_model_settings_carry_versions() -> None:
     assert set(built_in) == {"agent"}
     assert built_in["agent"].startswith("service-down@")
     assert built_in == versions_of(ServiceDownAgent())  # a function of the code alone
+
+
+def test_a_model_agent_in_canary_is_still_asked_off_the_loop() -> None:
+    model = ModelAgent("http://127.0.0.1:9/v1", "model-one", Catalog())
+    assert is_slow(CanaryAgent(model, lambda service: service == "orders"))
+    assert not is_slow(CanaryAgent(ServiceDownAgent(), lambda service: True))

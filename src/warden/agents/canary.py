@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from warden.agents.protocol import is_slow
 from warden.agents.versioning import version_of
 
 if TYPE_CHECKING:
@@ -46,6 +47,11 @@ class CanaryAgent:
     def priority(self) -> int:
         """As the agent."""
         return self.agent.priority
+
+    @property
+    def slow(self) -> bool:
+        """As the agent: a model agent in canary is still asked off the loop's thread."""
+        return is_slow(self.agent)
 
     def detect(self, world: World) -> list[Detection]:
         """The agent's detections on the canary's services."""

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class SlowAnswer:
     """What a slow agent answered: a plan, or None for nothing to offer."""
 
     plan: Plan | None
@@ -55,7 +55,7 @@ class Planner:
         self.agents = agents  # the runtime's own list: agents added later plan too
         self.failure_threshold = failure_threshold
         self.relapse_window_s = relapse_window_s
-        self._asking: dict[tuple[str, str], Future[Plan | None]] = {}
+        self._asking: dict[tuple[str, str, str], Future[Plan | None]] = {}
         self._slow_pool: ThreadPoolExecutor | None = None
 
     def open(
@@ -154,7 +154,7 @@ class Planner:
         for agent in handling:
             if not is_slow(agent) or (top is not None and top > agent.priority):
                 continue  # a plan from a higher priority is in hand: no need to ask
-            asked = self._ask_slow(agent, current, world)
+            asked = self.ask_slow(agent, current, world)
             if asked is None:
                 return []  # still thinking; the incident is planned on a later round
             if asked.plan is not None:
@@ -232,13 +232,17 @@ class Planner:
                 return f"{step.action} {step.target}: " + "; ".join(reasons)
         return ""
 
-    def _ask_slow(self, agent: Agent, current: Incident, world: World) -> _Answer | None:
+    def ask_slow(
+        self, agent: Agent, current: Incident, world: World, *, shadow: bool = False
+    ) -> SlowAnswer | None:
         """A slow agent's proposal, asked off the loop's thread; None while it thinks.
 
         A model behind an HTTP endpoint can take seconds to answer; meanwhile the loop goes
-        on moving other incidents, probing and verifying.
+        on moving other incidents, probing and verifying. A candidate in ``shadow`` is
+        asked through the same pool; its question outlives the incident's closing, since
+        its answer is recorded, not acted on.
         """
-        key = (current.id, agent.name)
+        key = (current.id, agent.name, "shadow" if shadow else "")
         future = self._asking.get(key)
         if future is None:
             if self._slow_pool is None:
@@ -249,14 +253,14 @@ class Planner:
             return None
         del self._asking[key]
         try:
-            return _Answer(future.result())
+            return SlowAnswer(future.result())
         except Exception:  # an agent that raises proposes nothing; the loop goes on
             log.exception("agent %s failed while proposing for %s", agent.name, current.id)
-            return _Answer(None)
+            return SlowAnswer(None)
 
     def forget_closed(self, incidents: Mapping[str, Incident]) -> None:
         """Drop questions to slow agents about incidents that closed meanwhile."""
-        for key in [k for k in self._asking if incidents[k[0]].state.terminal]:
+        for key in [k for k in self._asking if not k[2] and incidents[k[0]].state.terminal]:
             self._asking.pop(key).cancel()
 
     def close_agents(self) -> None:

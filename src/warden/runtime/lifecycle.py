@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from warden.agents.canary import CanaryAgent
+from warden.agents.protocol import is_slow
 from warden.agents.versioning import versions_of
 from warden.domain import events as ev
 from warden.domain import incident as incident_fold
@@ -126,6 +127,8 @@ class LifecycleController:
         # Incidents a candidate agent is to be asked about, and those already asked.
         self._to_ask: list[str] = []
         self._asked: set[str] = set()
+        # Slow candidates asked off the loop's thread whose answers have not come yet.
+        self._thinking: list[tuple[str, Agent]] = []
         self._tripped: dict[tuple[str, str], str] = {}
         self._closed = True  # an incident closed since the canaries were last looked at
         runtime.subscribe(self._observe)
@@ -402,41 +405,61 @@ class LifecycleController:
         self._shadow_record(ev.RUNBOOK_SHADOWED, data, key)
 
     def _ask_shadow_agents(self) -> None:
+        """Ask each candidate agent about the incidents the live agents planned or escalated.
+
+        A slow candidate (a model agent) is asked off the loop's thread, as a live one is
+        (:meth:`warden.remediation.planning.Planner.ask_slow`); its answer is recorded on
+        a later round, when it has come.
+        """
         asking, self._to_ask = self._to_ask, []
-        if not asking:
+        if not asking and not self._thinking:
             return
         world = self.runtime.world()
         incidents = self.runtime.incidents
-        for incident_id in asking:
-            incident = incidents.get(incident_id)
-            if incident is None:
-                continue
-            for agent in self.shadow_agents:
-                if incident.kind not in agent.handles and "*" not in agent.handles:
+        pairs = [
+            (incident_id, agent)
+            for incident_id in asking
+            if incident_id in incidents
+            for agent in self.shadow_agents
+            if incidents[incident_id].kind in agent.handles or "*" in agent.handles
+        ]
+        pairs, self._thinking = [*self._thinking, *pairs], []
+        for incident_id, agent in pairs:
+            incident = incidents[incident_id]
+            track = self.lifecycle.tracks.get(("agent", agent.name))
+            if track is not None and versions_of(agent)["agent"] in track.rolled_back:
+                continue  # rolled back: loaded, idle; a new version may try again
+            if is_slow(agent):
+                answer = self.runtime.planner.ask_slow(agent, incident, world, shadow=True)
+                if answer is None:
+                    self._thinking.append((incident_id, agent))  # still thinking
                     continue
-                track = self.lifecycle.tracks.get(("agent", agent.name))
-                if track is not None and versions_of(agent)["agent"] in track.rolled_back:
-                    continue  # rolled back: loaded, idle; a new version may try again
+                plan = answer.plan
+            else:
                 try:
                     plan = agent.propose(incident, world)
                 except WardenError as exc:
                     log.warning("shadow agent %s failed on %s: %s", agent.name, incident_id, exc)
                     continue
-                version = versions_of(agent)["agent"]
-                data: dict[str, Any] = {
-                    "kind": "agent",
-                    "name": agent.name,
-                    "version": version,
-                    "incident_id": incident.id,
-                    "event_id": incident.evidence_ids[0] if incident.evidence_ids else "",
-                    "event_time": incident.first_signal_at,
-                    "service": incident.service,
-                    "plan": plan.to_dict() if plan is not None else None,
-                }
-                if plan is not None and plan.steps:
-                    data["decisions"] = self.decide_in_shadow(incident, plan)
-                key = f"{agent.name}:{version}:{incident.id}"
-                self._shadow_record(ev.AGENT_SHADOWED, data, key)
+            self._record_agent_shadow(agent, incident, plan)
+
+    def _record_agent_shadow(self, agent: Agent, incident: Incident, plan: Plan | None) -> None:
+        """Record a candidate agent's plan, decided by the live policy, in the shadow stream."""
+        version = versions_of(agent)["agent"]
+        data: dict[str, Any] = {
+            "kind": "agent",
+            "name": agent.name,
+            "version": version,
+            "incident_id": incident.id,
+            "event_id": incident.evidence_ids[0] if incident.evidence_ids else "",
+            "event_time": incident.first_signal_at,
+            "service": incident.service,
+            "plan": plan.to_dict() if plan is not None else None,
+        }
+        if plan is not None and plan.steps:
+            data["decisions"] = self.decide_in_shadow(incident, plan)
+        key = f"{agent.name}:{version}:{incident.id}"
+        self._shadow_record(ev.AGENT_SHADOWED, data, key)
 
     def _shadow_record(self, type_: str, data: dict[str, Any], key: str) -> None:
         when = ev.format_time(self.runtime.clock.now())
