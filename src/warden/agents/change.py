@@ -172,8 +172,9 @@ class ChangeAgent:
         """A credential of the service that expired and still is: a symptom by itself."""
         for change in reversed(world.changes.about((service,))):
             step = reverts.renewal(change)
-            age = (world.now - parse_time(change.time)).total_seconds()
-            if step is None or age > self.window_s:
+            if step is None:
+                continue  # only an expired credential renews: its age is not asked otherwise
+            if (world.now - parse_time(change.time)).total_seconds() > self.window_s:
                 continue
             if world.changes.value_of(change.resource, change.field) != change.value:
                 continue  # renewed since

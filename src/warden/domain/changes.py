@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from warden.domain import events as ev
+from warden.domain.identity_memo import by_identity
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 CHANGE_RECORDED = "warden.change.recorded"
 CHANGE_TYPES = frozenset({ev.DEPLOY_COMPLETED, CHANGE_RECORDED})
@@ -95,8 +96,22 @@ class Changes:
 
     def about(self, services: Iterable[str]) -> tuple[Change, ...]:
         """The real changes (not first records) to objects of ``services``, oldest first."""
+        index = _by_service(self.changes)
         wanted = set(services)
-        return tuple(c for c in self.changes if c.is_change and c.service in wanted)
+        if len(wanted) == 1:
+            return tuple(c for _, c in index.get(next(iter(wanted)), ()))
+        found = sorted((p for s in wanted for p in index.get(s, ())), key=lambda p: p[0])
+        return tuple(c for _, c in found)
+
+
+@by_identity(maxsize=1024)
+def _by_service(changes: tuple[Change, ...]) -> Mapping[str, tuple[tuple[int, Change], ...]]:
+    """The real changes of each service with their places in the timeline, oldest first."""
+    index: dict[str, list[tuple[int, Change]]] = {}
+    for place, change in enumerate(changes):
+        if change.is_change:
+            index.setdefault(change.service, []).append((place, change))
+    return {service: tuple(found) for service, found in index.items()}
 
 
 def _text(value: object) -> str:

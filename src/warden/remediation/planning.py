@@ -98,15 +98,11 @@ class Planner:
                 detection.evidence,
                 detection.summary,
             )
-            joining = where_it_goes(sighting, incidents.values(), repage_after_s, now)
+            mine = [i for i in incidents.values() if i.service == detection.service]
+            joining = where_it_goes(sighting, mine, repage_after_s, now)
             if joining is not None:
                 return append_to(joining.incident, *joining.events) if joining.events else None
-            if any(
-                i.service == detection.service
-                and not i.state.terminal
-                and i.kind not in ALERT_KINDS
-                for i in incidents.values()
-            ):
+            if any(not i.state.terminal and i.kind not in ALERT_KINDS for i in mine):
                 return None  # one incident per service: the open one already holds this fault
             while incident_id in incidents:
                 earlier = incidents[incident_id]
