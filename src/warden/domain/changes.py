@@ -96,22 +96,28 @@ class Changes:
 
     def about(self, services: Iterable[str]) -> tuple[Change, ...]:
         """The real changes (not first records) to objects of ``services``, oldest first."""
-        index = _by_service(self.changes)
+        index, place = _by_service(self.changes)
         wanted = set(services)
         if len(wanted) == 1:
-            return tuple(c for _, c in index.get(next(iter(wanted)), ()))
-        found = sorted((p for s in wanted for p in index.get(s, ())), key=lambda p: p[0])
-        return tuple(c for _, c in found)
+            return index.get(next(iter(wanted)), ())
+        found = sorted((c for s in wanted for c in index.get(s, ())), key=lambda c: place[id(c)])
+        return tuple(found)
 
 
 @by_identity(maxsize=1024)
-def _by_service(changes: tuple[Change, ...]) -> Mapping[str, tuple[tuple[int, Change], ...]]:
-    """The real changes of each service with their places in the timeline, oldest first."""
-    index: dict[str, list[tuple[int, Change]]] = {}
-    for place, change in enumerate(changes):
+def _by_service(
+    changes: tuple[Change, ...],
+) -> tuple[Mapping[str, tuple[Change, ...]], Mapping[int, int]]:
+    """The real changes of each service, oldest first, and each one's place in the timeline.
+
+    Places are keyed by identity: the timeline is kept alive beside the answer.
+    """
+    index: dict[str, list[Change]] = {}
+    for change in changes:
         if change.is_change:
-            index.setdefault(change.service, []).append((place, change))
-    return {service: tuple(found) for service, found in index.items()}
+            index.setdefault(change.service, []).append(change)
+    place = {id(change): n for n, change in enumerate(changes)}
+    return {service: tuple(found) for service, found in index.items()}, place
 
 
 def _text(value: object) -> str:

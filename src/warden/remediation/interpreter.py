@@ -150,7 +150,7 @@ class Interpreter:
             running=self.workers.running(state.incidents),
             environment=self.settings.environment,
             default_autonomy=self.settings.autonomy,
-            leaders=merging.leaders(state.incidents.values()),
+            leaders=merging.leaders(looked_at),  # only incidents not closed lead
             incidents=state.incidents,
         )
 
