@@ -12,6 +12,7 @@ failing dependency. :func:`restart_blockers` is the rule every restart must pass
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from statistics import median
 from typing import TYPE_CHECKING
@@ -49,6 +50,7 @@ def classify(error: str) -> Cause:
     return health.cause(health.failure_kind(error, status), status)
 
 
+@lru_cache(maxsize=4096)
 def is_saturation_metric(name: str) -> bool:
     """Whether a metric measures how full a resource is, as a fraction of its capacity."""
     lowered = name.lower()
@@ -78,8 +80,12 @@ class Saturation:
         return f"{self.service} {self.metric} at {self.value:.0%}{was}"
 
 
+@by_identity()
 def saturation(signals: Signals) -> Saturation | None:
-    """The fullest saturation metric of a service at or above :data:`SATURATED`, if any."""
+    """The fullest saturation metric of a service at or above :data:`SATURATED`, if any.
+
+    Remembered while the service's signals are the same object.
+    """
     found: Saturation | None = None
     for name, samples in signals.metrics:
         if not samples or not is_saturation_metric(name):
