@@ -11,6 +11,7 @@ remembered; equal but distinct inputs are simply asked again.
 from __future__ import annotations
 
 import functools
+from operator import is_
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def by_identity(maxsize: int = 4096) -> Callable[[Callable[P, R]], Callable[P, R
                 return func(*args, **kwargs)
             key = tuple(map(id, args))
             hit = found.get(key)
-            if hit is not None and all(a is b for a, b in zip(hit[0], args, strict=True)):
+            if hit is not None and all(map(is_, hit[0], args)):
                 return hit[1]
             answer = func(*args, **kwargs)
             if len(found) >= maxsize:
