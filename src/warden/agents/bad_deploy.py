@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Detection
 from warden.domain.events import parse_time
+from warden.domain.identity_memo import by_identity
 from warden.domain.plans import Plan, Step
 
 if TYPE_CHECKING:
@@ -163,9 +164,9 @@ class BadDeployAgent:
 
     # -- the rule ----------------------------------------------------------------------
 
-    def _threshold(self, world: World, service: str) -> float:
+    def _threshold(self, limits: tuple[tuple[str, str], ...]) -> float:
         """The service's declared ``error_rate_slo`` (what verification checks), else ours."""
-        declared = world.limit(service, SLO_LIMIT)
+        declared = dict(limits).get(SLO_LIMIT)
         try:
             slo = float(declared) if declared is not None else None
         except ValueError:
@@ -173,7 +174,10 @@ class BadDeployAgent:
         return slo if slo is not None and 0.0 < slo <= 1.0 else self.error_rate_threshold
 
     def _assess(self, world: World, service: str) -> _Regression | None:
-        signals = world.signals_of(service)
+        return _regression(self, world.signals_of(service), world.limits.get(service, ()))
+
+    def _judge(self, signals: Signals, limits: tuple[tuple[str, str], ...]) -> _Regression | None:
+        """:meth:`_assess` of one service's signals and declared limits (not of the time)."""
         if not signals.deploys:
             return None
         deploy = signals.deploys[-1]
@@ -182,7 +186,7 @@ class BadDeployAgent:
         after: list[Sample] = []
         for sample in signals.series(self.metric):
             (before if parse_time(sample.time) < deployed_at else after).append(sample)
-        threshold = self._threshold(world, service)
+        threshold = self._threshold(limits)
         # The limit is never below the threshold: when the latest sample is not above the
         # threshold there is no run of bad samples, so skip the baseline (asked every round).
         if not after or after[-1].value <= threshold:
@@ -245,3 +249,11 @@ class BadDeployAgent:
         excess = median(s.value for s in regression.bad) / regression.limit - 1.0
         score += min(0.1, 0.05 * excess)
         return round(min(0.95, score), 2)
+
+
+@by_identity()
+def _regression(
+    agent: BadDeployAgent, signals: Signals, limits: tuple[tuple[str, str], ...]
+) -> _Regression | None:
+    """:meth:`BadDeployAgent._judge`, remembered while the signals are the same object."""
+    return agent._judge(signals, limits)

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 from warden.agents.protocol import Detection
 from warden.domain import evidence, relapse, reverts
 from warden.domain.events import parse_time
+from warden.domain.identity_memo import by_identity
 from warden.domain.plans import Plan, Step
 
 if TYPE_CHECKING:
-    from warden.domain.changes import Change
+    from warden.domain.changes import Change, Changes
     from warden.domain.incident import Incident
     from warden.domain.world import World
 
@@ -170,10 +171,8 @@ class ChangeAgent:
 
     def _renewal(self, service: str, world: World) -> _Finding | None:
         """A credential of the service that expired and still is: a symptom by itself."""
-        for change in reversed(world.changes.about((service,))):
-            step = reverts.renewal(change)
-            age = (world.now - parse_time(change.time)).total_seconds()
-            if step is None or age > self.window_s:
+        for change, step in _renewable(world.changes, service):
+            if (world.now - parse_time(change.time)).total_seconds() > self.window_s:
                 continue
             if world.changes.value_of(change.resource, change.field) != change.value:
                 continue  # renewed since
@@ -194,6 +193,16 @@ class ChangeAgent:
         if finding.symptom.cause in evidence.PROCESS_CAUSES and own:
             score += 0.03
         return round(min(0.95, score), 2)
+
+
+@by_identity()
+def _renewable(changes: Changes, service: str) -> tuple[tuple[Change, Step], ...]:
+    """The service's expired credentials with their renewals, newest first (by timeline)."""
+    return tuple(
+        (change, step)
+        for change in reversed(changes.about((service,)))
+        if (step := reverts.renewal(change)) is not None
+    )
 
 
 def _services(world: World) -> list[str]:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from warden.domain import events as ev
+from warden.domain.identity_memo import by_identity
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 CHANGE_RECORDED = "warden.change.recorded"
 CHANGE_TYPES = frozenset({ev.DEPLOY_COMPLETED, CHANGE_RECORDED})
@@ -95,8 +96,28 @@ class Changes:
 
     def about(self, services: Iterable[str]) -> tuple[Change, ...]:
         """The real changes (not first records) to objects of ``services``, oldest first."""
+        index, place = _by_service(self.changes)
         wanted = set(services)
-        return tuple(c for c in self.changes if c.is_change and c.service in wanted)
+        if len(wanted) == 1:
+            return index.get(next(iter(wanted)), ())
+        found = sorted((c for s in wanted for c in index.get(s, ())), key=lambda c: place[id(c)])
+        return tuple(found)
+
+
+@by_identity(maxsize=1024)
+def _by_service(
+    changes: tuple[Change, ...],
+) -> tuple[Mapping[str, tuple[Change, ...]], Mapping[int, int]]:
+    """The real changes of each service, oldest first, and each one's place in the timeline.
+
+    Places are keyed by identity: the timeline is kept alive beside the answer.
+    """
+    index: dict[str, list[Change]] = {}
+    for change in changes:
+        if change.is_change:
+            index.setdefault(change.service, []).append(change)
+    place = {id(change): n for n, change in enumerate(changes)}
+    return {service: tuple(found) for service, found in index.items()}, place
 
 
 def _text(value: object) -> str:

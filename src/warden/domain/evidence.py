@@ -12,6 +12,7 @@ failing dependency. :func:`restart_blockers` is the rule every restart must pass
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from statistics import median
 from typing import TYPE_CHECKING
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING
 from warden.domain import health, relapse
 from warden.domain.events import parse_time
 from warden.domain.health import PROCESS_CAUSES, Cause
+from warden.domain.identity_memo import by_identity
 
 if TYPE_CHECKING:
     from warden.domain.changes import Change
+    from warden.domain.health import Health
     from warden.domain.plans import Step
     from warden.domain.signals import Sample, Signals
     from warden.domain.world import World
@@ -47,6 +50,7 @@ def classify(error: str) -> Cause:
     return health.cause(health.failure_kind(error, status), status)
 
 
+@lru_cache(maxsize=4096)
 def is_saturation_metric(name: str) -> bool:
     """Whether a metric measures how full a resource is, as a fraction of its capacity."""
     lowered = name.lower()
@@ -76,8 +80,12 @@ class Saturation:
         return f"{self.service} {self.metric} at {self.value:.0%}{was}"
 
 
+@by_identity()
 def saturation(signals: Signals) -> Saturation | None:
-    """The fullest saturation metric of a service at or above :data:`SATURATED`, if any."""
+    """The fullest saturation metric of a service at or above :data:`SATURATED`, if any.
+
+    Remembered while the service's signals are the same object.
+    """
     found: Saturation | None = None
     for name, samples in signals.metrics:
         if not samples or not is_saturation_metric(name):
@@ -220,7 +228,10 @@ def error_run(signals: Signals, limit: float, metric: str = "error_rate") -> tup
 
 def error_limit(world: World, service: str, default: float = DEFAULT_ERROR_RATE) -> float:
     """The service's declared ``error_rate_slo``, else ``default``."""
-    declared = world.limit(service, "error_rate_slo")
+    return _error_limit(world.limit(service, "error_rate_slo"), default)
+
+
+def _error_limit(declared: str | None, default: float) -> float:
     try:
         value = float(declared) if declared is not None else default
     except ValueError:
@@ -246,8 +257,28 @@ def symptom(
     min_samples: int = 2,
 ) -> Symptom | None:
     """The service's failing probes, error rate above its limit, or firing page alerts."""
+    return _symptom(
+        service,
+        world.health.get(service),
+        world.signals_of(service),
+        world.limits.get(service, ()),
+        threshold,
+        min_samples,
+    )
+
+
+@by_identity()
+def _symptom(
+    service: str,
+    seen: Health | None,
+    signals: Signals,
+    limits: tuple[tuple[str, str], ...],
+    threshold: int,
+    min_samples: int,
+) -> Symptom | None:
+    """:func:`symptom` of what it reads, remembered while those are the same objects."""
+    limit = _error_limit(dict(limits).get("error_rate_slo"), DEFAULT_ERROR_RATE)
     parts: list[tuple[str, str, tuple[str, ...], Cause]] = []
-    seen = world.health.get(service)
     if seen is not None and seen.consecutive_failures >= threshold:
         parts.append(
             (
@@ -258,8 +289,6 @@ def symptom(
                 seen.cause,
             )
         )
-    signals = world.signals_of(service)
-    limit = error_limit(world, service)
     run = error_run(signals, limit)
     if len(run) >= min_samples:
         parts.append(

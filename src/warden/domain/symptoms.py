@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from warden.domain.baseline import BaselineRule, Shift, assess
+from warden.domain.identity_memo import by_identity
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -83,39 +84,47 @@ class Detectors:
 
     def of(self, signals: Signals, limits: Mapping[str, str] | None = None) -> list[Symptom]:
         """The symptoms one service's metrics show now, by metric name."""
-        found = []
-        declared = limits or {}
-        for metric, samples in signals.metrics:
-            kind = symptom_kind(metric)
-            rule = self.rules.get(kind) if kind else None
-            if kind is None or rule is None:
-                continue
-            shift = _assess(tuple(s.value for s in samples), rule, _floor(declared, kind, metric))
-            if shift is None:
-                continue
-            run = samples[shift.onset :]
-            found.append(
-                Symptom(
-                    service=signals.service,
-                    kind=kind,
-                    metric=metric,
-                    baseline=shift.baseline,
-                    threshold=shift.threshold,
-                    observed=shift.observed,
-                    since=run[0].time,
-                    evidence=tuple(s.event_id for s in run),
-                    samples=shift.samples,
-                )
-            )
-        return found
+        return list(_found(self, signals, tuple((limits or {}).items())))
 
     def in_world(self, world: World) -> list[Symptom]:
         """Every symptom of every service, by service then metric."""
         return [
             symptom
             for service in sorted(world.signals)
-            for symptom in self.of(world.signals_of(service), dict(world.limits.get(service, ())))
+            for symptom in _found(self, world.signals_of(service), world.limits.get(service, ()))
         ]
+
+
+@by_identity()
+def _found(
+    detectors: Detectors, signals: Signals, limits: tuple[tuple[str, str], ...]
+) -> tuple[Symptom, ...]:
+    """:meth:`Detectors.of`, remembered while the service's signals are the same object."""
+    found = []
+    declared = dict(limits)
+    for metric, samples in signals.metrics:
+        kind = symptom_kind(metric)
+        rule = detectors.rules.get(kind) if kind else None
+        if kind is None or rule is None:
+            continue
+        shift = _assess(tuple(s.value for s in samples), rule, _floor(declared, kind, metric))
+        if shift is None:
+            continue
+        run = samples[shift.onset :]
+        found.append(
+            Symptom(
+                service=signals.service,
+                kind=kind,
+                metric=metric,
+                baseline=shift.baseline,
+                threshold=shift.threshold,
+                observed=shift.observed,
+                since=run[0].time,
+                evidence=tuple(s.event_id for s in run),
+                samples=shift.samples,
+            )
+        )
+    return tuple(found)
 
 
 @lru_cache(maxsize=4096)

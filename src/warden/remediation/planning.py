@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from warden.agents.protocol import Summarizer, is_owner_rule, is_slow
@@ -57,6 +58,8 @@ class Planner:
         self.relapse_window_s = relapse_window_s
         self._asking: dict[tuple[str, str, str], Future[Plan | None]] = {}
         self._slow_pool: ThreadPoolExecutor | None = None
+        # Incident ids by service: the mapping indexed, how many of its keys, the index.
+        self._index: tuple[Mapping[str, Incident], int, dict[str, list[str]]] | None = None
 
     def open(
         self,
@@ -99,15 +102,11 @@ class Planner:
                 detection.evidence,
                 detection.summary,
             )
-            joining = where_it_goes(sighting, incidents.values(), repage_after_s, now)
+            mine = self._of_service(incidents, detection.service)
+            joining = where_it_goes(sighting, mine, repage_after_s, now)
             if joining is not None:
                 return append_to(joining.incident, *joining.events) if joining.events else None
-            if any(
-                i.service == detection.service
-                and not i.state.terminal
-                and i.kind not in ALERT_KINDS
-                for i in incidents.values()
-            ):
+            if any(not i.state.terminal and i.kind not in ALERT_KINDS for i in mine):
                 return None  # one incident per service: the open one already holds this fault
             while incident_id in incidents:
                 earlier = incidents[incident_id]
@@ -257,6 +256,28 @@ class Planner:
         except Exception:  # an agent that raises proposes nothing; the loop goes on
             log.exception("agent %s failed while proposing for %s", agent.name, current.id)
             return SlowAnswer(None)
+
+    def _of_service(self, incidents: Mapping[str, Incident], service: str) -> list[Incident]:
+        """The incidents of one service, in the order of ``incidents``.
+
+        The runtime's incidents only grow (a fold never drops one, and an incident keeps
+        its service), so their ids are indexed by service as they appear; another mapping,
+        or one that shrank, is indexed afresh.
+        """
+        index = self._index
+        if index is None or index[0] is not incidents or len(incidents) < index[1]:
+            index = (incidents, 0, {})
+        seen, ids = index[1], index[2]
+        if len(incidents) > seen:
+            for key in islice(incidents, seen, None):
+                ids.setdefault(incidents[key].service, []).append(key)
+            index = (incidents, len(incidents), ids)
+        self._index = index
+        try:
+            return [incidents[key] for key in ids.get(service, ())]
+        except KeyError:  # one was dropped after all: look at every incident
+            self._index = None
+            return [i for i in incidents.values() if i.service == service]
 
     def forget_closed(self, incidents: Mapping[str, Incident]) -> None:
         """Drop questions to slow agents about incidents that closed meanwhile."""

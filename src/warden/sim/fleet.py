@@ -5,9 +5,10 @@ executor) on the in-memory store, all on one SimPy clock. A fleet spends most of
 time healthy, so the run does only what can change something: a service is probed while
 a fault touches it (and once more when it clears; a healthy answer after a healthy one is
 not stored anyway), and a shard ticks when input arrived, every ``tick_s`` while its ticks
-add events, and every ``heartbeat_s`` while an incident is open. What Warden does not fix
-the person on call does: paged by Warden's escalation, or by the alert, after the
-baseline's response times; each fault ends recovered, escalated, open or cleared.
+add events, and every ``heartbeat_s`` while an incident is open (while every open one only
+waits for an approval: when the approver answers or the request expires). What Warden
+does not fix the person on call does: paged by Warden's escalation, or by the alert,
+after the baseline's response times; each fault ends recovered, escalated, open or cleared.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class _Shard:
                 continue
             self.wake = self.env.event()
             if self.loop.open_incidents():
-                yield self.wake | self.env.timeout(settings.heartbeat_s)
+                yield self.wake | self.env.timeout(self._quiet_s())
                 self.reasons["input (incident open)" if self.wake.triggered else "heartbeat"] += 1
             else:
                 yield self.wake
@@ -201,6 +202,23 @@ class _Shard:
             aligned = math.ceil(now / settings.tick_s) * settings.tick_s
             if aligned > now:
                 yield self.env.timeout(aligned - now)
+
+    def _quiet_s(self) -> float:
+        """How long a shard with incidents open waits for input before its next round.
+
+        The heartbeat; but while every open incident only waits for an approval, nothing
+        is due before the approver answers or the request expires, so the next round is
+        then (input still wakes the shard at once).
+        """
+        settings = self.run.settings
+        due: list[float] = []
+        for incident in self.loop.open_incidents():
+            seen = self.awaiting.get(incident.id)
+            if incident.state is not State.AWAITING_APPROVAL or seen is None:
+                return settings.heartbeat_s
+            due.append(seen + settings.approval_delay_s)
+            due += [self.run.seconds(expires) for _, expires in incident.approval_requests]
+        return max(settings.tick_s, min(due) - float(self.env.now))
 
     def _instance(self, instance: Instance) -> Generator[Any, Any, None]:
         """At its first fault: the alert pages the person on call, as it would without Warden."""
