@@ -26,7 +26,7 @@ from warden.domain.incident import apply
 from warden.domain.lifecycle import View
 from warden.governance.approvals import tally
 from warden.governance.context import Situation
-from warden.ports import LeaseClaim, LeasedAppender
+from warden.ports import GroupedFlush, LeaseClaim, LeasedAppender
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable
@@ -361,6 +361,8 @@ class Interpreter:
                 self.store.append(incident_stream(base.id), before, base.version)
             self._lease_busy(incident, hold, view)
             return
+        if isinstance(self.store, GroupedFlush):
+            self.store.flush()  # the intent is on disk before the action starts
         self.workers.submit(self.executor.claimed(intent, stored[-1]))
 
     def _append_holding(
