@@ -119,6 +119,8 @@ class Runtime:
         # A store that counts its appends lets a round skip reading back what nobody wrote.
         self._counter = store if isinstance(store, AppendCounter) else None
         self._read_at = -1  # the count when the log was last read
+        # A store whose commits can share one flush: a round's appends do.
+        self._grouped = store if isinstance(store, GroupedFlush) else None
         # The incidents not closed yet: a round looks at these only, however long the
         # history of closed ones grows.
         self._not_closed = {k for k, i in self._state.incidents.items() if not i.state.terminal}
@@ -397,8 +399,8 @@ class Runtime:
         return added
 
     def _one_flush(self) -> contextlib.AbstractContextManager[None]:
-        if isinstance(self.store, GroupedFlush):
-            return self.store.one_flush()
+        if self._grouped is not None:
+            return self._grouped.one_flush()
         return contextlib.nullcontext()
 
     def _walk(self, incident_ids: list[str]) -> int:
