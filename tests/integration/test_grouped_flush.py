@@ -106,3 +106,30 @@ def test_an_intent_is_on_disk_before_its_action_runs(tmp_path: Path, fsyncs: lis
     # Rounds wrote without a flush each and were flushed once each at their end.
     assert fsyncs
     h.close()
+
+
+def test_nested_and_concurrent_rounds_flush_what_they_deferred(
+    tmp_path: Path, fsyncs: list[int]
+) -> None:
+    store = SQLiteEventStore(tmp_path / "events.db")
+    inside, done = threading.Event(), threading.Event()
+
+    def other_round() -> None:
+        with store.one_flush():
+            inside.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=other_round)
+    thread.start()
+    assert inside.wait(5)
+    with store.one_flush():  # another thread is inside: this thread's commits stay durable
+        store.append("s", [make(0)], 0)
+    assert fsyncs == []
+    done.set()
+    thread.join()
+    with store.one_flush():
+        with store.one_flush():
+            store.append("s", [make(1)], 1)
+        assert fsyncs == []  # the outer one flushes
+    assert len(fsyncs) == 1
+    store.close()

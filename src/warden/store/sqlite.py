@@ -186,14 +186,18 @@ class SQLiteEventStore:
         stay durable each, and :meth:`flush` makes what was committed durable at once.
         """
         with self._lock:
-            assert self._deferring is None, "one_flush does not nest"
-            self._deferring = threading.get_ident()
+            # Nested, the outer one flushes; while another thread is inside, this one's
+            # commits stay durable each.
+            mine = self._deferring is None
+            if mine:
+                self._deferring = threading.get_ident()
         try:
             yield
         finally:
-            with self._lock:
-                self._deferring = None
-            self.flush()
+            if mine:
+                with self._lock:
+                    self._deferring = None
+                self.flush()
 
     def flush(self) -> None:
         """Make every commit made through this handle durable (one ``fsync``, if any is due).
