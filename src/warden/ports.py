@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from contextlib import AbstractContextManager
 
     from warden.domain.events import Event
 
@@ -188,6 +189,28 @@ class AppendCounter(Protocol):
         Equal to an earlier answer: nothing was appended through this handle since (another
         process's appends show only in :meth:`EventStore.read_all`).
         """
+        ...
+
+
+@runtime_checkable
+class GroupedFlush(Protocol):
+    """An event store whose commits can share one disk flush (SQLite).
+
+    Every append stays atomic and visible at once; only its flush to disk is grouped. The
+    loop moves a round's incidents inside :meth:`one_flush` and calls :meth:`flush` before
+    any side effect (an intent is durable before its action is handed to a worker).
+    """
+
+    def one_flush(self) -> AbstractContextManager[None]:
+        """Inside, the calling thread's commits wait for one flush, made on leaving.
+
+        Other threads' commits are durable each, as outside; a durable commit of any
+        thread makes every commit before it durable too.
+        """
+        ...
+
+    def flush(self) -> None:
+        """Make every commit made through this handle durable now (no cost if they are)."""
         ...
 
 

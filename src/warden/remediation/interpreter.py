@@ -26,7 +26,7 @@ from warden.domain.incident import apply
 from warden.domain.lifecycle import View
 from warden.governance.approvals import tally
 from warden.governance.context import Situation
-from warden.ports import LeaseClaim, LeasedAppender
+from warden.ports import GroupedFlush, LeaseClaim, LeasedAppender
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable
@@ -87,6 +87,8 @@ class Interpreter:
         # What each step's decision was made on: the bundle is asked again only on a change.
         self._decided_on: dict[str, Hashable] = {}
         self._rules: tuple[RuntimeSettings, lc.LifecycleSettings] | None = None
+        # A store whose commits can share a flush (the loop's round) is flushed before acting.
+        self._grouped = store if isinstance(store, GroupedFlush) else None
         # Leases in the store's own database are taken in the very append of the intent.
         self._leased = (
             store if isinstance(store, LeasedAppender) and leases is not None
@@ -361,6 +363,8 @@ class Interpreter:
                 self.store.append(incident_stream(base.id), before, base.version)
             self._lease_busy(incident, hold, view)
             return
+        if self._grouped is not None:
+            self._grouped.flush()  # the intent is on disk before the action starts
         self.workers.submit(self.executor.claimed(intent, stored[-1]))
 
     def _append_holding(

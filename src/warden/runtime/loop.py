@@ -40,7 +40,7 @@ from warden.domain.topology import Topology
 from warden.domain.world import World
 from warden.execution.workers import ActionWorkers
 from warden.governance.context import ActionRecord
-from warden.ports import AppendCounter, UuidIds
+from warden.ports import AppendCounter, GroupedFlush, UuidIds
 from warden.remediation import Folded, Interpreter, RuntimeSettings, backoff_s
 from warden.remediation.planning import Planner
 from warden.runtime.snapshots import DEFAULT_SNAPSHOT_EVERY, FoldSnapshots
@@ -119,6 +119,8 @@ class Runtime:
         # A store that counts its appends lets a round skip reading back what nobody wrote.
         self._counter = store if isinstance(store, AppendCounter) else None
         self._read_at = -1  # the count when the log was last read
+        # A store whose commits can share one flush: a round's appends do.
+        self._grouped = store if isinstance(store, GroupedFlush) else None
         # The incidents not closed yet: a round looks at these only, however long the
         # history of closed ones grows.
         self._not_closed = {k for k, i in self._state.incidents.items() if not i.state.terminal}
@@ -383,16 +385,23 @@ class Runtime:
                 self._open(detection, agent.name)
         added += len(self._tail_if_appended())
         walked = set(self._not_closed)
-        added += self._walk(sorted(walked))
-        # Incidents another thread stored while this round walked are moved in it too, on
-        # a fresh view: a plan stored mid-round does not wait for the next round.
-        added += len(self._tail_if_appended())
-        if arrived := sorted(self._not_closed - walked):
-            added += self._walk(arrived)
+        # The round's appends share one disk flush (an intent is flushed before its action).
+        with self._one_flush():
+            added += self._walk(sorted(walked))
+            # Incidents another thread stored while this round walked are moved in it too,
+            # on a fresh view: a plan stored mid-round does not wait for the next round.
+            added += len(self._tail_if_appended())
+            if arrived := sorted(self._not_closed - walked):
+                added += self._walk(arrived)
         self.planner.forget_closed(self._state.incidents)
         if self.after_tick is not None:
             self.after_tick()
         return added
+
+    def _one_flush(self) -> contextlib.AbstractContextManager[None]:
+        if self._grouped is not None:
+            return self._grouped.one_flush()
+        return contextlib.nullcontext()
 
     def _walk(self, incident_ids: list[str]) -> int:
         """Move each of ``incident_ids`` one step, in order; returns the events added."""

@@ -12,6 +12,8 @@ disk flush, and each sees a committed prefix of the log.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -108,6 +110,11 @@ class SQLiteEventStore:
                     private_file(self.path.with_name(name))
         self._lock = threading.RLock()
         self._appended = 0  # append transactions committed through this handle
+        # The thread inside ``one_flush`` (its commits wait for one flush), and whether a
+        # commit made through this handle is not on disk yet.
+        self._deferring: int | None = None
+        self._unflushed = False
+        self._in_memory = in_memory
         self._db = self._connect()
         self._db.executescript(SCHEMA + LEASES_SCHEMA)
         # Reads take their own connection and lock: a reader never waits for a commit. An
@@ -157,6 +164,7 @@ class SQLiteEventStore:
     ) -> Iterator[sqlite3.Connection]:
         """A write transaction; with ``appends``, its commit counts in :meth:`appended`."""
         with self._lock:
+            flush = flush and self._deferring != threading.get_ident()
             if not flush:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             try:
@@ -165,8 +173,51 @@ class SQLiteEventStore:
             finally:
                 if not flush:
                     self._db.execute("PRAGMA synchronous=FULL")
+            # A durable commit flushes the log file up to its end: every commit before it too.
+            self._unflushed = not flush
             if appends:  # after COMMIT: a reader that sees the new count sees the events
                 self._appended += 1
+
+    @contextmanager
+    def one_flush(self) -> Iterator[None]:
+        """The calling thread's commits inside share one disk flush, made on leaving.
+
+        The contract is :meth:`warden.ports.GroupedFlush.one_flush`: other threads' commits
+        stay durable each, and :meth:`flush` makes what was committed durable at once.
+        """
+        with self._lock:
+            # Nested, the outer one flushes; while another thread is inside, this one's
+            # commits stay durable each.
+            mine = self._deferring is None
+            if mine:
+                self._deferring = threading.get_ident()
+        try:
+            yield
+        finally:
+            if mine:
+                with self._lock:
+                    self._deferring = None
+                self.flush()
+
+    def flush(self) -> None:
+        """Make every commit made through this handle durable (one ``fsync``, if any is due).
+
+        In WAL mode a commit appends to the ``-wal`` file and ``synchronous=FULL`` syncs
+        that file at each commit; a commit made without (see :meth:`one_flush`) is
+        durable once the file is synced, by a later durable commit or here.
+        """
+        with self._lock:
+            if not self._unflushed:
+                return
+            if not self._in_memory:
+                wal = self.path.with_name(f"{self.path.name}-wal")
+                with contextlib.suppress(FileNotFoundError):  # checkpointed: on disk
+                    fd = os.open(wal, os.O_RDWR)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            self._unflushed = False
 
     @contextmanager
     def _transaction(self, *, hooked: bool) -> Iterator[None]:
