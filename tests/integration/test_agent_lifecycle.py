@@ -24,6 +24,7 @@ from warden.domain import events as ev
 from warden.domain.errors import PolicyDenied
 from warden.domain.plans import Plan, Step
 from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
+from warden.governance.gate import Guardrails, RateLimit
 from warden.governance.identity import AuthenticationError, Credential
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.registry import SchemaRegistry
@@ -523,6 +524,25 @@ def candidate_bundle(tmp_path: Path, rules: str) -> Path:
     return candidate
 
 
+def bundle_in_canary(tmp_path: Path, rules: str, **overrides: Any) -> tuple[Harness, str, str]:
+    """A harness with a candidate bundle in canary on orders; the live and candidate versions.
+
+    The candidate (the built-in bundle with ``rules``) shadowed an incident on gateway and
+    was scored first, as a promotion asks.
+    """
+    h = make_harness(tmp_path, shadow_policy_dir=candidate_bundle(tmp_path, rules), **overrides)
+    live = h.warden.runtime.gate.bundle.version
+    assert h.warden.runtime.shadow is not None
+    next_ = h.warden.runtime.shadow.bundle.version
+    h.fail("gateway")
+    h.settle()
+    record_scores(h, "bundle", "policy", next_)
+    promoted = promote_bundle(h, "canary")
+    assert (promoted.data["version"], promoted.data["previous"]) == (next_, live)
+    h.tick()
+    return h, live, next_
+
+
 def promote_bundle(h: Harness, to: str, who: str = "ada") -> ev.Event:
     return operations.promote(
         h.warden.store, Credential(key=h.person(who, "admin").key), "bundle", "policy", to,
@@ -549,18 +569,8 @@ def test_a_bundle_in_canary_decides_for_its_services_only_and_survives_a_restart
         '@id("candidate-no-restarts")\n@message("the candidate restarts nothing")\n'
         "forbid (principal, action, resource);\n"
     )
-    candidate = candidate_bundle(tmp_path, forbids)
-    h = make_harness(tmp_path, shadow_policy_dir=candidate)
+    h, live, next_ = bundle_in_canary(tmp_path, forbids)
     try:
-        live = h.warden.runtime.gate.bundle.version
-        assert h.warden.runtime.shadow is not None
-        next_ = h.warden.runtime.shadow.bundle.version
-        h.fail("gateway")
-        h.settle()
-        record_scores(h, "bundle", "policy", next_)
-        promoted = promote_bundle(h, "canary")
-        assert (promoted.data["version"], promoted.data["previous"]) == (next_, live)
-        h.tick()
         h.fail("payments")
         h.settle()
         h.fail("orders")
@@ -579,7 +589,7 @@ def test_a_bundle_in_canary_decides_for_its_services_only_and_survives_a_restart
     finally:
         h.close()
     # A restart without the candidate's directory: the canary comes back from the kept copy.
-    shutil.rmtree(candidate)
+    shutil.rmtree(tmp_path / "candidate")
     again = make_harness(tmp_path)
     try:
         gate = again.warden.runtime.gate
@@ -599,22 +609,16 @@ def test_a_bundle_in_canary_decides_for_its_services_only_and_survives_a_restart
         again.close()
 
 
+SAME_RULES = "// the candidate: the same rules, reviewed again\n"
+
+
 def test_a_bundle_canary_that_does_worse_is_rolled_back_automatically(tmp_path: Path) -> None:
-    candidate = candidate_bundle(tmp_path, "// the candidate: the same rules, reviewed again\n")
-    h = make_harness(tmp_path, shadow_policy_dir=candidate)
+    h, live, next_ = bundle_in_canary(tmp_path, SAME_RULES)
     try:
-        live = h.warden.runtime.gate.bundle.version
-        assert h.warden.runtime.shadow is not None
-        next_ = h.warden.runtime.shadow.bundle.version
-        h.fail("payments")
-        h.settle()
-        record_scores(h, "bundle", "policy", next_)
-        promote_bundle(h, "canary")
-        h.tick()
         h.adapter.script["restart_service"] = ["fail"]  # the restart it allows does not take
         h.fail("orders")
         h.settle()
-        assert decided_by(h) == [("payments", "allow", live), ("orders", "allow", next_)]
+        assert decided_by(h) == [("gateway", "allow", live), ("orders", "allow", next_)]
         (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
         assert (rolled.data["kind"], rolled.data["automatic"]) == ("bundle", True)
         assert (rolled.data["version"], rolled.data["restored"]) == (next_, live)
@@ -633,13 +637,33 @@ def test_a_bundle_canary_that_does_worse_is_rolled_back_automatically(tmp_path: 
     finally:
         h.close()
     # The rollback holds across a restart: the previous bundle for all.
-    again = make_harness(tmp_path, shadow_policy_dir=candidate)
+    again = make_harness(tmp_path, shadow_policy_dir=tmp_path / "candidate")
     try:
         gate = again.warden.runtime.gate
         assert gate.canary is None
         assert gate.bundle_for("orders").version == live
     finally:
         again.close()
+
+
+def test_a_guardrail_tripped_on_a_bundle_canarys_step_rolls_it_back(tmp_path: Path) -> None:
+    rails = Guardrails(per_target=RateLimit(1, 3600))
+    h, live, next_ = bundle_in_canary(tmp_path, SAME_RULES, guardrails=rails)
+    try:
+        h.fail("orders")
+        h.settle()
+        assert not h.events(ev.VERSION_ROLLED_BACK)  # held, as the previous bundle's did
+        h.clock.advance(1801)  # past the relapse window: a new failure, not the same one back
+        h.fail("orders")
+        h.settle()
+        assert decided_by(h)[-1] == ("orders", "deny", next_)
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert (rolled.data["kind"], rolled.data["version"]) == ("bundle", next_)
+        assert rolled.data["reason"].startswith("guardrail guardrail:rate-limit tripped")
+        assert h.warden.runtime.gate.canary is None
+        assert h.warden.runtime.gate.bundle.version == live
+    finally:
+        h.close()
 
 
 def test_a_guardrail_tripped_in_the_canary_rolls_it_back(tmp_path: Path) -> None:
