@@ -5,7 +5,8 @@ like the runbook watcher). It records which versions of agents, runbooks, policy
 and model settings are loaded (``warden.versions.loaded``), folds promotions and
 rollbacks from the ``lifecycle`` stream (:mod:`warden.domain.versions`) and applies them
 at once: which runbook version acts for which service, the autonomy cap of a promoted
-agent, the policy bundle in force. Candidates propose in shadow; their plans are decided
+agent, the policy bundle in force and the one in canary (the gate asks it for the canary's
+services). Candidates propose in shadow; their plans are decided
 by the live policy and recorded in the shadow stream, never acted on. A canary whose
 remediations succeed less often than the previous version's, or that trips a guardrail,
 is rolled back automatically, as an audited event.
