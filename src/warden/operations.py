@@ -478,12 +478,6 @@ def _check_promotion(kind: str, to: str) -> None:
         raise ValidationError(
             f"cannot promote to {to!r}", field="--to", fix="give " + ", ".join(versions.STAGES)
         )
-    if to == "canary" and kind == "bundle":
-        raise ValidationError(
-            "a policy bundle decides for the whole fleet: it has no canary",
-            field="--to",
-            fix="promote it to supervised or autonomous, or run it in shadow first",
-        )
 
 
 def roll_back(

@@ -21,9 +21,10 @@ from warden.api.server import ApiServer
 from warden.assembly import default_agents
 from warden.config import WardenConfig
 from warden.domain import events as ev
-from warden.domain.errors import PolicyDenied, ValidationError
+from warden.domain.errors import PolicyDenied
 from warden.domain.plans import Plan, Step
 from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
+from warden.governance.gate import Guardrails, RateLimit
 from warden.governance.identity import AuthenticationError, Credential
 from warden.governance.policy import BUILTIN_BUNDLE
 from warden.ingest.registry import SchemaRegistry
@@ -481,11 +482,6 @@ def test_a_candidate_bundle_is_promoted_kept_across_a_restart_and_rolled_back(
         record_scores(h, "bundle", bundle.name, bundle.version)
         policy = PromotionPolicy(default=Thresholds(min_shadow_proposals=1))
         admin = Credential(key=h.person("ada", "admin").key)
-        with pytest.raises(ValidationError, match="a policy bundle decides for the whole fleet"):
-            operations.promote(
-                h.warden.store, admin, "bundle", "policy", "canary", h.clock.now(), policy,
-                h.warden.runtime.catalog,
-            )  # fmt: skip
         promoted = operations.promote(
             h.warden.store, admin, "bundle", "policy", "autonomous", h.clock.now(), policy,
             h.warden.runtime.catalog,
@@ -512,6 +508,162 @@ def test_a_candidate_bundle_is_promoted_kept_across_a_restart_and_rolled_back(
         assert decided["bundle_version"] == live
     finally:
         again.close()
+
+
+BUNDLE_CANARY = PromotionPolicy(
+    default=Thresholds(min_shadow_proposals=1, min_agreement_pct=0.0),
+    canary=CanarySettings(fraction=0.0, services=("orders",)),
+)
+
+
+def candidate_bundle(tmp_path: Path, rules: str) -> Path:
+    """The built-in bundle with ``rules`` added: a candidate in ``shadow_policy_dir``."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(BUILTIN_BUNDLE, candidate)
+    (candidate / "candidate.cedar").write_text(rules)
+    return candidate
+
+
+def bundle_in_canary(tmp_path: Path, rules: str, **overrides: Any) -> tuple[Harness, str, str]:
+    """A harness with a candidate bundle in canary on orders; the live and candidate versions.
+
+    The candidate (the built-in bundle with ``rules``) shadowed an incident on gateway and
+    was scored first, as a promotion asks.
+    """
+    h = make_harness(tmp_path, shadow_policy_dir=candidate_bundle(tmp_path, rules), **overrides)
+    live = h.warden.runtime.gate.bundle.version
+    assert h.warden.runtime.shadow is not None
+    next_ = h.warden.runtime.shadow.bundle.version
+    h.fail("gateway")
+    h.settle()
+    record_scores(h, "bundle", "policy", next_)
+    promoted = promote_bundle(h, "canary")
+    assert (promoted.data["version"], promoted.data["previous"]) == (next_, live)
+    h.tick()
+    return h, live, next_
+
+
+def promote_bundle(h: Harness, to: str, who: str = "ada") -> ev.Event:
+    return operations.promote(
+        h.warden.store, Credential(key=h.person(who, "admin").key), "bundle", "policy", to,
+        h.clock.now(), BUNDLE_CANARY, h.warden.runtime.catalog,
+    )  # fmt: skip
+
+
+def decided_by(h: Harness) -> list[tuple[str, str, str]]:
+    """(target, outcome, bundle version) of each decision recorded, in order."""
+    out = []
+    for event in h.events(ev.DECISION_RECORDED):
+        incident = h.warden.runtime.incidents[event.stream.removeprefix("incident-")]
+        assert incident.plan is not None
+        target = incident.plan.steps[int(event.data["index"])].target
+        decision = event.data["decision"]
+        out.append((target, decision["outcome"], decision["bundle_version"]))
+    return out
+
+
+def test_a_bundle_in_canary_decides_for_its_services_only_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    forbids = (
+        '@id("candidate-no-restarts")\n@message("the candidate restarts nothing")\n'
+        "forbid (principal, action, resource);\n"
+    )
+    h, live, next_ = bundle_in_canary(tmp_path, forbids)
+    try:
+        h.fail("payments")
+        h.settle()
+        h.fail("orders")
+        h.settle()
+        # orders is in the canary: the candidate denies its restart; payments keeps the live.
+        assert decided_by(h) == [
+            ("gateway", "allow", live),
+            ("payments", "allow", live),
+            ("orders", "deny", next_),
+        ]
+        assert [c[:2] for c in h.adapter.calls] == [
+            ("restart_service", "gateway"),
+            ("restart_service", "payments"),
+        ]
+        assert not h.events(ev.VERSION_ROLLED_BACK)  # a denial is no regression
+    finally:
+        h.close()
+    # A restart without the candidate's directory: the canary comes back from the kept copy.
+    shutil.rmtree(tmp_path / "candidate")
+    again = make_harness(tmp_path)
+    try:
+        gate = again.warden.runtime.gate
+        assert gate.bundle.version == live
+        assert gate.canary is not None and gate.canary.bundle.version == next_
+        assert [gate.bundle_for(s).version for s in ("payments", "orders")] == [live, next_]
+        # Promoted on from the canary: the candidate decides for every service.
+        again.clock.advance(4 * 3600)  # past the relapse window: a new incident
+        promote_bundle(again, "autonomous", who="bea")
+        again.tick()
+        assert gate.canary is None
+        assert gate.bundle.version == next_
+        again.fail("payments")
+        again.settle()
+        assert decided_by(again)[-1] == ("payments", "deny", next_)
+    finally:
+        again.close()
+
+
+SAME_RULES = "// the candidate: the same rules, reviewed again\n"
+
+
+def test_a_bundle_canary_that_does_worse_is_rolled_back_automatically(tmp_path: Path) -> None:
+    h, live, next_ = bundle_in_canary(tmp_path, SAME_RULES)
+    try:
+        h.adapter.script["restart_service"] = ["fail"]  # the restart it allows does not take
+        h.fail("orders")
+        h.settle()
+        assert decided_by(h) == [("gateway", "allow", live), ("orders", "allow", next_)]
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert (rolled.data["kind"], rolled.data["automatic"]) == ("bundle", True)
+        assert (rolled.data["version"], rolled.data["restored"]) == (next_, live)
+        assert "below the previous version's 100%" in rolled.data["reason"]
+        assert rolled.data["evidence"]["canary"] == {"version": next_, "closed": 1, "held": 0}
+        h.tick()
+        gate = h.warden.runtime.gate
+        assert gate.canary is None
+        assert gate.bundle_for("orders").version == live
+        kinds = [
+            r["type"]
+            for r in audited(h)
+            if r["type"] in (ev.CANDIDATE_EVALUATED, ev.VERSION_PROMOTED, ev.VERSION_ROLLED_BACK)
+        ]
+        assert kinds == [ev.CANDIDATE_EVALUATED, ev.VERSION_PROMOTED, ev.VERSION_ROLLED_BACK]
+    finally:
+        h.close()
+    # The rollback holds across a restart: the previous bundle for all.
+    again = make_harness(tmp_path, shadow_policy_dir=tmp_path / "candidate")
+    try:
+        gate = again.warden.runtime.gate
+        assert gate.canary is None
+        assert gate.bundle_for("orders").version == live
+    finally:
+        again.close()
+
+
+def test_a_guardrail_tripped_on_a_bundle_canarys_step_rolls_it_back(tmp_path: Path) -> None:
+    rails = Guardrails(per_target=RateLimit(1, 3600))
+    h, live, next_ = bundle_in_canary(tmp_path, SAME_RULES, guardrails=rails)
+    try:
+        h.fail("orders")
+        h.settle()
+        assert not h.events(ev.VERSION_ROLLED_BACK)  # held, as the previous bundle's did
+        h.clock.advance(1801)  # past the relapse window: a new failure, not the same one back
+        h.fail("orders")
+        h.settle()
+        assert decided_by(h)[-1] == ("orders", "deny", next_)
+        (rolled,) = h.events(ev.VERSION_ROLLED_BACK)
+        assert (rolled.data["kind"], rolled.data["version"]) == ("bundle", next_)
+        assert rolled.data["reason"].startswith("guardrail guardrail:rate-limit tripped")
+        assert h.warden.runtime.gate.canary is None
+        assert h.warden.runtime.gate.bundle.version == live
+    finally:
+        h.close()
 
 
 def test_a_guardrail_tripped_in_the_canary_rolls_it_back(tmp_path: Path) -> None:

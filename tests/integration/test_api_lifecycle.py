@@ -70,12 +70,13 @@ def test_promote_and_rollback_over_the_api_take_the_clis_roles_evidence_and_even
                 " (run `warden evaluate` on it with --record)"
             ]
             assert not h.events(ev.VERSION_PROMOTED)
-            # A level it cannot go to, or a kind that has none: 4xx with the fix.
+            # A level it cannot go to, or a kind with no candidate loaded: 4xx with the fix.
             assert post("promote", admin, {"to": "sideways"}).status_code == 422
             bundle = client.post(
                 "/api/versions/bundle/policy/promote", headers=admin, json={"to": "canary"}
             )
-            assert bundle.status_code == 400 and "no canary" in bundle.json()["error"]
+            assert bundle.status_code == 400, bundle.text
+            assert "no candidate of bundle policy" in bundle.json()["error"]
 
             evaluated(h, version["next"])
             promoted = post("promote", admin, {"to": "canary"})

@@ -20,6 +20,8 @@ from warden.governance.context import Situation, StepContext, build_context, cou
 from warden.governance.policy import PolicyBundle, PolicyRequest, Verdict
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from warden.domain.catalog import Catalog
     from warden.domain.incident import Incident
 
@@ -47,6 +49,14 @@ class Guardrails:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryBundle:
+    """A candidate bundle deciding for the services ``covers`` accepts (a bundle in canary)."""
+
+    bundle: PolicyBundle
+    covers: Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
 class Ruling:
     """A decision with the context it was made in (for explain and audit)."""
 
@@ -68,6 +78,8 @@ class DecisionGate:
         self.catalog = catalog
         self.guardrails = guardrails or Guardrails()
         self.entities = entities
+        # A bundle in canary decides for its services; ``bundle`` for all the others.
+        self.canary: CanaryBundle | None = None
         self._validators: dict[str, Draft202012Validator] = {}
         # A bundle is immutable and Cedar deterministic, so verdicts are memoised per
         # bundle version: incidents repeat the same questions, and an answer costs ~100 µs.
@@ -79,7 +91,7 @@ class DecisionGate:
         plan = incident.plan
         step = plan.steps[index]
         hash_ = incident.step_hashes[index]
-        version = self.bundle.version
+        version = self.bundle_for(step.target).version
 
         def deny(policy_id: str, message: str, context: StepContext | None = None) -> Ruling:
             reason = Reason(policy_id, message)
@@ -154,15 +166,23 @@ class DecisionGate:
             return "guardrail:rate-limit", limited
         return None
 
+    def bundle_for(self, target: str) -> PolicyBundle:
+        """The bundle deciding for ``target``: the canary's on its services, else the live one."""
+        canary = self.canary
+        if canary is not None and canary.covers(target):
+            return canary.bundle
+        return self.bundle
+
     def evaluate(self, agent: str, action: str, target: str, context: StepContext) -> Verdict:
-        """Ask the bundle alone (no guardrails)."""
-        key = (self.bundle.version, agent, action, target, context)
+        """Ask the bundle that decides for ``target`` alone (no guardrails)."""
+        bundle = self.bundle_for(target)
+        key = (bundle.version, agent, action, target, context)
         verdict = self._verdicts.get(key)
         if verdict is not None:
             self._verdicts.move_to_end(key)
             return verdict
         request = PolicyRequest(agent, action, target, context.to_cedar())
-        verdict = self.bundle.evaluate(request, self.entities)
+        verdict = bundle.evaluate(request, self.entities)
         self._verdicts[key] = verdict
         if len(self._verdicts) > VERDICT_CACHE_SIZE:
             self._verdicts.popitem(last=False)

@@ -280,9 +280,10 @@ class Interpreter:
         """
         assert incident.plan is not None
         now = self.clock.now()
-        domain = self.topology.domain_of(incident.plan.steps[index].target)
+        target = incident.plan.steps[index].target
+        domain = self.topology.domain_of(target)
         freezes = tuple(f.covers(now, domain) for f in self.settings.freezes)
-        return (self.gate.bundle.version, self._state().controls, freezes)
+        return (self.gate.bundle_for(target).version, self._state().controls, freezes)
 
     def _decide_in_shadow(
         self, incident: Incident, index: int, live: Decision, situation: Situation

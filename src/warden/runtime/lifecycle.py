@@ -5,7 +5,8 @@ like the runbook watcher). It records which versions of agents, runbooks, policy
 and model settings are loaded (``warden.versions.loaded``), folds promotions and
 rollbacks from the ``lifecycle`` stream (:mod:`warden.domain.versions`) and applies them
 at once: which runbook version acts for which service, the autonomy cap of a promoted
-agent, the policy bundle in force. Candidates propose in shadow; their plans are decided
+agent, the policy bundle in force and the one in canary (the gate asks it for the canary's
+services). Candidates propose in shadow; their plans are decided
 by the live policy and recorded in the shadow stream, never acted on. A canary whose
 remediations succeed less often than the previous version's, or that trips a guardrail,
 is rolled back automatically, as an audited event.
@@ -29,6 +30,7 @@ from warden.domain.control import AUTONOMY_LEVELS
 from warden.domain.errors import ConfigError, WardenError
 from warden.domain.ids import derived_id, incident_stream
 from warden.domain.incident import State
+from warden.governance.gate import CanaryBundle
 from warden.governance.policy import PolicyBundle
 from warden.runtime.candidates import LIFECYCLE_STREAMS, lifecycle_events
 
@@ -75,11 +77,13 @@ class Outcomes:
         return self.held / self.closed if self.closed else None
 
 
-def made_by(incident: Incident) -> str:
-    """The version of the agent or runbook that planned ``incident`` ("" unknown)."""
+def made_by(incident: Incident, kind: str = "agent") -> str:
+    """The version that planned ``incident`` ("" unknown), or for a bundle that decided it."""
     plan = incident.plan
     if plan is None:
         return ""
+    if kind == "bundle":
+        return incident.decisions[0].bundle_version if incident.decisions else ""
     return dict(incident.plan_versions).get("agent") or plan.agent_version
 
 
@@ -243,19 +247,22 @@ class LifecycleController:
             reasons = (event.data.get("decision") or {}).get("reasons") or ()
             tripped = [r for r in reasons if str(r.get("policy_id", "")).startswith("guardrail:")]
             if tripped:
-                self._note_trip(incident_id, str(tripped[0].get("policy_id")))
+                bundle = str((event.data.get("decision") or {}).get("bundle_version", ""))
+                self._note_trip(incident_id, str(tripped[0].get("policy_id")), bundle)
 
-    def _note_trip(self, incident_id: str, guardrail: str) -> None:
+    def _note_trip(self, incident_id: str, guardrail: str, bundle: str) -> None:
         incident = self.runtime.incidents.get(incident_id)
         if incident is None or incident.plan is None:
             return
         for track in self.lifecycle.tracks.values():
             canary = track.canary
-            if (
-                canary is not None
-                and track.name == incident.plan.agent
-                and made_by(incident) == canary.version
-            ):
+            if canary is None:
+                continue
+            if track.kind == "bundle":
+                mine = bundle == canary.version
+            else:
+                mine = track.name == incident.plan.agent and made_by(incident) == canary.version
+            if mine:
                 self._tripped[track.key] = (
                     f"guardrail {guardrail} tripped on incident {incident_id}"
                 )
@@ -275,8 +282,15 @@ class LifecycleController:
             self.runtime.settings = replace(settings, agent_caps=tuple(sorted(caps.items())))
         bundle = self.lifecycle.tracks.get(("bundle", BUNDLE))
         live = bundle.live if bundle is not None else ""
-        if live in self._bundles and self.runtime.gate.bundle.version != live:
-            self.runtime.gate.bundle = self._bundles[live]
+        gate = self.runtime.gate
+        if live in self._bundles and gate.bundle.version != live:
+            gate.bundle = self._bundles[live]
+        canary = bundle.canary if bundle is not None else None
+        candidate = self._bundles.get(canary.version) if canary is not None else None
+        if candidate is None or canary is None:
+            gate.canary = None
+        elif gate.canary is None or gate.canary.bundle is not candidate:
+            gate.canary = CanaryBundle(candidate, canary.covers)
         self._move_agents()
 
     def _move_agents(self) -> None:
@@ -339,7 +353,8 @@ class LifecycleController:
         track = self.lifecycle.tracks.get(("bundle", BUNDLE))
         if self.keep_dir is None or track is None:
             return
-        for version in (track.live, *track.retired):
+        canary = (track.canary.version,) if track.canary is not None else ()
+        for version in (track.live, *canary, *track.retired):
             if not version or version in self._bundles:
                 continue
             kept = self.keep_dir / "bundle" / version.rpartition("@")[2]
@@ -482,7 +497,7 @@ class LifecycleController:
                 continue
             evidence: dict[str, Any] = {}
             if not reason:
-                mine, theirs = self.outcomes(track.name, canary.version, canary.previous)
+                mine, theirs = self.outcomes(track, canary.version, canary.previous)
                 evidence = {
                     "canary": {"version": canary.version, "closed": mine.closed, "held": mine.held},
                     "previous": {
@@ -503,14 +518,20 @@ class LifecycleController:
                 )
             self.roll_back_automatically(track, reason, evidence)
 
-    def outcomes(self, name: str, *versions: str) -> list[Outcomes]:
-        """The remediation outcomes of each version of agent or runbook ``name``."""
+    def outcomes(self, track: vs.Track, *versions: str) -> list[Outcomes]:
+        """The remediation outcomes of each version of ``track``'s agent, runbook or bundle.
+
+        An agent's or runbook's are the incidents it planned; a bundle's, those it decided.
+        """
         incidents = self.runtime.incidents.values()
         planned: dict[str, list[Incident]] = {v: [] for v in versions}
         for incident in incidents:
             plan = incident.plan
-            if plan is not None and plan.agent == name and made_by(incident) in planned:
-                planned[made_by(incident)].append(incident)
+            if plan is None or (track.kind != "bundle" and plan.agent != track.name):
+                continue
+            version = made_by(incident, track.kind)
+            if version in planned:
+                planned[version].append(incident)
         return [remediation_outcomes(planned[v]) for v in versions]
 
     def roll_back_automatically(
