@@ -15,6 +15,18 @@ import pytest
 
 from tests.cli import Cli
 from tests.integration.harness import SERVICES, Harness, make_harness
+from tests.integration.lifecycle_world import (
+    CANDIDATE,
+    CautiousRestarts,
+    audited,
+    evaluated,
+    lifecycle_harness,
+    oom,
+    plans,
+    promote,
+    record_scores,
+    shadow_then_evidence,
+)
 from warden import operations
 from warden.api.context import ApiContext
 from warden.api.server import ApiServer
@@ -22,134 +34,16 @@ from warden.assembly import default_agents
 from warden.config import WardenConfig
 from warden.domain import events as ev
 from warden.domain.errors import PolicyDenied
-from warden.domain.plans import Plan, Step
 from warden.domain.promotion import CanarySettings, PromotionPolicy, Thresholds
 from warden.governance.gate import Guardrails, RateLimit
 from warden.governance.identity import AuthenticationError, Credential
 from warden.governance.policy import BUILTIN_BUNDLE
-from warden.ingest.registry import SchemaRegistry
-from warden.runbooks.loader import EXAMPLE
 from warden.runtime.candidates import candidate_comparisons, lifecycle_of, versions_table
 from warden.sim.candidate import agent_candidate, find_candidates
-from warden.sim.evaluation import record_evaluation
 from warden.web.app import create_app
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from warden.agents.protocol import Detection
-    from warden.domain.incident import Incident
-    from warden.domain.world import World
-
-LIVE = EXAMPLE.replace("once_within: 10m", "once_within: 5m") + "\n"
-# The candidate: the same plan, surer of itself (a new version of restart-on-oom).
-CANDIDATE = "mode: shadow\n" + LIVE.replace("confidence: 0.8", "confidence: 0.9")
-assert CANDIDATE != "mode: shadow\n" + LIVE
-POLICY = PromotionPolicy(
-    default=Thresholds(min_shadow_proposals=2, min_agreement_pct=90.0, max_wrong=0),
-    canary=CanarySettings(fraction=0.0, services=("orders",)),
-)
-
-
-def lifecycle_harness(tmp_path: Path, candidate: str = CANDIDATE) -> Harness:
-    directory = tmp_path / "runbooks"
-    if not directory.exists():
-        directory.mkdir()
-        (directory / "oom.yaml").write_text(LIVE)
-        (directory / "oom-next.yaml").write_text(candidate)
-    return make_harness(tmp_path, runbooks_dir=directory, promotion=POLICY)
-
-
-def oom(h: Harness, service: str) -> ev.Event:
-    return h.ingest(
-        ev.ALERT_FIRING,
-        service,
-        alertname="KubePodOOMKilled",
-        status="firing",
-        fingerprint=f"{service}-{h.clock.now().isoformat()}",
-        labels={"namespace": "prod"},
-        starts_at=ev.format_time(h.clock.now()),
-        group_key="g",
-    )
-
-
-def oom_then_recovered(h: Harness, service: str) -> None:
-    """An OOM kill whose alert resolves once the runbook restarted the service."""
-    firing = oom(h, service)
-    h.settle(rounds=3)
-    fields = {k: v for k, v in firing.data.items() if k != "service"}
-    h.ingest(ev.ALERT_RESOLVED, service, **{**fields, "status": "resolved"})
-    h.settle()
-
-
-def versions_of(h: Harness) -> dict[str, str]:
-    loaded = h.events(ev.RUNBOOKS_LOADED)[-1].data
-    return {
-        "live": loaded["runbooks"]["restart-on-oom"],
-        "next": loaded["shadow"]["restart-on-oom"],
-    }
-
-
-def plans(h: Harness) -> list[dict[str, Any]]:
-    return [e.data["plan"] for e in h.events(ev.PLAN_PROPOSED)]
-
-
-def record_scores(
-    h: Harness,
-    kind: str,
-    name: str,
-    version: str,
-    wrong: int = 0,
-    human: float | None = None,
-) -> None:
-    """What `warden evaluate --record` appends: the candidate scored on library and history."""
-    data = {
-        "kind": kind,
-        "name": name,
-        "version": version,
-        "library": {"right": 6 - wrong, "miss": 0, "wrong": wrong, "total": 6},
-        "history": {"agree": 2, "differ": 0, "total": 2, "human_agreement": human},
-    }
-    h.clock.advance(1)  # a second evaluation is a new record, not the first one again
-    record_evaluation(h.warden.store, data, h.clock.now(), SchemaRegistry())
-
-
-def evaluated(h: Harness, version: str, wrong: int = 0) -> None:
-    """The candidate runbook scored."""
-    record_scores(h, "runbook", "restart-on-oom", version, wrong)
-
-
-def promote(h: Harness, who: str, to: str, role: str = "admin") -> ev.Event:
-    person = h.person(who, role)
-    return operations.promote(
-        h.warden.store,
-        Credential(key=person.key),
-        "runbook",
-        "restart-on-oom",
-        to,
-        h.clock.now(),
-        POLICY,
-        h.warden.runtime.catalog,
-    )
-
-
-def audited(h: Harness) -> list[dict[str, Any]]:
-    h.warden.audit.catch_up()
-    return [e.record for e in h.warden.audit_log.entries()]
-
-
-def shadow_then_evidence(h: Harness) -> dict[str, str]:
-    """OOM kills of payments and gateway: the live version acts, the candidate shadows."""
-    version = versions_of(h)
-    for service in ("payments", "gateway"):
-        oom_then_recovered(h, service)
-        h.clock.advance(360)
-    assert [p["agent_version"] for p in plans(h)] == [version["live"]] * 2
-    assert [c[:2] for c in h.adapter.calls] == [
-        ("restart_service", "payments"),
-        ("restart_service", "gateway"),
-    ]
-    return version
 
 
 def test_a_candidate_runbook_is_shadowed_scored_promoted_to_canary_and_rolled_back(
@@ -376,26 +270,6 @@ def test_the_commands_list_compare_promote_and_roll_back(tmp_path: Path) -> None
         h.close()
 
 
-class CautiousRestarts:
-    """A candidate agent: restarts a service that is down, as the built-in one does."""
-
-    name = "cautious-restarts"
-    handles = frozenset({"service_down"})
-    priority = 5
-
-    def detect(self, world: World) -> list[Detection]:
-        return []
-
-    def propose(self, incident: Incident, world: World) -> Plan | None:
-        return Plan(
-            agent=self.name,
-            steps=(Step("restart_service", incident.service),),
-            rationale=f"{incident.service} is down",
-            evidence=incident.evidence_ids,
-            confidence=0.9,
-        )
-
-
 def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled_back(
     tmp_path: Path,
 ) -> None:
@@ -423,7 +297,7 @@ def test_a_candidate_agent_proposes_in_shadow_then_acts_supervised_and_is_rolled
         assert shadowed.stream == ev.SHADOW_STREAM
         assert shadowed.data["version"] == loaded[("cautious-restarts", "shadow")]
         # The version `warden evaluate` gives the agent is the one loaded.
-        scored = agent_candidate(f"{__name__}:CautiousRestarts")
+        scored = agent_candidate("tests.integration.lifecycle_world:CautiousRestarts")
         assert scored.version == loaded[("cautious-restarts", "shadow")]
         assert shadowed.data["decisions"][0]["outcome"] == "allow"
         assert [c[:2] for c in h.adapter.calls] == [("restart_service", "payments")]

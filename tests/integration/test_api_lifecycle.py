@@ -1,7 +1,7 @@
 """Promotion and rollback over the API: the CLI's roles, evidence checks and audited events.
 
 A real store, gate, Cedar, audit log and reconcile loop on a manual clock, and the API on
-a real socket; the candidate is the runbook of ``test_agent_lifecycle``.
+a real socket; the candidate is the runbook of ``lifecycle_world``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from tests.integration.test_agent_lifecycle import (
+from tests.integration.lifecycle_world import (
     audited,
     evaluated,
     lifecycle_harness,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.builders import frozen_restarts_bundle, judged_outages
-from tests.integration.test_agent_lifecycle import CautiousRestarts
+from tests.integration.lifecycle_world import CautiousRestarts
 from warden.config import load_config
 from warden.domain import events as ev
 from warden.domain.errors import ValidationError
