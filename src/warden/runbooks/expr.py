@@ -115,6 +115,7 @@ class Expression:
     paths: tuple[tuple[str, ...], ...]
     lookup: tuple[str, ...] = ()  # set when the whole expression is one path
     flat: bool = False  # compiled with each path as one variable (event__data__service)
+    flat_names: tuple[str, ...] = ()  # those variables' names, one per path
 
     @property
     def reads_world(self) -> bool:
@@ -129,21 +130,23 @@ class Expression:
                 value = value[name]
             return value
         if self.flat:
-            return self.program.execute(_flattened(variables, self.paths))
+            return self.program.execute(_flattened(variables, self.paths, self.flat_names))
         return self.program.execute(_pruned(variables, self.paths))
 
 
-def _flattened(variables: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+def _flattened(
+    variables: dict[str, Any], paths: tuple[tuple[str, ...], ...], names: tuple[str, ...]
+) -> dict[str, Any]:
     """Each path's value as one variable; a path the event lacks is left undeclared."""
     out: dict[str, Any] = {}
-    for path in paths:
+    for path, flat_name in zip(paths, names, strict=True):
         value: Any = variables
         for name in path:
             if not isinstance(value, dict) or name not in value:
                 break
             value = value[name]
         else:
-            out["__".join(path)] = value
+            out[flat_name] = value
     return out
 
 
@@ -246,7 +249,8 @@ def compile_expression(source: str, schemas: dict[str, dict[str, Any]]) -> Expre
         except (ValueError, RuntimeError):
             flat = None
         if flat is not None:
-            return Expression(source, flat, paths, flat=True)
+            names = tuple("__".join(path) for path in paths)
+            return Expression(source, flat, paths, flat=True, flat_names=names)
     return Expression(source, program, paths, lookup)
 
 
