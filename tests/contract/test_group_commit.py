@@ -128,6 +128,20 @@ class BatchContract:
         stats = committer.statistics()
         assert (stats.commits, stats.appends, stats.largest_commit) == (2, 21, 20)
 
+    def test_an_answer_not_there_in_time_is_a_timeout_not_a_loss(
+        self, open_store: Callable[..., Any]
+    ) -> None:
+        held = FirstCommitHeld()
+        with GroupCommitter(open_store(before_commit=held)) as committer:
+            first = committer.submit("s", [make(0)])
+            assert held.entered.wait(10)
+            with pytest.raises(TimeoutError):
+                first.result(0.05)
+            assert not first.done()
+            held.release.set()
+            assert first.exception(10) is None and first.done()
+            assert [e.position for e in first.result(0)] == [1]
+
     def test_a_bad_append_fails_only_its_caller(self, open_store: Callable[..., Any]) -> None:
         held = FirstCommitHeld()
         with GroupCommitter(open_store(before_commit=held)) as committer:

@@ -252,3 +252,23 @@ def test_any_bytes_are_refused_with_the_file_and_a_line(raw: bytes) -> None:
     except WardenError as exc:
         message = str(exc)
     assert re.match(r"config error: rb/x\.yaml line \d+: ", message), message
+
+
+def test_cel_command_line_is_loaded_only_when_used() -> None:
+    """The runbooks compile CEL without cel's command line (typer, prompt_toolkit)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from warden.runbooks.expr import compile_expression\n"
+        "import cel\n"
+        "assert cel.compile('1 + 2').execute({}) == 3\n"
+        "print(any(m.startswith(('typer', 'prompt_toolkit')) for m in sys.modules))\n"
+        "app = cel.cli.app\n"  # first use: the real module, loaded then
+        "print(any(m.startswith('typer') for m in sys.modules), app is cel.cli.app)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["False", "True", "True"]

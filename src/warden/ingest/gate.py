@@ -16,6 +16,7 @@ from warden.domain.errors import ValidationError
 from warden.domain.events import Event, format_time, parse_time
 from warden.domain.plain_json import envelope_problem, json_problem, printable, valid_text
 from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact, redact_text
+from warden.store.records import filled_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -49,17 +50,20 @@ def event_from_cloudevent(raw: dict[str, Any], moment: datetime | None = None) -
     ``moment`` is ``raw["time"]`` already parsed, when the caller has it.
     """
     unknown = raw.keys() - _KNOWN
-    return Event(
-        id=raw["id"],
-        source=raw["source"],
-        type=raw["type"],
-        time=format_time(parse_time(raw["time"]) if moment is None else moment),
-        data=raw["data"],
-        subject=raw.get("subject", ""),
-        schema_version=int(raw.get("schemaversion", 1)),
-        traceparent=raw.get("traceparent", ""),
-        correlation_id=raw.get("correlationid", ""),
-        extensions={k: str(v) for k, v in raw.items() if k in unknown} if unknown else {},
+    # Through the slot setters (as the store reads records): half the frozen constructor.
+    return filled_event(
+        raw["id"],
+        raw["source"],
+        raw["type"],
+        format_time(parse_time(raw["time"]) if moment is None else moment),
+        raw["data"],
+        raw.get("subject", ""),
+        int(raw.get("schemaversion", 1)),
+        raw.get("traceparent", ""),
+        raw.get("correlationid", ""),
+        "",
+        0,
+        {k: str(v) for k, v in raw.items() if k in unknown} if unknown else {},
     )
 
 

@@ -8,13 +8,48 @@ shape, so a field the event type does not have is refused before the runbook run
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
 from warden.domain.errors import ConfigError, did_you_mean
+
+
+class _OnFirstUse(types.ModuleType):
+    """A module that is loaded from its file when one of its names is first read."""
+
+    def __getattr__(self, name: str) -> Any:
+        spec = importlib.util.spec_from_file_location(self.__name__, self.__file__)
+        if spec is None or spec.loader is None:
+            raise AttributeError(name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[self.__name__] = module
+        spec.loader.exec_module(module)
+        vars(self).update(vars(module))  # whoever holds this stub now sees the module
+        return getattr(module, name)
+
+
+def _without_command_line() -> None:
+    """Let ``import cel`` skip its command line until something uses it.
+
+    The package imports ``cel.cli`` (typer, prompt_toolkit: about 25 MiB) with the
+    library; Warden compiles and runs expressions only, so that module is loaded on first
+    use instead.
+    """
+    found = importlib.util.find_spec("cel")  # a top-level find runs no package code
+    if "cel" in sys.modules or found is None or not found.submodule_search_locations:
+        return
+    cli = _OnFirstUse("cel.cli")
+    cli.__file__ = f"{found.submodule_search_locations[0]}/cli.py"
+    sys.modules["cel.cli"] = cli
+
+
+_without_command_line()
+
+import cel  # noqa: E402  (after the command line is deferred)
 
 ROOTS = ("event", "world")
 """The variables an expression may read."""
@@ -80,6 +115,7 @@ class Expression:
     paths: tuple[tuple[str, ...], ...]
     lookup: tuple[str, ...] = ()  # set when the whole expression is one path
     flat: bool = False  # compiled with each path as one variable (event__data__service)
+    flat_names: tuple[str, ...] = ()  # those variables' names, one per path
 
     @property
     def reads_world(self) -> bool:
@@ -94,21 +130,23 @@ class Expression:
                 value = value[name]
             return value
         if self.flat:
-            return self.program.execute(_flattened(variables, self.paths))
+            return self.program.execute(_flattened(variables, self.paths, self.flat_names))
         return self.program.execute(_pruned(variables, self.paths))
 
 
-def _flattened(variables: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+def _flattened(
+    variables: dict[str, Any], paths: tuple[tuple[str, ...], ...], names: tuple[str, ...]
+) -> dict[str, Any]:
     """Each path's value as one variable; a path the event lacks is left undeclared."""
     out: dict[str, Any] = {}
-    for path in paths:
+    for path, flat_name in zip(paths, names, strict=True):
         value: Any = variables
         for name in path:
             if not isinstance(value, dict) or name not in value:
                 break
             value = value[name]
         else:
-            out["__".join(path)] = value
+            out[flat_name] = value
     return out
 
 
@@ -211,7 +249,8 @@ def compile_expression(source: str, schemas: dict[str, dict[str, Any]]) -> Expre
         except (ValueError, RuntimeError):
             flat = None
         if flat is not None:
-            return Expression(source, flat, paths, flat=True)
+            names = tuple("__".join(path) for path in paths)
+            return Expression(source, flat, paths, flat=True, flat_names=names)
     return Expression(source, program, paths, lookup)
 
 

@@ -179,9 +179,8 @@ def evaluate(
     if why:
         return Verdict(runbook.name, False, f"trigger: {why}")
     variables: dict[str, Any] = {"event": event_variable(event)}
-    service_guess = str(event.data.get("service") or event.subject)
     if runbook.reads_world and world is not None:
-        variables["world"] = world(service_guess)
+        variables["world"] = world(str(event.data.get("service") or event.subject))
     try:
         if runbook.condition is not None:
             value = runbook.condition.evaluate(variables)

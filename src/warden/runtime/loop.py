@@ -314,7 +314,7 @@ class Runtime:
                 self._traceparents.popitem(last=False)
         if event.type in (ev.PROBE_FAILED, ev.PROBE_SUCCEEDED):
             service = str(event.data.get("service", event.subject))
-            current = state.health.get(service, health.Health(service))
+            current = state.health.get(service) or health.Health(service)
             state.health[service] = health.observe(current, event)
         elif event.stream == ev.CONTROL_STREAM:
             state.controls = control.observe(state.controls, event)
@@ -324,7 +324,8 @@ class Runtime:
             if event.type == ev.ALERT_RESOLVED:
                 self._resolutions.append(event)
             service = sig.service_of(event)
-            current_signals = state.signals.get(service, sig.Signals(service))
+            # Built only when the service has none yet, not as a default on every event.
+            current_signals = state.signals.get(service) or sig.Signals(service)
             state.signals[service] = sig.observe(current_signals, event)
             if event.type == ev.DRIFT_DETECTED:
                 drifted = (service, str(event.data["field"]))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from warden.domain.errors import PermanentError, ValidationError
 from warden.ports import BatchAppender
@@ -46,11 +45,75 @@ class GroupCommitStatistics:
     failed_commits: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
+class Pending:
+    """One append's answer: the stored events once durable, or the error that stopped it.
+
+    A lock held until the answer is set, the one thing waiters block on: a request costs
+    a fraction of a ``concurrent.futures.Future`` (a condition, a lock and lists each).
+    """
+
+    __slots__ = ("_done", "_error", "_lock", "_value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._done = False
+        self._value: list[Event] = []
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        """True once the events are durable or the append failed."""
+        return self._done
+
+    def result(self, timeout: float | None = None) -> list[Event]:
+        """Wait for the stored events.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first (the append may still commit).
+            Exception: what made the append fail.
+        """
+        self._wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Wait; the error that made the append fail, or None once it is durable.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        self._wait(timeout)
+        return self._error
+
+    def set_result(self, events: list[Event]) -> None:
+        """Answer with the stored events (the committer does, once)."""
+        self._value = events
+        self._settle()
+
+    def set_exception(self, error: BaseException) -> None:
+        """Answer with the error that made the append fail (the committer does, once)."""
+        self._error = error
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._done:
+            raise RuntimeError("this append is already answered")
+        self._done = True
+        self._lock.release()
+
+    def _wait(self, timeout: float | None) -> None:
+        if self._done:
+            return
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            raise TimeoutError(f"the append was not durable within {timeout} s")
+        self._lock.release()  # every other waiter passes too
+
+
+class _Request(NamedTuple):
     stream: str
     events: tuple[Event, ...]
-    future: Future[list[Event]]
+    future: Pending
 
 
 _STOP = object()
@@ -83,13 +146,13 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, stream: str, events: Sequence[Event]) -> Future[list[Event]]:
+    def submit(self, stream: str, events: Sequence[Event]) -> Pending:
         """Queue an append; the future holds the stored events once they are durable.
 
         Raises:
             PermanentError: the committer is closed.
         """
-        future: Future[list[Event]] = Future()
+        future = Pending()
         with self._lock:
             if self._closed:
                 raise PermanentError("the group committer is closed; open a new one")
@@ -147,9 +210,8 @@ class GroupCommitter:
                     stopping = True
                     break
                 assert isinstance(item, _Request)
-                if item.future.set_running_or_notify_cancel():
-                    group.append(item)
-                    size += len(item.events)
+                group.append(item)
+                size += len(item.events)
                 if size >= self._max_events:
                     break
                 try:
@@ -187,4 +249,4 @@ class GroupCommitter:
             self._largest = max(self._largest, size)
 
 
-__all__ = ["BatchAppender", "GroupCommitStatistics", "GroupCommitter"]
+__all__ = ["BatchAppender", "GroupCommitStatistics", "GroupCommitter", "Pending"]

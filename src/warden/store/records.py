@@ -134,7 +134,7 @@ def decode_record(position: int, stream: str, record: str) -> Event:
 
 def _decode(position: int, stream: str, record: str) -> Event:
     raw = decode_json(record)
-    return _filled(
+    return filled_event(
         raw["id"],
         raw["source"],
         raw["type"],
@@ -150,7 +150,8 @@ def _decode(position: int, stream: str, record: str) -> Event:
     )
 
 
-# The slot setters of Event, in field order, bound once: placing or reading an event fills
+# The slot setters of Event, in field order, bound once: placing, reading or admitting an
+# event fills
 # a bare instance through them, half the cost of the frozen dataclass __init__ (one
 # object.__setattr__ per field; Event has no __post_init__ to skip). A field added to Event
 # breaks this unpacking at import; test_store_records fails if a field is missed or moved.
@@ -171,7 +172,7 @@ _new = object.__new__
 ) = (vars(Event)[f.name].__set__ for f in fields(Event))
 
 
-def _filled(
+def filled_event(
     id_: str,
     source: str,
     type_: str,
@@ -204,7 +205,7 @@ def _filled(
 
 def placed_event(event: Event, stream: str, position: int) -> Event:
     """``event`` as the store placed it: in ``stream`` at global ``position``."""
-    return _filled(
+    return filled_event(
         event.id,
         event.source,
         event.type,
