@@ -196,9 +196,11 @@ class AppendCounter(Protocol):
 class GroupedFlush(Protocol):
     """An event store whose commits can share one disk flush (SQLite).
 
-    Every append stays atomic and visible at once; only its flush to disk is grouped. The
-    loop moves a round's incidents inside :meth:`one_flush` and calls :meth:`flush` before
-    any side effect (an intent is durable before its action is handed to a worker).
+    Every append stays atomic and visible at once; only its flush to disk is grouped:
+    concurrent writers share flushes, and a commit may be seen a moment before it is on
+    disk. The loop moves a round's incidents inside :meth:`one_flush` and calls
+    :meth:`flush` before any side effect (an intent is durable before its action is
+    handed to a worker); the audit projection flushes what it read before writing it.
     """
 
     def one_flush(self) -> AbstractContextManager[None]:

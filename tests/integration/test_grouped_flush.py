@@ -1,4 +1,4 @@
-"""A round's appends share one disk flush on SQLite; an intent is on disk before it acts."""
+"""SQLite's writers share disk flushes; a round's appends share one; an intent is on disk before it acts."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def make(n: int, stream: str = "s") -> Event:
 
 @pytest.fixture
 def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the flushes the store asks of the OS itself (SQLite's own are not counted)."""
+    """Counts the flushes of the log: the store makes every one itself, SQLite none."""
     calls: list[int] = []
     real = os.fsync
 
@@ -54,8 +54,9 @@ def test_commits_inside_are_visible_at_once_and_flushed_once(
     assert len(fsyncs) == 1
     store.flush()  # nothing left to flush
     store.append("s", [make(5)], 5)  # durable on its own, outside
+    assert len(fsyncs) == 2
     store.flush()
-    assert len(fsyncs) == 1
+    assert len(fsyncs) == 2
     store.close()
     other.close()
 
@@ -70,7 +71,9 @@ def test_another_threads_commit_stays_durable_and_carries_the_earlier_ones(
         thread.start()
         thread.join()
     # The other thread's durable commit flushed the log up to its end, ours included.
-    assert fsyncs == []
+    assert len(fsyncs) == 1
+    store.flush()
+    assert len(fsyncs) == 1
     store.close()
 
 
@@ -124,7 +127,9 @@ def test_nested_and_concurrent_rounds_flush_what_they_deferred(
     assert inside.wait(5)
     with store.one_flush():  # another thread is inside: this thread's commits stay durable
         store.append("s", [make(0)], 0)
-    assert fsyncs == []
+        assert len(fsyncs) == 1
+    assert len(fsyncs) == 1
+    fsyncs.clear()
     done.set()
     thread.join()
     with store.one_flush():
@@ -133,3 +138,43 @@ def test_nested_and_concurrent_rounds_flush_what_they_deferred(
         assert fsyncs == []  # the outer one flushes
     assert len(fsyncs) == 1
     store.close()
+
+
+def test_writers_commit_while_one_flushes_and_share_the_next_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "events.db"
+    store, reader = SQLiteEventStore(path), SQLiteEventStore(path)
+    flushing, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+    real = os.fsync
+
+    def held(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:  # the first flush waits until the others have committed
+            flushing.set()
+            assert release.wait(5)
+        real(fd)
+
+    monkeypatch.setattr("warden.store.sqlite.os.fsync", held)
+    first = threading.Thread(target=store.append, args=("a", [make(0, "a")]))
+    first.start()
+    assert flushing.wait(5)
+    others = [threading.Thread(target=store.append, args=(s, [make(0, s)])) for s in ("b", "c")]
+    for thread in others:
+        thread.start()
+    # Both commit while the first writer's flush is in progress: it holds no write lock.
+    for stream in ("b", "c"):
+        for _ in range(500):
+            if reader.read_stream(stream):
+                break
+            threading.Event().wait(0.01)
+        assert [e.id for e in reader.read_stream(stream)] == [f"{stream}-0"]
+    assert all(thread.is_alive() for thread in others)  # not durable yet: not returned
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    # Three durable commits, two flushes: the second covered both later commits.
+    assert len(calls) == 2
+    store.close()
+    reader.close()

@@ -15,6 +15,7 @@ from warden.domain.canonical import canonical_json
 from warden.domain.errors import ConcurrencyConflict, ValidationError
 from warden.domain.events import PROBE_SUCCEEDED, Event
 from warden.domain.plain_json import printable, valid_text
+from warden.ports import GroupedFlush
 
 if TYPE_CHECKING:
     from warden.audit.log import AuditLog
@@ -101,6 +102,9 @@ class AuditProjector:
             events = self.store.read_all(after_position=after, limit=self.batch_size)
             if not events:
                 return added
+            if isinstance(self.store, GroupedFlush):
+                # A commit is seen a moment before its writer's flush: audit durable ones.
+                self.store.flush()
             audited = [e for e in events if e.type not in SKIPPED_TYPES]
             records = [audit_record(e) for e in audited]
             try:

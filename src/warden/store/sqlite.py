@@ -1,4 +1,4 @@
-"""SQLite event store, the embedded default: WAL, synchronous=FULL. Store adapter.
+"""SQLite event store, the embedded default: WAL, every commit flushed. Store adapter.
 
 One file holds the event log, the quarantine of refused input, the positions of
 projections, the snapshots of long streams and the resource leases; ``append_batch``
@@ -7,7 +7,12 @@ appends in one transaction. Several processes may share the file (the CLI append
 approvals and kill-switch events while the runtime runs): SQLite serialises writers, and
 global positions are assigned inside the write transaction, so they commit in order.
 Reads go through a connection of their own: in WAL mode they never wait for a writer's
-disk flush, and each sees a committed prefix of the log.
+disk flush, and each sees a committed prefix of the log. Writers of one handle share their
+disk flushes (group flush): the write lock is held for a commit, never for its ``fsync``,
+and one ``fsync`` of the log file makes every commit before it durable. A writer returns
+once its commit is on disk, as with ``synchronous=FULL``; a reader may see a commit of
+another thread a moment before it is, so whatever acts on what it read flushes first
+(:meth:`SQLiteEventStore.flush`).
 """
 
 from __future__ import annotations
@@ -111,13 +116,20 @@ class SQLiteEventStore:
                     private_file(self.path.with_name(name))
         self._lock = threading.RLock()
         self._appended = 0  # append transactions committed through this handle
-        # The thread inside ``one_flush`` (its commits wait for one flush), and whether a
-        # commit made through this handle is not on disk yet.
+        # The thread inside ``one_flush`` (its commits wait for one flush).
         self._deferring: int | None = None
-        self._unflushed = False
+        # Group flush: the write lock covers a commit, never its disk flush. Commits are
+        # numbered; one ``fsync`` of the log file, made outside the lock, makes every
+        # commit numbered before it began durable, and a writer whose commit a flush
+        # already covered has none left to make.
+        self._committed = 0  # commits made through this handle (under ``_lock``)
+        self._flushed = 0  # of those, the ones known to be on disk (under ``_flush_lock``)
+        self._flush_lock = threading.Lock()
         self._in_memory = in_memory
         self._db = self._connect()
         self._db.executescript(SCHEMA + LEASES_SCHEMA)
+        # A commit on the write connection no longer waits for the disk: ``_flush`` does.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         # Reads take their own connection and lock: a reader never waits for a commit. An
         # in-memory database exists only on its one connection, so reads share it.
         self._read_lock: threading.Lock | threading.RLock = threading.Lock()
@@ -166,18 +178,16 @@ class SQLiteEventStore:
         """A write transaction; with ``appends``, its commit counts in :meth:`appended`."""
         with self._lock:
             flush = flush and self._deferring != threading.get_ident()
-            if not flush:
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with self._transaction(hooked=hooked):
-                    yield self._db
-            finally:
-                if not flush:
-                    self._db.execute("PRAGMA synchronous=FULL")
-            # A durable commit flushes the log file up to its end: every commit before it too.
-            self._unflushed = not flush
+            with self._transaction(hooked=hooked):
+                yield self._db
+            self._committed += 1
+            mine = self._committed
             if appends:  # after COMMIT: a reader that sees the new count sees the events
                 self._appended += 1
+        # Durable before the caller goes on, flushed outside the lock: other writers commit
+        # meanwhile, and one flush covers them all.
+        if flush:
+            self._flush(mine)
 
     @contextmanager
     def one_flush(self) -> Iterator[None]:
@@ -203,13 +213,23 @@ class SQLiteEventStore:
     def flush(self) -> None:
         """Make every commit made through this handle durable (one ``fsync``, if any is due).
 
-        In WAL mode a commit appends to the ``-wal`` file and ``synchronous=FULL`` syncs
-        that file at each commit; a commit made without (see :meth:`one_flush`) is
-        durable once the file is synced, by a later durable commit or here.
+        In WAL mode a commit appends to the ``-wal`` file; the write connection commits
+        with ``synchronous=NORMAL`` (atomic, seen by every reader at once) and a commit is
+        durable once that file is synced, here or by another writer's flush after it.
         """
-        with self._lock:
-            if not self._unflushed:
+        self._flush(self._committed)
+
+    def _flush(self, upto: int) -> None:
+        """Sync the log file unless a flush since commit number ``upto`` already did.
+
+        A writer that finds another's flush in progress waits for it, and then has
+        nothing left to do when it covered its commit: concurrent writers share flushes.
+        """
+        with self._flush_lock:
+            if self._flushed >= upto:
                 return
+            # Every commit counted now has written its frames; the sync covers them all.
+            covered = self._committed
             if not self._in_memory:
                 wal = self.path.with_name(f"{self.path.name}-wal")
                 with contextlib.suppress(FileNotFoundError):  # checkpointed: on disk
@@ -218,7 +238,7 @@ class SQLiteEventStore:
                         os.fsync(fd)
                     finally:
                         os.close(fd)
-            self._unflushed = False
+            self._flushed = covered
 
     @contextmanager
     def _transaction(self, *, hooked: bool) -> Iterator[None]:
