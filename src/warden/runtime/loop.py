@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -124,6 +124,12 @@ class Runtime:
         # The incidents not closed yet: a round looks at these only, however long the
         # history of closed ones grows.
         self._not_closed = {k for k, i in self._state.incidents.items() if not i.state.terminal}
+        # Each open incident's version when a round last moved it: one that others wrote to
+        # since (a plan, a worker's result, an approval) is moved first in the next round.
+        self._moved_at: dict[str, int] = {}
+        # Incidents opened since a round's walk last looked (another thread's plan stored
+        # mid-round): the walk moves them next, before the incidents it had yet to move.
+        self._arrived: list[str] = []
         self._depends_on: tuple[Topology, dict[str, tuple[str, ...]]] | None = None
         self._listeners: list[EventListener] = []
         # Called each round after folding, before agents detect (e.g. runbook hot reload).
@@ -340,8 +346,10 @@ class Runtime:
             state.incidents[key] = folded
             if folded.state.terminal:
                 self._not_closed.discard(key)
-            else:
+                self._moved_at.pop(key, None)
+            elif key not in self._not_closed:
                 self._not_closed.add(key)
+                self._arrived.append(key)
             for release in lc.closing_commands(folded):
                 assert isinstance(release, lc.ReleaseLeases)
                 self.interpreter.release(release)
@@ -385,15 +393,9 @@ class Runtime:
             for detection in agent.detect(world):
                 self._open(detection, agent.name)
         added += len(self._tail_if_appended())
-        walked = set(self._not_closed)
         # The round's appends share one disk flush (an intent is flushed before its action).
         with self._one_flush():
-            added += self._walk(sorted(walked))
-            # Incidents another thread stored while this round walked are moved in it too,
-            # on a fresh view: a plan stored mid-round does not wait for the next round.
-            added += len(self._tail_if_appended())
-            if arrived := sorted(self._not_closed - walked):
-                added += self._walk(arrived)
+            added += self._walk(self._news_first(self._not_closed))
         self.planner.forget_closed(self._state.incidents)
         if self.after_tick is not None:
             self.after_tick()
@@ -404,12 +406,44 @@ class Runtime:
             return self._grouped.one_flush()
         return contextlib.nullcontext()
 
+    def _news_first(self, incident_ids: set[str]) -> list[str]:
+        """``incident_ids`` in the order a round moves them: news first, each part by id.
+
+        An incident written to since a round last moved it (newly planned, a worker's
+        result, an approval) has work waiting; the others mostly check a clock and wait.
+        Moving the first ones first keeps a fresh decision from queueing behind the rest.
+        """
+        incidents, moved_at = self._state.incidents, self._moved_at
+        return sorted(incident_ids, key=lambda k: (moved_at.get(k) == incidents[k].version, k))
+
     def _walk(self, incident_ids: list[str]) -> int:
-        """Move each of ``incident_ids`` one step, in order; returns the events added."""
+        """Move each of ``incident_ids`` one step, in order; returns the events added.
+
+        Incidents another thread stored meanwhile are moved in this round too, next and on
+        a fresh view: a plan stored mid-round waits neither for the next round nor for
+        the incidents this one had yet to move.
+        """
         added = 0
+        self._arrived.clear()  # those open now are among ``incident_ids``
         view = self.interpreter.view(self._not_closed)
-        for incident_id in incident_ids:
-            current = self._state.incidents[incident_id]
+        incidents = self._state.incidents
+        queue, seen = deque(incident_ids), set(incident_ids)
+        ending = False
+        while True:
+            if not queue and not ending:
+                ending = True  # once: a stream of new incidents does not hold the round
+                added += len(self._tail_if_appended())  # what was stored while this walked
+            if self._arrived:
+                arrived = sorted(k for k in self._arrived if k not in seen)
+                self._arrived.clear()
+                if arrived:
+                    seen.update(arrived)
+                    queue.extendleft(reversed(arrived))
+                    view = self.interpreter.view(self._not_closed)
+            if not queue:
+                return added
+            incident_id = queue.popleft()
+            current = incidents[incident_id]
             if not current.state.terminal:  # closed by a tail earlier in this round
                 # Another worker may move this incident first; the tail then shows how.
                 acted = True
@@ -417,7 +451,10 @@ class Runtime:
                     acted = self.interpreter.advance(current, view)
                 if acted:
                     added += len(self._tail_if_appended())
-        return added
+                # What it wrote itself is no news; what others write from now on is.
+                after = incidents[incident_id]
+                if not after.state.terminal:
+                    self._moved_at[incident_id] = after.version
 
     def _apply_resolutions(self) -> None:
         """A resolved alert closes its incident once all its evidence cleared, else notes it."""
