@@ -140,41 +140,82 @@ def test_nested_and_concurrent_rounds_flush_what_they_deferred(
     store.close()
 
 
-def test_writers_commit_while_one_flushes_and_share_the_next_flush(
+def test_writers_commit_while_one_flushes_sync_beside_it_and_share_the_next_flush(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "events.db"
     store, reader = SQLiteEventStore(path), SQLiteEventStore(path)
-    flushing, release = threading.Event(), threading.Event()
+    flushing = [threading.Event(), threading.Event()]
+    release = threading.Event()
     calls: list[int] = []
     real = os.fsync
 
     def held(fd: int) -> None:
         calls.append(fd)
-        if len(calls) == 1:  # the first flush waits until the others have committed
-            flushing.set()
+        if len(calls) <= len(flushing):  # the first two flushes wait for the release
+            flushing[len(calls) - 1].set()
             assert release.wait(5)
         real(fd)
 
-    monkeypatch.setattr("warden.store.sqlite.os.fsync", held)
-    first = threading.Thread(target=store.append, args=("a", [make(0, "a")]))
-    first.start()
-    assert flushing.wait(5)
-    others = [threading.Thread(target=store.append, args=(s, [make(0, s)])) for s in ("b", "c")]
-    for thread in others:
-        thread.start()
-    # Both commit while the first writer's flush is in progress: it holds no write lock.
-    for stream in ("b", "c"):
+    def committed(stream: str) -> None:
         for _ in range(500):
             if reader.read_stream(stream):
                 break
             threading.Event().wait(0.01)
         assert [e.id for e in reader.read_stream(stream)] == [f"{stream}-0"]
-    assert all(thread.is_alive() for thread in others)  # not durable yet: not returned
-    release.set()
-    for thread in [first, *others]:
-        thread.join(5)
-    # Three durable commits, two flushes: the second covered both later commits.
+
+    def writer(stream: str) -> threading.Thread:
+        thread = threading.Thread(target=store.append, args=(stream, [make(0, stream)]))
+        thread.start()
+        return thread
+
+    monkeypatch.setattr("warden.store.sqlite.os.fsync", held)
+    first = writer("a")
+    assert flushing[0].wait(5)
+    # Committed while the first flush is in progress (it holds no write lock), which
+    # cannot cover it: the second writer syncs at once beside it, not after it.
+    second = writer("b")
+    assert flushing[1].wait(5)
+    committed("b")
+    # Two more commit while both flushes are in progress: neither covers them, and no
+    # third flush starts beside two; they wait, not yet durable.
+    others = [writer(s) for s in ("c", "d")]
+    for stream in ("c", "d"):
+        committed(stream)
+    assert all(thread.is_alive() for thread in [first, second, *others])
     assert len(calls) == 2
+    release.set()
+    for thread in [first, second, *others]:
+        thread.join(5)
+        assert not thread.is_alive()
+    # Four durable commits, three flushes: the third covered both later commits.
+    assert len(calls) == 3
     store.close()
     reader.close()
+
+
+def test_the_log_is_copied_into_the_database_outside_commits_and_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("warden.store.sqlite.os.fsync", lambda fd: None)  # speed, not disk
+    path = tmp_path / "events.db"
+    wal = tmp_path / "events.db-wal"
+    store = SQLiteEventStore(path)
+    empty = path.stat().st_size
+    for n in range(300):  # durable commits, each its own
+        store.append("s", [make(n)], n)
+    assert path.stat().st_size > empty  # the log was copied in: SQLite commits never do
+    once = wal.stat().st_size
+    for n in range(300, 900):
+        store.append("s", [make(n)], n)
+    # Copied and restarted again and again: the log file did not grow three times over.
+    assert wal.stat().st_size < 1.5 * once
+    # A round's commits share a flush and are copied in too, with no other writer.
+    copied = path.stat().st_size
+    for start in range(900, 2900, 10):
+        with store.one_flush():
+            for n in range(start, start + 10):
+                store.append("s", [make(n)], n)
+    assert path.stat().st_size > copied
+    assert len(store.read_stream("s")) == 2900
+    store.close()

@@ -9,10 +9,12 @@ global positions are assigned inside the write transaction, so they commit in or
 Reads go through a connection of their own: in WAL mode they never wait for a writer's
 disk flush, and each sees a committed prefix of the log. Writers of one handle share their
 disk flushes (group flush): the write lock is held for a commit, never for its ``fsync``,
-and one ``fsync`` of the log file makes every commit before it durable. A writer returns
-once its commit is on disk, as with ``synchronous=FULL``; a reader may see a commit of
-another thread a moment before it is, so whatever acts on what it read flushes first
-(:meth:`SQLiteEventStore.flush`).
+and one ``fsync`` of the log file makes every commit before it durable; a commit made
+while a flush is in progress is synced beside it, not after it. A writer returns once its
+commit is on disk, as with ``synchronous=FULL``; a reader may see a commit of another
+thread a moment before it is, so whatever acts on what it read flushes first
+(:meth:`SQLiteEventStore.flush`). The log is copied into the database (checkpointed) on
+a connection of its own, outside the write lock, by a writer past a mark.
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ def _event_from_row(row: tuple[int, str, str]) -> Event:
 
 _record = encode_record
 _CHUNK = 500  # ids per IN (...) query, well below SQLite's limit on parameters
+# Disk flushes of one handle in progress at once: a commit made while one is in progress
+# is synced beside it, not after it; more would only queue in the disk.
+_FLUSHES_AT_ONCE = 2
+# Commits between two copies of the log file into the database (SQLite's own default is
+# 1,000 pages of log, a few hundred commits of this store).
+_CHECKPOINT_EVERY = 200
 
 
 class _LeaseBusy(Exception):
@@ -123,13 +131,22 @@ class SQLiteEventStore:
         # commit numbered before it began durable, and a writer whose commit a flush
         # already covered has none left to make.
         self._committed = 0  # commits made through this handle (under ``_lock``)
-        self._flushed = 0  # of those, the ones known to be on disk (under ``_flush_lock``)
-        self._flush_lock = threading.Lock()
+        self._flushed = 0  # of those, the ones known to be on disk (under ``_flushes``)
+        # The commit number each flush in progress covers (under ``_flushes``).
+        self._flushing: list[int] = []
+        self._flushes = threading.Condition(threading.Lock())
         self._in_memory = in_memory
         self._db = self._connect()
         self._db.executescript(SCHEMA + LEASES_SCHEMA)
         # A commit on the write connection no longer waits for the disk: ``_flush`` does.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Nor does it copy the log into the database (SQLite's automatic checkpoint, run
+        # in the commit that crosses its mark while this handle's write lock is held, made
+        # every writer of the handle wait several ms): ``_checkpoint_if_due`` does.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointed = 0  # the commit number at the last checkpoint
+        self._checkpointing = threading.Lock()
+        self._checkpointer: sqlite3.Connection | None = None  # opened on first use
         # Reads take their own connection and lock: a reader never waits for a commit. An
         # in-memory database exists only on its one connection, so reads share it.
         self._read_lock: threading.Lock | threading.RLock = threading.Lock()
@@ -188,6 +205,7 @@ class SQLiteEventStore:
         # meanwhile, and one flush covers them all.
         if flush:
             self._flush(mine)
+            self._checkpoint_if_due(mine, _CHECKPOINT_EVERY)
 
     @contextmanager
     def one_flush(self) -> Iterator[None]:
@@ -218,18 +236,55 @@ class SQLiteEventStore:
         durable once that file is synced, here or by another writer's flush after it.
         """
         self._flush(self._committed)
+        # A round's flush leaves the checkpoint to the writers that wait for their own
+        # flush anyway, unless none came by for long.
+        self._checkpoint_if_due(self._committed, 4 * _CHECKPOINT_EVERY)
+
+    def _checkpoint_if_due(self, upto: int, every: int) -> None:
+        """Copy the log file into the database once ``every`` commits went by since the last.
+
+        A passive checkpoint on a connection of its own, outside the write lock: it waits
+        for no writer, and no writer waits for it (another writer that comes by meanwhile
+        leaves it to this one). The log file restarts at the next write after it.
+        """
+        if self._in_memory or upto - self._checkpointed < every:
+            return
+        if not self._checkpointing.acquire(blocking=False):
+            return
+        try:
+            mark = self._committed
+            if mark - self._checkpointed < every:
+                return
+            if self._checkpointer is None:
+                self._checkpointer = self._connect()
+            # Another process checkpointing now: the next mark tries again.
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._checkpointed = mark
+        finally:
+            self._checkpointing.release()
 
     def _flush(self, upto: int) -> None:
         """Sync the log file unless a flush since commit number ``upto`` already did.
 
-        A writer that finds another's flush in progress waits for it, and then has
-        nothing left to do when it covered its commit: concurrent writers share flushes.
+        A writer whose commit a flush in progress covers waits for that flush, and then
+        has nothing left to do: concurrent writers share flushes. One that no flush in
+        progress covers (they began before its commit) syncs at once beside them, rather
+        than waiting out a flush that cannot make its commit durable; at most
+        ``_FLUSHES_AT_ONCE`` are in progress, and a later writer waits for one to end.
         """
-        with self._flush_lock:
+        with self._flushes:
+            while self._flushed < upto and (
+                max(self._flushing, default=0) >= upto or len(self._flushing) >= _FLUSHES_AT_ONCE
+            ):
+                self._flushes.wait()
             if self._flushed >= upto:
                 return
             # Every commit counted now has written its frames; the sync covers them all.
             covered = self._committed
+            self._flushing.append(covered)
+        synced = False
+        try:
             if not self._in_memory:
                 wal = self.path.with_name(f"{self.path.name}-wal")
                 with contextlib.suppress(FileNotFoundError):  # checkpointed: on disk
@@ -238,7 +293,14 @@ class SQLiteEventStore:
                         os.fsync(fd)
                     finally:
                         os.close(fd)
-            self._flushed = covered
+            synced = True
+        finally:
+            with self._flushes:
+                self._flushing.remove(covered)
+                if synced:
+                    # Flushes may end out of order: each makes what it covered durable.
+                    self._flushed = max(self._flushed, covered)
+                self._flushes.notify_all()
 
     @contextmanager
     def _transaction(self, *, hooked: bool) -> Iterator[None]:
@@ -580,6 +642,8 @@ class SQLiteEventStore:
 
     def close(self) -> None:
         """Close the connections."""
-        with self._lock, self._read_lock:
+        with self._lock, self._read_lock, self._checkpointing:
             self._db.close()
             self._reader.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
