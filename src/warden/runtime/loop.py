@@ -414,7 +414,11 @@ class Runtime:
         Moving the first ones first keeps a fresh decision from queueing behind the rest.
         """
         incidents, moved_at = self._state.incidents, self._moved_at
-        return sorted(incident_ids, key=lambda k: (moved_at.get(k) == incidents[k].version, k))
+        news = [k for k in incident_ids if moved_at.get(k) != incidents[k].version]
+        if not news:
+            return sorted(incident_ids)
+        first = set(news)
+        return sorted(news) + sorted(k for k in incident_ids if k not in first)
 
     def _walk(self, incident_ids: list[str]) -> int:
         """Move each of ``incident_ids`` one step, in order; returns the events added.
@@ -444,17 +448,19 @@ class Runtime:
                 return added
             incident_id = queue.popleft()
             current = incidents[incident_id]
-            if not current.state.terminal:  # closed by a tail earlier in this round
-                # Another worker may move this incident first; the tail then shows how.
-                acted = True
-                with contextlib.suppress(ConcurrencyConflict):
-                    acted = self.interpreter.advance(current, view)
-                if acted:
-                    added += len(self._tail_if_appended())
-                # What it wrote itself is no news; what others write from now on is.
-                after = incidents[incident_id]
-                if not after.state.terminal:
-                    self._moved_at[incident_id] = after.version
+            if current.state.terminal:  # closed by a tail earlier in this round
+                continue
+            # Another worker may move this incident first; the tail then shows how.
+            acted = True
+            with contextlib.suppress(ConcurrencyConflict):
+                acted = self.interpreter.advance(current, view)
+            if acted:
+                added += len(self._tail_if_appended())
+                current = incidents[incident_id]
+                if current.state.terminal:
+                    continue
+            # What it wrote itself is no news; what others write from now on is.
+            self._moved_at[incident_id] = current.version
 
     def _apply_resolutions(self) -> None:
         """A resolved alert closes its incident once all its evidence cleared, else notes it."""
