@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -12,10 +11,9 @@ from warden.api.auth import permission_of
 from warden.api.context import ApiContext
 from warden.api.server import ApiServer
 from warden.domain.incident import State
-from warden.governance.policy import BUILTIN_BUNDLE
 from warden.web.app import create_app
 
-from .harness import Harness, make_harness
+from .harness import Harness, make_harness, policy_bundle
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,13 +32,12 @@ PEOPLE = (
 
 def one_approver_bundle(tmp_path: Path) -> None:
     """A bundle asking one person's approval for every step."""
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
-    (policies / "one.cedar").write_text(
+    policy_bundle(
+        tmp_path,
+        "one.cedar",
         '@id("one-approver") @outcome("needs_approval") @approvers("1")\n'
         '@message("a person confirms every restart")\n'
-        "permit (principal, action, resource);\n"
+        "permit (principal, action, resource);\n",
     )
 
 

@@ -124,26 +124,33 @@ class Harness:
         self.warden.close()
 
 
+def policy_bundle(tmp_path: Path, name: str, policy: str, *, exist_ok: bool = False) -> None:
+    """``tmp_path/policies``: the built-in schema and one file ``name`` of Cedar ``policy``."""
+    policies = tmp_path / "policies"
+    policies.mkdir(exist_ok=exist_ok)
+    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
+    (policies / name).write_text(policy)
+
+
 def permissive_bundle(tmp_path: Path) -> None:
     """A bundle that allows every catalog action, for tests about the executor."""
-    policies = tmp_path / "policies"
-    policies.mkdir(exist_ok=True)
-    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
-    (policies / "allow.cedar").write_text(
+    policy_bundle(
+        tmp_path,
+        "allow.cedar",
         '@id("test-allow-all") @message("tests of the executor allow everything")\n'
-        "permit (principal, action, resource);\n"
+        "permit (principal, action, resource);\n",
+        exist_ok=True,
     )
 
 
 def two_sre_bundle(tmp_path: Path) -> None:
     """A bundle asking two approvers holding the role sre for every step."""
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
-    (policies / "two.cedar").write_text(
+    policy_bundle(
+        tmp_path,
+        "two.cedar",
         '@id("two-sre") @outcome("needs_approval") @approvers("2") @approver_roles("sre")\n'
         '@message("two SREs confirm every restart")\n'
-        "permit (principal, action, resource);\n"
+        "permit (principal, action, resource);\n",
     )
 
 

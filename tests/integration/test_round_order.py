@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,9 +10,8 @@ from warden.domain import events as ev
 from warden.domain.ids import incident_stream
 from warden.domain.incident import State
 from warden.domain.plans import Plan, Step
-from warden.governance.policy import BUILTIN_BUNDLE
 
-from .harness import Harness, make_harness
+from .harness import Harness, make_harness, policy_bundle
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,12 +41,11 @@ def store_planned(h: Harness, incident_id: str) -> None:
 @pytest.fixture
 def h(tmp_path: Path) -> Iterator[Harness]:
     # Every step waits for two approvers: incidents stay open, and one approval is news.
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    shutil.copy(BUILTIN_BUNDLE / "warden.cedarschema", policies / "warden.cedarschema")
-    (policies / "two.cedar").write_text(
+    policy_bundle(
+        tmp_path,
+        "two.cedar",
         '@id("two") @outcome("needs_approval") @approvers("2") @message("two approve")\n'
-        "permit (principal, action, resource);\n"
+        "permit (principal, action, resource);\n",
     )
     harness = make_harness(tmp_path)
     yield harness
