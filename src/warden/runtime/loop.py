@@ -149,6 +149,7 @@ class Runtime:
             state=lambda: self._state,
             world=self.world,
             probe=self._probe_for_verification,
+            has_probe=lambda service: service in self.probes,
         )
         self._last_probe_ok: dict[str, bool] = {}
         self._probe_lock = threading.Lock()
@@ -407,16 +408,20 @@ class Runtime:
     def _walk(self, incident_ids: list[str]) -> int:
         """Move each of ``incident_ids`` one step, in order; returns the events added."""
         added = 0
-        view = self.interpreter.view(self._not_closed)
+        view = None  # built for the first incident that does more than wait as before
         for incident_id in incident_ids:
             current = self._state.incidents[incident_id]
-            if not current.state.terminal:  # closed by a tail earlier in this round
-                # Another worker may move this incident first; the tail then shows how.
-                acted = True
-                with contextlib.suppress(ConcurrencyConflict):
-                    acted = self.interpreter.advance(current, view)
-                if acted:
-                    added += len(self._tail_if_appended())
+            # Closed by a tail earlier in this round, or waiting on what has not changed.
+            if current.state.terminal or self.interpreter.waits(current):
+                continue
+            if view is None:
+                view = self.interpreter.view(self._not_closed)
+            # Another worker may move this incident first; the tail then shows how.
+            acted = True
+            with contextlib.suppress(ConcurrencyConflict):
+                acted = self.interpreter.advance(current, view)
+            if acted:
+                added += len(self._tail_if_appended())
         return added
 
     def _apply_resolutions(self) -> None:
