@@ -382,13 +382,14 @@ class Runtime:
         # One view of the world for every detector: nothing they open is folded until the
         # tail below, so each would be shown the very same state.
         world = self.world()
-        for agent in self.agents:
-            for detection in agent.detect(world):
-                self._open(detection, agent.name)
-        added += len(self._tail_if_appended())
-        walked = set(self._not_closed)
-        # The round's appends share one disk flush (an intent is flushed before its action).
+        # The round's appends share one disk flush (an intent is flushed before its action):
+        # the incidents a burst of matches opens, too, rather than a flush each.
         with self._one_flush():
+            for agent in self.agents:
+                for detection in agent.detect(world):
+                    self._open(detection, agent.name)
+            added += len(self._tail_if_appended())
+            walked = set(self._not_closed)
             added += self._walk(sorted(walked))
             # Incidents another thread stored while this round walked are moved in it too,
             # on a fresh view: a plan stored mid-round does not wait for the next round.
