@@ -19,6 +19,7 @@ from .harness import Harness, make_harness
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from warden.domain.incident import Incident
     from warden.ports import ActionResult
 
 
@@ -124,5 +125,41 @@ def test_an_incident_stored_while_a_round_walks_is_decided_in_that_round(
         assert [c[1] for c in adapter.calls] == ["payments", "gateway"]
         decided = [e for e in h.events(ev.DECISION_RECORDED) if e.stream == "incident-elsewhere"]
         assert len(decided) == 1
+    finally:
+        h.close()
+
+
+def _verifying_unprobed(tmp_path: Path) -> tuple[Harness, Incident]:
+    """A harness whose payments incident verifies, with no probe to ask about it."""
+    h = make_harness(tmp_path, verification_timeout_s=60)
+    del h.warden.runtime.probes["payments"]  # only a stored probe result can tell
+    h.fail("payments")
+    h.settle(rounds=6)
+    (incident,) = h.incidents("payments")
+    assert incident.state is State.VERIFYING
+    assert h.warden.runtime.interpreter.waits(incident)  # a round skips it
+    h.settle(rounds=4)
+    assert h.incidents("payments")[0] is incident  # the skipped rounds wrote nothing
+    return h, incident
+
+
+def test_a_verifying_incident_is_asked_again_when_its_health_changes(tmp_path: Path) -> None:
+    h, _ = _verifying_unprobed(tmp_path)
+    try:
+        h.probes["payments"].healthy = True
+        h.observe("payments")  # folded next round: the health it waits on changed
+        h.tick()
+        assert h.incidents("payments")[0].state is State.RESOLVED
+    finally:
+        h.close()
+
+
+def test_a_verifying_incident_is_asked_again_at_its_timeout(tmp_path: Path) -> None:
+    h, incident = _verifying_unprobed(tmp_path)
+    try:
+        h.clock.advance(61)
+        assert not h.warden.runtime.interpreter.waits(incident)
+        h.tick()
+        assert h.incidents("payments")[0].state is not State.VERIFYING
     finally:
         h.close()

@@ -34,3 +34,12 @@ def test_clean_probe_data_skips_redaction_and_secrets_do_not() -> None:
     assert not might_hold_secrets(clean, STORED_SETTINGS)
     assert might_hold_secrets({"headers": {"X-Api-Key": "k"}}, STORED_SETTINGS)
     assert might_hold_secrets(["mail jane@example.org"], STORED_SETTINGS)
+
+
+@given(values, st.sampled_from(["password", "api_key", "4111 1111 1111 1111"]))
+def test_texts_remembered_clean_change_no_answer(value: Any, secret: str) -> None:
+    first = might_hold_secrets(value, STORED_SETTINGS)
+    assert might_hold_secrets(value, STORED_SETTINGS) == first  # now remembered
+    # Beside remembered clean texts and keys, a new secret is still found.
+    assert might_hold_secrets([value, secret], STORED_SETTINGS)
+    assert might_hold_secrets({secret: value}, STORED_SETTINGS)

@@ -242,6 +242,44 @@ def test_fast_evaluation_gives_cels_own_answer(
     assert got == expected
 
 
+_COMPARISONS = [
+    'event.data.metric == "severity" && event.data.value >= 2.0',
+    "event.data.value < 0.5 || event.data.metric != 'x'",
+    '(event.data.value > 1 || event.data.value <= 0) && event.data.metric == ""',
+    "event.data.value != 3 && event.data.metric < 'x'",
+    "event.data.value == true || event.data.metric > false",
+]
+_VALUES = [
+    None, True, False, 0, 1, 2, 3, 2**63 - 1, 2**63, -(2**63) - 1, 0.0, 0.5, 2.0,
+    float("nan"), "", "x", "severity", "é", "X", [1], {"a": 1}, "missing",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("condition", _COMPARISONS)
+def test_comparisons_decided_in_python_give_cels_own_answer(condition: str) -> None:
+    import cel
+
+    from warden.runbooks.expr import compile_expression
+
+    fast = compile_expression(condition, {ev.METRIC_SAMPLED: {"type": "object"}})
+    assert fast.comparisons is not None  # decided in Python where the types allow
+    program = cel.compile(condition)
+    for metric in _VALUES:
+        for value in _VALUES:
+            given = {"metric": metric, "value": value}
+            data = {k: v for k, v in given.items() if v != "missing"}
+            variables = {"event": {"type": ev.METRIC_SAMPLED, "data": data}}
+            try:
+                expected: object = program.execute(variables)
+            except Exception:
+                expected = "error"
+            try:
+                got: object = fast.evaluate(variables)
+            except Exception:
+                got = "error"
+            assert got == expected, (condition, data)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=80))
 @example(b"name: ok\n\xff\xfe")

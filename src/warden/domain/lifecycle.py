@@ -10,6 +10,7 @@ The rules are written down in docs/lifecycle.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ __all__ = [
     "RunCompensation",
     "RunStep",
     "View",
+    "Waiting",
     "backoff_s",
     "closing_commands",
     "decided_again",
@@ -66,6 +68,7 @@ __all__ = [
     "incident_event",
     "next_commands",
     "versions_of_decision",
+    "waits_on",
 ]
 
 
@@ -290,6 +293,46 @@ def _verify(
     if any(c.kind == "health_probe" and not c.passed for c in checks):
         commands.append(Probe(incident.service))
     return commands
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What a verifying incident's answer rests on while it waits.
+
+    Until ``until``, :func:`next_commands` gives the same answer as long as the incident,
+    the catalog, the settings and, where ``health`` or ``signals`` says so, the service's
+    health and signals stay as they are.
+    """
+
+    until: datetime
+    health: bool
+    signals: bool
+
+
+def waits_on(
+    incident: Incident, view: View, settings: LifecycleSettings, now: datetime
+) -> Waiting | None:
+    """For an incident in verification that waits at ``now``: what its wait rests on.
+
+    None for an incident in any other state: those are asked again every round. Time
+    changes the answer at the verification timeout, and at the end of any check's quiet
+    period still ahead (``verification.READS``).
+    """
+    if incident.state is not State.VERIFYING:
+        return None
+    started = ev.parse_time(incident.verification_started_at)
+    reads = [
+        verification.READS.get(kind, verification.UNKNOWN_READS)
+        for kind in verifications(incident, view)
+    ]
+    ends = [started + timedelta(seconds=settings.verification_timeout_s)]
+    ends += [started + timedelta(seconds=r.quiet_s) for r in reads if r.quiet_s]
+    ahead = [end for end in ends if end > now]  # past ones no longer change anything
+    return Waiting(
+        min(ahead, default=now),
+        any(r.health for r in reads),
+        any(r.signals for r in reads),
+    )
 
 
 def _pass(incident: Incident, checks: list[verification.Check], now: datetime) -> list[Command]:

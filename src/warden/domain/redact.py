@@ -204,12 +204,31 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
             return True
     if settings.fields and any(name.lower() in settings.fields for name in names):
         return True
-    # One search over all the texts (and one over all the names), joined by NUL: no word
-    # and no card number holds a NUL, so nothing matches across two of them, and the
-    # answer is the one of testing each text in turn.
-    return (names != [] and _maybe_secret("\x00".join(names), _MAYBE_KEY_WORDS)) or (
-        texts != [] and _maybe_secret("\x00".join(texts))
-    )
+    return not (_clean(names, _CLEAN_KEYS, _MAYBE_KEY_WORDS) and _clean(texts, _CLEAN_TEXTS))
+
+
+# Short texts and keys the scan found clean, remembered (up to a bound): a stream's
+# events repeat their keys and many of their values, and the scan is a pure function of
+# the text, so a remembered one needs no search.
+_CLEAN_TEXTS: set[str] = set()
+_CLEAN_KEYS: set[str] = set()
+_CLEAN_KEPT = 4096
+_CLEAN_LONGEST = 64
+
+
+def _clean(texts: list[str], known: set[str], words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
+    """True when no text of ``texts`` may hold a secret (see :func:`_maybe_secret`)."""
+    unknown = [t for t in texts if t not in known]
+    # One search over the texts not known clean, joined by NUL: no word and no card
+    # number holds a NUL, so nothing matches across two of them, and the answer is the
+    # one of testing each text in turn.
+    if not unknown:
+        return True
+    if _maybe_secret("\x00".join(unknown), words):
+        return False
+    if len(known) < _CLEAN_KEPT:
+        known.update(t for t in unknown if len(t) <= _CLEAN_LONGEST)
+    return True
 
 
 _RANDOM_RUN = re.compile(r"[A-Za-z0-9+/=_\-]+")

@@ -30,6 +30,35 @@ class Check:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """What one kind of check reads besides the time verification started.
+
+    ``health`` and ``signals``: the service's health and signals; ``quiet_s``: the
+    seconds after the start at which time alone can change the answer (0: never).
+    Between two rounds where these stayed the same, the check answers the same, so a
+    round need not ask again (see ``lifecycle.waits_on``). Kept in step with
+    :func:`check`; test_verification_reads checks every kind against it.
+    """
+
+    health: bool
+    signals: bool
+    quiet_s: float = 0.0
+
+
+READS = {
+    "health_probe": Reads(health=True, signals=False),
+    "stopped": Reads(health=True, signals=False),
+    # Without error-rate samples it is the "recovered" check.
+    "error_rate": Reads(health=True, signals=True, quiet_s=RECOVERY_QUIET_S),
+    "backlog": Reads(health=False, signals=True),
+    "batch": Reads(health=False, signals=True, quiet_s=QUIET_PERIOD_S),
+    "recovered": Reads(health=True, signals=True, quiet_s=RECOVERY_QUIET_S),
+    "drift": Reads(health=False, signals=True),
+}
+UNKNOWN_READS = Reads(health=False, signals=False)  # an unknown kind never passes
+
+
 def _after(time: str, started: datetime) -> bool:
     return bool(time) and parse_time(time) >= started
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
@@ -46,6 +48,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """An incident that only waited when last advanced, and what that rested on."""
+
+    incident: Incident
+    settings: lc.LifecycleSettings
+    catalog: Catalog
+    since: datetime
+    waiting: lc.Waiting
+    health: object  # the service's health and signals then (None: none yet)
+    signals: object
+    probed: bool  # whether it asked for a probe
+
+
 class Interpreter:
     """The shell's half of the lifecycle: one method per kind of command."""
 
@@ -66,6 +82,7 @@ class Interpreter:
         state: Callable[[], Folded],
         world: Callable[[], World],
         probe: Callable[[str], None],
+        has_probe: Callable[[str], bool] = lambda service: True,
     ) -> None:
         self.store = store
         self.gate = gate
@@ -81,6 +98,10 @@ class Interpreter:
         self._state = state
         self._world = world
         self._probe = probe
+        self._has_probe = has_probe
+        # Verifying incidents that only wait, by id: a round skips them while nothing
+        # their wait rests on changed (see :meth:`waits`).
+        self._waits: dict[str, _Wait] = {}
         self._lease_wait: dict[str, float] = {}
         self._renewed: dict[str, float] = {}  # when each incident's leases were last taken
         self._last_verification_probe: dict[str, float] = {}
@@ -161,13 +182,69 @@ class Interpreter:
 
         Returns False when there was nothing to do (the incident waits).
         """
-        commands = lc.next_commands(incident, view, self._lifecycle, self.clock.now())
+        if self.waits(incident):
+            return False
+        now = self.clock.now()
+        commands = lc.next_commands(incident, view, self._lifecycle, now)
         for command, hold in _with_leases(commands):
             if isinstance(command, (lc.RunStep, lc.RunCompensation)):
                 self._act(incident, command, view, hold)
             elif not self.carry_out(incident, command, view):
                 break
+        self._note_wait(incident, view, commands, now)
         return bool(commands)
+
+    def waits(self, incident: Incident) -> bool:
+        """Whether ``incident`` still only waits, on the very inputs it waited on last.
+
+        Then the lifecycle would ask the same again, which does nothing: renew leases
+        not due yet, probe a service that has no probe. A round with many incidents in
+        verification need not ask each again for every batch of events folded.
+        """
+        wait = self._waits.get(incident.id)
+        if wait is None:
+            return False
+        state = self._state()
+        now = self.clock.now()
+        service = incident.service
+        return (
+            wait.incident is incident
+            and wait.settings is self._lifecycle
+            and wait.catalog is self.catalog
+            and wait.since <= now < wait.waiting.until
+            and (not wait.waiting.health or state.health.get(service) is wait.health)
+            and (not wait.waiting.signals or state.signals.get(service) is wait.signals)
+            and not (wait.probed and self._has_probe(service))
+        )
+
+    def _note_wait(
+        self, incident: Incident, view: View, commands: list[lc.Command], now: datetime
+    ) -> None:
+        """Remember ``incident`` if all it was told to do is wait (see :meth:`waits`)."""
+        self._waits.pop(incident.id, None)
+        only_waits = all(
+            isinstance(c, lc.Probe) or (isinstance(c, lc.HoldLeases) and c.renew_only)
+            for c in commands
+        )
+        waiting = lc.waits_on(incident, view, self._lifecycle, now) if only_waits else None
+        if waiting is None:
+            return
+        if self.leases is not None:  # renewed when a third of the lease's time went by
+            renewed = self._renewed.get(incident.id)
+            if renewed is None:
+                return
+            due = datetime.fromtimestamp(renewed + self.settings.lease_ttl_s / 3, UTC)
+            waiting = lc.Waiting(min(waiting.until, due), waiting.health, waiting.signals)
+        self._waits[incident.id] = _Wait(
+            incident,
+            self._lifecycle,
+            view.catalog,
+            now,
+            waiting,
+            view.world.health.get(incident.service),
+            view.world.signals.get(incident.service),
+            any(isinstance(c, lc.Probe) for c in commands),
+        )
 
     def carry_out(self, incident: Incident, command: lc.Command, view: View) -> bool:
         """Do one command; False when the rest of the incident's commands must wait."""
@@ -496,6 +573,7 @@ class Interpreter:
 
     def release(self, command: lc.ReleaseLeases) -> None:
         """Give back the leases of a closed incident."""
+        self._waits.pop(command.incident_id, None)
         if self.leases is None:
             return
         holder = f"{self.executor.worker}:{command.incident_id}"

@@ -155,6 +155,7 @@ class Runtime:
             state=lambda: self._state,
             world=self.world,
             probe=self._probe_for_verification,
+            has_probe=lambda service: service in self.probes,
         )
         self._last_probe_ok: dict[str, bool] = {}
         self._probe_lock = threading.Lock()
@@ -389,12 +390,13 @@ class Runtime:
         # One view of the world for every detector: nothing they open is folded until the
         # tail below, so each would be shown the very same state.
         world = self.world()
-        for agent in self.agents:
-            for detection in agent.detect(world):
-                self._open(detection, agent.name)
-        added += len(self._tail_if_appended())
-        # The round's appends share one disk flush (an intent is flushed before its action).
+        # The round's appends share one disk flush (an intent is flushed before its action):
+        # the incidents a burst of matches opens, too, rather than a flush each.
         with self._one_flush():
+            for agent in self.agents:
+                for detection in agent.detect(world):
+                    self._open(detection, agent.name)
+            added += len(self._tail_if_appended())
             added += self._walk(self._news_first(self._not_closed))
         self.planner.forget_closed(self._state.incidents)
         if self.after_tick is not None:
@@ -429,7 +431,7 @@ class Runtime:
         """
         added = 0
         self._arrived.clear()  # those open now are among ``incident_ids``
-        view = self.interpreter.view(self._not_closed)
+        view = None  # built for the first incident that does more than wait as before
         incidents = self._state.incidents
         queue, seen = deque(incident_ids), set(incident_ids)
         ending = False
@@ -443,13 +445,16 @@ class Runtime:
                 if arrived:
                     seen.update(arrived)
                     queue.extendleft(reversed(arrived))
-                    view = self.interpreter.view(self._not_closed)
+                    view = None  # the arrivals need a fresh view
             if not queue:
                 return added
             incident_id = queue.popleft()
             current = incidents[incident_id]
-            if current.state.terminal:  # closed by a tail earlier in this round
+            # Closed by a tail earlier in this round, or waiting on what has not changed.
+            if current.state.terminal or self.interpreter.waits(current):
                 continue
+            if view is None:
+                view = self.interpreter.view(self._not_closed)
             # Another worker may move this incident first; the tail then shows how.
             acted = True
             with contextlib.suppress(ConcurrencyConflict):
