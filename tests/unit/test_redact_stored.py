@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact
 
 WORDS = ["password", "Bearer abcdefgh12345678", "AKIAABCDEFGHIJKLMNOP", "a@b.io", "ok", "api_key",
-         "4111 1111 1111 1111", "-----BEGIN PRIVATE KEY-----", "sig", "x=1", "payments"]  # fmt: skip
+         "4111 1111 1111 1111", "-----BEGIN PRIVATE KEY-----", "sig", "x=1", "payments",
+         "auth-api", ": ", "=", "Cookie", "session_id", "Authorization"]  # fmt: skip
 texts = st.text(max_size=12) | st.sampled_from(WORDS) | st.builds("".join, st.lists(
     st.sampled_from(WORDS), max_size=3))  # fmt: skip
 values = st.recursive(
@@ -24,6 +25,8 @@ values = st.recursive(
 @example({"api_key": "short"})
 @example({"note": "token=abc"})
 @example({"n": 4111111111111111})
+@example({"note": "auth-api x: 1"})
+@example(["Authorization", ": Basic abc123def"])
 def test_what_the_scan_passes_redaction_leaves_alone(value: Any) -> None:
     if not might_hold_secrets(value, STORED_SETTINGS):
         assert redact(value, STORED_SETTINGS).total == 0
@@ -34,3 +37,13 @@ def test_clean_probe_data_skips_redaction_and_secrets_do_not() -> None:
     assert not might_hold_secrets(clean, STORED_SETTINGS)
     assert might_hold_secrets({"headers": {"X-Api-Key": "k"}}, STORED_SETTINGS)
     assert might_hold_secrets(["mail jane@example.org"], STORED_SETTINGS)
+
+
+def test_a_word_that_names_a_secret_needs_a_value_after_it() -> None:
+    # Service names such as "auth-api" hold such a word; redacting them changes nothing.
+    named = {"service": "auth-api", "probe": "session-token-cache", "status": 503}
+    assert not might_hold_secrets(named, STORED_SETTINGS)
+    assert redact(named, STORED_SETTINGS).total == 0
+    for paired in ("auth-api api_key=abc123", "note token: abc123", "Cookie: id=abc123"):
+        assert might_hold_secrets({"error": paired}, STORED_SETTINGS)
+        assert redact({"error": paired}, STORED_SETTINGS).total == 1

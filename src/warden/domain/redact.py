@@ -141,12 +141,20 @@ _PHONE = re.compile(
 )
 # Something at least one rule above (not the IP, phone or entropy ones) needs before it
 # can match, lower-cased: a string with none of them is left as it is without running them.
-_MAYBE_WORDS = (
+# These rules match on a word alone: PEM blocks, URL credentials and e-mail addresses (an
+# "@"), bearer / basic credentials, JWTs, token formats and AWS key ids.
+_ALONE_WORDS = (
     "-----begin", "@", "bearer", "basic", "eyj", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
     "github_pat_", "xox", "sk-", "glpat-", "aiza", "akia", "asia", "abia", "acca", "agpa",
-    "aida", "aroa", "authorization", "cookie", "pass", "pwd", "secret", "token", "api",
-    "access", "private", "auth", "credential", "session",
+    "aida", "aroa",
 )  # fmt: skip
+# These only name a secret that follows a ":" or "=" (a header or a key=value pair): a
+# service named "payments-api" or "auth" alone is not worth running every rule on.
+_PAIR_WORDS = (
+    "authorization", "cookie", "pass", "pwd", "secret", "token", "api", "access", "private",
+    "auth", "credential", "session",
+)  # fmt: skip
+_MAYBE_WORDS = (*_ALONE_WORDS, *_PAIR_WORDS)
 _MAYBE_CARD = re.compile(r"\d{4}[ -]?\d{4}")
 
 
@@ -164,16 +172,19 @@ _MAYBE_KEY_WORDS = (
 
 
 # One pass over the text for all the words (the same answer as testing each in turn).
-_WORDS = re.compile("|".join(map(re.escape, _MAYBE_WORDS)))
+_ALONE = re.compile("|".join(map(re.escape, _ALONE_WORDS)))
+_PAIR = re.compile("|".join(map(re.escape, _PAIR_WORDS)))
 _KEY_WORDS = re.compile("|".join(map(re.escape, _MAYBE_KEY_WORDS)))
 
 
-def _maybe_secret(text: str, words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
+def _maybe_secret(text: str) -> bool:
     lowered = text.lower()
-    found = _WORDS if words is _MAYBE_WORDS else _KEY_WORDS if words is _MAYBE_KEY_WORDS else None
-    if found is None:
-        return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
-    return found.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
+    paired = ("=" in text or ":" in text) and _PAIR.search(lowered) is not None
+    return paired or _ALONE.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
+
+
+def _maybe_secret_key(names: str) -> bool:
+    return _KEY_WORDS.search(names.lower()) is not None or _MAYBE_CARD.search(names) is not None
 
 
 def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
@@ -207,7 +218,7 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
     # One search over all the texts (and one over all the names), joined by NUL: no word
     # and no card number holds a NUL, so nothing matches across two of them, and the
     # answer is the one of testing each text in turn.
-    return (names != [] and _maybe_secret("\x00".join(names), _MAYBE_KEY_WORDS)) or (
+    return (names != [] and _maybe_secret_key("\x00".join(names))) or (
         texts != [] and _maybe_secret("\x00".join(texts))
     )
 

@@ -15,7 +15,7 @@ from warden.domain.events import parse_time
 from warden.domain.incident import State
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
     from datetime import datetime
 
     from warden.domain.incident import Incident
@@ -64,7 +64,7 @@ def before(
 
 
 def relapsed(
-    incidents: Mapping[str, Incident],
+    incidents: Iterable[Incident],
     service: str,
     first_signal_at: str,
     window_s: float,
@@ -76,12 +76,13 @@ def relapsed(
     resolved after a step ran, closed at most ``window_s`` before ``first_signal_at``; None
     when the fix held that long, when nothing was done (a fault that went by itself and
     came back is not a failed fix), or when either is not about a symptom (``kind``).
+    ``incidents`` may be all of them or only those of ``service`` (an index by service).
     """
     if not first_signal_at or kind not in SYMPTOM_KINDS:
         return None
     failed = parse_time(first_signal_at)
     found: Incident | None = None
-    for incident in incidents.values():
+    for incident in incidents:
         if incident.service != service or incident.state is not State.RESOLVED:
             continue
         if incident.kind not in SYMPTOM_KINDS:
