@@ -11,7 +11,7 @@ from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact
 
 WORDS = ["password", "Bearer abcdefgh12345678", "AKIAABCDEFGHIJKLMNOP", "a@b.io", "ok", "api_key",
          "4111 1111 1111 1111", "-----BEGIN PRIVATE KEY-----", "sig", "x=1", "payments",
-         "auth-api", ": ", "=", "Cookie", "session_id", "Authorization"]  # fmt: skip
+         "auth-api", ": ", "=", "Cookie", "session_id", "Authorization", "sim:", "\x00"]  # fmt: skip
 texts = st.text(max_size=12) | st.sampled_from(WORDS) | st.builds("".join, st.lists(
     st.sampled_from(WORDS), max_size=3))  # fmt: skip
 values = st.recursive(
@@ -41,9 +41,9 @@ def test_clean_probe_data_skips_redaction_and_secrets_do_not() -> None:
 
 def test_a_word_that_names_a_secret_needs_a_value_after_it() -> None:
     # Service names such as "auth-api" hold such a word; redacting them changes nothing.
-    named = {"service": "auth-api", "probe": "session-token-cache", "status": 503}
+    named = {"service": "auth-api", "probe": "sim:auth-api", "error": "refused: token-cache"}
     assert not might_hold_secrets(named, STORED_SETTINGS)
     assert redact(named, STORED_SETTINGS).total == 0
-    for paired in ("auth-api api_key=abc123", "note token: abc123", "Cookie: id=abc123"):
+    for paired in ("sim:auth api_key=abc123", "note token: abc123", "Cookie: id=abc123"):
         assert might_hold_secrets({"error": paired}, STORED_SETTINGS)
         assert redact({"error": paired}, STORED_SETTINGS).total == 1

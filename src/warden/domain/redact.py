@@ -148,8 +148,8 @@ _ALONE_WORDS = (
     "github_pat_", "xox", "sk-", "glpat-", "aiza", "akia", "asia", "abia", "acca", "agpa",
     "aida", "aroa",
 )  # fmt: skip
-# These only name a secret that follows a ":" or "=" (a header or a key=value pair): a
-# service named "payments-api" or "auth" alone is not worth running every rule on.
+# These only name a secret followed by a ":" or "=" (a header or a key=value pair): a
+# service named "payments-api", or a probe "sim:auth", is not worth running every rule on.
 _PAIR_WORDS = (
     "authorization", "cookie", "pass", "pwd", "secret", "token", "api", "access", "private",
     "auth", "credential", "session",
@@ -177,9 +177,25 @@ _PAIR = re.compile("|".join(map(re.escape, _PAIR_WORDS)))
 _KEY_WORDS = re.compile("|".join(map(re.escape, _MAYBE_KEY_WORDS)))
 
 
+def _paired(lowered: str) -> bool:
+    """Whether a word of :data:`_PAIR_WORDS` is followed by a ":" or "=" in the same text.
+
+    Texts may be joined by NUL (no rule matches across one). The first such word of each
+    text is enough: a ":" or "=" after a later one is after the first too.
+    """
+    start = 0
+    while (match := _PAIR.search(lowered, start)) is not None:
+        end = lowered.find("\x00", match.end())
+        end = len(lowered) if end < 0 else end
+        if lowered.find(":", match.end(), end) >= 0 or lowered.find("=", match.end(), end) >= 0:
+            return True
+        start = end + 1
+    return False
+
+
 def _maybe_secret(text: str) -> bool:
     lowered = text.lower()
-    paired = ("=" in text or ":" in text) and _PAIR.search(lowered) is not None
+    paired = ("=" in text or ":" in text) and _paired(lowered)
     return paired or _ALONE.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
 
 
