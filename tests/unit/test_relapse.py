@@ -161,3 +161,14 @@ def test_the_index_by_service_follows_the_incidents_as_they_grow_and_change() ->
     del incidents[first.id]
     assert planner.of_service(incidents, "search") == [reopened]
     assert planner.of_service(incidents, "other") == [other]
+
+
+def test_remedies_before_a_failure_follow_each_new_remedy() -> None:
+    # The answer is remembered per remedies tuple; a step that succeeded makes a new one.
+    failed = at(400)
+    first = remember((), Remedy(at(100), "restart_service", "search", "search", "i1"))
+    assert before(first, "search", failed, 1800) == first
+    second = remember(first, Remedy(at(200), "rollback", "search", "search", "i2"))
+    assert before(second, "search", failed, 1800) == second
+    assert before(first, "search", failed, 1800) == first
+    assert before(second, "other", failed, 1800) == ()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.domain.events import parse_time
+from warden.domain.identity_memo import by_identity
 from warden.domain.incident import State
 
 if TYPE_CHECKING:
@@ -49,10 +50,15 @@ def within_window(fixed_at: datetime, failed_at: datetime, window_s: float) -> b
     return 0.0 <= (failed_at - fixed_at).total_seconds() <= window_s
 
 
+@by_identity()
 def before(
-    remedies: Iterable[Remedy], service: str, failing_since: str, window_s: float
+    remedies: tuple[Remedy, ...], service: str, failing_since: str, window_s: float
 ) -> tuple[Remedy, ...]:
-    """Remedies for ``service`` (or on it) that ran at most ``window_s`` before it failed again."""
+    """Remedies for ``service`` (or on it) that ran at most ``window_s`` before it failed again.
+
+    Agents ask it of every failing service each round; the remedies stay the very same
+    tuple until a step succeeds, so the answer is remembered (:mod:`identity_memo`).
+    """
     if not failing_since:
         return ()
     failed = parse_time(failing_since)
