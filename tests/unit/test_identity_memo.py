@@ -50,3 +50,17 @@ def test_keyword_arguments_are_not_remembered() -> None:
     assert double(value=4) == 8
     assert double(value=4) == 8
     assert asked == [4, 4]
+
+
+def test_an_input_gone_and_a_new_one_in_its_place_is_asked_afresh() -> None:
+    # Each input is kept alive while remembered: a later object never takes its id and
+    # with it the answer of another.
+    class Box:
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+    @by_identity(maxsize=8)
+    def unbox(box: Box) -> int:
+        return box.value
+
+    assert [unbox(Box(i)) for i in range(50)] == list(range(50))

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact
 
 WORDS = ["password", "Bearer abcdefgh12345678", "AKIAABCDEFGHIJKLMNOP", "a@b.io", "ok", "api_key",
-         "4111 1111 1111 1111", "-----BEGIN PRIVATE KEY-----", "sig", "x=1", "payments"]  # fmt: skip
+         "4111 1111 1111 1111", "-----BEGIN PRIVATE KEY-----", "sig", "x=1", "payments",
+         "auth-api", ": ", "=", "Cookie", "session_id", "Authorization", "sim:", "\x00"]  # fmt: skip
 texts = st.text(max_size=12) | st.sampled_from(WORDS) | st.builds("".join, st.lists(
     st.sampled_from(WORDS), max_size=3))  # fmt: skip
 values = st.recursive(
@@ -24,6 +25,8 @@ values = st.recursive(
 @example({"api_key": "short"})
 @example({"note": "token=abc"})
 @example({"n": 4111111111111111})
+@example({"note": "auth-api x: 1"})
+@example(["Authorization", ": Basic abc123def"])
 def test_what_the_scan_passes_redaction_leaves_alone(value: Any) -> None:
     if not might_hold_secrets(value, STORED_SETTINGS):
         assert redact(value, STORED_SETTINGS).total == 0
@@ -36,10 +39,20 @@ def test_clean_probe_data_skips_redaction_and_secrets_do_not() -> None:
     assert might_hold_secrets(["mail jane@example.org"], STORED_SETTINGS)
 
 
-@given(values, st.sampled_from(["password", "api_key", "4111 1111 1111 1111"]))
+@given(values, st.sampled_from(["password=hunter2", "api_key: k1", "4111 1111 1111 1111"]))
 def test_texts_remembered_clean_change_no_answer(value: Any, secret: str) -> None:
     first = might_hold_secrets(value, STORED_SETTINGS)
     assert might_hold_secrets(value, STORED_SETTINGS) == first  # now remembered
     # Beside remembered clean texts and keys, a new secret is still found.
     assert might_hold_secrets([value, secret], STORED_SETTINGS)
     assert might_hold_secrets({secret: value}, STORED_SETTINGS)
+
+
+def test_a_word_that_names_a_secret_needs_a_value_after_it() -> None:
+    # Service names such as "auth-api" hold such a word; redacting them changes nothing.
+    named = {"service": "auth-api", "probe": "sim:auth-api", "error": "refused: token-cache"}
+    assert not might_hold_secrets(named, STORED_SETTINGS)
+    assert redact(named, STORED_SETTINGS).total == 0
+    for paired in ("sim:auth api_key=abc123", "note token: abc123", "Cookie: id=abc123"):
+        assert might_hold_secrets({"error": paired}, STORED_SETTINGS)
+        assert redact({"error": paired}, STORED_SETTINGS).total == 1

@@ -38,28 +38,28 @@ def resolved(service: str = "search", closed: float = 100, acted: bool = True) -
 
 def test_a_failure_soon_after_a_fix_is_a_relapse_of_it() -> None:
     fixed = resolved()
-    assert relapsed({fixed.id: fixed}, "search", at(300), 1800) == fixed
-    assert relapsed({fixed.id: fixed}, "search", at(2000), 1800) is None  # it held long enough
-    assert relapsed({fixed.id: fixed}, "other", at(300), 1800) is None
-    assert relapsed({fixed.id: fixed}, "search", at(50), 1800) is None  # failed before it closed
+    assert relapsed([fixed], "search", at(300), 1800) == fixed
+    assert relapsed([fixed], "search", at(2000), 1800) is None  # it held long enough
+    assert relapsed([fixed], "other", at(300), 1800) is None
+    assert relapsed([fixed], "search", at(50), 1800) is None  # failed before it closed
 
 
 def test_only_symptoms_relapse() -> None:
     fixed = resolved()
-    assert relapsed({fixed.id: fixed}, "search", at(300), 1800, kind="drift") is None
+    assert relapsed([fixed], "search", at(300), 1800, kind="drift") is None
     drifted = replace(fixed, kind="drift")
-    assert relapsed({fixed.id: drifted}, "search", at(300), 1800) is None
-    assert relapsed({fixed.id: fixed}, "search", at(300), 1800, kind="change") == fixed
+    assert relapsed([drifted], "search", at(300), 1800) is None
+    assert relapsed([fixed], "search", at(300), 1800, kind="change") == fixed
 
 
 def test_a_fault_that_went_by_itself_did_not_relapse() -> None:
     untouched = resolved(acted=False)
-    assert relapsed({untouched.id: untouched}, "search", at(300), 1800) is None
+    assert relapsed([untouched], "search", at(300), 1800) is None
 
 
 def test_the_latest_fix_is_the_one_that_relapsed() -> None:
     older, newer = resolved(closed=100), resolved(closed=200)
-    found = relapsed({older.id: older, newer.id: newer}, "search", at(300), 1800)
+    found = relapsed([older, newer], "search", at(300), 1800)
     assert found == newer
 
 
@@ -135,3 +135,40 @@ def test_only_a_remediated_resolution_can_relapse() -> None:
     fixed = replace(quiet, intended=((0, 1),))
     assert apply(fixed, said).state is State.RELAPSED
     assert apply(fixed, said).state.terminal
+
+
+def test_the_index_by_service_follows_the_incidents_as_they_grow_and_change() -> None:
+    # The runtime looks for a relapse among the service's own incidents, from the
+    # planner's index; it must agree with a scan of every incident at each moment.
+    from warden.remediation.planning import Planner
+
+    planner = Planner([])
+    incidents: dict[str, Incident] = {}
+    assert planner.of_service(incidents, "search") == []
+    first, other = resolved(closed=100), resolved("other", closed=150)
+    incidents |= {first.id: first, other.id: other}
+    assert planner.of_service(incidents, "search") == [first]
+    later = resolved(closed=200)
+    incidents[later.id] = later  # appended after the index was built
+    assert planner.of_service(incidents, "search") == [first, later]
+    assert relapsed(planner.of_service(incidents, "search"), "search", at(300), 1800) == later
+    reopened = replace(later, state=State.OPEN)
+    incidents[later.id] = reopened  # folded anew: the index yields the current incident
+    assert planner.of_service(incidents, "search") == [first, reopened]
+    assert relapsed(planner.of_service(incidents, "search"), "search", at(300), 1800) == first
+    # Another mapping, or one that shrank, is indexed afresh.
+    assert planner.of_service({other.id: other}, "search") == []
+    del incidents[first.id]
+    assert planner.of_service(incidents, "search") == [reopened]
+    assert planner.of_service(incidents, "other") == [other]
+
+
+def test_remedies_before_a_failure_follow_each_new_remedy() -> None:
+    # The answer is remembered per remedies tuple; a step that succeeded makes a new one.
+    failed = at(400)
+    first = remember((), Remedy(at(100), "restart_service", "search", "search", "i1"))
+    assert before(first, "search", failed, 1800) == first
+    second = remember(first, Remedy(at(200), "rollback", "search", "search", "i2"))
+    assert before(second, "search", failed, 1800) == second
+    assert before(first, "search", failed, 1800) == first
+    assert before(second, "other", failed, 1800) == ()

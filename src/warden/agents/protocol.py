@@ -101,12 +101,14 @@ class RuleOfItsOwner(Agent, Protocol):
 
 def is_owner_rule(agent: Agent) -> bool:
     """Whether ``agent``'s plans are its owner's explicit rules (see :class:`RuleOfItsOwner`)."""
-    return isinstance(agent, RuleOfItsOwner) and agent.owner_rule
+    # The flag first: an isinstance check against a runtime protocol inspects every member,
+    # and most agents have no such flag at all.
+    return bool(getattr(agent, "owner_rule", False)) and isinstance(agent, RuleOfItsOwner)
 
 
 def is_slow(agent: Agent) -> bool:
     """Whether the runtime asks ``agent`` off the loop's thread."""
-    return isinstance(agent, SlowAgent) and agent.slow
+    return bool(getattr(agent, "slow", False)) and isinstance(agent, SlowAgent)  # flag first
 
 
 __all__ = [

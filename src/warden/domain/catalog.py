@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 
 class Risk(StrEnum):
@@ -285,3 +285,7 @@ class Catalog:
     def names(self) -> list[str]:
         """Every action name, sorted."""
         return sorted(self._actions)
+
+    def known(self, names: Iterable[str]) -> frozenset[str]:
+        """Those of ``names`` that are actions in the catalog (one set operation)."""
+        return frozenset(self._actions.keys() & set(names))

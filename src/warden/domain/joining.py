@@ -11,7 +11,7 @@ escalated joins it too (a human has it), and re-pages that human once
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warden.domain import events as ev
 from warden.domain.commands import Append, append_to, closing, incident_event
@@ -173,13 +173,10 @@ def where_it_goes(
     holder = _holder(sighting, incidents)
     if holder is None:
         return None
-    new = [e for e in sighting.evidence if e not in holder.evidence_ids]
-    data = {"evidence": new, "detection": sighting.key, "summary": sighting.summary}
     if not holder.state.terminal:
         if not _is_new(sighting, holder):
-            return Joining(holder, ())
-        added = incident_event(holder, ev.EVIDENCE_ADDED, data, now, key=_key(sighting, new))
-        return Joining(holder, (added,))
+            return Joining(holder, ())  # the usual answer, each round a fault lasts
+        return Joining(holder, (_evidence_added(sighting, holder, now),))
     paged = ev.parse_time(holder.last_paged_at)
     if ev.parse_time(sighting.first_signal_at) > paged and sighting.kind not in ALERT_KINDS:
         # It cleared and came back since: a new incident (whose page, if any, is folded
@@ -187,6 +184,7 @@ def where_it_goes(
         return None
     if (now - paged).total_seconds() >= repage_after_s:
         why = f"still going on {(now - paged).total_seconds():.0f} s after the last page"
+        _, data = _joined(sighting, holder)
         repage = incident_event(
             holder,
             ev.INCIDENT_REPAGED,
@@ -197,8 +195,18 @@ def where_it_goes(
         return Joining(holder, (repage,))
     if not _is_new(sighting, holder):
         return Joining(holder, ())
-    added = incident_event(holder, ev.EVIDENCE_ADDED, data, now, key=_key(sighting, new))
-    return Joining(holder, (added,))
+    return Joining(holder, (_evidence_added(sighting, holder, now),))
+
+
+def _joined(sighting: Sighting, holder: Incident) -> tuple[list[str], dict[str, Any]]:
+    """The sighting's evidence the holder lacks, and the data of the event that adds it."""
+    new = [e for e in sighting.evidence if e not in holder.evidence_ids]
+    return new, {"evidence": new, "detection": sighting.key, "summary": sighting.summary}
+
+
+def _evidence_added(sighting: Sighting, holder: Incident, now: datetime) -> ev.Event:
+    new, data = _joined(sighting, holder)
+    return incident_event(holder, ev.EVIDENCE_ADDED, data, now, key=_key(sighting, new))
 
 
 def page_once(

@@ -141,12 +141,20 @@ _PHONE = re.compile(
 )
 # Something at least one rule above (not the IP, phone or entropy ones) needs before it
 # can match, lower-cased: a string with none of them is left as it is without running them.
-_MAYBE_WORDS = (
+# These rules match on a word alone: PEM blocks, URL credentials and e-mail addresses (an
+# "@"), bearer / basic credentials, JWTs, token formats and AWS key ids.
+_ALONE_WORDS = (
     "-----begin", "@", "bearer", "basic", "eyj", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
     "github_pat_", "xox", "sk-", "glpat-", "aiza", "akia", "asia", "abia", "acca", "agpa",
-    "aida", "aroa", "authorization", "cookie", "pass", "pwd", "secret", "token", "api",
-    "access", "private", "auth", "credential", "session",
+    "aida", "aroa",
 )  # fmt: skip
+# These only name a secret followed by a ":" or "=" (a header or a key=value pair): a
+# service named "payments-api", or a probe "sim:auth", is not worth running every rule on.
+_PAIR_WORDS = (
+    "authorization", "cookie", "pass", "pwd", "secret", "token", "api", "access", "private",
+    "auth", "credential", "session",
+)  # fmt: skip
+_MAYBE_WORDS = (*_ALONE_WORDS, *_PAIR_WORDS)
 _MAYBE_CARD = re.compile(r"\d{4}[ -]?\d{4}")
 
 
@@ -164,16 +172,35 @@ _MAYBE_KEY_WORDS = (
 
 
 # One pass over the text for all the words (the same answer as testing each in turn).
-_WORDS = re.compile("|".join(map(re.escape, _MAYBE_WORDS)))
+_ALONE = re.compile("|".join(map(re.escape, _ALONE_WORDS)))
+_PAIR = re.compile("|".join(map(re.escape, _PAIR_WORDS)))
 _KEY_WORDS = re.compile("|".join(map(re.escape, _MAYBE_KEY_WORDS)))
 
 
-def _maybe_secret(text: str, words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
+def _paired(lowered: str) -> bool:
+    """Whether a word of :data:`_PAIR_WORDS` is followed by a ":" or "=" in the same text.
+
+    Texts may be joined by NUL (no rule matches across one). The first such word of each
+    text is enough: a ":" or "=" after a later one is after the first too.
+    """
+    start = 0
+    while (match := _PAIR.search(lowered, start)) is not None:
+        end = lowered.find("\x00", match.end())
+        end = len(lowered) if end < 0 else end
+        if lowered.find(":", match.end(), end) >= 0 or lowered.find("=", match.end(), end) >= 0:
+            return True
+        start = end + 1
+    return False
+
+
+def _maybe_secret(text: str) -> bool:
     lowered = text.lower()
-    found = _WORDS if words is _MAYBE_WORDS else _KEY_WORDS if words is _MAYBE_KEY_WORDS else None
-    if found is None:
-        return any(word in lowered for word in words) or bool(_MAYBE_CARD.search(text))
-    return found.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
+    paired = ("=" in text or ":" in text) and _paired(lowered)
+    return paired or _ALONE.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
+
+
+def _maybe_secret_key(names: str) -> bool:
+    return _KEY_WORDS.search(names.lower()) is not None or _MAYBE_CARD.search(names) is not None
 
 
 def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
@@ -204,7 +231,7 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
             return True
     if settings.fields and any(name.lower() in settings.fields for name in names):
         return True
-    return not (_clean(names, _CLEAN_KEYS, _MAYBE_KEY_WORDS) and _clean(texts, _CLEAN_TEXTS))
+    return not (_clean(names, _CLEAN_KEYS, _maybe_secret_key) and _clean(texts, _CLEAN_TEXTS))
 
 
 # Short texts and keys the scan found clean, remembered (up to a bound): a stream's
@@ -216,15 +243,15 @@ _CLEAN_KEPT = 4096
 _CLEAN_LONGEST = 64
 
 
-def _clean(texts: list[str], known: set[str], words: tuple[str, ...] = _MAYBE_WORDS) -> bool:
-    """True when no text of ``texts`` may hold a secret (see :func:`_maybe_secret`)."""
+def _clean(texts: list[str], known: set[str], maybe: Callable[[str], bool] = _maybe_secret) -> bool:
+    """True when no text of ``texts`` may hold a secret by ``maybe`` (see :func:`_maybe_secret`)."""
     unknown = [t for t in texts if t not in known]
     # One search over the texts not known clean, joined by NUL: no word and no card
     # number holds a NUL, so nothing matches across two of them, and the answer is the
     # one of testing each text in turn.
     if not unknown:
         return True
-    if _maybe_secret("\x00".join(unknown), words):
+    if maybe("\x00".join(unknown)):
         return False
     if len(known) < _CLEAN_KEPT:
         known.update(t for t in unknown if len(t) <= _CLEAN_LONGEST)

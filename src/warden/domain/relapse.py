@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warden.domain.events import parse_time
+from warden.domain.identity_memo import by_identity
 from warden.domain.incident import State
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
     from datetime import datetime
 
     from warden.domain.incident import Incident
@@ -49,10 +50,15 @@ def within_window(fixed_at: datetime, failed_at: datetime, window_s: float) -> b
     return 0.0 <= (failed_at - fixed_at).total_seconds() <= window_s
 
 
+@by_identity()
 def before(
-    remedies: Iterable[Remedy], service: str, failing_since: str, window_s: float
+    remedies: tuple[Remedy, ...], service: str, failing_since: str, window_s: float
 ) -> tuple[Remedy, ...]:
-    """Remedies for ``service`` (or on it) that ran at most ``window_s`` before it failed again."""
+    """Remedies for ``service`` (or on it) that ran at most ``window_s`` before it failed again.
+
+    Agents ask it of every failing service each round; the remedies stay the very same
+    tuple until a step succeeds, so the answer is remembered (:mod:`identity_memo`).
+    """
     if not failing_since:
         return ()
     failed = parse_time(failing_since)
@@ -64,7 +70,7 @@ def before(
 
 
 def relapsed(
-    incidents: Mapping[str, Incident],
+    incidents: Iterable[Incident],
     service: str,
     first_signal_at: str,
     window_s: float,
@@ -76,12 +82,13 @@ def relapsed(
     resolved after a step ran, closed at most ``window_s`` before ``first_signal_at``; None
     when the fix held that long, when nothing was done (a fault that went by itself and
     came back is not a failed fix), or when either is not about a symptom (``kind``).
+    ``incidents`` may be all of them or only those of ``service`` (an index by service).
     """
     if not first_signal_at or kind not in SYMPTOM_KINDS:
         return None
     failed = parse_time(first_signal_at)
     found: Incident | None = None
-    for incident in incidents.values():
+    for incident in incidents:
         if incident.service != service or incident.state is not State.RESOLVED:
             continue
         if incident.kind not in SYMPTOM_KINDS:

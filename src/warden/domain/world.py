@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from warden.domain.changes import Changes
@@ -40,7 +41,7 @@ class World:
 
     def signals_of(self, service: str) -> Signals:
         """The signals of one service (empty when none arrived)."""
-        return self.signals.get(service) or Signals(service)
+        return self.signals.get(service) or _no_signals(service)
 
     def restartable(self, service: str) -> bool:
         """Whether Warden can restart ``service`` (it runs it, or an adapter restarts it)."""
@@ -49,3 +50,14 @@ class World:
     def limit(self, service: str, name: str) -> str | None:
         """A declared limit or desired value of a service (e.g. max_consumers), if any."""
         return dict(self.limits.get(service, ())).get(name)
+
+
+@lru_cache(maxsize=4096)
+def _no_signals(service: str) -> Signals:
+    """The empty signals of a service, one object per name.
+
+    Agents ask for every service's signals each round; the very same (immutable) object
+    each time lets what is remembered by identity (:mod:`identity_memo`) answer at once,
+    where a fresh empty one per call was asked afresh and crowded out other answers.
+    """
+    return Signals(service)

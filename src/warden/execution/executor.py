@@ -115,6 +115,10 @@ class Executor:
         """True when the action is in the catalog and an adapter runs it."""
         return self.catalog.get(action) is not None and action in self.adapters
 
+    def runnable(self) -> frozenset[str]:
+        """Every action :meth:`can_run`: those in the catalog that an adapter runs."""
+        return self.catalog.known(self.adapters)
+
     def _event(
         self, incident: Incident, type_: str, data: dict[str, Any], key: str, target: str
     ) -> ev.Event:

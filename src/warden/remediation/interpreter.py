@@ -165,7 +165,7 @@ class Interpreter:
             controls=state.controls,
             topology=self.topology,
             catalog=self.catalog,
-            runnable=frozenset(a for a in self.executor.adapters if self.executor.can_run(a)),
+            runnable=self.executor.runnable(),
             approved=frozenset(approved),
             counted=counted,
             rejected=rejected,

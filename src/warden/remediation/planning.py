@@ -102,7 +102,7 @@ class Planner:
                 detection.evidence,
                 detection.summary,
             )
-            mine = self._of_service(incidents, detection.service)
+            mine = self.of_service(incidents, detection.service)
             joining = where_it_goes(sighting, mine, repage_after_s, now)
             if joining is not None:
                 return append_to(joining.incident, *joining.events) if joining.events else None
@@ -257,7 +257,7 @@ class Planner:
             log.exception("agent %s failed while proposing for %s", agent.name, current.id)
             return SlowAnswer(None)
 
-    def _of_service(self, incidents: Mapping[str, Incident], service: str) -> list[Incident]:
+    def of_service(self, incidents: Mapping[str, Incident], service: str) -> list[Incident]:
         """The incidents of one service, in the order of ``incidents``.
 
         The runtime's incidents only grow (a fold never drops one, and an incident keeps

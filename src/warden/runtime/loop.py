@@ -494,8 +494,10 @@ class Runtime:
         self.store.append(opening.stream, list(opening.events), opening.expected_version)
         self.tail()  # the next detection of this round sees the incident open
         # The fix of an earlier incident did not hold: it is a failure, not a resolution.
+        # Only the service's own incidents can have relapsed: the planner's index by
+        # service spares a scan of every incident ever opened.
         earlier = relapse.relapsed(
-            self._state.incidents,
+            self.planner.of_service(self._state.incidents, detection.service),
             detection.service,
             detection.first_signal_at,
             self.settings.relapse_window_s,
