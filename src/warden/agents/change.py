@@ -3,10 +3,11 @@
 Evidence it needs: a symptom on a service (failed probes, an error rate above its limit,
 a firing page alert) that began at most ``window_s`` after a change to an object of that
 service or of a service it depends on (a deploy, a configuration, flag, network rule,
-route or replica count). The newest such change that can be reverted is reverted to its
-recorded previous value. When a restart already relapsed, the service's own latest change
-within ``relapse_lookback_s`` is the suspect. One cascade gives one detection: at the
-symptomatic service nearest to the changed object.
+route or replica count); a service whose process exited (its probe refused) is not
+explained by a change to a dependency. The newest such change that can be reverted is
+reverted to its recorded previous value. When a restart already relapsed, the service's
+own latest change within ``relapse_lookback_s`` is the suspect. One cascade gives one
+detection: at the symptomatic service nearest to the changed object.
 """
 
 from __future__ import annotations
@@ -162,6 +163,11 @@ class ChangeAgent:
                 service, world, symptom.since, self.relapse_lookback_s, scope=(service,)
             )
         for change in candidates:
+            if change.service != service and symptom.cause is evidence.Cause.EXITED:
+                # Nothing listens on the service: its own process is gone. A dependency's
+                # change reaches a caller as errors, timeouts or a wedged process, never
+                # as a refused connection, so it does not explain this symptom.
+                continue
             step = reverts.revert(change) or reverts.renewal(change)
             if step is not None:
                 return _Finding(symptom, change, step, relapsed)
