@@ -213,6 +213,10 @@ def test_after_a_relapsed_restart_the_services_own_older_change_is_the_suspect()
     assert plan is not None
     assert plan.steps == (Step("rollback_deploy", "search", (("version", "v3.1"),)),)
     assert "relapsed" in plan.rationale
+    # A circuit opened for it (its dependency failed) is no restart of it: no loop.
+    isolated = (Remedy(at(100), "open_circuit", "search-db", "search", "inc-0"),)
+    calm = world(hung, changes=deploys, remedies=isolated, now=360)
+    assert ChangeAgent().propose(incident("search"), calm) is None
 
 
 def test_same_inputs_same_detections_and_plans() -> None:

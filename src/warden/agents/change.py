@@ -154,8 +154,11 @@ class ChangeAgent:
             return self._renewal(service, world)
         seen = world.health.get(service)
         failing_since = seen.failing_since if seen is not None else ""
-        relapsed = bool(
-            relapse.before(world.remedies, service, failing_since, self.relapse_window_s)
+        # Only a restart of the service itself that did not hold shows a loop; a circuit
+        # opened for it, or a restart of a dependency, says nothing about its own change.
+        relapsed = any(
+            r.action in evidence.RESTARTS and r.target == service
+            for r in relapse.before(world.remedies, service, failing_since, self.relapse_window_s)
         )
         candidates = evidence.suspects(service, world, symptom.since, self.window_s)
         if relapsed and not candidates:
