@@ -121,3 +121,27 @@ def test_a_metric_series_ends_on_its_recovered_value_once_its_fault_is_fixed() -
         assert checked
         for shard in run.shards:
             shard.close()
+
+
+def test_a_proposal_is_judged_in_the_instance_it_would_act_on() -> None:
+    """As a call that ran: an incident's subject may be a healthy caller of the fault."""
+    settings = FleetSettings(services=30, days=1.0, faults=80, seed=2)  # has two such
+    fleet = generate(settings.services, settings.days, settings.faults, settings.seed)
+    with state_directory() as directory:
+        run = FleetRun(fleet, settings, Path(directory))
+        report = run.execute()
+        approvals = {r["name"]: r["runs"]["autonomous"]["approvals"] for r in report["scenarios"]}
+        expected: dict[str, int] = dict.fromkeys(approvals, 0)
+        for shard in run.shards:
+            for event in shard.runtime.events():
+                if event.type != ev.APPROVAL_REQUESTED:
+                    continue
+                at = run.seconds(event.time)
+                target = str(event.data["proposal"]["step"]["target"])
+                found = shard.instance_at(shard.scenario.owner_of(target), at)
+                found = found or shard.instance_at(event.subject, at)
+                if found is not None:
+                    expected[found.name] += 1
+            shard.close()
+        assert sum(expected.values()) > 0
+        assert approvals == expected

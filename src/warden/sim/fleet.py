@@ -437,12 +437,17 @@ class _Shard:
             if event.type == ev.INCIDENT_OPENED:
                 summaries[event.stream] = str(event.data.get("summary", ""))
             found = self.instance_at(event.subject, at)
+            if event.type == ev.APPROVAL_REQUESTED:
+                # A proposal is judged where its step would act, as a call that ran is
+                # (an incident's subject may be a healthy caller of the faulty service).
+                step = event.data["proposal"]["step"]
+                owner = self.scenario.owner_of(str(step["target"]))
+                found = self.instance_at(owner, at) or found
             if found is None:
                 continue
             if event.type == ev.INCIDENT_OPENED:
                 opened[found.name].append(at)
             elif event.type == ev.APPROVAL_REQUESTED:
-                step = event.data["proposal"]["step"]
                 proposed[found.name].append(
                     Move(
                         at, str(step["action"]), str(step["target"]), dict(step.get("params") or {})
