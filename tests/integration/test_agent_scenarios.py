@@ -650,6 +650,7 @@ def test_builtins_isolate_a_dependency_a_restart_does_not_heal(harness: Any) -> 
     assert restart.state is State.ESCALATED
     h.fail("payments", times=2)
     h.clock.advance(300)  # failing-dependency waits min_outage_s (300 s) before isolating
+    h.fail("payments", times=1)  # ... and isolates on a probe that still fails now
     h.settle()
 
     isolate = only(h, "orders")

@@ -7,16 +7,20 @@ the very same result (its digest); the CLI prints the table and writes the repor
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
 
 from warden.cli.main import app
-from warden.sim.fleet import OUTCOMES, FleetSettings, run_fleet
+from warden.domain import events as ev
+from warden.sim.driver import state_directory
+from warden.sim.fleet import OUTCOMES, FleetRun, FleetSettings, run_fleet
+from warden.sim.fleetgen import generate
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from warden.sim.format import Signal
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -81,3 +85,63 @@ def test_the_cli_refuses_a_fleet_it_cannot_build(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--fleet", "--baseline", str(bad)])
     assert result.exit_code == 2
     assert "diagnose.median_s" in result.output and "fix:" in result.output
+
+
+def test_a_metric_series_ends_on_its_recovered_value_once_its_fault_is_fixed() -> None:
+    """A series stopped while its fault held (paged, or past its end) shows the recovery.
+
+    Otherwise a faulty sample stays the service's latest for the rest of the run, and a
+    later fault there is judged on an error rate that ended hours before.
+    """
+    fleet = generate(20, 1.0, 30, 11)
+    with state_directory() as directory:
+        run = FleetRun(fleet, SMALL, Path(directory))
+        run.execute()
+        checked = 0
+        for shard in run.shards:
+            latest: dict[tuple[str, str], float] = {}
+            for event in shard.runtime.events():
+                if event.type == ev.METRIC_SAMPLED:
+                    latest[event.data["service"], event.data["metric"]] = event.data["value"]
+            last: dict[tuple[str, str], tuple[float, Signal]] = {}
+            for signal in shard.scenario.signals:
+                metric = signal.metric
+                if metric is None or metric.recovered is None or signal.fault is None:
+                    continue
+                key = (metric.service, metric.name)
+                if key not in last or signal.at >= last[key][0]:
+                    last[key] = (signal.at, signal)
+            for key, (_, signal) in last.items():
+                state = shard.world.faults[signal.fault or ""]
+                if state.active or not state.activations or key not in latest:
+                    continue
+                assert signal.metric is not None
+                assert latest[key] == signal.metric.recovered, key
+                checked += 1
+        assert checked
+        for shard in run.shards:
+            shard.close()
+
+
+def test_a_proposal_is_judged_in_the_instance_it_would_act_on() -> None:
+    """As a call that ran: an incident's subject may be a healthy caller of the fault."""
+    settings = FleetSettings(services=30, days=1.0, faults=80, seed=2)  # has two such
+    fleet = generate(settings.services, settings.days, settings.faults, settings.seed)
+    with state_directory() as directory:
+        run = FleetRun(fleet, settings, Path(directory))
+        report = run.execute()
+        approvals = {r["name"]: r["runs"]["autonomous"]["approvals"] for r in report["scenarios"]}
+        expected: dict[str, int] = dict.fromkeys(approvals, 0)
+        for shard in run.shards:
+            for event in shard.runtime.events():
+                if event.type != ev.APPROVAL_REQUESTED:
+                    continue
+                at = run.seconds(event.time)
+                target = str(event.data["proposal"]["step"]["target"])
+                found = shard.instance_at(shard.scenario.owner_of(target), at)
+                found = found or shard.instance_at(event.subject, at)
+                if found is not None:
+                    expected[found.name] += 1
+            shard.close()
+        assert sum(expected.values()) > 0
+        assert approvals == expected

@@ -137,6 +137,35 @@ def test_a_dependency_change_is_reverted_for_its_caller_once() -> None:
     assert plan.steps[0].action == "restore_network_rule" and plan.steps[0].target == "netpol/p"
 
 
+def test_a_dependency_change_does_not_explain_a_caller_whose_process_exited() -> None:
+    deploy = timeline(
+        (-86400, "orders", "deployment/orders", "deployment", "image", "v1", None),
+        (50, "orders", "deployment/orders", "deployment", "image", "v2", "v1"),
+    )
+    errors = Signals(
+        "orders", metrics=(("error_rate", tuple(Sample(at(t), 0.25, f"e{t}") for t in (55, 60))),)
+    )
+    w = world(
+        down("gateway"),  # connection refused: nothing listens on the gateway
+        up("orders"),
+        changes=deploy,
+        depends_on={"gateway": ["orders"]},
+        signals=[errors],
+    )
+    assert ChangeAgent().propose(incident("gateway"), w) is None
+    # The changed service itself is still the suspect's own incident.
+    (found,) = ChangeAgent().detect(w)
+    assert found.service == "orders"
+    plan = ChangeAgent().propose(incident("orders", "change"), w)
+    assert plan is not None and plan.steps[0].target == "orders"
+    # A caller that answers 503 is what a dependency's change does: still reverted for it.
+    starved = world(
+        down("gateway", "HTTP 503"), up("orders"), changes=deploy,
+        depends_on={"gateway": ["orders"]}, signals=[errors],
+    )  # fmt: skip
+    assert ChangeAgent().propose(incident("gateway"), starved) is not None
+
+
 def test_a_revoked_credential_is_left_to_a_human() -> None:
     revoked = timeline(
         (-9000, "payments", "secret/psp", "credential", "status", "active", None),
@@ -184,6 +213,10 @@ def test_after_a_relapsed_restart_the_services_own_older_change_is_the_suspect()
     assert plan is not None
     assert plan.steps == (Step("rollback_deploy", "search", (("version", "v3.1"),)),)
     assert "relapsed" in plan.rationale
+    # A circuit opened for it (its dependency failed) is no restart of it: no loop.
+    isolated = (Remedy(at(100), "open_circuit", "search-db", "search", "inc-0"),)
+    calm = world(hung, changes=deploys, remedies=isolated, now=360)
+    assert ChangeAgent().propose(incident("search"), calm) is None
 
 
 def test_same_inputs_same_detections_and_plans() -> None:

@@ -118,6 +118,18 @@ def test_short_outages_are_left_to_a_restart() -> None:
     assert legacy(min_outage_s=10).detect(recent) != []
 
 
+def test_a_dependency_not_probed_lately_is_not_isolated() -> None:
+    # payments failed 4 probes from 10 s on, then its probes stopped (a person took it).
+    later = World(
+        now=T0 + timedelta(seconds=400),
+        health={h.service: h for h in (up("orders", last_success=390), down("payments"))},
+        depends_on=dict(TOPOLOGY),
+    )
+    assert legacy().detect(later) == []
+    assert legacy().propose(incident(), later) is None
+    assert legacy(fresh_s=600).detect(later) != []  # still fresh enough for this setting
+
+
 def test_drain_isolation() -> None:
     plan = legacy(isolation="drain").propose(incident(), FAULT)
     assert plan is not None

@@ -83,3 +83,15 @@ def test_impossible_sizes_say_what_to_change(
 ) -> None:
     with pytest.raises(ValueError, match=says):
         generate(services, days, faults)
+
+
+def test_a_backlog_lands_on_a_worker_that_declares_how_far_it_may_scale() -> None:
+    """The backlog's answer is more consumers: Warden scales only within a declared bound."""
+    fleet = generate(60, 3, 120, seed=1)
+    backlogs = [i for i in fleet.instances if i.fault_class == "backlog"]
+    assert backlogs
+    for instance in backlogs:
+        (service,) = (
+            s for s in instance.scenario.topology.services if s.name in instance.services()
+        )
+        assert int(service.limits["max_consumers"]) > service.replicas

@@ -130,6 +130,7 @@ _BUILTINS: dict[str, tuple[Callable[..., Agent], dict[str, _Option]]] = {
             "isolation": _Option("choice", choices=("circuit", "drain")),
             "restart_in_cascade": _Option("flag"),
             "recovered_for_s": _Option("number", low=0),
+            "fresh_s": _Option("number", low=0),
         },
     ),
     "drift": (DriftAgent, {"grace_s": _Option("number", low=0)}),

@@ -3,10 +3,11 @@
 Evidence it needs: a symptom on a service (failed probes, an error rate above its limit,
 a firing page alert) that began at most ``window_s`` after a change to an object of that
 service or of a service it depends on (a deploy, a configuration, flag, network rule,
-route or replica count). The newest such change that can be reverted is reverted to its
-recorded previous value. When a restart already relapsed, the service's own latest change
-within ``relapse_lookback_s`` is the suspect. One cascade gives one detection: at the
-symptomatic service nearest to the changed object.
+route or replica count); a service whose process exited (its probe refused) is not
+explained by a change to a dependency. The newest such change that can be reverted is
+reverted to its recorded previous value. When a restart already relapsed, the service's
+own latest change within ``relapse_lookback_s`` is the suspect. One cascade gives one
+detection: at the symptomatic service nearest to the changed object.
 """
 
 from __future__ import annotations
@@ -153,8 +154,11 @@ class ChangeAgent:
             return self._renewal(service, world)
         seen = world.health.get(service)
         failing_since = seen.failing_since if seen is not None else ""
-        relapsed = bool(
-            relapse.before(world.remedies, service, failing_since, self.relapse_window_s)
+        # Only a restart of the service itself that did not hold shows a loop; a circuit
+        # opened for it, or a restart of a dependency, says nothing about its own change.
+        relapsed = any(
+            r.action in evidence.RESTARTS and r.target == service
+            for r in relapse.before(world.remedies, service, failing_since, self.relapse_window_s)
         )
         candidates = evidence.suspects(service, world, symptom.since, self.window_s)
         if relapsed and not candidates:
@@ -162,6 +166,11 @@ class ChangeAgent:
                 service, world, symptom.since, self.relapse_lookback_s, scope=(service,)
             )
         for change in candidates:
+            if change.service != service and symptom.cause is evidence.Cause.EXITED:
+                # Nothing listens on the service: its own process is gone. A dependency's
+                # change reaches a caller as errors, timeouts or a wedged process, never
+                # as a refused connection, so it does not explain this symptom.
+                continue
             step = reverts.revert(change) or reverts.renewal(change)
             if step is not None:
                 return _Finding(symptom, change, step, relapsed)

@@ -53,6 +53,9 @@ class FailingDependencyAgent:
     fails) the plan isolates the root cause and then, with ``restart_in_cascade``, restarts
     the dependency that went down with it.
 
+    A dependency whose last probe is older than ``fresh_s`` is not known to fail now (its
+    probes stopped, say while a person works on it): nothing is isolated on that evidence.
+
     An isolated service that has answered every probe for ``recovered_for_s`` seconds is
     let back in (a ``dependency_recovered`` incident: ``close_circuit`` or
     ``restore_service``, whichever undoes how it was isolated).
@@ -63,12 +66,14 @@ class FailingDependencyAgent:
     isolation: str = "circuit"
     restart_in_cascade: bool = False
     recovered_for_s: float = 30.0
+    fresh_s: float = 300.0
     name: str = "failing-dependency"
     handles: frozenset[str] = frozenset({FAILING, RECOVERED})
     priority: int = 40
     evidence_needed: tuple[str, ...] = (
         "a healthy caller",
-        "a dependency failing failure_threshold probes for min_outage_s",
+        "a dependency failing failure_threshold probes for min_outage_s, last probed at"
+        " most fresh_s ago",
         "for lifting: the isolated service answered its probe for recovered_for_s",
     )
 
@@ -77,8 +82,8 @@ class FailingDependencyAgent:
             raise ValueError("failure_threshold must be at least 1")
         if self.min_outage_s < 0:
             raise ValueError("min_outage_s must not be negative")
-        if self.recovered_for_s < 0:
-            raise ValueError("recovered_for_s must not be negative")
+        if self.recovered_for_s < 0 or self.fresh_s < 0:
+            raise ValueError("recovered_for_s and fresh_s must not be negative")
         if self.isolation not in _ISOLATE:
             raise ValueError(f"isolation must be one of {', '.join(sorted(_ISOLATE))}")
 
@@ -239,8 +244,13 @@ class FailingDependencyAgent:
         """Down for long enough that isolating it is worth more than waiting for a restart."""
         if not self._down(service, world):
             return False
-        since = parse_time(world.health[service].failing_since)
-        return (world.now - since).total_seconds() >= self.min_outage_s
+        seen = world.health[service]
+        if (
+            seen.last_seen_at
+            and (world.now - parse_time(seen.last_seen_at)).total_seconds() > self.fresh_s
+        ):
+            return False  # an old failure: no evidence of what it does now
+        return (world.now - parse_time(seen.failing_since)).total_seconds() >= self.min_outage_s
 
     def _root(self, dependency: str, world: World) -> tuple[str, ...]:
         """The path from a failing dependency down to the deepest failing service."""

@@ -121,6 +121,9 @@ class _Shard:
         self.starts = {s: [i.start for i in found] for s, found in self.by_service.items()}
         self.alerts: dict[str, list[Signal]] = defaultdict(list)  # fault id -> its alerts
         self.firing: dict[int, float] = {}  # id(signal) -> when it started firing
+        # Metric series that stopped on a faulty value (paged, or past their end): the
+        # fault's clearing sends their recovered sample, as a live series would show.
+        self.stopped: dict[str, list[Signal]] = defaultdict(list)  # fault id -> series
         self.paged: dict[str, float] = {}  # instance name -> Warden's first page
         # Services whose fault a person took over: their repeats are not fed until fixed.
         self.silenced: set[str] = set()
@@ -262,10 +265,27 @@ class _Shard:
             done = state is not None and state.fixed and not state.active
             owner = self.instance_of.get(signal.fault or "")
             if signal.every_s is None or done or (owner is not None and owner.name in self.paged):
-                return  # a fixed fault's series ends with one recovered sample
+                self._stop(signal, active)  # a fixed fault's series ends recovered
+                return
             yield self.env.timeout(signal.every_s)
             if signal.until is not None and self.env.now > signal.until:
+                self._stop(signal, active)
                 return
+
+    def _stop(self, signal: Signal, active: bool) -> None:
+        """A series ends: one whose last sample was faulty shows its recovery when it comes.
+
+        Monitoring does not stop while a person works on a fault or after the scripted
+        series ends; without its recovered sample Warden would keep a faulty value as the
+        service's latest for the rest of the run.
+        """
+        if not active or signal.metric is None or signal.fault is None:
+            return
+        if self.world.faults[signal.fault].active:
+            self.stopped[signal.fault].append(signal)  # sent when the fault clears
+        else:
+            feed.send_signal(self.runtime, signal, self.run.clock.now(), active=False)
+            self.poke()
 
     def _alert(self, signal: Signal) -> Generator[Any, Any, None]:
         yield self.env.timeout(signal.at)
@@ -296,6 +316,10 @@ class _Shard:
             self._watch(service)
         for signal in self.alerts.get(state.fault.id, ()):
             self._alert_follows(signal, state)
+        if not state.active:
+            for signal in self.stopped.pop(state.fault.id, ()):
+                feed.send_signal(self.runtime, signal, self.run.clock.now(), active=False)
+                self.poke()
 
     # -- probes --------------------------------------------------------------------------
 
@@ -413,12 +437,17 @@ class _Shard:
             if event.type == ev.INCIDENT_OPENED:
                 summaries[event.stream] = str(event.data.get("summary", ""))
             found = self.instance_at(event.subject, at)
+            if event.type == ev.APPROVAL_REQUESTED:
+                # A proposal is judged where its step would act, as a call that ran is
+                # (an incident's subject may be a healthy caller of the faulty service).
+                step = event.data["proposal"]["step"]
+                owner = self.scenario.owner_of(str(step["target"]))
+                found = self.instance_at(owner, at) or found
             if found is None:
                 continue
             if event.type == ev.INCIDENT_OPENED:
                 opened[found.name].append(at)
             elif event.type == ev.APPROVAL_REQUESTED:
-                step = event.data["proposal"]["step"]
                 proposed[found.name].append(
                     Move(
                         at, str(step["action"]), str(step["target"]), dict(step.get("params") or {})

@@ -237,6 +237,9 @@ def _topology(count: int, rng: random.Random) -> tuple[list[Service], list[Resou
                     depends_on=sorted(set(deps)),
                     replicas=replicas,
                     version=_text(version),
+                    # A queue consumer's autoscaling bound, as a deployment declares it:
+                    # without one no consumer count is known safe to scale to.
+                    limits={"max_consumers": str(replicas * 3)} if role == "worker" else {},
                 )
             )
             resources += _resources(name, role, domain, version, replicas, rng)
