@@ -41,7 +41,7 @@ from warden.domain.joining import ALERT_KINDS
 from warden.domain.undoing import compensate, fail_plan, in_flight
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "fail_plan",
     "incident_event",
     "next_commands",
+    "next_due",
     "versions_of_decision",
 ]
 
@@ -88,6 +89,63 @@ def next_commands(
     if state is State.VERIFYING:
         return _verify(incident, view, settings, now)
     return compensate(incident, view, settings, now)
+
+
+def next_due(
+    incidents: Iterable[Incident],
+    settings: LifecycleSettings,
+    known: Mapping[str, Incident] | None = None,
+) -> datetime | None:
+    """The earliest moment time alone may change what :func:`next_commands` says; None: never.
+
+    Between rounds an open incident waits on input (a probe, a signal, an approval) or on
+    one of the lifecycle's timers; this names the timers, so a loop with nothing arrived
+    may sleep until the first of them instead of polling. ``known``: every incident by
+    id, to find the leader a merged incident follows. The moment may be now or past (a
+    deadline is passed only strictly after it): the caller's next round is then due.
+    Timers of the shell (lease waits and renewals) are not here; see the runtime.
+    """
+    due = [d for incident in incidents for d in _timers(incident, settings, known or {})]
+    return min(due, default=None)
+
+
+def _timers(
+    incident: Incident, settings: LifecycleSettings, known: Mapping[str, Incident]
+) -> list[datetime]:
+    """The moments the branch of :func:`next_commands` that ``incident`` is in looks at."""
+    state = incident.state
+    if state.terminal:
+        return []
+
+    def after(stamp: str, seconds: float) -> list[datetime]:
+        return [ev.parse_time(stamp) + timedelta(seconds=seconds)] if stamp else []
+
+    if state is State.OPEN:
+        # A warning alone waits before it pages (see _open).
+        if incident.kind in ALERT_KINDS and incident.severity == "minor":
+            return after(incident.first_signal_at, settings.minor_alert_wait_s)
+        return []
+    if state in (State.PLANNED, State.EXECUTING):
+        retry = incident.retry_due(incident.next_step) if incident.step_hashes else None
+        found = [ev.parse_time(retry)] if retry else []
+        leader = known.get(incident.merged_into) if incident.merged_into else None
+        if leader is not None and leader.state is State.RESOLVED:
+            # A follower whose own service still shows waits this long, then escalates.
+            found += after(leader.closed_at, settings.verification_timeout_s)
+        return found
+    if state is State.AWAITING_APPROVAL:
+        hash_ = incident.step_hashes[incident.next_step]
+        return [ev.parse_time(e) for h, e in incident.approval_requests if h == hash_ and e]
+    if state is State.VERIFYING:
+        # The checks' quiet periods (whichever kinds the plan has), then the timeout.
+        started = incident.verification_started_at
+        return [
+            *after(started, verification.QUIET_PERIOD_S),
+            *after(started, verification.RECOVERY_QUIET_S),
+            *after(started, settings.verification_timeout_s),
+        ]
+    # Compensating: a compensation the kill switch holds escalates after a while.
+    return after(incident.compensation_held_at, settings.compensation_hold_s)
 
 
 # Denials by an operator's control, which the operator can lift: the kill switch, and the
