@@ -1,21 +1,20 @@
 """Fleet benchmark: a generated fleet run through the real core on simulated days.
 
 Run with ``python bench/fleet.py [--services N] [--days D] [--faults F] [--seed S]
-[--workers W] [--json FILE]`` (500 services, 30 days, 10,000 faults by default, one worker
+[--workers W]`` (500 services, 30 days, 10,000 faults by default, one worker
 process per core); prints the figure: services, days, faults, worker processes, wall
 seconds (and the CPU seconds of every process together, the fairer figure on a shared
 machine), events/s and whether it finished under the target (120 s wall), with the digest
 of what was decided (the same seed gives the same digest, whatever the workers). The
-time includes generating the fleet and starting one Warden per domain. ``--json`` writes
-the figures (and the verdicts) to a file.
+time includes generating the fleet and starting one Warden per domain. The figures go
+to bench/results/fleet.json through bench/report.py, with the command in its notes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
+from report import emit_table  # bench/report.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -33,7 +32,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=default_workers(), help="processes")
     parser.add_argument("--target", type=float, default=TARGET_S, help="seconds")
-    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -63,19 +61,11 @@ def main() -> None:
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
-    if args.json is not None:
-        kept = ("fleet", "faults_injected", "events", "ticks", "ticks_by_reason", "workers")
-        figures = {k: report[k] for k in (*kept, "wall_s", "cpu_s", "cpu_s_by_worker")}
-        figures |= {
-            "seed": report["seed"],
-            "events_per_s": report["events_per_s"],
-            "target_s": args.target,
-            "under_target": report["wall_s"] < args.target,
-            "verdicts": {v: summary[v] for v in ("RIGHT", "MISS", "WRONG")},
-            "safety_violations": len(report["safety_violations"]),
-            "digest": report["digest"],
-        }
-        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", "utf-8")
+    command = (
+        f"bench/fleet.py --services {args.services} --days {args.days:g}"
+        f" --faults {args.faults} --seed {args.seed} --workers {args.workers}"
+    )
+    emit_table("fleet", table, notes=command)
 
 
 if __name__ == "__main__":

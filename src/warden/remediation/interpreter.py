@@ -494,15 +494,16 @@ class Interpreter:
         now = self.clock.now().timestamp()
         return last is None or now - last >= self.settings.lease_ttl_s / 3
 
-    def next_due(self) -> float | None:
-        """When a lease timer of this shell falls due (a timestamp); None: none runs.
+    def next_due(self, now: float) -> float | None:
+        """When a lease timer of this shell next falls due after ``now`` (timestamps).
 
-        A plan waiting for a busy target gives up after ``lease_wait_s``; a verifying or
-        acting incident renews its leases a third of their time after it last took them.
-        The pure lifecycle's own timers are :func:`warden.domain.lifecycle.next_due`'s.
+        A plan waiting for a busy target gives up once it waited more than
+        ``lease_wait_s``; a verifying or acting incident renews its leases a third of
+        their time after it last took them. None: no such timer runs. The pure
+        lifecycle's own timers are :func:`warden.domain.lifecycle.next_due`'s.
         """
         settings = self.settings
-        due = [since + settings.lease_wait_s for since in self._lease_wait.values()]
+        due = [since + settings.lease_wait_s + 1e-6 for since in self._lease_wait.values()]
         incidents = self._state().incidents
         for incident_id, last in self._renewed.items():
             found = incidents.get(incident_id)
@@ -512,7 +513,7 @@ class Interpreter:
                 or found.compensation_in_flight is not None
             ):
                 due.append(last + settings.lease_ttl_s / 3)
-        return min(due, default=None)
+        return min((d for d in due if d > now), default=None)
 
     def release(self, command: lc.ReleaseLeases) -> None:
         """Give back the leases of a closed incident."""

@@ -188,15 +188,20 @@ class Runtime:
     def next_due(self) -> datetime | None:
         """When the next round is due with no input arrived; None: only input moves on.
 
-        The first timer of an open incident: the lifecycle's
+        The first timer after now of an open incident: the lifecycle's
         (:func:`warden.domain.lifecycle.next_due`) or a lease's. A loop driven by input
-        (the simulator) sleeps until then instead of polling; it may be past already.
+        (the simulator) sleeps until then instead of polling.
         """
+        now = self.clock.now()
         incidents = self._state.incidents
         due = lc.next_due(
-            (incidents[i] for i in self._not_closed), self.settings.lifecycle, incidents
+            (incidents[i] for i in self._not_closed),
+            self.settings.lifecycle,
+            now,
+            incidents,
+            self.catalog,
         )
-        leases = self.interpreter.next_due()
+        leases = self.interpreter.next_due(now.timestamp())
         if leases is not None:
             moment = datetime.fromtimestamp(leases, UTC)
             due = moment if due is None else min(due, moment)
