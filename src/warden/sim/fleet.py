@@ -9,12 +9,13 @@ the first timer of an open incident falls due (the core says when: a verificatio
 approval deadline, a retry, a held compensation, a lease) or the simulated approver
 answers. What Warden does not fix the person on call does: paged by Warden's escalation,
 or by the alert, after the baseline's response times; each fault ends recovered,
-escalated, open or cleared. Domains share nothing, so worker processes run them in
-balanced groups, each on its own clock, and the report is the same however many.
+escalated, open or cleared. Domains share nothing, so worker processes run them one at
+a time each, every domain on its own clock, and the report is the same however many.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -22,9 +23,9 @@ import multiprocessing
 import os
 import random
 import time
-import traceback
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -709,23 +710,15 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
-def balance(fleet: Fleet, workers: int) -> list[list[str]]:
-    """The fleet's domains in ``workers`` groups of about the same work (faults and services).
+def heaviest_first(fleet: Fleet) -> list[str]:
+    """The fleet's domains, those with the most work (faults and services) first.
 
-    Largest first, each to the lightest group so far: deterministic, and within a few
-    percent of even for fleets of many domains. Never an empty group.
+    Worker processes take the next domain when they finish one, so the longest start
+    first and the short ones fill in at the end.
     """
     weight: Counter[str] = Counter(s.domain for s in fleet.services)
     weight.update(i.domain for i in fleet.instances)
-    domains = fleet.domains()
-    count = max(1, min(workers, len(domains)))
-    groups: list[list[str]] = [[] for _ in range(count)]
-    loads = [0] * count
-    for domain in sorted(domains, key=lambda d: (-weight[d], d)):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(domain)
-        loads[lightest] += weight[domain]
-    return groups
+    return sorted(fleet.domains(), key=lambda d: (-weight[d], d))
 
 
 def run_fleet(
@@ -735,26 +728,26 @@ def run_fleet(
 ) -> dict[str, Any]:
     """Generate the fleet and run it; ``progress(phase, fraction)`` reports along the way.
 
-    ``workers`` processes (default :func:`default_workers`) each run a balanced share of
-    the domains on their own clock; one runs them all in this process. The report is the
-    same whatever the number: only its timings differ.
+    ``workers`` processes (default :func:`default_workers`) each run one domain at a
+    time on its own clock, taking the next when done; one runs them all in this
+    process. The report is the same whatever the number: only its timings differ.
     """
     started, cpu = time.perf_counter(), time.process_time()
     fleet = generate(settings.services, settings.days, settings.faults, settings.seed)
     if progress is not None:
         progress("generated", 0.0)
-    groups = balance(fleet, default_workers() if workers is None else workers)
-    if len(groups) == 1:
+    count = max(1, min(default_workers() if workers is None else workers, len(fleet.domains())))
+    if count == 1:
         results = _run_domains(fleet, settings, None, progress)
         worker_cpu: list[float] = []
     else:
-        results, worker_cpu = _run_in_processes(settings, groups, progress)
+        results, worker_cpu = _run_in_processes(settings, heaviest_first(fleet), count, progress)
     report = fleet_report(fleet, settings, results)
     report["wall_s"] = round(time.perf_counter() - started, 3)
     # The figure on a shared machine: this process's CPU and every worker's.
     report["cpu_s"] = round(time.process_time() - cpu + sum(worker_cpu), 3)
     report["cpu_s_by_worker"] = [round(c, 3) for c in worker_cpu]
-    report["workers"] = len(groups)
+    report["workers"] = count
     report["events_per_s"] = round(report["events"] / report["wall_s"], 1)
     return report
 
@@ -773,81 +766,96 @@ def _run_domains(
         return run.execute(None if progress is None else lambda f: progress("running", f))
 
 
-def _worker(settings: FleetSettings, domains: list[str], index: int, queue: Queue[Any]) -> None:
-    """A worker process: generate the same fleet (cheaper than sending it), run its share."""
-    try:
-        fleet = generate(settings.services, settings.days, settings.faults, settings.seed)
+# A worker process's own: its progress queue, and the fleet it generated (once).
+_worker_state: dict[str, Any] = {}
 
-        def report(phase: str, fraction: float) -> None:
-            queue.put((phase, index, fraction))
 
-        results = _run_domains(fleet, settings, domains, report)
-        queue.put(("done", index, (results, time.process_time())))
-    except BaseException:
-        queue.put(("failed", index, traceback.format_exc()))
-        raise
+def _start_worker(queue: Queue[tuple[str, float]]) -> None:
+    _worker_state["progress"] = queue
+
+
+def _run_domain(settings: FleetSettings, domain: str) -> tuple[ShardResult, int, float]:
+    """In a worker: run one domain; its result, the worker's pid and its CPU seconds so far.
+
+    The worker generates the fleet from the seed the first time (cheaper than receiving
+    it) and keeps it for the next domains.
+    """
+    kept = _worker_state.get("fleet")
+    if kept is None or kept[0] != settings:
+        generated = generate(settings.services, settings.days, settings.faults, settings.seed)
+        kept = _worker_state["fleet"] = (settings, generated)
+    queue = _worker_state.get("progress")
+
+    def report(phase: str, fraction: float) -> None:
+        if queue is not None and phase == "running":
+            queue.put((domain, fraction))
+
+    (result,) = _run_domains(kept[1], settings, [domain], report)
+    return result, os.getpid(), time.process_time()
 
 
 def _run_in_processes(
     settings: FleetSettings,
-    groups: list[list[str]],
+    domains: list[str],
+    workers: int,
     progress: Callable[[str, float], None] | None,
 ) -> tuple[list[ShardResult], list[float]]:
-    """Run each group of domains in a worker process; their results and CPU seconds.
+    """Run each domain in a pool of ``workers`` processes; the results and each one's CPU.
 
     Spawned, not forked: a worker starts clean of whatever this process holds (threads,
-    open stores). Progress is the mean of the workers' fractions.
+    open stores). Progress is the mean over the domains of how far each has run.
     """
     context = multiprocessing.get_context("spawn")
-    queue: Queue[Any] = context.Queue()
-    processes = [
-        context.Process(target=_worker, args=(settings, group, index, queue), daemon=True)
-        for index, group in enumerate(groups)
-    ]
-    for process in processes:
-        process.start()
-    fractions = [0.0] * len(groups)
-    built: set[int] = set()
-    done: dict[int, tuple[list[ShardResult], float]] = {}
-    try:
-        while len(done) < len(processes):
-            try:
-                phase, index, payload = queue.get(timeout=1.0)
-            except Empty:
-                dead = [p for i, p in enumerate(processes) if i not in done and not p.is_alive()]
-                if dead:
-                    raise RuntimeError(f"a fleet worker exited with {dead[0].exitcode}") from None
-                continue
-            if phase == "failed":
-                raise RuntimeError(f"a fleet worker failed:\n{payload}")
-            if phase == "done":
-                done[index] = payload
-                fractions[index] = 1.0
-            elif phase == "built":
-                built.add(index)
-                if progress is not None and len(built) == len(processes):
-                    progress("built", 0.0)
-            elif phase == "running":
-                fractions[index] = payload
-            if progress is not None and phase in ("running", "done"):
-                progress("running", sum(fractions) / len(fractions))
-    finally:
-        for number, process in enumerate(processes):
-            if number not in done and process.is_alive():
-                process.terminate()  # a worker left behind by a failure or an interrupt
-            process.join()
-    results = [r for index in sorted(done) for r in done[index][0]]
-    return results, [done[index][1] for index in sorted(done)]
+    queue: Queue[tuple[str, float]] = context.Queue()
+    fractions = dict.fromkeys(domains, 0.0)
+    results: list[ShardResult] = []
+    cpu: dict[int, float] = {}
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(queue,)
+    ) as pool:
+        pending = {pool.submit(_run_domain, settings, d) for d in domains}
+        if progress is not None:
+            progress("built", 0.0)
+        try:
+            _collect(pending, queue, fractions, results, cpu, progress)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # what has not started, never will
+            raise
+    return results, [cpu[pid] for pid in sorted(cpu)]
+
+
+def _collect(
+    pending: set[Future[tuple[ShardResult, int, float]]],
+    queue: Queue[tuple[str, float]],
+    fractions: dict[str, float],
+    results: list[ShardResult],
+    cpu: dict[int, float],
+    progress: Callable[[str, float], None] | None,
+) -> None:
+    """Gather the domains' results as they come, and their progress meanwhile."""
+    while pending:
+        finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        for future in finished:
+            result, pid, seconds = future.result()  # a worker's failure is raised here
+            results.append(result)
+            fractions[result.domain] = 1.0
+            cpu[pid] = max(cpu.get(pid, 0.0), seconds)
+        with contextlib.suppress(Empty):
+            while True:
+                domain, fraction = queue.get_nowait()
+                fractions[domain] = max(fractions[domain], fraction)
+        if progress is not None:
+            progress("running", sum(fractions.values()) / len(fractions))
 
 
 __all__ = [
     "FleetRun",
     "FleetSettings",
     "ShardResult",
-    "balance",
     "by_class",
     "default_workers",
     "digest",
     "fleet_report",
+    "heaviest_first",
     "run_fleet",
 ]
