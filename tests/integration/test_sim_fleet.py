@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 SMALL = FleetSettings(services=20, days=1.0, faults=30, seed=11)
 
 
-TIMINGS = ("wall_s", "cpu_s", "cpu_s_by_worker", "events_per_s", "workers")
+TIMINGS = ("wall_s", "cpu_s", "cpu_s_by_worker", "cpu_s_by_domain", "events_per_s", "workers")
 
 
 def test_a_small_fleet_accounts_for_every_fault_and_repeats_itself() -> None:
@@ -52,6 +52,7 @@ def test_a_small_fleet_accounts_for_every_fault_and_repeats_itself() -> None:
     # Split between two worker processes: the very same report, only timed differently.
     again = run_fleet(SMALL, workers=2)
     assert again["workers"] == 2 and len(again["cpu_s_by_worker"]) == 2
+    assert len(again["cpu_s_by_domain"]) == report["fleet"]["domains"]
     assert again["cpu_s"] >= sum(again["cpu_s_by_worker"])
     assert again["digest"] == report["digest"]
     assert {k: v for k, v in again.items() if k not in TIMINGS} == {

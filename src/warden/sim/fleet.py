@@ -692,7 +692,9 @@ def by_class(rows: list[dict[str, Any]], level: str) -> dict[str, dict[str, Any]
 
 
 # How the run went, not what it decided: left out of the digest.
-_TIMINGS = ("wall_s", "cpu_s", "events_per_s", "digest", "workers", "cpu_s_by_worker")
+_TIMINGS = (
+    "wall_s", "cpu_s", "events_per_s", "digest", "workers", "cpu_s_by_worker", "cpu_s_by_domain",
+)  # fmt: skip
 
 
 def digest(report: dict[str, Any]) -> str:
@@ -740,13 +742,17 @@ def run_fleet(
     if count == 1:
         results = _run_domains(fleet, settings, None, progress)
         worker_cpu: list[float] = []
+        domain_cpu: dict[str, float] = {}  # domains interleave on one clock here
     else:
-        results, worker_cpu = _run_in_processes(settings, heaviest_first(fleet), count, progress)
+        results, worker_cpu, domain_cpu = _run_in_processes(
+            settings, heaviest_first(fleet), count, progress
+        )
     report = fleet_report(fleet, settings, results)
     report["wall_s"] = round(time.perf_counter() - started, 3)
     # The figure on a shared machine: this process's CPU and every worker's.
     report["cpu_s"] = round(time.process_time() - cpu + sum(worker_cpu), 3)
     report["cpu_s_by_worker"] = [round(c, 3) for c in worker_cpu]
+    report["cpu_s_by_domain"] = domain_cpu
     report["workers"] = count
     report["events_per_s"] = round(report["events"] / report["wall_s"], 1)
     return report
@@ -774,12 +780,13 @@ def _start_worker(queue: Queue[tuple[str, float]]) -> None:
     _worker_state["progress"] = queue
 
 
-def _run_domain(settings: FleetSettings, domain: str) -> tuple[ShardResult, int, float]:
-    """In a worker: run one domain; its result, the worker's pid and its CPU seconds so far.
+def _run_domain(settings: FleetSettings, domain: str) -> tuple[ShardResult, int, float, float]:
+    """In a worker: run one domain; its result, the pid, the CPU seconds so far, the domain's.
 
     The worker generates the fleet from the seed the first time (cheaper than receiving
     it) and keeps it for the next domains.
     """
+    started = time.process_time()
     kept = _worker_state.get("fleet")
     if kept is None or kept[0] != settings:
         generated = generate(settings.services, settings.days, settings.faults, settings.seed)
@@ -791,7 +798,8 @@ def _run_domain(settings: FleetSettings, domain: str) -> tuple[ShardResult, int,
             queue.put((domain, fraction))
 
     (result,) = _run_domains(kept[1], settings, [domain], report)
-    return result, os.getpid(), time.process_time()
+    now = time.process_time()
+    return result, os.getpid(), now, now - started
 
 
 def _run_in_processes(
@@ -799,8 +807,11 @@ def _run_in_processes(
     domains: list[str],
     workers: int,
     progress: Callable[[str, float], None] | None,
-) -> tuple[list[ShardResult], list[float]]:
-    """Run each domain in a pool of ``workers`` processes; the results and each one's CPU.
+) -> tuple[list[ShardResult], list[float], dict[str, float]]:
+    """Run each domain in a pool of ``workers`` processes.
+
+    Returns the results, each worker's CPU seconds and each domain's (the longest bound
+    the wall time from below, however many workers).
 
     Spawned, not forked: a worker starts clean of whatever this process holds (threads,
     open stores). Progress is the mean over the domains of how far each has run.
@@ -810,6 +821,7 @@ def _run_in_processes(
     fractions = dict.fromkeys(domains, 0.0)
     results: list[ShardResult] = []
     cpu: dict[int, float] = {}
+    cpu_of: dict[str, float] = {}
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(queue,)
     ) as pool:
@@ -817,29 +829,32 @@ def _run_in_processes(
         if progress is not None:
             progress("built", 0.0)
         try:
-            _collect(pending, queue, fractions, results, cpu, progress)
+            _collect(pending, queue, fractions, results, cpu, cpu_of, progress)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # what has not started, never will
             raise
-    return results, [cpu[pid] for pid in sorted(cpu)]
+    by_domain = {d: round(cpu_of[d], 3) for d in domains}
+    return results, [cpu[pid] for pid in sorted(cpu)], by_domain
 
 
 def _collect(
-    pending: set[Future[tuple[ShardResult, int, float]]],
+    pending: set[Future[tuple[ShardResult, int, float, float]]],
     queue: Queue[tuple[str, float]],
     fractions: dict[str, float],
     results: list[ShardResult],
     cpu: dict[int, float],
+    cpu_of: dict[str, float],
     progress: Callable[[str, float], None] | None,
 ) -> None:
     """Gather the domains' results as they come, and their progress meanwhile."""
     while pending:
         finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
         for future in finished:
-            result, pid, seconds = future.result()  # a worker's failure is raised here
+            result, pid, seconds, own = future.result()  # a worker's failure is raised here
             results.append(result)
             fractions[result.domain] = 1.0
             cpu[pid] = max(cpu.get(pid, 0.0), seconds)
+            cpu_of[result.domain] = own
         with contextlib.suppress(Empty):
             while True:
                 domain, fraction = queue.get_nowait()
