@@ -1,7 +1,8 @@
 """The fleet end to end, reduced: 20 services for a day through the real core.
 
 Every fault injected is accounted for, nothing unsafe happens, and the same seed gives
-the very same result (its digest); the CLI prints the table and writes the report.
+the very same result (its digest), in one process or split between worker processes; the
+CLI prints the table and writes the report.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from warden.cli.main import app
 from warden.domain import events as ev
 from warden.sim.driver import state_directory
-from warden.sim.fleet import OUTCOMES, FleetRun, FleetSettings, run_fleet
+from warden.sim.fleet import OUTCOMES, FleetRun, FleetSettings, heaviest_first, run_fleet
 from warden.sim.fleetgen import generate
 
 if TYPE_CHECKING:
@@ -27,8 +28,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 SMALL = FleetSettings(services=20, days=1.0, faults=30, seed=11)
 
 
+TIMINGS = ("wall_s", "cpu_s", "cpu_s_by_worker", "cpu_s_by_domain", "events_per_s", "workers")
+
+
 def test_a_small_fleet_accounts_for_every_fault_and_repeats_itself() -> None:
-    report = run_fleet(SMALL)
+    report = run_fleet(SMALL, workers=1)
+    assert report["workers"] == 1 and report["cpu_s_by_worker"] == []
     rows = report["scenarios"]
     assert report["faults_injected"] == len(rows) == 30
     assert sum(report["outcomes"].values()) == 30
@@ -47,22 +52,41 @@ def test_a_small_fleet_accounts_for_every_fault_and_repeats_itself() -> None:
         assert run["verdict"] == "RIGHT"
         assert run["mttr_s"] < row["baseline"]["mttr_s"]
     assert report["events"] > 0 and report["ticks"] > 0
-    again = run_fleet(SMALL)
+    # Split between two worker processes: the very same report, only timed differently.
+    again = run_fleet(SMALL, workers=2)
+    assert again["workers"] == 2 and len(again["cpu_s_by_worker"]) == 2
+    assert len(again["cpu_s_by_domain"]) == report["fleet"]["domains"]
+    assert again["cpu_s"] >= sum(again["cpu_s_by_worker"])
     assert again["digest"] == report["digest"]
-    assert (
-        run_fleet(FleetSettings(services=20, days=1.0, faults=30, seed=12))["digest"]
-        != (report["digest"])
-    )
+    assert {k: v for k, v in again.items() if k not in TIMINGS} == {
+        k: v for k, v in report.items() if k not in TIMINGS
+    }
+    other = FleetSettings(services=20, days=1.0, faults=30, seed=12)
+    assert run_fleet(other, workers=1)["digest"] != report["digest"]
+
+
+def test_the_domains_with_the_most_work_go_first() -> None:
+    fleet = generate(40, 5, 300, seed=3)
+    order = heaviest_first(fleet)
+    assert sorted(order) == sorted(fleet.domains())
+    weight = dict.fromkeys(fleet.domains(), 0)
+    for item in [s.domain for s in fleet.services] + [i.domain for i in fleet.instances]:
+        weight[item] += 1
+    loads = [weight[d] for d in order]
+    assert loads == sorted(loads, reverse=True)
+    assert heaviest_first(fleet) == order  # deterministic
 
 
 def test_the_cli_runs_a_fleet_and_writes_its_report(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         ["simulate", "--fleet", "--services", "12", "--days", "0.5", "--faults", "6",
-         "--out", str(tmp_path)],
+         "--workers", "2", "--out", str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Fleet: 12 services" in result.output
+    assert "in 1 domains" in result.output
+    assert "in 1 process(es)" in result.output  # no more workers than domains
     assert "safety violations: 0" in result.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["format"] == "warden-fleet-report/1"
@@ -80,6 +104,9 @@ def test_the_cli_refuses_a_fleet_it_cannot_build(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "one level" in result.output
+    result = runner.invoke(app, ["simulate", "--fleet", "--workers", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--workers" in result.output
     bad = tmp_path / "baseline.yaml"
     bad.write_text("version: 1\ndiagnose: {median_s: 0}\n")
     result = runner.invoke(app, ["simulate", "--fleet", "--baseline", str(bad)])

@@ -81,6 +81,13 @@ def simulate(
     services: Annotated[int, typer.Option(help="Fleet: how many services.")] = 500,
     days: Annotated[float, typer.Option(help="Fleet: simulated days.")] = 30.0,
     faults: Annotated[int, typer.Option(help="Fleet: how many faults to inject.")] = 10_000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Fleet: worker processes, each running a share of the domains"
+            " (default: one per core). The report is the same whatever the number."
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios through the real core on simulated time, beside an on-call baseline.
 
@@ -104,7 +111,10 @@ def simulate(
     except ScenarioError as exc:
         raise _fail(console, str(exc)) from None
     if fleet:
-        _fleet(console, path, seed, autonomy, out, approval_delay, rota, services, days, faults)
+        chosen = _fleet_settings(
+            console, path, seed, autonomy, approval_delay, rota, services, days, faults
+        )
+        _fleet(console, out, chosen, workers)
         return
     if path is None:
         raise _fail(console, "name a scenario file or directory (or pass --schema, or --fleet)")
@@ -143,19 +153,18 @@ def _write(console: Console, out: Path, report: dict[str, Any], html: str) -> No
     console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}", highlight=False)
 
 
-def _fleet(
+def _fleet_settings(
     console: Console,
     path: Path | None,
     seed: int,
     autonomy: str,
-    out: Path,
     approval_delay: float,
     rota: OnCallRota,
     services: int,
     days: float,
     faults: int,
-) -> None:
-    """`warden simulate --fleet`: generate, run, print the table, write the report."""
+) -> FleetSettings:
+    """The fleet the options ask for, or the error that says why not."""
     if path is not None:
         raise _fail(console, f"--fleet generates its scenarios; drop {path} (or drop --fleet)")
     level = "autonomous" if autonomy == ",".join(LEVELS) else autonomy.strip()
@@ -166,7 +175,7 @@ def _fleet(
         )
     if approval_delay < 0:
         raise _fail(console, "--approval-delay must be positive")
-    settings = FleetSettings(
+    return FleetSettings(
         services=services,
         days=days,
         faults=faults,
@@ -175,6 +184,12 @@ def _fleet(
         approval_delay_s=approval_delay,
         on_call=rota,
     )
+
+
+def _fleet(console: Console, out: Path, settings: FleetSettings, workers: int | None) -> None:
+    """`warden simulate --fleet`: generate, run, print the table, write the report."""
+    if workers is not None and workers < 1:
+        raise _fail(console, "--workers must be at least 1")
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("generating the fleet", total=100)
 
@@ -185,7 +200,7 @@ def _fleet(
             )
 
         try:
-            report = run_fleet(settings, advance)
+            report = run_fleet(settings, advance, workers)
         except ValueError as exc:
             raise _fail(console, str(exc)) from None
     console.print(fleet_table(report))

@@ -42,8 +42,10 @@ from warden.domain.joining import ALERT_KINDS
 from warden.domain.undoing import compensate, fail_plan, in_flight
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
+
+    from warden.domain.catalog import Catalog
 
 __all__ = [
     "Append",
@@ -67,6 +69,7 @@ __all__ = [
     "fail_plan",
     "incident_event",
     "next_commands",
+    "next_due",
     "versions_of_decision",
     "waits_on",
 ]
@@ -91,6 +94,86 @@ def next_commands(
     if state is State.VERIFYING:
         return _verify(incident, view, settings, now)
     return compensate(incident, view, settings, now)
+
+
+# A deadline passed only strictly after it ("more than N s") is due this much later: the
+# first moment a clock with microseconds (as event times have) reads past it.
+JUST_AFTER = timedelta(microseconds=1)
+
+
+def next_due(
+    incidents: Iterable[Incident],
+    settings: LifecycleSettings,
+    now: datetime,
+    known: Mapping[str, Incident] | None = None,
+    catalog: Catalog | None = None,
+) -> datetime | None:
+    """The first moment after ``now`` when time alone may move one of ``incidents`` on.
+
+    That is, when :func:`next_commands` may say something else of it without any input;
+    None: until input arrives, nothing will. Between rounds an open incident waits on
+    input (a probe, a signal, an approval) or on one of the lifecycle's timers: a warning
+    alert's wait, a retry's backoff, an approval request's expiry, a verification's quiet
+    periods and deadline, a held compensation's limit, the wait of a plan merged into an
+    incident that resolved. A loop with nothing arrived may sleep until the first instead
+    of polling. ``known``: every incident by id, to find the leader a merged incident
+    follows. ``catalog``: to look only at the quiet periods of the checks a plan has
+    (without it, at every check's). Timers of the shell (lease waits and renewals) are
+    not here: see the runtime's ``next_due``.
+    """
+    due = [
+        moment
+        for incident in incidents
+        for moment in _timers(incident, settings, known or {}, catalog)
+        if moment > now
+    ]
+    return min(due, default=None)
+
+
+def _timers(
+    incident: Incident,
+    settings: LifecycleSettings,
+    known: Mapping[str, Incident],
+    catalog: Catalog | None,
+) -> list[datetime]:
+    """The moments the branch of :func:`next_commands` ``incident`` is in compares with."""
+    state = incident.state
+    if state.terminal:
+        return []
+
+    def after(stamp: str, seconds: float, strictly: bool = False) -> list[datetime]:
+        if not stamp:
+            return []
+        moment = ev.parse_time(stamp) + timedelta(seconds=seconds)
+        return [moment + JUST_AFTER if strictly else moment]
+
+    if state is State.OPEN:
+        # A warning alone waits before it pages (see _open).
+        if incident.kind in ALERT_KINDS and incident.severity == "minor":
+            return after(incident.first_signal_at, settings.minor_alert_wait_s)
+        return []
+    if state in (State.PLANNED, State.EXECUTING):
+        retry = incident.retry_due(incident.next_step) if incident.step_hashes else None
+        found = after(retry or "", 0.0)
+        leader = known.get(incident.merged_into) if incident.merged_into else None
+        if leader is not None and leader.state is State.RESOLVED:
+            # A follower whose own service still shows waits this long, then escalates.
+            found += after(leader.closed_at, settings.verification_timeout_s, strictly=True)
+        return found
+    if state is State.AWAITING_APPROVAL:
+        hash_ = incident.step_hashes[incident.next_step]
+        return [m for h, e in incident.approval_requests if h == hash_ for m in after(e, 0.0)]
+    if state is State.VERIFYING:
+        started = incident.verification_started_at
+        kinds = set(_check_kinds(incident, catalog)) if catalog is not None else None
+        found = after(started, settings.verification_timeout_s, strictly=True)
+        if kinds is None or "batch" in kinds:
+            found += after(started, verification.QUIET_PERIOD_S)
+        if kinds is None or kinds & {"recovered", "error_rate"}:
+            found += after(started, verification.RECOVERY_QUIET_S)
+        return found
+    # Compensating: a compensation the kill switch holds escalates after a while.
+    return after(incident.compensation_held_at, settings.compensation_hold_s, strictly=True)
 
 
 # Denials by an operator's control, which the operator can lift: the kill switch, and the
@@ -395,10 +478,14 @@ def _recovered_batches(incident: Incident, now: datetime) -> list[ev.Event]:
 
 def verifications(incident: Incident, view: View) -> list[str]:
     """The kinds of check the plan's steps are verified by, in plan order, once each."""
+    return _check_kinds(incident, view.catalog)
+
+
+def _check_kinds(incident: Incident, catalog: Catalog) -> list[str]:
     assert incident.plan is not None
     kinds: list[str] = []
     for step in incident.plan.steps:
-        spec = view.catalog.get(step.action)
+        spec = catalog.get(step.action)
         kind = spec.verification if spec else "health_probe"
         if kind not in kinds:
             kinds.append(kind)

@@ -24,7 +24,7 @@ from warden.domain import lifecycle as lc
 from warden.domain.decisions import Decision, Outcome, Reason, outcome_label
 from warden.domain.errors import PolicyDenied
 from warden.domain.ids import incident_stream
-from warden.domain.incident import apply
+from warden.domain.incident import State, apply
 from warden.domain.lifecycle import View
 from warden.governance.approvals import tally
 from warden.governance.context import Situation
@@ -570,6 +570,27 @@ class Interpreter:
         last = self._renewed.get(incident_id)
         now = self.clock.now().timestamp()
         return last is None or now - last >= self.settings.lease_ttl_s / 3
+
+    def next_due(self, now: float) -> float | None:
+        """When a lease timer of this shell next falls due after ``now`` (timestamps).
+
+        A plan waiting for a busy target gives up once it waited more than
+        ``lease_wait_s``; a verifying or acting incident renews its leases a third of
+        their time after it last took them. None: no such timer runs. The pure
+        lifecycle's own timers are :func:`warden.domain.lifecycle.next_due`'s.
+        """
+        settings = self.settings
+        due = [since + settings.lease_wait_s + 1e-6 for since in self._lease_wait.values()]
+        incidents = self._state().incidents
+        for incident_id, last in self._renewed.items():
+            found = incidents.get(incident_id)
+            if found is not None and (
+                found.state is State.VERIFYING
+                or found.in_flight is not None
+                or found.compensation_in_flight is not None
+            ):
+                due.append(last + settings.lease_ttl_s / 3)
+        return min((d for d in due if d > now), default=None)
 
     def release(self, command: lc.ReleaseLeases) -> None:
         """Give back the leases of a closed incident."""

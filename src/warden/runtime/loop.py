@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from warden.domain import (
@@ -191,6 +191,28 @@ class Runtime:
         """The incidents not in a terminal state, by id."""
         incidents = self._state.incidents
         return [incidents[i] for i in sorted(self._not_closed)]
+
+    def next_due(self) -> datetime | None:
+        """When the next round is due with no input arrived; None: only input moves on.
+
+        The first timer after now of an open incident: the lifecycle's
+        (:func:`warden.domain.lifecycle.next_due`) or a lease's. A loop driven by input
+        (the simulator) sleeps until then instead of polling.
+        """
+        now = self.clock.now()
+        incidents = self._state.incidents
+        due = lc.next_due(
+            (incidents[i] for i in self._not_closed),
+            self.settings.lifecycle,
+            now,
+            incidents,
+            self.catalog,
+        )
+        leases = self.interpreter.next_due(now.timestamp())
+        if leases is not None:
+            moment = datetime.fromtimestamp(leases, UTC)
+            due = moment if due is None else min(due, moment)
+        return due
 
     def _depends(self) -> dict[str, tuple[str, ...]]:
         """Each service's dependencies, built once per topology."""

@@ -1,28 +1,35 @@
 """The fleet run: a generated fleet over simulated days, one real Warden per domain. Simulation.
 
 Each domain is a shard with its own Warden (agents, Cedar gate and guardrails, lifecycle,
-executor) on the in-memory store, all on one SimPy clock. A fleet spends most of its
-time healthy, so the run does only what can change something: a service is probed while
-a fault touches it (and once more when it clears; a healthy answer after a healthy one is
-not stored anyway), and a shard ticks when input arrived, every ``tick_s`` while its ticks
-add events, and every ``heartbeat_s`` while an incident is open (while every open one only
-waits for an approval: when the approver answers or the request expires). What Warden
-does not fix the person on call does: paged by Warden's escalation, or by the alert,
-after the baseline's response times; each fault ends recovered, escalated, open or cleared.
+executor) on the in-memory store. A fleet spends most of its time healthy, so the run
+does only what can change something: a service is probed while a fault touches it (and
+once more when it clears; a healthy answer after a healthy one is not stored anyway), and
+a shard ticks when input arrived, every ``tick_s`` while its ticks add events, and when
+the first timer of an open incident falls due (the core says when: a verification or an
+approval deadline, a retry, a held compensation, a lease) or the simulated approver
+answers. What Warden does not fix the person on call does: paged by Warden's escalation,
+or by the alert, after the baseline's response times; each fault ends recovered,
+escalated, open or cleared. Domains share nothing, so worker processes run them one at
+a time each, every domain on its own clock, and the report is the same however many.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import multiprocessing
+import os
 import random
 import time
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from queue import Empty
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -41,7 +48,8 @@ from warden.sim.world import FaultState, SimAdapter, SimWorld, answers
 from warden.store.memory import MemoryEventStore, MemoryLeases
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Generator, Sequence
+    from multiprocessing import Queue
 
     from warden.sim.format import Response, Scenario, Signal
 
@@ -62,7 +70,6 @@ class FleetSettings:
     approval_delay_s: float = 120.0
     on_call: OnCall | OnCallRota = field(default_factory=OnCall)
     tick_s: float = 1.0
-    heartbeat_s: float = 5.0
     probe_interval_s: float = 5.0
 
 
@@ -194,9 +201,10 @@ class _Shard:
                 self.reasons["events added"] += 1
                 continue
             self.wake = self.env.event()
-            if self.loop.open_incidents():
-                yield self.wake | self.env.timeout(self._quiet_s())
-                self.reasons["input (incident open)" if self.wake.triggered else "heartbeat"] += 1
+            quiet = self._quiet_s()
+            if quiet is not None:
+                yield self.wake | self.env.timeout(quiet)
+                self.reasons["input (timer set)" if self.wake.triggered else "timer due"] += 1
             else:
                 yield self.wake
                 self.reasons["input"] += 1
@@ -206,21 +214,21 @@ class _Shard:
             if aligned > now:
                 yield self.env.timeout(aligned - now)
 
-    def _quiet_s(self) -> float:
-        """How long a shard with incidents open waits for input before its next round.
+    def _quiet_s(self) -> float | None:
+        """How long a shard waits for input before its next round; None: until input comes.
 
-        The heartbeat; but while every open incident only waits for an approval, nothing
-        is due before the approver answers or the request expires, so the next round is
-        then (input still wakes the shard at once).
+        Nothing moves an incident between inputs but its timers: the core says when the
+        first of them falls due (:meth:`warden.runtime.loop.Runtime.next_due`), and the
+        simulated approver answers a request ``approval_delay_s`` after it saw it. Input
+        still wakes the shard at once.
         """
         settings = self.run.settings
-        due: list[float] = []
-        for incident in self.loop.open_incidents():
-            seen = self.awaiting.get(incident.id)
-            if incident.state is not State.AWAITING_APPROVAL or seen is None:
-                return settings.heartbeat_s
-            due.append(seen + settings.approval_delay_s)
-            due += [self.run.seconds(expires) for _, expires in incident.approval_requests]
+        due = [seen + settings.approval_delay_s for seen in self.awaiting.values()]
+        timer = self.loop.next_due()
+        if timer is not None:
+            due.append((timer - START).total_seconds())
+        if not due:
+            return None
         return max(settings.tick_s, min(due) - float(self.env.now))
 
     def _instance(self, instance: Instance) -> Generator[Any, Any, None]:
@@ -540,10 +548,33 @@ _TRACED = frozenset(
 )
 
 
-class FleetRun:
-    """A whole fleet on one simulated clock."""
+@dataclass(frozen=True, slots=True)
+class ShardResult:
+    """What one domain's run leaves for the report (picklable: a worker process sends it)."""
 
-    def __init__(self, fleet: Fleet, settings: FleetSettings, state_dir: Path) -> None:
+    domain: str
+    rows: list[dict[str, Any]]
+    unsafe: list[str]
+    events: int
+    ticks: dict[str, int]
+    stray_pages: int
+    faults_injected: int
+
+
+class FleetRun:
+    """Some domains of a fleet (all by default) on one simulated clock.
+
+    Domains share nothing but the clock: each has its own Warden, store, world and seeded
+    probe phases, so a domain runs the same beside any others or alone, in any process.
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        settings: FleetSettings,
+        state_dir: Path,
+        domains: Sequence[str] | None = None,
+    ) -> None:
         self.fleet = fleet
         self.settings = settings
         self.state_dir = state_dir
@@ -552,9 +583,8 @@ class FleetRun:
         by_domain: dict[str, list[Instance]] = defaultdict(list)
         for instance in fleet.instances:
             by_domain[instance.domain].append(instance)
-        self.shards = [
-            _Shard(self, d, fleet.shard(d), by_domain.get(d, [])) for d in fleet.domains()
-        ]
+        chosen = fleet.domains() if domains is None else domains
+        self.shards = [_Shard(self, d, fleet.shard(d), by_domain.get(d, [])) for d in chosen]
 
     def now(self) -> float:
         """Simulated seconds since the start."""
@@ -573,9 +603,8 @@ class FleetRun:
 
         self.env.process(later())
 
-    def execute(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-        """Run to the end; returns the report (rows, summary, figures)."""
-        started = time.perf_counter()
+    def execute(self, progress: Callable[[float], None] | None = None) -> list[ShardResult]:
+        """Run to the end; returns what each domain leaves for the report."""
         for shard in self.shards:
             shard.start()
         duration = self.fleet.duration_s
@@ -584,65 +613,69 @@ class FleetRun:
             self.env.run(until=duration * k / steps)
             if progress is not None:
                 progress(k / steps)
-        rows: list[dict[str, Any]] = []
-        unsafe: list[str] = []
-        events = 0
-        ticks: Counter[str] = Counter()
-        stray = 0
+        results = []
         for shard in self.shards:
             shard.loop.tick()
-            found, violations, count = shard.results()
-            rows += found
-            unsafe += [f"{shard.domain}: {v}" for v in violations]
-            events += count
-            ticks.update(shard.reasons)
-            stray += shard.stray_pages
+            rows, violations, events = shard.results()
+            results.append(
+                ShardResult(
+                    domain=shard.domain,
+                    rows=rows,
+                    unsafe=[f"{shard.domain}: {v}" for v in violations],
+                    events=events,
+                    ticks=dict(shard.reasons),
+                    stray_pages=shard.stray_pages,
+                    faults_injected=len(shard.world.faults) - len(shard.world.harmed()),
+                )
+            )
             shard.close()
-        rows.sort(key=lambda r: r["name"])
-        wall = time.perf_counter() - started
-        return self._report(rows, unsafe, events, ticks, stray, wall)
+        return results
 
-    def _report(
-        self,
-        rows: list[dict[str, Any]],
-        unsafe: list[str],
-        events: int,
-        ticks: Counter[str],
-        stray: int,
-        wall: float,
-    ) -> dict[str, Any]:
-        level = self.settings.autonomy
-        summary = summarize(rows, [level])
-        summary[level]["safety_violations"] = len(unsafe)
-        summary[level]["pages_without_fault"] = stray
-        outcomes = Counter(r["outcome"] for r in rows)
-        decisions = Counter(r["runs"][level]["decision"] for r in rows)
-        result = {
-            "format": "warden-fleet-report/1",
-            "seed": self.settings.seed,
-            "levels": [level],
-            "approval_delay_s": self.settings.approval_delay_s,
-            "max_duration_s": None,
-            "fleet": {**self.fleet.counts(), "days": self.fleet.days},
-            "faults_injected": sum(
-                len(s.world.faults) - len(s.world.harmed()) for s in self.shards
-            ),
-            "outcomes": {o: outcomes.get(o, 0) for o in OUTCOMES},
-            "decisions": dict(sorted(decisions.items())),
-            "by_class": by_class(rows, level),
-            "safety_violations": unsafe,
-            "events": events,
-            "ticks": sum(ticks.values()),
-            # Why each round ran: input arrived (with or without an incident open), the
-            # previous round added events, or the heartbeat of an open incident.
-            "ticks_by_reason": dict(sorted(ticks.items())),
-            "scenarios": rows,
-            "summary": summary,
-        }
-        result["digest"] = digest(result)
-        result["wall_s"] = round(wall, 3)
-        result["events_per_s"] = round(events / wall, 1) if wall > 0 else None
-        return result
+
+def fleet_report(
+    fleet: Fleet, settings: FleetSettings, results: Sequence[ShardResult]
+) -> dict[str, Any]:
+    """The report of a whole fleet from its domains' results, however they were run.
+
+    Results are merged in the fleet's domain order, so the report (and its digest) does
+    not depend on how the domains were split between processes.
+    """
+    by_domain = {r.domain: r for r in results}
+    ordered = [by_domain[d] for d in fleet.domains()]
+    rows = sorted((row for r in ordered for row in r.rows), key=lambda r: r["name"])
+    unsafe = [u for r in ordered for u in r.unsafe]
+    ticks: Counter[str] = Counter()
+    for r in ordered:
+        ticks.update(r.ticks)
+    level = settings.autonomy
+    summary = summarize(rows, [level])
+    summary[level]["safety_violations"] = len(unsafe)
+    summary[level]["pages_without_fault"] = sum(r.stray_pages for r in ordered)
+    outcomes = Counter(r["outcome"] for r in rows)
+    decisions = Counter(r["runs"][level]["decision"] for r in rows)
+    events = sum(r.events for r in ordered)
+    report = {
+        "format": "warden-fleet-report/1",
+        "seed": settings.seed,
+        "levels": [level],
+        "approval_delay_s": settings.approval_delay_s,
+        "max_duration_s": None,
+        "fleet": {**fleet.counts(), "days": fleet.days},
+        "faults_injected": sum(r.faults_injected for r in ordered),
+        "outcomes": {o: outcomes.get(o, 0) for o in OUTCOMES},
+        "decisions": dict(sorted(decisions.items())),
+        "by_class": by_class(rows, level),
+        "safety_violations": unsafe,
+        "events": events,
+        "ticks": sum(ticks.values()),
+        # Why each round ran: input arrived (with or without a timer set), the previous
+        # round added events, or the first timer of an open incident fell due.
+        "ticks_by_reason": dict(sorted(ticks.items())),
+        "scenarios": rows,
+        "summary": summary,
+    }
+    report["digest"] = digest(report)
+    return report
 
 
 def _median(values: list[float]) -> float | None:
@@ -687,7 +720,10 @@ def by_class(rows: list[dict[str, Any]], level: str) -> dict[str, dict[str, Any]
     return out
 
 
-_TIMINGS = ("wall_s", "cpu_s", "events_per_s", "digest")
+# How the run went, not what it decided: left out of the digest.
+_TIMINGS = (
+    "wall_s", "cpu_s", "events_per_s", "digest", "workers", "cpu_s_by_worker", "cpu_s_by_domain",
+)  # fmt: skip
 
 
 def digest(report: dict[str, Any]) -> str:
@@ -697,24 +733,173 @@ def digest(report: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+MAX_WORKERS = 8
+
+
+def default_workers() -> int:
+    """One worker process per core, at most :data:`MAX_WORKERS`."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+def heaviest_first(fleet: Fleet) -> list[str]:
+    """The fleet's domains, those with the most work (faults and services) first.
+
+    Worker processes take the next domain when they finish one, so the longest start
+    first and the short ones fill in at the end.
+    """
+    weight: Counter[str] = Counter(s.domain for s in fleet.services)
+    weight.update(i.domain for i in fleet.instances)
+    return sorted(fleet.domains(), key=lambda d: (-weight[d], d))
+
+
 def run_fleet(
     settings: FleetSettings,
     progress: Callable[[str, float], None] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Generate the fleet and run it; ``progress(phase, fraction)`` reports along the way."""
+    """Generate the fleet and run it; ``progress(phase, fraction)`` reports along the way.
+
+    ``workers`` processes (default :func:`default_workers`) each run one domain at a
+    time on its own clock, taking the next when done; one runs them all in this
+    process. The report is the same whatever the number: only its timings differ.
+    """
     started, cpu = time.perf_counter(), time.process_time()
     fleet = generate(settings.services, settings.days, settings.faults, settings.seed)
     if progress is not None:
         progress("generated", 0.0)
-    with state_directory() as directory:
-        run = FleetRun(fleet, settings, Path(directory))
-        if progress is not None:
-            progress("built", 0.0)
-        report = run.execute(None if progress is None else lambda f: progress("running", f))
+    count = max(1, min(default_workers() if workers is None else workers, len(fleet.domains())))
+    if count == 1:
+        results = _run_domains(fleet, settings, None, progress)
+        worker_cpu: list[float] = []
+        domain_cpu: dict[str, float] = {}  # domains interleave on one clock here
+    else:
+        results, worker_cpu, domain_cpu = _run_in_processes(
+            settings, heaviest_first(fleet), count, progress
+        )
+    report = fleet_report(fleet, settings, results)
     report["wall_s"] = round(time.perf_counter() - started, 3)
-    report["cpu_s"] = round(time.process_time() - cpu, 3)  # the figure on a shared machine
+    # The figure on a shared machine: this process's CPU and every worker's.
+    report["cpu_s"] = round(time.process_time() - cpu + sum(worker_cpu), 3)
+    report["cpu_s_by_worker"] = [round(c, 3) for c in worker_cpu]
+    report["cpu_s_by_domain"] = domain_cpu
+    report["workers"] = count
     report["events_per_s"] = round(report["events"] / report["wall_s"], 1)
     return report
 
 
-__all__ = ["FleetRun", "FleetSettings", "by_class", "digest", "run_fleet"]
+def _run_domains(
+    fleet: Fleet,
+    settings: FleetSettings,
+    domains: Sequence[str] | None,
+    progress: Callable[[str, float], None] | None,
+) -> list[ShardResult]:
+    """Run ``domains`` (None: all) of ``fleet`` here, in a throwaway state directory."""
+    with state_directory() as directory:
+        run = FleetRun(fleet, settings, Path(directory), domains)
+        if progress is not None:
+            progress("built", 0.0)
+        return run.execute(None if progress is None else lambda f: progress("running", f))
+
+
+# A worker process's own: its progress queue, and the fleet it generated (once).
+_worker_state: dict[str, Any] = {}
+
+
+def _start_worker(queue: Queue[tuple[str, float]]) -> None:
+    _worker_state["progress"] = queue
+
+
+def _run_domain(settings: FleetSettings, domain: str) -> tuple[ShardResult, int, float, float]:
+    """In a worker: run one domain; its result, the pid, the CPU seconds so far, the domain's.
+
+    The worker generates the fleet from the seed the first time (cheaper than receiving
+    it) and keeps it for the next domains.
+    """
+    started = time.process_time()
+    kept = _worker_state.get("fleet")
+    if kept is None or kept[0] != settings:
+        generated = generate(settings.services, settings.days, settings.faults, settings.seed)
+        kept = _worker_state["fleet"] = (settings, generated)
+    queue = _worker_state.get("progress")
+
+    def report(phase: str, fraction: float) -> None:
+        if queue is not None and phase == "running":
+            queue.put((domain, fraction))
+
+    (result,) = _run_domains(kept[1], settings, [domain], report)
+    now = time.process_time()
+    return result, os.getpid(), now, now - started
+
+
+def _run_in_processes(
+    settings: FleetSettings,
+    domains: list[str],
+    workers: int,
+    progress: Callable[[str, float], None] | None,
+) -> tuple[list[ShardResult], list[float], dict[str, float]]:
+    """Run each domain in a pool of ``workers`` processes.
+
+    Returns the results, each worker's CPU seconds and each domain's (the longest bound
+    the wall time from below, however many workers).
+
+    Spawned, not forked: a worker starts clean of whatever this process holds (threads,
+    open stores). Progress is the mean over the domains of how far each has run.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue: Queue[tuple[str, float]] = context.Queue()
+    fractions = dict.fromkeys(domains, 0.0)
+    results: list[ShardResult] = []
+    cpu: dict[int, float] = {}
+    cpu_of: dict[str, float] = {}
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(queue,)
+    ) as pool:
+        pending = {pool.submit(_run_domain, settings, d) for d in domains}
+        if progress is not None:
+            progress("built", 0.0)
+        try:
+            _collect(pending, queue, fractions, results, cpu, cpu_of, progress)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # what has not started, never will
+            raise
+    by_domain = {d: round(cpu_of[d], 3) for d in domains}
+    return results, [cpu[pid] for pid in sorted(cpu)], by_domain
+
+
+def _collect(
+    pending: set[Future[tuple[ShardResult, int, float, float]]],
+    queue: Queue[tuple[str, float]],
+    fractions: dict[str, float],
+    results: list[ShardResult],
+    cpu: dict[int, float],
+    cpu_of: dict[str, float],
+    progress: Callable[[str, float], None] | None,
+) -> None:
+    """Gather the domains' results as they come, and their progress meanwhile."""
+    while pending:
+        finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        for future in finished:
+            result, pid, seconds, own = future.result()  # a worker's failure is raised here
+            results.append(result)
+            fractions[result.domain] = 1.0
+            cpu[pid] = max(cpu.get(pid, 0.0), seconds)
+            cpu_of[result.domain] = own
+        with contextlib.suppress(Empty):
+            while True:
+                domain, fraction = queue.get_nowait()
+                fractions[domain] = max(fractions[domain], fraction)
+        if progress is not None:
+            progress("running", sum(fractions.values()) / len(fractions))
+
+
+__all__ = [
+    "FleetRun",
+    "FleetSettings",
+    "ShardResult",
+    "by_class",
+    "default_workers",
+    "digest",
+    "fleet_report",
+    "heaviest_first",
+    "run_fleet",
+]

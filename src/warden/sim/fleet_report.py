@@ -80,7 +80,7 @@ def fleet_lines(report: dict[str, Any]) -> list[str]:
         f"pages on a service with no fault: {report['summary'][level]['pages_without_fault']}",
         f"events: {report['events']:,}, ticks: {report['ticks']:,},"
         f" wall {report['wall_s']:.1f} s, CPU {report.get('cpu_s', 0.0):.1f} s"
-        f" ({report['events_per_s']:,.0f} events/s)",
+        f" in {report.get('workers', 1)} process(es) ({report['events_per_s']:,.0f} events/s)",
         f"digest: {report['digest']}",
     ]
 
