@@ -17,7 +17,14 @@ from typer.testing import CliRunner
 from warden.cli.main import app
 from warden.domain import events as ev
 from warden.sim.driver import state_directory
-from warden.sim.fleet import OUTCOMES, FleetRun, FleetSettings, heaviest_first, run_fleet
+from warden.sim.fleet import (
+    OUTCOMES,
+    FleetRun,
+    FleetSettings,
+    fleet_report,
+    heaviest_first,
+    run_fleet,
+)
 from warden.sim.fleetgen import generate
 
 if TYPE_CHECKING:
@@ -156,7 +163,7 @@ def test_a_proposal_is_judged_in_the_instance_it_would_act_on() -> None:
     fleet = generate(settings.services, settings.days, settings.faults, settings.seed)
     with state_directory() as directory:
         run = FleetRun(fleet, settings, Path(directory))
-        report = run.execute()
+        report = fleet_report(fleet, settings, run.execute())
         approvals = {r["name"]: r["runs"]["autonomous"]["approvals"] for r in report["scenarios"]}
         expected: dict[str, int] = dict.fromkeys(approvals, 0)
         for shard in run.shards:
