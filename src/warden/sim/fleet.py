@@ -92,6 +92,18 @@ class _FleetWorld(SimWorld):
         return None
 
 
+def until_next_beat(now: float, phase: float, interval: float) -> float:
+    """Seconds from ``now`` to the next beat of a schedule ``phase + k * interval`` after it.
+
+    Never zero: when ``now`` sits on a beat (or rounding puts it there), the next one is a
+    whole interval away. A zero delay would repeat the same instant forever.
+    """
+    beats = math.floor((now - phase) / interval) + 1
+    delay = phase + beats * interval - now
+    # Below the clock's resolution the sum ``now + delay`` is ``now`` again.
+    return delay if now + delay > now else delay + interval
+
+
 class _Shard:
     """One domain: its simulated services and the Warden that runs them."""
 
@@ -342,9 +354,7 @@ class _Shard:
         interval = self.run.settings.probe_interval_s
         phase = self.phase[service]
         while True:
-            now = float(self.env.now)
-            beats = math.floor((now - phase) / interval) + 1
-            yield self.env.timeout(phase + beats * interval - now)
+            yield self.env.timeout(until_next_beat(float(self.env.now), phase, interval))
             if service in self.silenced:
                 self.probing.discard(service)
                 return
