@@ -450,7 +450,9 @@ def main() -> None:
     eda["peak_rss_mib"] = min(e["peak_rss_mib"] for _, e, _ in runs)
     parts = str(warden.pop("rss_parts", ""))
     each = ", ".join(
-        f"{w['events_per_s'] / e['events_per_s']:.2f}x at load {load:.1f}" for w, e, load in runs
+        f"{w['events_per_s'] / e['events_per_s']:.2f}x at load {load:.1f}"
+        f" ({w['events_per_s']:,.0f} vs {e['events_per_s']:,.0f} events/s)"
+        for w, e, load in runs
     )
     parts = f"Ratio of each run: {each}. {parts}".strip()
     ratio = warden["events_per_s"] / eda["events_per_s"] if eda["events_per_s"] else 0.0
