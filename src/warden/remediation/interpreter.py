@@ -222,6 +222,8 @@ class Interpreter:
     ) -> None:
         """Remember ``incident`` if all it was told to do is wait (see :meth:`waits`)."""
         self._waits.pop(incident.id, None)
+        if incident.state is not State.VERIFYING:  # the only state whose wait is kept
+            return
         only_waits = all(
             isinstance(c, lc.Probe) or (isinstance(c, lc.HoldLeases) and c.renew_only)
             for c in commands
