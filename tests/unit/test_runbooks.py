@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -18,6 +19,9 @@ from warden.ingest.registry import SchemaRegistry
 from warden.runbooks.cases import case_files, load_cases, run_case
 from warden.runbooks.loader import EXAMPLE, load_runbook, load_runbooks
 from warden.runbooks.model import evaluate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "runbooks"
 CATALOG = Catalog()
@@ -231,15 +235,16 @@ def test_fast_evaluation_gives_cels_own_answer(
     variables = {
         "event": {"type": ev.ALERT_FIRING, "data": {"alertname": alertname, "labels": labels}}
     }
+    expected = _answer(lambda v: cel.compile(condition).execute(v), variables)
+    assert _answer(fast.evaluate, variables) == expected
+
+
+def _answer(evaluate: Callable[[Any], object], variables: dict[str, Any]) -> object:
+    """What an evaluation gives, or "error" for any error (both sides must agree)."""
     try:
-        expected: object = cel.compile(condition).execute(variables)
+        return evaluate(variables)
     except Exception:
-        expected = "error"
-    try:
-        got: object = fast.evaluate(variables)
-    except Exception:
-        got = "error"
-    assert got == expected
+        return "error"
 
 
 _COMPARISONS = [
@@ -269,15 +274,8 @@ def test_comparisons_decided_in_python_give_cels_own_answer(condition: str) -> N
             given = {"metric": metric, "value": value}
             data = {k: v for k, v in given.items() if v != "missing"}
             variables = {"event": {"type": ev.METRIC_SAMPLED, "data": data}}
-            try:
-                expected: object = program.execute(variables)
-            except Exception:
-                expected = "error"
-            try:
-                got: object = fast.evaluate(variables)
-            except Exception:
-                got = "error"
-            assert got == expected, (condition, data)
+            expected = _answer(program.execute, variables)
+            assert _answer(fast.evaluate, variables) == expected, (condition, data)
 
 
 @settings(max_examples=100, deadline=None)
