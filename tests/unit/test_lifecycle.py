@@ -9,63 +9,16 @@ import pytest
 
 from tests.builders import LIFECYCLE_START as T0
 from tests.builders import SETTINGS, at, view
+from tests.lifecycle_stories import Story, awaiting, compensating, verifying
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain.control import Controls
 from warden.domain.decisions import Decision, Outcome, Reason
 from warden.domain.health import Health
 from warden.domain.ids import derived_id
-from warden.domain.incident import Incident, State, apply
+from warden.domain.incident import Incident, State
 from warden.domain.plans import Plan, Step
 from warden.domain.world import World
-
-PLAN = Plan(
-    agent="dependency",
-    steps=(Step("open_circuit", "orders"), Step("start_service", "payments")),
-    rationale="payments is down",
-    evidence=("e1",),
-    confidence=0.9,
-)
-
-
-class Story:
-    """An incident built by folding events, as the loop would."""
-
-    def __init__(self, plan: Plan | None = PLAN) -> None:
-        self.n = 0
-        self.incident = self._apply(
-            None,
-            ev.INCIDENT_OPENED,
-            {"incident_id": "inc1", "service": "payments", "first_signal_at": ev.format_time(T0)},
-        )
-        if plan is not None:
-            self.then(ev.PLAN_PROPOSED, plan=plan.to_dict())
-
-    def _apply(self, incident: Incident | None, type_: str, data: dict[str, Any]) -> Incident:
-        self.n += 1
-        event = ev.Event(f"e{self.n}", "test", type_, ev.format_time(at(self.n)), data)
-        return apply(incident, event)
-
-    def then(self, type_: str, **data: Any) -> Story:
-        self.incident = self._apply(self.incident, type_, data)
-        return self
-
-    def decided(self, outcome: Outcome = Outcome.ALLOW, approvers: int = 0) -> Story:
-        hash_ = self.incident.step_hashes[self.incident.next_step]
-        decision = Decision(outcome, hash_, (Reason("p", "m"),), approvers)
-        return self.then(ev.DECISION_RECORDED, decision=decision.to_dict())
-
-    def ran(self, ok: bool = True, retryable: bool = True, output: Any = None) -> Story:
-        index = self.incident.next_step
-        attempt = self.incident.attempts(index) + 1
-        hash_ = self.incident.step_hashes[index]
-        self.then(ev.STEP_INTENDED, index=index, attempt=attempt, step_hash=hash_)
-        if ok:
-            return self.then(ev.STEP_SUCCEEDED, index=index, attempt=attempt, output=output or {})
-        return self.then(ev.STEP_FAILED, index=index, attempt=attempt, retryable=retryable)
-
-    def both_steps_done(self) -> Story:
-        return self.decided().ran().decided().ran()
 
 
 def commands(story: Story, now: datetime, **overrides: Any) -> list[lc.Command]:
@@ -181,12 +134,6 @@ def test_a_retry_whose_allow_was_replaced_by_a_deny_is_not_run() -> None:
 # -- approvals ---------------------------------------------------------------------------
 
 
-def awaiting() -> Story:
-    story = Story().decided(Outcome.NEEDS_APPROVAL, approvers=1)
-    hash_ = story.incident.step_hashes[0]
-    return story.then(ev.APPROVAL_REQUESTED, step_hash=hash_, expires_at=ev.format_time(at(60)))
-
-
 def test_an_approved_step_is_decided_again_with_its_approvals() -> None:
     story = awaiting()
     assert commands(story, at(10)) == []
@@ -209,20 +156,6 @@ def test_an_expired_approval_escalates_or_does_nothing_as_configured() -> None:
 
 
 # -- compensation ------------------------------------------------------------------------
-
-
-def compensating() -> Story:
-    story = Story(
-        Plan(
-            agent="dependency",
-            steps=(Step("open_circuit", "orders"), Step("start_service", "payments")),
-            rationale="r",
-            evidence=(),
-            confidence=0.9,
-        )
-    ).both_steps_done()
-    story.then(ev.VERIFICATION_STARTED)
-    return story.then(ev.VERIFICATION_FAILED, reason="x").then(ev.COMPENSATION_STARTED)
 
 
 def test_compensations_run_last_step_first() -> None:
@@ -313,10 +246,6 @@ def test_a_denied_replay_leaves_the_corrupt_batch_quarantined() -> None:
 
 
 # -- verification ------------------------------------------------------------------------
-
-
-def verifying() -> Story:
-    return Story().both_steps_done().then(ev.VERIFICATION_STARTED)
 
 
 def test_verification_probes_while_waiting_and_fails_after_its_deadline() -> None:

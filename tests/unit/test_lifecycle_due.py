@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from tests.builders import SETTINGS, at, view
-from tests.unit.test_lifecycle import Story, awaiting, compensating, verifying
-from tests.unit.test_merging import OPEN_CIRCUIT, planned, then
+from tests.lifecycle_stories import (
+    OPEN_CIRCUIT,
+    Story,
+    awaiting,
+    compensating,
+    planned,
+    then,
+    verifying,
+)
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain import verification

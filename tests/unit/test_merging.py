@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.builders import SETTINGS, at, view
+from tests.lifecycle_stories import planned, then
 from warden.domain import events as ev
 from warden.domain import lifecycle as lc
 from warden.domain.decisions import Decision, Outcome, Reason
@@ -14,32 +13,7 @@ from warden.domain.merging import leaders
 from warden.domain.plans import Plan, Step
 from warden.domain.world import World
 
-OPEN_CIRCUIT = Plan(
-    agent="dependency",
-    steps=(Step("open_circuit", "redis"),),
-    rationale="redis is down",
-    evidence=("e1",),
-    confidence=0.9,
-)
 RESTART = Plan("service-down", (Step("restart_service", "cart"),), "cart is down", ("p1",), 0.9)
-
-
-def planned(name: str, service: str, opened_s: float, plan: Plan = OPEN_CIRCUIT) -> Incident:
-    def event(type_: str, **data: Any) -> ev.Event:
-        return ev.Event(f"{name}-{type_}", "test", type_, ev.format_time(at(opened_s)), data)
-
-    incident = apply(
-        None,
-        event(ev.INCIDENT_OPENED, incident_id=name, service=service, first_signal_at="x"),
-    )
-    return apply(incident, event(ev.PLAN_PROPOSED, plan=plan.to_dict()))
-
-
-def then(incident: Incident, type_: str, seconds: float, **data: Any) -> Incident:
-    n = incident.version
-    return apply(
-        incident, ev.Event(f"{incident.id}{n}", "t", type_, ev.format_time(at(seconds)), data)
-    )
 
 
 def decided(incident: Incident, outcome: Outcome = Outcome.NEEDS_APPROVAL) -> Incident:
