@@ -165,13 +165,10 @@ def _timers(
         return [m for h, e in incident.approval_requests if h == hash_ for m in after(e, 0.0)]
     if state is State.VERIFYING:
         started = incident.verification_started_at
-        kinds = set(_check_kinds(incident, catalog)) if catalog is not None else None
+        kinds = _check_kinds(incident, catalog) if catalog is not None else verification.READS
+        quiet = {verification.READS.get(k, verification.UNKNOWN_READS).quiet_s for k in kinds}
         found = after(started, settings.verification_timeout_s, strictly=True)
-        if kinds is None or "batch" in kinds:
-            found += after(started, verification.QUIET_PERIOD_S)
-        if kinds is None or kinds & {"recovered", "error_rate"}:
-            found += after(started, verification.RECOVERY_QUIET_S)
-        return found
+        return found + [m for q in sorted(quiet) if q for m in after(started, q)]
     # Compensating: a compensation the kill switch holds escalates after a while.
     return after(incident.compensation_held_at, settings.compensation_hold_s, strictly=True)
 
