@@ -95,7 +95,7 @@ _PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9_]+\]")
 
 def is_secret_key(key: str) -> bool:
     """True when a mapping key names something secret (its value is then redacted whole)."""
-    norm = re.sub(r"[^a-z0-9]", "", _PLACEHOLDER.sub("", key).lower())
+    norm = re.sub(r"[^a-z0-9]", "", _folded(_PLACEHOLDER.sub("", key)))
     return norm in _SECRET_KEY_EXACT or any(part in norm for part in _SECRET_KEY_PARTS)
 
 
@@ -193,14 +193,25 @@ def _paired(lowered: str) -> bool:
     return False
 
 
+# The letters outside ASCII that the rules' case-insensitive matching takes for ASCII
+# ones (Python's re): "\u017fecret=x" (a long s) is a pair to the rules, so the scans too.
+_ASCII_TWINS = str.maketrans({"\u017f": "s", "\u212a": "k", "\u0130": "i", "\u0131": "i"})
+
+
+def _folded(text: str) -> str:
+    """``text`` lower-cased as the rules compare it (see :data:`_ASCII_TWINS`)."""
+    return (text if text.isascii() else text.translate(_ASCII_TWINS)).lower()
+
+
 def _maybe_secret(text: str) -> bool:
-    lowered = text.lower()
+    lowered = _folded(text)
     paired = ("=" in text or ":" in text) and _paired(lowered)
     return paired or _ALONE.search(lowered) is not None or _MAYBE_CARD.search(text) is not None
 
 
 def _maybe_secret_key(names: str) -> bool:
-    return _KEY_WORDS.search(names.lower()) is not None or _MAYBE_CARD.search(names) is not None
+    found = _KEY_WORDS.search(_folded(names)) is not None
+    return found or _MAYBE_CARD.search(names) is not None
 
 
 def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
@@ -361,8 +372,23 @@ class _Redactor:
         digits = re.sub(r"\D", "", match.group(0))
         return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
-    def _phone(self, found: str) -> bool:
-        return 7 <= len(re.sub(r"\D", "", found)) <= 15
+    def _phone(self, match: re.Match[str]) -> str:
+        found = match.group(0)
+        if _is_placeholder(found):
+            return found
+        # A number has 7 to 15 digits (E.164). A longer run after a "+" is one followed by
+        # other numbers ("+1 555 200 1000 10 100"): the longest prefix of whole groups that
+        # can be a number goes, the rest stays.
+        counted, cut = 0, 0
+        for group in re.finditer(r"\d+", found):
+            counted += len(group.group(0))
+            if counted > 15:
+                break
+            if counted >= 7:
+                cut = group.end()
+        if cut == len(found) or (cut and found.startswith("+")):
+            return self._hit("phone") + found[cut:]
+        return found
 
     def _ipv6(self, found: str) -> bool:
         try:
@@ -398,7 +424,7 @@ class _Redactor:
             text = _IPV6.sub(self._whole("ipv6", self._ipv6), text)
             text = _IPV4.sub(self._whole("ipv4"), text)
         if self.settings.phone_numbers:
-            text = _PHONE.sub(self._whole("phone", self._phone), text)
+            text = _PHONE.sub(self._phone, text)
         if self.settings.high_entropy:
             text = _RANDOM_RUN.sub(self._random, text)
         return text
