@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
@@ -26,10 +27,10 @@ if TYPE_CHECKING:
 
 BUILTIN_DIR = Path(__file__).parent / "schemas"
 
-# Keywords whose meaning fastjsonschema shares with draft 2020-12 and never checks more
-# loosely; a schema using any other (prefixItems, $ref, $defs, unevaluated*, multipleOf,
-# ...) is checked by jsonschema alone. Not "default": fastjsonschema writes defaults into
-# the instance, and the event must be stored as sent.
+# Keywords the compiled validator (jsonschema-rs, draft 2020-12) checks as jsonschema does
+# or more strictly; a schema using any other ($ref, which could reach for a remote
+# document, $defs, prefixItems, unevaluated*, multipleOf, ...) is checked by jsonschema
+# alone. Formats are checked by jsonschema's own functions in both.
 _COMPILABLE = frozenset(
     {
         "$schema", "$id", "$comment", "title", "description", "examples",
@@ -37,9 +38,19 @@ _COMPILABLE = frozenset(
         "patternProperties", "additionalProperties", "required", "minProperties",
         "maxProperties", "items", "minItems", "maxItems", "uniqueItems", "minLength",
         "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-        "exclusiveMaximum", "allOf", "anyOf", "oneOf", "not",
+        "exclusiveMaximum", "allOf", "anyOf", "oneOf", "not", "default",
     }
 )  # fmt: skip
+# Regular expressions both engines read alike, or the compiled one more strictly: no
+# groups with options ((?i), look-arounds), no \b or the negated classes \D \W \S (its
+# \d \w \s are ASCII, so their complements would match more), and inside [...] only
+# literals and escaped punctuation (a [ there would start a nested or POSIX class).
+# Python's $ also matches before a final newline, the compiled engine's does not: that
+# is stricter. Anything else is left to jsonschema.
+_PLAIN_PATTERN = re.compile(
+    r"(?:[^\\\[(]|\\[-.\\/+*?()\[\]{}|^$dws]|\((?!\?)"
+    r"|\[\^?(?:[^\\\]\[]|\\[-.\\/\]\[^])*\])*"
+)
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties"})
 _SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not"})
 _SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf"})
@@ -110,8 +121,14 @@ def _compilable(schema: Any) -> bool:
     if not isinstance(schema, dict) or not schema.keys() <= _COMPILABLE:
         return False
     for key, value in schema.items():
+        if key == "pattern" and not _plain_pattern(value):
+            return False
         if key in _SCHEMA_MAPS:
-            subschemas = list(value.values()) if isinstance(value, dict) else [None]
+            if not isinstance(value, dict):
+                return False
+            if key == "patternProperties" and not all(_plain_pattern(k) for k in value):
+                return False
+            subschemas = list(value.values())
         elif key in _SCHEMA_VALUES:
             subschemas = [value]
         elif key in _SCHEMA_LISTS:
@@ -123,27 +140,53 @@ def _compilable(schema: Any) -> bool:
     return True
 
 
-def _format_check(checker: FormatChecker, name: str) -> Callable[[Any], bool]:
+def _plain_pattern(pattern: Any) -> bool:
+    return isinstance(pattern, str) and _PLAIN_PATTERN.fullmatch(pattern) is not None
+
+
+def _formats(schema: Any) -> set[str]:
+    """The formats a (compilable) schema and its subschemas name."""
+    if not isinstance(schema, dict):
+        return set()
+    named = {schema["format"]} if isinstance(schema.get("format"), str) else set()
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS:
+            named.update(*(_formats(sub) for sub in value.values()))
+        elif key in _SCHEMA_VALUES:
+            named |= _formats(value)
+        elif key in _SCHEMA_LISTS:
+            named.update(*(_formats(sub) for sub in value))
+    return named
+
+
+def _format_check(checker: FormatChecker, name: str) -> Callable[[str], bool]:
     return lambda value: checker.conforms(value, name)
 
 
 @functools.lru_cache(maxsize=512)
-def _compiled(canonical: str) -> Callable[[Any], Any] | None:
-    """A fastjsonschema validator of a schema (canonical JSON), or None (cached: slow).
+def _compiled(canonical: str) -> Callable[[Any], bool] | None:
+    """A compiled validator's yes/no of a schema (canonical JSON), or None (cached: slow).
 
-    The formats jsonschema checks are checked by jsonschema's own functions, so the
-    compiled validator is never looser; where it is stricter (its ``date-time``, say),
-    the caller asks jsonschema, whose verdict stands.
+    Formats are checked by jsonschema's own functions, so the compiled validator is
+    never looser; where it is stricter (a format jsonschema cannot check here, say), the
+    caller asks jsonschema, whose verdict stands.
     """
     schema = json.loads(canonical)
     if not isinstance(schema, dict) or not _compilable(schema):
         return None
     checker = FormatChecker()
-    formats = {name: _format_check(checker, name) for name in checker.checkers}
+    # Only the formats the schema names: each one given costs every check a little.
+    formats = {
+        name: _format_check(checker, name) for name in _formats(schema) & checker.checkers.keys()
+    }
     try:
-        return fastjsonschema.compile(schema, formats=formats)
-    except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError):
+        validator = jsonschema_rs.Draft202012Validator(
+            schema, validate_formats=True, formats=formats or None
+        )
+    except (jsonschema_rs.ValidationError, ValueError, TypeError):
         return None
+    is_valid: Callable[[Any], bool] = validator.is_valid
+    return is_valid
 
 
 class _Check:
@@ -165,11 +208,10 @@ class _Check:
         compiled = self._compiled
         if compiled is not None:
             try:
-                compiled(instance)
-            except fastjsonschema.JsonSchemaValueException:
-                pass
-            else:
-                return []
+                if compiled(instance):
+                    return []
+            except (ValueError, TypeError, OverflowError):
+                pass  # a value it cannot take (an int past 64 bits in some places, say)
         return sorted(self.validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
 
 
@@ -182,7 +224,9 @@ class SchemaRegistry:
     """Validators for the envelope and for each registered (type, version)."""
 
     def __init__(self, directories: list[Path] | None = None) -> None:
-        self._validators: dict[SchemaKey, _Check] = {}
+        # By (type, version) as a plain tuple: every event looks one up, and a tuple hashes
+        # and compares in C, the dataclass key in Python.
+        self._validators: dict[tuple[str, int], _Check] = {}
         self._schemas: dict[SchemaKey, dict[str, Any]] = {}
         self._origins: dict[SchemaKey, str] = {}
         self._envelope: _Check | None = None
@@ -244,7 +288,7 @@ class SchemaRegistry:
         report = self.check_compatible(type_, version, schema)
         self._schemas[key] = schema
         self._origins[key] = origin
-        self._validators[key] = _Check(schema)
+        self._validators[key.type, key.version] = _Check(schema)
         return report
 
     def check_compatible(
@@ -290,15 +334,15 @@ class SchemaRegistry:
 
     def keys(self) -> list[SchemaKey]:
         """Every registered (type, version), sorted."""
-        return sorted(self._validators, key=lambda k: (k.type, k.version))
+        return [SchemaKey(t, v) for t, v in sorted(self._validators)]
 
     def types(self) -> list[str]:
         """Every registered event type, sorted."""
-        return sorted({k.type for k in self._validators})
+        return sorted({t for t, _ in self._validators})
 
     def versions(self, type_: str) -> list[int]:
         """The registered versions of ``type_``, ascending (empty when unknown)."""
-        return sorted(k.version for k in self._validators if k.type == type_)
+        return sorted(v for t, v in self._validators if t == type_)
 
     def schema(self, type_: str, version: int | None = None) -> dict[str, Any]:
         """The schema of ``type_`` at ``version`` (default: the latest).
@@ -335,9 +379,9 @@ class SchemaRegistry:
 
     def check_data(self, type_: str, version: int, data: dict[str, Any]) -> None:
         """Raise :class:`ValidationError` unless ``data`` fits its registered schema."""
-        validator = self._validators.get(SchemaKey(type_, version))
+        validator = self._validators.get((type_, version))
         if validator is None:
-            known = sorted({f"{k.type}@{k.version}" for k in self._validators if k.type == type_})
+            known = sorted({f"{t}@{v}" for t, v in self._validators if t == type_})
             raise ValidationError(
                 f"no schema registered for {type_}@{version}",
                 field="type",
