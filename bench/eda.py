@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,6 @@ def _figures(
 
 def _cloudevent(i: int, hosts: int) -> dict[str, Any]:
     """Event ``i`` of the stream as a sender posts it: the parsed body, a CloudEvent."""
-    from datetime import UTC, datetime
-
     host = f"h{i % hosts}"
     return {
         "specversion": "1.0",
