@@ -228,11 +228,23 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
     while stack:
         item = stack.pop()
         kind = type(item)
-        if isinstance(item, str):
+        # JSON's own types are known by their type first: isinstance against Mapping is an
+        # ABC check, and was the scan's largest cost on a clean event.
+        if kind is str:
             texts.append(item)
-        # A dict (or a float) is known by its type: isinstance against Mapping is an ABC
-        # check, the scan's largest cost on a clean event.
-        elif kind is dict or (kind is not float and isinstance(item, Mapping)):
+        elif kind is dict:
+            names.extend(map(str, item))
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float or kind is bool or item is None:
+            continue
+        elif kind is int:
+            if settings.card_integers:
+                return True
+        elif isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, Mapping):
             for key, inner in item.items():
                 names.append(str(key))
                 stack.append(inner)
@@ -256,6 +268,8 @@ _CLEAN_LONGEST = 64
 
 def _clean(texts: list[str], known: set[str], maybe: Callable[[str], bool] = _maybe_secret) -> bool:
     """True when no text of ``texts`` may hold a secret by ``maybe`` (see :func:`_maybe_secret`)."""
+    if known.issuperset(texts):  # the usual case: a stream repeats itself
+        return True
     unknown = [t for t in texts if t not in known]
     # One search over the texts not known clean, joined by NUL: no word and no card
     # number holds a NUL, so nothing matches across two of them, and the answer is the
