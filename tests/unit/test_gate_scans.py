@@ -160,3 +160,4 @@ def test_the_secret_scan_answers_as_each_text_and_key_on_its_own(
     expected = each_text_and_key(value, settings)
     assert might_hold_secrets(value, settings) == expected
     assert might_hold_secrets(value, settings) == expected  # now with texts remembered
+    assert might_hold_secrets((value, {}), settings) == expected  # as the gate's empty extensions
