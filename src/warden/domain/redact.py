@@ -252,6 +252,23 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
             stack.extend(item)
         elif isinstance(item, int) and not isinstance(item, bool) and settings.card_integers:
             return True
+    return _strings_might_hold(texts, names, settings)
+
+
+def strings_might_hold_secrets(
+    texts: list[str], keys: list[str], settings: RedactionSettings
+) -> bool:
+    """:func:`might_hold_secrets` of a value whose strings are ``texts``, its keys ``keys``.
+
+    For a caller that has walked the value already. Its integers are not known here:
+    True whenever ``settings`` takes integers for card numbers.
+    """
+    if settings.ip_addresses or settings.phone_numbers or settings.high_entropy:
+        return True
+    return settings.card_integers or _strings_might_hold(texts, keys, settings)
+
+
+def _strings_might_hold(texts: list[str], names: list[str], settings: RedactionSettings) -> bool:
     if settings.fields and any(name.lower() in settings.fields for name in names):
         return True
     return not (_clean(names, _CLEAN_KEYS, _maybe_secret_key) and _clean(texts, _CLEAN_TEXTS))
@@ -523,4 +540,5 @@ __all__ = [
     "redact",
     "redact_text",
     "shannon_entropy",
+    "strings_might_hold_secrets",
 ]

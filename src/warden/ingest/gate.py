@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ValidationError
 from warden.domain.events import Event, format_time, read_time
-from warden.domain.plain_json import event_problem, printable, valid_text
-from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact, redact_text
+from warden.domain.plain_json import printable, scan_event, valid_text
+from warden.domain.redact import (
+    STORED_SETTINGS,
+    might_hold_secrets,
+    redact,
+    redact_text,
+    strings_might_hold_secrets,
+)
 from warden.store.records import filled_event
 
 if TYPE_CHECKING:
@@ -114,7 +120,7 @@ class IngestGate:
         """Validate one CloudEvents object; raise :class:`ValidationError` with the reason."""
         # First: every later step (reasons quoting the input, the store, the audit log's
         # canonical UTF-8) needs plain JSON, and what is taken must be audited as it came.
-        problem = event_problem(raw)
+        problem, strings = scan_event(raw)
         if problem is not None:
             raise ValidationError(problem[1], field=problem[0])
         self.registry.check_envelope(raw)
@@ -135,9 +141,13 @@ class IngestGate:
         event = event_from_cloudevent(raw, time)
         # Secrets and named fields never reach the store (nor the audit log, logs or a
         # model, which all read from it). Redaction is idempotent, so replay agrees.
-        # Empty extensions (the usual case) add nothing to scan: the data alone answers.
-        scanned = (event.data, event.extensions) if event.extensions else event.data
-        if might_hold_secrets(scanned, self.redaction):
+        # The data's strings, gathered by the first check, answer for a clean event with no
+        # extensions (the usual case) without a second walk.
+        if strings is not None and not event.extensions:
+            maybe = strings_might_hold_secrets(*strings, self.redaction)
+        else:
+            maybe = might_hold_secrets((event.data, event.extensions), self.redaction)
+        if maybe:
             redacted = redact(event.data, self.redaction)
             extensions = redact(event.extensions, self.redaction)
             if redacted.total or extensions.total:
