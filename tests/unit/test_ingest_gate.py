@@ -73,6 +73,20 @@ def test_unknown_attributes_are_kept_as_extensions(
     assert store.read_stream("s")[0].extensions == {"region": "eu", "shard": "3"}
 
 
+def test_a_secret_in_an_extension_alone_is_redacted(
+    gate: IngestGate, store: SQLiteEventStore
+) -> None:
+    # The data is clean: only the extensions' scan can find it.
+    sent = probe_event(note="password=hunter2", authtoken="t0k3n")
+    assert gate.admit(json.dumps(sent), "s", "test").event is not None
+    (stored,) = store.read_stream("s")
+    assert stored.data == sent["data"]
+    assert stored.extensions == {
+        "authtoken": "[REDACTED:secret]",
+        "note": "password=[REDACTED:secret]",
+    }
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [

@@ -7,6 +7,7 @@ proposed, what the control plane decided, what the executor intended and observe
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +120,32 @@ def _parse_time(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no timezone offset")
     return moment.astimezone(UTC)
+
+
+# A stamp already spelled as format_time spells it, but for a "+00:00" in place of the
+# "Z": what senders that keep UTC with microseconds send. ASCII digits only, so that a
+# stamp that parses holds exactly these fields.
+_UTC_MICROS = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}(?:Z|\+00:00)"
+)
+
+
+def read_time(text: str) -> tuple[datetime, str]:
+    """The moment of an RFC 3339 ``text`` and its spelling in events: ``format_time`` of it.
+
+    For stamps read once (the ingest gate's): neither is remembered, as each new stamp
+    would push out one that folds read again. Raises ValueError as :func:`parse_time`.
+    """
+    if type(text) is str and _UTC_MICROS.fullmatch(text) is not None:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            pass  # an hour 24 or a 30 February: parse_time's own error, below
+        else:
+            # isoformat (format_time's cost) would write these same characters again.
+            return moment, text[:26] + "Z"
+    moment = _parse_time.__wrapped__(text)
+    return moment, format_time(moment)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ __all__ = [
     "envelope_problem",
     "json_problem",
     "printable",
+    "scan_event",
     "valid_text",
 ]
 
@@ -72,7 +73,7 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] |
     Unicode, finite numbers, integers of at most :data:`MAX_INT_DIGITS` digits, booleans
     and null, nested at most ``max_depth`` deep. ``-0.0`` is plain (canonically ``0``).
     """
-    if _surely_plain(value, 0, max_depth):
+    if _surely_plain(value, 0, max_depth, [], []):
         return None
     # Paths are spelled only for the answer: a clean value (the usual case) never pays.
     stack: list[tuple[tuple[str | int, ...], Any, int]] = [((), value, 0)]
@@ -113,29 +114,33 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] |
     return None
 
 
-def _surely_plain(item: Any, depth: int, max_depth: int) -> bool:
+def _surely_plain(item: Any, depth: int, max_depth: int, texts: list[str], keys: list[str]) -> bool:
     """True for the common clean value (ASCII text, exact built-in types); False if unsure.
 
     A quick pass that answers as :func:`json_problem`'s full walk would for such values;
-    anything else (non-ASCII text, subclasses, a problem) goes to the full walk.
+    anything else (non-ASCII text, subclasses, a problem) goes to the full walk. The
+    strings and keys it passes go to ``texts`` and ``keys`` (all of them when True).
     """
     kind = type(item)
     if kind is str:
+        texts.append(item)
         return bool(item.isascii())
     if kind is dict or kind is list:
         if depth >= max_depth:
             return False
         if kind is dict:
+            keys.extend(item)
             for key, inner in item.items():
                 if type(key) is not str or not key.isascii():
                     return False
                 if type(inner) is str:
+                    texts.append(inner)
                     if not inner.isascii():
                         return False
-                elif not _surely_plain(inner, depth + 1, max_depth):
+                elif not _surely_plain(inner, depth + 1, max_depth, texts, keys):
                     return False
             return True
-        return all(_surely_plain(inner, depth + 1, max_depth) for inner in item)
+        return all(_surely_plain(inner, depth + 1, max_depth, texts, keys) for inner in item)
     if item is None or kind is bool:
         return True
     if kind is int:
@@ -163,3 +168,40 @@ def envelope_problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         if key != "data" and isinstance(value, str) and "\x00" in value:
             return printable(key, 40), "holds a NUL character; remove it"
     return None
+
+
+def scan_event(
+    raw: dict[str, Any],
+) -> tuple[tuple[str, str] | None, tuple[list[str], list[str]] | None]:
+    """``json_problem(raw) or envelope_problem(raw)``, and the strings and keys of its data.
+
+    What the gate first refuses, in one pass over a clean event's attributes (the usual
+    case), which also gathers the strings and keys of ``raw["data"]`` for the secret
+    scan; they are None where the pass was unsure.
+    """
+    if type(raw) is dict:
+        nul: str | None = None
+        texts: list[str] = []
+        keys: list[str] = []
+        others: list[str] = []
+        for key, value in raw.items():
+            if type(key) is not str or not key.isascii():
+                break
+            if type(value) is str:
+                if not value.isascii():
+                    break
+                if key == "data":
+                    texts.append(value)
+                elif nul is None and "\x00" in value:
+                    nul = key
+            elif key == "data":
+                if not _surely_plain(value, 1, MAX_DEPTH, texts, keys):
+                    break
+            elif not _surely_plain(value, 1, MAX_DEPTH, others, others):
+                break
+        else:
+            problem = (
+                None if nul is None else (printable(nul, 40), "holds a NUL character; remove it")
+            )
+            return problem, ((texts, keys) if "data" in raw else None)
+    return json_problem(raw) or envelope_problem(raw), None

@@ -228,11 +228,23 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
     while stack:
         item = stack.pop()
         kind = type(item)
-        if isinstance(item, str):
+        # JSON's own types are known by their type first: isinstance against Mapping is an
+        # ABC check, and was the scan's largest cost on a clean event.
+        if kind is str:
             texts.append(item)
-        # A dict (or a float) is known by its type: isinstance against Mapping is an ABC
-        # check, the scan's largest cost on a clean event.
-        elif kind is dict or (kind is not float and isinstance(item, Mapping)):
+        elif kind is dict:
+            names.extend(map(str, item))
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float or kind is bool or item is None:
+            continue
+        elif kind is int:
+            if settings.card_integers:
+                return True
+        elif isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, Mapping):
             for key, inner in item.items():
                 names.append(str(key))
                 stack.append(inner)
@@ -240,6 +252,23 @@ def might_hold_secrets(value: Any, settings: RedactionSettings) -> bool:
             stack.extend(item)
         elif isinstance(item, int) and not isinstance(item, bool) and settings.card_integers:
             return True
+    return _strings_might_hold(texts, names, settings)
+
+
+def strings_might_hold_secrets(
+    texts: list[str], keys: list[str], settings: RedactionSettings
+) -> bool:
+    """:func:`might_hold_secrets` of a value whose strings are ``texts``, its keys ``keys``.
+
+    For a caller that has walked the value already. Its integers are not known here:
+    True whenever ``settings`` takes integers for card numbers.
+    """
+    if settings.ip_addresses or settings.phone_numbers or settings.high_entropy:
+        return True
+    return settings.card_integers or _strings_might_hold(texts, keys, settings)
+
+
+def _strings_might_hold(texts: list[str], names: list[str], settings: RedactionSettings) -> bool:
     if settings.fields and any(name.lower() in settings.fields for name in names):
         return True
     return not (_clean(names, _CLEAN_KEYS, _maybe_secret_key) and _clean(texts, _CLEAN_TEXTS))
@@ -256,6 +285,8 @@ _CLEAN_LONGEST = 64
 
 def _clean(texts: list[str], known: set[str], maybe: Callable[[str], bool] = _maybe_secret) -> bool:
     """True when no text of ``texts`` may hold a secret by ``maybe`` (see :func:`_maybe_secret`)."""
+    if known.issuperset(texts):  # the usual case: a stream repeats itself
+        return True
     unknown = [t for t in texts if t not in known]
     # One search over the texts not known clean, joined by NUL: no word and no card
     # number holds a NUL, so nothing matches across two of them, and the answer is the
@@ -509,4 +540,5 @@ __all__ = [
     "redact",
     "redact_text",
     "shannon_entropy",
+    "strings_might_hold_secrets",
 ]

@@ -9,13 +9,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from warden.domain.errors import ValidationError
-from warden.domain.events import Event, format_time, parse_time
-from warden.domain.plain_json import envelope_problem, json_problem, printable, valid_text
-from warden.domain.redact import STORED_SETTINGS, might_hold_secrets, redact, redact_text
+from warden.domain.events import Event, format_time, read_time
+from warden.domain.plain_json import printable, scan_event, valid_text
+from warden.domain.redact import (
+    STORED_SETTINGS,
+    might_hold_secrets,
+    redact,
+    redact_text,
+    strings_might_hold_secrets,
+)
 from warden.store.records import filled_event
 
 if TYPE_CHECKING:
@@ -44,18 +50,19 @@ _KNOWN = frozenset({
 })  # fmt: skip
 
 
-def event_from_cloudevent(raw: dict[str, Any], moment: datetime | None = None) -> Event:
+def event_from_cloudevent(raw: dict[str, Any], time: str | None = None) -> Event:
     """Build an Event from a structured-mode CloudEvents JSON object (already validated).
 
-    ``moment`` is ``raw["time"]`` already parsed, when the caller has it.
+    ``time`` is ``raw["time"]`` already spelled as events spell it, when the caller has it.
     """
-    unknown = raw.keys() - _KNOWN
+    # The subset test is the cheap one, and an event seldom carries extensions.
+    unknown = () if _KNOWN.issuperset(raw) else raw.keys() - _KNOWN
     # Through the slot setters (as the store reads records): half the frozen constructor.
     return filled_event(
         raw["id"],
         raw["source"],
         raw["type"],
-        format_time(parse_time(raw["time"]) if moment is None else moment),
+        read_time(raw["time"])[1] if time is None else time,
         raw["data"],
         raw.get("subject", ""),
         int(raw.get("schemaversion", 1)),
@@ -113,12 +120,12 @@ class IngestGate:
         """Validate one CloudEvents object; raise :class:`ValidationError` with the reason."""
         # First: every later step (reasons quoting the input, the store, the audit log's
         # canonical UTF-8) needs plain JSON, and what is taken must be audited as it came.
-        problem = json_problem(raw) or envelope_problem(raw)
+        problem, strings = scan_event(raw)
         if problem is not None:
             raise ValidationError(problem[1], field=problem[0])
         self.registry.check_envelope(raw)
         try:
-            moment = parse_time(raw["time"])
+            moment, time = read_time(raw["time"])
         except ValueError as exc:
             raise ValidationError(
                 str(exc), field="time", fix="use RFC 3339 with an offset"
@@ -131,10 +138,16 @@ class IngestGate:
                 fix=f"fix the sender's clock; at most {self.max_skew.total_seconds():.0f} s ahead",
             )
         self.registry.check_data(raw["type"], int(raw.get("schemaversion", 1)), raw["data"])
-        event = event_from_cloudevent(raw, moment)
+        event = event_from_cloudevent(raw, time)
         # Secrets and named fields never reach the store (nor the audit log, logs or a
         # model, which all read from it). Redaction is idempotent, so replay agrees.
-        if might_hold_secrets((event.data, event.extensions), self.redaction):
+        # The data's strings, gathered by the first check, answer for a clean event with no
+        # extensions (the usual case) without a second walk.
+        if strings is not None and not event.extensions:
+            maybe = strings_might_hold_secrets(*strings, self.redaction)
+        else:
+            maybe = might_hold_secrets((event.data, event.extensions), self.redaction)
+        if maybe:
             redacted = redact(event.data, self.redaction)
             extensions = redact(event.extensions, self.redaction)
             if redacted.total or extensions.total:
