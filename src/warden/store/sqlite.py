@@ -20,6 +20,7 @@ a connection of its own, outside the write lock, by a writer past a mark.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -86,6 +87,32 @@ _FLUSHES_AT_ONCE = 2
 # Commits between two copies of the log file into the database (SQLite's own default is
 # 1,000 pages of log, a few hundred commits of this store).
 _CHECKPOINT_EVERY = 200
+
+
+_COLUMNS = 7  # parameters of one row of ``_insert_rows``
+# Rows of one multi-row INSERT, a power of two: the few statement texts there are stay in
+# the connection's statement cache (preparing one costs some 2 us a row, about what
+# inserting it does). 128 rows are 896 parameters, within the 999 SQLite allowed before
+# 3.32; larger statements took more instructions a row, not fewer.
+_MOST_ROWS = 128
+
+
+def _rows_at_once(left: int) -> int:
+    """The rows the next INSERT takes of ``left``: the largest power of two up to them."""
+    return min(_MOST_ROWS, 1 << (left.bit_length() - 1))
+
+
+@functools.cache
+def _insert_rows(rows: int) -> str:
+    """INSERT of ``rows`` events; an id already stored is skipped, not an error.
+
+    Only the id: another stream's version taken would still fail the transaction.
+    """
+    values = ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT INTO events (position, id, stream, version, type, time, record)"
+        f" VALUES {values} ON CONFLICT (id) DO NOTHING"
+    )
 
 
 class _LeaseBusy(Exception):
@@ -531,49 +558,98 @@ class SQLiteEventStore:
             return [[] for _ in items]
         # Only the reads and writes hold the lock; encoding and decoding happen outside it.
         records = [_record(event) for event in firsts.values()]
-        ids = list(firsts)
         with self._write(appends=True) as db:
-            known = {
-                row[3]: row[:3]
-                for start in range(0, len(ids), _CHUNK)
-                for row in db.execute(
-                    "SELECT position, stream, record, id FROM events WHERE id IN"
-                    f" ({','.join('?' * len(ids[start : start + _CHUNK]))})",
-                    ids[start : start + _CHUNK],
-                )
-            }
             (first,) = db.execute(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
                 " COALESCE((SELECT MAX(position) FROM events), 0))"
             ).fetchone()
-            versions = self._next_versions(db, {stream for stream, _ in items})
-            rows: list[tuple[int, str, str, int, str, str, str]] = []
-            position = first
-            for event, stream, record in zip(firsts.values(), streams, records, strict=True):
-                if event.id in known:
-                    continue
-                position += 1
-                version = versions[stream]
-                versions[stream] = version + 1
-                rows.append((position, event.id, stream, version, event.type, event.time, record))
-            db.executemany(
-                "INSERT INTO events (position, id, stream, version, type, time, record)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        # The new events take the positions after ``first`` in the order they were inserted.
-        stored: dict[str, Event] = {}
-        position = first
-        for (event_id, event), stream in zip(firsts.items(), streams, strict=True):
-            row = known.get(event_id)
-            if row is None:
-                position += 1
-                stored[event_id] = placed_event(event, stream, position)
-                if new_ids is not None:
-                    new_ids.add(event_id)
+            versions = self._next_versions(db, set(streams))
+            # Ingest's ids are new but for a sender's retry: every event is inserted as new,
+            # and only when one of them was stored already (the insert skipped it) is the
+            # attempt undone and the stored ones looked up, rather than looking up every id.
+            db.execute("SAVEPOINT batch")
+            fresh = self._insert(db, firsts, streams, records, {}, first, dict(versions))
+            if fresh:
+                db.execute("RELEASE batch")
+                known: dict[str, tuple[int, str, str]] = {}
             else:
-                stored[event_id] = _event_from_row(row)
-        return [[stored[event.id] for event in events] for _, events in items]
+                db.execute("ROLLBACK TO batch")
+                db.execute("RELEASE batch")
+                known = self._stored(db, list(firsts))
+                inserted = self._insert(db, firsts, streams, records, known, first, versions)
+                assert inserted, "an id stored meanwhile, under the write lock"
+        # The new events take the positions after ``first`` in the order they were inserted.
+        if known:
+            stored: dict[str, Event] = {}
+            position = first
+            for (event_id, event), stream in zip(firsts.items(), streams, strict=True):
+                row = known.get(event_id)
+                if row is None:
+                    position += 1
+                    stored[event_id] = placed_event(event, stream, position)
+                    if new_ids is not None:
+                        new_ids.add(event_id)
+                else:
+                    stored[event_id] = _event_from_row(row)
+        else:  # every one new: no loop in Python
+            positions = range(first + 1, first + 1 + len(firsts))
+            placed = map(placed_event, firsts.values(), streams, positions)
+            stored = dict(zip(firsts, placed, strict=True))
+            if new_ids is not None:
+                new_ids.update(firsts)
+        # An item of one event (the group committer's) skips a comprehension of its own.
+        return [
+            [stored[events[0].id]] if len(events) == 1 else [stored[e.id] for e in events]
+            for _, events in items
+        ]
+
+    @staticmethod
+    def _stored(db: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, str, str]]:
+        """The stored row (position, stream, record) of each of ``ids`` already in the log."""
+        return {
+            row[3]: row[:3]
+            for start in range(0, len(ids), _CHUNK)
+            for row in db.execute(
+                "SELECT position, stream, record, id FROM events WHERE id IN"
+                f" ({','.join('?' * len(ids[start : start + _CHUNK]))})",
+                ids[start : start + _CHUNK],
+            )
+        }
+
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection,
+        firsts: dict[str, Event],
+        streams: list[str],
+        records: list[str],
+        known: dict[str, tuple[int, str, str]],
+        first: int,
+        versions: dict[str, int],
+    ) -> bool:
+        """Insert the events of ``firsts`` not in ``known`` after position ``first``.
+
+        Returns False once an insert skipped an event whose id was stored already (the
+        rows then have a hole: the caller undoes them); the rest is not inserted.
+        """
+        params: list[object] = []  # every row's parameters in one flat list, in order
+        position = first
+        for event, stream, record in zip(firsts.values(), streams, records, strict=True):
+            if known and event.id in known:
+                continue
+            position += 1
+            version = versions[stream]
+            versions[stream] = version + 1
+            params += (position, event.id, stream, version, event.type, event.time, record)
+        at = 0
+        left = len(params) // _COLUMNS
+        while left:
+            rows = _rows_at_once(left)
+            cursor = db.execute(_insert_rows(rows), params[at : at + rows * _COLUMNS])
+            if cursor.rowcount != rows:
+                return False
+            at += rows * _COLUMNS
+            left -= rows
+        return True
 
     @staticmethod
     def _next_versions(db: sqlite3.Connection, streams: set[str]) -> dict[str, int]:
