@@ -9,13 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from warden.domain.errors import PermanentError, TemporaryError
 from warden.domain.events import Event
 from warden.store.group_commit import GroupCommitter
+from warden.store.memory import MemoryEventStore
+from warden.store.sqlite import SQLiteEventStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 
 def make(n: int, stream: str = "s", data: Any = None) -> Event:
@@ -232,3 +237,89 @@ class TestPostgresBatches(BatchContract):
     @pytest.fixture
     def open_store(self, postgres_factory: Callable[..., Any]) -> Callable[..., Any]:
         return postgres_factory
+
+
+def same_as_memory(sqlite: SQLiteEventStore, memory: MemoryEventStore) -> None:
+    """Both logs hold the same events, at the same positions and stream versions."""
+    # SQLite's AUTOINCREMENT mark counts every position taken: none is handed out twice.
+    mark = sqlite.read_rows("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+    assert mark == ([(sqlite.head(),)] if sqlite.head() else [])
+    assert sqlite.read_all() == memory.read_all()
+    assert sqlite.streams() == memory.streams()
+    for stream in memory.streams():
+        assert sqlite.read_stream(stream) == memory.read_stream(stream)
+        assert sqlite.stream_version(stream) == memory.stream_version(stream)
+
+
+def numbered(n: int, stream: str, variant: int) -> Event:
+    """Event ``e<n>``; events of one id differ by ``variant``, so a wrong winner shows."""
+    return Event(
+        id=f"e{n}",
+        source="test",
+        type="warden.test.happened",
+        time="2026-11-25T12:00:00.000000Z",
+        data={"n": n, "variant": variant},
+        subject=stream,
+    )
+
+
+_ITEM = st.tuples(
+    st.sampled_from("abc"),
+    st.lists(st.tuples(st.integers(0, 9), st.integers(0, 2)), max_size=4),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 9)), max_size=6),
+    st.lists(st.lists(_ITEM, max_size=6), min_size=1, max_size=3),
+)
+def test_batches_store_what_the_memory_store_does(
+    tmp_path_factory: pytest.TempPathFactory,
+    appended: list[tuple[str, int]],
+    batches: list[list[tuple[str, list[tuple[int, int]]]]],
+) -> None:
+    # New ids, ids repeated within a batch (the first event wins) and ids stored before,
+    # in this stream or another: SQLite inserts every event as new first and takes another
+    # path once one was stored; both must give what the reference store gives.
+    sqlite = SQLiteEventStore(tmp_path_factory.mktemp("b") / "e.db")
+    memory = MemoryEventStore()
+    try:
+        for stream, n in appended:
+            assert sqlite.append(stream, [numbered(n, stream, 9)]) == memory.append(
+                stream, [numbered(n, stream, 9)]
+            )
+        for batch in batches:
+            items = [(s, [numbered(n, s, v) for n, v in events]) for s, events in batch]
+            new_in_sqlite: set[str] = set()
+            new_in_memory: set[str] = set()
+            out = sqlite.append_batch(items, new_ids=new_in_sqlite)
+            assert out == memory.append_batch(items, new_ids=new_in_memory)
+            assert new_in_sqlite == new_in_memory
+            same_as_memory(sqlite, memory)
+    finally:
+        sqlite.close()
+
+
+def test_an_id_stored_past_the_first_insert_of_a_large_batch_is_not_added_again(
+    tmp_path: Path,
+) -> None:
+    # A batch this large is inserted 128 rows at a time: the stored id is met after the
+    # first rows went in; the rest must follow them with no hole and no second copy.
+    sqlite = SQLiteEventStore(tmp_path / "e.db")
+    memory = MemoryEventStore()
+    try:
+        for store in (sqlite, memory):
+            store.append("old", [numbered(700, "old", 0)])
+        items = [(f"s{n % 3}", [numbered(n, f"s{n % 3}", 0)]) for n in range(600)]
+        items.insert(450, ("s0", [numbered(700, "s0", 1)]))
+        items.insert(500, ("s1", [numbered(3, "s1", 1)]))
+        new_in_sqlite: set[str] = set()
+        out = sqlite.append_batch(items, new_ids=new_in_sqlite)
+        assert out == memory.append_batch(items)
+        assert out[450][0].stream == "old" and out[500][0].position == 5
+        assert new_in_sqlite == {f"e{n}" for n in range(600)}
+        same_as_memory(sqlite, memory)
+        assert [e.position for e in sqlite.read_all()] == list(range(1, 602))
+    finally:
+        sqlite.close()

@@ -20,6 +20,7 @@ a connection of its own, outside the write lock, by a writer past a mark.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -86,6 +87,34 @@ _FLUSHES_AT_ONCE = 2
 # Commits between two copies of the log file into the database (SQLite's own default is
 # 1,000 pages of log, a few hundred commits of this store).
 _CHECKPOINT_EVERY = 200
+
+
+_COLUMNS = 7  # parameters of one row of ``_insert_rows``
+# Rows of one multi-row INSERT, a power of two: the few statement texts there are stay in
+# the connection's statement cache (preparing one costs some 2 us a row, about what
+# inserting it does). 128 rows are 896 parameters, within the 999 SQLite allowed before
+# 3.32; larger statements took more instructions a row, not fewer.
+_MOST_ROWS = 128
+
+
+def _rows_at_once(left: int) -> int:
+    """The rows the next INSERT takes of ``left``: the largest power of two up to them."""
+    return min(_MOST_ROWS, 1 << (left.bit_length() - 1))
+
+
+@functools.cache
+def _insert_rows(rows: int) -> str:
+    """INSERT of ``rows`` events; a conflict stops it, and the rows before stay (OR FAIL).
+
+    With ABORT, SQLite keeps a statement journal to undo the rows before: at a few hundred
+    rows it spilled to a temporary file, some 1 to 2 us of system time an event. The
+    caller rolls the transaction back on any error but a stored id.
+    """
+    values = ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT OR FAIL INTO events (position, id, stream, version, type, time, record)"
+        f" VALUES {values}"
+    )
 
 
 class _LeaseBusy(Exception):
@@ -530,50 +559,106 @@ class SQLiteEventStore:
         if not firsts:
             return [[] for _ in items]
         # Only the reads and writes hold the lock; encoding and decoding happen outside it.
-        records = [_record(event) for event in firsts.values()]
-        ids = list(firsts)
+        batch = list(firsts.values())
+        records = [_record(event) for event in batch]
         with self._write(appends=True) as db:
-            known = {
-                row[3]: row[:3]
-                for start in range(0, len(ids), _CHUNK)
-                for row in db.execute(
-                    "SELECT position, stream, record, id FROM events WHERE id IN"
-                    f" ({','.join('?' * len(ids[start : start + _CHUNK]))})",
-                    ids[start : start + _CHUNK],
-                )
-            }
-            (first,) = db.execute(
-                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
-                " COALESCE((SELECT MAX(position) FROM events), 0))"
-            ).fetchone()
-            versions = self._next_versions(db, {stream for stream, _ in items})
-            rows: list[tuple[int, str, str, int, str, str, str]] = []
-            position = first
-            for event, stream, record in zip(firsts.values(), streams, records, strict=True):
-                if event.id in known:
-                    continue
-                position += 1
-                version = versions[stream]
-                versions[stream] = version + 1
-                rows.append((position, event.id, stream, version, event.type, event.time, record))
-            db.executemany(
-                "INSERT INTO events (position, id, stream, version, type, time, record)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            first = self._last_position(db)
+            versions = self._next_versions(db, set(streams))
+            # Ingest's ids are new but for a sender's retry: every event is inserted as new,
+            # and only once one of them was stored already (its insert failed) are the ids
+            # of the rest looked up, rather than every id of every batch.
+            try:
+                self._insert(db, batch, streams, records, {}, first, versions)
+                known: dict[str, tuple[int, str, str]] = {}
+            except sqlite3.IntegrityError:
+                # The rows before the one that failed stay; AUTOINCREMENT did not count them.
+                done = self._last_position(db) - first
+                if done:
+                    db.execute(
+                        "UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (first + done,)
+                    )
+                known = self._stored(db, list(firsts)[done:])
+                rest = streams[done:]
+                versions = self._next_versions(db, set(rest))
+                self._insert(db, batch[done:], rest, records[done:], known, first + done, versions)
         # The new events take the positions after ``first`` in the order they were inserted.
-        stored: dict[str, Event] = {}
+        if known:
+            stored: dict[str, Event] = {}
+            position = first
+            for (event_id, event), stream in zip(firsts.items(), streams, strict=True):
+                row = known.get(event_id)
+                if row is None:
+                    position += 1
+                    stored[event_id] = placed_event(event, stream, position)
+                    if new_ids is not None:
+                        new_ids.add(event_id)
+                else:
+                    stored[event_id] = _event_from_row(row)
+        else:  # every one new: no loop in Python
+            positions = range(first + 1, first + 1 + len(firsts))
+            placed = map(placed_event, batch, streams, positions)
+            stored = dict(zip(firsts, placed, strict=True))
+            if new_ids is not None:
+                new_ids.update(firsts)
+        # An item of one event (the group committer's) skips a comprehension of its own.
+        return [
+            [stored[events[0].id]] if len(events) == 1 else [stored[e.id] for e in events]
+            for _, events in items
+        ]
+
+    @staticmethod
+    def _stored(db: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, str, str]]:
+        """The stored row (position, stream, record) of each of ``ids`` already in the log."""
+        return {
+            row[3]: row[:3]
+            for start in range(0, len(ids), _CHUNK)
+            for row in db.execute(
+                "SELECT position, stream, record, id FROM events WHERE id IN"
+                f" ({','.join('?' * len(ids[start : start + _CHUNK]))})",
+                ids[start : start + _CHUNK],
+            )
+        }
+
+    @staticmethod
+    def _last_position(db: sqlite3.Connection) -> int:
+        """The last position taken: held by an event, or by one rolled back or removed."""
+        (last,) = db.execute(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+            " COALESCE((SELECT MAX(position) FROM events), 0))"
+        ).fetchone()
+        return int(last)
+
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection,
+        events: list[Event],
+        streams: list[str],
+        records: list[str],
+        known: dict[str, tuple[int, str, str]],
+        first: int,
+        versions: dict[str, int],
+    ) -> None:
+        """Insert the ``events`` not in ``known`` after position ``first``, in order.
+
+        Raises:
+            sqlite3.IntegrityError: an id stored already; the rows before it are in.
+        """
+        params: list[object] = []  # every row's parameters in one flat list, in order
         position = first
-        for (event_id, event), stream in zip(firsts.items(), streams, strict=True):
-            row = known.get(event_id)
-            if row is None:
-                position += 1
-                stored[event_id] = placed_event(event, stream, position)
-                if new_ids is not None:
-                    new_ids.add(event_id)
-            else:
-                stored[event_id] = _event_from_row(row)
-        return [[stored[event.id] for event in events] for _, events in items]
+        for event, stream, record in zip(events, streams, records, strict=True):
+            if known and event.id in known:
+                continue
+            position += 1
+            version = versions[stream]
+            versions[stream] = version + 1
+            params += (position, event.id, stream, version, event.type, event.time, record)
+        at = 0
+        left = len(params) // _COLUMNS
+        while left:
+            rows = _rows_at_once(left)
+            db.execute(_insert_rows(rows), params[at : at + rows * _COLUMNS])
+            at += rows * _COLUMNS
+            left -= rows
 
     @staticmethod
     def _next_versions(db: sqlite3.Connection, streams: set[str]) -> dict[str, int]:
