@@ -279,6 +279,30 @@ def test_comparisons_decided_in_python_give_cels_own_answer(condition: str) -> N
             assert _answer(fast.evaluate, variables) == expected, (condition, data)
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        'event.type == "warden.metric.sampled" && event.data.labels.host != "h1"',
+        "event.data.labels.host >= 'h' || event.type < 'a'",
+        "event.data.labels.port == 80 && event.data.labels.host == event.type",
+    ],
+)
+def test_comparisons_of_paths_of_every_length_give_cels_own_answer(condition: str) -> None:
+    import cel
+
+    from warden.runbooks.expr import compile_expression
+
+    fast = compile_expression(condition, {ev.METRIC_SAMPLED: {"type": "object"}})
+    program = cel.compile(condition)
+    assert (fast.comparisons is not None) is ("== event.type" not in condition)
+    for type_ in [ev.METRIC_SAMPLED, "", 1, None, "missing"]:
+        for labels in [{}, [], "h1", None, *({"host": v, "port": v} for v in _VALUES)]:
+            event = {"data": {"labels": labels}} | ({} if type_ == "missing" else {"type": type_})
+            variables = {"event": event}
+            expected = _answer(program.execute, variables)
+            assert _answer(fast.evaluate, variables) == expected, (condition, event)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=80))
 @example(b"name: ok\n\xff\xfe")

@@ -163,6 +163,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 _INT64 = range(-(2**63), 2**63)
+_MISSING = object()
 _Node = tuple[Any, ...]
 
 
@@ -242,40 +243,82 @@ def _parse_atom(tokens: list[tuple[str, Any]], at: int) -> tuple[_Node, int] | N
 def _decider(node: _Node, paths: dict[str, tuple[str, ...]]) -> _Decider:
     """The tree as a function of the variables: its answer, or None where CEL decides.
 
-    None unless each value has its literal's type; every comparison is looked at (no
-    short cut), so one CEL must decide is never hidden by another's answer. Built once
-    at compile: the paths are read from the variables directly, with no mapping of flat
-    names in between.
+    None unless each value has its literal's type: one comparison CEL must decide leaves
+    the whole expression to CEL, whatever the others say. Built once at compile: the
+    paths are read from the variables directly, with no mapping of flat names between.
     """
     if node[0] == "cmp":
         _, name, compare, literal, kind = node
-        return _comparison(paths[name], compare, literal, kind)
+        return _comparison(_getter(paths[name]), compare, literal, kind)
     parts = tuple(_decider(part, paths) for part in node[1])
-    joined = all if node[0] == "&&" else any
+    unit: bool = node[0] == "&&"  # what each part says when it does not decide the join
 
     def decide(variables: dict[str, Any]) -> bool | None:
-        answers = [part(variables) for part in parts]
-        return None if None in answers else joined(answers)
+        answer = unit
+        for part in parts:
+            said = part(variables)
+            if said is None:
+                return None
+            if said is not unit:
+                answer = said
+        return answer
 
     return decide
 
 
 def _comparison(
-    path: tuple[str, ...], compare: Callable[[Any, Any], bool], literal: Any, kind: type
+    get: Callable[[Any], Any], compare: Callable[[Any, Any], bool], literal: Any, kind: type
 ) -> _Decider:
     """One ``path OP literal``; None for a missing path, another type, beyond CEL's int, NaN."""
 
     def decide(variables: dict[str, Any]) -> bool | None:
-        value: Any = variables
-        for name in path:
-            if not isinstance(value, dict) or name not in value:
-                return None  # a missing path is CEL's to report
-            value = value[name]
+        value = get(variables)  # a missing path (_MISSING) is CEL's to report
         if type(value) is not kind or (kind is int and value not in _INT64) or value != value:
             return None  # another type, beyond CEL's int, or NaN (CEL refuses to order it)
         return bool(compare(value, literal))
 
     return decide
+
+
+def _getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
+    """What ``path`` reaches through nested dicts, or _MISSING; as ``_flattened`` walks.
+
+    Paths of two and three names (``event.type``, ``event.data.service``) are walked
+    without a loop, a third of the cost.
+    """
+    if len(path) == 2:
+        first, second = path
+
+        def get2(value: Any) -> Any:
+            if isinstance(value, dict) and first in value:
+                value = value[first]
+                if isinstance(value, dict) and second in value:
+                    return value[second]
+            return _MISSING
+
+        return get2
+    if len(path) == 3:
+        first, second, third = path
+
+        def get3(value: Any) -> Any:
+            if isinstance(value, dict) and first in value:
+                value = value[first]
+                if isinstance(value, dict) and second in value:
+                    value = value[second]
+                    if isinstance(value, dict) and third in value:
+                        return value[third]
+            return _MISSING
+
+        return get3
+
+    def get(value: Any) -> Any:
+        for name in path:
+            if not isinstance(value, dict) or name not in value:
+                return _MISSING
+            value = value[name]
+        return value
+
+    return get
 
 
 def _flattened(
