@@ -283,20 +283,9 @@ def _comparison(
 def _getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
     """What ``path`` reaches through nested dicts, or _MISSING; as ``_flattened`` walks.
 
-    Paths of two and three names (``event.type``, ``event.data.service``) are walked
+    A path of three names (``event.data.service``, what most conditions read) is walked
     without a loop, a third of the cost.
     """
-    if len(path) == 2:
-        first, second = path
-
-        def get2(value: Any) -> Any:
-            if isinstance(value, dict) and first in value:
-                value = value[first]
-                if isinstance(value, dict) and second in value:
-                    return value[second]
-            return _MISSING
-
-        return get2
     if len(path) == 3:
         first, second, third = path
 
