@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -278,6 +279,30 @@ def test_comparisons_decided_in_python_give_cels_own_answer(condition: str) -> N
             assert _answer(fast.evaluate, variables) == expected, (condition, data)
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        'event.type == "warden.metric.sampled" && event.data.labels.host != "h1"',
+        "event.data.labels.host >= 'h' || event.type < 'a'",
+        "event.data.labels.port == 80 && event.data.labels.host == event.type",
+    ],
+)
+def test_comparisons_of_paths_of_every_length_give_cels_own_answer(condition: str) -> None:
+    import cel
+
+    from warden.runbooks.expr import compile_expression
+
+    fast = compile_expression(condition, {ev.METRIC_SAMPLED: {"type": "object"}})
+    program = cel.compile(condition)
+    assert (fast.comparisons is not None) is ("== event.type" not in condition)
+    for type_ in [ev.METRIC_SAMPLED, "", 1, None, "missing"]:
+        for labels in [{}, [], "h1", None, *({"host": v, "port": v} for v in _VALUES)]:
+            event = {"data": {"labels": labels}} | ({} if type_ == "missing" else {"type": type_})
+            variables = {"event": event}
+            expected = _answer(program.execute, variables)
+            assert _answer(fast.evaluate, variables) == expected, (condition, event)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=80))
 @example(b"name: ok\n\xff\xfe")
@@ -308,3 +333,29 @@ def test_cel_command_line_is_loaded_only_when_used() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == ["False", "True", "True"]
+
+
+_stamps = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+).map(ev.format_time)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_stamps | st.text(max_size=40) | _stamps.map(lambda s: s.replace("Z", "+05:30")))
+@example("2026-01-01T10:00:00")
+@example("2026-13-01T10:00:00.000000Z")
+def test_a_stamp_parsed_once_reads_as_a_remembered_one(text: str) -> None:
+    assert _answer(ev.parse_time_once, text) == _answer(ev.parse_time, text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_stamps, st.integers(-10_000_000, 10_000_000))
+@example("2026-01-01T10:00:00.000000Z", 5_000_000)
+@example("2026-01-01T10:00:00.000000Z", 4_999_999)
+def test_a_match_is_throttled_exactly_within_the_window(previous: str, after_us: int) -> None:
+    runbook = load(GOOD)  # once within 5 s per host
+    moment = ev.parse_time(previous) + timedelta(microseconds=after_us)
+    event = dataclasses.replace(alert(1), time=ev.format_time(moment))
+    verdict = evaluate(runbook, event, None, lambda _r, key: previous if key == "h1" else "")  # type: ignore[arg-type]
+    assert verdict.matched is (after_us >= 5_000_000), verdict.reason
+    assert verdict.throttled_by == ("" if verdict.matched else previous)

@@ -16,9 +16,11 @@ from warden.domain.events import Event
 from warden.store.records import (
     decode_json,
     decode_record,
+    decode_rows,
     encode_json,
     encode_record,
     placed_event,
+    unreadable_event,
 )
 
 # Text without lone surrogates (not UTF-8, so not JSON text), with the characters the
@@ -186,3 +188,60 @@ def test_placed_event_copies_every_field(event: Event, stream: str, position: in
     placed = placed_event(event, stream, position)
     assert type(placed) is Event
     assert placed == replace(event, stream=stream, position=position)
+
+
+def _read_as_json_reads(position: int, stream: str, record: str) -> Event:
+    """What a row must read as: its fields as ``json.loads`` reads them, or unreadable."""
+    try:
+        raw = json.loads(record)
+        return Event(
+            raw["id"], raw["source"], raw["type"], raw["time"], raw["data"],
+            raw.get("subject", ""), int(raw.get("schemaversion", 1)),
+            raw.get("traceparent", ""), raw.get("correlationid", ""), stream, position,
+            raw.get("extensions") or {},
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        reason = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace").decode()
+        return unreadable_event(position, stream, record, reason)
+
+
+def _damaged(record: str, damage: tuple[str, Any]) -> str:
+    """``record`` with one field dropped or replaced, or cut short."""
+    how, what = damage
+    if how == "cut":
+        return record[: len(record) // 2]
+    raw = json.loads(record)
+    if how == "drop":
+        raw.pop(what, None)
+    else:
+        raw[what[0]] = what[1]
+    return json.dumps(raw)
+
+
+_DAMAGE = (
+    st.tuples(st.just("keep"), st.just(("x", 1)))
+    | st.tuples(st.just("cut"), st.none())
+    | st.tuples(st.just("drop"), st.sampled_from(["id", "source", "type", "time", "data"]))
+    | st.tuples(
+        st.just("set"),
+        st.tuples(
+            st.sampled_from(["schemaversion", "extensions", "subject", "data"]),
+            SCALARS | st.lists(SCALARS, max_size=2),
+        ),
+    )
+)
+
+
+@given(st.lists(st.tuples(EVENTS, _DAMAGE) | TEXT.map(lambda t: (t, None)), max_size=6), TEXT)
+def test_rows_read_as_json_reads_them_or_as_unreadable(rows: list[Any], stream: str) -> None:
+    texts = [
+        _damaged(encode_record(item[0]), item[1]) if item[1] is not None else item[0]
+        for item in rows
+    ]
+    stored = [(position, stream, text) for position, text in enumerate(texts, start=1)]
+    read = decode_rows(stored)
+    assert [type(e) for e in read] == [Event] * len(stored)
+    for event, row in zip(read, stored, strict=True):
+        for expected in (_read_as_json_reads(*row), decode_record(*row)):
+            for field in fields(Event):
+                assert same(getattr(event, field.name), getattr(expected, field.name)), field.name

@@ -114,6 +114,15 @@ def parse_time(text: str) -> datetime:
     return _parse_time.__wrapped__(text)
 
 
+def parse_time_once(text: str) -> datetime:
+    """:func:`parse_time` for a stamp read once (an input's own time), not remembered.
+
+    Remembering every input's time would cost more than parsing it, and would push out
+    the stamps that are read again and again.
+    """
+    return _parse_time.__wrapped__(text)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

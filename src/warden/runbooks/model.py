@@ -9,6 +9,7 @@ the history, never from a wall clock, so replay and restart decide the same.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -196,7 +197,11 @@ def evaluate(
         return Verdict(runbook.name, False, "the service template gave an empty name")
     if runbook.once_within is not None:
         previous = last_fired(runbook.name, key)
-        if previous and ev.parse_time(event.time) - ev.parse_time(previous) < runbook.once_within:
+        # The event's own time is parsed once here, not remembered; the last firing's is.
+        if (
+            previous
+            and ev.parse_time_once(event.time) - ev.parse_time(previous) < runbook.once_within
+        ):
             return Verdict(
                 runbook.name,
                 False,
@@ -244,6 +249,7 @@ def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@functools.lru_cache(maxsize=64)  # a few windows, spelled in every throttled verdict
 def _span(delta: timedelta) -> str:
     seconds = delta.total_seconds()
     return f"{seconds:g}s"
@@ -306,9 +312,9 @@ class RunbookAgent:
             return None
         if event.type not in self.runbook.trigger.types:
             return None
-        see = self.world
-        variables = (lambda service: world_variable(see(), service)) if see is not None else None
-        verdict = evaluate(self.runbook, event, variables, self.last_fired)
+        # The world is offered only to a runbook that reads it: evaluate asks no other.
+        reads = self.world is not None and self.runbook.reads_world
+        verdict = evaluate(self.runbook, event, self._world_of if reads else None, self.last_fired)
         if not verdict.matched:
             return verdict
         role = self.runbook.mode if self.role is None else self.role(self.runbook, verdict.service)
@@ -320,6 +326,11 @@ class RunbookAgent:
         else:
             self._pending[(verdict.service, event.time)] = (verdict, event)
         return verdict
+
+    def _world_of(self, service: str) -> dict[str, Any]:
+        """The ``world`` variable of ``service``, as the runtime sees it now."""
+        assert self.world is not None  # offered to evaluate only then
+        return world_variable(self.world(), service)
 
     def _remember(self, opened: ev.Event) -> None:
         data = opened.data

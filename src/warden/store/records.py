@@ -8,11 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import fields
-from typing import Any
+from itertools import starmap
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from warden.domain.events import Event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # One encoder, built once: json.dumps with keyword arguments builds a new one per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
@@ -64,10 +68,6 @@ _DIGIT_BYTES = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_RUN = b"0" * 19
 
 
-def _has_long_digit_run(text: str) -> bool:
-    return _LONG_RUN in text.encode("utf-8", "surrogatepass").translate(_DIGIT_BYTES)
-
-
 def decode_json(text: str) -> Any:
     """The value JSON ``text`` holds, exactly as ``json.loads`` reads it.
 
@@ -79,7 +79,9 @@ def decode_json(text: str) -> Any:
     Raises:
         ValueError: ``text`` is not JSON (``json.JSONDecodeError``).
     """
-    if not _has_long_digit_run(text):
+    # find, not ``in``: ``bytes.__contains__`` first tries its argument as one byte's
+    # value and raises (and formats) a TypeError inside before it searches for bytes.
+    if text.encode("utf-8", "surrogatepass").translate(_DIGIT_BYTES).find(_LONG_RUN) < 0:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -132,22 +134,33 @@ def decode_record(position: int, stream: str, record: str) -> Event:
         return unreadable_event(position, stream, record, reason)
 
 
+def decode_rows(rows: Iterable[tuple[int, str, str]]) -> list[Event]:
+    """The events stored rows of (position, stream, record) hold, in order.
+
+    Each is read as :func:`decode_record` reads it; a store's reads decode many rows, and
+    the loop over them runs in C.
+    """
+    return list(starmap(decode_record, rows))
+
+
 def _decode(position: int, stream: str, record: str) -> Event:
     raw = decode_json(record)
-    return filled_event(
-        raw["id"],
-        raw["source"],
-        raw["type"],
-        raw["time"],
-        raw["data"],
-        raw.get("subject", ""),
-        int(raw.get("schemaversion", 1)),
-        raw.get("traceparent", ""),
-        raw.get("correlationid", ""),
-        stream,
-        position,
-        raw.get("extensions") or {},
-    )
+    # filled_event's work without its call: each field is read, in field order, before it
+    # is set (setting a slot never fails), so a bad record raises what it raised there.
+    out: Event = _new(Event)
+    _set_id(out, raw["id"])
+    _set_source(out, raw["source"])
+    _set_type(out, raw["type"])
+    _set_time(out, raw["time"])
+    _set_data(out, raw["data"])
+    _set_subject(out, raw.get("subject", ""))
+    _set_schema_version(out, int(raw.get("schemaversion", 1)))
+    _set_traceparent(out, raw.get("traceparent", ""))
+    _set_correlation_id(out, raw.get("correlationid", ""))
+    _set_stream(out, stream)
+    _set_position(out, position)
+    _set_extensions(out, raw.get("extensions") or {})
+    return out
 
 
 # The slot setters of Event, in field order, bound once: placing, reading or admitting an

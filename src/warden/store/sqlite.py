@@ -35,7 +35,7 @@ from warden.store.damage import names_damage
 from warden.store.leases import SCHEMA as LEASES_SCHEMA
 from warden.store.leases import SQLiteLeases, take
 from warden.store.private import private_dir, private_file
-from warden.store.records import decode_record, encode_record, placed_event
+from warden.store.records import decode_record, decode_rows, encode_record, placed_event
 from warden.store.snapshots import Snapshot, check_version, decode_state, encode_state
 
 if TYPE_CHECKING:
@@ -477,7 +477,7 @@ class SQLiteEventStore:
             " ORDER BY version",
             (stream, from_version),
         )
-        return [_event_from_row(r) for r in rows]
+        return decode_rows(rows)
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Event]:
         """Events of every stream after a global position, in order."""
@@ -486,7 +486,7 @@ class SQLiteEventStore:
             " ORDER BY position LIMIT ?",
             (after_position, -1 if limit is None else limit),
         )
-        return [_event_from_row(r) for r in rows]
+        return decode_rows(rows)
 
     def stream_version(self, stream: str) -> int:
         """Number of events in ``stream``."""
