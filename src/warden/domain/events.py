@@ -153,7 +153,7 @@ def read_time(text: str) -> tuple[datetime, str]:
         else:
             # isoformat (format_time's cost) would write these same characters again.
             return moment, text[:26] + "Z"
-    moment = _parse_time.__wrapped__(text)
+    moment = parse_time_once(text)
     return moment, format_time(moment)
 
 
