@@ -54,8 +54,8 @@ def encode_json(value: Any) -> str:
     except TypeError:  # orjson.JSONEncodeError too: big ints, non-str keys, subclasses
         return _ENCODER.encode(value)
     # One scan for a rare word: a None or a "null" inside a string also takes the json
-    # path, which reads back the same.
-    if b"null" in out:
+    # path, which reads back the same. find, not ``in`` (see decode_json).
+    if out.find(b"null") >= 0:
         return _ENCODER.encode(value)
     return out.decode()
 
