@@ -8,6 +8,9 @@ CLI prints the table and writes the report.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +24,7 @@ from warden.sim.fleet import (
     OUTCOMES,
     FleetRun,
     FleetSettings,
+    WorkerLost,
     fleet_report,
     heaviest_first,
     run_fleet,
@@ -119,6 +123,26 @@ def test_the_cli_refuses_a_fleet_it_cannot_build(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--fleet", "--baseline", str(bad)])
     assert result.exit_code == 2
     assert "diagnose.median_s" in result.output and "fix:" in result.output
+
+
+def test_a_worker_that_dies_ends_the_run_with_a_reason_and_the_fix() -> None:
+    killed: list[int] = []
+
+    def kill_a_worker(phase: str, fraction: float) -> None:
+        # Once the domains are handed out, as the machine's OOM killer would.
+        if phase == "built" and not killed:
+            worker = multiprocessing.active_children()[0]
+            assert worker.pid is not None
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+
+    with pytest.raises(WorkerLost) as lost:
+        run_fleet(SMALL, kill_a_worker, workers=2)
+    assert killed
+    message = str(lost.value)
+    assert "worker process died" in message
+    assert "fewer --workers" in message
+    assert f"of {len(generate(20, 1.0, 30, 11).domains())} domains unfinished" in message
 
 
 def test_a_metric_series_ends_on_its_recovered_value_once_its_fault_is_fixed() -> None:

@@ -17,7 +17,7 @@ from rich.progress import Progress
 
 from warden.cli.options import fail
 from warden.sim.baseline import OnCallRota
-from warden.sim.fleet import FleetSettings, run_fleet
+from warden.sim.fleet import FleetSettings, WorkerLost, run_fleet
 from warden.sim.fleet_report import fleet_lines, fleet_table, render_fleet_html
 from warden.sim.format import SCHEMA_FILE, rota_json_schema
 from warden.sim.lab import LEVELS, LabSettings, failed, run_lab
@@ -203,6 +203,8 @@ def _fleet(console: Console, out: Path, settings: FleetSettings, workers: int | 
             report = run_fleet(settings, advance, workers)
         except ValueError as exc:
             raise _fail(console, str(exc)) from None
+        except WorkerLost as exc:
+            raise fail(str(exc), code=1) from None
     console.print(fleet_table(report))
     for line in fleet_lines(report):
         console.print(line, highlight=False)

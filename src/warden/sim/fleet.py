@@ -26,6 +26,7 @@ import time
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -762,6 +763,10 @@ def heaviest_first(fleet: Fleet) -> list[str]:
     return sorted(fleet.domains(), key=lambda d: (-weight[d], d))
 
 
+class WorkerLost(RuntimeError):
+    """A worker process of the fleet died before its domains were done; no report."""
+
+
 def run_fleet(
     settings: FleetSettings,
     progress: Callable[[str, float], None] | None = None,
@@ -869,6 +874,16 @@ def _run_in_processes(
             progress("built", 0.0)
         try:
             _collect(pending, queue, fractions, results, cpu, cpu_of, progress)
+        except BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            unfinished = sorted(set(domains) - {r.domain for r in results})
+            raise WorkerLost(
+                f"a fleet worker process died (killed, or out of memory) with"
+                f" {len(unfinished)} of {len(domains)} domains unfinished"
+                f" ({', '.join(unfinished[:5])}{', ...' if len(unfinished) > 5 else ''});"
+                f" fix: run again with fewer --workers or a smaller fleet"
+                f" ({workers} workers ran here)"
+            ) from None
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # what has not started, never will
             raise
@@ -906,6 +921,7 @@ __all__ = [
     "FleetRun",
     "FleetSettings",
     "ShardResult",
+    "WorkerLost",
     "by_class",
     "default_workers",
     "digest",
