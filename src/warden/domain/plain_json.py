@@ -166,8 +166,13 @@ def envelope_problem(raw: dict[str, Any]) -> tuple[str, str] | None:
     """
     for key, value in raw.items():
         if key != "data" and isinstance(value, str) and "\x00" in value:
-            return printable(key, 40), "holds a NUL character; remove it"
+            return _nul_problem(key)
     return None
+
+
+def _nul_problem(key: str) -> tuple[str, str]:
+    """The envelope's answer for an attribute ``key`` whose text holds a NUL."""
+    return printable(key, 40), "holds a NUL character; remove it"
 
 
 def scan_event(
@@ -200,8 +205,6 @@ def scan_event(
             elif not _surely_plain(value, 1, MAX_DEPTH, others, others):
                 break
         else:
-            problem = (
-                None if nul is None else (printable(nul, 40), "holds a NUL character; remove it")
-            )
+            problem = None if nul is None else _nul_problem(nul)
             return problem, ((texts, keys) if "data" in raw else None)
     return json_problem(raw) or envelope_problem(raw), None
