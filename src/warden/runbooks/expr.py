@@ -281,7 +281,7 @@ def _comparison(
 
 
 def _getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
-    """What ``path`` reaches through nested dicts, or _MISSING; as ``_flattened`` walks.
+    """What ``path`` reaches through nested dicts, or _MISSING (see ``_reach``).
 
     A path of three names (``event.data.service``, what most conditions read) is walked
     without a loop, a third of the cost.
@@ -299,15 +299,16 @@ def _getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
             return _MISSING
 
         return get3
+    return lambda value: _reach(value, path)
 
-    def get(value: Any) -> Any:
-        for name in path:
-            if not isinstance(value, dict) or name not in value:
-                return _MISSING
-            value = value[name]
-        return value
 
-    return get
+def _reach(value: Any, path: tuple[str, ...]) -> Any:
+    """What ``path`` reaches through nested dicts from ``value``, or _MISSING."""
+    for name in path:
+        if not isinstance(value, dict) or name not in value:
+            return _MISSING
+        value = value[name]
+    return value
 
 
 def _flattened(
@@ -316,12 +317,8 @@ def _flattened(
     """Each path's value as one variable; a path the event lacks is left undeclared."""
     out: dict[str, Any] = {}
     for path, flat_name in zip(paths, names, strict=True):
-        value: Any = variables
-        for name in path:
-            if not isinstance(value, dict) or name not in value:
-                break
-            value = value[name]
-        else:
+        value = _reach(variables, path)
+        if value is not _MISSING:
             out[flat_name] = value
     return out
 
